@@ -1,0 +1,400 @@
+"""SQLite schema, connections and queries: the only module that writes SQL.
+
+The database is a plain file so a shop can run the engine with nothing else
+installed. WAL lets the API read while a retrain or an import writes; foreign
+keys and CHECK constraints keep bad rows out even when a caller forgets to
+validate. Every public write runs inside :func:`transaction`, so a failure
+rolls back completely.
+
+Times: ``interactions.occurred_at`` is Unix seconds (UTC) as an INTEGER because
+it is the one column read in bulk (millions of rows per retrain) and compared
+numerically; every other timestamp is ISO 8601 UTC text, dates are
+``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import sqlite_utils
+
+# Each migration is a list of statements; ``MIGRATIONS[i]`` brings a database
+# from version i to version i + 1. Append, never edit: a database made by this
+# version must open in every later one.
+MIGRATIONS: list[list[str]] = [
+    # 1: the data model of DESIGN.md
+    [
+        """CREATE TABLE customers (
+            id TEXT PRIMARY KEY CHECK (length(id) > 0),
+            email TEXT,
+            name TEXT,
+            birth_date TEXT CHECK (birth_date IS NULL OR birth_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+            anniversary_date TEXT CHECK (anniversary_date IS NULL OR anniversary_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE products (
+            id TEXT PRIMARY KEY CHECK (length(id) > 0),
+            name TEXT NOT NULL,
+            category TEXT,
+            price REAL CHECK (price IS NULL OR price >= 0),
+            in_stock INTEGER CHECK (in_stock IS NULL OR in_stock >= 0),
+            hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+            available_until TEXT
+        )""",
+        "CREATE INDEX products_category ON products(category)",
+        """CREATE TABLE interactions (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+            event_type TEXT NOT NULL CHECK (length(event_type) > 0),
+            quantity REAL NOT NULL DEFAULT 1 CHECK (quantity > 0),
+            occurred_at INTEGER NOT NULL
+        )""",
+        # The natural key makes re-imports idempotent and serves per-customer lookups.
+        """CREATE UNIQUE INDEX interactions_natural_key
+            ON interactions(customer_id, product_id, event_type, occurred_at)""",
+        "CREATE INDEX interactions_product_time ON interactions(product_id, occurred_at)",
+        "CREATE INDEX interactions_time ON interactions(occurred_at)",
+        """CREATE TABLE consents (
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL CHECK (length(purpose) > 0),
+            granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+            updated_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (customer_id, purpose)
+        )""",
+        "CREATE INDEX consents_purpose ON consents(purpose, granted)",
+        """CREATE TABLE consent_log (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL,
+            old_granted INTEGER CHECK (old_granted IS NULL OR old_granted IN (0, 1)),
+            new_granted INTEGER NOT NULL CHECK (new_granted IN (0, 1)),
+            source TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX consent_log_customer ON consent_log(customer_id, id)",
+        # Append-only: history may be erased with its customer, never rewritten.
+        """CREATE TRIGGER consent_log_append_only BEFORE UPDATE ON consent_log
+            BEGIN SELECT RAISE(ABORT, 'consent_log is append-only'); END""",
+        """CREATE TABLE offers (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            occasion TEXT NOT NULL CHECK (occasion IN ('birthday', 'anniversary')),
+            occasion_year INTEGER NOT NULL,
+            code TEXT NOT NULL UNIQUE,
+            products TEXT NOT NULL,
+            discount REAL NOT NULL CHECK (discount > 0 AND discount < 100),
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (customer_id, occasion, occasion_year),
+            CHECK (valid_from <= valid_until)
+        )""",
+        "CREATE INDEX offers_campaign ON offers(campaign_id)",
+        """CREATE TABLE models (
+            version TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,
+            engine TEXT NOT NULL DEFAULT 'implicit',
+            params TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            consent_snapshot TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('candidate', 'published', 'rejected', 'retired'))
+        )""",
+        # customer_id has no foreign key: unknown shoppers are served too.
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT,
+            created_at TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model_version TEXT,
+            mode TEXT NOT NULL,
+            reason TEXT,
+            product_ids TEXT NOT NULL
+        )""",
+        "CREATE INDEX decisions_customer ON decisions(customer_id, created_at)",
+        "CREATE INDEX decisions_created ON decisions(created_at)",
+    ],
+    # 2: access control and proof of erasure
+    [
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin')),
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        """CREATE TABLE erasures (
+            subject_hash TEXT PRIMARY KEY,
+            erased_at TEXT NOT NULL
+        )""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = (
+    "customers", "products", "interactions", "consents", "consent_log",
+    "offers", "models", "decisions", "api_keys", "erasures",
+)
+
+
+def utcnow() -> str:
+    """Current time as ISO 8601 UTC text, the format of every text timestamp."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def connect(path: str | Path, *, migrate: bool = True, target_version: int | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) the database, set the pragmas and bring the schema up to date."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    if migrate:
+        migrate_schema(db, target_version)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if not db["schema_version"].exists():
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate_schema(db: sqlite_utils.Database, target_version: int | None = None) -> int:
+    """Apply the forward migrations this database lacks, each in its own transaction."""
+    target = SCHEMA_VERSION if target_version is None else target_version
+    with transaction(db):
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
+        )
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"database schema version {current} is newer than this engine ({SCHEMA_VERSION}); upgrade the engine"
+        )
+    for version in range(current + 1, target + 1):
+        with transaction(db):
+            for statement in MIGRATIONS[version - 1]:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+    return schema_version(db)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One all-or-nothing unit of work; nests as a savepoint."""
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"sp_{id(object())}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield db
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return {t: db[t].count for t in TABLES if db[t].exists()}
+
+
+def existing_ids(db: sqlite_utils.Database, table: str) -> set[str]:
+    if table not in ("customers", "products"):
+        raise ValueError(table)
+    return {row[0] for row in db.execute(f"SELECT id FROM {table}")}
+
+
+def _changes(db: sqlite_utils.Database) -> int:
+    return db.conn.total_changes
+
+
+# --- writes ------------------------------------------------------------------
+
+CUSTOMER_COLUMNS = ("id", "email", "name", "birth_date", "anniversary_date", "timezone", "created_at")
+PRODUCT_COLUMNS = ("id", "name", "category", "price", "in_stock", "hidden", "available_until")
+INTERACTION_COLUMNS = ("customer_id", "product_id", "event_type", "quantity", "occurred_at")
+
+
+def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    cols = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def upsert_customers(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> None:
+    """Insert or update customers given as tuples in ``CUSTOMER_COLUMNS`` order."""
+    with transaction(db):
+        db.conn.executemany(_upsert_sql("customers", CUSTOMER_COLUMNS, ("id",)), rows)
+
+
+def upsert_products(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> None:
+    """Insert or update products given as tuples in ``PRODUCT_COLUMNS`` order."""
+    with transaction(db):
+        db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), rows)
+
+
+def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert rows whose id is new, leaving existing ones untouched; returns how many were new."""
+    columns = {"customers": CUSTOMER_COLUMNS, "products": PRODUCT_COLUMNS}[table]
+    sql = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    with transaction(db):
+        before = _changes(db)
+        db.conn.executemany(sql, rows)
+        return _changes(db) - before
+
+
+def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> int:
+    """Store events keyed by (customer, product, type, time); a repeated key replaces the quantity.
+
+    Replacing (not adding) is what makes re-importing a file a no-op. Returns the
+    number of rows that were new.
+    """
+    with transaction(db):
+        before = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+        db.conn.executemany(
+            _upsert_sql("interactions", INTERACTION_COLUMNS, ("customer_id", "product_id", "event_type", "occurred_at")),
+            rows,
+        )
+        return db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
+
+
+def add_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> list[int]:
+    """Store live events; a repeat of the same key within one second adds to its quantity."""
+    sql = (
+        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
+        "DO UPDATE SET quantity = quantity + excluded.quantity RETURNING id"
+    )
+    with transaction(db):
+        return [db.execute(sql, list(r)).fetchone()[0] for r in rows]
+
+
+def set_consents(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, bool, str, str]]) -> int:
+    """Record consent states ``(customer_id, purpose, granted, updated_at, source)``.
+
+    Every real change (including a first record) is appended to ``consent_log``;
+    a row that repeats the current state changes nothing and logs nothing, so
+    re-importing a consent file is harmless. Returns the number of changes.
+    """
+    changed = 0
+    with transaction(db):
+        for customer_id, purpose, granted, updated_at, source in rows:
+            row = db.execute(
+                "SELECT granted FROM consents WHERE customer_id = ? AND purpose = ?", [customer_id, purpose]
+            ).fetchone()
+            old = None if row is None else int(row[0])
+            new = int(bool(granted))
+            if old == new:
+                continue
+            db.execute(
+                "INSERT INTO consents (customer_id, purpose, granted, updated_at, source) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (customer_id, purpose) DO UPDATE SET granted = excluded.granted, "
+                "updated_at = excluded.updated_at, source = excluded.source",
+                [customer_id, purpose, new, updated_at, source],
+            )
+            db.execute(
+                "INSERT INTO consent_log (customer_id, purpose, old_granted, new_granted, source, changed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [customer_id, purpose, old, new, source, updated_at],
+            )
+            changed += 1
+    return changed
+
+
+# --- reads -------------------------------------------------------------------
+
+
+def consenting_customers(db: sqlite_utils.Database, purpose: str) -> list[str]:
+    """Ids of customers whose consent for ``purpose`` is granted (absent = not granted)."""
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1 ORDER BY customer_id", [purpose]
+        )
+    ]
+
+
+def has_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> bool:
+    row = db.execute(
+        "SELECT granted FROM consents WHERE customer_id = ? AND purpose = ?", [customer_id, purpose]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalization") -> dict[str, np.ndarray]:
+    """Every interaction of customers who granted ``purpose``, as column arrays.
+
+    Customer and product ids come back as integer codes into the returned
+    ``customer_ids`` / ``product_ids`` / ``event_types`` arrays, so callers never
+    hold millions of Python strings.
+    """
+    customer_ids = np.array(consenting_customers(db, purpose), dtype=object)
+    product_ids = np.array([r[0] for r in db.execute("SELECT id FROM products ORDER BY id")], dtype=object)
+    cust_index = {c: i for i, c in enumerate(customer_ids)}
+    prod_index = {p: i for i, p in enumerate(product_ids)}
+    type_index: dict[str, int] = {}
+    cur = db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, i.quantity, i.occurred_at "
+        "FROM interactions i JOIN consents c ON c.customer_id = i.customer_id "
+        "AND c.purpose = ? AND c.granted = 1",
+        [purpose],
+    )
+    users: list[int] = []
+    items: list[int] = []
+    types: list[int] = []
+    qty: list[float] = []
+    times: list[int] = []
+    while True:
+        batch = cur.fetchmany(100_000)
+        if not batch:
+            break
+        for c, p, e, q, t in batch:
+            users.append(cust_index[c])
+            items.append(prod_index[p])
+            code = type_index.get(e)
+            if code is None:
+                code = type_index[e] = len(type_index)
+            types.append(code)
+            qty.append(q)
+            times.append(t)
+    return {
+        "customer_ids": customer_ids,
+        "product_ids": product_ids,
+        "event_types": np.array(list(type_index), dtype=object),
+        "user": np.asarray(users, dtype=np.int32),
+        "item": np.asarray(items, dtype=np.int32),
+        "event": np.asarray(types, dtype=np.int16),
+        "quantity": np.asarray(qty, dtype=np.float32),
+        "time": np.asarray(times, dtype=np.int64),
+    }

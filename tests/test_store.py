@@ -1,0 +1,83 @@
+import sqlite3
+
+import pytest
+
+from recommender import store
+from recommender.errors import ConfigError
+
+
+def test_new_database_has_every_table_and_pragmas(db):
+    assert store.schema_version(db) == store.SCHEMA_VERSION
+    for table in store.TABLES:
+        assert db[table].exists(), table
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    index_names = {i.name for i in db["interactions"].indexes}
+    assert "interactions_natural_key" in index_names
+
+
+def test_migration_from_version_1_keeps_data(tmp_path):
+    path = tmp_path / "old.db"
+    old = store.connect(path, target_version=1)
+    assert store.schema_version(old) == 1
+    assert not old["api_keys"].exists()
+    store.upsert_customers(old, [("c1", None, "Ann", None, None, "UTC", "2025-01-01T00:00:00Z")])
+    old.conn.close()
+
+    new = store.connect(path)
+    assert store.schema_version(new) == store.SCHEMA_VERSION
+    assert new["api_keys"].exists() and new["erasures"].exists()
+    assert [r["name"] for r in new["customers"].rows] == ["Ann"]
+    versions = [r["version"] for r in new["schema_version"].rows]
+    assert versions == list(range(1, store.SCHEMA_VERSION + 1))
+    # Opening again is a no-op.
+    assert store.migrate_schema(new) == store.SCHEMA_VERSION
+    assert new["schema_version"].count == store.SCHEMA_VERSION
+
+
+def test_database_from_a_newer_engine_is_refused(db, settings):
+    db.execute("INSERT INTO schema_version VALUES (?, ?)", [store.SCHEMA_VERSION + 1, store.utcnow()])
+    with pytest.raises(ConfigError, match="newer than this engine"):
+        store.connect(settings.db)
+
+
+def test_constraints_reject_bad_rows(db):
+    with pytest.raises(sqlite3.IntegrityError):
+        store.upsert_products(db, [("p1", "Mug", None, -1.0, None, 0, None)])
+    with pytest.raises(sqlite3.IntegrityError):  # foreign key: no such customer
+        store.upsert_interactions(db, [("ghost", "p1", "view", 1.0, 0)])
+    assert db["products"].count == 0 and db["interactions"].count == 0
+
+
+def test_transaction_rolls_back_everything(db):
+    with pytest.raises(RuntimeError):
+        with store.transaction(db):
+            store.upsert_customers(db, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
+            raise RuntimeError("boom")
+    assert db["customers"].count == 0
+
+
+def test_consent_changes_are_logged_once_and_log_is_append_only(db):
+    store.upsert_customers(db, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
+    assert store.set_consents(db, [("c1", "marketing", True, "2025-01-01T00:00:00Z", "signup")]) == 1
+    assert store.set_consents(db, [("c1", "marketing", True, "2025-02-01T00:00:00Z", "signup")]) == 0
+    assert store.set_consents(db, [("c1", "marketing", False, "2025-03-01T00:00:00Z", "api")]) == 1
+    log = list(db.query("SELECT old_granted, new_granted, source FROM consent_log ORDER BY id"))
+    assert log == [
+        {"old_granted": None, "new_granted": 1, "source": "signup"},
+        {"old_granted": 1, "new_granted": 0, "source": "api"},
+    ]
+    assert not store.has_consent(db, "c1", "marketing")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE consent_log SET new_granted = 1")
+
+
+def test_live_events_accumulate_while_imports_replace(db):
+    store.upsert_customers(db, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
+    store.upsert_products(db, [("p1", "Mug", None, 1.0, None, 0, None)])
+    store.upsert_interactions(db, [("c1", "p1", "view", 2.0, 100)])
+    store.upsert_interactions(db, [("c1", "p1", "view", 2.0, 100)])
+    assert [r["quantity"] for r in db["interactions"].rows] == [2.0]
+    store.add_interactions(db, [("c1", "p1", "view", 1.0, 100)])
+    assert [r["quantity"] for r in db["interactions"].rows] == [3.0]
