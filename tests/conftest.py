@@ -63,3 +63,20 @@ def small_shop(db, settings, tmp_path):
     for kind in ("customers", "products", "interactions", "consents"):
         imports.import_file(db, kind, tmp_path / f"{kind}.csv", settings)
     return db
+
+
+@pytest.fixture
+def sample_db(db, settings):
+    """The bundled demo shop, loaded through the real importer."""
+    from recommender import imports
+
+    imports.load_sample(db, settings)
+    return db
+
+
+@pytest.fixture
+def fast_settings(settings):
+    """Small, quick ALS settings for tests that train repeatedly."""
+    settings.als.factors = 16
+    settings.als.iterations = 8
+    return settings

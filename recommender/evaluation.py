@@ -1,0 +1,159 @@
+"""The evaluation protocol every model is judged by (see DESIGN.md).
+
+A global temporal split at a quantile of event time (80 % by default): the
+model sees only the past and is asked to predict what each customer turns to
+next. Test customers are those with history before the cut; their relevant
+items are the products they interact with after the cut and had not touched
+before it, so re-buying the same mug does not count as insight. Already-seen
+items are filtered from every list. The popularity baseline is always scored
+on the same split, because a number without a baseline says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import ALSSettings, EvaluationSettings
+from .interactions import Interactions
+from .model import FactorModel, batch_top_k
+
+METRICS = ("precision", "recall", "ndcg", "map")
+
+
+@dataclass
+class Split:
+    """Train matrix, relevant test items and the evaluated users of one temporal split."""
+
+    cut_time: int
+    train_mask: np.ndarray
+    train: sp.csr_matrix  # confidences, events before the cut
+    relevant: sp.csr_matrix  # binary, new items after the cut
+    users: np.ndarray  # evaluated user indices (maybe sampled)
+    eligible_users: int
+
+
+def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSettings,
+                   base_mask: np.ndarray | None = None) -> Split:
+    """Split ``data`` (or the events selected by ``base_mask``) at the time quantile."""
+    times = data.time if base_mask is None else data.time[base_mask]
+    if len(times) == 0:
+        raise ValueError("no interactions to split")
+    cut = int(np.quantile(times, settings.cut_quantile, method="higher"))
+    in_scope = np.ones(len(data), dtype=bool) if base_mask is None else base_mask
+    train_mask = in_scope & (data.time < cut)
+    test_mask = in_scope & (data.time >= cut)
+    train = data.matrix(als, train_mask, reference_time=cut)
+    seen = train.copy()
+    seen.data = np.ones_like(seen.data)
+    test = sp.csr_matrix(
+        (np.ones(int(test_mask.sum()), dtype=np.float32), (data.user[test_mask], data.item[test_mask])),
+        shape=data.shape,
+    )
+    test.sum_duplicates()
+    test.data[:] = 1.0
+    relevant = (test - test.multiply(seen)).tocsr()
+    relevant.eliminate_zeros()
+    has_history = np.diff(train.indptr) > 0
+    has_relevant = np.diff(relevant.indptr) > 0
+    users = np.flatnonzero(has_history & has_relevant)
+    eligible = len(users)
+    if settings.max_users and eligible > settings.max_users:
+        rng = np.random.default_rng(settings.seed)
+        users = np.sort(rng.choice(users, size=settings.max_users, replace=False))
+    return Split(cut, train_mask, train, relevant, users, eligible)
+
+
+def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> dict[str, float]:
+    """Mean precision, recall, NDCG and MAP at k over ``users``.
+
+    ``top[j]`` is the ranked list for ``users[j]`` (-1 = no item). Recall
+    divides by all relevant items; MAP@k divides by min(|relevant|, k).
+    """
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    totals = dict.fromkeys(METRICS, 0.0)
+    for row, user in enumerate(users):
+        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
+        if len(rel) == 0:
+            continue
+        ranked = top[row, :k]
+        hits = np.isin(ranked, rel) & (ranked >= 0)
+        n_hits = int(hits.sum())
+        ideal = discounts[: min(len(rel), k)].sum()
+        totals["precision"] += n_hits / k
+        totals["recall"] += n_hits / len(rel)
+        totals["ndcg"] += float(discounts[hits].sum() / ideal)
+        if n_hits:
+            precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+            totals["map"] += float(precision_at_hit.sum() / min(len(rel), k))
+    n = max(len(users), 1)
+    return {m: totals[m] / n for m in METRICS}
+
+
+@dataclass
+class Scores:
+    metrics: dict[str, float]
+    coverage: float
+    curve: dict[str, list[float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{m: round(v, 6) for m, v in self.metrics.items()}, "coverage": round(self.coverage, 6)}
+
+
+def score_lists(top: np.ndarray, split: Split, k: int, n_items: int, curve_k: int = 0) -> Scores:
+    metrics = ranking_metrics(top, split.relevant, split.users, k)
+    shown = top[:, :k]
+    coverage = len(np.unique(shown[shown >= 0])) / max(n_items, 1)
+    curve: dict[str, list[float]] = {}
+    if curve_k:
+        per_k = [ranking_metrics(top, split.relevant, split.users, kk) for kk in range(1, curve_k + 1)]
+        curve = {m: [p[m] for p in per_k] for m in METRICS}
+    return Scores(metrics, coverage, curve)
+
+
+def popularity(train: sp.csr_matrix) -> np.ndarray:
+    """Item popularity: how many distinct customers touched each item in training."""
+    return np.diff(train.tocsc().indptr).astype(np.float32)
+
+
+def evaluate_model(model: FactorModel, split: Split, k: int, curve_k: int = 0) -> Scores:
+    depth = max(k, curve_k)
+    top = batch_top_k(np.asarray(model.user_factors)[split.users], np.asarray(model.item_factors),
+                      split.train[split.users], depth)
+    return score_lists(top, split, k, len(model.item_ids), curve_k)
+
+
+def popular_not_seen(order: np.ndarray, seen: sp.csr_matrix, users: np.ndarray, depth: int) -> np.ndarray:
+    """For each user, the first ``depth`` items of the global ``order`` they have not seen."""
+    top = np.full((len(users), depth), -1, dtype=np.int64)
+    for row, user in enumerate(users):
+        own = seen.indices[seen.indptr[user]:seen.indptr[user + 1]]
+        head = order[: depth + len(own)]
+        picked = head[~np.isin(head, own)][:depth]
+        top[row, : len(picked)] = picked
+    return top
+
+
+def evaluate_popularity(split: Split, k: int, curve_k: int = 0) -> Scores:
+    depth = max(k, curve_k)
+    order = np.argsort(-popularity(split.train), kind="stable")
+    top = popular_not_seen(order, split.train, split.users, depth)
+    return score_lists(top, split, k, split.train.shape[1], curve_k)
+
+
+def report_payload(model_scores: Scores, popular_scores: Scores, split: Split, k: int,
+                   params: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` object of ``recommender evaluate`` (also stored in each model's manifest)."""
+    return {
+        "k": k,
+        "users": int(len(split.users)),
+        "eligible_users": int(split.eligible_users),
+        "cut_time": int(split.cut_time),
+        "model": model_scores.as_dict(),
+        "popularity": popular_scores.as_dict(),
+        "params": params,
+    }
+

@@ -1,0 +1,165 @@
+"""The retraining job: matrix → fit → evaluate → release gate → publish.
+
+One fit is evaluated on the temporal split, then continued for a couple of
+iterations on all data (warm start) to become the published model: the
+metrics describe the recipe on unseen future data, and the published factors
+still know this week's behaviour, for about the cost of one fit instead of two.
+
+Whatever happens, the previous ``CURRENT`` model keeps serving until the new
+one is completely on disk and has passed the gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sqlite_utils
+
+from . import evaluation, interactions, registry, store
+from .config import Settings
+from .engines import get_engine
+from .errors import GateRefused, ModelError, ValidationError
+from .model import FactorModel
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Evaluation:
+    payload: dict[str, Any]
+    model: FactorModel
+    split: evaluation.Split
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+def model_params(settings: Settings, engine: str) -> dict[str, Any]:
+    return {"engine": engine, "als": dataclasses.asdict(settings.als), "event_weights": dict(settings.event_weights)}
+
+
+def consent_snapshot(user_ids: Any) -> dict[str, Any]:
+    """How many customers trained the model and a hash of exactly which ones."""
+    digest = hashlib.sha256()
+    for uid in sorted(user_ids):
+        digest.update(str(uid).encode())
+        digest.update(b"\n")
+    return {"purpose": interactions.PERSONALIZATION, "customers": len(user_ids), "customer_ids_sha256": digest.hexdigest()}
+
+
+def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Interactions:
+    data = interactions.load(db, settings)
+    if len(data) == 0:
+        raise ValidationError("no interactions from customers with personalization consent: nothing to train on")
+    return data
+
+
+def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", progress: bool = False,
+             curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet) -> Evaluation:
+    """Fit on the past of the temporal split and score model and popularity on its future."""
+    data = data if data is not None else load_data(db, settings)
+    log(f"{len(data):,} interactions, {data.shape[0]:,} customers x {data.shape[1]:,} products")
+    split = evaluation.temporal_split(data, settings.als, settings.evaluation)
+    if len(split.users) == 0:
+        raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
+    log(f"fitting on events before the {settings.evaluation.cut_quantile:.0%} time cut ({split.train.nnz:,} pairs)")
+    fitted = get_engine(engine).fit(split.train, data.user_ids, data.item_ids, settings.als, progress=progress)
+    k = settings.evaluation.k
+    model_scores = evaluation.evaluate_model(fitted, split, k, curve_k)
+    popular_scores = evaluation.evaluate_popularity(split, k, curve_k)
+    payload = evaluation.report_payload(model_scores, popular_scores, split, k, model_params(settings, engine))
+    return Evaluation(payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve})
+
+
+def gate(new: dict[str, Any], current: dict[str, Any] | None, current_version: str | None) -> str | None:
+    """Why the new model must not replace the current one, or None when it may."""
+    k = new["k"]
+    ndcg, baseline = new["model"]["ndcg"], new["popularity"]["ndcg"]
+    if not ndcg > baseline:
+        return f"new model NDCG@{k} {ndcg:.4f} is not above the popularity baseline's {baseline:.4f}"
+    if current is not None:
+        previous = current.get("model", {}).get("ndcg")
+        if previous is not None and ndcg < previous:
+            return f"new model NDCG@{k} {ndcg:.4f} is below the current model {current_version}'s {previous:.4f}"
+    return None
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: str
+    published: bool
+    metrics: dict[str, Any]
+    data: dict[str, int]
+    gate: str | None
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", publish: bool = False,
+          force: bool = False, progress: bool = False, log: Log = _quiet) -> TrainResult:
+    """Run the whole retrain; raises :class:`GateRefused` (after recording why) when the gate says no."""
+    timings: dict[str, float] = {}
+    started = last = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        timings[name] = round(now - last, 3)
+        last = now
+
+    reg = registry.Registry(settings.model_dir)
+    reg.clean_temporary()
+    data = load_data(db, settings)
+    lap("load")
+    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log)
+    lap("fit_and_evaluate")
+    log(f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
+        f"popularity {result.payload['popularity']['ndcg']:.4f}")
+    full = data.matrix(settings.als)
+    model = result.model
+    if settings.als.refit_iterations:
+        log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iterations")
+        model = get_engine(engine).fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
+                                       warm_start=model, iterations=settings.als.refit_iterations)
+    lap("refit")
+    version = registry.new_version()
+    counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
+              "pairs": int(full.nnz), "reference_time": int(data.time.max())}
+    model.manifest.update(
+        version=version, created_at=store.utcnow(), engine=engine, params=model_params(settings, engine),
+        data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
+    )
+    path = reg.save(model, version)
+    registry.record(db, model, path, "candidate")
+    lap("save")
+
+    current_version = reg.current_version()
+    current_metrics = None
+    if current_version:
+        try:
+            current_metrics = reg.load(current_version).manifest.get("metrics")
+        except ModelError as exc:
+            log(f"current model {current_version} cannot be loaded ({exc}); gating against the baseline only")
+    refusal = gate(result.payload, current_metrics, current_version)
+    published = False
+    if publish:
+        if refusal and not force:
+            registry.set_status(db, version, "rejected")
+            reg.remove(version)
+            raise GateRefused(f"not published: {refusal} (use --force to publish anyway)")
+        reg.set_current(version)
+        registry.set_status(db, version, "published")
+        published = True
+        log(f"published {version}")
+    lap("publish")
+    timings["total"] = round(time.perf_counter() - started, 3)
+    return TrainResult(version, str(path), published, result.payload, counts, refusal, timings)
