@@ -1,0 +1,77 @@
+"""The HTTP face of the engine: a Flask application factory and one blueprint per resource.
+
+Views parse, call one function of :mod:`recommender.service` and return its
+result; every error becomes ``{"error": {"code", "message"}}`` in
+:mod:`api.errors`, the one place that maps exceptions to status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Mapping
+
+from flask import Flask, g
+
+from recommender import store
+from recommender.config import Settings, load_settings
+from recommender.service import LiveModel, Service
+
+log = logging.getLogger("recommender.api")
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` is a :class:`Settings`, a mapping of overrides, or None (environment)."""
+    settings = config if isinstance(config, Settings) else load_settings(overrides=dict(config or {}))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: 1,000 events fit with room to spare
+    app.config["SETTINGS"] = settings
+    live = LiveModel(str(settings.model_dir), check_interval=settings.serve.model_check_seconds,
+                     catalogue_ttl=settings.serve.catalogue_ttl_seconds)
+    app.extensions["recommender"] = Service(settings, live)
+    store.connect(settings.db).conn.close()  # create or migrate once, not per request
+
+    from . import auth, customers, errors, events, metrics, ops, products
+
+    errors.register(app)
+    metrics.register(app)
+    auth.register(app)
+    for module in (customers, products, events, ops):
+        app.register_blueprint(module.bp)
+
+    @app.teardown_appcontext
+    def end_transaction(_exc: BaseException | None) -> None:
+        db = g.pop("db", None)
+        if db is not None and db.conn.in_transaction:
+            db.conn.rollback()  # a failed request never leaves a transaction open
+
+    return app
+
+
+_local = threading.local()
+
+
+def get_db():
+    """The request's database handle.
+
+    One SQLite connection per worker thread, opened on first use and reused by
+    later requests: opening one (and setting its pragmas) costs more than the
+    queries of a typical request.
+    """
+    if "db" not in g:
+        from flask import current_app
+
+        path = str(current_app.config["SETTINGS"].db)
+        cached = getattr(_local, "connections", None)
+        if cached is None:
+            cached = _local.connections = {}
+        if path not in cached:
+            cached[path] = store.connect(path, migrate=False)
+        g.db = cached[path]
+    return g.db
+
+
+def get_service() -> Service:
+    from flask import current_app
+
+    return current_app.extensions["recommender"]

@@ -65,7 +65,9 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 0  # 0 = min(2 * cores + 1, 8)
-    max_n: int = 100
+    # How often a worker looks at the CURRENT pointer, and refreshes product data.
+    model_check_seconds: float = 1.0
+    catalogue_ttl_seconds: float = 60.0
 
 
 @dataclass

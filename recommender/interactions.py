@@ -104,8 +104,11 @@ def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None
     raw = store.interaction_arrays(db, PERSONALIZATION)
     weight = _weights(raw["event_types"], raw["event"], raw["quantity"], settings.event_weights)
     keep = weight > 0  # event types no longer configured carry no signal
-    user_codes, user = np.unique(raw["user"][keep], return_inverse=True)
-    user_ids = raw["customer_ids"][user_codes]
+    # Keep only consenting customers that have events; renumber them densely.
+    present = np.bincount(raw["user"][keep], minlength=len(raw["customer_ids"])) > 0
+    new_code = np.cumsum(present) - 1
+    user = new_code[raw["user"][keep]]
+    user_ids = raw["customer_ids"][present]
     item_ids = raw["product_ids"]
     as_of = as_of or dt.date.today()
     hidden = store.unrecommendable_products(db, as_of.isoformat())
@@ -128,13 +131,17 @@ def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None
 
 def customer_confidences(db: sqlite_utils.Database, settings: Settings, customer_id: str,
                          item_index: dict[str, int], reference_time: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    return confidences_of(store.customer_events(db, customer_id), settings, item_index, reference_time)
+
+
+def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, item_index: dict[str, int],
+                   reference_time: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One customer's confidence row, by the same rules as the training matrix (for fold-in).
 
     Time decay counts from ``reference_time`` (the newest event the model was
     trained on) or from this customer's newest event, whichever is later, just
     as the training matrix counts from the newest event overall.
     """
-    rows = store.customer_events(db, customer_id)
     if not rows:
         return np.zeros(0, np.int32), np.zeros(0, np.float32)
     items, weights, times = [], [], []

@@ -49,6 +49,8 @@ class FactorModel:
     item_ids: list[str]
     regularization: float
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Per-item arrays computed beside the factors (popularity, bought-together).
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.user_factors.shape[0] != len(self.user_ids) or self.item_factors.shape[0] != len(self.item_ids):
@@ -102,15 +104,23 @@ class FactorModel:
 
         ``exclude`` are item indices never returned (already seen, hidden, asked
         to leave out); ``allow`` is a boolean mask over items, False = never.
+        Scoring and selection run in implicit's C++ top-k, single-threaded:
+        a server runs one request per worker process.
         """
-        scores = self.scores(user_vector).astype(np.float32, copy=True)
-        if allow is not None:
-            scores[~allow] = -np.inf
+        from implicit.cpu.topk import topk
+
         exclude = np.fromiter(exclude, dtype=np.int64) if not isinstance(exclude, np.ndarray) else exclude
-        if len(exclude):
-            scores[exclude] = -np.inf
-        top = _top_k(scores, n)
-        return top, scores[top]
+        banned = exclude.astype(np.int32)
+        if allow is not None:
+            banned = np.union1d(banned, np.flatnonzero(~allow).astype(np.int32))
+        n = min(n, len(self.item_ids))
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids, scores = topk(self.item_factors, np.asarray(user_vector, dtype=np.float32)[None, :], n,
+                           filter_items=banned if len(banned) else None, num_threads=1)
+        ids, scores = ids[0].astype(np.int64), scores[0]
+        keep = scores > np.finfo(np.float32).min
+        return ids[keep], scores[keep]
 
     def similar_items(self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Items nearest by cosine of their factors, excluding the item itself."""
@@ -163,10 +173,17 @@ class FactorModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         checksums = {}
-        for name, array in zip(FACTOR_FILES, (self.user_factors, self.item_factors)):
+        arrays = {
+            FACTOR_FILES[0]: np.ascontiguousarray(self.user_factors, dtype=np.float32),
+            FACTOR_FILES[1]: np.ascontiguousarray(self.item_factors, dtype=np.float32),
+            **{f"signal_{name}.npy": np.ascontiguousarray(a) for name, a in self.signals.items()},
+        }
+        for name, array in arrays.items():
+            if name.startswith("signal_") and array.shape[0] != len(self.item_ids):
+                raise ModelError(f"signal {name} has {array.shape[0]} rows for {len(self.item_ids)} items")
             path = directory / name
             with open(path, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array, dtype=np.float32))
+                np.save(fh, array, allow_pickle=False)
                 fh.flush()
                 os.fsync(fh.fileno())
             checksums[name] = _sha256(path)
@@ -183,6 +200,7 @@ class FactorModel:
             users=len(self.user_ids),
             items=len(self.item_ids),
             regularization=self.regularization,
+            signals=sorted(self.signals),
             checksums=checksums,
         )
         with open(directory / MANIFEST_FILE, "w", encoding="utf-8") as fh:
@@ -192,12 +210,9 @@ class FactorModel:
         self.manifest = manifest
         return manifest
 
-    @classmethod
-    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> "FactorModel":
-        """Load an artifact; refuse anything incomplete, corrupt or of an unknown format.
-
-        Factors are memory-mapped, so server workers on one machine share pages.
-        """
+    @staticmethod
+    def read_manifest(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
+        """The manifest of a complete, uncorrupted artifact (checksums verified), without loading it."""
         directory = Path(directory)
         try:
             manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
@@ -207,12 +222,29 @@ class FactorModel:
                 for name, expected in manifest["checksums"].items():
                     if _sha256(directory / name) != expected:
                         raise ModelError(f"{directory}: checksum mismatch in {name}")
+            return manifest
+        except ModelError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{directory}: cannot load model ({exc.__class__.__name__}: {exc})") from None
+
+    @classmethod
+    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> "FactorModel":
+        """Load an artifact; refuse anything incomplete, corrupt or of an unknown format.
+
+        Factors are memory-mapped, so server workers on one machine share pages.
+        """
+        directory = Path(directory)
+        manifest = cls.read_manifest(directory, verify=verify)
+        try:
             ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
             mode = "r" if mmap else None
             user_factors = np.load(directory / FACTOR_FILES[0], mmap_mode=mode, allow_pickle=False)
             item_factors = np.load(directory / FACTOR_FILES[1], mmap_mode=mode, allow_pickle=False)
+            signals = {name: np.load(directory / f"signal_{name}.npy", allow_pickle=False)
+                       for name in manifest.get("signals", [])}
             return cls(user_factors, item_factors, ids["users"], ids["items"],
-                       float(manifest["regularization"]), manifest)
+                       float(manifest["regularization"]), manifest, signals)
         except ModelError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -77,8 +77,8 @@ class Registry:
         return text or None
 
     def set_current(self, version: str) -> None:
-        """Move the pointer; refuses a version that does not load."""
-        FactorModel.load(self.path(version))
+        """Move the pointer; refuses a version that is incomplete or corrupt."""
+        FactorModel.read_manifest(self.path(version))
         tmp = self.root / f"{POINTER}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(version + "\n")
@@ -92,6 +92,9 @@ class Registry:
         if version is None:
             raise ModelError(f"no published model in {self.root} (run: recommender train --publish)")
         return FactorModel.load(self.path(version))
+
+    def manifest(self, version: str, *, verify: bool = True) -> dict[str, Any]:
+        return FactorModel.read_manifest(self.path(version), verify=verify)
 
     def remove(self, version: str) -> None:
         if version == self.current_version():

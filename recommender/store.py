@@ -14,7 +14,9 @@ numerically; every other timestamp is ISO 8601 UTC text, dates are
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import os
 import datetime as dt
 import sqlite3
 import subprocess
@@ -383,7 +385,8 @@ def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalizatio
     locks (closing one's file handle drops the other's locks), which corrupts
     WAL databases. One process per library keeps both safe.
     """
-    with tempfile.TemporaryDirectory(prefix="recommender-read-") as tmp:
+    scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="recommender-read-", dir=scratch) as tmp:
         out = Path(tmp) / "arrays.npz"
         code = "import sys; from recommender.store import _export_arrays; _export_arrays(*sys.argv[1:])"
         proc = subprocess.run([sys.executable, "-c", code, database_path(db), purpose, str(out)],
@@ -399,46 +402,67 @@ def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalizatio
 
 
 def _export_arrays(path: str, purpose: str, out: str) -> None:
-    """Child side of :func:`interaction_arrays`: one read transaction, results to an ``.npz``."""
+    """Child side of :func:`interaction_arrays`: read, map to codes, write an ``.npz``."""
     import adbc_driver_sqlite.dbapi as adbc
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    with adbc.connect(path) as conn, conn.cursor() as cur:
-        def table(sql: str, params: tuple = ()) -> pa.Table:
+    def table(sql: str, params: tuple = ()) -> pa.Table:
+        # Autocommit: each SELECT is its own read snapshot and takes no write lock,
+        # so the API keeps writing events while a retrain reads.
+        with adbc.connect(path, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetch_arrow_table()
 
-        customers = table("SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1 ORDER BY customer_id",
-                          (purpose,))["customer_id"]
-        products = table("SELECT id FROM products ORDER BY id")["id"]
+    customers = table("SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1", (purpose,))["customer_id"]
+    customers = customers.combine_chunks().cast(pa.string())
+    customers = customers.take(pc.array_sort_indices(customers))
+    products = table("SELECT id FROM products ORDER BY id")["id"].combine_chunks().cast(pa.string())
+    # Two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's
+    # ends, but scans the whole table when both share one SELECT.
+    lo, hi = table("SELECT coalesce((SELECT min(id) FROM interactions), 0) AS lo, "
+                   "coalesce((SELECT max(id) FROM interactions), -1) AS hi").to_pylist()[0].values()
+
+    def part(bounds: tuple[int, int]) -> dict[str, Any] | None:
+        """Fetch one rowid range and map it to codes; pyarrow and the driver release the GIL."""
         events = table(
             "SELECT customer_id, product_id, event_type, CAST(quantity AS REAL) AS quantity, "
-            "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions"
-        )
-    customers = customers.cast(pa.string()).combine_chunks()
-    products = products.cast(pa.string()).combine_chunks()
-    if events.num_rows == 0 or len(customers) == 0:
-        user = item = pa.array([], pa.int32())
-        codes, types = pa.array([], pa.int16()), []
-        quantity, time = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    else:
+            "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions WHERE id BETWEEN ? AND ?", bounds)
+        if events.num_rows == 0 or len(customers) == 0:
+            return None
+        events = events.combine_chunks()
         user = pc.index_in(events["customer_id"].cast(pa.string()), value_set=customers)
         keep = pc.is_valid(user)
         events, user = events.filter(keep), user.filter(keep)
-        item = pc.index_in(events["product_id"].cast(pa.string()), value_set=products)
         encoded = pc.dictionary_encode(events["event_type"].cast(pa.string())).combine_chunks()
-        codes, types = encoded.indices, encoded.dictionary.to_pylist()
-        quantity = events["quantity"].to_numpy().astype(np.float32)
-        time = events["occurred_at"].to_numpy().astype(np.int64)
+        return {
+            "user": user.to_numpy(zero_copy_only=False).astype(np.int32),
+            "item": pc.index_in(events["product_id"].cast(pa.string()), value_set=products)
+                      .to_numpy(zero_copy_only=False).astype(np.int32),
+            "codes": encoded.indices.to_numpy(zero_copy_only=False),
+            "types": encoded.dictionary.to_pylist(),
+            "quantity": events["quantity"].to_numpy().astype(np.float32),
+            "time": events["occurred_at"].to_numpy().astype(np.int64),
+        }
 
-    def ints(a, dtype):
-        return np.asarray(a.to_numpy(zero_copy_only=False), dtype=dtype)
+    # The scan is split by rowid range over a few threads.
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    step = (hi - lo + workers) // workers
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        parts = [p for p in pool.map(part, [(lo + i * step, lo + (i + 1) * step - 1) for i in range(workers)]) if p]
+    types: list[str] = []
+    for p in parts:  # one event-type numbering across parts
+        local = np.array([types.index(t) if t in types else types.append(t) or len(types) - 1 for t in p["types"]],
+                         dtype=np.int16)
+        p["event"] = local[p["codes"]] if len(local) else np.zeros(0, np.int16)
+
+    def joined(key: str, dtype) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts]).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
     np.savez(
         out,
-        user=ints(user, np.int32), item=ints(item, np.int32), event=ints(codes, np.int16),
-        quantity=quantity, time=time,
+        user=joined("user", np.int32), item=joined("item", np.int32), event=joined("event", np.int16),
+        quantity=joined("quantity", np.float32), time=joined("time", np.int64),
         customer_ids=np.array(customers.to_pylist(), dtype=str),
         product_ids=np.array(products.to_pylist(), dtype=str),
         event_types=np.array(types, dtype=str),
@@ -463,3 +487,71 @@ def customer_events(db: sqlite_utils.Database, customer_id: str) -> list[tuple[s
         "WHERE customer_id = ? ORDER BY occurred_at",
         [customer_id],
     ).fetchall()
+
+
+def all_products(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT id, name, category, price, in_stock, hidden, available_until FROM products"))
+
+
+def customer_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> tuple[bool, bool]:
+    """``(customer exists, purpose granted)`` in one query."""
+    row = db.execute(
+        "SELECT c.id, k.granted FROM customers c LEFT JOIN consents k "
+        "ON k.customer_id = c.id AND k.purpose = ? WHERE c.id = ?",
+        [purpose, customer_id],
+    ).fetchone()
+    if row is None:
+        return False, False
+    return True, bool(row[1])
+
+
+def existing_of(db: sqlite_utils.Database, table: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` exist in ``customers`` or ``products``."""
+    if table not in ("customers", "products"):
+        raise ValueError(table)
+    found: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update(r[0] for r in db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk))
+    return found
+
+
+def popular_since(db: sqlite_utils.Database, since: int, limit: int, purpose: str = "personalization") -> list[tuple[str, int]]:
+    """Products by distinct consenting customers with an event at or after ``since`` (Unix seconds)."""
+    return db.execute(
+        "SELECT i.product_id, count(DISTINCT i.customer_id) AS n FROM interactions i "
+        "JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1 "
+        "WHERE i.occurred_at >= ? GROUP BY i.product_id ORDER BY n DESC, i.product_id LIMIT ?",
+        [purpose, since, limit],
+    ).fetchall()
+
+
+# --- API keys ----------------------------------------------------------------------
+
+
+def insert_api_key(db: sqlite_utils.Database, name: str, key_hash: str, role: str) -> int:
+    with transaction(db):
+        cur = db.execute("INSERT INTO api_keys (name, key_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                         [name, key_hash, role, utcnow()])
+        return int(cur.lastrowid)
+
+
+def api_key_by_hash(db: sqlite_utils.Database, key_hash: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT id, key_hash, role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", [key_hash]))
+    return rows[0] if rows else None
+
+
+def live_api_keys(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0]
+
+
+def revoke_api_key(db: sqlite_utils.Database, key_id: int) -> bool:
+    with transaction(db):
+        cur = db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [utcnow(), key_id])
+        return cur.rowcount > 0
+
+
+def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))

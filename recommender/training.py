@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from . import evaluation, interactions, registry, store
+from . import evaluation, interactions, registry, signals, store
 from .config import Settings
 from .engines import get_engine
 from .errors import GateRefused, ModelError, ValidationError
@@ -61,19 +61,27 @@ def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Int
 
 
 def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", progress: bool = False,
-             curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet) -> Evaluation:
+             curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet,
+             timings: dict[str, float] | None = None) -> Evaluation:
     """Fit on the past of the temporal split and score model and popularity on its future."""
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
     data = data if data is not None else load_data(db, settings)
     log(f"{len(data):,} interactions, {data.shape[0]:,} customers x {data.shape[1]:,} products")
     split = evaluation.temporal_split(data, settings.als, settings.evaluation)
+    timings["split"] = round(time.perf_counter() - started, 3)
     if len(split.users) == 0:
         raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
     log(f"fitting on events before the {settings.evaluation.cut_quantile:.0%} time cut ({split.train.nnz:,} pairs)")
+    started = time.perf_counter()
     fitted = get_engine(engine).fit(split.train, data.user_ids, data.item_ids, settings.als, progress=progress)
+    timings["fit"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
     k = settings.evaluation.k
     model_scores = evaluation.evaluate_model(fitted, split, k, curve_k)
     popular_scores = evaluation.evaluate_popularity(split, k, curve_k)
     payload = evaluation.report_payload(model_scores, popular_scores, split, k, model_params(settings, engine))
+    timings["score"] = round(time.perf_counter() - started, 3)
     return Evaluation(payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve})
 
 
@@ -120,8 +128,8 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     reg.clean_temporary()
     data = load_data(db, settings)
     lap("load")
-    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log)
-    lap("fit_and_evaluate")
+    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log, timings=timings)
+    last = time.perf_counter()
     log(f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
         f"popularity {result.payload['popularity']['ndcg']:.4f}")
     full = data.matrix(settings.als)
@@ -130,6 +138,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iterations")
         model = get_engine(engine).fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
                                        warm_start=model, iterations=settings.als.refit_iterations)
+    model.signals = signals.compute(data)
     lap("refit")
     version = registry.new_version()
     counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
@@ -146,7 +155,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     current_metrics = None
     if current_version:
         try:
-            current_metrics = reg.load(current_version).manifest.get("metrics")
+            current_metrics = reg.manifest(current_version).get("metrics")
         except ModelError as exc:
             log(f"current model {current_version} cannot be loaded ({exc}); gating against the baseline only")
     refusal = gate(result.payload, current_metrics, current_version)

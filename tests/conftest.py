@@ -80,3 +80,47 @@ def fast_settings(settings):
     settings.als.factors = 16
     settings.als.iterations = 8
     return settings
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory):
+    """The demo shop with a published model, built once; tests get their own copy."""
+    from recommender import imports, training
+
+    root = tmp_path_factory.mktemp("template")
+    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models"})
+    settings.als.factors = 16
+    db = store.connect(settings.db)
+    imports.load_sample(db, settings)
+    training.train(db, settings, publish=True)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return root
+
+
+@pytest.fixture
+def served(trained_template, tmp_path):
+    """Settings pointing at a private copy of the trained demo shop."""
+    import shutil
+
+    shutil.copy(trained_template / "shop.db", tmp_path / "shop.db")
+    shutil.copytree(trained_template / "models", tmp_path / "models")
+    settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models"})
+    settings.als.factors = 16
+    settings.serve.model_check_seconds = 0.0
+    settings.serve.catalogue_ttl_seconds = 0.0
+    return settings
+
+
+@pytest.fixture
+def app(served):
+    from api import create_app
+
+    application = create_app(served)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,44 @@
+"""Per-customer endpoints: recommendations and re-ranking."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from recommender.catalogue import ListFilters
+from recommender.service import ListOptions
+
+from . import get_db, get_service
+from .schema import ItemList, RecommendationQuery, RerankBody, Reranked, endpoint
+
+bp = Blueprint("customers", __name__, url_prefix="/v1/customers")
+
+
+def filters_of(query) -> ListFilters:
+    return ListFilters(categories=tuple(query.category), min_price=query.min_price, max_price=query.max_price,
+                       in_stock_only=query.in_stock_only, exclude=tuple(query.exclude))
+
+
+@bp.get("/<customer_id>/recommendations")
+@endpoint("/v1/customers/<customer_id>/recommendations", query=RecommendationQuery, response=ItemList)
+def recommendations(customer_id: str, query: RecommendationQuery):
+    """Personalized top-n for a customer.
+
+    Unknown customers, customers without personalization consent, customers
+    without history and a server without a model get popular products instead
+    (`mode: non_personalized` with the `reason`), never an error. Hidden and
+    expired products never appear.
+    """
+    options = ListOptions(n=query.n, filters=filters_of(query), exclude_purchased=query.exclude_purchased,
+                          diversity=query.diversity, explain=query.explain)
+    return get_service().recommend(get_db(), customer_id, options)
+
+
+@bp.post("/<customer_id>/rerank")
+@endpoint("/v1/customers/<customer_id>/rerank", "POST", body=RerankBody, response=Reranked)
+def rerank(customer_id: str, body: RerankBody):
+    """The caller's products, ordered for this customer.
+
+    Without personalization the order is returned unchanged. Unknown product
+    ids are a 422.
+    """
+    return get_service().rerank(get_db(), customer_id, body.products)

@@ -1,0 +1,25 @@
+"""What shoppers do: events in, folded into their recommendations at once."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from . import get_db, get_service
+from .metrics import EVENTS
+from .schema import Accepted, EventsBody, endpoint
+
+bp = Blueprint("events", __name__, url_prefix="/v1")
+
+
+@bp.post("/events")
+@endpoint("/v1/events", "POST", role="write", body=EventsBody, response=Accepted, status=201)
+def ingest(body: EventsBody):
+    """Store one event or a batch of up to 1,000, all or nothing.
+
+    Unknown customers, products or event types are a 422 naming the first
+    offending event. For customers with personalization consent the next
+    recommendation already reflects the new events.
+    """
+    result = get_service().ingest(get_db(), [e.model_dump() for e in body.events()])
+    EVENTS.inc(result["accepted"])
+    return result, 201

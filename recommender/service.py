@@ -1,0 +1,293 @@
+"""Answering a storefront: model or fallback, filters, consent — one function per request kind.
+
+A storefront must always get a list to show, so every refusal to personalize
+falls back to popular products and says why (``mode`` and ``reason``), never
+an error. Consent is read from the database on every request, so a
+withdrawal takes effect in every worker at once, without a retrain.
+
+The customer's vector is recomputed from their current history on each
+personalized request (one least-squares solve against the item factors, the
+same step ALS itself takes). That is what makes an event posted a moment ago
+count in the very next list, in whichever worker serves it, with no cache to
+invalidate.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import sqlite_utils
+
+from . import interactions, registry, store
+from .catalogue import Catalogue, ListFilters
+from .config import Settings
+from .errors import ModelError, NotFoundError, ValidationError
+from .model import FactorModel
+from .values import parse_datetime, to_epoch
+
+PERSONALIZATION = interactions.PERSONALIZATION
+POPULAR_TTL = 300.0
+
+
+class LiveModel:
+    """The model a worker serves; follows the registry's ``CURRENT`` pointer.
+
+    The pointer is checked at most every ``check_interval`` seconds (a stat of
+    one small file). A version that fails to load is refused and remembered,
+    and the model already loaded keeps serving.
+    """
+
+    def __init__(self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0) -> None:
+        self.registry = registry.Registry(model_dir)
+        self.check_interval = check_interval
+        self.catalogue_ttl = catalogue_ttl
+        self.model: FactorModel | None = None
+        self.catalogue: Catalogue | None = None
+        self.last_error: str | None = None
+        self._failed: str | None = None
+        self._checked = -math.inf
+        self._lock = threading.Lock()
+
+    def get(self) -> FactorModel | None:
+        if time.monotonic() - self._checked >= self.check_interval:
+            self.reload()
+        return self.model
+
+    def reload(self, force: bool = False) -> str | None:
+        """Load the current version if it changed; returns the version now served."""
+        with self._lock:
+            self._checked = time.monotonic()
+            version = self.registry.current_version()
+            loaded = self.model.version if self.model else None
+            if version is None or (version == loaded and not force) or (version == self._failed and not force):
+                return loaded
+            try:
+                model = self.registry.load(version)
+            except ModelError as exc:
+                self._failed, self.last_error = version, str(exc)
+                return loaded
+            self.model, self._failed, self.last_error = model, None, None
+            self.catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
+            return version
+
+
+@dataclass
+class ListOptions:
+    n: int = 10
+    filters: ListFilters = field(default_factory=ListFilters)
+    exclude_purchased: bool = True
+    diversity: float = 0.0
+    explain: bool = False
+
+
+class Service:
+    def __init__(self, settings: Settings, live: LiveModel | None = None) -> None:
+        self.settings = settings
+        self.live = live or LiveModel(str(settings.model_dir))
+        self._no_model_catalogue: Catalogue | None = None
+        self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
+
+    # --- shared pieces -------------------------------------------------------------
+
+    def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[FactorModel | None, Catalogue]:
+        model = self.live.get()
+        if model is not None and self.live.catalogue is not None:
+            catalogue = self.live.catalogue
+        else:
+            if self._no_model_catalogue is None:
+                self._no_model_catalogue = Catalogue([], ttl=self.live.catalogue_ttl)
+            catalogue = self._no_model_catalogue
+        catalogue.refresh(db)
+        return model, catalogue
+
+    def _popular_ids(self, db: sqlite_utils.Database, model: FactorModel | None, days: int | None,
+                     limit: int) -> list[tuple[str, float]]:
+        """Popular products, best first: from the model's signal, or a cached query for a window."""
+        if days is None and model is not None and "popularity" in model.signals:
+            pop = np.asarray(model.signals["popularity"])
+            order = np.argsort(-pop, kind="stable")[:limit]
+            return [(model.item_ids[i], float(pop[i])) for i in order if pop[i] > 0]
+        key = (days, limit)
+        hit = self._popular_cache.get(key)
+        if hit and time.monotonic() - hit[0] < POPULAR_TTL:
+            return hit[1]
+        since = int(time.time()) - days * 86400 if days else 0
+        rows = [(p, float(n)) for p, n in store.popular_since(db, since, limit)]
+        self._popular_cache[key] = (time.monotonic(), rows)
+        return rows
+
+    def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, days: int | None = None,
+                      skip: set[str] = frozenset()) -> list[dict[str, Any]]:
+        pool = self._popular_ids(db, model, days, limit=max(1000, n * 50))
+        out = []
+        for pid, score in pool:
+            product = catalogue.products.get(pid)
+            if product is None or pid in skip or not catalogue.allows(product, filters):
+                continue
+            out.append({**catalogue.describe(pid), "score": score})
+            if len(out) == n:
+                break
+        return out
+
+    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> dict[str, Any]:
+        items = self._popular_list(db, model, catalogue, options.n, options.filters)
+        return {"mode": "non_personalized", "reason": reason, "model_version": model.version if model else None,
+                "items": items}
+
+    def _customer_vector(self, model: FactorModel, events: list[tuple[str, str, float, int]]):
+        reference = model.manifest.get("data", {}).get("reference_time")
+        items, conf = interactions.confidences_of(events, self.settings, model.item_index, reference)
+        if len(items) == 0:
+            return None, items, conf
+        return model.recalculate_user(items, conf), items, conf
+
+    # --- requests --------------------------------------------------------------------
+
+    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+        """Personalized top-n for a customer, or popular items with the reason why not."""
+        model, catalogue = self._model_and_catalogue(db)
+        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        if not exists:
+            return self._fallback(db, model, catalogue, options, "unknown_customer")
+        if not consent:
+            return self._fallback(db, model, catalogue, options, "no_consent")
+        if model is None:
+            return self._fallback(db, model, catalogue, options, "no_model")
+        events = store.customer_events(db, customer_id)
+        vector, items, conf = self._customer_vector(model, events)
+        if vector is None or not np.any(vector):
+            return self._fallback(db, model, catalogue, options, "no_history")
+        allow = catalogue.mask(options.filters)
+        exclude = self._purchased(model, events) if options.exclude_purchased else np.zeros(0, np.int64)
+        depth = options.n if options.diversity <= 0 else options.n * 10
+        ranked, scores = model.recommend(vector, depth, exclude=exclude, allow=allow)
+        score_of = dict(zip(ranked.tolist(), scores.tolist()))
+        chosen = catalogue.diversify(ranked.tolist(), options.n, options.diversity)
+        result = []
+        for i in chosen:
+            entry = {**catalogue.describe(model.item_ids[i]), "score": round(score_of[i], 6)}
+            if options.explain:
+                entry["because"] = [
+                    {"product_id": model.item_ids[j], "name": catalogue.describe(model.item_ids[j])["name"],
+                     "weight": round(w, 6)}
+                    for j, w in model.explain(items, conf, i, n=3)
+                ]
+            result.append(entry)
+        return {"mode": "personalized", "reason": None, "model_version": model.version, "items": result}
+
+    @staticmethod
+    def _purchased(model: FactorModel, events: list[tuple[str, str, float, int]]) -> np.ndarray:
+        idx = [model.item_index.get(p) for p, e, _, _ in events if e == "purchase"]
+        return np.array(sorted({i for i in idx if i is not None}), dtype=np.int64)
+
+    def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> dict[str, Any]:
+        """The caller's products, best first for this customer (unchanged order when not personalized)."""
+        unknown = sorted(set(products) - store.existing_of(db, "products", products))
+        if unknown:
+            raise ValidationError(f"unknown product(s): {', '.join(unknown[:10])}")
+        model, catalogue = self._model_and_catalogue(db)
+        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        reason = None if exists and consent and model else (
+            "unknown_customer" if not exists else "no_consent" if not consent else "no_model")
+        vector = None
+        if reason is None:
+            vector, _, _ = self._customer_vector(model, store.customer_events(db, customer_id))
+            if vector is None:
+                reason = "no_history"
+        if reason is None:
+            from .model import rank_items
+
+            ordered = rank_items(list(products), model, vector)
+            mode = "personalized"
+        else:
+            ordered, mode = list(products), "non_personalized"
+        return {"mode": mode, "reason": reason, "model_version": model.version if model else None,
+                "products": ordered}
+
+    def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        self._require_product(catalogue, db, product_id)
+        if model is None or product_id not in model.item_index:
+            items = self._same_category_popular(db, model, catalogue, product_id, n, filters)
+            return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
+                    "model_version": model.version if model else None, "items": items}
+        ranked, scores = model.similar_items(model.item_index[product_id], n, allow=catalogue.mask(filters))
+        items = [{**catalogue.describe(model.item_ids[i]), "score": round(float(s), 6)} for i, s in zip(ranked, scores)]
+        return {"mode": "model", "reason": None, "model_version": model.version, "items": items}
+
+    def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        self._require_product(catalogue, db, product_id)
+        if model is None or "together_items" not in model.signals or product_id not in model.item_index:
+            return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
+                    "model_version": model.version if model else None, "items": []}
+        row = model.item_index[product_id]
+        allow = catalogue.mask(filters)
+        items = []
+        for j, lift in zip(np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])):
+            if j < 0 or not allow[j]:
+                continue
+            items.append({**catalogue.describe(model.item_ids[j]), "lift": round(float(lift), 4)})
+            if len(items) == n:
+                break
+        return {"mode": "cooccurrence", "reason": None, "model_version": model.version, "items": items}
+
+    def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        items = self._popular_list(db, model, catalogue, n, filters, days=days)
+        return {"mode": "non_personalized", "reason": "popular" if days is None else "trending",
+                "model_version": model.version if model else None, "days": days, "items": items}
+
+    def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
+        if product_id not in catalogue.products:
+            catalogue.refresh(db, force=True)
+            if product_id not in catalogue.products:
+                raise NotFoundError(f"unknown product {product_id!r}")
+
+    def _same_category_popular(self, db, model, catalogue, product_id, n, filters):
+        category = catalogue.products[product_id]["category"]
+        narrowed = ListFilters(categories=(category,) if category else filters.categories,
+                               min_price=filters.min_price, max_price=filters.max_price,
+                               in_stock_only=filters.in_stock_only, exclude=filters.exclude)
+        return self._popular_list(db, model, catalogue, n, narrowed, skip={product_id})
+
+    # --- events ----------------------------------------------------------------------
+
+    def ingest(self, db: sqlite_utils.Database, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Validate a batch of events all-or-nothing and store it.
+
+        Customers with personalization consent see the effect on their next
+        request (their vector is recomputed from history each time); events of
+        customers without it are stored for order history but never used.
+        """
+        rows = []
+        now = int(time.time())
+        types = set(self.settings.event_types)
+        for n, event in enumerate(events):
+            if event["event_type"] not in types:
+                raise ValidationError(f"events[{n}].event_type: unknown event type {event['event_type']!r} "
+                                      f"(known: {', '.join(sorted(types))})")
+            when = now
+            if event.get("occurred_at"):
+                try:
+                    when = to_epoch(parse_datetime(event["occurred_at"]))
+                except ValueError as exc:
+                    raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
+            rows.append((event["customer_id"], event["product_id"], event["event_type"],
+                         float(event.get("quantity") or 1), when))
+        for table, column in (("customers", 0), ("products", 1)):
+            wanted = [r[column] for r in rows]
+            known = store.existing_of(db, table, wanted)
+            missing = [x for x in dict.fromkeys(wanted) if x not in known]
+            if missing:
+                where = wanted.index(missing[0])
+                kind = table[:-1]
+                raise ValidationError(f"events[{where}]: unknown {kind} {missing[0]!r}"
+                                      + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        ids = store.add_interactions(db, rows)
+        return {"accepted": len(ids)}

@@ -1,0 +1,327 @@
+"""The real Flask app through its test client, on a copy of the trained demo shop."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from api.schema import Accepted, ItemList, Reranked
+from recommender import keys, registry, store, training
+
+
+def db_of(settings):
+    return store.connect(settings.db)
+
+
+def pick(settings, sql, *params):
+    row = db_of(settings).execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
+def consenting_customer(settings, offset=0):
+    return pick(settings, "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
+                          "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id "
+                          "HAVING count(*) > 20 ORDER BY c.customer_id LIMIT 1 OFFSET ?", offset)
+
+
+def get_list(client, url, status=200):
+    response = client.get(url)
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    if status == 200:
+        ItemList.model_validate(body)  # the documented schema is what is served
+    return body
+
+
+def test_personalized_recommendations(client, served):
+    cid = consenting_customer(served)
+    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=7")
+    assert body["mode"] == "personalized" and body["reason"] is None
+    assert body["model_version"] == registry.Registry(served.model_dir).current_version()
+    assert len(body["items"]) == 7
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    purchased = {r[0] for r in db_of(served).execute(
+        "SELECT product_id FROM interactions WHERE customer_id = ? AND event_type = 'purchase'", [cid])}
+    assert not purchased & {i["product_id"] for i in body["items"]}
+
+
+def test_hidden_and_expired_products_never_appear(client, served):
+    db = db_of(served)
+    banned = store.unrecommendable_products(db, "2026-11-23")
+    assert banned
+    for offset in range(5):
+        cid = consenting_customer(served, offset)
+        body = get_list(client, f"/v1/customers/{cid}/recommendations?n=100&in_stock_only=false&exclude_purchased=false")
+        assert not banned & {i["product_id"] for i in body["items"]}
+    popular = get_list(client, "/v1/products/popular?n=100&in_stock_only=false")
+    assert not banned & {i["product_id"] for i in popular["items"]}
+
+
+@pytest.mark.parametrize("reason", ["unknown_customer", "no_consent", "no_history"])
+def test_fallbacks_are_popular_lists_with_a_reason(client, served, reason):
+    db = db_of(served)
+    if reason == "unknown_customer":
+        cid = "nobody-at-all"
+    elif reason == "no_consent":
+        cid = pick(served, "SELECT id FROM customers WHERE id NOT IN "
+                           "(SELECT customer_id FROM consents WHERE purpose='personalization' AND granted=1) LIMIT 1")
+    else:
+        store.upsert_customers(db, [("fresh", None, None, None, None, "UTC", "2026-11-01T00:00:00Z")])
+        store.set_consents(db, [("fresh", "personalization", True, "2026-11-01T00:00:00Z", "test")])
+        cid = "fresh"
+    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=5")
+    assert body["mode"] == "non_personalized" and body["reason"] == reason
+    assert len(body["items"]) == 5
+    assert body["items"] == get_list(client, "/v1/products/popular?n=5")["items"]
+
+
+def test_without_a_model_everyone_gets_popular_and_readyz_says_why(served, tmp_path):
+    from api import create_app
+
+    shutil.rmtree(served.model_dir)
+    client = create_app(served).test_client()
+    body = get_list(client, f"/v1/customers/{consenting_customer(served)}/recommendations?n=3")
+    assert body["reason"] == "no_model" and len(body["items"]) == 3 and body["model_version"] is None
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "model" in ready.get_json()["problems"][0]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_filters_category_price_stock_exclude(client, served):
+    cid = consenting_customer(served)
+    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden"
+                            "&min_price=5&max_price=30")
+    assert body["items"]
+    for item in body["items"]:
+        assert item["category"] in ("kitchen", "garden") and 5 <= item["price"] <= 30
+        assert item["in_stock"] is None or item["in_stock"] > 0
+    first = body["items"][0]["product_id"]
+    again = get_list(client, f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden"
+                             f"&min_price=5&max_price=30&exclude={first}")
+    assert first not in {i["product_id"] for i in again["items"]}
+    out_of_stock = pick(served, "SELECT id FROM products WHERE in_stock = 0 AND hidden = 0 LIMIT 1")
+    listed = get_list(client, f"/v1/customers/{cid}/recommendations?n=100")
+    assert out_of_stock not in {i["product_id"] for i in listed["items"]}
+
+
+def test_diversity_caps_items_per_category(client, served):
+    cid = consenting_customer(served)
+    plain = get_list(client, f"/v1/customers/{cid}/recommendations?n=10")
+    diverse = get_list(client, f"/v1/customers/{cid}/recommendations?n=10&diversity=1")
+    categories = [i["category"] for i in diverse["items"]]
+    assert len(categories) == len(set(categories))
+    assert max(map([i["category"] for i in plain["items"]].count, categories)) >= 1
+    half = get_list(client, f"/v1/customers/{cid}/recommendations?n=10&diversity=0.5")
+    cats = [i["category"] for i in half["items"]]
+    assert max(cats.count(c) for c in cats) <= 5
+
+
+def test_explain_names_the_customers_own_products(client, served):
+    cid = consenting_customer(served)
+    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=3&explain=true")
+    history = {r[0] for r in db_of(served).execute("SELECT product_id FROM interactions WHERE customer_id = ?", [cid])}
+    assert all(item["because"] for item in body["items"])
+    for item in body["items"]:
+        assert {b["product_id"] for b in item["because"]} <= history
+
+
+def test_an_event_changes_the_next_recommendation(client, served):
+    cid = consenting_customer(served)
+    before = get_list(client, f"/v1/customers/{cid}/recommendations?n=10&exclude_purchased=false")
+    # The customer suddenly buys a lot from a category they never touched.
+    db = db_of(served)
+    touched = {r[0] for r in db.execute("SELECT DISTINCT p.category FROM interactions i JOIN products p "
+                                        "ON p.id = i.product_id WHERE i.customer_id = ?", [cid])}
+    new_category = pick(served, "SELECT category FROM products WHERE category NOT IN (%s) LIMIT 1"
+                        % ",".join("?" * len(touched)), *sorted(touched))
+    products = [r[0] for r in db.execute("SELECT id FROM products WHERE category = ? AND hidden = 0 LIMIT 8",
+                                         [new_category])]
+    events = [{"customer_id": cid, "product_id": p, "event_type": "purchase", "quantity": 3} for p in products]
+    response = client.post("/v1/events", json={"events": events})
+    assert response.status_code == 201 and Accepted.model_validate(response.get_json()).accepted == len(products)
+    after = get_list(client, f"/v1/customers/{cid}/recommendations?n=10&exclude_purchased=false")
+    assert [i["product_id"] for i in after["items"]] != [i["product_id"] for i in before["items"]]
+    share_before = sum(i["category"] == new_category for i in before["items"])
+    share_after = sum(i["category"] == new_category for i in after["items"])
+    assert share_after > share_before
+
+
+def test_similar_and_bought_together(client, served):
+    product = pick(served, "SELECT product_id FROM interactions WHERE event_type='purchase' "
+                           "GROUP BY product_id ORDER BY count(*) DESC LIMIT 1")
+    similar = get_list(client, f"/v1/products/{product}/similar?n=5")
+    assert similar["mode"] == "model" and len(similar["items"]) == 5
+    assert product not in {i["product_id"] for i in similar["items"]}
+    together = get_list(client, f"/v1/products/{product}/bought-together?n=5&in_stock_only=false")
+    assert together["mode"] == "cooccurrence" and together["items"]
+    lifts = [i["lift"] for i in together["items"]]
+    assert lifts == sorted(lifts, reverse=True) and lifts[0] > 1
+    assert get_list(client, "/v1/products/NOPE/similar", status=404)["error"]["code"] == "not_found"
+    assert get_list(client, "/v1/products/NOPE/bought-together", status=404)
+
+
+def test_a_product_newer_than_the_model_gets_its_category(client, served):
+    store.upsert_products(db_of(served), [("NEW1", "New mug", "kitchen", 9.0, 5, 0, None)])
+    body = get_list(client, "/v1/products/NEW1/similar?n=4")
+    assert body["reason"] == "not_in_model" and {i["category"] for i in body["items"]} == {"kitchen"}
+
+
+def test_popular_by_category_and_trending_window(client, served):
+    body = get_list(client, "/v1/products/popular?n=5&category=candles")
+    assert body["reason"] == "popular" and {i["category"] for i in body["items"]} == {"candles"}
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    trending = get_list(client, "/v1/products/popular?n=5&days=3650")
+    assert trending["reason"] == "trending" and trending["days"] == 3650 and trending["items"]
+
+
+def test_rerank_orders_by_the_model(client, served):
+    cid = consenting_customer(served)
+    products = [f"P{i:04d}" for i in range(1, 21)]
+    response = client.post(f"/v1/customers/{cid}/rerank", json={"products": products})
+    body = Reranked.model_validate(response.get_json())
+    assert response.status_code == 200 and body.mode == "personalized"
+    assert sorted(body.products) == sorted(products) and body.products != products
+    unknown = client.post(f"/v1/customers/{cid}/rerank", json={"products": ["P0001", "GHOST"]})
+    assert unknown.status_code == 422 and "GHOST" in unknown.get_json()["error"]["message"]
+    plain = client.post("/v1/customers/nobody/rerank", json={"products": products}).get_json()
+    assert plain["products"] == products and plain["reason"] == "unknown_customer"
+
+
+@pytest.mark.parametrize("url, status, fragment", [
+    ("/v1/customers/C0001/recommendations?n=0", 422, "greater than or equal to 1"),
+    ("/v1/customers/C0001/recommendations?n=101", 422, "less than or equal to 100"),
+    ("/v1/customers/C0001/recommendations?n=ten", 422, "valid integer"),
+    ("/v1/customers/C0001/recommendations?diversity=2", 422, "diversity"),
+    ("/v1/customers/C0001/recommendations?explain=maybe", 422, "explain"),
+    ("/v1/customers/C0001/recommendations?colour=red", 400, "unknown query parameter 'colour'"),
+    ("/v1/customers/C0001/recommendations?n=1&n=2", 400, "more than once"),
+    ("/v1/products/popular?days=0", 422, "days"),
+    ("/v1/nothing-here", 404, "not found"),
+])
+def test_bad_requests_are_json_errors(client, url, status, fragment):
+    response = client.get(url)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert fragment.lower() in error["message"].lower() and error["code"]
+
+
+@pytest.mark.parametrize("payload, status, fragment", [
+    ({"customer_id": "C0001", "product_id": "P9999", "event_type": "view"}, 422, "unknown product 'P9999'"),
+    ({"customer_id": "ghost", "product_id": "P0001", "event_type": "view"}, 422, "unknown customer 'ghost'"),
+    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "dance"}, 422, "unknown event type"),
+    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "quantity": -1}, 422, "greater than 0"),
+    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": "soon"}, 422, "bad timestamp"),
+    ({"customer_id": 5, "product_id": "P0001", "event_type": "view"}, 422, "string"),
+    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "colour": "red"}, 400, "extra"),
+    ({"events": []}, 422, "at least 1"),
+])
+def test_bad_events_are_rejected_and_nothing_is_stored(client, served, payload, status, fragment):
+    before = db_of(served)["interactions"].count
+    response = client.post("/v1/events", json=payload)
+    assert response.status_code == status, response.get_json()
+    assert fragment.lower() in response.get_json()["error"]["message"].lower()
+    assert db_of(served)["interactions"].count == before
+
+
+def test_event_batches_are_all_or_nothing_and_bounded(client, served):
+    before = db_of(served)["interactions"].count
+    good = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": "2026-11-01T10:00:00Z"}
+    bad = {**good, "product_id": "NOPE"}
+    response = client.post("/v1/events", json={"events": [good, good, bad]})
+    assert response.status_code == 422 and "events[2]" in response.get_json()["error"]["message"]
+    assert db_of(served)["interactions"].count == before
+    too_many = client.post("/v1/events", json={"events": [good] * 1001})
+    assert too_many.status_code == 422
+    huge = client.post("/v1/events", data=b"{" + b" " * (2 << 20) + b"}", content_type="application/json")
+    assert huge.status_code == 413 and huge.get_json()["error"]["code"] == "payload_too_large"
+    malformed = client.post("/v1/events", data=b"{not json", content_type="application/json")
+    assert malformed.status_code == 400 and malformed.get_json()["error"]["code"] == "bad_request"
+    wrong_type = client.post("/v1/events", data="x", content_type="text/plain")
+    assert wrong_type.status_code == 400
+    ok = client.post("/v1/events", json=good)
+    assert ok.status_code == 201 and db_of(served)["interactions"].count == before + 1
+
+
+def test_api_keys_and_roles(client, served):
+    assert client.get("/v1/products/popular").headers["X-Recommender-Auth"].startswith("open-demo-mode")
+    db = db_of(served)
+    _, read_key = keys.create(db, "read", "shop")
+    _, write_key = keys.create(db, "write", "tracker")
+    admin_id, admin_key = keys.create(db, "admin", "ops")
+    client.application.extensions["recommender_auth"]["checked"] = -1e9  # see the new keys now
+    event = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view"}
+
+    def auth(key):
+        return {"Authorization": f"Bearer {key}"}
+
+    missing = client.get("/v1/products/popular")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    assert client.get("/v1/products/popular", headers=auth("rk_wrong")).status_code == 401
+    assert client.get("/v1/products/popular", headers=auth(read_key)).status_code == 200
+    assert "X-Recommender-Auth" not in client.get("/v1/products/popular", headers=auth(read_key)).headers
+    assert client.post("/v1/events", json=event, headers=auth(read_key)).status_code == 403
+    assert client.post("/v1/events", json=event, headers=auth(write_key)).status_code == 201
+    assert client.get("/v1/products/popular", headers=auth(write_key)).status_code == 200
+    assert client.post("/v1/admin/reload", headers=auth(write_key)).status_code == 403
+    assert client.post("/v1/admin/reload", headers=auth(admin_key)).status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes need no key
+    stored = [r["key_hash"] for r in db.query("SELECT key_hash FROM api_keys")]
+    assert read_key not in stored and all(len(h) == 64 for h in stored)
+    keys.revoke(db, admin_id)
+    assert client.post("/v1/admin/reload", headers=auth(admin_key)).status_code == 401
+
+
+def test_hot_swap_to_a_new_model_and_refusal_of_a_corrupt_one(client, served):
+    cid = consenting_customer(served)
+    old = get_list(client, f"/v1/customers/{cid}/recommendations")["model_version"]
+    db = db_of(served)
+    new = training.train(db, served, publish=True, force=True).version
+    assert get_list(client, f"/v1/customers/{cid}/recommendations")["model_version"] == new != old
+    # A corrupt artifact behind the pointer is refused; the loaded model keeps serving.
+    reg = registry.Registry(served.model_dir)
+    broken = served.model_dir / "20990101T000000Z-broken"
+    shutil.copytree(served.model_dir / new, broken)
+    (broken / "item_factors.npy").write_bytes(b"garbage")
+    (served.model_dir / registry.POINTER).write_text(broken.name + "\n")
+    body = get_list(client, f"/v1/customers/{cid}/recommendations")
+    assert body["model_version"] == new and body["mode"] == "personalized"
+    reload = client.post("/v1/admin/reload")
+    assert reload.status_code == 503 and "checksum" in reload.get_json()["error"]["message"]
+    assert reg.current_version() == broken.name
+
+
+def test_openapi_docs_and_metrics(client):
+    spec = client.get("/openapi.json").get_json()
+    for path in ("/v1/customers/{customer_id}/recommendations", "/v1/products/{product_id}/similar",
+                 "/v1/products/{product_id}/bought-together", "/v1/products/popular",
+                 "/v1/customers/{customer_id}/rerank", "/v1/events", "/v1/admin/reload"):
+        assert path in spec["paths"], path
+    params = {p["name"] for p in spec["paths"]["/v1/customers/{customer_id}/recommendations"]["get"]["parameters"]}
+    assert {"n", "category", "diversity", "explain", "exclude_purchased", "customer_id"} <= params
+    assert "ItemList" in spec["components"]["schemas"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and b"/v1/events" in docs.data
+    client.get("/v1/products/popular")
+    text = client.get("/metrics").data.decode()
+    assert 'recommender_http_requests_total{endpoint="/v1/products/popular",method="GET",status="200"}' in text
+    assert "recommender_http_request_seconds_bucket" in text
+    assert client.post("/healthz").status_code == 405
+
+
+def test_served_scores_match_the_model(client, served):
+    cid = consenting_customer(served)
+    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=5&exclude_purchased=false&in_stock_only=false")
+    model = registry.Registry(served.model_dir).load()
+    from recommender import interactions
+
+    items, conf = interactions.customer_confidences(db_of(served), served, cid, model.item_index,
+                                                    model.manifest["data"]["reference_time"])
+    vector = model.recalculate_user(items, conf)
+    for item in body["items"]:
+        expected = float(model.item_factors[model.item_index[item["product_id"]]] @ vector)
+        assert np.isclose(item["score"], expected, atol=1e-4)
+    assert json.dumps(body)  # plain JSON all the way down

@@ -1,0 +1,88 @@
+"""The real server: `recommender serve` under gunicorn on loopback, hot-swapping a model under load."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from recommender import store, training
+
+pytest.importorskip("gunicorn")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read() or b"null")
+
+
+@pytest.fixture
+def server(served):
+    port = free_port()
+    env = {**os.environ, "RECOMMENDER_DB": str(served.db), "RECOMMENDER_MODEL_DIR": str(served.model_dir),
+           "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2"}
+    proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
+                             "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if get(port, "/readyz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready: " + proc.stderr.read().decode()[-2000:])
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_hot_swap_under_load_drops_no_request(server, served):
+    port = server
+    status, body = get(port, "/v1/customers/C0002/recommendations?n=5")
+    assert status == 200 and body["items"]
+    old = body["model_version"]
+    results = []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set() and len(results) < 2000:
+            try:
+                results.append(get(port, "/v1/products/popular?n=5"))
+            except OSError as exc:
+                results.append((None, str(exc)))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    new = training.train(store.connect(served.db), served, publish=True, force=True).version
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(b and b.get("model_version") == new for _, b in results[-20:]):
+        time.sleep(0.1)
+    time.sleep(1.0)  # every worker has had its chance to swap
+    stop.set()
+    for t in threads:
+        t.join()
+    assert results and all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
+    versions = [b["model_version"] for _, b in results]
+    assert old in versions and new in versions
+    assert all(v == new for v in versions[-6:])
+    metrics = http.client.HTTPConnection("127.0.0.1", port)
+    metrics.request("GET", "/metrics")
+    text = metrics.getresponse().read().decode()
+    assert "recommender_http_requests_total" in text
