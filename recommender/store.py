@@ -555,3 +555,16 @@ def revoke_api_key(db: sqlite_utils.Database, key_id: int) -> bool:
 
 def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
+
+
+# --- decision log ------------------------------------------------------------------
+
+
+def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple[str | None, str, str, str | None, str, str | None, str]]) -> None:
+    """Append ``(customer_id, created_at, endpoint, model_version, mode, reason, product_ids JSON)`` rows."""
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, product_ids) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
