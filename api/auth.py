@@ -22,7 +22,7 @@ OPEN_CHECK_SECONDS = 5.0
 
 
 def _open_mode() -> bool:
-    state = current_app.extensions.setdefault("recommender_auth", {"checked": -1e9, "open": True})
+    state = current_app.extensions["recommender_auth"]
     if time.monotonic() - state["checked"] > OPEN_CHECK_SECONDS:
         state["open"] = store.live_api_keys(get_db()) == 0
         state["checked"] = time.monotonic()
@@ -34,6 +34,9 @@ def _open_mode() -> bool:
 
 
 def register(app: Flask) -> None:
+    # Whether any key exists is re-read every few seconds, so creating or revoking
+    # the first key changes every worker's behaviour without a restart.
+    app.extensions["recommender_auth"] = {"checked": -1e9, "open": True}
     @app.before_request
     def check_key():
         view = app.view_functions.get(request.endpoint or "")

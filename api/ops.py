@@ -29,7 +29,7 @@ def readyz():
         get_db().execute("SELECT 1").fetchone()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         problems.append(f"database: {exc}")
-    model = service.live.get()
+    model = service.live.get(get_db())
     if model is None:
         problems.append("model: " + (service.live.last_error or "none published (recommender train --publish)"))
     body = {"status": "ready" if not problems else "not_ready", "model_version": model.version if model else None,

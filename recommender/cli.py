@@ -293,22 +293,29 @@ def tune(settings: Settings, engine: str, trials: int, seed: int, max_seconds: f
 
 @cli.command()
 @with_settings
+@click.option("--customer", default=None,
+              help="Also say, per model, whether this customer was in its training data.")
 @json_option
-def models(settings: Settings, as_json: bool) -> None:
+def models(settings: Settings, customer: str | None, as_json: bool) -> None:
     """List trained models: status, metrics and the consent snapshot each was trained under."""
-    from . import registry
+    from . import privacy, registry
 
     db = open_db(settings)
     rows = registry.list_models(db)
     current = registry.Registry(settings.model_dir).current_version()
+    trained_on = set(privacy.models_containing(settings, customer)) if customer else set()
     for row in rows:
         row["current"] = row["version"] == current
-    lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"]
+        if customer:
+            row["trained_on_customer"] = row["version"] in trained_on
+    lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"
+             + (f"  trained on {customer}" if customer else "")]
     for r in rows:
         ndcg = r["metrics"].get("model", {}).get("ndcg")
         lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
-                     f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}")
-    emit(as_json, {"current": current, "models": rows}, "\n".join(lines))
+                     f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
+                     + (("  yes" if r["trained_on_customer"] else "  no") if customer else ""))
+    emit(as_json, {"current": current, "customer": customer, "models": rows}, "\n".join(lines))
 
 
 @cli.command()
@@ -373,6 +380,96 @@ def keys_revoke(settings: Settings, key_id: int) -> None:
 
     api_keys.revoke(open_db(settings), key_id)
     click.echo(f"key {key_id} revoked")
+
+
+@cli.group(cls=EngineGroup)
+def consent() -> None:
+    """Show and change consent per customer and purpose (every change is logged)."""
+
+
+@consent.command("set")
+@with_settings
+@click.argument("customer")
+@click.argument("purpose")
+@click.argument("state", type=click.Choice(["granted", "withdrawn"]))
+@click.option("--source", default="cli", show_default=True, help="Who or what made the change (kept in the log).")
+@json_option
+def consent_set(settings: Settings, customer: str, purpose: str, state: str, source: str, as_json: bool) -> None:
+    """Grant or withdraw PURPOSE for CUSTOMER; effective on their next request."""
+    from . import consent as consents
+
+    result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source)
+    emit(as_json, result, _consent_lines(result))
+
+
+def _consent_lines(result: dict[str, Any]) -> str:
+    return "\n".join(f"{p:16} {'granted' if c['granted'] else 'not granted':12} "
+                     f"{(c['source'] or '-'):18} {c['updated_at'] or '(never recorded)'}"
+                     for p, c in result["consents"].items())
+
+
+@consent.command("show")
+@with_settings
+@click.argument("customer")
+@json_option
+def consent_show(settings: Settings, customer: str, as_json: bool) -> None:
+    """Every configured purpose for CUSTOMER (unrecorded = not granted)."""
+    from . import consent as consents
+
+    result = consents.current(open_db(settings), settings, customer)
+    emit(as_json, result, _consent_lines(result))
+
+
+@consent.command("history")
+@with_settings
+@click.argument("customer")
+@json_option
+def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
+    """Every consent change of CUSTOMER, oldest first."""
+    from . import consent as consents
+
+    result = consents.history(open_db(settings), settings, customer)
+    emit(as_json, result, "\n".join(f"{h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  ({h['source']})"
+                                     for h in result["history"]) or "no consent changes recorded")
+
+
+@cli.command()
+@with_settings
+@click.argument("customer")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
+    """Erase CUSTOMER everywhere (tables and model artifacts); keeps a salted-hash tombstone."""
+    from . import privacy
+
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm(f"Erase customer {customer} and everything about them?", abort=True)
+    result = privacy.forget(open_db(settings), settings, customer)
+    emit(as_json, result, f"erased {customer}: removed " + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
+         + f"; scrubbed {len(result['models_scrubbed'])} model(s); tombstone {result['tombstone'][:16]}...")
+
+
+@cli.command("export-customer")
+@with_settings
+@click.argument("customer")
+def export_customer(settings: Settings, customer: str) -> None:
+    """Print everything held about CUSTOMER as one JSON object (access / portability)."""
+    from . import privacy
+
+    click.echo(json.dumps(privacy.export(open_db(settings), settings, customer), indent=2, sort_keys=True, default=str))
+
+
+@cli.command()
+@with_settings
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Keep this many days of decision log [default: privacy.retention_days, 90].")
+@json_option
+def prune(settings: Settings, days: int | None, as_json: bool) -> None:
+    """Delete decision-log entries older than the retention period."""
+    from . import privacy
+
+    result = privacy.prune(open_db(settings), settings, days)
+    emit(as_json, result, f"deleted {result['deleted']} decision(s) older than {result['before']}")
 
 
 def main(argv: list[str] | None = None) -> None:

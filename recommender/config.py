@@ -71,6 +71,41 @@ class ServeSettings:
 
 
 @dataclass
+class PrivacySettings:
+    # Decision-log entries older than this are deleted by `recommender prune`.
+    retention_days: int = 90
+    # Record every served list in the decision log (batched off the request path).
+    decision_log: bool = True
+
+
+@dataclass
+class CampaignSettings:
+    """Occasion campaigns (``recommender campaign run``); checked when a campaign runs.
+
+    Flat fields, not nested tables, so every one can be set from the
+    environment, e.g. ``RECOMMENDER_CAMPAIGNS_DISCOUNTS=birthday=20,anniversary=10``
+    or ``RECOMMENDER_CAMPAIGNS_BIRTHDAY_CATEGORIES=toys,games``.
+    """
+
+    # Percent off, per occasion (each > 0 and < 100).
+    discounts: dict[str, float] = field(default_factory=lambda: {"birthday": 15.0, "anniversary": 10.0})
+    # The code is valid from this many days before the occasion (never before the
+    # customer's local run date) until this many days after it.
+    valid_days_before: int = 7
+    valid_days_after: int = 14
+    # Where 29 February occasions fall in non-leap years: "feb28" or "mar1".
+    feb29_rule: str = "feb28"
+    # Preferred gift categories per occasion; empty = any category.
+    birthday_categories: tuple[str, ...] = ()
+    anniversary_categories: tuple[str, ...] = ()
+    # Price band of offered products; 0 = no bound on that side.
+    min_price: float = 0.0
+    max_price: float = 0.0
+    # Products per offer (--items).
+    items: int = 3
+
+
+@dataclass
 class Settings:
     db: Path = Path("recommender.db")
     model_dir: Path = Path("models")
@@ -81,6 +116,8 @@ class Settings:
     als: ALSSettings = field(default_factory=ALSSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:

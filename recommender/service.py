@@ -28,6 +28,7 @@ from .catalogue import Catalogue, ListFilters
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
 from .model import FactorModel
+from .privacy import DecisionLog
 from .values import parse_datetime, to_epoch
 
 PERSONALIZATION = interactions.PERSONALIZATION
@@ -50,12 +51,19 @@ class LiveModel:
         self.catalogue: Catalogue | None = None
         self.last_error: str | None = None
         self._failed: str | None = None
+        self._erasures: int | None = None
         self._checked = -math.inf
         self._lock = threading.Lock()
 
-    def get(self) -> FactorModel | None:
+    def get(self, db: sqlite_utils.Database | None = None) -> FactorModel | None:
+        """The model to serve; also reloads after an erasure scrubbed the artifacts."""
         if time.monotonic() - self._checked >= self.check_interval:
-            self.reload()
+            force = False
+            if db is not None:
+                erasures = store.erasure_count(db)
+                force = self._erasures is not None and erasures != self._erasures
+                self._erasures = erasures
+            self.reload(force=force)
         return self.model
 
     def reload(self, force: bool = False) -> str | None:
@@ -86,16 +94,17 @@ class ListOptions:
 
 
 class Service:
-    def __init__(self, settings: Settings, live: LiveModel | None = None) -> None:
+    def __init__(self, settings: Settings, live: LiveModel | None = None, decisions: DecisionLog | None = None) -> None:
         self.settings = settings
         self.live = live or LiveModel(str(settings.model_dir))
+        self.decisions = decisions or DecisionLog(settings.db, enabled=settings.privacy.decision_log)
         self._no_model_catalogue: Catalogue | None = None
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
 
     # --- shared pieces -------------------------------------------------------------
 
     def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[FactorModel | None, Catalogue]:
-        model = self.live.get()
+        model = self.live.get(db)
         if model is not None and self.live.catalogue is not None:
             catalogue = self.live.catalogue
         else:
@@ -149,7 +158,13 @@ class Service:
     # --- requests --------------------------------------------------------------------
 
     def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
-        """Personalized top-n for a customer, or popular items with the reason why not."""
+        """Personalized top-n for a customer, or popular items with the reason why not; logged."""
+        result = self._recommend(db, customer_id, options)
+        self.decisions.record(customer_id, "recommendations", result["model_version"], result["mode"],
+                              result["reason"], [i["product_id"] for i in result["items"]])
+        return result
+
+    def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)
         exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
         if not exists:
@@ -206,8 +221,9 @@ class Service:
             mode = "personalized"
         else:
             ordered, mode = list(products), "non_personalized"
-        return {"mode": mode, "reason": reason, "model_version": model.version if model else None,
-                "products": ordered}
+        version = model.version if model else None
+        self.decisions.record(customer_id, "rerank", version, mode, reason, ordered)
+        return {"mode": mode, "reason": reason, "model_version": version, "products": ordered}
 
     def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)

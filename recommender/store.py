@@ -143,12 +143,17 @@ MIGRATIONS: list[list[str]] = [
             erased_at TEXT NOT NULL
         )""",
     ],
+    # 3: installation facts; the salt of erasure tombstones is made here, once, at random
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('erasure_salt', lower(hex(randomblob(16))))",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
-    "offers", "models", "decisions", "api_keys", "erasures",
+    "offers", "models", "decisions", "api_keys", "erasures", "meta",
 )
 
 
@@ -568,3 +573,142 @@ def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple[str | None,
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+
+
+# --- privacy: access, erasure, retention -------------------------------------------
+
+
+def get_customer(db: sqlite_utils.Database, customer_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM customers WHERE id = ?", [customer_id]))
+    return rows[0] if rows else None
+
+
+def customer_consents(db: sqlite_utils.Database, customer_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT purpose, granted, updated_at, source FROM consents WHERE customer_id = ? "
+                         "ORDER BY purpose", [customer_id]))
+
+
+def consent_history(db: sqlite_utils.Database, customer_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT purpose, old_granted, new_granted, source, changed_at FROM consent_log "
+                         "WHERE customer_id = ? ORDER BY id", [customer_id]))
+
+
+def customer_rows(db: sqlite_utils.Database, table: str, customer_id: str) -> list[dict[str, Any]]:
+    """Every row of ``interactions``, ``offers`` or ``decisions`` about one customer."""
+    if table not in ("interactions", "offers", "decisions"):
+        raise ValueError(table)
+    return list(db.query(f"SELECT * FROM {table} WHERE customer_id = ? ORDER BY id", [customer_id]))
+
+
+def meta_value(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: str, erased_at: str) -> dict[str, int]:
+    """Delete everything about a customer and leave only the tombstone; one transaction."""
+    deleted = {}
+    with transaction(db):
+        for table in ("decisions", "offers", "interactions", "consent_log", "consents"):
+            deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
+        deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
+        db.execute("INSERT OR REPLACE INTO erasures (subject_hash, erased_at) VALUES (?, ?)", [subject_hash, erased_at])
+    return deleted
+
+
+def erasure_count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM erasures").fetchone()[0]
+
+
+def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        found.update(r[0] for r in db.execute(
+            f"SELECT subject_hash FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
+    with transaction(db):
+        return db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount
+
+
+# --- offers and campaigns ---------------------------------------------------------
+# Customer id lists go in as one JSON array bound to json_each(): one statement
+# for any number of ids, instead of hundreds of IN (...) chunks.
+
+OCCASION_DATE_COLUMNS = ("birth_date", "anniversary_date")
+
+
+def customer_occasion_dates(db: sqlite_utils.Database, columns: Sequence[str]) -> tuple[list[str], list[str | None], dict[str, list[str | None]]]:
+    """``(ids, timezones, {column: dates})`` of every customer, in one table scan."""
+    bad = [c for c in columns if c not in OCCASION_DATE_COLUMNS]
+    if bad or not columns:
+        raise ValueError(f"not an occasion date column: {bad or columns}")
+    rows = db.conn.execute(f"SELECT id, timezone, {', '.join(columns)} FROM customers").fetchall()
+    if not rows:
+        return [], [], {c: [] for c in columns}
+    ids, zones, *dates = (list(col) for col in zip(*rows))
+    return ids, zones, dict(zip(columns, dates))
+
+
+def customer_contacts(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    """``{id: (email, name)}`` for these customers."""
+    return {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT id, email, name FROM customers WHERE id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])}
+
+
+def granted_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str) -> set[str]:
+    """Which of these customers have ``purpose`` granted now (absent = not granted)."""
+    return {r[0] for r in db.execute(
+        "SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1 "
+        "AND customer_id IN (SELECT value FROM json_each(?))", [purpose, _json_ids(ids)])}
+
+
+def offered_keys(db: sqlite_utils.Database, ids: Sequence[str]) -> set[tuple[str, str, int]]:
+    """``(customer_id, occasion, occasion_year)`` already in the offers ledger for these customers."""
+    return {(r[0], r[1], int(r[2])) for r in db.execute(
+        "SELECT customer_id, occasion, occasion_year FROM offers "
+        "WHERE customer_id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])}
+
+
+def purchased_pairs(db: sqlite_utils.Database, ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Distinct ``(customer_id, product_id)`` purchases of these customers."""
+    return db.execute(
+        "SELECT DISTINCT customer_id, product_id FROM interactions WHERE event_type = 'purchase' "
+        "AND customer_id IN (SELECT value FROM json_each(?))", [_json_ids(ids)]).fetchall()
+
+
+OFFER_COLUMNS = ("customer_id", "occasion", "occasion_year", "code", "products", "discount", "valid_from",
+                 "valid_until", "campaign_id", "created_at")
+
+
+def insert_offers(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> int:
+    """Add offers given as tuples in ``OFFER_COLUMNS`` order; a repeated (customer, occasion, year) fails the whole batch."""
+    with transaction(db):
+        before = _changes(db)
+        db.conn.executemany(
+            f"INSERT INTO offers ({', '.join(OFFER_COLUMNS)}) VALUES ({', '.join('?' * len(OFFER_COLUMNS))})", rows)
+        return _changes(db) - before
+
+
+def active_offers(db: sqlite_utils.Database, customer_id: str, on: str) -> list[dict[str, Any]]:
+    """Offers of one customer valid on date ``on`` (``YYYY-MM-DD``), soonest-ending first."""
+    return list(db.query(
+        "SELECT occasion, occasion_year, code, products, discount, valid_from, valid_until, campaign_id, created_at "
+        "FROM offers WHERE customer_id = ? AND valid_from <= ? AND valid_until >= ? ORDER BY valid_until, id",
+        [customer_id, on, on]))
+
+
+def customer_timezone(db: sqlite_utils.Database, customer_id: str) -> tuple[bool, str | None]:
+    """``(customer exists, their time zone)``."""
+    row = db.execute("SELECT timezone FROM customers WHERE id = ?", [customer_id]).fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+def _json_ids(ids: Sequence[str]) -> str:
+    import json
+
+    return json.dumps(list(ids))

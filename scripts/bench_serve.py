@@ -14,7 +14,9 @@ In one run, on loopback only:
 
 The load generator keeps ``--concurrency`` requests in flight (default 8) on
 keep-alive connections for at most ``--requests`` requests or ``--seconds``.
-Cost per request = elapsed wall time / requests completed, so every number is
+``ours`` runs with the decision log on (the default) and ``ours_nolog`` with
+it off, to show what logging every served list costs. Cost per request =
+elapsed wall time / requests completed, so every number is
 "machine time per request" with the same client overhead. Prints req/s, p50,
 p99, errors for each and ``ours / (bare + raw)`` (target <= 1.25).
 """
@@ -90,14 +92,16 @@ def bare_app():
 
 def start_server(kind: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
     env = {**os.environ, "RECOMMENDER_DB": str(workdir / "shop.db"), "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
-           "RECOMMENDER_ALS_FACTORS": "64"}
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), "--workers", str(workers)],
+           "RECOMMENDER_ALS_FACTORS": "64",
+           "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true"}
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "bare" if kind == "bare" else "ours",
+                             "--port", str(port), "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(workdir))
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz" if kind == "ours" else "/bare/x")
+            conn.request("GET", "/bare/x" if kind == "bare" else "/healthz")
             if conn.getresponse().status == 200:
                 return proc
         except OSError:
@@ -205,12 +209,12 @@ def main() -> None:
     rng = np.random.default_rng(1)
     customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
     results = {}
-    for kind in ("bare", "ours"):
+    for kind in ("bare", "ours", "ours_nolog"):
         port = free_port()
         proc = start_server(kind, port, workers, args.workdir)
         try:
-            paths = ([f"/v1/customers/{c}/recommendations?n=10" for c in customers] if kind == "ours"
-                     else [f"/bare/{c}" for c in customers])
+            paths = ([f"/bare/{c}" for c in customers] if kind == "bare"
+                     else [f"/v1/customers/{c}/recommendations?n=10" for c in customers])
             load(port, paths[:200], args.concurrency, 200, 20)  # warm up every worker
             results[kind] = load(port, paths, args.concurrency, args.requests, args.seconds)
             if kind == "ours":
@@ -225,13 +229,15 @@ def main() -> None:
     print(f"model {results['raw']['shape'][0]:,} products x {results['raw']['shape'][1]} factors; "
           f"gunicorn {workers} sync workers; concurrency {args.concurrency}; {os.cpu_count()} cores; "
           f"sample response mode: {results['ours'].get('mode')}")
-    print(f"{'':6}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
-    for kind in ("ours", "bare", "raw"):
+    print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
+    for kind in ("ours", "ours_nolog", "bare", "raw"):
         r = results[kind]
-        print(f"{kind:6}{r['rps']:>9.0f}{r['cost_ms']:>9.2f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}{r['requests']:>10}")
+        print(f"{kind:10}{r['rps']:>9.0f}{r['cost_ms']:>9.2f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}{r['requests']:>10}")
     ratio = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["raw"]["cost_ms"])
     print(f"ratio ours / (bare + raw) = {ratio:.2f} (target <= 1.25); p99 ours {results['ours']['p99']:.1f} ms "
           f"(target < 20 ms)")
+    print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
+          f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Privacy endpoints (admin role): consent, its history, erasure and data export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, Field
+
+from recommender import consent, privacy
+
+from . import get_db
+from .schema import Body, endpoint
+
+bp = Blueprint("privacy", __name__, url_prefix="/v1/customers")
+
+
+class ConsentChange(Body):
+    consents: dict[str, bool] = Field(min_length=1, description="purpose -> granted")
+    source: str = Field("api", min_length=1, max_length=100, description="Who or what made the change.")
+
+
+class ConsentState(BaseModel):
+    granted: bool
+    recorded: bool
+    updated_at: str | None
+    source: str | None
+
+
+class Consents(BaseModel):
+    customer_id: str
+    consents: dict[str, ConsentState]
+
+
+class ConsentEvent(BaseModel):
+    purpose: str
+    old: bool | None
+    new: bool
+    source: str
+    changed_at: str
+
+
+class ConsentHistory(BaseModel):
+    customer_id: str
+    history: list[ConsentEvent]
+
+
+class Erasure(BaseModel):
+    erased: bool
+    tombstone: str
+    erased_at: str
+    deleted_rows: dict[str, int]
+    models_scrubbed: list[str]
+
+
+class Export(BaseModel):
+    exported_at: str
+    profile: dict[str, Any]
+    consents: dict[str, ConsentState]
+    consent_history: list[ConsentEvent]
+    interactions: list[dict[str, Any]]
+    offers: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    models_trained_on: list[str]
+
+
+def settings():
+    return current_app.config["SETTINGS"]
+
+
+@bp.get("/<customer_id>/consents")
+@endpoint("/v1/customers/<customer_id>/consents", role="admin", response=Consents)
+def get_consents(customer_id: str):
+    """Every configured purpose for the customer; unrecorded means not granted."""
+    return consent.current(get_db(), settings(), customer_id)
+
+
+@bp.put("/<customer_id>/consents")
+@endpoint("/v1/customers/<customer_id>/consents", "PUT", role="admin", body=ConsentChange, response=Consents)
+def put_consents(customer_id: str, body: ConsentChange):
+    """Grant or withdraw purposes; takes effect on the customer's very next request in every worker."""
+    return consent.set_consents(get_db(), settings(), customer_id, body.consents, body.source)
+
+
+@bp.get("/<customer_id>/consents/history")
+@endpoint("/v1/customers/<customer_id>/consents/history", role="admin", response=ConsentHistory)
+def consent_history(customer_id: str):
+    """Every consent change of the customer, oldest first, with its source."""
+    return consent.history(get_db(), settings(), customer_id)
+
+
+@bp.delete("/<customer_id>")
+@endpoint("/v1/customers/<customer_id>", "DELETE", role="admin", response=Erasure)
+def forget(customer_id: str):
+    """Erase the customer everywhere (right to be forgotten); keeps only a salted-hash tombstone."""
+    return privacy.forget(get_db(), settings(), customer_id)
+
+
+@bp.get("/<customer_id>/export")
+@endpoint("/v1/customers/<customer_id>/export", role="admin", response=Export)
+def export(customer_id: str):
+    """Everything held about the customer (access and portability); 404 once erased."""
+    return privacy.export(get_db(), settings(), customer_id)
