@@ -189,8 +189,34 @@ def _stderr_log(enabled: bool):
     return log
 
 
-engine_option = click.option("--engine", type=click.Choice(["implicit", "spark"]), default="implicit",
-                             show_default=True, help="Training engine.")
+def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--engine`` plus the Spark engine's options, handed to the command as ``engine_options``."""
+
+    @click.option("--engine", type=click.Choice(["implicit", "spark"]), default="implicit", show_default=True,
+                  help="Training engine.")
+    @click.option("--spark-master", default=None, metavar="URL",
+                  help="With --engine spark: local[*], spark://host:7077, yarn, ... [default: local[*]].")
+    @click.option("--spark-conf", multiple=True, metavar="KEY=VALUE",
+                  help="With --engine spark: a Spark setting (repeatable), e.g. spark.executor.memory=8g.")
+    @click.option("--interactions", "interactions_path", default=None, metavar="PATH",
+                  help="With --engine spark: the Parquet written by export-interactions, read by the cluster.")
+    @functools.wraps(func)
+    def wrapper(engine: str, spark_master: str | None, spark_conf: tuple[str, ...], interactions_path: str | None,
+                **kwargs: Any) -> Any:
+        options: dict[str, Any] = {}
+        if engine == "spark":
+            conf = {}
+            for item in spark_conf:
+                if "=" not in item:
+                    raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--spark-conf")
+                key, value = item.split("=", 1)
+                conf[key.strip()] = value.strip()
+            options = {"master": spark_master, "conf": conf, "interactions_path": interactions_path}
+        elif spark_master or spark_conf or interactions_path:
+            raise click.BadParameter("only with --engine spark", param_hint="--spark-*")
+        return func(engine=engine, engine_options=options, **kwargs)
+
+    return wrapper
 
 
 def _metrics_table(payload: dict[str, Any]) -> str:
@@ -208,7 +234,8 @@ def _metrics_table(payload: dict[str, Any]) -> str:
 @click.option("--publish", is_flag=True, help="Publish the new model if it passes the release gate.")
 @click.option("--force", is_flag=True, help="With --publish: publish even if the gate refuses.")
 @json_option
-def train(settings: Settings, engine: str, publish: bool, force: bool, as_json: bool) -> None:
+def train(settings: Settings, engine: str, engine_options: dict[str, Any], publish: bool, force: bool,
+          as_json: bool) -> None:
     """Retrain: build the matrix, fit, evaluate, gate, and (with --publish) publish.
 
     The release gate publishes only a model whose NDCG@k is above the
@@ -219,7 +246,8 @@ def train(settings: Settings, engine: str, publish: bool, force: bool, as_json: 
 
     db = open_db(settings)
     result = training.train(db, settings, engine=engine, publish=publish, force=force,
-                            progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json))
+                            progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
+                            engine_options=engine_options)
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
     emit(as_json, result.to_dict(),
          f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
@@ -232,7 +260,8 @@ def train(settings: Settings, engine: str, publish: bool, force: bool, as_json: 
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write report.md, metrics.json and a plot of the metrics at k = 1..20 to this folder.")
 @json_option
-def evaluate(settings: Settings, engine: str, k: int | None, report_dir: Path | None, as_json: bool) -> None:
+def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k: int | None,
+             report_dir: Path | None, as_json: bool) -> None:
     """Score the current settings on the temporal split, next to the popularity baseline."""
     from . import report, training
 
@@ -240,7 +269,8 @@ def evaluate(settings: Settings, engine: str, k: int | None, report_dir: Path | 
         settings.evaluation.k = k
     db = open_db(settings)
     result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
-                               curve_k=20 if report_dir else 0, log=_stderr_log(not as_json))
+                               curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
+                               engine_options=engine_options)
     payload = result.payload
     human = _metrics_table(payload)
     if report_dir:
@@ -260,8 +290,8 @@ def evaluate(settings: Settings, engine: str, k: int | None, report_dir: Path | 
 @click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the chosen settings as TOML to this file (use it with --config or as recommender.toml).")
 @json_option
-def tune(settings: Settings, engine: str, trials: int, seed: int, max_seconds: float | None,
-         write_path: Path | None, as_json: bool) -> None:
+def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials: int, seed: int,
+         max_seconds: float | None, write_path: Path | None, as_json: bool) -> None:
     """Search hyper-parameters on a validation split carved from the training period only.
 
     The test period of `recommender evaluate` is never looked at, so its
@@ -271,7 +301,8 @@ def tune(settings: Settings, engine: str, trials: int, seed: int, max_seconds: f
 
     db = open_db(settings)
     best, trials_run, cut = tuning.tune(db, settings, trials=trials, seed=seed, engine=engine,
-                                        max_seconds=max_seconds, log=_stderr_log(not as_json))
+                                        max_seconds=max_seconds, log=_stderr_log(not as_json),
+                                        engine_options=engine_options)
     toml_text = config.to_toml(best)
     if write_path:
         write_path.write_text(toml_text)

@@ -21,7 +21,7 @@ import sqlite_utils
 
 from . import evaluation, interactions, registry, signals, store
 from .config import Settings
-from .engines import get_engine
+from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, ValidationError
 from .model import FactorModel
 
@@ -62,7 +62,8 @@ def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Int
 
 def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", progress: bool = False,
              curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet,
-             timings: dict[str, float] | None = None) -> Evaluation:
+             timings: dict[str, float] | None = None, engine_options: dict[str, Any] | None = None,
+             fitter: Engine | None = None) -> Evaluation:
     """Fit on the past of the temporal split and score model and popularity on its future."""
     timings = {} if timings is None else timings
     started = time.perf_counter()
@@ -74,7 +75,8 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "im
         raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
     log(f"fitting on events before the {settings.evaluation.cut_quantile:.0%} time cut ({split.train.nnz:,} pairs)")
     started = time.perf_counter()
-    fitted = get_engine(engine).fit(split.train, data.user_ids, data.item_ids, settings.als, progress=progress)
+    fitter = fitter or get_engine(engine, **(engine_options or {}))
+    fitted = fitter.fit(split.train, data.user_ids, data.item_ids, settings.als, progress=progress)
     timings["fit"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     k = settings.evaluation.k
@@ -113,7 +115,8 @@ class TrainResult:
 
 
 def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", publish: bool = False,
-          force: bool = False, progress: bool = False, log: Log = _quiet) -> TrainResult:
+          force: bool = False, progress: bool = False, log: Log = _quiet,
+          engine_options: dict[str, Any] | None = None) -> TrainResult:
     """Run the whole retrain; raises :class:`GateRefused` (after recording why) when the gate says no."""
     timings: dict[str, float] = {}
     started = last = time.perf_counter()
@@ -126,9 +129,11 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
 
     reg = registry.Registry(settings.model_dir)
     reg.clean_temporary()
+    fitter = get_engine(engine, **(engine_options or {}))
     data = load_data(db, settings)
     lap("load")
-    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log, timings=timings)
+    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log, timings=timings,
+                      fitter=fitter)
     last = time.perf_counter()
     log(f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
         f"popularity {result.payload['popularity']['ndcg']:.4f}")
@@ -136,8 +141,8 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     model = result.model
     if settings.als.refit_iterations:
         log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iterations")
-        model = get_engine(engine).fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
-                                       warm_start=model, iterations=settings.als.refit_iterations)
+        model = fitter.fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
+                           warm_start=model, iterations=settings.als.refit_iterations)
     model.signals = signals.compute(data)
     lap("refit")
     version = registry.new_version()

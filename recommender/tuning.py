@@ -58,13 +58,14 @@ def _candidate(settings: Settings, rng: np.random.Generator) -> Settings:
 
 def tune(db: sqlite_utils.Database, settings: Settings, *, trials: int = 24, seed: int = 0,
          engine: str = "implicit", max_seconds: float | None = None,
-         log: Callable[[str], None] = lambda _: None) -> tuple[Settings, list[Trial], float]:
+         log: Callable[[str], None] = lambda _: None,
+         engine_options: dict[str, Any] | None = None) -> tuple[Settings, list[Trial], float]:
     """Random search; the first trial is the current settings. Returns (best settings, trials, validation cut)."""
     base_data = training.load_data(db, settings)
     test_cut = evaluation.temporal_split(base_data, settings.als, settings.evaluation).cut_time
     train_period = base_data.time < test_cut
     rng = np.random.default_rng(seed)
-    fitter = get_engine(engine)
+    fitter = get_engine(engine, **(engine_options or {}))
     results: list[Trial] = []
     best: tuple[float, Settings] | None = None
     started = time.perf_counter()
