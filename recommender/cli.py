@@ -363,7 +363,11 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
     """
     from api import server
 
-    open_db(settings).conn.close()
+    db = open_db(settings)
+    if store.live_api_keys(db) == 0:
+        click.echo("WARNING: no API keys exist, so the API is OPEN to anyone who can reach it (demo mode).\n"
+                   "         Create one with: recommender keys create --role admin", err=True)
+    db.conn.close()
     n = workers or settings.serve.workers or server.default_workers()
     click.echo(f"serving on http://{host or settings.serve.host}:{port or settings.serve.port} with {n} workers "
                f"(docs at /docs)", err=True)
