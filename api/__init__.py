@@ -31,12 +31,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.extensions["recommender"] = Service(settings, live)
     store.connect(settings.db).conn.close()  # create or migrate once, not per request
 
-    from . import auth, customers, errors, events, metrics, ops, privacy, products
+    from . import auth, customers, errors, events, metrics, offers, ops, privacy, products
 
     errors.register(app)
     metrics.register(app)
     auth.register(app)
-    for module in (customers, products, events, privacy, ops):
+    for module in (customers, products, events, offers, privacy, ops):
         app.register_blueprint(module.bp)
 
     @app.teardown_appcontext

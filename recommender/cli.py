@@ -511,5 +511,11 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="recommender")
 
 
+# Subcommand groups that live in their own modules (they import the helpers above).
+from .campaign_cli import campaign  # noqa: E402
+
+cli.add_command(campaign)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])

@@ -116,27 +116,21 @@ class Registry:
 
 def record(db: sqlite_utils.Database, model: FactorModel, path: Path, status: str) -> None:
     m = model.manifest
-    with store.transaction(db):
-        db.execute(
-            "INSERT INTO models (version, created_at, path, engine, params, metrics, consent_snapshot, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [m["version"], m.get("created_at", store.utcnow()), str(path), m.get("engine", "implicit"),
-             json.dumps(m.get("params", {}), sort_keys=True), json.dumps(m.get("metrics", {}), sort_keys=True),
-             json.dumps(m.get("consent_snapshot", {}), sort_keys=True), status],
-        )
+    store.insert_model(db, {
+        "version": m["version"], "created_at": m.get("created_at", store.utcnow()), "path": str(path),
+        "engine": m.get("engine", "implicit"), "params": json.dumps(m.get("params", {}), sort_keys=True),
+        "metrics": json.dumps(m.get("metrics", {}), sort_keys=True),
+        "consent_snapshot": json.dumps(m.get("consent_snapshot", {}), sort_keys=True), "status": status,
+    })
 
 
 def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
-    with store.transaction(db):
-        if status == "published":
-            db.execute("UPDATE models SET status = 'retired' WHERE status = 'published' AND version != ?", [version])
-        db.execute("UPDATE models SET status = ? WHERE version = ?", [status, version])
+    store.set_model_status(db, version, status)
 
 
 def list_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    rows = []
-    for row in db.query("SELECT * FROM models ORDER BY created_at DESC, version DESC"):
+    rows = store.model_rows(db)
+    for row in rows:
         for key in ("params", "metrics", "consent_snapshot"):
             row[key] = json.loads(row[key])
-        rows.append(row)
     return rows

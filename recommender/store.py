@@ -642,29 +642,10 @@ def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
 OCCASION_DATE_COLUMNS = ("birth_date", "anniversary_date")
 
 
-def customer_occasion_dates(db: sqlite_utils.Database, columns: Sequence[str]) -> tuple[list[str], list[str | None], dict[str, list[str | None]]]:
-    """``(ids, timezones, {column: dates})`` of every customer, in one table scan."""
-    bad = [c for c in columns if c not in OCCASION_DATE_COLUMNS]
-    if bad or not columns:
-        raise ValueError(f"not an occasion date column: {bad or columns}")
-    rows = db.conn.execute(f"SELECT id, timezone, {', '.join(columns)} FROM customers").fetchall()
-    if not rows:
-        return [], [], {c: [] for c in columns}
-    ids, zones, *dates = (list(col) for col in zip(*rows))
-    return ids, zones, dict(zip(columns, dates))
-
-
 def customer_contacts(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
     """``{id: (email, name)}`` for these customers."""
     return {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, email, name FROM customers WHERE id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])}
-
-
-def granted_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str) -> set[str]:
-    """Which of these customers have ``purpose`` granted now (absent = not granted)."""
-    return {r[0] for r in db.execute(
-        "SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1 "
-        "AND customer_id IN (SELECT value FROM json_each(?))", [purpose, _json_ids(ids)])}
 
 
 def offered_keys(db: sqlite_utils.Database, ids: Sequence[str]) -> set[tuple[str, str, int]]:
@@ -712,3 +693,77 @@ def _json_ids(ids: Sequence[str]) -> str:
     import json
 
     return json.dumps(list(ids))
+
+
+def product_names(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, str]:
+    """``{id: name}`` for these products (ids that no longer exist are absent)."""
+    return {r[0]: r[1] for r in db.execute(
+        "SELECT id, name FROM products WHERE id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])}
+
+
+def occasion_candidates(db: sqlite_utils.Database, column: str, month_days: Sequence[str] | None) -> tuple[list[str], list[str | None], list[str]]:
+    """``(ids, timezones, dates)`` of customers whose ``column`` falls on one of ``month_days`` (``MM-DD``).
+
+    The month-day test runs inside SQLite's scan, so a week's window reads a
+    few percent of a million customers instead of all of them. ``None`` = every
+    customer with a date.
+    """
+    if column not in OCCASION_DATE_COLUMNS:
+        raise ValueError(f"not an occasion date column: {column!r}")
+    sql = f"SELECT id, timezone, {column} FROM customers WHERE {column} IS NOT NULL"
+    params: list[Any] = []
+    if month_days is not None:
+        sql += f" AND substr({column}, 6) IN (SELECT value FROM json_each(?))"
+        params.append(_json_ids(month_days))
+    rows = db.execute(sql, params).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def occasion_date_quality(db: sqlite_utils.Database, column: str) -> tuple[int, int]:
+    """``(missing, malformed)`` counts of ``column`` over all customers.
+
+    Malformed = not a calendar date (13th month, 31 April, 29 February of a
+    non-leap year): SQLite's ``date(x, '+0 days')`` normalises those, so they
+    differ from the stored text.
+    """
+    if column not in OCCASION_DATE_COLUMNS:
+        raise ValueError(f"not an occasion date column: {column!r}")
+    row = db.execute(
+        f"SELECT count(*) - count({column}), coalesce(sum({column} IS NOT NULL AND "
+        f"(date({column}, '+0 days') IS NOT {column} OR {column} < '0001')), 0) FROM customers").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def consented_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str) -> set[str]:
+    """Which of these customers have ``purpose`` granted now (absent = not granted).
+
+    CROSS JOIN makes SQLite walk the given ids and look each one up by the
+    primary key, instead of scanning every consent of the purpose.
+    """
+    return {r[0] for r in db.execute(
+        "SELECT k.customer_id FROM json_each(?) AS j CROSS JOIN consents AS k "
+        "ON k.customer_id = j.value AND k.purpose = ? WHERE k.granted = 1", [_json_ids(ids), purpose])}
+
+
+# --- the models table --------------------------------------------------------------
+
+
+def insert_model(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    with transaction(db):
+        db.execute(
+            "INSERT INTO models (version, created_at, path, engine, params, metrics, consent_snapshot, status) "
+            "VALUES (:version, :created_at, :path, :engine, :params, :metrics, :consent_snapshot, :status)",
+            row,
+        )
+
+
+def set_model_status(db: sqlite_utils.Database, version: str, status: str) -> None:
+    """Change a model's status; publishing one retires the previously published one."""
+    with transaction(db):
+        if status == "published":
+            db.execute("UPDATE models SET status = 'retired' WHERE status = 'published' AND version != ?", [version])
+        db.execute("UPDATE models SET status = ? WHERE version = ?", [status, version])
+
+
+def model_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM models ORDER BY created_at DESC, version DESC"))

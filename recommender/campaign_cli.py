@@ -1,0 +1,55 @@
+"""``recommender campaign``: occasion offers from the command line, a thin face over :mod:`recommender.campaigns`.
+
+``recommender.cli`` imports this module at its end and adds the group, so the
+helpers imported below already exist by then. Import ``recommender.cli``
+first (the ``recommender`` entry point does), never this module on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import campaigns
+from .cli import EngineGroup, emit, json_option, open_db, with_settings
+from .config import Settings
+
+
+@click.group(cls=EngineGroup)
+def campaign() -> None:
+    """Birthday and anniversary offers: find occasions, choose products, record and export.
+
+    Only customers with marketing consent get offers, and the ledger never
+    holds two offers for the same customer, occasion and year, so reruns and
+    overlapping windows are harmless.
+    """
+
+
+@campaign.command("run")
+@with_settings
+@click.option("--occasion", type=click.Choice(["birthday", "anniversary", "all"]), required=True,
+              help="Which occasions to offer for.")
+@click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
+              help="Run date, read as 12:00 UTC that day [default: now]. Each customer's window starts at "
+                   "their local date at that instant.")
+@click.option("--at", "at", default=None, metavar="TIMESTAMP",
+              help="Run at this exact ISO 8601 instant instead of --date.")
+@click.option("--days-ahead", type=click.IntRange(0, 366), default=7, show_default=True,
+              help="Window length: occasions from the local run date to this many days later, both included.")
+@click.option("--items", type=click.IntRange(1, campaigns.MAX_ITEMS), default=None,
+              help="Products per offer [default: campaigns.items, 3].")
+@click.option("--max-per-product", type=click.IntRange(min=1), default=None,
+              help="Offer no product to more customers than this [default: its stock; untracked = no limit].")
+@click.option("--dry-run", is_flag=True, help="Compute and report (and export) but write nothing to the ledger.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export one row per offer to this .csv or .jsonl file.")
+@json_option
+def run_command(settings: Settings, occasion: str, date: str | None, at: str | None, days_ahead: int,
+                items: int | None, max_per_product: int | None, dry_run: bool, out: Path | None,
+                as_json: bool) -> None:
+    """Make the offers for occasions in the coming days, as one all-or-nothing transaction."""
+    request = campaigns.CampaignRequest(occasion=occasion, date=date, at=at, days_ahead=days_ahead, items=items,
+                                        max_per_product=max_per_product)
+    result = campaigns.run(open_db(settings), settings, request, dry_run=dry_run, out=out)
+    emit(as_json, result.summary(), result.human())
