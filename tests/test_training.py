@@ -5,14 +5,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from conftest import ROOT
 from recommender import registry, training
 from recommender.cli import cli
 from recommender.errors import GateRefused, ValidationError
-from recommender.model import FactorModel
 
 
 def current(settings):
