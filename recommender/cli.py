@@ -507,6 +507,27 @@ def prune(settings: Settings, days: int | None, as_json: bool) -> None:
     emit(as_json, result, f"deleted {result['deleted']} decision(s) older than {result['before']}")
 
 
+@cli.command("export-interactions")
+@with_settings
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True,
+              help="File format (Parquet, one folder per month of event time).")
+@json_option
+def export_interactions(settings: Settings, out: Path, fmt: str, as_json: bool) -> None:
+    """Write the consent-filtered, weighted interactions to the folder OUT for a Spark cluster.
+
+    Only customers with personalization consent are exported, exactly the
+    events training uses. Put OUT on storage the cluster reads and train with
+    `recommender train --engine spark --interactions OUT`. An earlier export
+    in OUT is replaced; any other existing non-empty OUT is refused.
+    """
+    from . import exports
+
+    result = exports.export_interactions(open_db(settings), settings, out, format=fmt)
+    emit(as_json, result, f"exported {result['rows']:,} interactions of {result['customers']:,} customers "
+                          f"in {len(result['months'])} month(s) to {result['path']} ({result['seconds']:.1f} s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="recommender")
 

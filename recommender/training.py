@@ -140,7 +140,11 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     full = data.matrix(settings.als)
     model = result.model
     if settings.als.refit_iterations:
-        log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iterations")
+        if fitter.warm_starts:
+            log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iteration(s)")
+        else:
+            log(f"refitting from scratch on all {full.nnz:,} pairs for {settings.als.iterations} iteration(s) "
+                f"({fitter.name} cannot warm-start)")
         model = fitter.fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
                            warm_start=model, iterations=settings.als.refit_iterations)
     model.signals = signals.compute(data)

@@ -18,6 +18,8 @@ class Engine(abc.ABC):
     """Fits factor models; ``name`` is recorded in every artifact it produces."""
 
     name: str = "base"
+    # Whether ``warm_start`` really continues from the given factors (else it is a fresh full fit).
+    warm_starts: bool = True
 
     @abc.abstractmethod
     def fit(self, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings,

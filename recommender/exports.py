@@ -1,0 +1,149 @@
+"""Bulk exports of training data, so a Spark cluster reads shared storage instead of SQLite.
+
+``export_interactions`` writes exactly what the trainer learns from: the
+events of customers with ``personalization`` consent whose event type has a
+configured weight (see :func:`recommender.interactions.load`, the only door
+training data passes through), one row per event with its weight
+(event-type weight × quantity, before time decay, which depends on the
+reference time of each fit and is applied by the reader).
+
+The layout is a Hive-partitioned Parquet dataset, one folder per calendar
+month of event time (``month=2011-12/part-0.parquet``): a cluster job lists
+and reads months in parallel, and a time window (the past of an evaluation
+split, the last year) prunes whole folders. Customer and product ids are
+dictionary-encoded, so repeated ids cost a few bytes per row.
+
+An export is written beside its destination and swapped in whole, so a
+reader never sees half of one; the summary lies in ``_export.json`` (files
+starting with ``_`` are ignored by Spark and pyarrow readers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import sqlite_utils
+
+from . import interactions, store
+from .config import Settings
+from .errors import ValidationError
+
+FORMATS = ("parquet",)
+MARKER = "_export.json"
+SCHEMA = pa.schema([
+    ("customer_id", pa.dictionary(pa.int32(), pa.string())),
+    ("product_id", pa.dictionary(pa.int32(), pa.string())),
+    ("event_type", pa.dictionary(pa.int16(), pa.string())),
+    ("quantity", pa.float32()),
+    ("weight", pa.float32()),
+    ("occurred_at", pa.timestamp("ms", tz="UTC")),
+    ("month", pa.string()),
+])
+ROWS_PER_FILE = 5_000_000
+ROWS_PER_GROUP = 1_000_000
+
+
+def interactions_table(data: interactions.Interactions) -> pa.Table:
+    """The events of ``data`` as an Arrow table in :data:`SCHEMA` (ids decoded, a month column added)."""
+    months = data.time.astype("datetime64[s]").astype("datetime64[M]")
+    month_values, month_codes = np.unique(months, return_inverse=True)
+    month_names = pa.array([str(m) for m in month_values], pa.string())
+
+    def decoded(codes: np.ndarray, names: np.ndarray, index: type) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(index)), pa.array(names, pa.string()))
+
+    return pa.table({
+        "customer_id": decoded(data.user, data.user_ids, np.int32),
+        "product_id": decoded(data.item, data.item_ids, np.int32),
+        "event_type": decoded(data.event, data.event_types, np.int16),
+        "quantity": pa.array(data.quantity.astype(np.float32)),
+        "weight": pa.array(data.weight.astype(np.float32)),
+        "occurred_at": pa.array(data.time.astype(np.int64) * 1000, pa.timestamp("ms", tz="UTC")),
+        "month": month_names.take(pa.array(month_codes.astype(np.int32))),
+    }, schema=SCHEMA)
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether ``out`` may be overwritten: absent, an empty folder, or an earlier export."""
+    if not out.exists():
+        return True
+    if not out.is_dir():
+        return False
+    return (out / MARKER).is_file() or not any(out.iterdir())
+
+
+def export_interactions(db: sqlite_utils.Database, settings: Settings, out: str | os.PathLike, *,
+                        format: str = "parquet") -> dict[str, Any]:
+    """Write the consent-filtered, weighted interactions to the folder ``out``; returns a summary.
+
+    ``out`` is replaced whole if it holds an earlier export; any other
+    existing, non-empty path is refused rather than deleted.
+    """
+    if format not in FORMATS:
+        raise ValidationError(f"unknown export format {format!r} (one of {', '.join(FORMATS)})")
+    started = time.perf_counter()
+    out = Path(out)
+    if not _replaceable(out):
+        raise ValidationError(f"{out} exists and is not an earlier export: choose a new or empty folder")
+    data = interactions.load(db, settings)
+    table = interactions_table(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the export from the cluster's user
+    try:
+        ds.write_dataset(
+            table.sort_by("occurred_at"), staging, format="parquet",
+            partitioning=ds.partitioning(pa.schema([("month", pa.string())]), flavor="hive"),
+            basename_template="part-{i}.parquet", max_rows_per_file=ROWS_PER_FILE,
+            max_rows_per_group=ROWS_PER_GROUP, min_rows_per_group=min(ROWS_PER_GROUP, max(len(table), 1)),
+            existing_data_behavior="overwrite_or_ignore",
+        )
+        months = sorted(table.column("month").unique().to_pylist())
+        summary = {
+            "path": str(out),
+            "format": format,
+            "rows": len(data),
+            "customers": len(np.unique(data.user)),
+            "products": len(np.unique(data.item)),
+            "months": months,
+            "first_event": _iso(int(data.time.min())) if len(data) else None,
+            "last_event": _iso(int(data.time.max())) if len(data) else None,
+            "event_weights": dict(settings.event_weights),
+            "purpose": interactions.PERSONALIZATION,
+            "created_at": store.utcnow(),
+        }
+        (staging / MARKER).write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Put ``staging`` where ``out`` is: two renames, the old export deleted after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _iso(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
