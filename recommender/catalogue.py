@@ -9,6 +9,7 @@ changes show within a minute without any coordination between workers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import threading
@@ -20,6 +21,9 @@ import numpy as np
 import sqlite_utils
 
 from . import store
+
+# Filter sets whose ban lists a worker keeps between refreshes.
+BANNED_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Catalogue:
         self.loaded_at = -math.inf
         self.products: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._banned: dict[ListFilters, np.ndarray] = {}
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
@@ -71,6 +76,7 @@ class Catalogue:
             self.category, self.price, self.stock, self.visible = category, price, stock, visible
             self.category_codes = categories
             self.products = products
+            self._banned = {}
             self.loaded_at = time.monotonic()
 
     def mask(self, filters: ListFilters) -> np.ndarray:
@@ -91,6 +97,23 @@ class Catalogue:
             if i is not None:
                 allow[i] = False
         return allow
+
+    def banned(self, filters: ListFilters) -> np.ndarray:
+        """Indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
+
+        Every request of a storefront asks with much the same filters, so the
+        index list is kept per filter set (the ``exclude`` ids aside) until the
+        next refresh: a request then pays nothing for filtering 100k products.
+        """
+        key = dataclasses.replace(filters, exclude=())
+        cached = self._banned.get(key)
+        if cached is None:
+            cached = np.flatnonzero(~self.mask(key)).astype(np.int32)
+            if len(self._banned) >= BANNED_CACHE_SIZE:
+                self._banned = {}
+            self._banned[key] = cached
+        extra = [i for i in (self.item_index.get(pid) for pid in filters.exclude) if i is not None]
+        return np.concatenate([cached, np.asarray(extra, np.int32)]) if extra else cached
 
     def allows(self, product: dict[str, Any], filters: ListFilters) -> bool:
         """The same rules as :meth:`mask`, for one product row."""

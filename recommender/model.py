@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import ModelError
+from .topk import NormIndex
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy")
 IDS_FILE = "ids.json"
@@ -60,7 +61,9 @@ class FactorModel:
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self._yty: np.ndarray | None = None
+        self._yty_regularized: np.ndarray | None = None
         self._item_norms: np.ndarray | None = None
+        self._norm_index: NormIndex | None = None
 
     # --- shape ---------------------------------------------------------------
 
@@ -75,6 +78,13 @@ class FactorModel:
     @property
     def engine(self) -> str:
         return self.manifest.get("engine", "unknown")
+
+    @property
+    def yty_regularized(self) -> np.ndarray:
+        """``YᵀY + λI``, the part of every fold-in's normal equations that no customer changes."""
+        if self._yty_regularized is None:
+            self._yty_regularized = self.yty + self.regularization * np.eye(self.factors)
+        return self._yty_regularized
 
     @property
     def yty(self) -> np.ndarray:
@@ -103,24 +113,22 @@ class FactorModel:
         """Top-n item indices and scores for a user vector.
 
         ``exclude`` are item indices never returned (already seen, hidden, asked
-        to leave out); ``allow`` is a boolean mask over items, False = never.
-        Scoring and selection run in implicit's C++ top-k, single-threaded:
-        a server runs one request per worker process.
+        to leave out; repeats allowed); ``allow`` is a boolean mask over items,
+        False = never. Exact, via :class:`~recommender.topk.NormIndex`, which
+        skips the products that cannot reach the top n.
         """
-        from implicit.cpu.topk import topk
-
         exclude = np.fromiter(exclude, dtype=np.int64) if not isinstance(exclude, np.ndarray) else exclude
-        banned = exclude.astype(np.int32)
+        banned = exclude.astype(np.int64, copy=False)
         if allow is not None:
-            banned = np.union1d(banned, np.flatnonzero(~allow).astype(np.int32))
-        n = min(n, len(self.item_ids))
-        if n <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids, scores = topk(self.item_factors, np.asarray(user_vector, dtype=np.float32)[None, :], n,
-                           filter_items=banned if len(banned) else None, num_threads=1)
-        ids, scores = ids[0].astype(np.int64), scores[0]
-        keep = scores > np.finfo(np.float32).min
-        return ids[keep], scores[keep]
+            banned = np.concatenate([banned, np.flatnonzero(~allow)])
+        return self.norm_index.search(user_vector, n, banned)
+
+    @property
+    def norm_index(self) -> NormIndex:
+        """The items sorted by factor norm for :meth:`recommend`; built on first use (a worker builds it on load)."""
+        if self._norm_index is None:
+            self._norm_index = NormIndex(self.item_factors)
+        return self._norm_index
 
     def similar_items(self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Items nearest by cosine of their factors, excluding the item itself."""
@@ -142,7 +150,7 @@ class FactorModel:
     def _system(self, items: np.ndarray, confidences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(self.item_factors[items], dtype=np.float64)
         c = np.asarray(confidences, dtype=np.float64)
-        a = self.yty + (y.T * (c - 1.0)) @ y + self.regularization * np.eye(self.factors)
+        a = self.yty_regularized + (y.T * (c - 1.0)) @ y
         b = (y.T * c).sum(axis=1)
         return a, b
 

@@ -32,8 +32,10 @@ from .values import epoch_to_iso
 ERASED_PLACEHOLDER = "\u2205erased-"
 
 
-def subject_hash(db: sqlite_utils.Database, customer_id: str) -> str:
-    salt = store.meta_value(db, "erasure_salt") or ""
+def subject_hash(db: sqlite_utils.Database, customer_id: str, *, salt: str | None = None) -> str:
+    """The tombstone of ``customer_id``: SHA-256 of the database's random salt and the id."""
+    if salt is None:
+        salt = store.meta_value(db, "erasure_salt") or ""
     return hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()
 
 
@@ -188,7 +190,8 @@ class DecisionLog:
         db = db or store.connect(self.db_path, migrate=False)
         try:
             customers = [r[0] for r in rows if r[0] is not None]
-            hashes = {c: subject_hash(db, c) for c in set(customers)}
+            salt = store.meta_value(db, "erasure_salt") or ""
+            hashes = {c: subject_hash(db, c, salt=salt) for c in set(customers)}
             gone = store.erased_among(db, list(hashes.values()))
             rows = [r for r in rows if r[0] is None or hashes[r[0]] not in gone]
             store.insert_decisions(db, rows)

@@ -79,6 +79,7 @@ class LiveModel:
             except ModelError as exc:
                 self._failed, self.last_error = version, str(exc)
                 return loaded
+            model.norm_index  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
             self.catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
             return version
@@ -177,10 +178,11 @@ class Service:
         vector, items, conf = self._customer_vector(model, events)
         if vector is None or not np.any(vector):
             return self._fallback(db, model, catalogue, options, "no_history")
-        allow = catalogue.mask(options.filters)
-        exclude = self._purchased(model, events) if options.exclude_purchased else np.zeros(0, np.int64)
+        banned = catalogue.banned(options.filters)
+        if options.exclude_purchased:
+            banned = np.concatenate([banned, self._purchased(model, events).astype(np.int32)])
         depth = options.n if options.diversity <= 0 else options.n * 10
-        ranked, scores = model.recommend(vector, depth, exclude=exclude, allow=allow)
+        ranked, scores = model.recommend(vector, depth, exclude=banned)
         score_of = dict(zip(ranked.tolist(), scores.tolist()))
         chosen = catalogue.diversify(ranked.tolist(), options.n, options.diversity)
         result = []
