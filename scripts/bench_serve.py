@@ -303,21 +303,23 @@ def main() -> None:
 
 
 def scanned_share(workdir: Path, customers: list[str]) -> tuple[float, float]:
-    """Median and p90 share of the catalogue the server's top-10 scores for these customers (default filters)."""
+    """Median and p90 share of the catalogue scored by the request ``ours`` serves, for these customers.
+
+    The same ``Service.recommend`` the API calls (default options), in process,
+    reading the model's :class:`~recommender.topk.NormIndex` after each list.
+    """
     from recommender import store
-    from recommender.catalogue import ListFilters
     from recommender.config import load_settings
-    from recommender.service import Service
+    from recommender.privacy import DecisionLog
+    from recommender.service import ListOptions, Service
 
     settings = load_settings(environ={}, overrides={"db": workdir / "shop.db", "model_dir": workdir / "models"})
-    service = Service(settings)
+    service = Service(settings, decisions=DecisionLog(settings.db, enabled=False))
     db = store.connect(settings.db, migrate=False)
-    model, catalogue = service._model_and_catalogue(db)
     shares = []
     for customer in customers:
-        vector, _, _ = service._customer_vector(model, store.customer_events(db, customer))
-        if vector is not None:
-            model.recommend(vector, 10, exclude=catalogue.banned(ListFilters()))
+        if service.recommend(db, customer, ListOptions(n=10))["mode"] == "personalized":
+            model = service.live.model
             shares.append(model.norm_index.scanned / len(model.item_ids))
     db.conn.close()
     return float(np.median(shares)), float(np.percentile(shares, 90))
