@@ -29,7 +29,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     live = LiveModel(str(settings.model_dir), check_interval=settings.serve.model_check_seconds,
                      catalogue_ttl=settings.serve.catalogue_ttl_seconds)
     app.extensions["recommender"] = Service(settings, live)
-    store.connect(settings.db).conn.close()  # create or migrate once, not per request
+    store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 
     from . import auth, customers, errors, events, metrics, offers, ops, privacy, products
 

@@ -87,8 +87,12 @@ def cli() -> None:
 @with_settings
 @json_option
 def init(settings: Settings, as_json: bool) -> None:
-    """Create the database (or migrate it to the current schema)."""
-    db = open_db(settings)
+    """Create the database (or migrate it to the current schema).
+
+    The only command that creates a database; every other one refuses a path
+    that does not exist, so a typo in --db cannot start an empty shop.
+    """
+    db = store.connect(settings.db, create=True)
     version = store.schema_version(db)
     emit(as_json, {"db": str(settings.db), "schema_version": version},
          f"database {settings.db} ready (schema version {version})")

@@ -108,6 +108,7 @@ class CampaignSettings:
 @dataclass
 class Settings:
     db: Path = Path("recommender.db")
+    # Relative paths are taken from the database's folder (see anchor_paths).
     model_dir: Path = Path("models")
     event_weights: dict[str, float] = field(
         default_factory=lambda: {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
@@ -215,8 +216,19 @@ def load_settings(
     _from_env(settings, environ)
     if overrides:
         _apply(settings, overrides)
+    anchor_paths(settings)
     validate(settings)
     return settings
+
+
+def anchor_paths(settings: Settings) -> None:
+    """Resolve a relative ``model_dir`` against the database's folder, never the current directory.
+
+    A cron job that forgets to ``cd``, or a campaign run with ``--db
+    /srv/shop/shop.db`` from elsewhere, must find the same models as the server.
+    """
+    if not settings.model_dir.is_absolute():
+        settings.model_dir = Path(os.path.abspath(settings.db)).parent / settings.model_dir
 
 
 def validate(settings: Settings) -> None:

@@ -18,6 +18,12 @@ class ConfigError(RecommenderError):
     code = "invalid_config"
 
 
+class DatabaseError(ConfigError):
+    """The database path is missing, not a database, or not one of this engine's."""
+
+    code = "database_unavailable"
+
+
 class ValidationError(RecommenderError):
     """Input that breaks a rule: a bad row in an import, a bad event, a bad parameter."""
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import sqlite_utils
 
-from . import store
+from . import bulk, store
 from .config import ALSSettings, Settings
 
 PERSONALIZATION = "personalization"
@@ -101,7 +101,7 @@ def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None
     default today) stay in the matrix — what people bought still says something
     about taste — but are marked not recommendable.
     """
-    raw = store.interaction_arrays(db, PERSONALIZATION)
+    raw = bulk.interaction_arrays(db, PERSONALIZATION)
     weight = _weights(raw["event_types"], raw["event"], raw["quantity"], settings.event_weights)
     keep = weight > 0  # event types no longer configured carry no signal
     # Keep only consenting customers that have events; renumber them densely.

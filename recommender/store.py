@@ -14,18 +14,13 @@ numerically; every other timestamp is ISO 8601 UTC text, dates are
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import os
 import datetime as dt
+import os
 import sqlite3
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
 import sqlite_utils
 
 # Each migration is a list of statements; ``MIGRATIONS[i]`` brings a database
@@ -148,12 +143,49 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('erasure_salt', lower(hex(randomblob(16))))",
     ],
+    # 4: two clocks for consent, an ordered log of privacy events (the data epoch that long
+    #    jobs reconcile with), the copies erasure must reach, and idempotency keys of events
+    [
+        # When the customer decided (orders decisions) and who recorded it; changed_at stays
+        # the time we recorded it. NULL decided_at in rows written before v4 = changed_at.
+        "ALTER TABLE consent_log ADD COLUMN decided_at TEXT",
+        "ALTER TABLE consent_log ADD COLUMN actor TEXT",
+        # Every erasure and every withdrawal of a purpose, in the order recorded. A training
+        # run, export or campaign notes max(id) before it reads (its data epoch) and, before it
+        # publishes, reconciles with every row after it. Erasures carry only the tombstone.
+        """CREATE TABLE privacy_events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('erasure', 'withdrawal')),
+            subject_hash TEXT,
+            customer_id TEXT,
+            purpose TEXT,
+            recorded_at TEXT NOT NULL,
+            CHECK ((kind = 'erasure' AND subject_hash IS NOT NULL AND customer_id IS NULL)
+                OR (kind = 'withdrawal' AND customer_id IS NOT NULL AND purpose IS NOT NULL))
+        )""",
+        "CREATE INDEX privacy_events_customer ON privacy_events(customer_id)",
+        # Files the engine wrote that hold customer data (Parquet exports, campaign files),
+        # so an erasure can find and scrub them.
+        """CREATE TABLE copies (
+            path TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        # A client-chosen id per event: a retried POST is acknowledged, not counted twice.
+        """CREATE TABLE event_keys (
+            event_id TEXT PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id) ON DELETE CASCADE,
+            received_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX event_keys_interaction ON event_keys(interaction_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "meta",
+    "privacy_events", "copies", "event_keys",
 )
 
 
@@ -162,17 +194,84 @@ def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def connect(path: str | Path, *, migrate: bool = True, target_version: int | None = None) -> sqlite_utils.Database:
-    """Open (creating if needed) the database, set the pragmas and bring the schema up to date."""
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_database(path: str | Path) -> Path:
+    """Refuse a path that is not an existing database of this engine, with one line that says why.
+
+    A typo in ``--db`` must not quietly become an empty shop that serves empty
+    lists, and a CSV given by mistake must not be turned into a database.
+    """
+    from .errors import DatabaseError
+
     path = Path(path)
-    if path.parent and not path.parent.exists():
+    hint = "run `recommender init` to create one"
+    if not path.exists():
+        raise DatabaseError(f"database {path} does not exist ({hint})")
+    if path.is_dir():
+        raise DatabaseError(f"database {path} is a folder, not a file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise DatabaseError(f"database {path} cannot be read ({exc.strerror or exc})") from None
+    if head != SQLITE_MAGIC:
+        what = "an empty file" if not head else "not an SQLite database"
+        raise DatabaseError(f"{path} is {what}, not a recommender database ({hint})")
+    return path
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (it holds PII and key hashes).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the permissions of the database.
+    """
+    from .errors import DatabaseError
+
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    db = sqlite_utils.Database(conn)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path} ({exc.strerror or exc})") from None
+    os.close(fd)
+
+
+def connect(path: str | Path, *, create: bool = False, migrate: bool = True,
+            target_version: int | None = None) -> sqlite_utils.Database:
+    """Open the database, set the pragmas and bring the schema up to date.
+
+    Only ``create=True`` (``recommender init``) may make a new file; every other
+    caller gets :class:`~recommender.errors.DatabaseError` for a path that does
+    not exist or is not one of ours.
+    """
+    from .errors import DatabaseError
+
+    path = Path(path)
+    if create and (not path.exists() or path.stat().st_size == 0):
+        _create_private(path)
+        fresh = True
+    else:
+        check_database(path)
+        fresh = False
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not left in free pages: an erasure must
+        # not survive in the file's bytes. Debian's SQLite defaults to this; others do not.
+        conn.execute("PRAGMA secure_delete = ON")
+        db = sqlite_utils.Database(conn)
+        if not fresh and not db["schema_version"].exists():
+            conn.close()
+            raise DatabaseError(f"{path} is an SQLite database but not a recommender database "
+                                f"(no schema_version table)")
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path} cannot be opened as a recommender database ({exc})") from None
     if migrate:
         migrate_schema(db, target_version)
     return db
@@ -375,105 +474,6 @@ def has_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> bo
     return bool(row and row[0])
 
 
-def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalization") -> dict[str, np.ndarray]:
-    """Every interaction of customers who granted ``purpose``, as column arrays.
-
-    Customer and product ids come back as integer codes into the returned
-    ``customer_ids`` / ``product_ids`` / ``event_types`` arrays, so callers never
-    hold millions of Python strings. The scan goes through the ADBC SQLite
-    driver straight into Arrow columns, and the id mapping runs in Arrow's C++
-    kernels: ten million rows take seconds, where Python's row-by-row cursor
-    takes most of a minute.
-
-    It runs in a child process on purpose. ADBC links its own copy of SQLite,
-    and two SQLite libraries in one process break each other's POSIX file
-    locks (closing one's file handle drops the other's locks), which corrupts
-    WAL databases. One process per library keeps both safe.
-    """
-    scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="recommender-read-", dir=scratch) as tmp:
-        out = Path(tmp) / "arrays.npz"
-        code = "import sys; from recommender.store import _export_arrays; _export_arrays(*sys.argv[1:])"
-        proc = subprocess.run([sys.executable, "-c", code, database_path(db), purpose, str(out)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"reading interactions failed: {tail}")
-        with np.load(out, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    for key in ("customer_ids", "product_ids", "event_types"):
-        arrays[key] = arrays[key].astype(object)
-    return arrays
-
-
-def _export_arrays(path: str, purpose: str, out: str) -> None:
-    """Child side of :func:`interaction_arrays`: read, map to codes, write an ``.npz``."""
-    import adbc_driver_sqlite.dbapi as adbc
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def table(sql: str, params: tuple = ()) -> pa.Table:
-        # Autocommit: each SELECT is its own read snapshot and takes no write lock,
-        # so the API keeps writing events while a retrain reads.
-        with adbc.connect(path, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetch_arrow_table()
-
-    customers = table("SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1", (purpose,))["customer_id"]
-    customers = customers.combine_chunks().cast(pa.string())
-    customers = customers.take(pc.array_sort_indices(customers))
-    products = table("SELECT id FROM products ORDER BY id")["id"].combine_chunks().cast(pa.string())
-    # Two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's
-    # ends, but scans the whole table when both share one SELECT.
-    lo, hi = table("SELECT coalesce((SELECT min(id) FROM interactions), 0) AS lo, "
-                   "coalesce((SELECT max(id) FROM interactions), -1) AS hi").to_pylist()[0].values()
-
-    def part(bounds: tuple[int, int]) -> dict[str, Any] | None:
-        """Fetch one rowid range and map it to codes; pyarrow and the driver release the GIL."""
-        events = table(
-            "SELECT customer_id, product_id, event_type, CAST(quantity AS REAL) AS quantity, "
-            "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions WHERE id BETWEEN ? AND ?", bounds)
-        if events.num_rows == 0 or len(customers) == 0:
-            return None
-        events = events.combine_chunks()
-        user = pc.index_in(events["customer_id"].cast(pa.string()), value_set=customers)
-        keep = pc.is_valid(user)
-        events, user = events.filter(keep), user.filter(keep)
-        encoded = pc.dictionary_encode(events["event_type"].cast(pa.string())).combine_chunks()
-        return {
-            "user": user.to_numpy(zero_copy_only=False).astype(np.int32),
-            "item": pc.index_in(events["product_id"].cast(pa.string()), value_set=products)
-                      .to_numpy(zero_copy_only=False).astype(np.int32),
-            "codes": encoded.indices.to_numpy(zero_copy_only=False),
-            "types": encoded.dictionary.to_pylist(),
-            "quantity": events["quantity"].to_numpy().astype(np.float32),
-            "time": events["occurred_at"].to_numpy().astype(np.int64),
-        }
-
-    # The scan is split by rowid range over a few threads.
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    step = (hi - lo + workers) // workers
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        parts = [p for p in pool.map(part, [(lo + i * step, lo + (i + 1) * step - 1) for i in range(workers)]) if p]
-    types: list[str] = []
-    for p in parts:  # one event-type numbering across parts
-        local = np.array([types.index(t) if t in types else types.append(t) or len(types) - 1 for t in p["types"]],
-                         dtype=np.int16)
-        p["event"] = local[p["codes"]] if len(local) else np.zeros(0, np.int16)
-
-    def joined(key: str, dtype) -> np.ndarray:
-        return np.concatenate([p[key] for p in parts]).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-    np.savez(
-        out,
-        user=joined("user", np.int32), item=joined("item", np.int32), event=joined("event", np.int16),
-        quantity=joined("quantity", np.float32), time=joined("time", np.int64),
-        customer_ids=np.array(customers.to_pylist(), dtype=str),
-        product_ids=np.array(products.to_pylist(), dtype=str),
-        event_types=np.array(types, dtype=str),
-    )
-
-
 def unrecommendable_products(db: sqlite_utils.Database, today: str) -> set[str]:
     """Products that must never be shown: hidden, or past their ``available_until`` date."""
     return {
@@ -618,6 +618,15 @@ def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: st
 
 def erasure_count(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT count(*) FROM erasures").fetchone()[0]
+
+
+def privacy_epoch(db: sqlite_utils.Database) -> int:
+    """The id of the newest privacy event (erasure or withdrawal); 0 when there is none.
+
+    A long job reads this before it reads data, and reconciles with every
+    event after it before it publishes anything.
+    """
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events").fetchone()[0])
 
 
 def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:

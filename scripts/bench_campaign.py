@@ -47,7 +47,7 @@ def make_shop(workdir: Path, customers: int, products: int, active: int, events:
     settings.als.factors = 32
     settings.als.iterations = 6
     rng = np.random.default_rng(seed)
-    db = store.connect(settings.db)
+    db = store.connect(settings.db, create=True)
     db.execute("PRAGMA cache_size = -2000000")  # 2 GB page cache: index inserts stay in memory
     started = time.perf_counter()
 
@@ -131,7 +131,7 @@ def main() -> None:
     from recommender.config import load_settings
 
     settings = load_settings(environ={}, overrides={"db": run_db, "model_dir": args.workdir / "models"})
-    db = store.connect(run_db)
+    db = store.connect(run_db, create=True)
     request = campaigns.CampaignRequest(occasion="birthday", date=args.date, days_ahead=args.days_ahead)
     started = time.perf_counter()
     result = campaigns.run(db, settings, request, out=args.workdir / "offers.csv")

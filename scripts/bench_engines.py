@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for name in ("factors", "regularization", "iterations", "alpha"):
         if getattr(args, name) is not None:
             setattr(settings.als, name, getattr(args, name))
-    db = store.connect(settings.db)
+    db = store.connect(settings.db, create=True)
     started = time.perf_counter()
     imported = imports.import_transactions(db, args.dataset, settings, grant=("personalization",))
     print(f"imported {imported.new:,} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -62,7 +62,7 @@ def make_shop(workdir: Path, products: int, customers: int, events: int, factors
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    db = store.connect(db_path)
+    db = store.connect(db_path, create=True)
     cats = rng.integers(0, 40, size=products)
     store.upsert_products(db, ((f"p{i:06d}", f"Product {i}", f"cat{cats[i]}", float(rng.integers(1, 200)),
                                 int(rng.integers(0, 50)), 0, None) for i in range(products)))
@@ -329,7 +329,7 @@ def read_key(db_path: Path) -> str:
     """A real ``read`` API key, so ``ours`` pays for authentication as a storefront's calls do."""
     from recommender import keys, store
 
-    db = store.connect(db_path)
+    db = store.connect(db_path, create=True)
     try:
         return keys.create(db, "read", "bench_serve")[1]
     finally:

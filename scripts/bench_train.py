@@ -37,7 +37,7 @@ def make_shop(db_path: Path, customers: int, products: int, interactions: int, s
     from recommender import store
 
     rng = np.random.default_rng(seed)
-    db = store.connect(db_path)
+    db = store.connect(db_path, create=True)
     db.execute("PRAGMA cache_size = -4000000")  # 4 GB page cache: index inserts stay in memory
     cust_ids = [f"c{i:07d}" for i in range(customers)]
     prod_ids = [f"p{i:06d}" for i in range(products)]
@@ -88,7 +88,7 @@ def child(kind: str, db_path: Path, model_dir: Path) -> None:
     from recommender.config import load_settings
 
     settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": model_dir})
-    db = store.connect(db_path)
+    db = store.connect(db_path, create=True)
     result: dict = {}
     if kind == "end_to_end":
         started = time.perf_counter()

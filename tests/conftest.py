@@ -22,14 +22,15 @@ def settings(tmp_path):
 
 @pytest.fixture
 def db(settings):
-    database = store.connect(settings.db)
+    database = store.connect(settings.db, create=True)
     yield database
     database.conn.close()
 
 
 @pytest.fixture
 def runner(settings, monkeypatch):
-    """A CliRunner whose commands use this test's database unless told otherwise."""
+    """A CliRunner whose commands use this test's database (initialised, as after `recommender init`)."""
+    store.connect(settings.db, create=True).conn.close()
     monkeypatch.setenv("RECOMMENDER_DB", str(settings.db))
     monkeypatch.setenv("RECOMMENDER_MODEL_DIR", str(settings.model_dir))
     monkeypatch.delenv("RECOMMENDER_CONFIG", raising=False)
@@ -90,7 +91,7 @@ def trained_template(tmp_path_factory):
     root = tmp_path_factory.mktemp("template")
     settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models"})
     settings.als.factors = 16
-    db = store.connect(settings.db)
+    db = store.connect(settings.db, create=True)
     imports.load_sample(db, settings)
     training.train(db, settings, publish=True)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

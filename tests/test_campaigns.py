@@ -423,7 +423,7 @@ def test_personalized_offers_from_the_trained_model(served):
 def test_no_customer_without_marketing_consent_ever_gets_an_offer(marketing, personal):
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={}, overrides={"db": Path(tmp) / "shop.db", "model_dir": Path(tmp) / "m"})
-        db = store.connect(settings.db)
+        db = store.connect(settings.db, create=True)
         ids = [f"C{i}" for i in range(8)]
         make_shop(db, [(c, f"1990-06-0{i + 2}", f"2001-06-0{i + 2}", "Pacific/Auckland") for i, c in enumerate(ids)],
                   marketing={c: g for c, g in zip(ids, marketing) if g is not None},

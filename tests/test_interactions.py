@@ -27,7 +27,7 @@ def make_shop(db, consent, events):
     ),
 )
 def test_no_entry_from_a_customer_without_personalization_consent(tmp_path_factory, consent, raw_events):
-    db = store.connect(tmp_path_factory.mktemp("shop") / "p.db")
+    db = store.connect(tmp_path_factory.mktemp("shop") / "p.db", create=True)
     events = [e for e in raw_events if e[0] < len(consent)]
     make_shop(db, consent, events)
     settings = load_settings(environ={})

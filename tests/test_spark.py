@@ -62,7 +62,7 @@ def spark():
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("spark-shop")
     settings = shop_settings(root)
-    db = store.connect(settings.db)
+    db = store.connect(settings.db, create=True)
     imports.load_sample(db, settings)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return settings, db

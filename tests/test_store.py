@@ -19,7 +19,7 @@ def test_new_database_has_every_table_and_pragmas(db):
 
 def test_migration_from_version_1_keeps_data(tmp_path):
     path = tmp_path / "old.db"
-    old = store.connect(path, target_version=1)
+    old = store.connect(path, create=True, target_version=1)
     assert store.schema_version(old) == 1
     assert not old["api_keys"].exists()
     store.upsert_customers(old, [("c1", None, "Ann", None, None, "UTC", "2025-01-01T00:00:00Z")])

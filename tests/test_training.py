@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from recommender import registry, training
+from recommender import registry, store, training
 from recommender.cli import cli
 from recommender.errors import GateRefused, ValidationError
 
@@ -127,8 +127,13 @@ def test_cron_script_exit_codes(sample_db, fast_settings):
     worse = subprocess.run(script, env={**env, "RECOMMENDER_ALS_REGULARIZATION": "1000000", "RECOMMENDER_ALS_ITERATIONS": "1"},
                            capture_output=True, text=True)
     assert worse.returncode == 3 and json.loads(worse.stdout)["status"] == "refused"
+    store.connect(fast_settings.db.parent / "empty.db", create=True).conn.close()
     empty = subprocess.run(script + ["--db", str(fast_settings.db.parent / "empty.db")], env=env, capture_output=True, text=True)
     assert empty.returncode == 1 and "nothing to train on" in empty.stderr
+    missing = subprocess.run(script + ["--db", str(fast_settings.db.parent / "typo.db")], env=env, capture_output=True,
+                             text=True)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert not (fast_settings.db.parent / "typo.db").exists()
 
 
 def test_nothing_to_train_on_is_a_clear_error(db, settings):
