@@ -1,14 +1,13 @@
 """The HTTP face of the engine: a Flask application factory and one blueprint per resource.
 
 Views parse, call one function of :mod:`recommender.service` and return its
-result; every error becomes ``{"error": {"code", "message"}}`` in
+result (the request's database and the service handle come from :mod:`api.db`); every error becomes ``{"error": {"code", "message"}}`` in
 :mod:`api.errors`, the one place that maps exceptions to status codes.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Mapping
 
 from flask import Flask, g
@@ -46,32 +45,3 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
             db.conn.rollback()  # a failed request never leaves a transaction open
 
     return app
-
-
-_local = threading.local()
-
-
-def get_db():
-    """The request's database handle.
-
-    One SQLite connection per worker thread, opened on first use and reused by
-    later requests: opening one (and setting its pragmas) costs more than the
-    queries of a typical request.
-    """
-    if "db" not in g:
-        from flask import current_app
-
-        path = str(current_app.config["SETTINGS"].db)
-        cached = getattr(_local, "connections", None)
-        if cached is None:
-            cached = _local.connections = {}
-        if path not in cached:
-            cached[path] = store.connect(path, migrate=False)
-        g.db = cached[path]
-    return g.db
-
-
-def get_service() -> Service:
-    from flask import current_app
-
-    return current_app.extensions["recommender"]

@@ -14,7 +14,7 @@ from flask import Flask, current_app, g, request
 
 from recommender import keys, store
 
-from . import get_db
+from .db import get_db
 from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger("recommender.api")

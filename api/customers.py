@@ -7,7 +7,7 @@ from flask import Blueprint
 from recommender.catalogue import ListFilters
 from recommender.service import ListOptions
 
-from . import get_db, get_service
+from .db import get_db, get_service
 from .schema import ItemList, RecommendationQuery, RerankBody, Reranked, endpoint
 
 bp = Blueprint("customers", __name__, url_prefix="/v1/customers")

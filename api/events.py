@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import get_db, get_service
+from .db import get_db, get_service
 from .metrics import EVENTS
 from .schema import Accepted, EventsBody, endpoint
 

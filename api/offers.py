@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from recommender import campaigns
 
-from . import get_db, get_service
+from .db import get_db, get_service
 from .schema import Body, Query, endpoint
 
 bp = Blueprint("offers", __name__)

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from recommender import __version__
 
-from . import get_db, get_service
+from .db import get_db, get_service
 from .metrics import exposition
 from .schema import endpoint, openapi
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from recommender import consent, privacy
 
-from . import get_db
+from .db import get_db
 from .schema import Body, endpoint
 
 bp = Blueprint("privacy", __name__, url_prefix="/v1/customers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import get_db, get_service
+from .db import get_db, get_service
 from .customers import filters_of
 from .schema import ItemList, ListQuery, PopularQuery, endpoint
 

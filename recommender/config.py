@@ -68,14 +68,43 @@ class ServeSettings:
     # How often a worker looks at the CURRENT pointer, and refreshes product data.
     model_check_seconds: float = 1.0
     catalogue_ttl_seconds: float = 60.0
+    # Serve without API keys (demo only): refused unless host is a loopback address.
+    open: bool = False
 
 
 @dataclass
 class PrivacySettings:
-    # Decision-log entries older than this are deleted by `recommender prune`.
+    # Decision-log entries older than this are deleted (by `recommender prune` and by
+    # every retrain job).
     retention_days: int = 90
     # Record every served list in the decision log (batched off the request path).
     decision_log: bool = True
+    # The secret that keys erasure tombstones (and signs console sessions). Never in the
+    # database; empty = "<database file>.key" beside it, created owner-only on first use.
+    key_file: Path = Path("")
+    # Item factors cannot forget a customer without a retrain. After a withdrawal or an
+    # erasure the served model is stale; past this many hours it stops serving anything
+    # learnt from factors (lists fall back to non-personalized) until a clean one is published.
+    max_stale_hours: float = 36.0
+
+
+@dataclass
+class RetentionSettings:
+    """Which model artifacts stay on disk (``recommender models --prune``, and after every publish)."""
+
+    # Published models kept besides the current one, newest first: the rollback targets.
+    keep_previous: int = 3
+    # Candidates, rejected and retired models older than this are deleted.
+    max_age_days: float = 7.0
+
+
+@dataclass
+class TimeSettings:
+    """What the engine accepts as an event's time."""
+
+    # An event, consent decision or creation time further in the future than this is refused
+    # at every door (API, imports): one bad clock must not move the model's time reference.
+    max_future_seconds: int = 300
 
 
 @dataclass
@@ -113,12 +142,17 @@ class Settings:
     event_weights: dict[str, float] = field(
         default_factory=lambda: {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
     )
+    # Event types that mean "bought": exclude-purchased, bought-together and the campaigns'
+    # already-bought filter read these (each must be in event_weights).
+    purchase_events: tuple[str, ...] = ("purchase",)
     consent_purposes: tuple[str, ...] = ("personalization", "marketing")
     als: ALSSettings = field(default_factory=ALSSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    models: RetentionSettings = field(default_factory=RetentionSettings)
+    time: TimeSettings = field(default_factory=TimeSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -129,6 +163,8 @@ class Settings:
         out["db"] = str(self.db)
         out["model_dir"] = str(self.model_dir)
         out["consent_purposes"] = list(self.consent_purposes)
+        out["purchase_events"] = list(self.purchase_events)
+        out["privacy"]["key_file"] = str(self.privacy.key_file)
         return out
 
 
@@ -227,8 +263,14 @@ def anchor_paths(settings: Settings) -> None:
     A cron job that forgets to ``cd``, or a campaign run with ``--db
     /srv/shop/shop.db`` from elsewhere, must find the same models as the server.
     """
+    base = Path(os.path.abspath(settings.db)).parent
     if not settings.model_dir.is_absolute():
-        settings.model_dir = Path(os.path.abspath(settings.db)).parent / settings.model_dir
+        settings.model_dir = base / settings.model_dir
+    key = settings.privacy.key_file
+    if str(key) in ("", "."):
+        settings.privacy.key_file = Path(os.path.abspath(settings.db) + ".key")
+    elif not key.is_absolute():
+        settings.privacy.key_file = base / key
 
 
 def validate(settings: Settings) -> None:
@@ -249,6 +291,18 @@ def validate(settings: Settings) -> None:
         raise ConfigError("evaluation.cut_quantile must be between 0 and 1")
     if settings.evaluation.k < 1:
         raise ConfigError("evaluation.k must be >= 1")
+    unknown = [e for e in settings.purchase_events if e not in settings.event_weights]
+    # The default names "purchase"; a shop without any buying event (views and likes only)
+    # simply has none. A list the operator set must name configured types.
+    if unknown and tuple(settings.purchase_events) != ("purchase",):
+        raise ConfigError(f"purchase_events {', '.join(unknown)} not in event_weights "
+                          f"({', '.join(settings.event_weights)})")
+    if settings.models.keep_previous < 0 or settings.models.max_age_days < 0:
+        raise ConfigError("models.keep_previous and models.max_age_days must be >= 0")
+    if settings.time.max_future_seconds < 0:
+        raise ConfigError("time.max_future_seconds must be >= 0")
+    if settings.privacy.max_stale_hours <= 0:
+        raise ConfigError("privacy.max_stale_hours must be > 0")
 
 
 def to_toml(settings: Settings) -> str:

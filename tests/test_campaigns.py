@@ -26,7 +26,7 @@ from recommender.errors import ConfigError, ValidationError
 from recommender.model import FactorModel
 
 # Harmless once cli.py and create_app register these themselves.
-from recommender.campaign_cli import campaign  # noqa: E402  (after recommender.cli, see campaign_cli)
+from recommender.cli.campaign import campaign
 
 if "campaign" not in cli.commands:
     cli.add_command(campaign)

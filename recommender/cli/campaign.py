@@ -1,9 +1,4 @@
-"""``recommender campaign``: occasion offers from the command line, a thin face over :mod:`recommender.campaigns`.
-
-``recommender.cli`` imports this module at its end and adds the group, so the
-helpers imported below already exist by then. Import ``recommender.cli``
-first (the ``recommender`` entry point does), never this module on its own.
-"""
+"""``recommender campaign``: occasion offers from the command line, a thin face over :mod:`recommender.campaigns`."""
 
 from __future__ import annotations
 
@@ -11,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from . import campaigns
-from .cli import EngineGroup, emit, json_option, open_db, with_settings
-from .config import Settings
+from .. import campaigns
+from ..config import Settings
+from .common import EngineGroup, emit, json_option, open_db, with_settings
 
 
 @click.group(cls=EngineGroup)

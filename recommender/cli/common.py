@@ -1,0 +1,74 @@
+"""Helpers every command module shares: settings from --db/--config, --json output, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .. import store
+from ..config import Settings, load_settings
+from ..errors import RecommenderError
+
+
+class EngineGroup(click.Group):
+    """Turns the engine's own errors into a one-line message and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecommenderError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--db`` and ``--config`` and hand the command a ready :class:`Settings`."""
+
+    @click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="SQLite database file [default: $RECOMMENDER_DB or ./recommender.db].",
+    )
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML settings file [default: $RECOMMENDER_CONFIG or ./recommender.toml if present].",
+    )
+    @functools.wraps(func)
+    def wrapper(db_path: Path | None, config_path: Path | None, **kwargs: Any) -> Any:
+        try:
+            settings = load_settings(config_path, overrides={"db": db_path} if db_path else None)
+        except RecommenderError as exc:
+            raise click.ClickException(str(exc)) from None
+        return func(settings=settings, **kwargs)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+
+
+def emit(as_json: bool, payload: dict[str, Any], human: str) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, sort_keys=True, default=str))
+    else:
+        click.echo(human)
+
+
+def open_db(settings: Settings):
+    return store.connect(settings.db)
+
+
+def _stderr_log(enabled: bool):
+    def log(message: str) -> None:
+        if enabled:
+            click.echo(message, err=True)
+
+    return log

@@ -1,0 +1,134 @@
+"""Getting data in and out: init, the demo shop, CSV imports, raw order exports, counts, Parquet export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import imports, store
+from ..config import Settings
+from .common import EngineGroup, emit, json_option, open_db, with_settings
+
+
+@click.command()
+@with_settings
+@json_option
+def init(settings: Settings, as_json: bool) -> None:
+    """Create the database (or migrate it to the current schema).
+
+    The only command that creates a database; every other one refuses a path
+    that does not exist, so a typo in --db cannot start an empty shop.
+    """
+    db = store.connect(settings.db, create=True)
+    version = store.schema_version(db)
+    emit(as_json, {"db": str(settings.db), "schema_version": version},
+         f"database {settings.db} ready (schema version {version})")
+
+
+def _summary(result: imports.ImportResult) -> str:
+    parts = [f"{result.kind} from {result.file}: {result.rows} rows"]
+    if result.kind == "consents":
+        parts.append(f"{result.changed} changes")
+    else:
+        parts.append(f"{result.new} new")
+    for name, n in result.created.items():
+        parts.append(f"{n} {name} created")
+    skipped = {k: v for k, v in result.skipped.items() if v}
+    if skipped:
+        parts.append("skipped " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
+    parts.append(f"{result.seconds:.1f} s")
+    return "; ".join(parts)
+
+
+@click.command("load-sample")
+@with_settings
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the sample CSVs [default: the bundled sample_data/].")
+@json_option
+def load_sample(settings: Settings, directory: Path | None, as_json: bool) -> None:
+    """Load the bundled demo shop: customers, products, events and consents."""
+    db = open_db(settings)
+    results = imports.load_sample(db, settings, directory)
+    emit(as_json, {"imports": [r.to_dict() for r in results], "counts": store.counts(db)},
+         "\n".join(_summary(r) for r in results))
+
+
+@click.group("import", cls=EngineGroup)
+def import_group() -> None:
+    """Import a CSV (or .csv.gz) of customers, products, interactions or consents.
+
+    Every row is validated first; one bad row fails the whole file with
+    FILE:LINE: reason and nothing is written. Re-importing a file is harmless.
+    """
+
+
+def _make_import_command(kind: str, columns: str) -> None:
+    @import_group.command(kind, help=f"Import {kind}. Columns: {columns}.")
+    @with_settings
+    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @json_option
+    def command(settings: Settings, file: Path, as_json: bool) -> None:
+        db = open_db(settings)
+        result = imports.import_file(db, kind, file, settings, progress=not as_json)
+        emit(as_json, result.to_dict(), _summary(result))
+
+
+_make_import_command("customers", "id (required), email, name, birth_date, anniversary_date, timezone, created_at")
+_make_import_command("products", "id, name (required), category, price, in_stock, hidden, available_until")
+_make_import_command("interactions", "customer_id, product_id, event_type, occurred_at (required), quantity")
+_make_import_command("consents", "customer_id, purpose, granted (required), updated_at, source")
+
+
+@click.command("import-transactions")
+@with_settings
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--map", "mapping", default=None, metavar="FIELD=COLUMN,...",
+              help="Column mapping over the defaults customer=CustomerID, product=StockCode, "
+                   "quantity=Quantity, occurred_at=InvoiceDate, price=UnitPrice, name=Description, "
+                   "order=InvoiceNo. An empty column (price=) ignores that field.")
+@click.option("--grant", multiple=True, metavar="PURPOSE",
+              help="Record this consent (source 'import') for every customer the file creates. Repeatable.")
+@json_option
+def import_transactions(settings: Settings, file: Path, mapping: str | None, grant: tuple[str, ...], as_json: bool) -> None:
+    """Import a raw order export as customers, products and purchase events.
+
+    Cancelled lines, lines without a customer and zero-quantity lines are
+    skipped and counted.
+    """
+    db = open_db(settings)
+    result = imports.import_transactions(
+        db, file, settings, mapping=imports.parse_mapping(mapping), grant=grant, progress=not as_json
+    )
+    emit(as_json, result.to_dict(), _summary(result))
+
+
+@click.command()
+@with_settings
+@json_option
+def stats(settings: Settings, as_json: bool) -> None:
+    """Row counts of every table."""
+    db = open_db(settings)
+    counts = store.counts(db)
+    emit(as_json, counts, "\n".join(f"{k:14} {v:>10,}" for k, v in counts.items()))
+
+
+@click.command("export-interactions")
+@with_settings
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True,
+              help="File format (Parquet, one folder per month of event time).")
+@json_option
+def export_interactions(settings: Settings, out: Path, fmt: str, as_json: bool) -> None:
+    """Write the consent-filtered, weighted interactions to the folder OUT for a Spark cluster.
+
+    Only customers with personalization consent are exported, exactly the
+    events training uses. Put OUT on storage the cluster reads and train with
+    `recommender train --engine spark --interactions OUT`. An earlier export
+    in OUT is replaced; any other existing non-empty OUT is refused.
+    """
+    from .. import exports
+
+    result = exports.export_interactions(open_db(settings), settings, out, format=fmt)
+    emit(as_json, result, f"exported {result['rows']:,} interactions of {result['customers']:,} customers "
+                          f"in {len(result['months'])} month(s) to {result['path']} ({result['seconds']:.1f} s)")

@@ -1,0 +1,102 @@
+"""The rights of the people in the data: consent, erasure, access, decision-log retention."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..config import Settings
+from .common import EngineGroup, emit, json_option, open_db, with_settings
+
+
+@click.group(cls=EngineGroup)
+def consent() -> None:
+    """Show and change consent per customer and purpose (every change is logged)."""
+
+
+@consent.command("set")
+@with_settings
+@click.argument("customer")
+@click.argument("purpose")
+@click.argument("state", type=click.Choice(["granted", "withdrawn"]))
+@click.option("--source", default="cli", show_default=True, help="Who or what made the change (kept in the log).")
+@json_option
+def consent_set(settings: Settings, customer: str, purpose: str, state: str, source: str, as_json: bool) -> None:
+    """Grant or withdraw PURPOSE for CUSTOMER; effective on their next request."""
+    from .. import consent as consents
+
+    result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source)
+    emit(as_json, result, _consent_lines(result))
+
+
+def _consent_lines(result: dict[str, Any]) -> str:
+    return "\n".join(f"{p:16} {'granted' if c['granted'] else 'not granted':12} "
+                     f"{(c['source'] or '-'):18} {c['updated_at'] or '(never recorded)'}"
+                     for p, c in result["consents"].items())
+
+
+@consent.command("show")
+@with_settings
+@click.argument("customer")
+@json_option
+def consent_show(settings: Settings, customer: str, as_json: bool) -> None:
+    """Every configured purpose for CUSTOMER (unrecorded = not granted)."""
+    from .. import consent as consents
+
+    result = consents.current(open_db(settings), settings, customer)
+    emit(as_json, result, _consent_lines(result))
+
+
+@consent.command("history")
+@with_settings
+@click.argument("customer")
+@json_option
+def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
+    """Every consent change of CUSTOMER, oldest first."""
+    from .. import consent as consents
+
+    result = consents.history(open_db(settings), settings, customer)
+    emit(as_json, result, "\n".join(f"{h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  ({h['source']})"
+                                     for h in result["history"]) or "no consent changes recorded")
+
+
+@click.command()
+@with_settings
+@click.argument("customer")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
+    """Erase CUSTOMER everywhere (tables and model artifacts); keeps a salted-hash tombstone."""
+    from .. import privacy
+
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm(f"Erase customer {customer} and everything about them?", abort=True)
+    result = privacy.forget(open_db(settings), settings, customer)
+    emit(as_json, result, f"erased {customer}: removed " + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
+         + f"; scrubbed {len(result['models_scrubbed'])} model(s); tombstone {result['tombstone'][:16]}...")
+
+
+@click.command("export-customer")
+@with_settings
+@click.argument("customer")
+def export_customer(settings: Settings, customer: str) -> None:
+    """Print everything held about CUSTOMER as one JSON object (access / portability)."""
+    from .. import privacy
+
+    click.echo(json.dumps(privacy.export(open_db(settings), settings, customer), indent=2, sort_keys=True, default=str))
+
+
+@click.command()
+@with_settings
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Keep this many days of decision log [default: privacy.retention_days, 90].")
+@json_option
+def prune(settings: Settings, days: int | None, as_json: bool) -> None:
+    """Delete decision-log entries older than the retention period."""
+    from .. import privacy
+
+    result = privacy.prune(open_db(settings), settings, days)
+    emit(as_json, result, f"deleted {result['deleted']} decision(s) older than {result['before']}")

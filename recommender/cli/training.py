@@ -1,0 +1,174 @@
+"""Training and judging models: train, evaluate, tune, models."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..config import Settings
+from .common import _stderr_log, emit, json_option, open_db, with_settings
+
+
+def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--engine`` plus the Spark engine's options, handed to the command as ``engine_options``."""
+
+    @click.option("--engine", type=click.Choice(["implicit", "spark"]), default="implicit", show_default=True,
+                  help="Training engine.")
+    @click.option("--spark-master", default=None, metavar="URL",
+                  help="With --engine spark: local[*], spark://host:7077, yarn, ... [default: local[*]].")
+    @click.option("--spark-conf", multiple=True, metavar="KEY=VALUE",
+                  help="With --engine spark: a Spark setting (repeatable), e.g. spark.executor.memory=8g.")
+    @click.option("--interactions", "interactions_path", default=None, metavar="PATH",
+                  help="With --engine spark: the Parquet written by export-interactions, read by the cluster.")
+    @functools.wraps(func)
+    def wrapper(engine: str, spark_master: str | None, spark_conf: tuple[str, ...], interactions_path: str | None,
+                **kwargs: Any) -> Any:
+        options: dict[str, Any] = {}
+        if engine == "spark":
+            conf = {}
+            for item in spark_conf:
+                if "=" not in item:
+                    raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--spark-conf")
+                key, value = item.split("=", 1)
+                conf[key.strip()] = value.strip()
+            options = {"master": spark_master, "conf": conf, "interactions_path": interactions_path}
+        elif spark_master or spark_conf or interactions_path:
+            raise click.BadParameter("only with --engine spark", param_hint="--spark-*")
+        return func(engine=engine, engine_options=options, **kwargs)
+
+    return wrapper
+
+
+def _metrics_table(payload: dict[str, Any]) -> str:
+    k = payload["k"]
+    lines = [f"{'':12}{'precision':>11}{'recall':>9}{'ndcg':>9}{'map':>9}{'coverage':>10}   @{k}, {payload['users']:,} customers"]
+    for name in ("model", "popularity"):
+        m = payload[name]
+        lines.append(f"{name:12}{m['precision']:>11.4f}{m['recall']:>9.4f}{m['ndcg']:>9.4f}{m['map']:>9.4f}{m['coverage']:>10.4f}")
+    return "\n".join(lines)
+
+
+@click.command()
+@with_settings
+@engine_option
+@click.option("--publish", is_flag=True, help="Publish the new model if it passes the release gate.")
+@click.option("--force", is_flag=True, help="With --publish: publish even if the gate refuses.")
+@json_option
+def train(settings: Settings, engine: str, engine_options: dict[str, Any], publish: bool, force: bool,
+          as_json: bool) -> None:
+    """Retrain: build the matrix, fit, evaluate, gate, and (with --publish) publish.
+
+    The release gate publishes only a model whose NDCG@k is above the
+    popularity baseline's and at least the current model's; a refusal exits
+    with status 1 and both numbers, and the current model keeps serving.
+    """
+    from .. import training
+
+    db = open_db(settings)
+    result = training.train(db, settings, engine=engine, publish=publish, force=force,
+                            progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
+                            engine_options=engine_options)
+    state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
+    emit(as_json, result.to_dict(),
+         f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
+
+
+@click.command()
+@with_settings
+@engine_option
+@click.option("--k", "k", type=click.IntRange(1, 100), default=None, help="Cut-off of the ranking metrics [default: 10].")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write report.md, metrics.json and a plot of the metrics at k = 1..20 to this folder.")
+@json_option
+def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k: int | None,
+             report_dir: Path | None, as_json: bool) -> None:
+    """Score the current settings on the temporal split, next to the popularity baseline."""
+    from .. import report, training
+
+    if k is not None:
+        settings.evaluation.k = k
+    db = open_db(settings)
+    result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
+                               curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
+                               engine_options=engine_options)
+    payload = result.payload
+    human = _metrics_table(payload)
+    if report_dir:
+        written = report.write(report_dir, payload, result.curves)
+        payload = {**payload, "report": str(written)}
+        human += f"\nreport: {written}"
+    emit(as_json, payload, human)
+
+
+@click.command()
+@with_settings
+@engine_option
+@click.option("--trials", type=click.IntRange(1, 500), default=24, show_default=True,
+              help="Candidates to try (the first is the current settings).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random search.")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=None, help="Stop after this much time.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the chosen settings as TOML to this file (use it with --config or as recommender.toml).")
+@json_option
+def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials: int, seed: int,
+         max_seconds: float | None, write_path: Path | None, as_json: bool) -> None:
+    """Search hyper-parameters on a validation split carved from the training period only.
+
+    The test period of `recommender evaluate` is never looked at, so its
+    numbers stay honest after tuning.
+    """
+    from .. import config, tuning
+
+    db = open_db(settings)
+    best, trials_run, cut = tuning.tune(db, settings, trials=trials, seed=seed, engine=engine,
+                                        max_seconds=max_seconds, log=_stderr_log(not as_json),
+                                        engine_options=engine_options)
+    toml_text = config.to_toml(best)
+    if write_path:
+        write_path.write_text(toml_text)
+    ranked = sorted(trials_run, key=lambda t: -t.ndcg)
+    payload = {
+        "best": {"als": dataclasses.asdict(best.als), "event_weights": best.event_weights},
+        "validation_ndcg": ranked[0].ndcg,
+        "baseline_validation_ndcg": trials_run[0].ndcg,
+        "validation_cut_time": cut,
+        "trials": [dataclasses.asdict(t) for t in trials_run],
+        "written": str(write_path) if write_path else None,
+    }
+    human = (f"best validation NDCG@{settings.evaluation.k} {ranked[0].ndcg:.4f} "
+             f"(current settings {trials_run[0].ndcg:.4f}, {len(trials_run)} trials)\n" + toml_text)
+    if write_path:
+        human += f"written to {write_path}"
+    emit(as_json, payload, human.rstrip())
+
+
+@click.command()
+@with_settings
+@click.option("--customer", default=None,
+              help="Also say, per model, whether this customer was in its training data.")
+@json_option
+def models(settings: Settings, customer: str | None, as_json: bool) -> None:
+    """List trained models: status, metrics and the consent snapshot each was trained under."""
+    from .. import privacy, registry
+
+    db = open_db(settings)
+    rows = registry.list_models(db)
+    current = registry.Registry(settings.model_dir).current_version()
+    trained_on = set(privacy.models_containing(settings, customer)) if customer else set()
+    for row in rows:
+        row["current"] = row["version"] == current
+        if customer:
+            row["trained_on_customer"] = row["version"] in trained_on
+    lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"
+             + (f"  trained on {customer}" if customer else "")]
+    for r in rows:
+        ndcg = r["metrics"].get("model", {}).get("ndcg")
+        lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
+                     f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
+                     + (("  yes" if r["trained_on_customer"] else "  no") if customer else ""))
+    emit(as_json, {"current": current, "customer": customer, "models": rows}, "\n".join(lines))
