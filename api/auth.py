@@ -49,9 +49,11 @@ def register(app: Flask) -> None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():
             raise Unauthorized("missing API key (Authorization: Bearer <key>)")
-        role = keys.role_of(get_db(), header[7:].strip())
-        if role is None:
+        key = keys.lookup(get_db(), header[7:].strip())
+        if key is None:
             raise Unauthorized("unknown or revoked API key")
+        g.api_key = key  # {id, name, role}: the actor of what this request changes
+        role = key["role"]
         if not keys.allows(role, needed):
             raise Forbidden(f"this endpoint needs the {needed!r} role; the key has {role!r}")
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from recommender import events
+
 from .db import get_db, get_service
 from .metrics import EVENTS
 from .schema import Accepted, EventsBody, endpoint
@@ -20,6 +22,6 @@ def ingest(body: EventsBody):
     offending event. For customers with personalization consent the next
     recommendation already reflects the new events.
     """
-    result = get_service().ingest(get_db(), [e.model_dump() for e in body.events()])
+    result = events.ingest(get_db(), get_service().settings, [e.model_dump() for e in body.events()])
     EVENTS.inc(result["accepted"])
     return result, 201

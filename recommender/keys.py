@@ -35,13 +35,19 @@ def create(db: sqlite_utils.Database, role: str, name: str) -> tuple[int, str]:
     return key_id, token
 
 
-def role_of(db: sqlite_utils.Database, token: str) -> str | None:
-    """The role of a live key, or None; the stored hash is compared in constant time."""
+def lookup(db: sqlite_utils.Database, token: str) -> dict[str, Any] | None:
+    """``{id, name, role}`` of a live key, or None; the stored hash is compared in constant time."""
     digest = _hash(token)
     row = store.api_key_by_hash(db, digest)
     if row is None or not hmac.compare_digest(row["key_hash"], digest):
         return None
-    return row["role"]
+    return {"id": row["id"], "name": row["name"], "role": row["role"]}
+
+
+def role_of(db: sqlite_utils.Database, token: str) -> str | None:
+    """The role of a live key, or None."""
+    key = lookup(db, token)
+    return key["role"] if key else None
 
 
 def allows(role: str | None, needed: str) -> bool:

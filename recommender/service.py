@@ -29,7 +29,6 @@ from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
 from .model import FactorModel
 from .privacy import DecisionLog
-from .values import parse_datetime, to_epoch
 
 PERSONALIZATION = interactions.PERSONALIZATION
 POPULAR_TTL = 300.0
@@ -273,39 +272,3 @@ class Service:
                                min_price=filters.min_price, max_price=filters.max_price,
                                in_stock_only=filters.in_stock_only, exclude=filters.exclude)
         return self._popular_list(db, model, catalogue, n, narrowed, skip={product_id})
-
-    # --- events ----------------------------------------------------------------------
-
-    def ingest(self, db: sqlite_utils.Database, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Validate a batch of events all-or-nothing and store it.
-
-        Customers with personalization consent see the effect on their next
-        request (their vector is recomputed from history each time); events of
-        customers without it are stored for order history but never used.
-        """
-        rows = []
-        now = int(time.time())
-        types = set(self.settings.event_types)
-        for n, event in enumerate(events):
-            if event["event_type"] not in types:
-                raise ValidationError(f"events[{n}].event_type: unknown event type {event['event_type']!r} "
-                                      f"(known: {', '.join(sorted(types))})")
-            when = now
-            if event.get("occurred_at"):
-                try:
-                    when = to_epoch(parse_datetime(event["occurred_at"]))
-                except ValueError as exc:
-                    raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
-            rows.append((event["customer_id"], event["product_id"], event["event_type"],
-                         float(event.get("quantity") or 1), when))
-        for table, column in (("customers", 0), ("products", 1)):
-            wanted = [r[column] for r in rows]
-            known = store.existing_of(db, table, wanted)
-            missing = [x for x in dict.fromkeys(wanted) if x not in known]
-            if missing:
-                where = wanted.index(missing[0])
-                kind = table[:-1]
-                raise ValidationError(f"events[{where}]: unknown {kind} {missing[0]!r}"
-                                      + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        ids = store.add_interactions(db, rows)
-        return {"accepted": len(ids)}

@@ -544,7 +544,8 @@ def insert_api_key(db: sqlite_utils.Database, name: str, key_hash: str, role: st
 
 
 def api_key_by_hash(db: sqlite_utils.Database, key_hash: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT id, key_hash, role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", [key_hash]))
+    rows = list(db.query("SELECT id, name, key_hash, role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                         [key_hash]))
     return rows[0] if rows else None
 
 
@@ -637,6 +638,24 @@ def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:
         found.update(r[0] for r in db.execute(
             f"SELECT subject_hash FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})", chunk))
     return found
+
+
+def register_copy(db: sqlite_utils.Database, path: str | Path, kind: str) -> None:
+    """Remember a file the engine wrote that holds customer data, so erasure can reach it."""
+    with transaction(db):
+        db.execute("INSERT INTO copies (path, kind, created_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, created_at = excluded.created_at",
+                   [str(Path(path).absolute()), kind, utcnow()])
+
+
+def registered_copies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every tracked copy ``{path, kind, created_at}``, oldest first."""
+    return list(db.query("SELECT path, kind, created_at FROM copies ORDER BY created_at, path"))
+
+
+def forget_copy(db: sqlite_utils.Database, path: str | Path) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM copies WHERE path = ?", [str(Path(path).absolute())])
 
 
 def prune_decisions(db: sqlite_utils.Database, before: str) -> int:

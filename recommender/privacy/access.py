@@ -1,0 +1,57 @@
+"""Access and portability: everything held about one customer, and which models learnt from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .. import consent, store
+from ..config import Settings
+from ..errors import NotFoundError
+from ..model import IDS_FILE
+from ..values import epoch_to_iso
+
+
+def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
+    """Everything held about a customer, as one JSON-ready object."""
+    profile = store.get_customer(db, customer_id)
+    if profile is None:
+        raise NotFoundError(f"unknown customer {customer_id!r}")
+    events = store.customer_rows(db, "interactions", customer_id)
+    for e in events:
+        e["occurred_at"] = epoch_to_iso(e["occurred_at"])
+    offers = store.customer_rows(db, "offers", customer_id)
+    decisions = store.customer_rows(db, "decisions", customer_id)
+    for row in (*offers, *decisions):
+        for key in ("products", "product_ids"):
+            if key in row:
+                row[key] = json.loads(row[key])
+    return {
+        "exported_at": store.utcnow(),
+        "profile": profile,
+        "consents": consent.current(db, settings, customer_id)["consents"],
+        "consent_history": consent.history(db, settings, customer_id)["history"],
+        "interactions": events,
+        "offers": offers,
+        "decisions": decisions,
+        "models_trained_on": models_containing(settings, customer_id),
+    }
+
+
+def models_containing(settings: Settings, customer_id: str) -> list[str]:
+    """Versions on disk whose training customers include this one (from their id maps)."""
+    root = Path(settings.model_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            users = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))["users"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if customer_id in users:
+            found.append(directory.name)
+    return found
