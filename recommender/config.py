@@ -99,6 +99,22 @@ class RetentionSettings:
 
 
 @dataclass
+class GateSettings:
+    """The release gate's health checks (see :mod:`recommender.gate`)."""
+
+    # Relative NDCG the new settings may lose against the current model's settings, both
+    # fitted and scored on tonight's split (0 = must be at least as good).
+    tolerance: float = 0.0
+    # More than this share of events dated after the training time is a data accident.
+    max_future_share: float = 0.001
+    # At least this share of trained customers and products must get a non-zero factor row.
+    min_nonzero_share: float = 0.5
+    # Interactions may shrink by at most this share since the current model (withdrawals and
+    # erasures shrink them; a broken import that loses half the history is refused).
+    max_data_drop: float = 0.5
+
+
+@dataclass
 class TimeSettings:
     """What the engine accepts as an event's time."""
 
@@ -153,6 +169,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     models: RetentionSettings = field(default_factory=RetentionSettings)
     time: TimeSettings = field(default_factory=TimeSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -299,6 +316,10 @@ def validate(settings: Settings) -> None:
                           f"({', '.join(settings.event_weights)})")
     if settings.models.keep_previous < 0 or settings.models.max_age_days < 0:
         raise ConfigError("models.keep_previous and models.max_age_days must be >= 0")
+    g = settings.gate
+    if g.tolerance < 0 or not 0 <= g.max_future_share <= 1 or not 0 <= g.min_nonzero_share <= 1 \
+            or not 0 <= g.max_data_drop <= 1:
+        raise ConfigError("gate.tolerance must be >= 0 and the gate shares between 0 and 1")
     if settings.time.max_future_seconds < 0:
         raise ConfigError("time.max_future_seconds must be >= 0")
     if settings.privacy.max_stale_hours <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time as _time
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,26 @@ class Interactions:
     weight: np.ndarray
     time: np.ndarray
     recommendable: np.ndarray
+    # Unix seconds when the data was read; no event counts as newer than this.
+    read_at: int = 0
+    # Events dated after read_at + the allowed clock skew: left out (their time cannot be
+    # true), counted for the release gate.
+    future_events: int = 0
+    newest_future: int | None = None
+    # store.privacy_epoch before the read: privacy events after it are reconciled before publishing.
+    epoch: int = 0
+
+    @property
+    def reference_time(self) -> int:
+        """Where time decay counts from: the newest event, never later than the read itself.
+
+        A row dated in the future cannot move it: such rows are left out at load,
+        and the reference is capped at the time of the read.
+        """
+        if len(self.time) == 0:
+            return self.read_at
+        newest = int(self.time.max())
+        return min(newest, self.read_at) if self.read_at else newest
 
     def reweighted(self, event_weights: dict[str, float]) -> "Interactions":
         """The same events under other event-type weights (used by tuning)."""
@@ -69,7 +90,7 @@ class Interactions:
         if mask is not None:
             user, item, weight, time = user[mask], item[mask], weight[mask], time[mask]
         if half_life_days > 0 and len(time):
-            ref = int(time.max()) if reference_time is None else reference_time
+            ref = self.reference_time if reference_time is None else reference_time
             age_days = (ref - time).clip(min=0) / SECONDS_PER_DAY
             weight = weight * np.exp2(-age_days / half_life_days).astype(np.float32)
         matrix = sp.csr_matrix((weight, (user, item)), shape=self.shape, dtype=np.float32)
@@ -94,16 +115,23 @@ def _weights(event_types: np.ndarray, event: np.ndarray, quantity: np.ndarray,
     return (by_type[event] * quantity).astype(np.float32)
 
 
-def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None = None) -> Interactions:
+def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None = None,
+         now: float | None = None) -> Interactions:
     """Read every event of consenting customers and weight it by event type and quantity.
 
     Products that are hidden or past ``available_until`` (relative to ``as_of``,
     default today) stay in the matrix — what people bought still says something
-    about taste — but are marked not recommendable.
+    about taste — but are marked not recommendable. Events dated more than
+    ``time.max_future_seconds`` after now are left out and counted: the doors
+    refuse them, so any here bypassed the doors (a data accident the gate reports).
     """
+    epoch = store.privacy_epoch(db)  # before the read: anything recorded later is reconciled
+    read_at = int(_time.time() if now is None else now)
     raw = bulk.interaction_arrays(db, PERSONALIZATION)
     weight = _weights(raw["event_types"], raw["event"], raw["quantity"], settings.event_weights)
-    keep = weight > 0  # event types no longer configured carry no signal
+    future = raw["time"] > read_at + settings.time.max_future_seconds
+    newest_future = int(raw["time"][future].max()) if future.any() else None
+    keep = (weight > 0) & ~future  # event types no longer configured carry no signal
     # Keep only consenting customers that have events; renumber them densely.
     present = np.bincount(raw["user"][keep], minlength=len(raw["customer_ids"])) > 0
     new_code = np.cumsum(present) - 1
@@ -126,6 +154,10 @@ def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None
         weight=weight[keep],
         time=raw["time"][keep],
         recommendable=recommendable,
+        read_at=read_at,
+        future_events=int(future.sum()),
+        newest_future=newest_future,
+        epoch=epoch,
     )
 
 
@@ -135,22 +167,27 @@ def customer_confidences(db: sqlite_utils.Database, settings: Settings, customer
 
 
 def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, item_index: dict[str, int],
-                   reference_time: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   reference_time: int | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One customer's confidence row, by the same rules as the training matrix (for fold-in).
 
     Time decay counts from ``reference_time`` (the newest event the model was
     trained on) or from this customer's newest event, whichever is later, just
-    as the training matrix counts from the newest event overall.
+    as the training matrix counts from the newest event overall — but never
+    from later than now, and events dated beyond the allowed skew are left out,
+    as in training.
     """
     # A customer has tens of events, so plain Python beats numpy's per-call overhead here.
     weights, index = settings.event_weights, item_index
+    now = int(_time.time() if now is None else now)
+    latest = now + settings.time.max_future_seconds
     kept = [(i, w, t) for i, w, t in
-            ((index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows) if i is not None and w > 0]
+            ((index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows)
+            if i is not None and w > 0 and t <= latest]
     if not kept:
         return np.zeros(0, np.int32), np.zeros(0, np.float32)
     half_life = settings.als.half_life_days
     if half_life > 0:
-        ref = max(max(t for _, _, t in kept), reference_time or 0)
+        ref = min(max(max(t for _, _, t in kept), reference_time or 0), now)
         scale = -1.0 / (SECONDS_PER_DAY * half_life)
     summed: dict[int, float] = {}
     for i, w, t in kept:

@@ -4,13 +4,22 @@ Layout under ``model_dir``::
 
     CURRENT                 one line: the published version
     <version>/              manifest.json, ids.json, user_factors.npy, item_factors.npy
-    .tmp-<version>/         an artifact being written (never loaded)
+    .tmp-<pid>-<version>/   an artifact being written by process <pid> (never loaded)
 
 Publishing is write → fsync → rename the directory → fsync the parent → write
 ``CURRENT.tmp`` → fsync → rename over ``CURRENT`` → fsync the parent. Each
 rename is atomic, so a process killed at any instant leaves either the old
 pointer or the new one, and both name a complete directory. A server never
 sees a half-written model.
+
+The ``models`` table is the registry's memory (metrics, gate, statuses); the
+directories and ``CURRENT`` are the truth. A kill between two steps leaves them
+disagreeing, so every command that opens the registry first calls
+:func:`heal`: the version ``CURRENT`` names is ``published``, other published
+ones are ``retired``, a directory without a row gets one from its manifest, a
+row whose directory is gone is ``pruned``, and temporaries of dead processes
+are deleted. :func:`prune` applies the retention; :func:`rollback` moves the
+pointer back with the same atomic swap.
 """
 
 from __future__ import annotations
@@ -18,18 +27,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from . import store
-from .errors import ModelError
+from .config import Settings
+from .errors import ModelError, NotFoundError, ValidationError
 from .model import FactorModel
 
 POINTER = "CURRENT"
+_TEMP = re.compile(r"^\.tmp-(\d+)-")
+# A temporary of a live process older than this is abandoned all the same (a hung job).
+STALE_TEMP_SECONDS = 6 * 3600
 
 
 def new_version() -> str:
@@ -60,7 +76,7 @@ class Registry:
         final = self.path(version)
         if final.exists():
             raise ModelError(f"model {version} already exists")
-        tmp = self.root / f".tmp-{version}"
+        tmp = self.root / f".tmp-{os.getpid()}-{version}"
         shutil.rmtree(tmp, ignore_errors=True)
         model.manifest["version"] = version
         model.save(tmp)
@@ -101,26 +117,62 @@ class Registry:
             raise ModelError(f"model {version} is current; publish another first")
         shutil.rmtree(self.path(version), ignore_errors=True)
 
+    def versions(self) -> list[str]:
+        """Artifact directories on disk (complete or not), oldest first by name."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
     def clean_temporary(self) -> int:
-        """Delete leftovers of interrupted saves; they were never visible to servers."""
+        """Delete leftovers of interrupted saves of dead (or long-hung) processes; never visible to servers.
+
+        A temporary of a live process is another job's save in progress and is left alone.
+        """
         if not self.root.exists():
             return 0
-        leftovers = [p for p in self.root.iterdir() if p.name.startswith(".tmp-") or p.name == f"{POINTER}.tmp"]
-        for p in leftovers:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        return len(leftovers)
+        removed = 0
+        for p in self.root.iterdir():
+            if p.name.startswith(".tmp-"):
+                m = _TEMP.match(p.name)
+                pid = int(m.group(1)) if m else None
+                try:
+                    age = time.time() - p.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if pid is not None and pid != os.getpid() and _alive(pid) and age < STALE_TEMP_SECONDS:
+                    continue
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed += 1
+            elif p.name == f"{POINTER}.tmp":
+                p.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --- the models table -----------------------------------------------------------
 
 
 def record(db: sqlite_utils.Database, model: FactorModel, path: Path, status: str) -> None:
-    m = model.manifest
+    _record_manifest(db, model.manifest, path, status)
+
+
+def _record_manifest(db: sqlite_utils.Database, m: dict[str, Any], path: Path, status: str) -> None:
     store.insert_model(db, {
         "version": m["version"], "created_at": m.get("created_at", store.utcnow()), "path": str(path),
         "engine": m.get("engine", "implicit"), "params": json.dumps(m.get("params", {}), sort_keys=True),
         "metrics": json.dumps(m.get("metrics", {}), sort_keys=True),
         "consent_snapshot": json.dumps(m.get("consent_snapshot", {}), sort_keys=True), "status": status,
+        "gate": json.dumps(m.get("gate", {}), sort_keys=True),
     })
 
 
@@ -131,6 +183,110 @@ def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
 def list_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     rows = store.model_rows(db)
     for row in rows:
-        for key in ("params", "metrics", "consent_snapshot"):
+        for key in ("params", "metrics", "consent_snapshot", "gate"):
             row[key] = json.loads(row[key])
     return rows
+
+
+# --- keeping the registry true over time -----------------------------------------------
+
+
+@dataclass
+class Healed:
+    temporaries: int = 0
+    statuses: int = 0
+    registered: list[str] | None = None
+    missing: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temporaries": self.temporaries, "statuses": self.statuses,
+                "registered": self.registered or [], "missing": self.missing or []}
+
+
+def heal(db: sqlite_utils.Database, settings: Settings) -> Healed:
+    """Reconcile the ``models`` table with the directories and ``CURRENT`` (see the module docstring)."""
+    reg = Registry(settings.model_dir)
+    healed = Healed(temporaries=reg.clean_temporary(), registered=[], missing=[])
+    current = reg.current_version()
+    rows = {r["version"]: r for r in store.model_rows(db)}
+    on_disk = set(reg.versions())
+    for version in sorted(on_disk - set(rows)):
+        try:
+            manifest = reg.manifest(version, verify=False)
+        except ModelError:
+            continue  # not an artifact of ours (or unreadable): never ours to register or delete
+        manifest.setdefault("version", version)
+        _record_manifest(db, manifest, reg.path(version), "published" if version == current else "candidate")
+        healed.registered.append(version)
+    for version, row in rows.items():
+        if version not in on_disk and row["status"] != "pruned":
+            store.mark_pruned(db, version)
+            healed.missing.append(version)
+    healed.statuses = store.reconcile_model_statuses(db, current if current in on_disk else None)
+    return healed
+
+
+def _age_days(created_at: str, now: dt.datetime) -> float:
+    try:
+        when = dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return float("inf")
+    return (now - when).total_seconds() / 86400.0
+
+
+def retained(db: sqlite_utils.Database, settings: Settings, now: dt.datetime | None = None) -> dict[str, str]:
+    """Which versions the retention keeps, and why: current, the previous N published, young ones."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    current = Registry(settings.model_dir).current_version()
+    keep: dict[str, str] = {}
+    if current:
+        keep[current] = "current"
+    rows = [r for r in store.model_rows(db) if r["status"] != "pruned"]  # newest first
+    previous = [r for r in rows if r["status"] in ("published", "retired") and r["version"] != current]
+    for r in previous[: settings.models.keep_previous]:
+        keep.setdefault(r["version"], "rollback")
+    for r in rows:
+        if _age_days(r["created_at"], now) < settings.models.max_age_days:
+            keep.setdefault(r["version"], "young")
+    return keep
+
+
+def prune(db: sqlite_utils.Database, settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Delete the artifact directories the retention does not keep; their rows stay, marked ``pruned``."""
+    heal(db, settings)
+    reg = Registry(settings.model_dir)
+    keep = retained(db, settings, now)
+    removed, freed = [], 0
+    for version in reg.versions():
+        if version in keep:
+            continue
+        if version not in {r["version"] for r in store.model_rows(db)}:
+            continue  # not registered (not ours): left alone
+        freed += _size(reg.path(version))
+        shutil.rmtree(reg.path(version), ignore_errors=True)
+        store.mark_pruned(db, version)
+        removed.append(version)
+    return {"removed": removed, "kept": keep, "bytes_freed": freed, "bytes_kept": _size(reg.root)}
+
+
+def _size(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def rollback(db: sqlite_utils.Database, settings: Settings, version: str) -> dict[str, Any]:
+    """Serve an earlier published model again, through the same atomic pointer swap as a publish."""
+    heal(db, settings)
+    reg = Registry(settings.model_dir)
+    rows = {r["version"]: r for r in store.model_rows(db)}
+    row = rows.get(version)
+    if row is None or row["status"] == "pruned":
+        raise NotFoundError(f"no model {version!r} on disk (see `recommender models`)")
+    if row["status"] not in ("published", "retired"):
+        raise ValidationError(f"model {version} was never published (status {row['status']}); "
+                              f"only a model that passed the gate can be rolled back to")
+    previous = reg.current_version()
+    reg.set_current(version)  # verifies the checksums first
+    store.set_model_status(db, version, "published")
+    return {"current": version, "previous": previous}

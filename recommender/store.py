@@ -179,6 +179,26 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX event_keys_interaction ON event_keys(interaction_id)",
     ],
+    # 5: the registry keeps the history of pruned models (status 'pruned', removed_at) and
+    #    what the release gate compared for each one
+    [
+        """CREATE TABLE models_v5 (
+            version TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,
+            engine TEXT NOT NULL DEFAULT 'implicit',
+            params TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            consent_snapshot TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('candidate', 'published', 'rejected', 'retired', 'pruned')),
+            gate TEXT NOT NULL DEFAULT '{}',
+            removed_at TEXT
+        )""",
+        """INSERT INTO models_v5 (version, created_at, path, engine, params, metrics, consent_snapshot, status)
+            SELECT version, created_at, path, engine, params, metrics, consent_snapshot, status FROM models""",
+        "DROP TABLE models",
+        "ALTER TABLE models_v5 RENAME TO models",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -777,12 +797,36 @@ def consented_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str)
 
 
 def insert_model(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    """Add a model's row (``gate`` optional); a row that exists already is left as it is."""
     with transaction(db):
         db.execute(
-            "INSERT INTO models (version, created_at, path, engine, params, metrics, consent_snapshot, status) "
-            "VALUES (:version, :created_at, :path, :engine, :params, :metrics, :consent_snapshot, :status)",
-            row,
+            "INSERT OR IGNORE INTO models (version, created_at, path, engine, params, metrics, consent_snapshot, "
+            "status, gate) VALUES (:version, :created_at, :path, :engine, :params, :metrics, :consent_snapshot, "
+            ":status, :gate)",
+            {"gate": "{}", **row},
         )
+
+
+def mark_pruned(db: sqlite_utils.Database, version: str) -> None:
+    """The artifact of ``version`` was deleted; its row stays as history."""
+    with transaction(db):
+        db.execute("UPDATE models SET status = 'pruned', removed_at = ? WHERE version = ?", [utcnow(), version])
+
+
+def reconcile_model_statuses(db: sqlite_utils.Database, current: str | None) -> int:
+    """Make ``published`` mean "what CURRENT names": the current one published, earlier ones retired.
+
+    Returns how many rows changed. A kill between moving the pointer and
+    updating the table leaves exactly this to repair.
+    """
+    with transaction(db):
+        before = _changes(db)
+        if current is not None:
+            db.execute("UPDATE models SET status = 'retired' WHERE status = 'published' AND version != ?", [current])
+            db.execute("UPDATE models SET status = 'published', removed_at = NULL WHERE version = ?", [current])
+        else:
+            db.execute("UPDATE models SET status = 'retired' WHERE status = 'published'")
+        return _changes(db) - before
 
 
 def set_model_status(db: sqlite_utils.Database, version: str, status: str) -> None:

@@ -5,6 +5,9 @@ iterations on all data (warm start) to become the published model: the
 metrics describe the recipe on unseen future data, and the published factors
 still know this week's behaviour, for about the cost of one fit instead of two.
 
+The release gate (:mod:`recommender.gate`) judges tonight's model on
+tonight's split only; when tonight's settings differ from the serving
+model's, that recipe is refitted on the same split for the comparison.
 Whatever happens, the previous ``CURRENT`` model keeps serving until the new
 one is completely on disk and has passed the gate.
 """
@@ -19,7 +22,7 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from . import evaluation, interactions, registry, signals, store
+from . import evaluation, gate, interactions, registry, signals, store
 from .config import Settings
 from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, ValidationError
@@ -41,7 +44,7 @@ class Evaluation:
 
 
 def model_params(settings: Settings, engine: str) -> dict[str, Any]:
-    return {"engine": engine, "als": dataclasses.asdict(settings.als), "event_weights": dict(settings.event_weights)}
+    return gate.recipe(settings, engine)
 
 
 def consent_snapshot(user_ids: Any) -> dict[str, Any]:
@@ -87,19 +90,6 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "im
     return Evaluation(payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve})
 
 
-def gate(new: dict[str, Any], current: dict[str, Any] | None, current_version: str | None) -> str | None:
-    """Why the new model must not replace the current one, or None when it may."""
-    k = new["k"]
-    ndcg, baseline = new["model"]["ndcg"], new["popularity"]["ndcg"]
-    if not ndcg > baseline:
-        return f"new model NDCG@{k} {ndcg:.4f} is not above the popularity baseline's {baseline:.4f}"
-    if current is not None:
-        previous = current.get("model", {}).get("ndcg")
-        if previous is not None and ndcg < previous:
-            return f"new model NDCG@{k} {ndcg:.4f} is below the current model {current_version}'s {previous:.4f}"
-    return None
-
-
 @dataclass
 class TrainResult:
     version: str
@@ -128,7 +118,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         last = now
 
     reg = registry.Registry(settings.model_dir)
-    reg.clean_temporary()
+    registry.heal(db, settings)
     fitter = get_engine(engine, **(engine_options or {}))
     data = load_data(db, settings)
     lap("load")
@@ -149,25 +139,40 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
                            warm_start=model, iterations=settings.als.refit_iterations)
     model.signals = signals.compute(data)
     lap("refit")
+
+    current_version = reg.current_version()
+    incumbent = None
+    if current_version:
+        try:
+            incumbent = reg.manifest(current_version)
+        except ModelError as exc:
+            log(f"current model {current_version} cannot be loaded ({exc}); gating on tonight's checks only")
+
+    def refit_incumbent(theirs: dict[str, Any]) -> dict[str, Any]:
+        log(f"settings differ from the current model {current_version}'s: fitting its settings on the same split")
+        other = gate.settings_for(theirs, settings)
+        their_engine = theirs.get("engine", engine)
+        their_fitter = fitter if their_engine == engine else get_engine(their_engine)
+        return evaluate(db, other, engine=their_engine, data=data.reweighted(other.event_weights),
+                        fitter=their_fitter).payload
+
+    params = model_params(settings, engine)
+    decision = gate.judge(result.payload, params, data, model, full, incumbent, current_version, settings.gate,
+                          refit_incumbent)
+    refusal = decision.refusal
+    lap("gate")
     version = registry.new_version()
     counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
-              "pairs": int(full.nnz), "reference_time": int(data.time.max())}
+              "pairs": int(full.nnz), "reference_time": int(data.reference_time), "read_at": int(data.read_at),
+              "future_events_left_out": int(data.future_events), "privacy_epoch": int(data.epoch)}
     model.manifest.update(
-        version=version, created_at=store.utcnow(), engine=engine, params=model_params(settings, engine),
+        version=version, created_at=store.utcnow(), engine=engine, params=params,
         data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
+        gate={**decision.record, "forced": bool(refusal and force and publish)},
     )
     path = reg.save(model, version)
     registry.record(db, model, path, "candidate")
     lap("save")
-
-    current_version = reg.current_version()
-    current_metrics = None
-    if current_version:
-        try:
-            current_metrics = reg.manifest(current_version).get("metrics")
-        except ModelError as exc:
-            log(f"current model {current_version} cannot be loaded ({exc}); gating against the baseline only")
-    refusal = gate(result.payload, current_metrics, current_version)
     published = False
     if publish:
         if refusal and not force:
@@ -178,6 +183,11 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         registry.set_status(db, version, "published")
         published = True
         log(f"published {version}")
+        pruned = registry.prune(db, settings)["removed"]
+        if pruned:
+            log(f"retention: removed {len(pruned)} old model artifact(s)")
     lap("publish")
+    if refusal:
+        log(f"gate: {refusal}")
     timings["total"] = round(time.perf_counter() - started, 3)
     return TrainResult(version, str(path), published, result.payload, counts, refusal, timings)

@@ -3,6 +3,8 @@
 
 Exit status: 0 published (or trained, with --no-publish), 1 error,
 3 the release gate kept the current model. One JSON line on stdout for logs.
+Whatever the gate decides, the housekeeping runs after it (decision-log and
+model retention, registry repair, WAL checkpoint) and its JSON says what it removed.
 
     # every night at 03:15
     15 3 * * *  cd /srv/shop && RECOMMENDER_DB=/srv/shop/shop.db python scripts/retrain.py >> retrain.log 2>&1
@@ -14,7 +16,7 @@ import argparse
 import json
 import sys
 
-from recommender import store, training
+from recommender import bulk, maintenance, store, training
 from recommender.config import load_settings
 from recommender.errors import GateRefused, RecommenderError
 
@@ -32,16 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, overrides={"db": args.db} if args.db else None)
         db = store.connect(settings.db)
-        result = training.train(db, settings, engine=args.engine, publish=not args.no_publish, force=args.force)
-    except GateRefused as exc:
-        print(json.dumps({"status": "refused", "reason": str(exc)}))
-        return EXIT_REFUSED
     except RecommenderError as exc:
         print(json.dumps({"status": "error", "reason": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"status": "published" if result.published else "trained", **result.to_dict()}, sort_keys=True))
-    return 0
+    outcome: dict = {}
+    code = 0
+    with bulk.terminate_cleanly():
+        try:
+            result = training.train(db, settings, engine=args.engine, publish=not args.no_publish, force=args.force)
+            outcome = {"status": "published" if result.published else "trained", **result.to_dict()}
+        except GateRefused as exc:
+            outcome, code = {"status": "refused", "reason": str(exc)}, EXIT_REFUSED
+        except RecommenderError as exc:
+            outcome, code = {"status": "error", "reason": str(exc)}, 1
+            print(f"error: {exc}", file=sys.stderr)
+        if not args.no_publish:
+            try:
+                outcome["maintenance"] = maintenance.run(db, settings)
+            except RecommenderError as exc:
+                outcome["maintenance"] = {"error": str(exc)}
+    print(json.dumps(outcome, sort_keys=True, default=str))
+    return code
 
 
 if __name__ == "__main__":

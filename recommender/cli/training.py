@@ -63,18 +63,29 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
           as_json: bool) -> None:
     """Retrain: build the matrix, fit, evaluate, gate, and (with --publish) publish.
 
-    The release gate publishes only a model whose NDCG@k is above the
-    popularity baseline's and at least the current model's; a refusal exits
-    with status 1 and both numbers, and the current model keeps serving.
+    The release gate judges tonight's model on tonight's split only: it must
+    beat popularity, have no data accident (events dated after now, a collapsed
+    fit, a history that shrank by half) and, when the settings changed, score
+    at least as well as the current model's settings fitted on the same split.
+    A refusal exits with status 1 and says what failed; the current model keeps
+    serving. With --publish the nightly housekeeping runs afterwards, whatever
+    the gate said: decision-log and model retention, and a WAL checkpoint.
     """
-    from .. import training
+    from .. import maintenance, training
 
     db = open_db(settings)
-    result = training.train(db, settings, engine=engine, publish=publish, force=force,
-                            progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
-                            engine_options=engine_options)
+    log = _stderr_log(not as_json)
+    try:
+        result = training.train(db, settings, engine=engine, publish=publish, force=force,
+                                progress=not as_json and sys.stderr.isatty(), log=log,
+                                engine_options=engine_options)
+    finally:
+        housekeeping = maintenance.run(db, settings) if publish else None
+        if housekeeping:
+            log(f"housekeeping: {housekeeping['decisions_deleted']} old decision(s), "
+                f"{len(housekeeping['models_removed'])} old model artifact(s) removed; WAL checkpointed")
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
-    emit(as_json, result.to_dict(),
+    emit(as_json, {**result.to_dict(), "maintenance": housekeeping},
          f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
 
 
@@ -151,12 +162,36 @@ def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials
 @with_settings
 @click.option("--customer", default=None,
               help="Also say, per model, whether this customer was in its training data.")
+@click.option("--prune", "do_prune", is_flag=True,
+              help="Delete artifacts the retention does not keep (current, models.keep_previous published, "
+                   "anything younger than models.max_age_days); their rows stay as 'pruned'.")
+@click.option("--rollback", "rollback_to", default=None, metavar="VERSION",
+              help="Serve VERSION (an earlier published model still on disk) again: the same atomic pointer "
+                   "swap as a publish.")
 @json_option
-def models(settings: Settings, customer: str | None, as_json: bool) -> None:
-    """List trained models: status, metrics and the consent snapshot each was trained under."""
+def models(settings: Settings, customer: str | None, do_prune: bool, rollback_to: str | None, as_json: bool) -> None:
+    """List trained models: status, metrics, gate and the consent snapshot each was trained under.
+
+    The registry is repaired first (statuses follow CURRENT, directories
+    without a row are registered, temporaries of dead jobs deleted).
+    """
     from .. import privacy, registry
 
+    if do_prune and rollback_to:
+        raise click.UsageError("--prune and --rollback are separate actions; run them one at a time")
     db = open_db(settings)
+    if rollback_to:
+        done = registry.rollback(db, settings, rollback_to)
+        emit(as_json, done, f"now serving {done['current']} (was {done['previous'] or 'none'}); "
+                            f"servers follow within a second")
+        return
+    if do_prune:
+        done = registry.prune(db, settings)
+        emit(as_json, done, f"removed {len(done['removed'])} model artifact(s) ({done['bytes_freed']:,} bytes); "
+                            f"kept {len(done['kept'])} ({done['bytes_kept']:,} bytes): "
+                            + ", ".join(f"{v} ({why})" for v, why in sorted(done["kept"].items())))
+        return
+    healed = registry.heal(db, settings)
     rows = registry.list_models(db)
     current = registry.Registry(settings.model_dir).current_version()
     trained_on = set(privacy.models_containing(settings, customer)) if customer else set()
@@ -171,4 +206,5 @@ def models(settings: Settings, customer: str | None, as_json: bool) -> None:
         lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
                      f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
                      + (("  yes" if r["trained_on_customer"] else "  no") if customer else ""))
-    emit(as_json, {"current": current, "customer": customer, "models": rows}, "\n".join(lines))
+    emit(as_json, {"current": current, "customer": customer, "models": rows, "healed": healed.to_dict()},
+         "\n".join(lines))

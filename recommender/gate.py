@@ -1,0 +1,168 @@
+"""The release gate: may tonight's model replace the one that is serving?
+
+Two kinds of question, answered without ever comparing numbers from two splits
+and without ever scoring a model on a period it was trained on:
+
+1. **Is tonight's model healthy?** Checks on tonight's data and fit alone:
+   it beats the popularity baseline on tonight's split; no more than a sliver
+   of events is dated after the training time (rows no door would accept: a
+   broken import, a bad clock); most trained customers and products got a
+   non-zero factor row (a collapsed fit or a wrecked time reference zeroes
+   them); the history did not shrink by more than a set share since the
+   current model (withdrawals and erasures shrink it a little, a broken import
+   a lot).
+2. **Are tonight's settings at least as good as the current model's?** Only
+   asked when the settings differ (after ``tune``, a config change, another
+   engine). The current model's *recipe* — engine, ALS settings, event weights,
+   read from its manifest — is fitted on tonight's training period and scored
+   on tonight's test period, beside tonight's. The current model's own factors
+   are never scored: they were refitted on all data, test period included, so
+   they would be rewarded for having seen the answers. With unchanged settings
+   the two recipes are the same, so a routine retrain on changed data is judged
+   by the health checks alone.
+
+What was compared is returned as a record that goes into the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import ALSSettings, GateSettings, Settings
+from .interactions import Interactions
+from .model import FactorModel
+
+# A factor row with a norm below this is "zero": it scores every product alike.
+ZERO_NORM = 1e-6
+
+
+def recipe(settings: Settings, engine: str) -> dict[str, Any]:
+    """What makes a model besides the data: engine, ALS settings, event weights."""
+    return {"engine": engine, "als": dataclasses.asdict(settings.als), "event_weights": dict(settings.event_weights)}
+
+
+def recipe_id(params: dict[str, Any]) -> str:
+    """A short stable hash of a recipe; ``random_state`` and the iteration split are part of it."""
+    text = json.dumps({k: params.get(k) for k in ("engine", "als", "event_weights")}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def settings_for(params: dict[str, Any], base: Settings) -> Settings:
+    """``base`` with the ALS settings and event weights of a recorded recipe (for refitting it)."""
+    als = ALSSettings(**{f.name: params.get("als", {}).get(f.name, getattr(base.als, f.name))
+                         for f in dataclasses.fields(ALSSettings)})
+    return dataclasses.replace(base, als=als, event_weights=dict(params.get("event_weights") or base.event_weights))
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    value: float
+    limit: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Decision:
+    """The gate's answer: ``refusal`` is None when the new model may be published."""
+
+    refusal: str | None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _nonzero_share(factors: np.ndarray, rows: np.ndarray) -> float:
+    if len(rows) == 0:
+        return 1.0
+    norms = np.linalg.norm(np.asarray(factors[rows], dtype=np.float64), axis=1)
+    return float((norms > ZERO_NORM).mean())
+
+
+def _iso(seconds: int | None) -> str | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def health_checks(payload: dict[str, Any], data: Interactions, model: FactorModel, full_matrix: Any,
+                  incumbent: dict[str, Any] | None, conf: GateSettings) -> list[Check]:
+    """The checks on tonight's data and fit alone (see the module docstring)."""
+    k = payload["k"]
+    ndcg, baseline = payload["model"]["ndcg"], payload["popularity"]["ndcg"]
+    checks = [Check("beats_popularity", ndcg > baseline, ndcg, baseline,
+                    f"new model NDCG@{k} {ndcg:.4f} is not above the popularity baseline's {baseline:.4f} "
+                    f"on the same split")]
+    total = len(data) + data.future_events
+    share = data.future_events / total if total else 0.0
+    checks.append(Check("future_events", share <= conf.max_future_share, share, conf.max_future_share,
+                        f"{data.future_events:,} of {total:,} events ({share:.2%}) are dated after the training "
+                        f"time (newest {_iso(data.newest_future)}): a data accident (an import that bypassed "
+                        f"the time check, a wrong clock); fix or delete them and retrain"))
+    trained_users = np.flatnonzero(np.diff(full_matrix.indptr) > 0)
+    trained_items = np.flatnonzero(np.diff(full_matrix.tocsc().indptr) > 0)
+    users = _nonzero_share(model.user_factors, trained_users)
+    items = _nonzero_share(model.item_factors, trained_items)
+    checks.append(Check("nonzero_customers", users >= conf.min_nonzero_share, users, conf.min_nonzero_share,
+                        f"only {users:.1%} of the {len(trained_users):,} trained customers got a non-zero factor row "
+                        f"(the fit collapsed: check the data's time stamps and the ALS settings)"))
+    checks.append(Check("nonzero_products", items >= conf.min_nonzero_share, items, conf.min_nonzero_share,
+                        f"only {items:.1%} of the {len(trained_items):,} trained products got a non-zero factor row "
+                        f"(the fit collapsed: check the data's time stamps and the ALS settings)"))
+    before = (incumbent or {}).get("data", {}).get("interactions")
+    if before:
+        drop = 1.0 - len(data) / before
+        checks.append(Check("data_drop", drop <= conf.max_data_drop, drop, conf.max_data_drop,
+                            f"the history shrank from {before:,} to {len(data):,} interactions ({drop:.0%}) since the "
+                            f"current model: a broken or partial import? (withdrawals and erasures shrink it a little)"))
+    return checks
+
+
+def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, model: FactorModel, full_matrix: Any,
+          incumbent: dict[str, Any] | None, incumbent_version: str | None, conf: GateSettings,
+          refit_incumbent: Callable[[dict[str, Any]], dict[str, Any]]) -> Decision:
+    """Decide on tonight's model; ``refit_incumbent(params)`` fits and scores a recipe on tonight's split.
+
+    ``payload`` is tonight's evaluation (model and popularity on tonight's
+    split), ``incumbent`` the serving model's manifest (or None).
+    """
+    checks = health_checks(payload, data, model, full_matrix, incumbent, conf)
+    record: dict[str, Any] = {
+        "split": {"cut_time": payload["cut_time"], "users": payload["users"], "k": payload["k"]},
+        "candidate": {"recipe": recipe_id(params), "ndcg": payload["model"]["ndcg"],
+                      "popularity_ndcg": payload["popularity"]["ndcg"]},
+        "incumbent": None,
+    }
+    refusal = next((c.message for c in checks if not c.passed), None)
+    if incumbent is not None:
+        theirs = incumbent.get("params") or {}
+        same = recipe_id(theirs) == recipe_id(params)
+        entry: dict[str, Any] = {"version": incumbent_version, "recipe": recipe_id(theirs), "same_recipe": same,
+                                 "ndcg": None, "cut_time": None}
+        if not same and refusal is None:
+            try:
+                scored = refit_incumbent(theirs)
+            except Exception as exc:  # noqa: BLE001 - an unusable old recipe must not block a healthy model
+                entry["note"] = f"the current model's settings could not be refitted ({exc}); health checks only"
+            else:
+                entry.update(ndcg=scored["model"]["ndcg"], cut_time=scored["cut_time"])
+                theirs_ndcg, ours = scored["model"]["ndcg"], payload["model"]["ndcg"]
+                limit = theirs_ndcg * (1.0 - conf.tolerance)
+                passed = scored["cut_time"] == payload["cut_time"] and ours >= limit
+                checks.append(Check("settings_vs_current", passed, ours, limit,
+                                    f"new settings score NDCG@{payload['k']} {ours:.4f}, below the current model "
+                                    f"{incumbent_version}'s settings ({theirs_ndcg:.4f}) fitted and scored on the "
+                                    f"same split; keep the current settings or tune again"))
+                if not passed:
+                    refusal = checks[-1].message
+        record["incumbent"] = entry
+    record["checks"] = [c.to_dict() for c in checks]
+    record["refusal"] = refusal
+    return Decision(refusal, record)
