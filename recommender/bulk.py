@@ -52,7 +52,8 @@ def scratch_root() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a folder or file named after it is still in use)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,7 +70,7 @@ def remove_stale_scratch(root: str | None = None) -> int:
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             m = _OWNED.match(entry.name)
-            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
     return removed

@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import store
+from . import bulk, store
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
 from .model import FactorModel
@@ -139,7 +139,7 @@ class Registry:
                     age = time.time() - p.stat().st_mtime
                 except FileNotFoundError:
                     continue
-                if pid is not None and pid != os.getpid() and _alive(pid) and age < STALE_TEMP_SECONDS:
+                if pid is not None and pid != os.getpid() and bulk.pid_alive(pid) and age < STALE_TEMP_SECONDS:
                     continue
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
                 removed += 1
@@ -148,15 +148,6 @@ class Registry:
                 removed += 1
         return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- the models table -----------------------------------------------------------
