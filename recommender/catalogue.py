@@ -1,10 +1,18 @@
-"""The product catalogue as arrays aligned with a model's items, for vectorised filters.
+"""The product catalogue as arrays, and the one definition of which products a list may hold.
 
 A storefront asks for "in stock, under £30, kitchen or garden" on every call;
 answering that with SQL per request would cost more than the scoring itself.
-Each worker keeps the attributes as numpy arrays indexed like the model's
-items and refreshes them after ``ttl`` seconds, so stock and visibility
-changes show within a minute without any coordination between workers.
+Each worker keeps the attributes as numpy arrays and refreshes them after
+``ttl`` seconds, so stock and visibility changes show within a minute without
+any coordination between workers.
+
+Every filter rule lives in :meth:`Catalogue.product_mask`, over all products
+of the shop. The views a caller needs are read from it: :meth:`Catalogue.mask`
+aligns it with a model's items (for the scorer), :meth:`Catalogue.allows`
+answers for one product (for popular lists, whose products a model may not
+know), and campaigns pass their own rules — available on the occasion date,
+gift categories, the price band — as a :class:`ListFilters` too. Three copies
+of the rules used to drift apart; one cannot.
 """
 
 from __future__ import annotations
@@ -22,84 +30,137 @@ import sqlite_utils
 
 from . import store
 
-# Filter sets whose ban lists a worker keeps between refreshes.
+# Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
+_NEVER = int(np.datetime64("9999-12-31", "D").astype(np.int64))
 
 
 @dataclass(frozen=True)
 class ListFilters:
-    """What a caller may narrow a list by; hidden and expired products are always out."""
+    """What a caller may narrow a list by; hidden and expired products are always out.
+
+    ``available_on`` (``YYYY-MM-DD``) is the date a product must still be
+    available on (``available_until`` not before it); ``None`` means the
+    catalogue's today. A campaign sets it to the occasion date.
+    """
 
     categories: tuple[str, ...] = ()
     min_price: float | None = None
     max_price: float | None = None
     in_stock_only: bool = True
     exclude: tuple[str, ...] = ()
+    available_on: str | None = None
+
+
+def day_number(text: str | None, fallback: int = _NEVER) -> int:
+    """Days since 1970-01-01 of a ``YYYY-MM-DD...`` text; ``fallback`` when absent or unreadable."""
+    if not text:
+        return fallback
+    try:
+        return int(np.datetime64(text[:10], "D").astype(np.int64))
+    except ValueError:
+        return fallback
 
 
 class Catalogue:
+    """All products as arrays (ordered by id), aligned on demand with a model's ``item_ids``."""
+
     def __init__(self, item_ids: Sequence[str], ttl: float = 60.0) -> None:
         self.item_ids = list(item_ids)
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.ttl = ttl
         self.loaded_at = -math.inf
         self.products: dict[str, dict[str, Any]] = {}
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.rows_of_items = np.full(len(self.item_ids), -1, dtype=np.int64)  # model item -> catalogue row
         self._lock = threading.Lock()
+        self._masks: dict[ListFilters, np.ndarray] = {}
         self._banned: dict[ListFilters, np.ndarray] = {}
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
         with self._lock:
-            rows = store.all_products(db)
-            today = dt.date.today().isoformat()
-            n = len(self.item_ids)
+            rows = sorted(store.all_products(db), key=lambda r: r["id"])
+            today = dt.date.today()
+            today_day = int(np.datetime64(today.isoformat(), "D").astype(np.int64))
+            n = len(rows)
             category = np.full(n, -1, dtype=np.int32)
             price = np.full(n, np.nan, dtype=np.float64)
             stock = np.full(n, np.nan, dtype=np.float64)
-            visible = np.zeros(n, dtype=bool)  # products since deleted stay invisible
+            hidden = np.zeros(n, dtype=bool)
+            until = np.full(n, _NEVER, dtype=np.int64)
             categories: dict[str, int] = {}
             products = {}
-            for row in rows:
-                row["visible"] = not row["hidden"] and (row["available_until"] is None or row["available_until"] >= today)
-                products[row["id"]] = row
-                i = self.item_index.get(row["id"])
-                if i is None:
-                    continue
+            for j, row in enumerate(rows):
                 if row["category"] is not None:
-                    category[i] = categories.setdefault(row["category"], len(categories))
+                    category[j] = categories.setdefault(row["category"], len(categories))
                 if row["price"] is not None:
-                    price[i] = row["price"]
+                    price[j] = row["price"]
                 if row["in_stock"] is not None:
-                    stock[i] = row["in_stock"]
-                visible[i] = row["visible"]
-            self.category, self.price, self.stock, self.visible = category, price, stock, visible
+                    stock[j] = row["in_stock"]
+                hidden[j] = bool(row["hidden"])
+                until[j] = day_number(row["available_until"])
+                row["visible"] = not hidden[j] and until[j] >= today_day
+                products[row["id"]] = row
+            ids = [r["id"] for r in rows]
+            index = {p: j for j, p in enumerate(ids)}
+            # model item -> catalogue row; -1 = a product deleted since training (never listed)
+            rows_of_items = np.array([index.get(p, -1) for p in self.item_ids], dtype=np.int64)
+            self.ids, self.index, self.names = ids, index, [r["name"] for r in rows]
+            self._category, self._price, self._stock, self._hidden, self._until = category, price, stock, hidden, until
+            self.stock, self.until = stock, until
+            self.today_day = today_day
             self.category_codes = categories
+            self.rows_of_items = rows_of_items
+            self.category = np.where(rows_of_items >= 0, category[np.maximum(rows_of_items, 0)], -1).astype(np.int32) \
+                if len(rows_of_items) else np.zeros(0, np.int32)
             self.products = products
-            self._banned = {}
+            self._masks, self._banned = {}, {}
             self.loaded_at = time.monotonic()
 
-    def mask(self, filters: ListFilters) -> np.ndarray:
-        """Items a list may contain under ``filters``."""
-        allow = self.visible.copy()
-        if filters.categories:
-            codes = [self.category_codes[c] for c in filters.categories if c in self.category_codes]
-            allow &= np.isin(self.category, codes)
-        with np.errstate(invalid="ignore"):
-            if filters.min_price is not None:
-                allow &= self.price >= filters.min_price
-            if filters.max_price is not None:
-                allow &= self.price <= filters.max_price
-        if filters.in_stock_only:
-            allow &= ~(self.stock <= 0)  # NaN = stock not tracked = available
+    # --- the rules, once ----------------------------------------------------------------
+
+    def product_mask(self, filters: ListFilters) -> np.ndarray:
+        """Catalogue rows (ordered by id) a list may contain under ``filters``: THE filter rules."""
+        key = dataclasses.replace(filters, exclude=())
+        cached = self._masks.get(key)
+        if cached is None:
+            on = self.today_day if key.available_on is None else day_number(key.available_on, self.today_day)
+            allow = ~self._hidden & (self._until >= on)
+            if key.categories:
+                codes = [self.category_codes[c] for c in key.categories if c in self.category_codes]
+                allow &= np.isin(self._category, codes)
+            with np.errstate(invalid="ignore"):
+                if key.min_price is not None:
+                    allow &= self._price >= key.min_price  # unknown price: outside any band
+                if key.max_price is not None:
+                    allow &= self._price <= key.max_price
+            if key.in_stock_only:
+                allow &= ~(self._stock <= 0)  # NaN = stock not tracked = available
+            if len(self._masks) >= BANNED_CACHE_SIZE:
+                self._masks = {}
+            self._masks[key] = cached = allow
+        if not filters.exclude:
+            return cached
+        allow = cached.copy()
         for pid in filters.exclude:
-            i = self.item_index.get(pid)
-            if i is not None:
-                allow[i] = False
+            j = self.index.get(pid)
+            if j is not None:
+                allow[j] = False
+        return allow
+
+    def mask(self, filters: ListFilters) -> np.ndarray:
+        """Model items a list may contain under ``filters`` (products deleted since training never)."""
+        rows = self.product_mask(filters)
+        known = self.rows_of_items >= 0
+        allow = np.zeros(len(self.item_ids), dtype=bool)
+        allow[known] = rows[self.rows_of_items[known]]
         return allow
 
     def banned(self, filters: ListFilters) -> np.ndarray:
-        """Indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
+        """Model item indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
 
         Every request of a storefront asks with much the same filters, so the
         index list is kept per filter set (the ``exclude`` ids aside) until the
@@ -116,19 +177,11 @@ class Catalogue:
         return np.concatenate([cached, np.asarray(extra, np.int32)]) if extra else cached
 
     def allows(self, product: dict[str, Any], filters: ListFilters) -> bool:
-        """The same rules as :meth:`mask`, for one product row."""
-        if not product["visible"] or product["id"] in filters.exclude:
-            return False
-        if filters.categories and product["category"] not in filters.categories:
-            return False
-        price = product["price"]
-        if filters.min_price is not None and (price is None or price < filters.min_price):
-            return False
-        if filters.max_price is not None and (price is None or price > filters.max_price):
-            return False
-        if filters.in_stock_only and product["in_stock"] is not None and product["in_stock"] <= 0:
-            return False
-        return True
+        """Whether one product (a row of :attr:`products`) may be listed: a lookup in :meth:`product_mask`."""
+        j = self.index.get(product["id"])
+        return j is not None and product["id"] not in filters.exclude and bool(self.product_mask(filters)[j])
+
+    # --- presenting ---------------------------------------------------------------------
 
     def describe(self, product_id: str) -> dict[str, Any]:
         row = self.products.get(product_id, {})

@@ -341,6 +341,7 @@ def test_never_hidden_expired_out_of_stock_or_already_bought(db, settings):
     events.append(("A", "P1", "purchase", 1.0, 1_750_000_000))
     make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-06", None, "UTC")] + shoppers(),
               products=products, personalization=[f"S{i}" for i in range(1, 7)], events=events)
+    settings.campaigns.max_product_share = 1.0  # filters only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7)
     got = {o.customer_id: o.product_ids for o in result.offers}
     assert got == {"A": ["P4", "P5", "P6"], "B": ["P1", "P5", "P6"]}  # P4 expires before B's birthday
@@ -353,6 +354,7 @@ def test_per_product_cap_and_round_robin(db, settings):
     customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 5)]
     make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
               events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    settings.campaigns.max_product_share = 1.0  # stock caps only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
     assert all(len(set(o.product_ids) & {"P1", "P2"}) == 1 for o in result.offers)
     assert all(o.product_ids[1] == "P3" for o in result.offers)  # the next best once both are full
@@ -427,7 +429,8 @@ def test_no_customer_without_marketing_consent_ever_gets_an_offer(marketing, per
         ids = [f"C{i}" for i in range(8)]
         make_shop(db, [(c, f"1990-06-0{i + 2}", f"2001-06-0{i + 2}", "Pacific/Auckland") for i, c in enumerate(ids)],
                   marketing={c: g for c, g in zip(ids, marketing) if g is not None},
-                  personalization=[c for c, p in zip(ids, personal) if p])
+                  personalization=[c for c, p in zip(ids, personal) if p],
+                  events=[(c, f"P{i % 10 + 1}", "view", 1.0, 1_750_000_000) for i, c in enumerate(ids)])
         rng = np.random.default_rng(0)
         model = FactorModel(rng.random((8, 4), np.float32), rng.random((10, 4), np.float32), ids,
                             [f"P{i}" for i in range(1, 11)], 1.0, {"version": "test"})
