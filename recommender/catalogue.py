@@ -22,7 +22,7 @@ import datetime as dt
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -62,6 +62,27 @@ def day_number(text: str | None, fallback: int = _NEVER) -> int:
         return fallback
 
 
+@dataclass
+class _Snapshot:
+    """One refresh's arrays, swapped in whole so a request never mixes two refreshes."""
+
+    ids: list[str]
+    index: dict[str, int]
+    names: list[str | None]
+    products: dict[str, dict[str, Any]]
+    category: np.ndarray  # per catalogue row: code into category_codes, -1 = none
+    price: np.ndarray
+    stock: np.ndarray  # NaN = not tracked
+    hidden: np.ndarray
+    until: np.ndarray  # day number of available_until (far future when absent)
+    category_codes: dict[str, int]
+    rows_of_items: np.ndarray  # model item -> catalogue row; -1 = deleted since training
+    item_category: np.ndarray  # category code per model item
+    today_day: int
+    masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    banned: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+
+
 class Catalogue:
     """All products as arrays (ordered by id), aligned on demand with a model's ``item_ids``."""
 
@@ -70,21 +91,17 @@ class Catalogue:
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.ttl = ttl
         self.loaded_at = -math.inf
-        self.products: dict[str, dict[str, Any]] = {}
-        self.ids: list[str] = []
-        self.index: dict[str, int] = {}
-        self.rows_of_items = np.full(len(self.item_ids), -1, dtype=np.int64)  # model item -> catalogue row
         self._lock = threading.Lock()
-        self._masks: dict[ListFilters, np.ndarray] = {}
-        self._banned: dict[ListFilters, np.ndarray] = {}
+        self._snap = _Snapshot([], {}, [], {}, *(np.zeros(0) for _ in range(5)), {},
+                               np.full(len(self.item_ids), -1, dtype=np.int64),
+                               np.full(len(self.item_ids), -1, dtype=np.int32), 0)
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
         with self._lock:
             rows = sorted(store.all_products(db), key=lambda r: r["id"])
-            today = dt.date.today()
-            today_day = int(np.datetime64(today.isoformat(), "D").astype(np.int64))
+            today_day = int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
             n = len(rows)
             category = np.full(n, -1, dtype=np.int32)
             price = np.full(n, np.nan, dtype=np.float64)
@@ -106,57 +123,95 @@ class Catalogue:
                 products[row["id"]] = row
             ids = [r["id"] for r in rows]
             index = {p: j for j, p in enumerate(ids)}
-            # model item -> catalogue row; -1 = a product deleted since training (never listed)
             rows_of_items = np.array([index.get(p, -1) for p in self.item_ids], dtype=np.int64)
-            self.ids, self.index, self.names = ids, index, [r["name"] for r in rows]
-            self._category, self._price, self._stock, self._hidden, self._until = category, price, stock, hidden, until
-            self.stock, self.until = stock, until
-            self.today_day = today_day
-            self.category_codes = categories
-            self.rows_of_items = rows_of_items
-            self.category = np.where(rows_of_items >= 0, category[np.maximum(rows_of_items, 0)], -1).astype(np.int32) \
-                if len(rows_of_items) else np.zeros(0, np.int32)
-            self.products = products
-            self._masks, self._banned = {}, {}
+            item_category = np.full(len(self.item_ids), -1, dtype=np.int32)
+            known = rows_of_items >= 0
+            item_category[known] = category[rows_of_items[known]]
+            self._snap = _Snapshot(ids, index, [r["name"] for r in rows], products, category, price, stock, hidden,
+                                   until, categories, rows_of_items, item_category, today_day)
             self.loaded_at = time.monotonic()
+
+    # --- what callers read -----------------------------------------------------------------
+
+    @property
+    def products(self) -> dict[str, dict[str, Any]]:
+        return self._snap.products
+
+    @property
+    def ids(self) -> list[str]:
+        """Product ids of the catalogue rows, ordered by id."""
+        return self._snap.ids
+
+    @property
+    def index(self) -> dict[str, int]:
+        return self._snap.index
+
+    @property
+    def names(self) -> list[str | None]:
+        return self._snap.names
+
+    @property
+    def stock(self) -> np.ndarray:
+        return self._snap.stock
+
+    @property
+    def until(self) -> np.ndarray:
+        return self._snap.until
+
+    @property
+    def rows_of_items(self) -> np.ndarray:
+        return self._snap.rows_of_items
+
+    @property
+    def category(self) -> np.ndarray:
+        """Category code per model item (for diversity), -1 = none or unknown."""
+        return self._snap.item_category
 
     # --- the rules, once ----------------------------------------------------------------
 
     def product_mask(self, filters: ListFilters) -> np.ndarray:
         """Catalogue rows (ordered by id) a list may contain under ``filters``: THE filter rules."""
+        return self._product_mask(self._snap, filters)
+
+    @staticmethod
+    def _product_mask(snap: _Snapshot, filters: ListFilters) -> np.ndarray:
         key = dataclasses.replace(filters, exclude=())
-        cached = self._masks.get(key)
+        cached = snap.masks.get(key)
         if cached is None:
-            on = self.today_day if key.available_on is None else day_number(key.available_on, self.today_day)
-            allow = ~self._hidden & (self._until >= on)
+            on = snap.today_day if key.available_on is None else day_number(key.available_on, snap.today_day)
+            allow = ~snap.hidden & (snap.until >= on)
             if key.categories:
-                codes = [self.category_codes[c] for c in key.categories if c in self.category_codes]
-                allow &= np.isin(self._category, codes)
+                codes = [snap.category_codes[c] for c in key.categories if c in snap.category_codes]
+                allow &= np.isin(snap.category, codes)
             with np.errstate(invalid="ignore"):
                 if key.min_price is not None:
-                    allow &= self._price >= key.min_price  # unknown price: outside any band
+                    allow &= snap.price >= key.min_price  # unknown price: outside any band
                 if key.max_price is not None:
-                    allow &= self._price <= key.max_price
+                    allow &= snap.price <= key.max_price
             if key.in_stock_only:
-                allow &= ~(self._stock <= 0)  # NaN = stock not tracked = available
-            if len(self._masks) >= BANNED_CACHE_SIZE:
-                self._masks = {}
-            self._masks[key] = cached = allow
+                allow &= ~(snap.stock <= 0)  # NaN = stock not tracked = available
+            if len(snap.masks) >= BANNED_CACHE_SIZE:
+                snap.masks.clear()
+            snap.masks[key] = cached = allow
         if not filters.exclude:
             return cached
         allow = cached.copy()
         for pid in filters.exclude:
-            j = self.index.get(pid)
+            j = snap.index.get(pid)
             if j is not None:
                 allow[j] = False
         return allow
 
     def mask(self, filters: ListFilters) -> np.ndarray:
         """Model items a list may contain under ``filters`` (products deleted since training never)."""
-        rows = self.product_mask(filters)
-        known = self.rows_of_items >= 0
+        snap = self._snap
+        return self._item_mask(snap, filters)
+
+    def _item_mask(self, snap: _Snapshot, filters: ListFilters) -> np.ndarray:
+        rows = self._product_mask(snap, filters)
+        known = snap.rows_of_items >= 0
         allow = np.zeros(len(self.item_ids), dtype=bool)
-        allow[known] = rows[self.rows_of_items[known]]
+        allow[known] = rows[snap.rows_of_items[known]]
         return allow
 
     def banned(self, filters: ListFilters) -> np.ndarray:
@@ -166,20 +221,23 @@ class Catalogue:
         index list is kept per filter set (the ``exclude`` ids aside) until the
         next refresh: a request then pays nothing for filtering 100k products.
         """
+        snap = self._snap
         key = dataclasses.replace(filters, exclude=())
-        cached = self._banned.get(key)
+        cached = snap.banned.get(key)
         if cached is None:
-            cached = np.flatnonzero(~self.mask(key)).astype(np.int32)
-            if len(self._banned) >= BANNED_CACHE_SIZE:
-                self._banned = {}
-            self._banned[key] = cached
+            cached = np.flatnonzero(~self._item_mask(snap, key)).astype(np.int32)
+            if len(snap.banned) >= BANNED_CACHE_SIZE:
+                snap.banned.clear()
+            snap.banned[key] = cached
         extra = [i for i in (self.item_index.get(pid) for pid in filters.exclude) if i is not None]
         return np.concatenate([cached, np.asarray(extra, np.int32)]) if extra else cached
 
     def allows(self, product: dict[str, Any], filters: ListFilters) -> bool:
         """Whether one product (a row of :attr:`products`) may be listed: a lookup in :meth:`product_mask`."""
-        j = self.index.get(product["id"])
-        return j is not None and product["id"] not in filters.exclude and bool(self.product_mask(filters)[j])
+        snap = self._snap
+        j = snap.index.get(product["id"])
+        return (j is not None and product["id"] not in filters.exclude
+                and bool(self._product_mask(snap, filters)[j]))
 
     # --- presenting ---------------------------------------------------------------------
 
