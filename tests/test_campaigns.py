@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from recommender import campaigns, keys, occasions, registry, store
+from recommender import campaigns, interactions, keys, occasions, registry, store
 from recommender.campaigns import CampaignRequest
 from recommender.cli import cli
 from recommender.config import load_settings
@@ -412,8 +412,11 @@ def test_personalized_offers_from_the_trained_model(served):
         assert all(not rows[p]["hidden"] and rows[p]["in_stock"] != 0
                    and (rows[p]["available_until"] or "9999") >= o.date for p in o.product_ids)
         if o.mode == "personalized":
-            # The first pick comes from the customer's own ranking (its depth is 4k + 8).
-            top, _ = model.recommend(model.user_factors[model.user_index[o.customer_id]], 4 * 3 + 8,
+            # The first pick comes from the customer's own ranking (its depth is 4k + 8), folded in from
+            # their current history as the storefront does.
+            items, conf = interactions.customer_confidences(db, served, o.customer_id, model.item_index,
+                                                            model.manifest["data"]["reference_time"])
+            top, _ = model.recommend(model.recalculate_user(items, conf), 4 * 3 + 8,
                                      exclude=np.array([model.item_index[p] for p in bought], dtype=np.int64),
                                      allow=allow)
             assert model.item_index[o.product_ids[0]] in set(top.tolist())
