@@ -35,7 +35,8 @@ def campaign() -> None:
 @click.option("--items", type=click.IntRange(1, campaigns.MAX_ITEMS), default=None,
               help="Products per offer [default: campaigns.items, 3].")
 @click.option("--max-per-product", type=click.IntRange(min=1), default=None,
-              help="Offer no product to more customers than this [default: its stock; untracked = no limit].")
+              help="Offer no product to more customers than this, counting earlier offers still valid "
+                   "[default: its stock; untracked = no limit].")
 @click.option("--dry-run", is_flag=True,
               help="Compute and report (and export) but write nothing to the ledger. An export is marked as a "
                    "preview: column preview=true and codes PREVIEW-... that no checkout accepts.")
