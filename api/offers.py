@@ -57,7 +57,7 @@ class PreviewOffer(BaseModel):
     occasion: Literal["birthday", "anniversary"]
     date: str
     occasion_year: int
-    code: str = Field(description="Illustrative only: a preview's codes are never stored.")
+    code: str = Field(description="Illustrative only: a preview's codes start with PREVIEW- and are never stored.")
     discount: float
     valid_from: str
     valid_until: str
@@ -82,6 +82,11 @@ class CampaignSummary(BaseModel):
     skipped: dict[str, int]
     skipped_by_occasion: dict[str, dict[str, int]]
     out: str | None
+    capped_choices: int = Field(0, description="Customers who got a lower choice because a better product was full.")
+    capped_first_pick: dict[str, int] = Field(default_factory=dict, description="Of those whose top choice was "
+                                              "full: their first product was their 2nd, 3rd or a later choice.")
+    outstanding_units: int = Field(0, description="Units already promised by earlier offers still valid.")
+    product_cap: int | None = Field(None, description="The spread rule's most offers per product in this run.")
     seconds: float
 
 

@@ -1,10 +1,18 @@
-"""The product catalogue as arrays aligned with a model's items, for vectorised filters.
+"""The product catalogue as arrays, and the one definition of which products a list may hold.
 
 A storefront asks for "in stock, under £30, kitchen or garden" on every call;
 answering that with SQL per request would cost more than the scoring itself.
-Each worker keeps the attributes as numpy arrays indexed like the model's
-items and refreshes them after ``ttl`` seconds, so stock and visibility
-changes show within a minute without any coordination between workers.
+Each worker keeps the attributes as numpy arrays and refreshes them after
+``ttl`` seconds, so stock and visibility changes show within a minute without
+any coordination between workers.
+
+Every filter rule lives in :meth:`Catalogue.product_mask`, over all products
+of the shop. The views a caller needs are read from it: :meth:`Catalogue.mask`
+aligns it with a model's items (for the scorer), :meth:`Catalogue.allows`
+answers for one product (for popular lists, whose products a model may not
+know), and campaigns pass their own rules — available on the occasion date,
+gift categories, the price band — as a :class:`ListFilters` too. Three copies
+of the rules used to drift apart; one cannot.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import datetime as dt
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,113 +30,216 @@ import sqlite_utils
 
 from . import store
 
-# Filter sets whose ban lists a worker keeps between refreshes.
+# Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
+_NEVER = int(np.datetime64("9999-12-31", "D").astype(np.int64))
 
 
 @dataclass(frozen=True)
 class ListFilters:
-    """What a caller may narrow a list by; hidden and expired products are always out."""
+    """What a caller may narrow a list by; hidden and expired products are always out.
+
+    ``available_on`` (``YYYY-MM-DD``) is the date a product must still be
+    available on (``available_until`` not before it); ``None`` means the
+    catalogue's today. A campaign sets it to the occasion date.
+    """
 
     categories: tuple[str, ...] = ()
     min_price: float | None = None
     max_price: float | None = None
     in_stock_only: bool = True
     exclude: tuple[str, ...] = ()
+    available_on: str | None = None
+
+
+def day_number(text: str | None, fallback: int = _NEVER) -> int:
+    """Days since 1970-01-01 of a ``YYYY-MM-DD...`` text; ``fallback`` when absent or unreadable."""
+    if not text:
+        return fallback
+    try:
+        return int(np.datetime64(text[:10], "D").astype(np.int64))
+    except ValueError:
+        return fallback
+
+
+@dataclass
+class _Snapshot:
+    """One refresh's arrays, swapped in whole so a request never mixes two refreshes."""
+
+    ids: list[str]
+    index: dict[str, int]
+    names: list[str | None]
+    products: dict[str, dict[str, Any]]
+    category: np.ndarray  # per catalogue row: code into category_codes, -1 = none
+    price: np.ndarray
+    stock: np.ndarray  # NaN = not tracked
+    hidden: np.ndarray
+    until: np.ndarray  # day number of available_until (far future when absent)
+    category_codes: dict[str, int]
+    rows_of_items: np.ndarray  # model item -> catalogue row; -1 = deleted since training
+    item_category: np.ndarray  # category code per model item
+    today_day: int
+    masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    banned: dict[ListFilters, np.ndarray] = field(default_factory=dict)
 
 
 class Catalogue:
+    """All products as arrays (ordered by id), aligned on demand with a model's ``item_ids``."""
+
     def __init__(self, item_ids: Sequence[str], ttl: float = 60.0) -> None:
         self.item_ids = list(item_ids)
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.ttl = ttl
         self.loaded_at = -math.inf
-        self.products: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._banned: dict[ListFilters, np.ndarray] = {}
+        self._snap = _Snapshot([], {}, [], {}, *(np.zeros(0) for _ in range(5)), {},
+                               np.full(len(self.item_ids), -1, dtype=np.int64),
+                               np.full(len(self.item_ids), -1, dtype=np.int32), 0)
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
         with self._lock:
-            rows = store.all_products(db)
-            today = dt.date.today().isoformat()
-            n = len(self.item_ids)
+            rows = sorted(store.all_products(db), key=lambda r: r["id"])
+            today_day = int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
+            n = len(rows)
             category = np.full(n, -1, dtype=np.int32)
             price = np.full(n, np.nan, dtype=np.float64)
             stock = np.full(n, np.nan, dtype=np.float64)
-            visible = np.zeros(n, dtype=bool)  # products since deleted stay invisible
+            hidden = np.zeros(n, dtype=bool)
+            until = np.full(n, _NEVER, dtype=np.int64)
             categories: dict[str, int] = {}
             products = {}
-            for row in rows:
-                row["visible"] = not row["hidden"] and (row["available_until"] is None or row["available_until"] >= today)
-                products[row["id"]] = row
-                i = self.item_index.get(row["id"])
-                if i is None:
-                    continue
+            for j, row in enumerate(rows):
                 if row["category"] is not None:
-                    category[i] = categories.setdefault(row["category"], len(categories))
+                    category[j] = categories.setdefault(row["category"], len(categories))
                 if row["price"] is not None:
-                    price[i] = row["price"]
+                    price[j] = row["price"]
                 if row["in_stock"] is not None:
-                    stock[i] = row["in_stock"]
-                visible[i] = row["visible"]
-            self.category, self.price, self.stock, self.visible = category, price, stock, visible
-            self.category_codes = categories
-            self.products = products
-            self._banned = {}
+                    stock[j] = row["in_stock"]
+                hidden[j] = bool(row["hidden"])
+                until[j] = day_number(row["available_until"])
+                row["visible"] = not hidden[j] and until[j] >= today_day
+                products[row["id"]] = row
+            ids = [r["id"] for r in rows]
+            index = {p: j for j, p in enumerate(ids)}
+            rows_of_items = np.array([index.get(p, -1) for p in self.item_ids], dtype=np.int64)
+            item_category = np.full(len(self.item_ids), -1, dtype=np.int32)
+            known = rows_of_items >= 0
+            item_category[known] = category[rows_of_items[known]]
+            self._snap = _Snapshot(ids, index, [r["name"] for r in rows], products, category, price, stock, hidden,
+                                   until, categories, rows_of_items, item_category, today_day)
             self.loaded_at = time.monotonic()
 
-    def mask(self, filters: ListFilters) -> np.ndarray:
-        """Items a list may contain under ``filters``."""
-        allow = self.visible.copy()
-        if filters.categories:
-            codes = [self.category_codes[c] for c in filters.categories if c in self.category_codes]
-            allow &= np.isin(self.category, codes)
-        with np.errstate(invalid="ignore"):
-            if filters.min_price is not None:
-                allow &= self.price >= filters.min_price
-            if filters.max_price is not None:
-                allow &= self.price <= filters.max_price
-        if filters.in_stock_only:
-            allow &= ~(self.stock <= 0)  # NaN = stock not tracked = available
+    # --- what callers read -----------------------------------------------------------------
+
+    @property
+    def products(self) -> dict[str, dict[str, Any]]:
+        return self._snap.products
+
+    @property
+    def ids(self) -> list[str]:
+        """Product ids of the catalogue rows, ordered by id."""
+        return self._snap.ids
+
+    @property
+    def index(self) -> dict[str, int]:
+        return self._snap.index
+
+    @property
+    def names(self) -> list[str | None]:
+        return self._snap.names
+
+    @property
+    def stock(self) -> np.ndarray:
+        return self._snap.stock
+
+    @property
+    def until(self) -> np.ndarray:
+        return self._snap.until
+
+    @property
+    def rows_of_items(self) -> np.ndarray:
+        return self._snap.rows_of_items
+
+    @property
+    def category(self) -> np.ndarray:
+        """Category code per model item (for diversity), -1 = none or unknown."""
+        return self._snap.item_category
+
+    # --- the rules, once ----------------------------------------------------------------
+
+    def product_mask(self, filters: ListFilters) -> np.ndarray:
+        """Catalogue rows (ordered by id) a list may contain under ``filters``: THE filter rules."""
+        return self._product_mask(self._snap, filters)
+
+    @staticmethod
+    def _product_mask(snap: _Snapshot, filters: ListFilters) -> np.ndarray:
+        key = dataclasses.replace(filters, exclude=())
+        cached = snap.masks.get(key)
+        if cached is None:
+            on = snap.today_day if key.available_on is None else day_number(key.available_on, snap.today_day)
+            allow = ~snap.hidden & (snap.until >= on)
+            if key.categories:
+                codes = [snap.category_codes[c] for c in key.categories if c in snap.category_codes]
+                allow &= np.isin(snap.category, codes)
+            with np.errstate(invalid="ignore"):
+                if key.min_price is not None:
+                    allow &= snap.price >= key.min_price  # unknown price: outside any band
+                if key.max_price is not None:
+                    allow &= snap.price <= key.max_price
+            if key.in_stock_only:
+                allow &= ~(snap.stock <= 0)  # NaN = stock not tracked = available
+            if len(snap.masks) >= BANNED_CACHE_SIZE:
+                snap.masks.clear()
+            snap.masks[key] = cached = allow
+        if not filters.exclude:
+            return cached
+        allow = cached.copy()
         for pid in filters.exclude:
-            i = self.item_index.get(pid)
-            if i is not None:
-                allow[i] = False
+            j = snap.index.get(pid)
+            if j is not None:
+                allow[j] = False
+        return allow
+
+    def mask(self, filters: ListFilters) -> np.ndarray:
+        """Model items a list may contain under ``filters`` (products deleted since training never)."""
+        snap = self._snap
+        return self._item_mask(snap, filters)
+
+    def _item_mask(self, snap: _Snapshot, filters: ListFilters) -> np.ndarray:
+        rows = self._product_mask(snap, filters)
+        known = snap.rows_of_items >= 0
+        allow = np.zeros(len(self.item_ids), dtype=bool)
+        allow[known] = rows[snap.rows_of_items[known]]
         return allow
 
     def banned(self, filters: ListFilters) -> np.ndarray:
-        """Indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
+        """Model item indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
 
         Every request of a storefront asks with much the same filters, so the
         index list is kept per filter set (the ``exclude`` ids aside) until the
         next refresh: a request then pays nothing for filtering 100k products.
         """
+        snap = self._snap
         key = dataclasses.replace(filters, exclude=())
-        cached = self._banned.get(key)
+        cached = snap.banned.get(key)
         if cached is None:
-            cached = np.flatnonzero(~self.mask(key)).astype(np.int32)
-            if len(self._banned) >= BANNED_CACHE_SIZE:
-                self._banned = {}
-            self._banned[key] = cached
+            cached = np.flatnonzero(~self._item_mask(snap, key)).astype(np.int32)
+            if len(snap.banned) >= BANNED_CACHE_SIZE:
+                snap.banned.clear()
+            snap.banned[key] = cached
         extra = [i for i in (self.item_index.get(pid) for pid in filters.exclude) if i is not None]
         return np.concatenate([cached, np.asarray(extra, np.int32)]) if extra else cached
 
     def allows(self, product: dict[str, Any], filters: ListFilters) -> bool:
-        """The same rules as :meth:`mask`, for one product row."""
-        if not product["visible"] or product["id"] in filters.exclude:
-            return False
-        if filters.categories and product["category"] not in filters.categories:
-            return False
-        price = product["price"]
-        if filters.min_price is not None and (price is None or price < filters.min_price):
-            return False
-        if filters.max_price is not None and (price is None or price > filters.max_price):
-            return False
-        if filters.in_stock_only and product["in_stock"] is not None and product["in_stock"] <= 0:
-            return False
-        return True
+        """Whether one product (a row of :attr:`products`) may be listed: a lookup in :meth:`product_mask`."""
+        snap = self._snap
+        j = snap.index.get(product["id"])
+        return (j is not None and product["id"] not in filters.exclude
+                and bool(self._product_mask(snap, filters)[j]))
+
+    # --- presenting ---------------------------------------------------------------------
 
     def describe(self, product_id: str) -> dict[str, Any]:
         row = self.products.get(product_id, {})

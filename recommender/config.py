@@ -148,6 +148,10 @@ class CampaignSettings:
     max_price: float = 0.0
     # Products per offer (--items).
     items: int = 3
+    # Spread rule: in one run a product goes into at most max(1, ceil(share x customers
+    # offered to)) offers while other products can still fill them; only when nothing
+    # else is left may it exceed that (stock and --max-per-product still hold). 1 = off.
+    max_product_share: float = 0.25
 
 
 @dataclass

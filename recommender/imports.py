@@ -372,8 +372,11 @@ def import_transactions(
     for purpose in grant:
         if purpose not in settings.consent_purposes:
             raise ValidationError(f"unknown purpose {purpose!r} (known: {', '.join(settings.consent_purposes)})")
-    if "purchase" not in settings.event_types:
-        raise ValidationError("event type 'purchase' is not configured in event_weights")
+    if not settings.purchase_events:
+        raise ValidationError("purchase_events is empty: name the event type that means 'bought' to import orders")
+    bought = settings.purchase_events[0]  # the shop's own name for a purchase ("purchase", "order", ...)
+    if bought not in settings.event_types:
+        raise ValidationError(f"event type {bought!r} (purchase_events) is not configured in event_weights")
     started = time.perf_counter()
     errors = _Errors(path)
     result = ImportResult(kind="transactions", file=str(path))
@@ -438,7 +441,7 @@ def import_transactions(
         created_products = store.insert_missing(db, "products", [
             (p, info[0], None, info[1], None, 0, None) for p, info in products.items()
         ])
-        result.new = store.upsert_interactions(db, [(c, p, "purchase", q, t) for (c, p, t), q in merged.items()])
+        result.new = store.upsert_interactions(db, [(c, p, bought, q, t) for (c, p, t), q in merged.items()])
         if grant and new_customers:
             now = store.utcnow()
             store.set_consents(db, [(c, purpose, True, now, "import") for c in new_customers for purpose in grant])

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import sqlite_utils
 
-from . import interactions, registry, store
+from . import interactions, ranking, registry, store
 from .catalogue import Catalogue, ListFilters
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
@@ -149,11 +149,7 @@ class Service:
                 "items": items}
 
     def _customer_vector(self, model: FactorModel, events: list[tuple[str, str, float, int]]):
-        reference = model.manifest.get("data", {}).get("reference_time")
-        items, conf = interactions.confidences_of(events, self.settings, model.item_index, reference)
-        if len(items) == 0:
-            return None, items, conf
-        return model.recalculate_user(items, conf), items, conf
+        return ranking.fold_in(model, self.settings, events)
 
     # --- requests --------------------------------------------------------------------
 
@@ -165,41 +161,24 @@ class Service:
         return result
 
     def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+        """The storefront face of :func:`recommender.ranking.rank_customer`, the one ranking path."""
         model, catalogue = self._model_and_catalogue(db)
-        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
-        if not exists:
-            return self._fallback(db, model, catalogue, options, "unknown_customer")
-        if not consent:
-            return self._fallback(db, model, catalogue, options, "no_consent")
-        if model is None:
-            return self._fallback(db, model, catalogue, options, "no_model")
-        events = store.customer_events(db, customer_id)
-        vector, items, conf = self._customer_vector(model, events)
-        if vector is None or not np.any(vector):
-            return self._fallback(db, model, catalogue, options, "no_history")
-        banned = catalogue.banned(options.filters)
-        if options.exclude_purchased:
-            banned = np.concatenate([banned, self._purchased(model, events).astype(np.int32)])
-        depth = options.n if options.diversity <= 0 else options.n * 10
-        ranked, scores = model.recommend(vector, depth, exclude=banned)
-        score_of = dict(zip(ranked.tolist(), scores.tolist()))
-        chosen = catalogue.diversify(ranked.tolist(), options.n, options.diversity)
+        reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
+                                               options.filters, exclude_purchased=options.exclude_purchased,
+                                               diversity=options.diversity, explain=options.explain)
+        if reason is not None:
+            return self._fallback(db, model, catalogue, options, reason)
         result = []
-        for i in chosen:
-            entry = {**catalogue.describe(model.item_ids[i]), "score": round(score_of[i], 6)}
+        for i, score in zip(ranked.items, ranked.scores):
+            entry = {**catalogue.describe(model.item_ids[i]), "score": round(score, 6)}
             if options.explain:
                 entry["because"] = [
                     {"product_id": model.item_ids[j], "name": catalogue.describe(model.item_ids[j])["name"],
                      "weight": round(w, 6)}
-                    for j, w in model.explain(items, conf, i, n=3)
+                    for j, w in ranked.because[i]
                 ]
             result.append(entry)
         return {"mode": "personalized", "reason": None, "model_version": model.version, "items": result}
-
-    @staticmethod
-    def _purchased(model: FactorModel, events: list[tuple[str, str, float, int]]) -> np.ndarray:
-        idx = [model.item_index.get(p) for p, e, _, _ in events if e == "purchase"]
-        return np.array(sorted({i for i in idx if i is not None}), dtype=np.int64)
 
     def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> dict[str, Any]:
         """The caller's products, best first for this customer (unchanged order when not personalized)."""

@@ -67,6 +67,7 @@ def bought_together(b: sp.csr_matrix, depth: int = TOGETHER_DEPTH, min_support: 
     return items, lifts
 
 
-def compute(data: Interactions) -> dict[str, np.ndarray]:
-    together, lift = bought_together(baskets(data))
+def compute(data: Interactions, purchase_events: tuple[str, ...] = ("purchase",)) -> dict[str, np.ndarray]:
+    """Popularity over all events; bought-together over the baskets of the event types that mean "bought"."""
+    together, lift = bought_together(baskets(data, tuple(purchase_events)))
     return {"popularity": popularity(data), "together_items": together, "together_lift": lift}

@@ -703,11 +703,31 @@ def offered_keys(db: sqlite_utils.Database, ids: Sequence[str]) -> set[tuple[str
         "WHERE customer_id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])}
 
 
-def purchased_pairs(db: sqlite_utils.Database, ids: Sequence[str]) -> list[tuple[str, str]]:
-    """Distinct ``(customer_id, product_id)`` purchases of these customers."""
+def purchased_pairs(db: sqlite_utils.Database, ids: Sequence[str],
+                    event_types: Sequence[str] = ("purchase",)) -> list[tuple[str, str]]:
+    """Distinct ``(customer_id, product_id)`` purchases of these customers (``event_types`` mean "bought")."""
     return db.execute(
-        "SELECT DISTINCT customer_id, product_id FROM interactions WHERE event_type = 'purchase' "
-        "AND customer_id IN (SELECT value FROM json_each(?))", [_json_ids(ids)]).fetchall()
+        "SELECT DISTINCT customer_id, product_id FROM interactions WHERE event_type IN "
+        "(SELECT value FROM json_each(?)) AND customer_id IN (SELECT value FROM json_each(?))",
+        [_json_ids(event_types), _json_ids(ids)]).fetchall()
+
+
+def events_of(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, list[tuple[str, str, float, int]]]:
+    """:func:`customer_events` for many customers in one statement (customers without events absent)."""
+    out: dict[str, list[tuple[str, str, float, int]]] = {}
+    for cid, pid, kind, qty, when in db.execute(
+            "SELECT i.customer_id, i.product_id, i.event_type, i.quantity, i.occurred_at FROM json_each(?) AS j "
+            "CROSS JOIN interactions AS i ON i.customer_id = j.value ORDER BY i.customer_id, i.occurred_at",
+            [_json_ids(ids)]):
+        out.setdefault(cid, []).append((pid, kind, qty, when))
+    return out
+
+
+def outstanding_offer_units(db: sqlite_utils.Database, on: str) -> dict[str, int]:
+    """``{product_id: offers}`` over ledger offers still valid on ``on`` (``YYYY-MM-DD``): stock already promised."""
+    return {r[0]: int(r[1]) for r in db.execute(
+        "SELECT p.value, count(*) FROM offers AS o, json_each(o.products) AS p WHERE o.valid_until >= ? "
+        "GROUP BY p.value", [on])}
 
 
 OFFER_COLUMNS = ("customer_id", "occasion", "occasion_year", "code", "products", "discount", "valid_from",

