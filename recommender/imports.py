@@ -237,6 +237,9 @@ def _rows(path: Path, required: Sequence[str], progress: bool = False,
             if "unexpected end of data" in str(exc):
                 raise ValidationError(f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} "
                                       f"and is never closed") from None
+            if "expected after" in str(exc) and reader.line_num > line:
+                raise ValidationError(f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} and "
+                                      f"runs on to line {reader.line_num}") from None
             if "expected after" in str(exc):
                 raise ValidationError(f"{path}:{line}: stray quote after a quoted cell (a quote inside a "
                                       f"quoted cell is written twice: \"\")") from None
