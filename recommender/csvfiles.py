@@ -178,6 +178,9 @@ def read_rows(path: Path, required: Sequence[str], progress: bool = False,
             if "expected after" in str(exc):
                 raise ValidationError(f"{path}:{line}: stray quote after a quoted cell (a quote inside a "
                                       f"quoted cell is written twice: \"\")") from None
+            if "field larger than field limit" in str(exc):
+                raise ValidationError(f"{path}:{line}: a cell of more than {csv.field_size_limit():,} characters "
+                                      f"(an unbalanced quote?)") from None
             raise ValidationError(f"{path}:{line}: unreadable CSV ({exc})") from None
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ValidationError(f"{path}:{last + 1}: unreadable CSV (damaged compressed data: {exc})") from None

@@ -386,3 +386,9 @@ def test_store_rows_are_as_the_file_says(db, settings, tmp_path):
     assert db["products"].get("P1")["name"] == "Mug, large" and db["products"].get("P1")["price"] == 9.5
     assert db["products"].get("P2")["name"] == 'Say "hi"' and db["products"].get("P2")["category"] is None
     assert store.counts(db)["products"] == 2
+
+
+def test_unclosed_quote_before_a_huge_tail_is_one_line(db, settings, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('id,name\nU1,"Ann\n' + "".join(f"U{i},N{i}\n" for i in range(2, 30000)))
+    refused(db, settings, "customers", path, f"{path}:2: ")
