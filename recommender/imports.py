@@ -189,10 +189,15 @@ def _parse_interactions(db, path, settings, progress):
     event_types = set(settings.event_types)
     merged: dict[tuple[str, str, str, int], float] = {}
     clock = _Clock(settings)
+    seen_ids: dict[tuple[str, str], str] = {}  # (column, text) -> id: a big file repeats the same few
     for line, row in _rows(path, REQUIRED["interactions"], progress):
         try:
-            cid = parse_id(row["customer_id"], what="customer_id")
-            pid = parse_id(row["product_id"], what="product_id")
+            cid = seen_ids.get(("customer_id", row["customer_id"]))
+            if cid is None:
+                cid = seen_ids["customer_id", row["customer_id"]] = parse_id(row["customer_id"], what="customer_id")
+            pid = seen_ids.get(("product_id", row["product_id"]))
+            if pid is None:
+                pid = seen_ids["product_id", row["product_id"]] = parse_id(row["product_id"], what="product_id")
             if cid not in customers:
                 raise ValueError(f"unknown customer {cid!r}")
             if pid not in products:
