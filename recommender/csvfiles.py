@@ -21,18 +21,19 @@ from typing import Any, Callable, Iterator, Sequence
 from .errors import ValidationError
 from .values import show
 
+
 def open_text(path: Path) -> io.TextIOBase:
     """Open a CSV, transparently decompressing ``.gz``; refuse what is plainly not UTF-8 text."""
     if not path.is_file():
         raise ValidationError(f"{path}: no such file")
     try:
         with open(path, "rb") as raw:
-            magic = raw.read(4)
+            magic = raw.read(2)
         if path.suffix == ".gz":
             return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-        if magic[:2] == b"\x1f\x8b":
+        if magic == b"\x1f\x8b":
             raise ValidationError(f"{path} is gzip-compressed: name it {path.name}.gz (or decompress it)")
-        if magic[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        if magic in (b"\xff\xfe", b"\xfe\xff"):
             raise ValidationError(f"{path} is UTF-16 text: save it as UTF-8 CSV (in Excel: CSV UTF-8)")
         return open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -132,8 +133,8 @@ def _check_record(path: Path, cells: Sequence[str], start: int, end: int) -> Non
 
 
 def read_rows(path: Path, required: Sequence[str], progress: bool = False,
-          on_missing: Callable[[Sequence[str], Sequence[str]], str] | None = None,
-          ) -> Iterator[tuple[int, dict[str, str]]]:
+              on_missing: Callable[[Sequence[str], Sequence[str]], str] | None = None,
+              ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` of a CSV with a header, cells trimmed, blank cells as empty strings.
 
     ``required`` columns must be in the header; ``on_missing(header, missing)``
