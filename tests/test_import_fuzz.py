@@ -61,6 +61,41 @@ TRICKY = [
     "Mars/Olympus", "../../etc/passwd", "=HYPERLINK(\"x\")", "maybe", "C", "c1.0", "NULL",
 ]
 
+# Values each real column would hold in a good file: rows are mostly these, with a few
+# tricky cells, so a case gets past the early checks and reaches the deep ones.
+VALID = {
+    "id": ["c1", "c7", "U1", "17850.0"], "email": ["a@example.com", ""], "name": ["Ann", "Mug", ""],
+    "birth_date": ["1990-02-28", ""], "anniversary_date": ["2015-06-01", ""], "timezone": ["UTC", "Europe/London", ""],
+    "created_at": ["2025-01-01T00:00:00Z", ""], "category": ["kitchen", ""], "price": ["9.5", "0", ""],
+    "in_stock": ["3", ""], "hidden": ["0", "1", ""], "available_until": ["2025-12-31", ""],
+    "customer_id": ["c1", "c2", "c3"], "product_id": ["p1", "p2", "p3"], "event_type": ["view", "purchase"],
+    "quantity": ["1", "2.5", ""], "occurred_at": ["2025-03-01T00:00:00Z", "2025-03-02 10:00:00"],
+    "purpose": ["personalization", "marketing"], "granted": ["true", "false"],
+    "updated_at": ["2025-01-01T00:00:00Z", ""], "source": ["signup", ""],
+    "InvoiceNo": ["1001", "C1002"], "StockCode": ["A1", "B2"], "Description": ["RED MUG", ""],
+    "Quantity": ["6", "-6", "0"], "InvoiceDate": ["2011-01-02 10:00:00"], "UnitPrice": ["2.5", ""],
+    "CustomerID": ["17850.0", "12000", ""], "Country": ["UK"],
+}
+
+# Wrong values by the type of the column, for the one bad cell of an otherwise good row.
+BAD = {
+    "time": ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+             "2025-13-01T00:00:00Z", "2025-03-01T25:00:00", "yesterday", "1e9", "2025-03-01T00:00:00+25:00"],
+    "date": ["9999-12-31", "0001-01-01", "2099-01-01", "1899-12-31", "2023-02-29", "31/12/1990", "1990-1-1"],
+    "number": ["1_000", "1e400", "0x10", "nan", "inf", "-0", "99999999999999999999999", "1e-400", "١٢", "1,5", "-1"],
+    "id": ["x" * 201, "a\x01b", "a\u2028b", "\x1b[31m", " ", "0.0", ".0", "17850.00"],
+}
+COLUMN_TYPE = {c: "time" for c in ("created_at", "updated_at", "occurred_at", "InvoiceDate")}
+COLUMN_TYPE |= {c: "date" for c in ("birth_date", "anniversary_date", "available_until")}
+COLUMN_TYPE |= {c: "number" for c in ("price", "in_stock", "quantity", "Quantity", "UnitPrice", "hidden", "granted")}
+COLUMN_TYPE |= {c: "id" for c in ("id", "customer_id", "product_id", "StockCode", "CustomerID")}
+
+
+def bad_for(column: str) -> st.SearchStrategy[str]:
+    pool = BAD.get(COLUMN_TYPE.get(column, ""), [])
+    return st.one_of(st.sampled_from(pool), cell) if pool else cell
+
+
 cell = st.one_of(
     st.sampled_from(PLAUSIBLE),
     st.sampled_from(TRICKY),
@@ -95,7 +130,19 @@ def quote(text: str, how: int) -> str:
 def csv_files(draw, kind: str) -> tuple[bytes, str]:
     header = draw(header_for(kind))
     width = len(header)
-    rows = draw(st.lists(st.lists(cell, min_size=max(0, width - 1), max_size=width + 1), max_size=6))
+    def good(column: str) -> st.SearchStrategy[str]:
+        return st.sampled_from(VALID.get(column, ["", "x"]))
+
+    def one_bad(k: int) -> st.SearchStrategy[list[str]]:
+        return st.tuples(*[bad_for(c) if i == k else good(c) for i, c in enumerate(header)]).map(list)
+
+    all_good = st.tuples(*[good(c) for c in header]).map(list)
+    shapes = st.one_of(
+        all_good,
+        st.integers(0, width - 1).flatmap(one_bad) if width else all_good,
+        st.lists(cell, min_size=max(0, width - 1), max_size=width + 1),
+    )
+    rows = draw(st.lists(shapes, max_size=6))
     sep = draw(st.sampled_from([",", ",", ",", ";", "\t"]))
     end = draw(st.sampled_from(["\n", "\n", "\r\n", "\r"]))
     quoting = st.sampled_from([0, 0, 0, 1, 1, 2, 3])
