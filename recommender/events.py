@@ -18,7 +18,7 @@ import sqlite_utils
 from . import store
 from .config import Settings
 from .errors import ValidationError
-from .values import parse_datetime, to_epoch
+from .values import check_not_future, parse_datetime, to_epoch
 
 
 def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -37,6 +37,10 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
             except ValueError as exc:
                 raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
         # DOOR: time (range and future skew of occurred_at)
+        try:
+            check_not_future(when, now=now, skew_seconds=settings.time.max_future_seconds)
+        except ValueError as exc:
+            raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
         rows.append((event["customer_id"], event["product_id"], event["event_type"],
                      float(event.get("quantity") or 1), when))
     for table, column in (("customers", 0), ("products", 1)):

@@ -9,31 +9,33 @@ so importing the same file twice changes nothing the second time.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import gzip
-import io
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
 from . import store
 from .config import Settings
+from .csvfiles import SHOPIFY_MAP, header_advice, open_text  # noqa: F401  (open_text, SHOPIFY_MAP: part of this API)
+from .csvfiles import read_rows as _rows
 from .errors import ValidationError
 from .values import (
+    check_not_future,
     check_timezone,
     iso_utc,
     normalise_id,
     parse_date,
     parse_datetime,
     parse_flag,
+    parse_id,
     parse_int,
     parse_number,
+    past_date_limit,
+    show,
     to_epoch,
 )
 
@@ -79,57 +81,44 @@ class _Errors:
             raise ValidationError(self.items[0] + more)
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a CSV, transparently decompressing ``.gz``."""
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _rows(path: Path, required: Sequence[str], progress: bool = False) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(line_number, row)`` with blank cells as empty strings."""
-    with open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        try:
-            header = reader.fieldnames or []
-        except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error) as exc:
-            raise ValidationError(f"{path}:1: unreadable CSV ({exc})") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValidationError(f"{path}:1: missing column(s) {', '.join(missing)}")
-        bar = _progress(progress, path)
-        try:
-            for row in reader:
-                bar.update(1)
-                yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
-        except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as exc:
-            raise ValidationError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
-        finally:
-            bar.close()
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(enabled: bool, path: Path) -> Any:
-    """A tqdm bar on an interactive terminal only; cron logs and --json output stay clean."""
-    if not enabled or not sys.stderr.isatty():
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(desc=f"reading {path.name}", unit=" rows", unit_scale=True, mininterval=0.5, file=sys.stderr)
-
-
 def _optional(row: dict[str, str], column: str) -> str | None:
     value = row.get(column, "")
     return value if value != "" else None
+
+
+MAX_TEXT_LENGTH = 1000  # names, emails, categories, sources
+MAX_PRICE = 1e9
+MAX_QUANTITY = 1e6  # units on one order line or event
+MAX_STOCK = 10**9
+
+
+def _text(row: dict[str, str], column: str) -> str | None:
+    """An optional free-text cell, at most ``MAX_TEXT_LENGTH`` characters."""
+    value = _optional(row, column)
+    if value is not None and len(value) > MAX_TEXT_LENGTH:
+        raise ValueError(f"{column} {show(value)} is too long (at most {MAX_TEXT_LENGTH} characters)")
+    return value
+
+
+class _Clock:
+    """One reading of the clock per file: the latest time a row may carry (``time.max_future_seconds``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.now = time.time()
+        self.skew = settings.time.max_future_seconds
+        self._cache: dict[tuple[str, str], int] = {}
+
+    def epoch(self, text: str, what: str) -> int:
+        """Seconds since 1970 of an ISO 8601 cell, in range and not in the future (cached per text)."""
+        when = self._cache.get((text, what))
+        if when is None:
+            when = to_epoch(parse_datetime(text, what=what))
+            check_not_future(when, now=self.now, skew_seconds=self.skew, what=what)
+            self._cache[text, what] = when
+        return when
+
+    def iso(self, text: str, what: str) -> str:
+        return iso_utc(dt.datetime.fromtimestamp(self.epoch(text, what), dt.timezone.utc))
 
 
 # --- one parser per kind ---------------------------------------------------------
@@ -138,26 +127,26 @@ def _optional(row: dict[str, str], column: str) -> str | None:
 def _parse_customers(db, path, settings, progress):
     errors, seen, out = _Errors(path), {}, []
     now = store.utcnow()
+    clock = _Clock(settings)
+    latest_day = past_date_limit()
     for line, row in _rows(path, REQUIRED["customers"], progress):
         try:
-            cid = normalise_id(row["id"])
-            if not cid:
-                raise ValueError("missing id")
+            cid = parse_id(row["id"], what="id")
             if cid in seen:
                 raise ValueError(f"duplicate id {cid!r} (first on line {seen[cid]})")
             seen[cid] = line
-            email = _optional(row, "email")
+            email = _text(row, "email")
             if email is not None and ("@" not in email or " " in email):
-                raise ValueError(f"bad email {email!r}")
+                raise ValueError(f"bad email {show(email)}")
             birth = _optional(row, "birth_date")
             anniversary = _optional(row, "anniversary_date")
             tz = check_timezone(_optional(row, "timezone") or "UTC")
             created = _optional(row, "created_at")
             out.append((
-                cid, email, _optional(row, "name"),
-                parse_date(birth).isoformat() if birth else None,
-                parse_date(anniversary).isoformat() if anniversary else None,
-                tz, iso_utc(parse_datetime(created)) if created else now,
+                cid, email, _text(row, "name"),
+                parse_date(birth, latest=latest_day, what="birth_date").isoformat() if birth else None,
+                parse_date(anniversary, latest=latest_day, what="anniversary_date").isoformat() if anniversary else None,
+                tz, clock.iso(created, "created_at") if created else now,
             ))
         except ValueError as exc:
             errors.add(line, str(exc))
@@ -169,24 +158,23 @@ def _parse_products(db, path, settings, progress):
     errors, seen, out = _Errors(path), {}, []
     for line, row in _rows(path, REQUIRED["products"], progress):
         try:
-            pid = normalise_id(row["id"])
-            if not pid:
-                raise ValueError("missing id")
+            pid = parse_id(row["id"], what="id")
             if pid in seen:
                 raise ValueError(f"duplicate id {pid!r} (first on line {seen[pid]})")
             seen[pid] = line
-            if not row["name"]:
+            name = _text(row, "name")
+            if not name:
                 raise ValueError("missing name")
             price = _optional(row, "price")
             stock = _optional(row, "in_stock")
             hidden = _optional(row, "hidden")
             until = _optional(row, "available_until")
             out.append((
-                pid, row["name"], _optional(row, "category"),
-                parse_number(price, what="price", minimum=0) if price else None,
-                parse_int(stock, what="in_stock", minimum=0) if stock else None,
+                pid, name, _text(row, "category"),
+                parse_number(price, what="price", minimum=0, maximum=MAX_PRICE) if price else None,
+                parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
                 int(parse_flag(hidden, what="hidden")) if hidden else 0,
-                parse_date(until).isoformat() if until else None,
+                parse_date(until, what="available_until").isoformat() if until else None,
             ))
         except ValueError as exc:
             errors.add(line, str(exc))
@@ -200,28 +188,27 @@ def _parse_interactions(db, path, settings, progress):
     products = store.existing_ids(db, "products")
     event_types = set(settings.event_types)
     merged: dict[tuple[str, str, str, int], float] = {}
-    stamp_cache: dict[str, int] = {}
+    clock = _Clock(settings)
+    seen_ids: dict[tuple[str, str], str] = {}  # (column, text) -> id: a big file repeats the same few
     for line, row in _rows(path, REQUIRED["interactions"], progress):
         try:
-            cid = normalise_id(row["customer_id"])
-            pid = normalise_id(row["product_id"])
-            if not cid:
-                raise ValueError("missing customer_id")
-            if not pid:
-                raise ValueError("missing product_id")
+            cid = seen_ids.get(("customer_id", row["customer_id"]))
+            if cid is None:
+                cid = seen_ids["customer_id", row["customer_id"]] = parse_id(row["customer_id"], what="customer_id")
+            pid = seen_ids.get(("product_id", row["product_id"]))
+            if pid is None:
+                pid = seen_ids["product_id", row["product_id"]] = parse_id(row["product_id"], what="product_id")
             if cid not in customers:
                 raise ValueError(f"unknown customer {cid!r}")
             if pid not in products:
                 raise ValueError(f"unknown product {pid!r}")
             event = row["event_type"]
             if event not in event_types:
-                raise ValueError(f"unknown event type {event!r} (known: {', '.join(sorted(event_types))})")
+                raise ValueError(f"unknown event type {show(event)} (known: {', '.join(sorted(event_types))})")
             quantity = row.get("quantity", "")
-            qty = parse_number(quantity, what="quantity", minimum=0, exclusive=True) if quantity else 1.0
-            stamp = row["occurred_at"]
-            when = stamp_cache.get(stamp)
-            if when is None:
-                when = stamp_cache[stamp] = to_epoch(parse_datetime(stamp))
+            qty = (parse_number(quantity, what="quantity", minimum=0, exclusive=True, maximum=MAX_QUANTITY)
+                   if quantity else 1.0)
+            when = clock.epoch(row["occurred_at"], "occurred_at")
             key = (cid, pid, event, when)
             merged[key] = merged.get(key, 0.0) + qty
         except ValueError as exc:
@@ -235,23 +222,22 @@ def _parse_consents(db, path, settings, progress):
     customers = store.existing_ids(db, "customers")
     purposes = set(settings.consent_purposes)
     now = store.utcnow()
+    clock = _Clock(settings)
     for line, row in _rows(path, REQUIRED["consents"], progress):
         try:
-            cid = normalise_id(row["customer_id"])
-            if not cid:
-                raise ValueError("missing customer_id")
+            cid = parse_id(row["customer_id"], what="customer_id")
             if cid not in customers:
                 raise ValueError(f"unknown customer {cid!r}")
             purpose = row["purpose"]
             if purpose not in purposes:
-                raise ValueError(f"unknown purpose {purpose!r} (known: {', '.join(sorted(purposes))})")
+                raise ValueError(f"unknown purpose {show(purpose)} (known: {', '.join(sorted(purposes))})")
             if (cid, purpose) in seen:
                 raise ValueError(f"duplicate consent for {cid!r}/{purpose} (first on line {seen[cid, purpose]})")
             seen[cid, purpose] = line
             granted = parse_flag(row["granted"], what="granted")
             updated = _optional(row, "updated_at")
-            out.append((cid, purpose, granted, iso_utc(parse_datetime(updated)) if updated else now,
-                        _optional(row, "source") or "import"))
+            out.append((cid, purpose, granted, clock.iso(updated, "updated_at") if updated else now,
+                        _text(row, "source") or "import"))
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
@@ -350,6 +336,24 @@ def parse_mapping(text: str | None) -> dict[str, str]:
     return mapping
 
 
+def _missing_mapped_message(path: Path, header: Sequence[str], mapping: dict[str, str], missing: Sequence[str]) -> str:
+    """Which fields lack their column, and the --map that fixes it, with the columns the file has."""
+    fields = {column: [f for f, c in mapping.items() if c == column] for column in missing}
+    named = ", ".join(f"{show(c)} ({'/'.join(fields[c])})" for c in missing)
+    advice = header_advice(path, header, list(mapping.values()))
+    if advice.startswith("looks separated"):
+        return f"missing column(s) {named}; the file {advice}"
+    if "Shopify" in advice:
+        return f"missing column(s) {named}; {advice}"
+    optional = [f for c in missing for f in fields[c] if f not in REQUIRED_TARGETS]
+    example = ",".join(f"{f}=COLUMN" for c in missing for f in fields[c] if f in REQUIRED_TARGETS)
+    example = ",".join(x for x in (example, ",".join(f"{f}=" for f in optional)) if x)
+    shown = ", ".join(show(c) for c in header[:20]) + (", ..." if len(header) > 20 else "")
+    return (f"missing column(s) {named}; say which columns hold them with --map field=Column "
+            f"(here: --map {example}; an optional field left empty, as in price=, is ignored); "
+            f"the file's columns are {shown}")
+
+
 def import_transactions(
     db: sqlite_utils.Database,
     path: str | Path,
@@ -384,41 +388,42 @@ def import_transactions(
     merged: dict[tuple[str, str, int], float] = {}
     first_seen: dict[str, int] = {}
     products: dict[str, list] = {}
-    stamps: dict[str, int] = {}
+    clock = _Clock(settings)
     col = mapping
-    for line, row in _rows(path, list(mapping.values()), progress):
+
+    def explain(header: Sequence[str], missing: Sequence[str]) -> str:
+        return _missing_mapped_message(path, header, mapping, missing)
+
+    for line, row in _rows(path, list(dict.fromkeys(mapping.values())), progress, on_missing=explain):
         result.rows += 1
         try:
             order = row.get(col["order"], "") if "order" in col else ""
             qty_text = row.get(col["quantity"], "") if "quantity" in col else ""
-            qty = parse_number(qty_text, what="quantity") if qty_text else 1.0
+            qty = parse_number(qty_text, what=col.get("quantity", "quantity"), maximum=MAX_QUANTITY) if qty_text else 1.0
             if order.upper().startswith("C") or qty < 0:
                 skipped["cancelled"] += 1
                 continue
-            cid = normalise_id(row[col["customer"]])
-            if not cid:
+            if not normalise_id(row[col["customer"]]):
                 skipped["no_customer"] += 1
                 continue
+            cid = parse_id(row[col["customer"]], what=col["customer"])
             if qty == 0:
                 skipped["non_positive_quantity"] += 1
                 continue
             price_text = row.get(col["price"], "") if "price" in col else ""
-            price = parse_number(price_text, what="price") if price_text else None
+            price = parse_number(price_text, what=col.get("price", "price"), maximum=MAX_PRICE) if price_text else None
             if price is not None and price < 0:
                 skipped["negative_price"] += 1
                 continue
-            pid = normalise_id(row[col["product"]])
-            if not pid:
-                raise ValueError("missing product")
-            stamp = row[col["occurred_at"]]
-            when = stamps.get(stamp)
-            if when is None:
-                when = stamps[stamp] = to_epoch(parse_datetime(stamp))
+            if not normalise_id(row[col["product"]]):
+                raise ValueError(f"missing product ({col['product']} is empty)")
+            pid = parse_id(row[col["product"]], what=col["product"])
+            when = clock.epoch(row[col["occurred_at"]], col["occurred_at"])
             key = (cid, pid, when)
             merged[key] = merged.get(key, 0.0) + qty
             if cid not in first_seen or when < first_seen[cid]:
                 first_seen[cid] = when
-            name = row.get(col["name"], "") if "name" in col else ""
+            name = (_text(row, col["name"]) or "") if "name" in col else ""
             info = products.get(pid)
             if info is None:
                 products[pid] = [name or pid, price, when]

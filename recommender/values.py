@@ -3,6 +3,19 @@
 Each parser either returns a clean Python value or raises ``ValueError`` with a
 short reason; callers add where the value came from (``FILE:LINE`` or a JSON
 pointer), so the same rule gives the same message everywhere.
+
+Every value has a range, checked here once, so no caller meets an
+``OverflowError`` later (a year 9999 with a negative offset cannot be turned
+into UTC) and no absurd value reaches the model or the database:
+
+- event, creation and decision times: 1970-01-01T00:00:00Z up to the end of 2100
+  (``EARLIEST_TIME`` .. ``LATEST_TIME``); how far ahead of the clock a time may be is
+  the caller's rule (``check_not_future``, ``time.max_future_seconds``);
+- calendar dates: 1900-01-01 .. 2100-12-31 by default; birth and anniversary dates
+  up to today (``past_date_limit``);
+- numbers: only the forms a spreadsheet writes (``-12``, ``3.5``, ``.5``, ``1.2E+3``),
+  never ``1_000``, ``0x10``, ``nan``, ``inf`` or a value that is not finite;
+- ids: at most ``MAX_ID_LENGTH`` (200) characters, no control characters.
 """
 
 from __future__ import annotations
@@ -14,33 +27,104 @@ import re
 import zoneinfo
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# What a spreadsheet writes for a number: optional sign, ASCII digits, one decimal
+# point, an optional exponent. Python's float() also takes "1_000", "nan", "inf",
+# "infinity" and non-ASCII digits; int() takes underscores too.
+_NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+# C0 and C1 control characters, DEL, and the Unicode line/paragraph separators.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _TRUE = {"1", "true", "t", "yes", "y", "granted"}
 _FALSE = {"0", "false", "f", "no", "n", "withdrawn", "denied"}
 
+MAX_ID_LENGTH = 200
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST_TIME = dt.datetime(2100, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
+_SHOWN = 60
 
-def parse_date(text: str) -> dt.date:
-    """A calendar date written ``YYYY-MM-DD`` (29 February only in leap years)."""
+
+def show(text: str) -> str:
+    """``repr`` of a value for an error message: one line whatever it holds, and short."""
+    if len(text) > _SHOWN:
+        return repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
+    return repr(text)
+
+
+def _prefix(what: str | None) -> str:
+    return f"{what}: " if what else ""
+
+
+def parse_date(text: str, *, earliest: dt.date = EARLIEST_DATE, latest: dt.date = LATEST_DATE,
+               what: str | None = None) -> dt.date:
+    """A calendar date written ``YYYY-MM-DD`` (29 February only in leap years), within ``earliest..latest``.
+
+    ``what`` (a field name) starts the message when given.
+    """
     text = text.strip()
     if not _DATE_RE.match(text):
-        raise ValueError(f"bad date {text!r} (want YYYY-MM-DD)")
+        raise ValueError(f"{_prefix(what)}bad date {show(text)} (want YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(text)
+        value = dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"bad date {text!r} (no such day)") from None
+        raise ValueError(f"{_prefix(what)}bad date {show(text)} (no such day)") from None
+    if not earliest <= value <= latest:
+        raise ValueError(f"{_prefix(what)}date {text!r} is out of range "
+                         f"(want {earliest.isoformat()} .. {latest.isoformat()})")
+    return value
 
 
-def parse_datetime(text: str) -> dt.datetime:
-    """An ISO 8601 date-time; without an offset it is taken as UTC. Returns an aware UTC datetime."""
+def past_date_limit() -> dt.date:
+    """Today where the calendar is furthest ahead (UTC+14): the latest possible birth or anniversary date."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=14))).date()
+
+
+def parse_datetime(text: str, *, what: str | None = None) -> dt.datetime:
+    """An ISO 8601 date-time; without an offset it is taken as UTC. Returns an aware UTC datetime.
+
+    Refuses times outside ``EARLIEST_TIME .. LATEST_TIME`` before converting, so
+    an extreme year with an offset is a clear error rather than an overflow.
+    """
     text = text.strip()
+    hint = "want ISO 8601, e.g. 2026-05-01T12:00:00Z"
     if not text or not text[0].isdigit():
-        raise ValueError(f"bad timestamp {text!r} (want ISO 8601, e.g. 2026-05-01T12:00:00Z)")
+        raise ValueError(f"{_prefix(what)}bad timestamp {show(text)} ({hint})")
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"bad timestamp {text!r} (want ISO 8601, e.g. 2026-05-01T12:00:00Z)") from None
+        raise ValueError(f"{_prefix(what)}bad timestamp {show(text)} ({hint})") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    # The local year is at most a day away from the UTC one: outside this the
+    # conversion itself could overflow (year 1 or 9999 with an offset).
+    if not EARLIEST_TIME.year - 1 <= value.year <= LATEST_TIME.year + 1:
+        raise ValueError(_time_range_message(what, text))
+    value = value.astimezone(dt.timezone.utc)
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(_time_range_message(what, text))
+    return value
+
+
+def _time_range_message(what: str | None, text: str) -> str:
+    return (f"{_prefix(what)}timestamp {show(text)} is out of range "
+            f"(want {iso_utc(EARLIEST_TIME)} .. {iso_utc(LATEST_TIME)})")
+
+
+def check_not_future(epoch: int, *, now: float, skew_seconds: int, what: str | None = None) -> int:
+    """Refuse a time more than ``skew_seconds`` ahead of ``now`` (one bad clock must not move the model's time)."""
+    if epoch > now + skew_seconds:
+        ahead = epoch - int(now)
+        raise ValueError(f"{_prefix(what)}{epoch_to_iso(epoch)} is in the future ({_duration(ahead)} ahead of this "
+                         f"machine's clock; at most {skew_seconds} s is accepted, setting time.max_future_seconds)")
+    return epoch
+
+
+def _duration(seconds: int) -> str:
+    for size, unit in ((86400, "days"), (3600, "hours"), (60, "minutes")):
+        if seconds >= 2 * size:
+            return f"{seconds // size:,} {unit}"
+    return f"{seconds} s"
 
 
 def to_epoch(value: dt.datetime) -> int:
@@ -55,25 +139,30 @@ def epoch_to_iso(seconds: int) -> str:
     return iso_utc(dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc))
 
 
-def parse_number(text: str, *, what: str = "number", minimum: float | None = None, exclusive: bool = False) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} {text!r} is not a number") from None
+def parse_number(text: str, *, what: str = "number", minimum: float | None = None, exclusive: bool = False,
+                 maximum: float | None = None) -> float:
+    """A decimal number as a spreadsheet writes it, within ``minimum`` (``exclusive``: strictly above) .. ``maximum``."""
+    if not isinstance(text, str) or not _NUMBER_RE.match(text.strip()):
+        raise ValueError(f"{what} {show(str(text))} is not a number (want digits with an optional '.' and sign)")
+    value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"{what} {text!r} is not finite")
+        raise ValueError(f"{what} {show(text)} is not finite")
     if minimum is not None and (value <= minimum if exclusive else value < minimum):
-        raise ValueError(f"{what} must be {'>' if exclusive else '>='} {minimum:g}, got {text!r}")
+        raise ValueError(f"{what} must be {'>' if exclusive else '>='} {minimum:g}, got {show(text)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{what} must be <= {maximum:g}, got {show(text)}")
     return value
 
 
-def parse_int(text: str, *, what: str = "integer", minimum: int | None = None) -> int:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} {text!r} is not an integer") from None
+def parse_int(text: str, *, what: str = "integer", minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number in plain digits, within ``minimum .. maximum``."""
+    if not _INT_RE.match(str(text).strip()):
+        raise ValueError(f"{what} {show(str(text))} is not an integer")
+    value = int(str(text).strip())
     if minimum is not None and value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {text!r}")
+        raise ValueError(f"{what} must be >= {minimum}, got {show(str(text))}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{what} must be <= {maximum:,}, got {show(str(text))}")
     return value
 
 
@@ -83,7 +172,7 @@ def parse_flag(text: str, *, what: str = "flag") -> bool:
         return True
     if low in _FALSE:
         return False
-    raise ValueError(f"{what} {text!r} is not true/false")
+    raise ValueError(f"{what} {show(str(text))} is not true/false")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -91,7 +180,7 @@ def check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (want an IANA name such as Europe/London)") from None
+        raise ValueError(f"unknown time zone {show(name)} (want an IANA name such as Europe/London)") from None
     return name
 
 
@@ -101,3 +190,20 @@ def normalise_id(text: str) -> str:
     if text.endswith(".0") and text[:-2].isdigit():
         return text[:-2]
     return text
+
+
+def parse_id(text: str, *, what: str = "id") -> str:
+    """A normalised identifier: not empty, at most ``MAX_ID_LENGTH`` characters, no control characters.
+
+    The same limit as the API's, so an id imported from a file can always be
+    asked for over HTTP.
+    """
+    value = normalise_id(text)
+    if not value:
+        raise ValueError(f"missing {what}")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{what} {show(value)} is too long (at most {MAX_ID_LENGTH} characters)")
+    bad = _CONTROL_RE.search(value)
+    if bad:
+        raise ValueError(f"{what} {show(value)} contains a control character (U+{ord(bad.group()):04X})")
+    return value

@@ -151,7 +151,7 @@ def test_transactions_with_a_custom_mapping_and_a_bad_line(db, settings, tmp_pat
     path = write_csv(tmp_path / "shopify.csv", "order,sku,email,when,qty",
                      "1,S1,x@y.z,2024-01-01T10:00:00Z,1", "2,S2,x@y.z,not a date,1")
     mapping = imports.parse_mapping("customer=email,product=sku,occurred_at=when,quantity=qty,order=order,price=,name=")
-    with pytest.raises(ValidationError, match=r"shopify.csv:3: bad timestamp"):
+    with pytest.raises(ValidationError, match=r"shopify.csv:3: when: bad timestamp"):
         imports.import_transactions(db, path, settings, mapping=mapping)
     assert store.counts(db)["interactions"] == 0 and db["customers"].count == 0
     with pytest.raises(ValidationError, match="unknown --map field"):

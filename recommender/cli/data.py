@@ -60,6 +60,10 @@ def import_group() -> None:
 
     Every row is validated first; one bad row fails the whole file with
     FILE:LINE: reason and nothing is written. Re-importing a file is harmless.
+
+    Files are UTF-8, comma-separated, one record per line; ids up to 200
+    characters; times from 1970 to 2100 and not in the future (beyond
+    time.max_future_seconds). Late and out-of-order events are accepted.
     """
 
 
