@@ -297,3 +297,81 @@ def test_served_scores_match_the_model(client, served):
         expected = float(model.item_factors[model.item_index[item["product_id"]]] @ vector)
         assert np.isclose(item["score"], expected, atol=1e-4)
     assert json.dumps(body)  # plain JSON all the way down
+
+
+# --- no 500 for any input -------------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_a_400(client, served):
+    before = db_of(served)["interactions"].count
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        response = client.post("/v1/events", data=body, content_type="application/json")
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
+        assert "nested too deeply" in response.get_json()["error"]["message"]
+    assert db_of(served)["interactions"].count == before
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_timestamp_beyond_the_calendar_is_a_422_naming_the_field(client, served, when):
+    event = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": when}
+    response = client.post("/v1/events", json={"events": [event, event]})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["message"].startswith("events[0].occurred_at: ")
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01", "1969-12-31", "3000-01-01"])
+def test_a_campaign_preview_far_from_now_is_a_422_naming_date(client, date):
+    body = {"occasion": "all", "date": date, "days_ahead": 7}
+    response = client.post("/v1/admin/campaigns/preview", json=body)
+    assert response.status_code == 422, response.get_json()
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("body.date") and "out of range" in message and "--" not in message
+    ok = client.post("/v1/admin/campaigns/preview", json={**body, "date": "2999-12-31", "limit": 0})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01"])
+def test_campaign_run_with_a_date_beyond_range_is_one_error_line(runner, date):
+    from recommender.cli import cli
+
+    result = runner.invoke(cli, ["campaign", "run", "--occasion", "all", "--date", date, "--days-ahead", "7"])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --date: ") and "out of range" in lines[0], result.output
+
+
+def test_overlong_urls_and_too_many_headers_are_json(client):
+    from api.limits import LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+
+    long = client.get("/v1/products/popular?exclude=" + "x" * LIMIT_REQUEST_LINE)
+    assert long.status_code == 414 and long.get_json()["error"]["code"] == "uri_too_long"
+    crowded = client.get("/v1/products/popular", headers={f"X-H{i}": "1" for i in range(LIMIT_REQUEST_FIELDS + 1)})
+    assert crowded.status_code == 431 and crowded.get_json()["error"]["code"] == "headers_too_large"
+    fat = client.get("/v1/products/popular", headers={"X-Big": "y" * 9000})
+    assert fat.status_code == 431
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(client, served):
+    before = db_of(served)["interactions"].count
+    body = b'{"customer_id": "C\\ud800", "product_id": "P0001", "event_type": "view"}'
+    response = client.post("/v1/events", data=body, content_type="application/json")
+    assert response.status_code in (400, 422) and response.get_json()["error"]["code"] in ("bad_request", "invalid_input")
+    assert db_of(served)["interactions"].count == before
+
+
+def test_a_busy_database_is_a_503_with_retry_after(client, served):
+    import sqlite3
+
+    from api.db import _local
+
+    assert client.get("/v1/products/popular?n=1").status_code == 200  # the worker's connection exists now
+    _local.connections[str(served.db)].conn.execute("PRAGMA busy_timeout = 50")  # wait 50 ms, not seconds
+    holder = sqlite3.connect(served.db, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock (a long import)
+    try:
+        response = client.post("/v1/events", json={"customer_id": "C0001", "product_id": "P0001", "event_type": "view"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "unavailable"
