@@ -72,13 +72,20 @@ def _number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
+def _presence(required: bool, schema: dict[str, Any]) -> str:
+    if required:
+        return "required"
+    if "default" in schema and schema["default"] not in (None, []):
+        return f"default <code>{html.escape(json.dumps(schema['default']))}</code>"
+    return "optional"
+
+
 def fields_table(schema: dict[str, Any]) -> str:
     rows = []
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
-        default = f"default <code>{html.escape(json.dumps(prop['default']))}</code>" if "default" in prop else ""
         rows.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{type_of(prop)}</td>"
-                    f"<td>{'required' if name in required else default or 'optional'}</td>"
+                    f"<td>{_presence(name in required, prop)}</td>"
                     f"<td>{markdown(prop.get('description', ''))}</td></tr>")
     if not rows:
         return "<p>" + type_of(schema) + "</p>"
@@ -120,7 +127,7 @@ def render(spec: dict[str, Any]) -> str:
                 part.append("<h3>Parameters</h3><table><tr><th>name</th><th>in</th><th>type</th><th></th>"
                             "<th>meaning</th></tr>" + "".join(
                                 f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                                f"<td>{type_of(p['schema'])}</td><td>{'required' if p.get('required') else 'optional'}"
+                                f"<td>{type_of(p['schema'])}</td><td>{_presence(p.get('required', False), p['schema'])}"
                                 f"</td><td>{markdown(p.get('description', ''))}</td></tr>" for p in params)
                             + "</table>")
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
