@@ -8,6 +8,8 @@ per operation and mode keeps the whole test well under a minute on 2 cores.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -20,7 +22,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from recommender import keys, store  # noqa: E402
 
-EXAMPLES = 8  # per operation, key and mode
+# Per operation, key and mode; RECOMMENDER_FUZZ_EXAMPLES=100 for a deeper run by hand.
+EXAMPLES = int(os.environ.get("RECOMMENDER_FUZZ_EXAMPLES", "8"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 
