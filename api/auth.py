@@ -1,55 +1,75 @@
-"""Bearer API keys with roles, checked before every view that declares one.
+"""Bearer API keys with roles, checked on every request to a view that declares one.
 
-With no live key in the database the API runs open (demo mode) and says so in
-every response header and loudly in the log; creating the first key with
-``recommender keys create`` turns authentication on for every worker.
+No key means no access, whatever the key table holds: revoking the last key
+locks the API, it does not open it. The key is looked up on every request (one
+indexed query on the hash), so a key created or revoked with ``recommender
+keys`` takes effect on the next request in every worker; nothing is cached.
+
+The only way to run without keys is to say so: ``recommender serve --open``
+(or the setting ``serve.open``), which the CLI refuses on anything but a
+loopback address. Even then, anonymous access is granted only to requests that
+come from a loopback peer, every response carries ``X-Recommender-Auth`` and
+the log says so when the app starts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import time
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-from recommender import keys, store
+from recommender import keys
 
 from .db import get_db
 from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger("recommender.api")
-OPEN_CHECK_SECONDS = 5.0
+OPEN_HEADER = "open (serve --open: no API key needed from this machine)"
 
 
-def _open_mode() -> bool:
-    state = current_app.extensions["recommender_auth"]
-    if time.monotonic() - state["checked"] > OPEN_CHECK_SECONDS:
-        state["open"] = store.live_api_keys(get_db()) == 0
-        state["checked"] = time.monotonic()
-        if state["open"] and not state.get("warned"):
-            log.warning("NO API KEYS CONFIGURED: the API is open to anyone (demo mode). "
-                        "Create one with: recommender keys create --role admin")
-        state["warned"] = state["open"]
-    return state["open"]
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; the scheme is case-insensitive (RFC 9110)."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def register(app: Flask) -> None:
-    # Whether any key exists is re-read every few seconds, so creating or revoking
-    # the first key changes every worker's behaviour without a restart.
-    app.extensions["recommender_auth"] = {"checked": -1e9, "open": True}
+    """Check the key of every request to a view that declares a role."""
+    # The app's auth state: fixed when the app is made (tests may flip it); no key cache.
+    state = app.extensions["recommender_auth"] = {"open": bool(app.config["SETTINGS"].serve.open)}
+    if state["open"]:
+        log.warning("API OPEN: serve.open is set, requests from this machine need no API key. "
+                    "Never expose this server; create keys with: recommender keys create --role admin")
+
     @app.before_request
     def check_key():
         view = app.view_functions.get(request.endpoint or "")
         needed = getattr(view, "required_role", None)
         if needed is None:
             return None
-        if _open_mode():
+        header = request.headers.get("Authorization", "")
+        if not header and state["open"] and is_loopback(request.remote_addr):
             g.auth_open = True
             return None
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
+        token = bearer_token(header)
+        if token is None:
             raise Unauthorized("missing API key (Authorization: Bearer <key>)")
-        key = keys.lookup(get_db(), header[7:].strip())
+        key = keys.lookup(get_db(), token)
         if key is None:
             raise Unauthorized("unknown or revoked API key")
         g.api_key = key  # {id, name, role}: the actor of what this request changes
@@ -60,6 +80,6 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def flag_open_mode(response):
-        if g.get("auth_open"):
-            response.headers["X-Recommender-Auth"] = "open-demo-mode (no API keys configured)"
+        if state["open"]:
+            response.headers["X-Recommender-Auth"] = OPEN_HEADER
         return response

@@ -21,6 +21,14 @@ def ingest(body: EventsBody):
     Unknown customers, products or event types are a 422 naming the first
     offending event. For customers with personalization consent the next
     recommendation already reflects the new events.
+
+    Retries: give each event an `event_id` (your own id, up to 100 characters,
+    unique per event). Sending an event whose `event_id` is already stored, or
+    repeating one inside a batch, is acknowledged (`duplicates`) and stores
+    nothing new, so after a timeout, a dropped connection or a 5xx, send the
+    same request again. Events and their ids are stored in one transaction:
+    if the request failed, nothing of it was stored. Events without an
+    `event_id` are stored every time they are sent.
     """
     result = events.ingest(get_db(), get_service().settings, [e.model_dump() for e in body.events()])
     EVENTS.inc(result["accepted"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from recommender import campaigns
+from recommender import campaigns, occasions
+from recommender.errors import ValidationError
 
 from .db import get_db, get_service
 from .schema import Body, Query, endpoint
@@ -17,7 +18,7 @@ bp = Blueprint("offers", __name__)
 
 class OffersQuery(Query):
     date: str | None = Field(None, description="Offers valid on this date (YYYY-MM-DD) instead of the "
-                                               "customer's local today.")
+                                               "customer's local today.", json_schema_extra={"format": "date"})
 
 
 class OfferProduct(BaseModel):
@@ -30,24 +31,36 @@ class ActiveOffer(BaseModel):
     occasion_year: int
     code: str
     discount: float = Field(description="Percent off.")
-    valid_from: str
-    valid_until: str
+    valid_from: str = Field(json_schema_extra={"format": "date"})
+    valid_until: str = Field(json_schema_extra={"format": "date"})
     products: list[OfferProduct]
 
 
 class OfferList(BaseModel):
     customer_id: str
-    on: str | None = Field(description="The date the offers are valid on; null when there are none to show.")
+    on: str | None = Field(description="The date the offers are valid on; null when there are none to show.",
+                           json_schema_extra={"format": "date"})
     offers: list[ActiveOffer]
 
 
 class PreviewBody(Body):
     occasion: Literal["birthday", "anniversary", "all"]
-    date: str = Field(description="Run date YYYY-MM-DD, read as 12:00 UTC.")
+    date: str = Field(description="Run date YYYY-MM-DD (1970-01-01 to 2100-12-31), read as 12:00 UTC.",
+                      json_schema_extra={"format": "date"})
     days_ahead: int = Field(ge=0, le=366, description="Window: each customer's local run date + this many days.")
     items: int | None = Field(None, ge=1, le=campaigns.MAX_ITEMS, description="Products per offer.")
     max_per_product: int | None = Field(None, ge=1, description="Cap per product [default: its stock].")
     limit: int = Field(100, ge=0, le=10000, description="Return at most this many offers; the summary counts all.")
+
+    @field_validator("date")
+    @classmethod
+    def date_in_range(cls, value: str) -> str:
+        """The same rule as `campaign run --date`, so the API answers 422 naming `date`."""
+        try:
+            occasions.run_instant(date=value)
+        except ValidationError as exc:
+            raise ValueError(str(exc).removeprefix("--date: ")) from None
+        return value
 
 
 class PreviewOffer(BaseModel):
@@ -55,12 +68,12 @@ class PreviewOffer(BaseModel):
     email: str | None
     name: str | None
     occasion: Literal["birthday", "anniversary"]
-    date: str
+    date: str = Field(json_schema_extra={"format": "date"})
     occasion_year: int
     code: str = Field(description="Illustrative only: a preview's codes start with PREVIEW- and are never stored.")
     discount: float
-    valid_from: str
-    valid_until: str
+    valid_from: str = Field(json_schema_extra={"format": "date"})
+    valid_until: str = Field(json_schema_extra={"format": "date"})
     product_ids: list[str]
     product_names: list[str | None]
     mode: Literal["personalized", "non_personalized"]

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-import html
-
 from flask import Blueprint, Response, jsonify
 
 from recommender import __version__
 
 from .db import get_db, get_service
 from .metrics import exposition
-from .schema import endpoint, openapi
+from .schema import Health, Readiness, Reloaded, endpoint, openapi
 
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
+@endpoint("/healthz", role=None, response=Health)
 def healthz():
+    """Liveness: the process answers (no key needed; for the load balancer)."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@endpoint("/readyz", role=None, response=Readiness,
+          responses={503: ("Not ready: what is missing is in `problems`", Readiness)})
 def readyz():
-    """Ready = database reachable and a model loaded (503 with what is missing otherwise)."""
+    """Readiness: the database is reachable and a model is loaded (no key needed).
+
+    Answers 503 with what is missing otherwise; lists still work without a
+    model (popular products), so this is for deployments that want a model.
+    """
     service = get_service()
     problems = []
     try:
@@ -38,7 +44,9 @@ def readyz():
 
 
 @bp.get("/metrics")
+@endpoint("/metrics", role=None, media="text/plain")
 def metrics():
+    """Prometheus metrics in the text exposition format, summed over all workers (no key needed)."""
     model = get_service().live.model
     data, content_type = exposition(model.version if model else None)
     return Response(data, content_type=content_type)
@@ -50,7 +58,8 @@ def openapi_json():
 
 
 @bp.post("/v1/admin/reload")
-@endpoint("/v1/admin/reload", "POST", role="admin")
+@endpoint("/v1/admin/reload", "POST", role="admin", response=Reloaded,
+          responses={503: "The current model cannot be loaded; the one loaded before keeps serving"})
 def reload():
     """Load the current model now instead of within the next second; an unloadable one is refused."""
     live = get_service().live
@@ -63,22 +72,7 @@ def reload():
 
 @bp.get("/docs")
 def docs():
-    """A plain page generated from the same OpenAPI document."""
-    spec = openapi("recommender", __version__)
-    parts = ["<!doctype html><meta charset=utf-8><title>recommender API</title>",
-             "<style>body{font:15px/1.5 system-ui;max-width:60em;margin:2em auto}code{background:#f3f3f3}"
-             "td,th{padding:2px 8px;text-align:left;vertical-align:top}</style>",
-             f"<h1>recommender API {html.escape(__version__)}</h1>",
-             "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
-             "Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>.</p>"]
-    for path, methods in spec["paths"].items():
-        for method, op in methods.items():
-            parts.append(f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>")
-            parts.append(f"<p><b>{html.escape(op['summary'])}</b></p><p>{html.escape(op['description'])}</p>")
-            rows = [f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                    f"<td>{html.escape(str(p['schema'].get('type', p['schema'].get('anyOf', ''))))}</td>"
-                    f"<td>{html.escape(p.get('description', ''))}</td></tr>" for p in op["parameters"]]
-            if rows:
-                parts.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>" + "".join(rows) + "</table>")
-    return Response("\n".join(parts), content_type="text/html; charset=utf-8")
+    """The page a storefront developer integrates from, generated from the same OpenAPI document."""
+    from .docs import render
 
+    return Response(render(openapi("recommender", __version__)), content_type="text/html; charset=utf-8")

@@ -48,7 +48,7 @@ class ConsentHistory(BaseModel):
 class Erasure(BaseModel):
     erased: bool
     tombstone: str
-    erased_at: str
+    erased_at: str = Field(json_schema_extra={"format": "date"})
     deleted_rows: dict[str, int]
     models_scrubbed: list[str]
 

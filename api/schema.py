@@ -8,6 +8,7 @@ what the API accepts and what it documents cannot drift apart.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import typing
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ class Unprocessable(ValidationError):
     """Well-formed but invalid values: HTTP 422."""
 
     code = "invalid_input"
+
+
+DATE = {"format": "date"}
+DATE_TIME = {"format": "date-time"}
 
 
 class Query(BaseModel):
@@ -69,9 +74,14 @@ class RerankBody(Body):
 class Event(Body):
     customer_id: str = Field(min_length=1, max_length=200)
     product_id: str = Field(min_length=1, max_length=200)
-    event_type: str = Field(min_length=1, max_length=50)
-    quantity: float | None = Field(None, gt=0, le=1_000_000)
-    occurred_at: str | None = Field(None, description="ISO 8601; default now.")
+    event_type: str = Field(min_length=1, max_length=50, description="One of the configured event types "
+                                                                      "(`view`, `add_to_cart`, `purchase` by default).")
+    quantity: float | None = Field(None, gt=0, le=1_000_000, description="Default 1.")
+    occurred_at: str | None = Field(None, description="ISO 8601 date-time (no offset = UTC); default now.",
+                                    json_schema_extra=DATE_TIME)
+    event_id: str | None = Field(None, min_length=1, max_length=100,
+                                 description="Your id for this event, unique per event: a repeat is acknowledged "
+                                             "and not stored again, so a retry is safe.")
 
 
 class EventBatch(Body):
@@ -129,7 +139,23 @@ class Reranked(BaseModel):
 
 
 class Accepted(BaseModel):
-    accepted: int
+    accepted: int = Field(description="Events stored by this request.")
+    duplicates: int = Field(0, description="Events whose `event_id` was already stored (or repeated in the batch): "
+                                           "acknowledged, not stored again.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    model_version: str | None
+    problems: list[str] = Field(description="What is missing; empty when ready.")
+
+
+class Reloaded(BaseModel):
+    model_version: str | None
 
 
 class ErrorDetail(BaseModel):
@@ -155,6 +181,9 @@ class Operation:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
+    # Statuses beyond the automatic ones: what they mean (and their body's model, if not ErrorBody).
+    responses: dict[int, Any]
+    media: str  # the success response's media type
 
 
 OPERATIONS: list[Operation] = []
@@ -188,7 +217,10 @@ def parse_query(model: type[Query]) -> Query:
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if not request.is_json:
         raise BadRequest("expected a JSON body (Content-Type: application/json)")
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # json.loads gives up on 100,000 nested brackets
+        raise BadRequest("malformed JSON body: nested too deeply") from None
     if payload is None:
         raise BadRequest("malformed JSON body")
     try:
@@ -201,13 +233,18 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
 
 def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query: type[Query] | None = None,
              body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-             status: int = 200) -> Callable:
-    """Declare a view's contract; the view receives ``query=`` and/or ``body=`` already validated."""
+             status: int = 200, responses: dict[int, Any] | None = None,
+             media: str = "application/json") -> Callable:
+    """Declare a view's contract; the view receives ``query=`` and/or ``body=`` already validated.
+
+    ``responses`` adds statuses the view itself returns (``{503: "no model"}``);
+    the ones every operation of its kind can return are added by :func:`openapi`.
+    """
 
     def wrap(view: Callable) -> Callable:
-        doc = (view.__doc__ or "").strip().split("\n\n")
+        doc = inspect.cleandoc(view.__doc__ or "").split("\n\n")
         OPERATIONS.append(Operation(path, method, doc[0].strip(), "\n\n".join(doc[1:]).strip(), role, query,
-                                    body, response, status))
+                                    body, response, status, dict(responses or {}), media))
 
         @functools.wraps(view)
         def inner(**kwargs: Any) -> Any:
@@ -225,8 +262,29 @@ def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query
     return wrap
 
 
+def statuses(op: Operation) -> dict[int, Any]:
+    """Every status ``op`` can answer with, and why: the contract the fuzz test holds the app to."""
+    out: dict[int, Any] = {op.status: "OK" if op.status == 200 else "Created"}
+    out[400] = "Malformed request: bad JSON, a JSON body nested too deeply, an unknown query parameter"
+    if op.role:
+        out[401] = "Missing, unknown or revoked API key (`Authorization: Bearer <key>`)"
+        if op.role != "read":
+            out[403] = f"The key's role is below `{op.role}`"
+    if "<" in op.path:
+        out[404] = "Not found: the path matches no resource (or, per operation, an unknown id)"
+    if op.body is not None:
+        out[413] = "Request body larger than 1 MiB"
+    if op.role or op.query or op.body:
+        out[422] = "Invalid values; the message names the field"
+    out[503] = "Temporarily unavailable (database busy): retry after `Retry-After` seconds"
+    out.update(op.responses)
+    return dict(sorted(out.items()))
+
+
 def openapi(title: str, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every declared endpoint."""
+    """The OpenAPI 3.1 document of every declared endpoint, with its statuses and examples."""
+    from .examples import EXAMPLES
+
     components: dict[str, Any] = {}
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
@@ -239,7 +297,9 @@ def openapi(title: str, version: str) -> dict[str, Any]:
     error = ref(ErrorBody)
     for op in OPERATIONS:
         openapi_path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", op.path)
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        example = EXAMPLES.get(f"{op.method} {openapi_path}", {})
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+                   **({"example": example["path"][name]} if name in example.get("path", {}) else {})}
                   for name in re.findall(r"<(?:\w+:)?(\w+)>", op.path)]
         if op.query is not None:
             schema = op.query.model_json_schema()
@@ -247,28 +307,47 @@ def openapi(title: str, version: str) -> dict[str, Any]:
                 params.append({"name": name, "in": "query", "required": name in schema.get("required", []),
                                "description": prop.get("description", ""), "schema": prop,
                                **({"explode": True} if prop.get("type") == "array" else {})})
+        responses: dict[str, Any] = {}
+        for status, why in statuses(op).items():
+            if status == op.status:
+                entry_ok: dict[str, Any] = {"description": why}
+                if op.response is not None or op.media != "application/json":
+                    media: dict[str, Any] = {"schema": ref(op.response) if op.response else {"type": "string"}}
+                    if "response" in example:
+                        media["example"] = example["response"]
+                    entry_ok["content"] = {op.media: media}
+                responses[str(status)] = entry_ok
+            else:
+                why, model = why if isinstance(why, tuple) else (why, None)
+                responses[str(status)] = {"description": why, "content": {"application/json": {
+                    "schema": ref(model) if model is not None else error}}}
         entry: dict[str, Any] = {
+            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', openapi_path.lower()).strip('_')}",
             "summary": op.summary,
             "description": op.description,
             "parameters": params,
-            "responses": {
-                str(op.status): {"description": "OK", **({"content": {"application/json": {"schema": ref(op.response)}}}
-                                                         if op.response else {})},
-                "400": {"description": "Malformed request", "content": {"application/json": {"schema": error}}},
-                "422": {"description": "Invalid values", "content": {"application/json": {"schema": error}}},
-            },
+            "responses": responses,
         }
         if op.role:
             entry["security"] = [{"bearer": []}]
             entry["description"] = (entry["description"] + f"\n\nRole: `{op.role}` or higher.").strip()
-            entry["responses"]["401"] = {"description": "Missing or unknown API key", "content": {"application/json": {"schema": error}}}
-            entry["responses"]["403"] = {"description": "Key lacks the role", "content": {"application/json": {"schema": error}}}
+        else:
+            entry["security"] = []
         if op.body is not None:
-            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(op.body)}}}
+            body_media: dict[str, Any] = {"schema": ref(op.body)}
+            if "request" in example:
+                body_media["example"] = example["request"]
+            entry["requestBody"] = {"required": True, "content": {"application/json": body_media}}
+        if "query" in example:
+            entry["x-example-query"] = example["query"]
         paths.setdefault(openapi_path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {"title": title, "version": version,
+                 "description": "Every error is `{\"error\": {\"code\", \"message\"}}` with a trailing newline. "
+                                "A method a path does not have answers 405 with an `Allow` header. "
+                                "Request lines over 8,190 bytes get 414 and more than 100 headers 431 "
+                                "(from the server, as JSON)."},
         "paths": paths,
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -8,6 +8,7 @@ within a second without a restart.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -21,9 +22,56 @@ def default_workers() -> int:
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """The gunicorn settings of `recommender serve` (the serving benchmark reuses them)."""
-    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync", "timeout": 60,
-            "graceful_timeout": 30, "keepalive": 5, "accesslog": None}
+    """The gunicorn settings of `recommender serve` (the serving benchmark reuses them).
+
+    The request-line and header limits are gunicorn's (documented in the README);
+    :class:`JSONErrorWorker` answers a request over them in the API's JSON shape.
+    """
+    from .limits import LIMIT_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+
+    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "api.server.JSONErrorWorker",
+            "timeout": 60, "graceful_timeout": 30, "keepalive": 5, "accesslog": None,
+            "limit_request_line": LIMIT_REQUEST_LINE, "limit_request_fields": LIMIT_REQUEST_FIELDS,
+            "limit_request_field_size": LIMIT_FIELD_SIZE}
+
+
+def _json_error(status: int, reason: str, code: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode() + b"\n"
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    return head + body
+
+
+try:
+    from gunicorn.http import errors as _http_errors
+    from gunicorn.workers.sync import SyncWorker
+except ImportError:  # the serve extra is not installed; run_wsgi says so
+    SyncWorker = object  # type: ignore[assignment,misc]
+
+
+class JSONErrorWorker(SyncWorker):  # type: ignore[misc,valid-type]
+    """gunicorn's sync worker, answering requests it refuses before the app (too long, malformed) as JSON."""
+
+    def handle_error(self, req, client, addr, exc):  # noqa: ANN001 - gunicorn's signature
+        if isinstance(exc, _http_errors.LimitRequestLine):
+            answer = _json_error(414, "URI Too Long", "uri_too_long",
+                                 "request line longer than the server accepts (limit_request_line)")
+        elif isinstance(exc, _http_errors.LimitRequestHeaders):
+            answer = _json_error(431, "Request Header Fields Too Large", "headers_too_large",
+                                 "too many or too large request headers (limit_request_fields)")
+        elif isinstance(exc, (_http_errors.InvalidRequestLine, _http_errors.InvalidRequestMethod,
+                              _http_errors.InvalidHTTPVersion, _http_errors.InvalidHeader,
+                              _http_errors.InvalidHeaderName)) and not isinstance(
+                exc, (_http_errors.InvalidResponseHeader, _http_errors.InvalidResponseHeaderName)):
+            answer = _json_error(400, "Bad Request", "bad_request", f"malformed HTTP request: {exc}")
+        else:
+            return super().handle_error(req, client, addr, exc)
+        self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        try:
+            client.sendall(answer)
+        except OSError:
+            self.log.debug("Failed to send error message.")
+        return None
 
 
 def run_wsgi(factory: Callable[[], Any], options: dict[str, Any]) -> None:

@@ -22,7 +22,15 @@ from .values import check_not_future, parse_datetime, to_epoch
 
 
 def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Validate a batch of events all-or-nothing and store it; returns ``{"accepted": n}``."""
+    """Validate a batch of events all-or-nothing and store it; returns ``{"accepted": n, "duplicates": m}``.
+
+    An event may carry ``event_id`` (the client's id for it). An id already
+    stored, or repeated earlier in the same batch, is acknowledged as a
+    duplicate and stored no second time, so a client that did not see the
+    answer (timeout, dropped connection, server killed after the commit) can
+    simply send the same events again. Events and their ids are stored in one
+    transaction: a failure stores neither, and the retry stores both.
+    """
     rows = []
     now = int(time.time())
     types = set(settings.event_types)
@@ -34,8 +42,9 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
         if event.get("occurred_at"):
             try:
                 when = to_epoch(parse_datetime(event["occurred_at"]))
-            except ValueError as exc:
-                raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
+            except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-14:00 overflows in UTC
+                reason = exc if isinstance(exc, ValueError) else f"timestamp {event['occurred_at']!r} out of range"
+                raise ValidationError(f"events[{n}].occurred_at: {reason}") from None
         # DOOR: time (range and future skew of occurred_at)
         try:
             check_not_future(when, now=now, skew_seconds=settings.time.max_future_seconds)
@@ -55,5 +64,9 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
     # DOOR: tombstones (an erased customer's events are refused)
 
     # DOOR: idempotency (event_id)
-    ids = store.add_interactions(db, rows)
-    return {"accepted": len(ids)}
+    event_ids = [event.get("event_id") for event in events]
+    if not any(event_ids):
+        ids = store.add_interactions(db, rows)
+        return {"accepted": len(ids), "duplicates": 0}
+    stored = store.add_keyed_interactions(db, rows, event_ids)
+    return {"accepted": stored, "duplicates": len(rows) - stored}

@@ -42,6 +42,11 @@ DATE_COLUMNS = {"birthday": "birth_date", "anniversary": "anniversary_date"}
 FEB29_RULES = ("feb28", "mar1")
 MAX_DAYS_AHEAD = 366
 
+# A campaign's run instant must lie in this range: customers' local dates (UTC-12 to
+# UTC+14), windows of up to a year and next year's occurrences must all stay far from
+# the ends of the calendar (year 1 and 9999), where date arithmetic overflows.
+RUN_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2101, 1, 1, tzinfo=dt.timezone.utc))
+
 # Status codes of a stored date.
 OK, MISSING, MALFORMED = 0, 1, 2
 _DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
@@ -53,16 +58,24 @@ def run_instant(date: str | None = None, at: str | None = None) -> dt.datetime:
         raise ValidationError("give --date or --at, not both")
     if at is not None:
         try:
-            return parse_datetime(at)
-        except ValueError as exc:
-            raise ValidationError(f"--at: {exc}") from None
+            return _in_range(parse_datetime(at), "--at", at)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError(f"--at: {exc if isinstance(exc, ValueError) else f'{at!r} out of range'}") from None
     if date is not None:
         try:
             day = parse_date(date)
         except ValueError as exc:
             raise ValidationError(f"--date: {exc}") from None
-        return dt.datetime.combine(day, dt.time(12), dt.timezone.utc)
+        return _in_range(dt.datetime.combine(day, dt.time(12), dt.timezone.utc), "--date", date)
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _in_range(instant: dt.datetime, name: str, text: str) -> dt.datetime:
+    low, high = RUN_RANGE
+    if not low <= instant < high:
+        raise ValidationError(f"{name}: {text!r} is out of range (campaign dates run from {low.date()} "
+                              f"to {(high - dt.timedelta(days=1)).date()})")
+    return instant
 
 
 def is_leap(year: np.ndarray) -> np.ndarray:

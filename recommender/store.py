@@ -433,6 +433,41 @@ def add_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -
         return [db.execute(sql, list(r)).fetchone()[0] for r in rows]
 
 
+def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]],
+                           event_ids: Sequence[str | None]) -> int:
+    """Store live events that may carry a client ``event_id``; returns how many were stored.
+
+    An id already in ``event_keys``, or seen earlier in ``rows``, is skipped
+    (the client is retrying). The check and the inserts share one
+    ``BEGIN IMMEDIATE`` transaction, so two workers given the same retry
+    cannot both store it, and a failure leaves neither the event nor its id.
+    """
+    sql = (
+        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
+        "DO UPDATE SET quantity = quantity + excluded.quantity RETURNING id"
+    )
+    wanted = [e for e in dict.fromkeys(event_ids) if e is not None]
+    stored = 0
+    with transaction(db):
+        known: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            known.update(r[0] for r in db.execute(
+                f"SELECT event_id FROM event_keys WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
+        received = utcnow()
+        for row, event_id in zip(rows, event_ids):
+            if event_id is not None and event_id in known:
+                continue
+            interaction_id = db.execute(sql, list(row)).fetchone()[0]
+            if event_id is not None:
+                db.execute("INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
+                           [event_id, interaction_id, received])
+                known.add(event_id)
+            stored += 1
+    return stored
+
+
 def set_consents(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, bool, str, str]]) -> int:
     """Record consent states ``(customer_id, purpose, granted, updated_at, source)``.
 

@@ -115,8 +115,10 @@ def served(trained_template, tmp_path):
 
 @pytest.fixture
 def app(served):
+    """The app on the demo shop, open (as `recommender serve --open`): tests of keys close it or use `closed_app`."""
     from api import create_app
 
+    served.serve.open = True
     application = create_app(served)
     application.config["TESTING"] = True
     return application

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from api.schema import Accepted, ItemList, Reranked
-from recommender import keys, registry, store, training
+from recommender import registry, store, training
 
 
 def db_of(settings):
@@ -82,6 +82,7 @@ def test_without_a_model_everyone_gets_popular_and_readyz_says_why(served, tmp_p
     from api import create_app
 
     shutil.rmtree(served.model_dir)
+    served.serve.open = True
     client = create_app(served).test_client()
     body = get_list(client, f"/v1/customers/{consenting_customer(served)}/recommendations?n=3")
     assert body["reason"] == "no_model" and len(body["items"]) == 3 and body["model_version"] is None
@@ -246,35 +247,6 @@ def test_event_batches_are_all_or_nothing_and_bounded(client, served):
     assert ok.status_code == 201 and db_of(served)["interactions"].count == before + 1
 
 
-def test_api_keys_and_roles(client, served):
-    assert client.get("/v1/products/popular").headers["X-Recommender-Auth"].startswith("open-demo-mode")
-    db = db_of(served)
-    _, read_key = keys.create(db, "read", "shop")
-    _, write_key = keys.create(db, "write", "tracker")
-    admin_id, admin_key = keys.create(db, "admin", "ops")
-    client.application.extensions["recommender_auth"]["checked"] = -1e9  # see the new keys now
-    event = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view"}
-
-    def auth(key):
-        return {"Authorization": f"Bearer {key}"}
-
-    missing = client.get("/v1/products/popular")
-    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
-    assert client.get("/v1/products/popular", headers=auth("rk_wrong")).status_code == 401
-    assert client.get("/v1/products/popular", headers=auth(read_key)).status_code == 200
-    assert "X-Recommender-Auth" not in client.get("/v1/products/popular", headers=auth(read_key)).headers
-    assert client.post("/v1/events", json=event, headers=auth(read_key)).status_code == 403
-    assert client.post("/v1/events", json=event, headers=auth(write_key)).status_code == 201
-    assert client.get("/v1/products/popular", headers=auth(write_key)).status_code == 200
-    assert client.post("/v1/admin/reload", headers=auth(write_key)).status_code == 403
-    assert client.post("/v1/admin/reload", headers=auth(admin_key)).status_code == 200
-    assert client.get("/healthz").status_code == 200  # probes need no key
-    stored = [r["key_hash"] for r in db.query("SELECT key_hash FROM api_keys")]
-    assert read_key not in stored and all(len(h) == 64 for h in stored)
-    keys.revoke(db, admin_id)
-    assert client.post("/v1/admin/reload", headers=auth(admin_key)).status_code == 401
-
-
 def test_hot_swap_to_a_new_model_and_refusal_of_a_corrupt_one(client, served):
     cid = consenting_customer(served)
     old = get_list(client, f"/v1/customers/{cid}/recommendations")["model_version"]
@@ -325,3 +297,81 @@ def test_served_scores_match_the_model(client, served):
         expected = float(model.item_factors[model.item_index[item["product_id"]]] @ vector)
         assert np.isclose(item["score"], expected, atol=1e-4)
     assert json.dumps(body)  # plain JSON all the way down
+
+
+# --- no 500 for any input -------------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_a_400(client, served):
+    before = db_of(served)["interactions"].count
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        response = client.post("/v1/events", data=body, content_type="application/json")
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
+        assert "nested too deeply" in response.get_json()["error"]["message"]
+    assert db_of(served)["interactions"].count == before
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_timestamp_beyond_the_calendar_is_a_422_naming_the_field(client, served, when):
+    event = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": when}
+    response = client.post("/v1/events", json={"events": [event, event]})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["message"].startswith("events[0].occurred_at: ")
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01", "1969-12-31", "3000-01-01"])
+def test_a_campaign_preview_far_from_now_is_a_422_naming_date(client, date):
+    body = {"occasion": "all", "date": date, "days_ahead": 7}
+    response = client.post("/v1/admin/campaigns/preview", json=body)
+    assert response.status_code == 422, response.get_json()
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("body.date") and "out of range" in message and "--" not in message
+    ok = client.post("/v1/admin/campaigns/preview", json={**body, "date": "2100-12-31", "limit": 0})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01"])
+def test_campaign_run_with_a_date_beyond_range_is_one_error_line(runner, date):
+    from recommender.cli import cli
+
+    result = runner.invoke(cli, ["campaign", "run", "--occasion", "all", "--date", date, "--days-ahead", "7"])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --date: ") and "out of range" in lines[0], result.output
+
+
+def test_overlong_urls_and_too_many_headers_are_json(client):
+    from api.limits import LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+
+    long = client.get("/v1/products/popular?exclude=" + "x" * LIMIT_REQUEST_LINE)
+    assert long.status_code == 414 and long.get_json()["error"]["code"] == "uri_too_long"
+    crowded = client.get("/v1/products/popular", headers={f"X-H{i}": "1" for i in range(LIMIT_REQUEST_FIELDS + 1)})
+    assert crowded.status_code == 431 and crowded.get_json()["error"]["code"] == "headers_too_large"
+    fat = client.get("/v1/products/popular", headers={"X-Big": "y" * 9000})
+    assert fat.status_code == 431
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(client, served):
+    before = db_of(served)["interactions"].count
+    body = b'{"customer_id": "C\\ud800", "product_id": "P0001", "event_type": "view"}'
+    response = client.post("/v1/events", data=body, content_type="application/json")
+    assert response.status_code in (400, 422) and response.get_json()["error"]["code"] in ("bad_request", "invalid_input")
+    assert db_of(served)["interactions"].count == before
+
+
+def test_a_busy_database_is_a_503_with_retry_after(client, served):
+    import sqlite3
+
+    from api.db import _local
+
+    assert client.get("/v1/products/popular?n=1").status_code == 200  # the worker's connection exists now
+    _local.connections[str(served.db)].conn.execute("PRAGMA busy_timeout = 50")  # wait 50 ms, not seconds
+    holder = sqlite3.connect(served.db, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock (a long import)
+    try:
+        response = client.post("/v1/events", json={"customer_id": "C0001", "product_id": "P0001", "event_type": "view"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "unavailable"

@@ -533,7 +533,7 @@ def test_api_campaign_preview_needs_admin_and_writes_nothing(offers_client, serv
     assert "/v1/customers/{customer_id}/offers" in spec["paths"] and "/v1/admin/campaigns/preview" in spec["paths"]
     _, read_key = keys.create(db, "read", "shop")
     _, admin_key = keys.create(db, "admin", "ops")
-    offers_client.application.extensions["recommender_auth"]["checked"] = -1e9
+    offers_client.application.extensions["recommender_auth"]["open"] = False  # an app served without --open
     assert offers_client.post("/v1/admin/campaigns/preview", json=body).status_code == 401
     reader, admin = {"Authorization": f"Bearer {read_key}"}, {"Authorization": f"Bearer {admin_key}"}
     assert offers_client.post("/v1/admin/campaigns/preview", json=body, headers=reader).status_code == 403

@@ -149,7 +149,7 @@ def test_privacy_endpoints_need_the_admin_role(client, served):
     _, read_key = keys.create(db, "read", "shop")
     _, write_key = keys.create(db, "write", "tracker")
     _, admin_key = keys.create(db, "admin", "dpo")
-    client.application.extensions["recommender_auth"]["checked"] = -1e9
+    client.application.extensions["recommender_auth"]["open"] = False  # an app served without --open
     calls = [("get", "/v1/customers/C0001/consents", None),
              ("put", "/v1/customers/C0001/consents", {"consents": {"marketing": True}}),
              ("get", "/v1/customers/C0001/consents/history", None),
@@ -206,6 +206,7 @@ def property_app(trained_template, tmp_path_factory):
     shutil.copytree(trained_template / "models", root / "models")
     settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models"})
     settings.privacy.decision_log = False
+    settings.serve.open = True  # as `serve --open`: no key needed from loopback
     return create_app(settings), settings
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from recommender import store, training
+from recommender import keys, store, training
 
 pytest.importorskip("gunicorn")
 
@@ -22,15 +22,33 @@ def free_port():
         return s.getsockname()[1]
 
 
-def get(port, path):
+HEADERS: dict[str, str] = {}
+
+
+def get(port, path, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path)
+    conn.request("GET", path, headers=HEADERS if headers is None else headers)
     response = conn.getresponse()
     return response.status, json.loads(response.read() or b"null")
 
 
+def raw(port, data: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library trims them) and read the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
 @pytest.fixture
 def server(served):
+    _, token = keys.create(store.connect(served.db), "read", "load-test")
+    HEADERS["Authorization"] = f"Bearer {token}"
     port = free_port()
     env = {**os.environ, "RECOMMENDER_DB": str(served.db), "RECOMMENDER_MODEL_DIR": str(served.model_dir),
            "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2"}
@@ -50,6 +68,7 @@ def server(served):
     yield port
     proc.terminate()
     proc.wait(timeout=30)
+    HEADERS.clear()
 
 
 def test_hot_swap_under_load_drops_no_request(server, served):
@@ -86,3 +105,19 @@ def test_hot_swap_under_load_drops_no_request(server, served):
     metrics.request("GET", "/metrics")
     text = metrics.getresponse().read().decode()
     assert "recommender_http_requests_total" in text
+
+
+def test_keys_are_required_and_gunicorn_refusals_are_json(server):
+    port = server
+    assert get(port, "/v1/products/popular?n=1", headers={})[0] == 401
+    assert get(port, "/v1/products/popular?n=1")[0] == 200
+    assert get(port, "/healthz", headers={})[0] == 200
+    status, headers, body = raw(port, b"GET /v1/products/popular?exclude=" + b"x" * 9000 + b" HTTP/1.1\r\n"
+                                b"Host: localhost\r\n\r\n")
+    assert status == 414 and headers["Content-Type"] == "application/json" and body.endswith(b"\n")
+    assert json.loads(body)["error"]["code"] == "uri_too_long"
+    crowded = b"".join(b"X-H%d: 1\r\n" % i for i in range(101))
+    status, headers, body = raw(port, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n" + crowded + b"\r\n")
+    assert status == 431 and json.loads(body)["error"]["code"] == "headers_too_large"
+    status, _, body = raw(port, b"GET /healthz?\x01 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"

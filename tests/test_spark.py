@@ -101,6 +101,7 @@ def test_spark_model_is_published_and_served(trained, shop):
 
     from api import create_app
 
+    settings.serve.open = True  # as `serve --open`: no key needed from loopback
     client = create_app(settings).test_client()
     cid = db.execute("SELECT customer_id FROM interactions i JOIN consents c USING (customer_id) "
                      "WHERE c.purpose = 'personalization' AND c.granted = 1 "

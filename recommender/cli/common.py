@@ -72,3 +72,18 @@ def _stderr_log(enabled: bool):
             click.echo(message, err=True)
 
     return log
+
+
+def confirm_or_refuse(yes: bool, question: str) -> None:
+    """Ask before an irreversible change; without a terminal to ask on, ``--yes`` is required.
+
+    A pipe is not a person: ``echo n | recommender forget C1`` must not erase
+    because nobody read the question, so anything but a terminal is refused.
+    """
+    if yes:
+        return
+    import sys
+
+    if not sys.stdin.isatty():
+        raise click.ClickException("this cannot be undone and stdin is not a terminal to confirm on: pass --yes")
+    click.confirm(question, abort=True, err=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -66,14 +65,15 @@ def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
 @click.command()
 @with_settings
 @click.argument("customer")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 @json_option
 def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
     """Erase CUSTOMER everywhere (tables and model artifacts); keeps a salted-hash tombstone."""
     from .. import privacy
 
-    if not yes and not as_json and sys.stdin.isatty():
-        click.confirm(f"Erase customer {customer} and everything about them?", abort=True)
+    from .common import confirm_or_refuse
+
+    confirm_or_refuse(yes, f"Erase customer {customer} and everything about them? This cannot be undone.")
     result = privacy.forget(open_db(settings), settings, customer)
     emit(as_json, result, f"erased {customer}: removed " + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
          + f"; scrubbed {len(result['models_scrubbed'])} model(s); tombstone {result['tombstone'][:16]}...")

@@ -16,23 +16,39 @@ from .common import EngineGroup, emit, json_option, open_db, with_settings
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [default: serve.port, 8000].")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="gunicorn worker processes [default: serve.workers, or min(2 x cores + 1, 8)].")
-def serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
+@click.option("--open", "open_", is_flag=True,
+              help="Demo only: requests from this machine need no API key (also: serve.open). "
+                   "Refused unless the host is a loopback address.")
+def serve(settings: Settings, host: str | None, port: int | None, workers: int | None, open_: bool) -> None:
     """Serve the HTTP API with gunicorn (needs the serve extra: pip install -e '.[serve]').
 
-    With no API key created the API is open (demo mode) and says so; create
-    one with `recommender keys create --role admin`.
+    Every endpoint but the probes needs an API key (`recommender keys create
+    --role admin`); without one the API answers 401, also after the last key is
+    revoked. `--open` lets requests from this machine in without a key, for a
+    local demo, and is refused on a non-loopback address.
     """
     from api import server
+    from api.auth import is_loopback
 
+    host = host or settings.serve.host
+    port = port or settings.serve.port
+    settings.serve.open = bool(open_ or settings.serve.open)
+    if settings.serve.open and not is_loopback(host):
+        raise click.ClickException(f"--open (serve.open) only on a loopback address such as 127.0.0.1, not {host}: "
+                                   "create a key with `recommender keys create --role admin` instead")
     db = open_db(settings)
-    if store.live_api_keys(db) == 0:
-        click.echo("WARNING: no API keys exist, so the API is OPEN to anyone who can reach it (demo mode).\n"
-                   "         Create one with: recommender keys create --role admin", err=True)
+    live = store.live_api_keys(db)
     db.conn.close()
+    if settings.serve.open:
+        click.echo("WARNING: --open: requests from this machine need no API key (demo mode). "
+                   "Never expose this server.", err=True)
+    elif live == 0:
+        click.echo("No API key exists, so every API request will get 401. Create one with:\n"
+                   "    recommender keys create --role admin\n"
+                   "or, for a local demo, serve without keys on 127.0.0.1: recommender serve --open", err=True)
     n = workers or settings.serve.workers or server.default_workers()
-    click.echo(f"serving on http://{host or settings.serve.host}:{port or settings.serve.port} with {n} workers "
-               f"(docs at /docs)", err=True)
-    server.run(settings, host or settings.serve.host, port or settings.serve.port, n)
+    click.echo(f"serving on http://{host}:{port} with {n} workers (docs at /docs)", err=True)
+    server.run(settings, host, port, n)
 
 
 @click.group(cls=EngineGroup)
@@ -64,15 +80,22 @@ def keys_list(settings: Settings, as_json: bool) -> None:
     rows = api_keys.listing(open_db(settings))
     emit(as_json, {"keys": rows}, "\n".join(
         f"{r['id']:>4}  {r['role']:6} {r['name']:24} created {r['created_at']}"
-        + (f"  revoked {r['revoked_at']}" if r["revoked_at"] else "") for r in rows) or "no keys (the API runs open)")
+        + (f"  revoked {r['revoked_at']}" if r["revoked_at"] else "") for r in rows)
+         or "no keys (every API request gets 401 until you create one)")
 
 
 @keys.command("revoke")
 @with_settings
 @click.argument("key_id", type=int)
-def keys_revoke(settings: Settings, key_id: int) -> None:
-    """Revoke a key by id; it stops working within seconds in every worker."""
-    from .. import keys as api_keys
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
+def keys_revoke(settings: Settings, key_id: int, yes: bool) -> None:
+    """Revoke a key by id (cannot be undone); it stops working on the next request in every worker.
 
+    Revoking the last key locks the API: requests get 401 until a key is created.
+    """
+    from .. import keys as api_keys
+    from .common import confirm_or_refuse
+
+    confirm_or_refuse(yes, f"Revoke API key {key_id}? Clients using it get 401 from the next request on.")
     api_keys.revoke(open_db(settings), key_id)
     click.echo(f"key {key_id} revoked")

@@ -1,0 +1,130 @@
+"""One example request and response per operation, for the OpenAPI document and ``/docs``.
+
+Written by hand from the demo shop (``recommender load-sample``), trimmed to
+a few items. tests/test_openapi.py validates every request against the
+operation's body model and every response against its response model, so an
+example cannot drift from the contract it illustrates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = "20261201T083032Z-fb12f8"
+_MUG = {"product_id": "P0004", "name": "Vintage Trinket Dish — Teal", "category": "home-decor", "price": 14.49,
+        "in_stock": 6}
+_TRAIN = {"product_id": "P0088", "name": "Botanical Wooden Train — Sage", "category": "toys", "price": 18.49,
+          "in_stock": 50}
+_CONSENTS = {"marketing": {"granted": False, "recorded": True, "source": "preference_centre",
+                           "updated_at": "2026-12-01T08:31:03Z"},
+             "personalization": {"granted": True, "recorded": True, "source": "signup",
+                                 "updated_at": "2023-01-07T18:50:36Z"}}
+_HISTORY = [{"purpose": "personalization", "old": None, "new": True, "source": "signup",
+             "changed_at": "2023-01-07T18:50:36Z"},
+            {"purpose": "marketing", "old": True, "new": False, "source": "preference_centre",
+             "changed_at": "2026-12-01T08:31:03Z"}]
+_SKIPPED = {"already_offered": 0, "malformed_date": 0, "missing_date": 164, "no_marketing_consent": 12,
+            "no_products": 0, "unknown_timezone": 0}
+
+# "METHOD /openapi/path" -> {"path": {...}, "query": "...", "request": {...}, "response": {...}}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "GET /v1/customers/{customer_id}/recommendations": {
+        "path": {"customer_id": "C0005"}, "query": "n=2&explain=true",
+        "response": {"mode": "personalized", "reason": None, "model_version": VERSION, "items": [
+            {**_MUG, "score": 0.335151, "because": [
+                {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.047375}]},
+            {**_TRAIN, "score": 0.223347, "because": [
+                {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.030778}]}]},
+    },
+    "POST /v1/customers/{customer_id}/rerank": {
+        "path": {"customer_id": "C0005"},
+        "request": {"products": ["P0001", "P0002", "P0003"]},
+        "response": {"mode": "personalized", "reason": None, "model_version": VERSION,
+                     "products": ["P0002", "P0003", "P0001"]},
+    },
+    "GET /v1/products/popular": {
+        "query": "n=1&category=home-decor",
+        "response": {"mode": "non_personalized", "reason": "popular", "model_version": VERSION, "days": None,
+                     "items": [{**_MUG, "score": 526.0}]},
+    },
+    "GET /v1/products/{product_id}/similar": {
+        "path": {"product_id": "P0002"}, "query": "n=1",
+        "response": {"mode": "model", "reason": None, "model_version": VERSION, "items": [
+            {"product_id": "P0257", "name": "Rustic Bath Salts — Forest", "category": "beauty", "price": 32.49,
+             "in_stock": 12, "score": 0.999893}]},
+    },
+    "GET /v1/products/{product_id}/bought-together": {
+        "path": {"product_id": "P0002"}, "query": "n=1&in_stock_only=false",
+        "response": {"mode": "cooccurrence", "reason": None, "model_version": VERSION, "items": [
+            {"product_id": "P0300", "name": "Ceramic Bath Bomb — Blush", "category": "beauty", "price": 14.49,
+             "in_stock": 86, "lift": 13.0072}]},
+    },
+    "POST /v1/events": {
+        "request": {"events": [
+            {"customer_id": "C0005", "product_id": "P0042", "event_type": "purchase", "quantity": 1,
+             "occurred_at": "2026-12-01T08:30:00Z", "event_id": "order-1001-line-1"},
+            {"customer_id": "C0005", "product_id": "P0004", "event_type": "view", "event_id": "view-7f3a9c"}]},
+        "response": {"accepted": 2, "duplicates": 0},
+    },
+    "GET /v1/customers/{customer_id}/offers": {
+        "path": {"customer_id": "C0301"}, "query": "date=2026-06-05",
+        "response": {"customer_id": "C0301", "on": "2026-06-05", "offers": [
+            {"occasion": "birthday", "occasion_year": 2026, "code": "BDAY-QNPB-R36M-YSGI-BFP5", "discount": 15.0,
+             "valid_from": "2026-06-01", "valid_until": "2026-06-21",
+             "products": [{"product_id": "P0004", "name": "Vintage Trinket Dish — Teal"}]}]},
+    },
+    "POST /v1/admin/campaigns/preview": {
+        "request": {"occasion": "birthday", "date": "2026-06-01", "days_ahead": 7, "items": 2, "limit": 1},
+        "response": {
+            "summary": {"campaign_id": "20260601-birthday-8bcdd01e", "dry_run": True, "written": False,
+                        "run_at": "2026-06-01T12:00:00Z", "days_ahead": 7, "items": 2, "model_version": VERSION,
+                        "offers": {"birthday": 30}, "offers_total": 30, "short_offers": 0,
+                        "modes": {"non_personalized": 5, "personalized": 25}, "skipped": _SKIPPED,
+                        "skipped_by_occasion": {"birthday": _SKIPPED}, "out": None, "seconds": 0.158},
+            "offers": [{"customer_id": "C0301", "email": "ethan.wright.301@example.com", "name": "Ethan Wright",
+                        "occasion": "birthday", "date": "2026-06-07", "occasion_year": 2026,
+                        "code": "BDAY-QNPB-R36M-YSGI-BFP5", "discount": 15.0, "valid_from": "2026-06-01",
+                        "valid_until": "2026-06-21", "product_ids": ["P0004", "P0379"],
+                        "product_names": ["Vintage Trinket Dish — Teal", "Scandi Notecard Set — Lilac"],
+                        "mode": "personalized", "reason": None}]},
+    },
+    "GET /v1/customers/{customer_id}/consents": {
+        "path": {"customer_id": "C0005"},
+        "response": {"customer_id": "C0005", "consents": _CONSENTS},
+    },
+    "PUT /v1/customers/{customer_id}/consents": {
+        "path": {"customer_id": "C0005"},
+        "request": {"consents": {"marketing": False}, "source": "preference_centre"},
+        "response": {"customer_id": "C0005", "consents": _CONSENTS},
+    },
+    "GET /v1/customers/{customer_id}/consents/history": {
+        "path": {"customer_id": "C0005"},
+        "response": {"customer_id": "C0005", "history": _HISTORY},
+    },
+    "DELETE /v1/customers/{customer_id}": {
+        "path": {"customer_id": "C0009"},
+        "response": {"erased": True, "erased_at": "2026-12-01",
+                     "tombstone": "c93d15c71e16fd3cd3ad0803e7dba554eacbbaab7da4f28cd3ba9ea1cef134d9",
+                     "deleted_rows": {"consent_log": 2, "consents": 2, "customers": 1, "decisions": 0,
+                                      "interactions": 23, "offers": 0},
+                     "models_scrubbed": [VERSION]},
+    },
+    "GET /v1/customers/{customer_id}/export": {
+        "path": {"customer_id": "C0005"},
+        "response": {"exported_at": "2026-12-01T08:31:03Z",
+                     "profile": {"id": "C0005", "email": "oliver.bennett.9@example.com", "name": "Oliver Bennett",
+                                 "birth_date": "1970-09-08", "anniversary_date": None, "timezone": "Europe/Paris",
+                                 "created_at": "2023-01-18T11:15:37Z"},
+                     "consents": _CONSENTS, "consent_history": _HISTORY,
+                     "interactions": [{"id": 951, "customer_id": "C0005", "product_id": "P0352",
+                                       "event_type": "view", "quantity": 1.0,
+                                       "occurred_at": "2025-05-21T11:02:04Z"}],
+                     "offers": [], "decisions": [], "models_trained_on": [VERSION]},
+    },
+    "POST /v1/admin/reload": {"response": {"model_version": VERSION}},
+    "GET /healthz": {"response": {"status": "ok"}},
+    "GET /readyz": {"response": {"status": "ready", "model_version": VERSION, "problems": []}},
+    "GET /metrics": {"response": "# HELP recommender_events_ingested_total Events stored through the API\n"
+                                 "# TYPE recommender_events_ingested_total counter\n"
+                                 "recommender_events_ingested_total 42.0\n"},
+}
