@@ -24,7 +24,8 @@ import sqlite_utils
 
 from . import store
 from .config import Settings
-from .errors import ValidationError
+from .errors import ErasedCustomerError, ValidationError
+from .privacy import tombstones
 from .values import (
     check_timezone,
     iso_utc,
@@ -267,15 +268,25 @@ _PARSERS: dict[str, Callable[..., list]] = {
 
 
 def import_file(
-    db: sqlite_utils.Database, kind: str, path: str | Path, settings: Settings, *, progress: bool = False
+    db: sqlite_utils.Database, kind: str, path: str | Path, settings: Settings, *, progress: bool = False,
+    skip_erased: bool = False,
 ) -> ImportResult:
-    """Import one CSV (or ``.csv.gz``) of ``kind``; all rows or none."""
+    """Import one CSV (or ``.csv.gz``) of ``kind``; all rows or none.
+
+    Lines of erased customers fail the file (``FILE:LINE: customer ... was
+    erased on DATE``) unless ``skip_erased``, which leaves them out and counts
+    them in ``skipped["erased"]`` (re-importing a full export made before an
+    erasure). Consent rows older than the current decision are skipped and
+    counted in ``skipped["stale"]``.
+    """
     if kind not in _PARSERS:
         raise ValidationError(f"unknown import kind {kind!r} (one of {', '.join(KINDS)})")
     path = Path(path)
     started = time.perf_counter()
-    rows = _PARSERS[kind](db, path, settings, progress)
+    rows, erased_lines = _parse_at_the_door(db, kind, path, settings, progress, skip_erased)
     result = ImportResult(kind=kind, file=str(path), rows=len(rows))
+    if skip_erased:
+        result.skipped["erased"] = erased_lines
     with store.transaction(db):
         if kind == "customers":
             before = store.existing_ids(db, "customers")
@@ -288,9 +299,118 @@ def import_file(
         elif kind == "interactions":
             result.new = store.upsert_interactions(db, rows)
         else:
-            result.changed = store.set_consents(db, rows)
+            outcome = store.apply_consents(db, [(*r, f"import:{path.name}") for r in rows])
+            result.changed = outcome["changed"]
+            result.skipped["stale"] = outcome["stale"]
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+# --- the tombstone door of imports ----------------------------------------------------
+# The parsers refuse events and consents of customers who do not exist, and an erased
+# customer does not; so erased lines are found by a separate scan, run only when the
+# database has tombstones and the file names an id that is not a customer.
+
+CUSTOMER_COLUMN = {"customers": "id", "interactions": "customer_id", "consents": "customer_id"}
+
+
+def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple[list, int]:
+    """Parse ``path``, refusing (or with ``skip_erased`` leaving out) lines of erased customers; ``(rows, erased lines)``."""
+    parser = _PARSERS[kind]
+    if kind not in CUSTOMER_COLUMN or store.erasure_count(db) == 0:
+        return parser(db, path, settings, progress), 0
+    try:
+        rows = parser(db, path, settings, progress)
+    except ValidationError:
+        if kind == "customers":
+            raise
+        lines = _erased_lines(db, settings, path, CUSTOMER_COLUMN[kind])
+        if not lines:
+            raise
+        _refuse(path, lines, skip_erased)
+        return _parse_without(parser, db, path, settings, progress, {line for line, _, _ in lines}), len(lines)
+    if kind != "customers":
+        return rows, 0  # every customer named exists, so none is erased
+    known = store.existing_of(db, "customers", [r[0] for r in rows])
+    gone = tombstones.erased_on(db, settings, [r[0] for r in rows if r[0] not in known])
+    if not gone:
+        return rows, 0
+    lines = _erased_lines(db, settings, path, "id", gone)
+    _refuse(path, lines, skip_erased)
+    return [r for r in rows if r[0] not in gone], len(lines)
+
+
+def _refuse(path: Path, lines: list[tuple[int, str, str]], skip_erased: bool) -> None:
+    if skip_erased or not lines:
+        return
+    line, cid, when = lines[0]
+    more = f"and {len(lines) - 1} more line(s) of erased customers; " if len(lines) > 1 else ""
+    raise ErasedCustomerError(f"{path}:{line}: customer {cid!r} was erased on {when} ({more}nothing was imported; "
+                              "--skip-erased leaves such lines out)", count=len(lines))
+
+
+def _records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
+    """``(line number, cells, raw physical lines)`` of every CSV record, header first."""
+    with open_text(path) as fh:
+        raw: list[str] = []
+
+        def lines() -> Iterator[str]:
+            for text in fh:
+                raw.append(text)
+                yield text
+
+        reader = csv.reader(lines())
+        try:
+            for cells in reader:
+                yield reader.line_num, cells, raw[:]
+                raw.clear()
+        except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as exc:
+            raise ValidationError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
+
+
+def _erased_lines(db, settings: Settings, path: Path, column: str,
+                  gone: dict[str, str] | None = None) -> list[tuple[int, str, str]]:
+    """``(line, customer id, erased on)`` of every line whose ``column`` names an erased customer."""
+    by_id: dict[str, list[int]] = {}
+    index = None
+    for line, cells, _ in _records(path):
+        if index is None:
+            if column not in cells:
+                return []
+            index = cells.index(column)
+            continue
+        if len(cells) > index:
+            cid = normalise_id(cells[index].strip())
+            if cid and (gone is None or cid in gone):
+                by_id.setdefault(cid, []).append(line)
+    if gone is None:
+        known = store.existing_of(db, "customers", list(by_id))
+        gone = tombstones.erased_on(db, settings, [c for c in by_id if c not in known])
+    return sorted((line, cid, gone[cid]) for cid, found in by_id.items() if cid in gone for line in found)
+
+
+def _parse_without(parser, db, path: Path, settings: Settings, progress: bool, drop: set[int]) -> list:
+    """Parse a private copy of ``path`` whose lines in ``drop`` are blank (so every other line keeps its number).
+
+    The copy lives in a scratch folder that is removed on every exit path,
+    including SIGTERM, and by the next bulk read if this process is killed outright.
+    """
+    import os
+    import tempfile
+
+    from . import bulk
+
+    name = path.name[:-3] if path.suffix == ".gz" else path.name
+    bulk.remove_stale_scratch(tempfile.gettempdir())
+    with bulk.terminate_cleanly(), tempfile.TemporaryDirectory(prefix=f"{bulk.SCRATCH_PREFIX}{os.getpid()}-import-") as tmp:
+        copy = Path(tmp) / name
+        with open(copy, "w", encoding="utf-8", newline="") as out:
+            for line, _, raw in _records(path):
+                out.write("\n" * len(raw) if line in drop else "".join(raw))
+        try:
+            return parser(db, copy, settings, progress)
+        except ValidationError as exc:
+            raise type(exc)(str(exc).replace(str(copy), str(path))) from None
 
 
 SAMPLE_FILES = (
@@ -358,6 +478,7 @@ def import_transactions(
     mapping: dict[str, str] | None = None,
     grant: Sequence[str] = (),
     progress: bool = False,
+    skip_erased: bool = False,
 ) -> ImportResult:
     """Turn a raw order export into customers, products and purchase events.
 
@@ -365,7 +486,9 @@ def import_transactions(
     lines without a customer and zero-quantity lines are skipped and counted:
     they are normal in such exports. A line that cannot be read (bad date or
     number) fails the file as any other import. Customers created here get the
-    purposes in ``grant`` recorded with source ``import``.
+    purposes in ``grant`` recorded with source ``import``. Lines of erased
+    customers fail the file, or with ``skip_erased`` are left out and counted
+    in ``skipped["erased"]`` (purchases, after merging repeated lines).
     """
     path = Path(path)
     mapping = mapping or dict(DEFAULT_MAPPING)
@@ -430,6 +553,17 @@ def import_transactions(
     result.skipped = skipped
     with store.transaction(db):
         known_customers = store.existing_ids(db, "customers")
+        gone = tombstones.erased_on(db, settings, [c for c in first_seen if c not in known_customers])
+        if gone:
+            _refuse(path, _erased_lines(db, settings, path, col["customer"], gone), skip_erased)
+            dropped = [k for k in merged if k[0] in gone]
+            for k in dropped:
+                del merged[k]
+            for c in gone:
+                first_seen.pop(c, None)
+            skipped["erased"] = len(dropped)
+        elif skip_erased:
+            skipped["erased"] = 0
         new_customers = [c for c in first_seen if c not in known_customers]
         created_customers = store.insert_missing(db, "customers", [
             (c, None, None, None, None, "UTC", iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.timezone.utc)))
@@ -441,7 +575,8 @@ def import_transactions(
         result.new = store.upsert_interactions(db, [(c, p, "purchase", q, t) for (c, p, t), q in merged.items()])
         if grant and new_customers:
             now = store.utcnow()
-            store.set_consents(db, [(c, purpose, True, now, "import") for c in new_customers for purpose in grant])
+            store.set_consents(db, [(c, purpose, True, now, "import", f"import:{path.name}")
+                                    for c in new_customers for purpose in grant])
     result.created = {"customers": created_customers, "products": created_products}
     result.seconds = round(time.perf_counter() - started, 3)
     return result
