@@ -15,14 +15,15 @@ TODAY = dt.date.today().isoformat()
 TX_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID"
 
 
-def traces(db, value):
-    """(table, column) pairs where ``value`` occurs anywhere in a text cell."""
+def traces(db, value, substring=False):
+    """(table, column) pairs holding ``value``: the whole cell, inside a JSON list, or (``substring``) anywhere."""
     found = []
     for table in db.table_names():
         for column in db[table].columns_dict:
-            n = db.execute(f'SELECT count(*) FROM "{table}" WHERE instr(CAST("{column}" AS TEXT), ?) > 0',
-                           [value]).fetchone()[0]
-            if n:
+            cell = f'CAST("{column}" AS TEXT)'
+            test = f"instr({cell}, ?) > 0" if substring else f"{cell} = ? OR {cell} LIKE ?"
+            args = [value] if substring else [value, f'%"{value}"%']
+            if db.execute(f'SELECT count(*) FROM "{table}" WHERE {test}', args).fetchone()[0]:
                 found.append((table, column))
     return found
 
@@ -179,7 +180,7 @@ def test_decision_log_keeps_nothing_personal_for_unknown_or_non_consenting(clien
     assert [(r["customer_id"], r["reason"]) for r in rows] == [
         (None, "unknown_customer"), (None, "no_consent"), (None, "no_consent"), (consenting, None)]
     assert rows[2]["endpoint"] == "rerank" and json.loads(rows[2]["product_ids"]) == []
-    assert traces(db, email) == [] and ("decisions", "customer_id") not in traces(db, refusing)
+    assert traces(db, email, substring=True) == [] and ("decisions", "customer_id") not in traces(db, refusing)
 
 
 def test_decision_log_thread_prunes_old_entries_by_itself(served):
