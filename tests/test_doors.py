@@ -83,7 +83,11 @@ def test_import_cli_refuses_or_skips_erased_lines(runner, settings, small_shop, 
     as_json = json.loads(runner.invoke(cli, ["import", "consents", str(tmp_path / "consents.csv"),
                                              "--skip-erased", "--json"]).output)
     assert as_json["skipped"]["erased"] == 2 and as_json["rows"] == 1
+    events = runner.invoke(cli, ["import", "interactions", str(tmp_path / "interactions.csv"), "--skip-erased"])
+    assert events.exit_code == 0 and "skipped erased=2" in events.output, events.output
     assert "--skip-erased" in runner.invoke(cli, ["import", "interactions", "--help"]).output
+    consent = runner.invoke(cli, ["consent", "set", "c1", "marketing", "granted", "--source", "phone"])
+    assert consent.exit_code == 1 and "Error: customer_id: customer 'c1' was erased on" in consent.output
     assert "--skip-erased" not in runner.invoke(cli, ["import", "products", "--help"]).output
 
 
@@ -140,9 +144,13 @@ def test_resignup_is_the_one_way_back(runner, settings, small_shop, tmp_path):
     assert never.exit_code == 1 and "never erased" in never.output
     bad = runner.invoke(cli, ["resignup", "c1", "--source", "signup", "--grant", "telepathy"])
     assert bad.exit_code == 1 and "unknown purpose" in bad.output
+    bad_tz = runner.invoke(cli, ["resignup", "c1", "--source", "signup", "--timezone", "Mars/Olympus"])
+    assert bad_tz.exit_code == 1 and "Error: --timezone: unknown time zone" in bad_tz.output
+    assert store.erasure_count(store.connect(settings.db)) == 1  # refused attempts keep the tombstone
     started = store.utcnow()
     out = runner.invoke(cli, ["resignup", "c1", "--grant", "personalization", "--source", "signup",
-                              "--email", "new@example.com", "--json"])
+                              "--email", "new@example.com", "--name", "Ann Again", "--timezone", "Europe/Paris",
+                              "--json"])
     assert out.exit_code == 0, out.output
     body = json.loads(out.output)
     assert body["tombstone_removed"] is True
@@ -151,7 +159,9 @@ def test_resignup_is_the_one_way_back(runner, settings, small_shop, tmp_path):
                                              "updated_at": body["created_at"], "source": "signup"}
     db = store.connect(settings.db)
     assert store.erasure_count(db) == 0
-    assert db["customers"].get("c1")["email"] == "new@example.com"
+    profile = db["customers"].get("c1")
+    assert (profile["email"], profile["name"], profile["timezone"]) == ("new@example.com", "Ann Again", "Europe/Paris")
+    assert profile["birth_date"] is None  # the erased profile had 1990-02-28: nothing of it returns
     log = list(db.query("SELECT purpose, new_granted, actor, decided_at FROM consent_log WHERE customer_id = 'c1' "
                         "ORDER BY purpose"))
     assert [(r["purpose"], r["new_granted"], r["actor"]) for r in log] == [("marketing", 0, "cli:signup"),
