@@ -368,32 +368,44 @@ def _records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
             raise ValidationError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
 
 
-def _erased_lines(db, settings: Settings, path: Path, column: str,
-                  gone: dict[str, str] | None = None) -> list[tuple[int, str, str]]:
-    """``(line, customer id, erased on)`` of every line whose ``column`` names an erased customer."""
-    by_id: dict[str, list[int]] = {}
+def _customer_cells(path: Path, column: str) -> Iterator[tuple[int, str]]:
+    """``(line, normalised id)`` of ``column`` in every record (nothing when the header lacks it)."""
     index = None
     for line, cells, _ in _records(path):
         if index is None:
+            if not cells:
+                continue  # blank lines before the header
             if column not in cells:
-                return []
+                return
             index = cells.index(column)
-            continue
-        if len(cells) > index:
+        elif len(cells) > index:
             cid = normalise_id(cells[index].strip())
-            if cid and (gone is None or cid in gone):
-                by_id.setdefault(cid, []).append(line)
+            if cid:
+                yield line, cid
+
+
+def _erased_lines(db, settings: Settings, path: Path, column: str,
+                  gone: dict[str, str] | None = None) -> list[tuple[int, str, str]]:
+    """``(line, customer id, erased on)`` of every line whose ``column`` names an erased customer.
+
+    Without ``gone`` (which ids are erased), a first pass collects the distinct
+    ids and looks up those that are not customers; only lines of erased ones are kept.
+    """
     if gone is None:
-        known = store.existing_of(db, "customers", list(by_id))
-        gone = tombstones.erased_on(db, settings, [c for c in by_id if c not in known])
-    return sorted((line, cid, gone[cid]) for cid, found in by_id.items() if cid in gone for line in found)
+        ids = {cid for _, cid in _customer_cells(path, column)}
+        known = store.existing_of(db, "customers", list(ids))
+        gone = tombstones.erased_on(db, settings, [c for c in ids if c not in known])
+        if not gone:
+            return []
+    return [(line, cid, gone[cid]) for line, cid in _customer_cells(path, column) if cid in gone]
 
 
 def _parse_without(parser, db, path: Path, settings: Settings, progress: bool, drop: set[int]) -> list:
     """Parse a private copy of ``path`` whose lines in ``drop`` are blank (so every other line keeps its number).
 
-    The copy lives in a scratch folder that is removed on every exit path,
-    including SIGTERM, and by the next bulk read if this process is killed outright.
+    The copy (other customers' data) lives in an owner-only scratch folder that
+    is removed on every exit path, including SIGTERM; one left by a process killed
+    outright is removed by the next such import.
     """
     import os
     import tempfile
