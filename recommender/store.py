@@ -697,6 +697,12 @@ def rekey_tombstones(db: sqlite_utils.Database, rekey: Any) -> int:
     return len(old)
 
 
+def keyed_hashes(db: sqlite_utils.Database) -> int:
+    """How many stored values were made with the tombstone key (erasures and erasure events)."""
+    return int(db.execute("SELECT (SELECT count(*) FROM erasures) + "
+                          "(SELECT count(*) FROM privacy_events WHERE kind = 'erasure')").fetchone()[0])
+
+
 def delete_tombstone(db: sqlite_utils.Database, subject_hash: str) -> bool:
     with transaction(db):
         return db.execute("DELETE FROM erasures WHERE subject_hash = ?", [subject_hash]).rowcount > 0

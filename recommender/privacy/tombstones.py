@@ -148,14 +148,14 @@ def ensure_key(db: sqlite_utils.Database, source: KeySource) -> TombstoneKey:
                 return _migrate(db, path)
         recorded = store.meta_value(db, KEY_ID)
     if not path.exists():
-        if store.erasure_count(db) == 0:
+        if store.keyed_hashes(db) == 0:
             # Nothing was keyed with the lost key: a new one loses nothing.
             with store.transaction(db):
                 key = _create_key(path, secrets.token_hex(16))
                 store.set_meta(db, KEY_ID, key.key_id)
             return key
         raise ConfigError(
-            f"privacy key file {path} is missing, but this database holds {store.erasure_count(db)} "
+            f"privacy key file {path} is missing, but this database holds {store.keyed_hashes(db)} "
             "tombstone(s) made with it; restore it from the backup of the database (without it erased "
             "customers cannot be recognised and refused)")
     key = read_key(path)
