@@ -427,8 +427,11 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> 
     it disagrees with that state. A tie goes to the later arrival, so two
     changes made within one second apply in order. A decision that repeats the
     current state changes nothing and logs nothing (re-importing a file is
-    harmless), but a newer one moves the state's decided time forward, so an
-    older contrary row stays stale. Every real change is appended to
+    harmless). Repeats are asymmetric on purpose, so that doubt always falls on
+    the side that uses less data: a newer repeat of "not granted" moves the
+    state's decided time forward (an older grant arriving late stays stale),
+    while a repeat of "granted" does not (an older withdrawal arriving late
+    still applies). Every real change is appended to
     ``consent_log`` with both clocks (``decided_at``; ``changed_at`` = now, when
     it was recorded) and its actor; every withdrawal (granted -> not granted)
     also adds a ``privacy_events`` row in the same transaction, for the long
@@ -458,7 +461,7 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> 
                 stale += state[0] != new
                 continue
             if state is not None and state[0] == new:
-                if decided_at > state[1]:
+                if new == 0 and decided_at > state[1]:
                     current[customer_id, purpose] = (new, decided_at)
                     confirmed.append((decided_at, source, customer_id, purpose))
                 continue

@@ -54,11 +54,18 @@ def test_a_newer_row_wins_and_an_older_contrary_one_is_stale(db, settings, small
     result = imports.import_file(db, "consents", path, settings)
     assert (result.changed, result.skipped) == (2, {"stale": 1})
     assert not store.has_consent(db, "c1", "personalization") and store.has_consent(db, "c1", "marketing")
-    # A newer decision repeating the state moves its time on: an older contrary one stays stale.
-    store.apply_consents(db, [("c1", "marketing", True, "2025-08-01T00:00:00Z", "support", "cli:support")])
+    # Repeats lean to the side that uses less data. A repeated grant (August) does not stop an older
+    # withdrawal (July) that arrives late ...
+    store.apply_consents(db, [("c1", "marketing", True, "2025-08-01T00:00:00Z", "support", "x")])
     outcome = store.apply_consents(db, [("c1", "marketing", False, "2025-07-01T00:00:00Z", "support", "x")])
+    assert outcome == {"changed": 1, "stale": 0, "withdrawals": 1}
+    # ... while a repeated withdrawal (September) keeps an older grant (August 15) out.
+    store.apply_consents(db, [("c1", "marketing", False, "2025-09-01T00:00:00Z", "support", "x")])
+    outcome = store.apply_consents(db, [("c1", "marketing", True, "2025-08-15T00:00:00Z", "support", "x")])
     assert outcome == {"changed": 0, "stale": 1, "withdrawals": 0}
-    assert len(log_of(db, "c1", "marketing")) == 2  # first record (false, fixture) and the June grant
+    assert not store.has_consent(db, "c1", "marketing")
+    # first record (false, fixture), the June grant, the July withdrawal; repeats log nothing
+    assert [r["new_granted"] for r in log_of(db, "c1", "marketing")] == [0, 1, 0]
 
 
 def test_every_withdrawal_is_a_privacy_event(db, settings, small_shop):
