@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import sqlite_utils
 
-from . import store
+from . import import_door, store
 from .config import Settings
-from .errors import ErasedCustomerError, ValidationError
+from .errors import ValidationError
 from .privacy import tombstones
 from .values import (
     check_timezone,
@@ -306,7 +306,7 @@ def import_file(
     return result
 
 
-# --- the tombstone door of imports ----------------------------------------------------
+# --- the tombstone door of imports (the scans live in import_door.py) -------------------
 # The parsers refuse events and consents of customers who do not exist, and an erased
 # customer does not; so erased lines are found by a separate scan, run only when the
 # database has tombstones and the file names an id that is not a customer.
@@ -324,105 +324,21 @@ def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple
     except ValidationError:
         if kind == "customers":
             raise
-        lines = _erased_lines(db, settings, path, CUSTOMER_COLUMN[kind])
+        lines = import_door.erased_lines(db, settings, path, CUSTOMER_COLUMN[kind], open_text)
         if not lines:
             raise
-        _refuse(path, lines, skip_erased)
-        return _parse_without(parser, db, path, settings, progress, {line for line, _, _ in lines}), len(lines)
+        import_door.refuse(path, lines, skip_erased)
+        drop = {line for line, _, _ in lines}
+        return import_door.parse_without(parser, db, path, settings, progress, drop, open_text), len(lines)
     if kind != "customers":
         return rows, 0  # every customer named exists, so none is erased
     known = store.existing_of(db, "customers", [r[0] for r in rows])
     gone = tombstones.erased_on(db, settings, [r[0] for r in rows if r[0] not in known])
     if not gone:
         return rows, 0
-    lines = _erased_lines(db, settings, path, "id", gone)
-    _refuse(path, lines, skip_erased)
+    lines = import_door.erased_lines(db, settings, path, "id", open_text, gone)
+    import_door.refuse(path, lines, skip_erased)
     return [r for r in rows if r[0] not in gone], len(lines)
-
-
-def _refuse(path: Path, lines: list[tuple[int, str, str]], skip_erased: bool) -> None:
-    if skip_erased or not lines:
-        return
-    line, cid, when = lines[0]
-    more = f"and {len(lines) - 1} more line(s) of erased customers; " if len(lines) > 1 else ""
-    raise ErasedCustomerError(f"{path}:{line}: customer {cid!r} was erased on {when} ({more}nothing was imported; "
-                              "--skip-erased leaves such lines out)", count=len(lines))
-
-
-def _records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
-    """``(line number, cells, raw physical lines)`` of every CSV record, header first."""
-    with open_text(path) as fh:
-        raw: list[str] = []
-
-        def lines() -> Iterator[str]:
-            for text in fh:
-                raw.append(text)
-                yield text
-
-        reader = csv.reader(lines())
-        try:
-            for cells in reader:
-                yield reader.line_num, cells, raw[:]
-                raw.clear()
-        except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as exc:
-            raise ValidationError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
-
-
-def _customer_cells(path: Path, column: str) -> Iterator[tuple[int, str]]:
-    """``(line, normalised id)`` of ``column`` in every record (nothing when the header lacks it)."""
-    index = None
-    for line, cells, _ in _records(path):
-        if index is None:
-            if not cells:
-                continue  # blank lines before the header
-            if column not in cells:
-                return
-            index = cells.index(column)
-        elif len(cells) > index:
-            cid = normalise_id(cells[index].strip())
-            if cid:
-                yield line, cid
-
-
-def _erased_lines(db, settings: Settings, path: Path, column: str,
-                  gone: dict[str, str] | None = None) -> list[tuple[int, str, str]]:
-    """``(line, customer id, erased on)`` of every line whose ``column`` names an erased customer.
-
-    Without ``gone`` (which ids are erased), a first pass collects the distinct
-    ids and looks up those that are not customers; only lines of erased ones are kept.
-    """
-    if gone is None:
-        ids = {cid for _, cid in _customer_cells(path, column)}
-        known = store.existing_of(db, "customers", list(ids))
-        gone = tombstones.erased_on(db, settings, [c for c in ids if c not in known])
-        if not gone:
-            return []
-    return [(line, cid, gone[cid]) for line, cid in _customer_cells(path, column) if cid in gone]
-
-
-def _parse_without(parser, db, path: Path, settings: Settings, progress: bool, drop: set[int]) -> list:
-    """Parse a private copy of ``path`` whose lines in ``drop`` are blank (so every other line keeps its number).
-
-    The copy (other customers' data) lives in an owner-only scratch folder that
-    is removed on every exit path, including SIGTERM; one left by a process killed
-    outright is removed by the next such import.
-    """
-    import os
-    import tempfile
-
-    from . import bulk
-
-    name = path.name[:-3] if path.suffix == ".gz" else path.name
-    bulk.remove_stale_scratch(tempfile.gettempdir())
-    with bulk.terminate_cleanly(), tempfile.TemporaryDirectory(prefix=f"{bulk.SCRATCH_PREFIX}{os.getpid()}-import-") as tmp:
-        copy = Path(tmp) / name
-        with open(copy, "w", encoding="utf-8", newline="") as out:
-            for line, _, raw in _records(path):
-                out.write("\n" * len(raw) if line in drop else "".join(raw))
-        try:
-            return parser(db, copy, settings, progress)
-        except ValidationError as exc:
-            raise type(exc)(str(exc).replace(str(copy), str(path))) from None
 
 
 SAMPLE_FILES = (
@@ -567,7 +483,8 @@ def import_transactions(
         known_customers = store.existing_ids(db, "customers")
         gone = tombstones.erased_on(db, settings, [c for c in first_seen if c not in known_customers])
         if gone:
-            _refuse(path, _erased_lines(db, settings, path, col["customer"], gone), skip_erased)
+            import_door.refuse(path, import_door.erased_lines(db, settings, path, col["customer"], open_text, gone),
+                               skip_erased)
             dropped = [k for k in merged if k[0] in gone]
             for k in dropped:
                 del merged[k]
