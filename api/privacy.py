@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field
 
 from recommender import consent, privacy
@@ -18,6 +18,9 @@ bp = Blueprint("privacy", __name__, url_prefix="/v1/customers")
 class ConsentChange(Body):
     consents: dict[str, bool] = Field(min_length=1, description="purpose -> granted")
     source: str = Field("api", min_length=1, max_length=100, description="Who or what made the change.")
+    decided_at: str | None = Field(None, max_length=64, description=(
+        "When the customer decided (ISO 8601; default now). A decision older than the current one is not "
+        "applied and is listed under `stale`."))
 
 
 class ConsentState(BaseModel):
@@ -30,6 +33,9 @@ class ConsentState(BaseModel):
 class Consents(BaseModel):
     customer_id: str
     consents: dict[str, ConsentState]
+    decided_at: str | None = None
+    changed: int | None = None
+    stale: list[str] | None = None
 
 
 class ConsentEvent(BaseModel):
@@ -38,6 +44,8 @@ class ConsentEvent(BaseModel):
     new: bool
     source: str
     changed_at: str
+    decided_at: str
+    actor: str | None
 
 
 class ConsentHistory(BaseModel):
@@ -68,6 +76,12 @@ def settings():
     return current_app.config["SETTINGS"]
 
 
+def actor() -> str:
+    """Who makes this request's changes: ``key:<id>:<name>`` of its API key, or ``open-mode``."""
+    key = g.get("api_key")
+    return f"key:{key['id']}:{key['name']}" if key else "open-mode"
+
+
 @bp.get("/<customer_id>/consents")
 @endpoint("/v1/customers/<customer_id>/consents", role="admin", response=Consents)
 def get_consents(customer_id: str):
@@ -78,21 +92,27 @@ def get_consents(customer_id: str):
 @bp.put("/<customer_id>/consents")
 @endpoint("/v1/customers/<customer_id>/consents", "PUT", role="admin", body=ConsentChange, response=Consents)
 def put_consents(customer_id: str, body: ConsentChange):
-    """Grant or withdraw purposes; takes effect on the customer's very next request in every worker."""
-    return consent.set_consents(get_db(), settings(), customer_id, body.consents, body.source)
+    """Grant or withdraw purposes; takes effect on the customer's very next request in every worker.
+
+    Ordered by `decided_at`: a decision older than the current one changes
+    nothing and is listed in `stale`. An erased customer is a 422
+    (`erased_customer`). The log records the API key that made the change.
+    """
+    return consent.set_consents(get_db(), settings(), customer_id, body.consents, body.source,
+                                decided_at=body.decided_at, actor=actor())
 
 
 @bp.get("/<customer_id>/consents/history")
 @endpoint("/v1/customers/<customer_id>/consents/history", role="admin", response=ConsentHistory)
 def consent_history(customer_id: str):
-    """Every consent change of the customer, oldest first, with its source."""
+    """Every consent change of the customer in the order recorded: decided and recorded times, source, actor."""
     return consent.history(get_db(), settings(), customer_id)
 
 
 @bp.delete("/<customer_id>")
 @endpoint("/v1/customers/<customer_id>", "DELETE", role="admin", response=Erasure)
 def forget(customer_id: str):
-    """Erase the customer everywhere (right to be forgotten); keeps only a salted-hash tombstone."""
+    """Erase the customer everywhere (right to be forgotten); keeps only a keyed-hash tombstone."""
     return privacy.forget(get_db(), settings(), customer_id)
 
 

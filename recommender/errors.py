@@ -44,3 +44,16 @@ class GateRefused(RecommenderError):
     """The release gate kept the current model; the message carries both scores."""
 
     code = "gate_refused"
+
+
+class ErasedCustomerError(ValidationError):
+    """Data for a customer who was erased: refused at every door (``count`` = how many rows or events).
+
+    Only :func:`recommender.privacy.resignup` brings such a person back.
+    """
+
+    code = "erased_customer"
+
+    def __init__(self, message: str, count: int = 1) -> None:
+        super().__init__(message)
+        self.count = count

@@ -17,7 +17,8 @@ import sqlite_utils
 
 from . import store
 from .config import Settings
-from .errors import ValidationError
+from .errors import ErasedCustomerError, ValidationError
+from .privacy import tombstones
 from .values import check_not_future, parse_datetime, to_epoch
 
 
@@ -52,6 +53,8 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
             raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
         rows.append((event["customer_id"], event["product_id"], event["event_type"],
                      float(event.get("quantity") or 1), when))
+
+    _refuse_erased(db, settings, rows)
     for table, column in (("customers", 0), ("products", 1)):
         wanted = [r[column] for r in rows]
         known = store.existing_of(db, table, wanted)
@@ -61,7 +64,6 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
             kind = table[:-1]
             raise ValidationError(f"events[{where}]: unknown {kind} {missing[0]!r}"
                                   + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    # DOOR: tombstones (an erased customer's events are refused)
 
     # DOOR: idempotency (event_id)
     event_ids = [event.get("event_id") for event in events]
@@ -70,3 +72,21 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
         return {"accepted": len(ids), "duplicates": 0}
     stored = store.add_keyed_interactions(db, rows, event_ids)
     return {"accepted": stored, "duplicates": len(rows) - stored}
+
+
+def _refuse_erased(db: sqlite_utils.Database, settings: Settings, rows: Sequence[tuple]) -> None:
+    """Refuse the batch when an event names an erased customer, naming the first one and counting them all.
+
+    Only ids that are not customers can be erased, so a batch of known
+    customers costs one indexed lookup and never reads the key file.
+    """
+    wanted = [r[0] for r in rows]
+    known = store.existing_of(db, "customers", wanted)
+    gone = tombstones.erased_on(db, settings, [c for c in wanted if c not in known])
+    if not gone:
+        return
+    hits = [n for n, c in enumerate(wanted) if c in gone]
+    first = hits[0]
+    more = f" (and {len(hits) - 1} more event(s) of erased customers)" if len(hits) > 1 else ""
+    raise ErasedCustomerError(f"events[{first}].customer_id: customer {wanted[first]!r} was erased on "
+                              f"{gone[wanted[first]]}{more}; nothing was stored", count=len(hits))

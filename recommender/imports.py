@@ -18,11 +18,12 @@ from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
-from . import store
+from . import import_door, store
 from .config import Settings
 from .csvfiles import SHOPIFY_MAP, header_advice, open_text  # noqa: F401  (open_text, SHOPIFY_MAP: part of this API)
 from .csvfiles import read_rows as _rows
 from .errors import ValidationError
+from .privacy import tombstones
 from .values import (
     check_not_future,
     check_timezone,
@@ -253,15 +254,25 @@ _PARSERS: dict[str, Callable[..., list]] = {
 
 
 def import_file(
-    db: sqlite_utils.Database, kind: str, path: str | Path, settings: Settings, *, progress: bool = False
+    db: sqlite_utils.Database, kind: str, path: str | Path, settings: Settings, *, progress: bool = False,
+    skip_erased: bool = False,
 ) -> ImportResult:
-    """Import one CSV (or ``.csv.gz``) of ``kind``; all rows or none."""
+    """Import one CSV (or ``.csv.gz``) of ``kind``; all rows or none.
+
+    Lines of erased customers fail the file (``FILE:LINE: customer ... was
+    erased on DATE``) unless ``skip_erased``, which leaves them out and counts
+    them in ``skipped["erased"]`` (re-importing a full export made before an
+    erasure). Consent rows older than the current decision are skipped and
+    counted in ``skipped["stale"]``.
+    """
     if kind not in _PARSERS:
         raise ValidationError(f"unknown import kind {kind!r} (one of {', '.join(KINDS)})")
     path = Path(path)
     started = time.perf_counter()
-    rows = _PARSERS[kind](db, path, settings, progress)
+    rows, erased_lines = _parse_at_the_door(db, kind, path, settings, progress, skip_erased)
     result = ImportResult(kind=kind, file=str(path), rows=len(rows))
+    if skip_erased:
+        result.skipped["erased"] = erased_lines
     with store.transaction(db):
         if kind == "customers":
             before = store.existing_ids(db, "customers")
@@ -274,9 +285,46 @@ def import_file(
         elif kind == "interactions":
             result.new = store.upsert_interactions(db, rows)
         else:
-            result.changed = store.set_consents(db, rows)
+            outcome = store.apply_consents(db, [(*r, f"import:{path.name}") for r in rows])
+            result.changed = outcome["changed"]
+            result.skipped["stale"] = outcome["stale"]
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+# --- the tombstone door of imports (the scans live in import_door.py) -------------------
+# The parsers refuse events and consents of customers who do not exist, and an erased
+# customer does not; so erased lines are found by a separate scan, run only when the
+# database has tombstones and the file names an id that is not a customer.
+
+CUSTOMER_COLUMN = {"customers": "id", "interactions": "customer_id", "consents": "customer_id"}
+
+
+def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple[list, int]:
+    """Parse ``path``, refusing (or with ``skip_erased`` leaving out) lines of erased customers; ``(rows, erased lines)``."""
+    parser = _PARSERS[kind]
+    if kind not in CUSTOMER_COLUMN or store.erasure_count(db) == 0:
+        return parser(db, path, settings, progress), 0
+    try:
+        rows = parser(db, path, settings, progress)
+    except ValidationError:
+        if kind == "customers":
+            raise
+        lines = import_door.erased_lines(db, settings, path, CUSTOMER_COLUMN[kind], open_text)
+        if not lines:
+            raise
+        import_door.refuse(path, lines, skip_erased)
+        drop = {line for line, _, _ in lines}
+        return import_door.parse_without(parser, db, path, settings, progress, drop, open_text), len(lines)
+    if kind != "customers":
+        return rows, 0  # every customer named exists, so none is erased
+    known = store.existing_of(db, "customers", [r[0] for r in rows])
+    gone = tombstones.erased_on(db, settings, [r[0] for r in rows if r[0] not in known])
+    if not gone:
+        return rows, 0
+    lines = import_door.erased_lines(db, settings, path, "id", open_text, gone)
+    import_door.refuse(path, lines, skip_erased)
+    return [r for r in rows if r[0] not in gone], len(lines)
 
 
 SAMPLE_FILES = (
@@ -362,6 +410,7 @@ def import_transactions(
     mapping: dict[str, str] | None = None,
     grant: Sequence[str] = (),
     progress: bool = False,
+    skip_erased: bool = False,
 ) -> ImportResult:
     """Turn a raw order export into customers, products and purchase events.
 
@@ -369,7 +418,9 @@ def import_transactions(
     lines without a customer and zero-quantity lines are skipped and counted:
     they are normal in such exports. A line that cannot be read (bad date or
     number) fails the file as any other import. Customers created here get the
-    purposes in ``grant`` recorded with source ``import``.
+    purposes in ``grant`` recorded with source ``import``. Lines of erased
+    customers fail the file, or with ``skip_erased`` are left out and counted
+    in ``skipped["erased"]`` (purchases, after merging repeated lines).
     """
     path = Path(path)
     mapping = mapping or dict(DEFAULT_MAPPING)
@@ -438,6 +489,18 @@ def import_transactions(
     result.skipped = skipped
     with store.transaction(db):
         known_customers = store.existing_ids(db, "customers")
+        gone = tombstones.erased_on(db, settings, [c for c in first_seen if c not in known_customers])
+        if gone:
+            import_door.refuse(path, import_door.erased_lines(db, settings, path, col["customer"], open_text, gone),
+                               skip_erased)
+            dropped = [k for k in merged if k[0] in gone]
+            for k in dropped:
+                del merged[k]
+            for c in gone:
+                first_seen.pop(c, None)
+            skipped["erased"] = len(dropped)
+        elif skip_erased:
+            skipped["erased"] = 0
         new_customers = [c for c in first_seen if c not in known_customers]
         created_customers = store.insert_missing(db, "customers", [
             (c, None, None, None, None, "UTC", iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.timezone.utc)))
@@ -449,7 +512,8 @@ def import_transactions(
         result.new = store.upsert_interactions(db, [(c, p, bought, q, t) for (c, p, t), q in merged.items()])
         if grant and new_customers:
             now = store.utcnow()
-            store.set_consents(db, [(c, purpose, True, now, "import") for c in new_customers for purpose in grant])
+            store.set_consents(db, [(c, purpose, True, now, "import", f"import:{path.name}")
+                                    for c in new_customers for purpose in grant])
     result.created = {"customers": created_customers, "products": created_products}
     result.seconds = round(time.perf_counter() - started, 3)
     return result

@@ -468,45 +468,80 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[An
     return stored
 
 
-def set_consents(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, bool, str, str]]) -> int:
-    """Record consent states ``(customer_id, purpose, granted, updated_at, source)``.
+def set_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> int:
+    """Record consent decisions; returns the number of changes (see :func:`apply_consents`)."""
+    return apply_consents(db, rows)["changed"]
 
-    Every real change (including a first record) is appended to ``consent_log``;
-    a row that repeats the current state changes nothing and logs nothing, so
-    re-importing a consent file is harmless. Returns the number of changes.
+
+def apply_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> dict[str, int]:
+    """The one door of consent: decisions ``(customer_id, purpose, granted, decided_at, source[, actor])``.
+
+    Last writer wins by the time the customer *decided* (``decided_at``, ISO UTC
+    text), not by the order rows arrive: a decision older than the current
+    state's (``consents.updated_at``) is skipped, and counted as ``stale`` when
+    it disagrees with that state. A tie goes to the later arrival, so two
+    changes made within one second apply in order. A decision that repeats the
+    current state changes nothing and logs nothing (re-importing a file is
+    harmless). Repeats are asymmetric on purpose, so that doubt always falls on
+    the side that uses less data: a newer repeat of "not granted" moves the
+    state's decided time forward (an older grant arriving late stays stale),
+    while a repeat of "granted" does not (an older withdrawal arriving late
+    still applies). Every real change is appended to
+    ``consent_log`` with both clocks (``decided_at``; ``changed_at`` = now, when
+    it was recorded) and its actor; every withdrawal (granted -> not granted)
+    also adds a ``privacy_events`` row in the same transaction, for the long
+    jobs that reconcile with withdrawals. Returns ``{changed, stale, withdrawals}``.
     """
     rows = list(rows)
+    now = utcnow()
+    stale = 0
     with transaction(db):
         if len(rows) > 64:
-            current = {(c, p): g for c, p, g in db.execute("SELECT customer_id, purpose, granted FROM consents")}
+            current = {(c, p): (g, t) for c, p, g, t in
+                       db.execute("SELECT customer_id, purpose, granted, updated_at FROM consents")}
         else:
             current = {}
             for customer_id, purpose, *_ in rows:
-                row = db.execute(
-                    "SELECT granted FROM consents WHERE customer_id = ? AND purpose = ?", [customer_id, purpose]
-                ).fetchone()
+                row = db.execute("SELECT granted, updated_at FROM consents WHERE customer_id = ? AND purpose = ?",
+                                 [customer_id, purpose]).fetchone()
                 if row is not None:
-                    current[customer_id, purpose] = row[0]
-        changes = []
-        for customer_id, purpose, granted, updated_at, source in rows:
-            old = current.get((customer_id, purpose))
+                    current[customer_id, purpose] = (row[0], row[1])
+        changes, confirmed, withdrawals = [], [], []
+        for row in rows:
+            customer_id, purpose, granted, decided_at, source = row[:5]
+            actor = row[5] if len(row) > 5 else None
             new = int(bool(granted))
-            if old == new:
+            state = current.get((customer_id, purpose))
+            if state is not None and decided_at < state[1]:
+                stale += state[0] != new
                 continue
-            current[customer_id, purpose] = new
-            changes.append((customer_id, purpose, old, new, source, updated_at))
+            if state is not None and state[0] == new:
+                if new == 0 and decided_at > state[1]:
+                    current[customer_id, purpose] = (new, decided_at)
+                    confirmed.append((decided_at, source, customer_id, purpose))
+                continue
+            old = None if state is None else state[0]
+            current[customer_id, purpose] = (new, decided_at)
+            changes.append((customer_id, purpose, old, new, source, now, decided_at, actor))
+            if old == 1 and new == 0:
+                withdrawals.append((customer_id, purpose, now))
         db.conn.executemany(
             "INSERT INTO consents (customer_id, purpose, granted, updated_at, source) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (customer_id, purpose) DO UPDATE SET granted = excluded.granted, "
             "updated_at = excluded.updated_at, source = excluded.source",
-            [(c, p, n, t, s) for c, p, _, n, s, t in changes],
+            [(c, p, n, t, s) for c, p, _, n, s, _, t, _ in changes],
         )
+        db.conn.executemany("UPDATE consents SET updated_at = ?, source = ? WHERE customer_id = ? AND purpose = ?",
+                            confirmed)
         db.conn.executemany(
-            "INSERT INTO consent_log (customer_id, purpose, old_granted, new_granted, source, changed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO consent_log (customer_id, purpose, old_granted, new_granted, source, changed_at, "
+            "decided_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             changes,
         )
-    return len(changes)
+        db.conn.executemany(
+            "INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) VALUES ('withdrawal', ?, ?, ?)",
+            withdrawals)
+    return {"changed": len(changes), "stale": stale, "withdrawals": len(withdrawals)}
 
 
 # --- reads -------------------------------------------------------------------
@@ -645,7 +680,8 @@ def customer_consents(db: sqlite_utils.Database, customer_id: str) -> list[dict[
 
 
 def consent_history(db: sqlite_utils.Database, customer_id: str) -> list[dict[str, Any]]:
-    return list(db.query("SELECT purpose, old_granted, new_granted, source, changed_at FROM consent_log "
+    return list(db.query("SELECT purpose, old_granted, new_granted, source, changed_at, "
+                         "coalesce(decided_at, changed_at) AS decided_at, actor FROM consent_log "
                          "WHERE customer_id = ? ORDER BY id", [customer_id]))
 
 
@@ -693,6 +729,52 @@ def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:
         found.update(r[0] for r in db.execute(
             f"SELECT subject_hash FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})", chunk))
     return found
+
+
+def erasure_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str, str]:
+    """``{tombstone: erased_at}`` for those of ``hashes`` that are tombstones."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        found.update((r[0], r[1]) for r in db.execute(
+            f"SELECT subject_hash, erased_at FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})",
+            chunk))
+    return found
+
+
+def rekey_tombstones(db: sqlite_utils.Database, rekey: Any) -> int:
+    """Replace every stored tombstone ``h`` (erasures and erasure events) by ``rekey(h)``; one transaction."""
+    with transaction(db):
+        old = [r[0] for r in db.execute("SELECT subject_hash FROM erasures")]
+        db.conn.executemany("UPDATE erasures SET subject_hash = ? WHERE subject_hash = ?",
+                            [(rekey(h), h) for h in old])
+        events = db.execute("SELECT id, subject_hash FROM privacy_events WHERE kind = 'erasure'").fetchall()
+        db.conn.executemany("UPDATE privacy_events SET subject_hash = ? WHERE id = ?",
+                            [(rekey(h), i) for i, h in events])
+    return len(old)
+
+
+def keyed_hashes(db: sqlite_utils.Database) -> int:
+    """How many stored values were made with the tombstone key (erasures and erasure events)."""
+    return int(db.execute("SELECT (SELECT count(*) FROM erasures) + "
+                          "(SELECT count(*) FROM privacy_events WHERE kind = 'erasure')").fetchone()[0])
+
+
+def delete_tombstone(db: sqlite_utils.Database, subject_hash: str) -> bool:
+    with transaction(db):
+        return db.execute("DELETE FROM erasures WHERE subject_hash = ?", [subject_hash]).rowcount > 0
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    with transaction(db):
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   [key, value])
+
+
+def delete_meta(db: sqlite_utils.Database, key: str) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM meta WHERE key = ?", [key])
 
 
 def register_copy(db: sqlite_utils.Database, path: str | Path, kind: str) -> None:

@@ -33,6 +33,7 @@ for command in (
     training.train, training.evaluate, training.tune, training.models,
     serving.serve, serving.keys,
     privacy.consent, privacy.forget, privacy.export_customer, privacy.prune,
+    privacy.resignup,
     campaign.campaign,
 ):
     cli.add_command(command)

@@ -34,7 +34,7 @@ def _summary(result: imports.ImportResult) -> str:
         parts.append(f"{result.new} new")
     for name, n in result.created.items():
         parts.append(f"{n} {name} created")
-    skipped = {k: v for k, v in result.skipped.items() if v}
+    skipped = {k: v for k, v in result.skipped.items() if v or k == "erased"}
     if skipped:
         parts.append("skipped " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
     parts.append(f"{result.seconds:.1f} s")
@@ -67,15 +67,27 @@ def import_group() -> None:
     """
 
 
+SKIP_ERASED_HELP = ("Leave out lines of erased customers and count them (skipped erased=N), e.g. when "
+                    "re-importing a full export made before an erasure. Without it such lines fail the file.")
+
+
 def _make_import_command(kind: str, columns: str) -> None:
-    @import_group.command(kind, help=f"Import {kind}. Columns: {columns}.")
+    erasable = kind != "products"
+    extra = (" Lines of erased customers fail the file unless --skip-erased." if erasable else "")
+    extra += (" A row older than the current decision (updated_at = when the customer decided) is skipped "
+              "as stale." if kind == "consents" else "")
+
+    @import_group.command(kind, help=f"Import {kind}. Columns: {columns}.{extra}")
     @with_settings
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
     @json_option
-    def command(settings: Settings, file: Path, as_json: bool) -> None:
+    def command(settings: Settings, file: Path, as_json: bool, skip_erased: bool = False) -> None:
         db = open_db(settings)
-        result = imports.import_file(db, kind, file, settings, progress=not as_json)
+        result = imports.import_file(db, kind, file, settings, progress=not as_json, skip_erased=skip_erased)
         emit(as_json, result.to_dict(), _summary(result))
+
+    if erasable:
+        click.option("--skip-erased", is_flag=True, help=SKIP_ERASED_HELP)(command)
 
 
 _make_import_command("customers", "id (required), email, name, birth_date, anniversary_date, timezone, created_at")
@@ -93,16 +105,20 @@ _make_import_command("consents", "customer_id, purpose, granted (required), upda
                    "order=InvoiceNo. An empty column (price=) ignores that field.")
 @click.option("--grant", multiple=True, metavar="PURPOSE",
               help="Record this consent (source 'import') for every customer the file creates. Repeatable.")
+@click.option("--skip-erased", is_flag=True, help=SKIP_ERASED_HELP)
 @json_option
-def import_transactions(settings: Settings, file: Path, mapping: str | None, grant: tuple[str, ...], as_json: bool) -> None:
+def import_transactions(settings: Settings, file: Path, mapping: str | None, grant: tuple[str, ...], as_json: bool,
+                        skip_erased: bool = False) -> None:
     """Import a raw order export as customers, products and purchase events.
 
     Cancelled lines, lines without a customer and zero-quantity lines are
-    skipped and counted.
+    skipped and counted. Lines of erased customers fail the file unless
+    --skip-erased.
     """
     db = open_db(settings)
     result = imports.import_transactions(
-        db, file, settings, mapping=imports.parse_mapping(mapping), grant=grant, progress=not as_json
+        db, file, settings, mapping=imports.parse_mapping(mapping), grant=grant, progress=not as_json,
+        skip_erased=skip_erased,
     )
     emit(as_json, result.to_dict(), _summary(result))
 

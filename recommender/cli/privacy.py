@@ -16,19 +16,38 @@ def consent() -> None:
     """Show and change consent per customer and purpose (every change is logged)."""
 
 
+def cli_actor(source: str) -> str:
+    """The consent log's actor for a CLI change: ``cli:<--source>``."""
+    return f"cli:{source}"
+
+
 @consent.command("set")
 @with_settings
 @click.argument("customer")
 @click.argument("purpose")
 @click.argument("state", type=click.Choice(["granted", "withdrawn"]))
-@click.option("--source", default="cli", show_default=True, help="Who or what made the change (kept in the log).")
+@click.option("--source", default="cli", show_default=True,
+              help="Who or what made the change; kept in the log, whose actor is cli:SOURCE.")
+@click.option("--decided-at", default=None, metavar="TIME",
+              help="When the customer decided (ISO 8601) [default: now]. A decision older than the current "
+                   "state's is not applied (reported as stale).")
 @json_option
-def consent_set(settings: Settings, customer: str, purpose: str, state: str, source: str, as_json: bool) -> None:
-    """Grant or withdraw PURPOSE for CUSTOMER; effective on their next request."""
+def consent_set(settings: Settings, customer: str, purpose: str, state: str, source: str, decided_at: str | None,
+                as_json: bool) -> None:
+    """Grant or withdraw PURPOSE for CUSTOMER; effective on their next request.
+
+    Consent is last-writer-wins by the time the customer decided: a change
+    dated before the current decision is skipped and reported as stale.
+    """
     from .. import consent as consents
 
-    result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source)
-    emit(as_json, result, _consent_lines(result))
+    result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source,
+                                   decided_at=decided_at, actor=cli_actor(source))
+    lines = _consent_lines(result)
+    if result["stale"]:
+        lines += (f"\nstale: not applied to {', '.join(result['stale'])} (decided {result['decided_at']}, "
+                  "before the current decision)")
+    emit(as_json, result, lines)
 
 
 def _consent_lines(result: dict[str, Any]) -> str:
@@ -54,12 +73,39 @@ def consent_show(settings: Settings, customer: str, as_json: bool) -> None:
 @click.argument("customer")
 @json_option
 def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
-    """Every consent change of CUSTOMER, oldest first."""
+    """Every consent change of CUSTOMER in the order recorded: decided, recorded, source and actor."""
     from .. import consent as consents
 
     result = consents.history(open_db(settings), settings, customer)
-    emit(as_json, result, "\n".join(f"{h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  ({h['source']})"
-                                     for h in result["history"]) or "no consent changes recorded")
+    emit(as_json, result, "\n".join(
+        f"decided {h['decided_at']}  recorded {h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  "
+        f"source {h['source']}  actor {h['actor'] or '-'}" for h in result["history"]) or "no consent changes recorded")
+
+
+@click.command()
+@with_settings
+@click.argument("customer")
+@click.option("--grant", multiple=True, metavar="PURPOSE",
+              help="A purpose the person grants at this sign-up (repeatable); every other purpose is recorded "
+                   "as not granted.")
+@click.option("--source", required=True, help="Where the sign-up came from (e.g. signup, support); actor cli:SOURCE.")
+@click.option("--email", default=None, help="Their email address.")
+@click.option("--name", default=None, help="Their name.")
+@click.option("--timezone", default="UTC", show_default=True, help="Their IANA time zone.")
+@json_option
+def resignup(settings: Settings, customer: str, grant: tuple[str, ...], source: str, email: str | None,
+             name: str | None, timezone: str, as_json: bool) -> None:
+    """Bring back an erased CUSTOMER who really signs up again.
+
+    Every import and the API refuse an erased id; this is the one explicit way
+    back. It removes their tombstone, creates the customer afresh (nothing of
+    the erased record returns) and records their consent decided now.
+    """
+    from .. import privacy
+
+    result = privacy.resignup(open_db(settings), settings, customer, grant, source, actor=cli_actor(source),
+                              email=email, name=name, timezone=timezone)
+    emit(as_json, result, f"{result['customer_id']} signed up again (tombstone removed)\n" + _consent_lines(result))
 
 
 @click.command()

@@ -3,15 +3,39 @@
 One module per job: :mod:`.tombstones` (proof of erasure without the id),
 :mod:`.access` (export, which models learnt from a customer), :mod:`.erasure`
 (tables, artifacts and copies), :mod:`.decisions` (the decision log and its
-retention). The names below are the package's public face.
+retention), :mod:`.signup` (an erased person who really signs up again).
+The names below are the package's public face.
+
+They are loaded on first use (PEP 562), not when the package is imported:
+the doors (``consent``, ``imports``, ``events``) sit below this package and
+need :mod:`.tombstones`, while :mod:`.access` sits above ``consent``; eager
+re-exports would make ``consent -> privacy -> access -> consent`` a cycle.
 """
 
 from __future__ import annotations
 
-from .access import export, models_containing
-from .decisions import DecisionLog, prune
-from .erasure import ERASED_PLACEHOLDER, forget, scrub_artifact
-from .tombstones import subject_hash
+import importlib
+from typing import Any
 
-__all__ = ["DecisionLog", "ERASED_PLACEHOLDER", "export", "forget", "models_containing", "prune", "scrub_artifact",
-           "subject_hash"]
+_EXPORTS = {
+    "export": "access", "models_containing": "access",
+    "DecisionLog": "decisions", "prune": "decisions",
+    "ERASED_PLACEHOLDER": "erasure", "forget": "erasure", "scrub_artifact": "erasure",
+    "subject_hash": "tombstones", "erased": "tombstones", "erased_on": "tombstones", "ensure_key": "tombstones",
+    "resignup": "signup",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

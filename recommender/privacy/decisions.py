@@ -1,4 +1,20 @@
-"""The decision log: what was served or offered, to whom, by which model and why."""
+"""The decision log: what was served or offered, to whom, by which model and why.
+
+What a request leaves behind depends on who asked. A customer with
+personalization consent gets a full row (their id, the list, the model): the
+log is how a shop measures and explains what it showed them, and ``export``
+and ``forget`` reach it by id. A request for an unknown id, or for a customer
+without personalization consent, is kept only as an anonymous row: no
+customer id (an unknown "id" may be an email address; a customer who did not
+consent is not to be profiled), and for ``rerank`` no product list either
+(the caller's list describes what the shopper is looking at). The row itself
+stays, because how often lists fall back to popular items, and which model
+served them, is what the shop needs to see and holds nothing personal; and
+since it holds no id, nothing is left that ``forget`` would have to find.
+
+Entries older than ``privacy.retention_days`` are deleted by the writer thread
+once an hour (every worker), by ``recommender prune`` and by the retrain job.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +31,10 @@ import sqlite_utils
 
 from .. import store
 from ..config import Settings
-from .tombstones import subject_hash
+
+# Reasons after which a served list is logged without anything personal (see the module docstring).
+ANONYMOUS_REASONS = frozenset({"unknown_customer", "no_consent"})
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class DecisionLog:
@@ -23,13 +42,18 @@ class DecisionLog:
 
     A request only appends a tuple to a queue (microseconds); a background
     thread writes everything queued every ``interval`` seconds in one
-    transaction. Rows for customers erased meanwhile are dropped at write time.
+    transaction, and deletes entries older than ``retention_days`` every
+    ``prune_every`` seconds (None = never). Rows for customers erased meanwhile
+    are dropped at write time.
     """
 
-    def __init__(self, db_path: str | Path, interval: float = 0.5, enabled: bool = True) -> None:
+    def __init__(self, db_path: str | Path, interval: float = 0.5, enabled: bool = True, *,
+                 retention_days: int | None = None, prune_every: float = PRUNE_EVERY_SECONDS) -> None:
         self.db_path = str(db_path)
         self.interval = interval
         self.enabled = enabled
+        self.retention_days = retention_days
+        self.prune_every = prune_every
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -37,8 +61,13 @@ class DecisionLog:
 
     def record(self, customer_id: str | None, endpoint: str, model_version: str | None, mode: str,
                reason: str | None, product_ids: Sequence[str]) -> None:
+        """Queue one served list; unknown or non-consenting visitors are logged anonymously."""
         if not self.enabled:
             return
+        if reason in ANONYMOUS_REASONS:
+            customer_id = None
+            if endpoint == "rerank":
+                product_ids = ()
         self._ensure_thread()
         self._queue.put((customer_id, store.utcnow(), endpoint, model_version, mode, reason,
                          json.dumps(list(product_ids))))
@@ -69,11 +98,10 @@ class DecisionLog:
         own = db is None
         db = db or store.connect(self.db_path, migrate=False)
         try:
-            customers = [r[0] for r in rows if r[0] is not None]
-            salt = store.meta_value(db, "erasure_salt") or ""
-            hashes = {c: subject_hash(db, c, salt=salt) for c in set(customers)}
-            gone = store.erased_among(db, list(hashes.values()))
-            rows = [r for r in rows if r[0] is None or hashes[r[0]] not in gone]
+            # A row carries an id only for an existing customer (see record): one that is no longer
+            # a customer was erased after the request, and their row is dropped.
+            present = store.existing_of(db, "customers", [r[0] for r in rows if r[0] is not None])
+            rows = [r for r in rows if r[0] is None or r[0] in present]
             store.insert_decisions(db, rows)
         finally:
             if own:
@@ -82,18 +110,28 @@ class DecisionLog:
 
     def _run(self) -> None:
         db = store.connect(self.db_path, migrate=False)
+        pruned = -float("inf")
         while True:
             time.sleep(self.interval)
             try:
                 self.flush(db)
+                if (self.retention_days is not None and self.prune_every is not None
+                        and time.monotonic() - pruned >= self.prune_every):
+                    pruned = time.monotonic()
+                    store.prune_decisions(db, cutoff(self.retention_days))
             except Exception:  # noqa: BLE001 - logging must never take a worker down
                 import logging
 
                 logging.getLogger("recommender.privacy").exception("decision log write failed")
 
 
+def cutoff(days: int) -> str:
+    """The ISO UTC time before which decision-log entries are older than ``days``."""
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def prune(db: sqlite_utils.Database, settings: Settings, days: int | None = None) -> dict[str, Any]:
     """Delete decision-log entries older than the retention period."""
     keep = settings.privacy.retention_days if days is None else days
-    before = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = cutoff(keep)
     return {"deleted": store.prune_decisions(db, before), "before": before, "retention_days": keep}

@@ -22,7 +22,7 @@ from ..config import Settings
 from ..errors import NotFoundError
 from ..model import FACTOR_FILES, IDS_FILE, MANIFEST_FILE, _sha256
 from .access import models_containing
-from .tombstones import subject_hash
+from .tombstones import ensure_key, subject_hash
 
 ERASED_PLACEHOLDER = "\u2205erased-"
 
@@ -34,7 +34,7 @@ def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
     # Artifacts first: if the database step failed afterwards, the person would still
     # be out of every model, which is the side to err on.
     scrubbed = [scrub_artifact(Path(settings.model_dir) / v, customer_id) for v in models_containing(settings, customer_id)]
-    tombstone = subject_hash(db, customer_id)
+    tombstone = subject_hash(ensure_key(db, settings), customer_id)
     erased_at = dt.date.today().isoformat()
     deleted = store.erase_customer(db, customer_id, tombstone, erased_at)
     return {"erased": True, "tombstone": tombstone, "erased_at": erased_at, "deleted_rows": deleted,
