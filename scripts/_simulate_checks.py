@@ -16,13 +16,23 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CHECKS = ("imports", "api", "retrain", "stock", "decisions", "artifacts", "erased", "lists", "consent")
+CHECKS = ("integrity", "imports", "api", "retrain", "stock", "decisions", "artifacts", "erased", "lists", "consent")
 
 
 def read_only(db_path: str | Path) -> sqlite3.Connection:
     """A read-only connection that holds no transaction open (so it never blocks a checkpoint)."""
     conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True, timeout=30, isolation_level=None)
     return conn
+
+
+def integrity(db_path: str | Path) -> list[str]:
+    """``PRAGMA quick_check`` of the database file: anything but ``ok`` means it is damaged."""
+    try:
+        with closing(read_only(db_path)) as conn:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        return [f"quick_check failed: {exc}"]
+    return [] if rows == ["ok"] else [f"quick_check: {'; '.join(rows)}"]
 
 
 def over_promised(db_path: str | Path, day: str) -> list[str]:

@@ -196,6 +196,7 @@ class Simulation:
         self.seen_versions: set[str] = set()
         self.keys: dict[str, str] = {}
         self.server: Server | None = None
+        self.damaged = False
         self.days: list[dict[str, Any]] = []
 
     # --- setting the shop up --------------------------------------------------------------
@@ -248,11 +249,18 @@ class Simulation:
         last = [started]
 
         def lap(name: str) -> None:
+            # The file is checked after every step, so a damaged database names the step that did it.
+            if not failures["integrity"] and not self.damaged:
+                damage = checks.integrity(self.db)
+                if damage:
+                    self.damaged = True
+                    failures["integrity"].append(f"after {name}: " + "; ".join(damage))
             now_ = time.perf_counter()
             rec["timings"][name] = round(now_ - last[0], 2)
             last[0] = now_
         if self.accident_ids:
             rec["accident"] = f"removed {self.remove_accident()}"
+            lap("accident removal")
 
         joined = self.shop.join(day, latest)
         if joined:
@@ -334,6 +342,7 @@ class Simulation:
         lap("imports")
         if number == self.args.accident_day:
             rec["accident"] = f"planted {self.plant_accident()}"
+            lap("accident")
 
         expected = "refused" if number == self.args.accident_day else "published"
         rc, payload, err = self.engine.retrain()
@@ -358,14 +367,20 @@ class Simulation:
 
         lap("lists")
         at = dt.datetime.now(dt.timezone.utc)
-        failures["stock"] += checks.over_promised(self.db, day.isoformat())
-        failures["decisions"] += checks.stale_decisions(self.db, self.settings.privacy.retention_days, at)
-        failures["artifacts"] += checks.excess_artifacts(self.db, self.settings.model_dir,
-                                                         self.settings.models.keep_previous,
-                                                         self.settings.models.max_age_days, at)
-        failures["erased"] += checks.erased_traces(self.db, self.settings.model_dir, self.secrets)
-        failures["lists"] += checks.unexplained(answers)
-        failures["consent"] += checks.consent_drift(self.db, self.expected, answers)
+        conf = self.settings
+        for name, check in (
+            ("stock", lambda: checks.over_promised(self.db, day.isoformat())),
+            ("decisions", lambda: checks.stale_decisions(self.db, conf.privacy.retention_days, at)),
+            ("artifacts", lambda: checks.excess_artifacts(self.db, conf.model_dir, conf.models.keep_previous,
+                                                          conf.models.max_age_days, at)),
+            ("erased", lambda: checks.erased_traces(self.db, conf.model_dir, self.secrets)),
+            ("lists", lambda: checks.unexplained(answers)),
+            ("consent", lambda: checks.consent_drift(self.db, self.expected, answers)),
+        ):
+            try:
+                failures[name] += check()
+            except sqlite3.DatabaseError as exc:
+                failures[name].append(f"cannot be checked: {exc}")
         lap("checks")
         rec["artifact_dirs"] = len(checks.artifact_directories(self.settings.model_dir))
         rec["failures"] = {k: v for k, v in failures.items() if v}
