@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Play N days of a shop through the real CLI and a real server, and check the engine's promises every day.
 
-    python scripts/simulate.py --days 4                 # a small generated shop (~1 minute)
+    python scripts/simulate.py --days 4                 # a small generated shop (1-2 minutes on 2 cores)
     python scripts/simulate.py --days 30 --sample       # the bundled demo shop, a month
 
 Everything goes through the faces an operator and a storefront use: the
@@ -389,7 +389,7 @@ class Simulation:
         return rec
 
     def tonights_model(self, version: str | None) -> dict[str, Any]:
-        rc, payload, _ = self.engine.cli("models", "--json")
+        _, payload, _ = self.engine.cli("models", "--json")
         rows = (payload or {}).get("models", [])
         new = [r for r in rows if r["version"] not in self.seen_versions]
         self.seen_versions |= {r["version"] for r in rows}
