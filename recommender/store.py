@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -231,15 +232,42 @@ def check_database(path: str | Path) -> Path:
         raise DatabaseError(f"database {path} does not exist ({hint})")
     if path.is_dir():
         raise DatabaseError(f"database {path} is a folder, not a file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise DatabaseError(f"database {path} cannot be read ({exc.strerror or exc})") from None
+    head = _read_header(path)
     if head != SQLITE_MAGIC:
         what = "an empty file" if not head else "not an SQLite database"
         raise DatabaseError(f"{path} is {what}, not a recommender database ({hint})")
     return path
+
+
+def _read_header(path: Path) -> bytes:
+    """The file's first bytes, read without ever closing a descriptor of the database in this process.
+
+    POSIX drops every lock a process holds on a file when it closes any descriptor of
+    that file. A plain open()/close() here, in a process that already has a connection
+    to the same database (a server worker opening its second connection), would silently
+    release that connection's locks: other processes then reset the WAL under it, it
+    reads stale data, and writes corrupt the file. SQLite's own open is lock-aware, so
+    the header is read through a throwaway read-only connection instead.
+    """
+    from .errors import DatabaseError
+
+    try:
+        if path.stat().st_size == 0:
+            return b""
+    except OSError as exc:
+        raise DatabaseError(f"database {path} cannot be read ({exc.strerror or exc})") from None
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True, timeout=10)
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            return b"?"
+        raise DatabaseError(f"database {path} cannot be read ({exc})") from None
+    return SQLITE_MAGIC
 
 
 def _create_private(path: Path) -> None:
