@@ -96,8 +96,9 @@ class Shop:
         first, last = FIRST[self.rng.integers(len(FIRST))], LAST[self.rng.integers(len(LAST))]
         born = dt.date(1950, 1, 1) + dt.timedelta(int(self.rng.integers(0, 365 * 55)))
         anniversary = ""
-        if self.rng.random() < 0.4:
-            anniversary = (born + dt.timedelta(int(self.rng.integers(365 * 20, 365 * 40)))).isoformat()
+        if self.rng.random() < 0.4:  # married at 20 to 40, and never in the future (the importer refuses that)
+            married = born + dt.timedelta(int(self.rng.integers(365 * 20, 365 * 40)))
+            anniversary = min(married, dt.date.today() - dt.timedelta(days=1)).isoformat()
         seg = int(self.rng.integers(len(self.segments))) if segment is None else segment
         customer = Customer(cid, f"{first}.{last}.{cid}@example.com".lower(), f"{first} {last}", born.isoformat(),
                             anniversary, ZONES[self.rng.integers(len(ZONES))], created, seg,
