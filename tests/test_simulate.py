@@ -25,6 +25,7 @@ pytest.importorskip("gunicorn")
 
 SCRIPT = ROOT / "scripts" / "simulate.py"
 
+
 def load(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
