@@ -93,7 +93,8 @@ class EventsBody(RootModel[Annotated[Union[Annotated[EventBatch, Tag("batch")], 
 # --- responses -------------------------------------------------------------------------
 
 Mode = Literal["personalized", "non_personalized", "model", "cooccurrence"]
-Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending"]
+Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending",
+                 "model_stale"]
 
 
 class Because(BaseModel):

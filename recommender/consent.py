@@ -35,7 +35,14 @@ def set_consents(db: sqlite_utils.Database, settings: Settings, customer_id: str
     _check(db, settings, customer_id, changes)
     now = store.utcnow()
     store.set_consents(db, [(customer_id, purpose, bool(granted), now, source) for purpose, granted in changes.items()])
+    _derived().follow(db, settings)  # privacy2: derived data
     return current(db, settings, customer_id)
+
+
+def _derived():  # privacy2: derived data (lazy: the privacy package reads consent)
+    from .privacy import derived
+
+    return derived
 
 
 def current(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:

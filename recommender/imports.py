@@ -25,6 +25,7 @@ import sqlite_utils
 from . import store
 from .config import Settings
 from .errors import ValidationError
+from .privacy import derived  # privacy2: derived data
 from .values import (
     check_timezone,
     iso_utc,
@@ -289,6 +290,8 @@ def import_file(
             result.new = store.upsert_interactions(db, rows)
         else:
             result.changed = store.set_consents(db, rows)
+    if kind == "consents":
+        derived.follow(db, settings)  # privacy2: derived data
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

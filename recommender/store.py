@@ -451,7 +451,20 @@ def set_consents(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, bool,
             "VALUES (?, ?, ?, ?, ?, ?)",
             changes,
         )
+        record_withdrawals(db, [(c, p) for c, p, o, n, _, _ in changes if o == 1 and n == 0])  # privacy2
     return len(changes)
+
+
+def record_withdrawals(db: sqlite_utils.Database, pairs: Sequence[tuple[str, str]]) -> int:  # privacy2
+    """Append one ``privacy_events`` row per withdrawn (customer, purpose), in the caller's transaction.
+
+    Long jobs reconcile with these rows (see :func:`privacy_epoch`), so a withdrawal
+    recorded while a retrain or export runs still reaches what it publishes.
+    """
+    now = utcnow()
+    db.conn.executemany("INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) "
+                        "VALUES ('withdrawal', ?, ?, ?)", [(c, p, now) for c, p in pairs])
+    return len(pairs)
 
 
 # --- reads -------------------------------------------------------------------
@@ -614,6 +627,11 @@ def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: st
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
         deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
         db.execute("INSERT OR REPLACE INTO erasures (subject_hash, erased_at) VALUES (?, ?)", [subject_hash, erased_at])
+        # privacy2: the erasure supersedes the person's withdrawal events (which name them) and
+        # is itself the event every long job reconciles with.
+        db.execute("DELETE FROM privacy_events WHERE customer_id = ?", [customer_id])
+        db.execute("INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, ?)",
+                   [subject_hash, utcnow()])
     return deleted
 
 
@@ -628,6 +646,12 @@ def privacy_epoch(db: sqlite_utils.Database) -> int:
     event after it before it publishes anything.
     """
     return int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events").fetchone()[0])
+
+
+def privacy_events_since(db: sqlite_utils.Database, epoch: int) -> list[dict[str, Any]]:  # privacy2
+    """Every privacy event with ``id > epoch``, oldest first (an indexed range scan)."""
+    return list(db.query("SELECT id, kind, subject_hash, customer_id, purpose, recorded_at FROM privacy_events "
+                         "WHERE id > ? ORDER BY id", [epoch]))
 
 
 def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:

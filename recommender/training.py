@@ -24,6 +24,7 @@ from .config import Settings
 from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, ValidationError
 from .model import FactorModel
+from .privacy import reconcile as privacy_reconcile  # privacy2
 
 Log = Callable[[str], None]
 
@@ -130,6 +131,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     reg = registry.Registry(settings.model_dir)
     reg.clean_temporary()
     fitter = get_engine(engine, **(engine_options or {}))
+    epoch = store.privacy_epoch(db)  # privacy2: read before the data; reconciled before save and publish
     data = load_data(db, settings)
     lap("load")
     result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log, timings=timings,
@@ -156,7 +158,9 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         version=version, created_at=store.utcnow(), engine=engine, params=model_params(settings, engine),
         data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
     )
+    privacy_reconcile.reconcile_model(db, settings, model, epoch)  # privacy2
     path = reg.save(model, version)
+    privacy_reconcile.reconcile_artifact(db, settings, path, epoch)  # privacy2: candidates too
     registry.record(db, model, path, "candidate")
     lap("save")
 
@@ -174,6 +178,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
             registry.set_status(db, version, "rejected")
             reg.remove(version)
             raise GateRefused(f"not published: {refusal} (use --force to publish anyway)")
+        privacy_reconcile.reconcile_artifact(db, settings, path, epoch)  # privacy2
         reg.set_current(version)
         registry.set_status(db, version, "published")
         published = True

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import click
 
+from .. import bulk
 from ..config import Settings
 from .common import _stderr_log, emit, json_option, open_db, with_settings
 
@@ -66,13 +67,17 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     The release gate publishes only a model whose NDCG@k is above the
     popularity baseline's and at least the current model's; a refusal exits
     with status 1 and both numbers, and the current model keeps serving.
+    Erasures and withdrawals recorded while it runs are removed from the model
+    before it is saved and again before it is published. SIGTERM stops it
+    cleanly (no temporary files left).
     """
     from .. import training
 
     db = open_db(settings)
-    result = training.train(db, settings, engine=engine, publish=publish, force=force,
-                            progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
-                            engine_options=engine_options)
+    with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
+        result = training.train(db, settings, engine=engine, publish=publish, force=force,
+                                progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
+                                engine_options=engine_options)
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
     emit(as_json, result.to_dict(),
          f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
@@ -93,9 +98,10 @@ def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k:
     if k is not None:
         settings.evaluation.k = k
     db = open_db(settings)
-    result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
-                               curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
-                               engine_options=engine_options)
+    with bulk.terminate_cleanly():
+        result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
+                                   curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
+                                   engine_options=engine_options)
     payload = result.payload
     human = _metrics_table(payload)
     if report_dir:
@@ -150,7 +156,8 @@ def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials
 @click.command()
 @with_settings
 @click.option("--customer", default=None,
-              help="Also say, per model, whether this customer was in its training data.")
+              help="Also say, per model, whether this customer was in its training data "
+                   "(\"yes, since erased\" when they were erased or withdrew after it was trained).")
 @json_option
 def models(settings: Settings, customer: str | None, as_json: bool) -> None:
     """List trained models: status, metrics and the consent snapshot each was trained under."""
@@ -159,16 +166,22 @@ def models(settings: Settings, customer: str | None, as_json: bool) -> None:
     db = open_db(settings)
     rows = registry.list_models(db)
     current = registry.Registry(settings.model_dir).current_version()
-    trained_on = set(privacy.models_containing(settings, customer)) if customer else set()
+    subject = privacy.subject_of(db, settings, customer) if customer else None
+    trained_on = dict(privacy.trained_on(settings, customer, subject)) if customer else {}
     for row in rows:
         row["current"] = row["version"] == current
         if customer:
             row["trained_on_customer"] = row["version"] in trained_on
+            # "erased" / "withdrawn": trained on them, removed from the artifact since (item factors still learnt).
+            how = trained_on.get(row["version"])
+            row["customer_removed_since"] = how if how in ("erased", "withdrawn") else None
     lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"
              + (f"  trained on {customer}" if customer else "")]
     for r in rows:
         ndcg = r["metrics"].get("model", {}).get("ndcg")
         lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
                      f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
-                     + (("  yes" if r["trained_on_customer"] else "  no") if customer else ""))
+                     + ((("  yes" if r["trained_on_customer"] else "  no")
+                         + (f", since {r['customer_removed_since']}" if r["customer_removed_since"] else ""))
+                        if customer else ""))
     emit(as_json, {"current": current, "customer": customer, "models": rows}, "\n".join(lines))
