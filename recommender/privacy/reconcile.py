@@ -212,9 +212,8 @@ def staleness(db: sqlite_utils.Database, manifest: dict[str, Any], user_ids: Any
         else:
             hit = ev["purpose"] == PERSONALIZATION and (
                 ev["customer_id"] in users or (bool(withdrawn) and subject_hash(db, ev["customer_id"], salt=salt) in withdrawn))
-        if hit:
+        if hit and (since is None or ev["recorded_at"] < since):
             since = ev["recorded_at"]
-            break
     hours = None
     if since is not None:
         at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
