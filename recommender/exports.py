@@ -16,6 +16,12 @@ dictionary-encoded, so repeated ids cost a few bytes per row.
 An export is written beside its destination and swapped in whole, so a
 reader never sees half of one; the summary lies in ``_export.json`` (files
 starting with ``_`` are ignored by Spark and pyarrow readers).
+
+An export is a copy of customer data, so it follows erasure: it notes the
+privacy epoch before it reads, removes everyone erased or withdrawn since from
+the staging folder before the swap, registers itself in ``copies`` (kind
+``interactions_parquet``) and checks once more after; a later erasure rewrites
+it without the customer's rows (:func:`remove_customers`).
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ def export_interactions(db: sqlite_utils.Database, settings: Settings, out: str 
     late = pending(db, todo.epoch)
     summary["removed_since_read"] += remove_customers(out, _pending_ids(db, settings, data, late))
     summary["privacy_epoch"] = late.epoch
+    summary["rows"] -= summary["removed_since_read"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
 

@@ -654,6 +654,15 @@ def privacy_events_since(db: sqlite_utils.Database, epoch: int) -> list[dict[str
                          "WHERE id > ? ORDER BY id", [epoch]))
 
 
+def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[str, str, str, float, int]]:  # privacy2
+    """``(customer_id, product_id, event_type, quantity, occurred_at)`` of every event of a customer
+    who granted ``purpose``: the in-process read for shops small enough not to need the bulk reader."""
+    return db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
+        "FROM interactions i JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1",
+        [purpose]).fetchall()
+
+
 def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:
     found: set[str] = set()
     unique = list(dict.fromkeys(hashes))

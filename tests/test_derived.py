@@ -147,3 +147,27 @@ def test_an_event_about_someone_the_model_never_saw_does_not_make_it_stale(serve
                ["0" * 64, "2020-01-01T00:00:00Z"])
     assert reconcile.staleness(db, model.manifest, model.user_index) == {"stale": False, "stale_since": None,
                                                                         "hours": None}
+
+
+def test_the_in_process_read_counts_what_the_bulk_reader_counts(sample_db, settings):
+    """Small shops skip the bulk reader's child process; both reads must give the same signals."""
+    from recommender import interactions, signals
+
+    bulk, small = interactions.load(sample_db, settings), derived.consented_events(sample_db, settings)
+    assert list(small.user_ids) == list(bulk.user_ids) and list(small.item_ids) == list(bulk.item_ids)
+    assert len(small) == len(bulk) > 1000
+    a, b = signals.compute(bulk), signals.compute(small)
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_consents_import_that_withdraws_refreshes_the_signals(tiny, tmp_path):
+    from recommender import imports
+
+    settings, db = tiny
+    (worker,) = _workers(settings, 1)
+    assert _popular(worker) == {"p1": 3.0, "p3": 2.0, "p4": 2.0, "p2": 1.0}
+    path = write_csv(tmp_path / "withdraw.csv", "customer_id,purpose,granted,updated_at,source",
+                     "c1,personalization,false,2026-01-01T00:00:00Z,centre")
+    imports.import_file(db, "consents", path, settings)
+    assert _popular(worker) == {"p1": 2.0, "p3": 2.0, "p4": 2.0}
+    assert _together(worker) == [("p3", 1.1111)]  # as without c1 (see the erasure test)

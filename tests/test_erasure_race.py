@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from recommender import bulk, privacy, registry, store
+from recommender.cli import cli
 from recommender.model import FactorModel
 from recommender.privacy import reconcile
 
@@ -80,7 +81,7 @@ def test_a_train_overlapping_an_erasure_publishes_no_trace_of_them(served, runne
         if path.is_file():
             assert cid.encode() not in path.read_bytes(), path
 
-    listed = json.loads(runner.invoke(__import__("recommender.cli", fromlist=["cli"]).cli,
+    listed = json.loads(runner.invoke(cli,
                                       ["models", "--customer", cid, "--json"]).output)
     by_version = {m["version"]: m for m in listed["models"]}
     for version in (old, new):
@@ -117,7 +118,7 @@ def test_reconcile_model_removes_only_those_erased_or_withdrawn_after_the_epoch(
 
 
 def _scratch(pid: int) -> list[Path]:
-    root = Path(bulk.scratch_root() or __import__("tempfile").gettempdir())
+    root = Path(bulk.scratch_root() or tempfile.gettempdir())
     return [p for p in root.iterdir() if p.name.startswith(f"{bulk.SCRATCH_PREFIX}{pid}-")]
 
 

@@ -5,6 +5,7 @@ engine writes, and no withdrawn customer is in any artifact."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -149,7 +150,7 @@ def check(world: World) -> None:
     withdrawn = {c for c in CIDS if not store.has_consent(db, c, "personalization")}
     for directory in registry.Registry(settings.model_dir).root.iterdir():
         if directory.is_dir() and not directory.name.startswith("."):
-            users = set(__import__("json").loads((directory / IDS_FILE).read_text())["users"])
+            users = set(json.loads((directory / IDS_FILE).read_text())["users"])
             assert not users & withdrawn, directory.name
 
 

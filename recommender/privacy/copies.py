@@ -24,8 +24,6 @@ from ..config import Settings
 
 def scrub_all(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
     """Rewrite every registered copy without ``customer_id``; returns rows removed per path."""
-    from .. import exports
-
     removed: dict[str, int] = {}
     dropped: list[str] = []
     for entry in store.registered_copies(db):
@@ -35,6 +33,8 @@ def scrub_all(db: sqlite_utils.Database, settings: Settings, customer_id: str) -
             dropped.append(str(path))
             continue
         if entry["kind"] == "interactions_parquet":
+            from .. import exports  # pyarrow: imported only when there is a Parquet copy
+
             removed[str(path)] = exports.remove_customers(path, {customer_id})
         elif entry["kind"] == "campaign_export":
             removed[str(path)] = rewrite_campaign_file(path, {customer_id})
