@@ -45,14 +45,20 @@ def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
     tombstone = subject_of(db, settings, customer_id)
     erased_at = dt.date.today().isoformat()
     deleted = store.erase_customer(db, customer_id, tombstone, erased_at)
-    committed = time.perf_counter()
+    laps = {"tables": time.perf_counter()}
     refreshed = derived.refresh(db, settings)
     scrubbed = [a["version"] for a in refreshed["artifacts"] if a["erased"]]
+    laps["artifacts"] = time.perf_counter()
     copied = copies.scrub_all(db, settings, customer_id)
+    laps["copies"] = time.perf_counter()
     checkpoint = checkpoint_wal(db)
+    laps["wal"] = time.perf_counter()
+    seconds, last = {}, started
+    for name, at in laps.items():
+        seconds[name], last = round(at - last, 3), at
+    seconds["total"] = round(last - started, 3)
     return {"erased": True, "tombstone": tombstone, "erased_at": erased_at, "deleted_rows": deleted,
-            "models_scrubbed": scrubbed, "copies": copied, "wal_checkpoint": checkpoint,
-            "seconds": {"tables": round(committed - started, 3), "total": round(time.perf_counter() - started, 3)}}
+            "models_scrubbed": scrubbed, "copies": copied, "wal_checkpoint": checkpoint, "seconds": seconds}
 
 
 def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, Any]:
