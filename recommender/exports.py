@@ -187,6 +187,14 @@ def read_export(folder: str | os.PathLike) -> pa.Table:
                          else c) for n, c in columns.items()}).cast(SCHEMA)
 
 
+def _reencoded(table: pa.Table) -> pa.Table:
+    """The same rows with dictionaries rebuilt from the values left: a filter keeps the old
+    dictionary, and Parquet writes it whole, so removed ids would stay in every file."""
+    return pa.table({name: (table.column(name).combine_chunks().cast(pa.string()).dictionary_encode()
+                            if pa.types.is_dictionary(SCHEMA.field(name).type) else table.column(name))
+                     for name in SCHEMA.names}).cast(SCHEMA)
+
+
 def remove_customers(folder: str | os.PathLike, customer_ids: set[str], *, swap: bool = True) -> int:
     """Rewrite an export without ``customer_ids``' rows; returns how many rows went.
 
@@ -200,7 +208,7 @@ def remove_customers(folder: str | os.PathLike, customer_ids: set[str], *, swap:
     table = read_export(folder)
     keep = pc.invert(pc.is_in(table.column("customer_id").cast(pa.string()),
                               value_set=pa.array(sorted(customer_ids), pa.string())))
-    kept = table.filter(keep)
+    kept = _reencoded(table.filter(keep))
     removed = len(table) - len(kept)
     if removed == 0:
         return 0
