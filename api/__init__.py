@@ -26,7 +26,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: 1,000 events fit with room to spare
     app.config["SETTINGS"] = settings
     live = LiveModel(str(settings.model_dir), check_interval=settings.serve.model_check_seconds,
-                     catalogue_ttl=settings.serve.catalogue_ttl_seconds)
+                     catalogue_ttl=settings.serve.catalogue_ttl_seconds, settings=settings)
     app.extensions["recommender"] = Service(settings, live)
     store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 

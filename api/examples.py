@@ -20,9 +20,11 @@ _CONSENTS = {"marketing": {"granted": False, "recorded": True, "source": "prefer
              "personalization": {"granted": True, "recorded": True, "source": "signup",
                                  "updated_at": "2023-01-07T18:50:36Z"}}
 _HISTORY = [{"purpose": "personalization", "old": None, "new": True, "source": "signup",
-             "changed_at": "2023-01-07T18:50:36Z"},
+             "changed_at": "2023-01-07T18:50:36Z", "decided_at": "2023-01-07T18:50:36Z",
+             "actor": "import:consents.csv"},
             {"purpose": "marketing", "old": True, "new": False, "source": "preference_centre",
-             "changed_at": "2026-12-01T08:31:03Z"}]
+             "changed_at": "2026-12-01T08:31:03Z", "decided_at": "2026-12-01T08:31:03Z",
+             "actor": "key:2:storefront-admin"}]
 _SKIPPED = {"already_offered": 0, "malformed_date": 0, "missing_date": 164, "no_marketing_consent": 12,
             "no_products": 0, "unknown_timezone": 0}
 
@@ -95,7 +97,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "PUT /v1/customers/{customer_id}/consents": {
         "path": {"customer_id": "C0005"},
         "request": {"consents": {"marketing": False}, "source": "preference_centre"},
-        "response": {"customer_id": "C0005", "consents": _CONSENTS},
+        "response": {"customer_id": "C0005", "consents": _CONSENTS, "decided_at": "2026-12-01T08:31:03Z",
+                     "changed": 1, "stale": []},
     },
     "GET /v1/customers/{customer_id}/consents/history": {
         "path": {"customer_id": "C0005"},
@@ -107,7 +110,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                      "tombstone": "c93d15c71e16fd3cd3ad0803e7dba554eacbbaab7da4f28cd3ba9ea1cef134d9",
                      "deleted_rows": {"consent_log": 2, "consents": 2, "customers": 1, "decisions": 0,
                                       "interactions": 23, "offers": 0},
-                     "models_scrubbed": [VERSION]},
+                     "models_scrubbed": [VERSION], "copies": {"rows_removed": {}, "dropped": []},
+                     "wal_checkpoint": {"truncated": True, "attempts": 1},
+                     "seconds": {"tables": 0.004, "artifacts": 0.7, "copies": 0.0, "wal": 0.01, "total": 0.72}},
     },
     "GET /v1/customers/{customer_id}/export": {
         "path": {"customer_id": "C0005"},
@@ -123,7 +128,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "POST /v1/admin/reload": {"response": {"model_version": VERSION}},
     "GET /healthz": {"response": {"status": "ok"}},
-    "GET /readyz": {"response": {"status": "ready", "model_version": VERSION, "problems": []}},
+    "GET /readyz": {"response": {"status": "ready", "model_version": VERSION, "problems": [],
+                                 "model_stale": {"stale": False, "stale_since": None, "hours": None,
+                                                 "max_stale_hours": 36.0, "serving_factors": True}}},
     "GET /metrics": {"response": "# HELP recommender_events_ingested_total Events stored through the API\n"
                                  "# TYPE recommender_events_ingested_total counter\n"
                                  "recommender_events_ingested_total 42.0\n"},

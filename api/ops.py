@@ -40,6 +40,12 @@ def readyz():
         problems.append("model: " + (service.live.last_error or "none published (recommender train --publish)"))
     body = {"status": "ready" if not problems else "not_ready", "model_version": model.version if model else None,
             "problems": problems}
+    # A stale model still answers (non-personalized past the cap), so it is reported, not failed.
+    hours = service.live.stale_hours() if model else None
+    cap = service.settings.privacy.max_stale_hours
+    body["model_stale"] = {"stale": hours is not None, "stale_since": service.live.stale.get("stale_since"),
+                           "hours": None if hours is None else round(hours, 3), "max_stale_hours": cap,
+                           "serving_factors": hours is None or hours <= cap}
     return (jsonify(body), 200 if not problems else 503)
 
 

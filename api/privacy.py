@@ -59,6 +59,9 @@ class Erasure(BaseModel):
     erased_at: str = Field(json_schema_extra={"format": "date"})
     deleted_rows: dict[str, int]
     models_scrubbed: list[str]
+    copies: dict[str, Any] = Field(default_factory=dict, description="Registered exports rewritten without them.")
+    wal_checkpoint: dict[str, Any] = Field(default_factory=dict)
+    seconds: dict[str, float] = Field(default_factory=dict, description="Time per step.")
 
 
 class Export(BaseModel):

@@ -103,7 +103,8 @@ class EventsBody(RootModel[Annotated[Union[Annotated[EventBatch, Tag("batch")], 
 # --- responses -------------------------------------------------------------------------
 
 Mode = Literal["personalized", "non_personalized", "model", "cooccurrence"]
-Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending"]
+Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending",
+                 "model_stale"]
 
 
 class Because(BaseModel):
@@ -148,10 +149,21 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Staleness(BaseModel):
+    stale: bool
+    stale_since: str | None = Field(json_schema_extra={"format": "date-time"})
+    hours: float | None
+    max_stale_hours: float
+    serving_factors: bool = Field(description="False once the stale-model window is over: lists fall back to "
+                                              "non-personalized (reason model_stale) until a clean model is published.")
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     model_version: str | None
     problems: list[str] = Field(description="What is missing; empty when ready.")
+    model_stale: Staleness | None = Field(None, description="Whether the served model still carries someone "
+                                                            "erased or withdrawn since it was trained.")
 
 
 class Reloaded(BaseModel):

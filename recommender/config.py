@@ -94,7 +94,7 @@ class RetentionSettings:
 
     # Published models kept besides the current one, newest first: the rollback targets.
     keep_previous: int = 3
-    # Candidates, rejected and retired models older than this are deleted.
+    # Candidates and rejected models older than this are deleted (published ones follow keep_previous).
     max_age_days: float = 7.0
 
 

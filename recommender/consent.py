@@ -77,11 +77,18 @@ def set_consents(db: sqlite_utils.Database, settings: Settings, customer_id: str
     _check(db, settings, customer_id, changes)
     outcome = store.apply_consents(db, [(customer_id, purpose, bool(granted), decided, source, actor or f"source:{source}")
                                         for purpose, granted in changes.items()])
+    _derived().follow(db, settings)  # derived data (popularity, bought-together) follows at once
     state = current(db, settings, customer_id)
     state["decided_at"] = decided
     state["changed"] = outcome["changed"]
     state["stale"] = sorted(p for p, granted in changes.items() if state["consents"][p]["granted"] != bool(granted))
     return state
+
+
+def _derived():  # derived data (lazy: the privacy package reads consent)
+    from .privacy import derived
+
+    return derived
 
 
 def current(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from .csvfiles import SHOPIFY_MAP, header_advice, open_text  # noqa: F401  (open
 from .csvfiles import read_rows as _rows
 from .errors import ValidationError
 from .privacy import tombstones
+from .privacy import derived
 from .values import (
     check_not_future,
     check_timezone,
@@ -288,6 +289,8 @@ def import_file(
             outcome = store.apply_consents(db, [(*r, f"import:{path.name}") for r in rows])
             result.changed = outcome["changed"]
             result.skipped["stale"] = outcome["stale"]
+    if kind == "consents":
+        derived.follow(db, settings)  # derived data follows withdrawals at once
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

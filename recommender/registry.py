@@ -226,7 +226,13 @@ def _age_days(created_at: str, now: dt.datetime) -> float:
 
 
 def retained(db: sqlite_utils.Database, settings: Settings, now: dt.datetime | None = None) -> dict[str, str]:
-    """Which versions the retention keeps, and why: current, the previous N published, young ones."""
+    """Which versions the retention keeps, and why.
+
+    The current model; the ``models.keep_previous`` most recent models published
+    before it (the rollback targets); candidates and rejected models younger than
+    ``models.max_age_days``. Nothing else: an older published model goes as soon
+    as N newer ones exist, however young.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     current = Registry(settings.model_dir).current_version()
     keep: dict[str, str] = {}
@@ -236,8 +242,8 @@ def retained(db: sqlite_utils.Database, settings: Settings, now: dt.datetime | N
     previous = [r for r in rows if r["status"] in ("published", "retired") and r["version"] != current]
     for r in previous[: settings.models.keep_previous]:
         keep.setdefault(r["version"], "rollback")
-    for r in rows:
-        if _age_days(r["created_at"], now) < settings.models.max_age_days:
+    for r in rows:  # never-published ones (candidates, rejected) stay a while for inspection
+        if r["status"] in ("candidate", "rejected") and _age_days(r["created_at"], now) < settings.models.max_age_days:
             keep.setdefault(r["version"], "young")
     return keep
 

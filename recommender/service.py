@@ -42,8 +42,10 @@ class LiveModel:
     and the model already loaded keeps serving.
     """
 
-    def __init__(self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0) -> None:
+    def __init__(self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0,
+                 settings: Settings | None = None) -> None:
         self.registry = registry.Registry(model_dir)
+        self.settings = settings  # for the tombstone key (staleness of withdrawals)
         self.check_interval = check_interval
         self.catalogue_ttl = catalogue_ttl
         self.model: FactorModel | None = None
@@ -53,17 +55,64 @@ class LiveModel:
         self._erasures: int | None = None
         self._checked = -math.inf
         self._lock = threading.Lock()
+        # The privacy epoch this worker has followed, the manifest it loaded, staleness.
+        self.epoch: int | None = None
+        self._manifest_stat: tuple | None = None
+        self.stale: dict[str, Any] = {"stale": False, "stale_since": None, "hours": None}
+        self._stale_key: tuple | None = None
 
     def get(self, db: sqlite_utils.Database | None = None) -> FactorModel | None:
-        """The model to serve; also reloads after an erasure scrubbed the artifacts."""
+        """The model to serve; reloads when the pointer moved or a privacy event rewrote the artifact.
+
+        The privacy epoch is read on every request (one indexed query): after an
+        erasure or withdrawal, the next request in every worker reloads the
+        scrubbed artifact (its manifest is rewritten last) and its signals.
+        """
         if time.monotonic() - self._checked >= self.check_interval:
-            force = False
-            if db is not None:
-                erasures = store.erasure_count(db)
-                force = self._erasures is not None and erasures != self._erasures
-                self._erasures = erasures
-            self.reload(force=force)
+            self.reload()
+        if db is not None:
+            self._follow_privacy(db)
         return self.model
+
+    def _manifest_signature(self) -> tuple | None:
+        version = self.model.version if self.model else None
+        if version is None:
+            return None
+        try:
+            st = (self.registry.path(version) / "manifest.json").stat()
+        except (OSError, ModelError):
+            return None
+        return (version, st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _follow_privacy(self, db: sqlite_utils.Database) -> None:
+        epoch = store.privacy_epoch(db)
+        if epoch != self.epoch and self.model is not None:
+            signature = self._manifest_signature()
+            if signature != self._manifest_stat:
+                self.reload(force=True)
+            from .privacy.reconcile import artifact_epoch
+
+            if self.model is not None and artifact_epoch(self.model.manifest) >= epoch:
+                self.epoch = epoch  # the loaded artifact is reconciled with every event so far
+        elif self.model is None:
+            self.epoch = epoch
+        key = (self.model.version if self.model else None, epoch, self._manifest_stat)
+        if key != self._stale_key:
+            from .privacy.reconcile import staleness
+
+            self.stale = staleness(db, self.model.manifest, self.model.user_index, self.settings) if self.model else {
+                "stale": False, "stale_since": None, "hours": None}
+            self._stale_key = key
+
+    def stale_hours(self) -> float | None:
+        """Hours since the served model became stale (None when it is not), by the clock now."""
+        since = self.stale.get("stale_since")
+        if not since:
+            return None
+        import datetime as dt
+
+        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        return (dt.datetime.now(dt.timezone.utc) - at).total_seconds() / 3600.0
 
     def reload(self, force: bool = False) -> str | None:
         """Load the current version if it changed; returns the version now served."""
@@ -73,6 +122,8 @@ class LiveModel:
             loaded = self.model.version if self.model else None
             if version is None or (version == loaded and not force) or (version == self._failed and not force):
                 return loaded
+            if force and version == loaded and self._manifest_signature() == self._manifest_stat:
+                return loaded  # nothing rewritten since it was loaded
             try:
                 model = self.registry.load(version)
             except ModelError as exc:
@@ -80,6 +131,7 @@ class LiveModel:
                 return loaded
             model.norm_index  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
+            self._manifest_stat = self._manifest_signature()
             self.catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
             return version
 
@@ -96,7 +148,7 @@ class ListOptions:
 class Service:
     def __init__(self, settings: Settings, live: LiveModel | None = None, decisions: DecisionLog | None = None) -> None:
         self.settings = settings
-        self.live = live or LiveModel(str(settings.model_dir))
+        self.live = live or LiveModel(str(settings.model_dir), settings=settings)
         self.decisions = decisions or DecisionLog(settings.db, enabled=settings.privacy.decision_log,
                                                   retention_days=settings.privacy.retention_days)
         self._no_model_catalogue: Catalogue | None = None
@@ -122,12 +174,14 @@ class Service:
             pop = np.asarray(model.signals["popularity"])
             order = np.argsort(-pop, kind="stable")[:limit]
             return [(model.item_ids[i], float(pop[i])) for i in order if pop[i] > 0]
-        key = (days, limit)
+        key = (days, limit, self.live.epoch)  # a withdrawal or erasure invalidates it at once
         hit = self._popular_cache.get(key)
         if hit and time.monotonic() - hit[0] < POPULAR_TTL:
             return hit[1]
         since = int(time.time()) - days * 86400 if days else 0
         rows = [(p, float(n)) for p, n in store.popular_since(db, since, limit)]
+        if len(self._popular_cache) > 64:  # old epochs' entries
+            self._popular_cache.clear()
         self._popular_cache[key] = (time.monotonic(), rows)
         return rows
 
@@ -149,6 +203,15 @@ class Service:
         return {"mode": "non_personalized", "reason": reason, "model_version": model.version if model else None,
                 "items": items}
 
+    def _stale(self) -> bool:
+        """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
+
+        Past that, nothing learnt from its factors is served (lists fall back to
+        popular items with reason ``model_stale``) until a clean model is published.
+        """
+        hours = self.live.stale_hours()
+        return hours is not None and hours > self.settings.privacy.max_stale_hours
+
     def _customer_vector(self, model: FactorModel, events: list[tuple[str, str, float, int]]):
         return ranking.fold_in(model, self.settings, events)
 
@@ -164,9 +227,12 @@ class Service:
     def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
         """The storefront face of :func:`recommender.ranking.rank_customer`, the one ranking path."""
         model, catalogue = self._model_and_catalogue(db)
-        reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
-                                               options.filters, exclude_purchased=options.exclude_purchased,
+        stale = model is not None and self._stale()  # factors past the stale-model window teach nothing
+        reason, ranked = ranking.rank_customer(db, self.settings, None if stale else model, catalogue, customer_id,
+                                               options.n, options.filters, exclude_purchased=options.exclude_purchased,
                                                diversity=options.diversity, explain=options.explain)
+        if reason == "no_model" and stale:
+            reason = "model_stale"
         if reason is not None:
             return self._fallback(db, model, catalogue, options, reason)
         result = []
@@ -190,6 +256,8 @@ class Service:
         exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
         reason = None if exists and consent and model else (
             "unknown_customer" if not exists else "no_consent" if not consent else "no_model")
+        if reason is None and self._stale():
+            reason = "model_stale"
         vector = None
         if reason is None:
             vector, _, _ = self._customer_vector(model, store.customer_events(db, customer_id))
@@ -209,9 +277,11 @@ class Service:
     def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
-        if model is None or product_id not in model.item_index:
+        stale = model is not None and self._stale()
+        if model is None or product_id not in model.item_index or stale:
             items = self._same_category_popular(db, model, catalogue, product_id, n, filters)
-            return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
+            return {"mode": "non_personalized",
+                    "reason": "no_model" if model is None else "model_stale" if stale else "not_in_model",
                     "model_version": model.version if model else None, "items": items}
         ranked, scores = model.similar_items(model.item_index[product_id], n, allow=catalogue.mask(filters))
         items = [{**catalogue.describe(model.item_ids[i]), "score": round(float(s), 6)} for i, s in zip(ranked, scores)]

@@ -733,6 +733,11 @@ def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: st
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
         deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
         db.execute("INSERT OR REPLACE INTO erasures (subject_hash, erased_at) VALUES (?, ?)", [subject_hash, erased_at])
+        # The erasure supersedes the person's withdrawal events (which name them) and
+        # is itself the event every long job reconciles with.
+        db.execute("DELETE FROM privacy_events WHERE customer_id = ?", [customer_id])
+        db.execute("INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, ?)",
+                   [subject_hash, utcnow()])
     return deleted
 
 
@@ -747,6 +752,21 @@ def privacy_epoch(db: sqlite_utils.Database) -> int:
     event after it before it publishes anything.
     """
     return int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events").fetchone()[0])
+
+
+def privacy_events_since(db: sqlite_utils.Database, epoch: int) -> list[dict[str, Any]]:
+    """Every privacy event with ``id > epoch``, oldest first (an indexed range scan)."""
+    return list(db.query("SELECT id, kind, subject_hash, customer_id, purpose, recorded_at FROM privacy_events "
+                         "WHERE id > ? ORDER BY id", [epoch]))
+
+
+def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[str, str, str, float, int]]:
+    """``(customer_id, product_id, event_type, quantity, occurred_at)`` of every event of a customer
+    who granted ``purpose``: the in-process read for shops small enough not to need the bulk reader."""
+    return db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
+        "FROM interactions i JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1",
+        [purpose]).fetchall()
 
 
 def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:

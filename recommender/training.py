@@ -27,6 +27,7 @@ from .config import Settings
 from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, ValidationError
 from .model import FactorModel
+from .privacy import reconcile as privacy_reconcile
 
 Log = Callable[[str], None]
 
@@ -170,7 +171,12 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
         gate={**decision.record, "forced": bool(refusal and force and publish)},
     )
+    # Erasure wins every race: whoever was erased or withdrew after the read (data.epoch) leaves
+    # the model in memory, again on disk once saved (forget may have scanned before the rename),
+    # and once more right before CURRENT moves.
+    privacy_reconcile.reconcile_model(db, settings, model, data.epoch)
     path = reg.save(model, version)
+    privacy_reconcile.reconcile_artifact(db, settings, path, data.epoch)
     registry.record(db, model, path, "candidate")
     lap("save")
     published = False
@@ -179,6 +185,7 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
             registry.set_status(db, version, "rejected")
             reg.remove(version)
             raise GateRefused(f"not published: {refusal} (use --force to publish anyway)")
+        privacy_reconcile.reconcile_artifact(db, settings, path, data.epoch)
         reg.set_current(version)
         registry.set_status(db, version, "published")
         published = True

@@ -88,6 +88,8 @@ def test_erasure_leaves_no_trace_in_tables_live_model_or_artifacts(client, app, 
     live = app.extensions["recommender"].live
     assert cid in live.model.user_index
     before_version = live.model.version
+    before_ids = list(live.model.user_ids)
+    before_factors = np.array(live.model.user_factors)
 
     response = client.delete(f"/v1/customers/{cid}")
     assert response.status_code == 200, response.get_json()
@@ -102,8 +104,13 @@ def test_erasure_leaves_no_trace_in_tables_live_model_or_artifacts(client, app, 
     assert cid not in live.model.user_index and cid not in live.model.user_ids
     on_disk = registry.Registry(served.model_dir).load()
     assert cid not in on_disk.user_ids
-    erased_row = [i for i, u in enumerate(on_disk.user_ids) if u.startswith(privacy.ERASED_PLACEHOLDER)]
-    assert len(erased_row) == 1 and not np.any(on_disk.user_factors[erased_row[0]])
+    # The row is gone entirely (a placeholder in a sorted id map would say where the id sat).
+    assert len(on_disk.user_ids) == len(before_ids) - 1 == on_disk.user_factors.shape[0]
+    assert on_disk.user_ids == sorted(u for u in before_ids if u != cid)
+    assert not any(u.startswith(privacy.ERASED_PLACEHOLDER) for u in on_disk.user_ids)
+    keep = [i for i, u in enumerate(before_ids) if u != cid]
+    assert np.array_equal(np.asarray(on_disk.user_factors), np.asarray(before_factors)[keep])
+    assert on_disk.manifest["erased_subjects"] == [body["tombstone"]]
     for path in served.model_dir.rglob("*.json"):
         assert cid not in path.read_text()
     # A decision queued before the erasure reached the log is dropped.
@@ -139,7 +146,13 @@ def test_export_and_forget_cli(runner, served, monkeypatch):
     gone = runner.invoke(cli, ["forget", cid, "--yes", "--json"])
     assert gone.exit_code == 0, gone.output
     listed = json.loads(runner.invoke(cli, ["models", "--customer", cid, "--json"]).output)
-    assert listed["models"][0]["trained_on_customer"] is False
+    # Still true: the item factors learnt from them; the artifact says they were erased since.
+    assert listed["models"][0]["trained_on_customer"] is True
+    assert listed["models"][0]["customer_removed_since"] == "erased"
+    human = runner.invoke(cli, ["models", "--customer", cid]).output
+    assert "yes, since erased" in human
+    other = json.loads(runner.invoke(cli, ["models", "--customer", "never-a-customer", "--json"]).output)
+    assert other["models"][0]["trained_on_customer"] is False
     again = runner.invoke(cli, ["export-customer", cid])
     assert again.exit_code == 1 and "unknown customer" in again.output
 

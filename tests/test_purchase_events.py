@@ -54,6 +54,7 @@ def order_shop(tmp_path_factory):
 def order_client(order_shop):
     from api import create_app
 
+    order_shop.serve.open = True
     app = create_app(order_shop)
     app.config["TESTING"] = True
     return app.test_client()

@@ -56,11 +56,12 @@ def test_retention_keeps_current_previous_and_young(runner, sample_db, fast_sett
     candidate = training.train(sample_db, fast_settings, publish=False).version
     fast_settings.models.keep_previous = 1
     fast_settings.models.max_age_days = 7
-    assert registry.prune(sample_db, fast_settings)["removed"] == []  # all younger than 7 days
+    done = registry.prune(sample_db, fast_settings)
+    # published before the one previous: gone however young; the young candidate stays a while
+    assert done["kept"] == {versions[-1]: "current", versions[-2]: "rollback", candidate: "young"}
+    assert sorted(done["removed"]) == sorted(versions[:2])
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=8)
-    done = registry.prune(sample_db, fast_settings, now=later)
-    assert done["kept"] == {versions[-1]: "current", versions[-2]: "rollback"}
-    assert sorted(done["removed"]) == sorted([*versions[:2], candidate])
+    assert registry.prune(sample_db, fast_settings, now=later)["removed"] == [candidate]
     assert sorted(registry.Registry(fast_settings.model_dir).versions()) == sorted(versions[-2:])
     statuses = {r["version"]: r["status"] for r in registry.list_models(sample_db)}
     assert [statuses[v] for v in versions] == ["pruned", "pruned", "retired", "published"]

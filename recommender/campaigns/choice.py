@@ -33,6 +33,14 @@ def iso(day: int) -> str:
     return dt.date.fromordinal(_EPOCH + day).isoformat()
 
 
+def _stale_past_cap(db: sqlite_utils.Database, settings: Settings, model: FactorModel) -> bool:
+    """The same stale-model window as the API: past ``privacy.max_stale_hours`` no offer ranks on its factors."""
+    from ..privacy.reconcile import staleness
+
+    hours = staleness(db, model.manifest, model.user_index, settings)["hours"]
+    return hours is not None and hours > settings.privacy.max_stale_hours
+
+
 def load_model(settings: Settings) -> FactorModel | None:
     try:
         return registry.Registry(settings.model_dir).load()
@@ -96,9 +104,10 @@ def choose(db: sqlite_utils.Database, settings: Settings, model: FactorModel | N
         j = catalogue.index.get(pid)
         if j is not None:
             bought.setdefault(cid, set()).add(j)
-    if model is None:
+    stale = model is not None and _stale_past_cap(db, settings, model)
+    if model is None or stale:
         for c in eligible:
-            c.reason = "no_model"
+            c.reason = "model_stale" if stale else "no_model"
         return Choices(catalogue, popular, bought)
     consent = store.consented_among(db, ids, PERSONALIZATION)
     events = store.events_of(db, sorted(consent))

@@ -145,10 +145,15 @@ def export_interactions(settings: Settings, out: Path, fmt: str, as_json: bool) 
     Only customers with personalization consent are exported, exactly the
     events training uses. Put OUT on storage the cluster reads and train with
     `recommender train --engine spark --interactions OUT`. An earlier export
-    in OUT is replaced; any other existing non-empty OUT is refused.
+    in OUT is replaced; any other existing non-empty OUT is refused. The
+    export is registered as a copy: erasing a customer later rewrites it
+    without their rows.
     """
     from .. import exports
 
-    result = exports.export_interactions(open_db(settings), settings, out, format=fmt)
+    from .. import bulk
+
+    with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: the staging folder and scratch files are removed
+        result = exports.export_interactions(open_db(settings), settings, out, format=fmt)
     emit(as_json, result, f"exported {result['rows']:,} interactions of {result['customers']:,} customers "
                           f"in {len(result['months'])} month(s) to {result['path']} ({result['seconds']:.1f} s)")

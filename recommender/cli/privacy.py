@@ -114,7 +114,12 @@ def resignup(settings: Settings, customer: str, grant: tuple[str, ...], source: 
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 @json_option
 def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
-    """Erase CUSTOMER everywhere (tables and model artifacts); keeps a salted-hash tombstone."""
+    """Erase CUSTOMER everywhere (tables, model artifacts, registered exports); keeps a salted-hash tombstone.
+
+    The database transaction commits first, so a retrain or export running now
+    removes them before it publishes; then every artifact and registered copy
+    is rewritten without them and the WAL is truncated.
+    """
     from .. import privacy
 
     from .common import confirm_or_refuse
@@ -122,7 +127,9 @@ def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
     confirm_or_refuse(yes, f"Erase customer {customer} and everything about them? This cannot be undone.")
     result = privacy.forget(open_db(settings), settings, customer)
     emit(as_json, result, f"erased {customer}: removed " + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
-         + f"; scrubbed {len(result['models_scrubbed'])} model(s); tombstone {result['tombstone'][:16]}...")
+         + f"; scrubbed {len(result['models_scrubbed'])} model(s)"
+         + f", {len(result.get('copies', {}).get('rows_removed', {}))} export(s)"
+         + f"; tombstone {result['tombstone'][:16]}...")
 
 
 @click.command("export-customer")

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import click
 
+from .. import bulk
 from ..config import Settings
 from .common import _stderr_log, emit, json_option, open_db, with_settings
 
@@ -70,15 +71,19 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     A refusal exits with status 1 and says what failed; the current model keeps
     serving. With --publish the nightly housekeeping runs afterwards, whatever
     the gate said: decision-log and model retention, and a WAL checkpoint.
+    Erasures and withdrawals recorded while it runs are removed from the model
+    before it is saved and again before it is published. SIGTERM stops it
+    cleanly (no temporary files left).
     """
     from .. import maintenance, training
 
     db = open_db(settings)
     log = _stderr_log(not as_json)
     try:
-        result = training.train(db, settings, engine=engine, publish=publish, force=force,
-                                progress=not as_json and sys.stderr.isatty(), log=log,
-                                engine_options=engine_options)
+        with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
+            result = training.train(db, settings, engine=engine, publish=publish, force=force,
+                                    progress=not as_json and sys.stderr.isatty(), log=log,
+                                    engine_options=engine_options)
     finally:
         housekeeping = maintenance.run(db, settings) if publish else None
         if housekeeping:
@@ -104,9 +109,10 @@ def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k:
     if k is not None:
         settings.evaluation.k = k
     db = open_db(settings)
-    result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
-                               curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
-                               engine_options=engine_options)
+    with bulk.terminate_cleanly():
+        result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
+                                   curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
+                                   engine_options=engine_options)
     payload = result.payload
     human = _metrics_table(payload)
     if report_dir:
@@ -161,7 +167,8 @@ def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials
 @click.command()
 @with_settings
 @click.option("--customer", default=None,
-              help="Also say, per model, whether this customer was in its training data.")
+              help="Also say, per model, whether this customer was in its training data "
+                   "(\"yes, since erased\" when they were erased or withdrew after it was trained).")
 @click.option("--prune", "do_prune", is_flag=True,
               help="Delete artifacts the retention does not keep (current, models.keep_previous published, "
                    "anything younger than models.max_age_days); their rows stay as 'pruned'.")
@@ -194,17 +201,23 @@ def models(settings: Settings, customer: str | None, do_prune: bool, rollback_to
     healed = registry.heal(db, settings)
     rows = registry.list_models(db)
     current = registry.Registry(settings.model_dir).current_version()
-    trained_on = set(privacy.models_containing(settings, customer)) if customer else set()
+    subject = privacy.subject_of(db, settings, customer) if customer else None
+    trained_on = dict(privacy.trained_on(settings, customer, subject)) if customer else {}
     for row in rows:
         row["current"] = row["version"] == current
         if customer:
             row["trained_on_customer"] = row["version"] in trained_on
+            # "erased" / "withdrawn": trained on them, removed from the artifact since (item factors still learnt).
+            how = trained_on.get(row["version"])
+            row["customer_removed_since"] = how if how in ("erased", "withdrawn") else None
     lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"
              + (f"  trained on {customer}" if customer else "")]
     for r in rows:
         ndcg = r["metrics"].get("model", {}).get("ndcg")
         lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
                      f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
-                     + (("  yes" if r["trained_on_customer"] else "  no") if customer else ""))
+                     + ((("  yes" if r["trained_on_customer"] else "  no")
+                         + (f", since {r['customer_removed_since']}" if r["customer_removed_since"] else ""))
+                        if customer else ""))
     emit(as_json, {"current": current, "customer": customer, "models": rows, "healed": healed.to_dict()},
          "\n".join(lines))

@@ -2,7 +2,8 @@
 
 One module per job: :mod:`.tombstones` (proof of erasure without the id),
 :mod:`.access` (export, which models learnt from a customer), :mod:`.erasure`
-(tables, artifacts and copies), :mod:`.decisions` (the decision log and its
+(tables, artifacts and copies), :mod:`.reconcile` and :mod:`.derived` (long jobs and derived data
+that follow erasures and withdrawals), :mod:`.copies` (exports), :mod:`.decisions` (the decision log and its
 retention), :mod:`.signup` (an erased person who really signs up again).
 The names below are the package's public face.
 
@@ -22,7 +23,9 @@ _EXPORTS = {
     "DecisionLog": "decisions", "prune": "decisions",
     "ERASED_PLACEHOLDER": "erasure", "forget": "erasure", "scrub_artifact": "erasure",
     "subject_hash": "tombstones", "erased": "tombstones", "erased_on": "tombstones", "ensure_key": "tombstones",
-    "resignup": "signup",
+    "resignup": "signup", "trained_on": "access",
+    "reconcile_artifact": "reconcile", "reconcile_model": "reconcile", "staleness": "reconcile",
+    "subject_of": "reconcile",
 }
 
 __all__ = sorted(_EXPORTS)

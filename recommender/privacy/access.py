@@ -11,7 +11,7 @@ import sqlite_utils
 from .. import consent, store
 from ..config import Settings
 from ..errors import NotFoundError
-from ..model import IDS_FILE
+from ..model import IDS_FILE, MANIFEST_FILE
 from ..values import epoch_to_iso
 
 
@@ -41,8 +41,19 @@ def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
     }
 
 
-def models_containing(settings: Settings, customer_id: str) -> list[str]:
-    """Versions on disk whose training customers include this one (from their id maps)."""
+def models_containing(settings: Settings, customer_id: str, subject: str | None = None) -> list[str]:
+    """Versions on disk whose training customers include this one.
+
+    From the id maps, and, with ``subject`` (the customer's tombstone), from the
+    ``erased_subjects`` / ``withdrawn_subjects`` lists of artifacts the customer
+    was removed from after training: the item factors still learnt from them.
+    """
+    return [version for version, _ in trained_on(settings, customer_id, subject)]
+
+
+def trained_on(settings: Settings, customer_id: str, subject: str | None = None) -> list[tuple[str, str]]:
+    """``(version, how)`` for every artifact trained on the customer; ``how`` is ``in_model``,
+    ``erased`` or ``withdrawn`` (removed from the artifact since)."""
     root = Path(settings.model_dir)
     if not root.is_dir():
         return []
@@ -50,8 +61,13 @@ def models_containing(settings: Settings, customer_id: str) -> list[str]:
     for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             users = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))["users"]
+            manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8")) if subject else {}
         except (OSError, ValueError, KeyError):
             continue
         if customer_id in users:
-            found.append(directory.name)
+            found.append((directory.name, "in_model"))
+        elif subject and subject in manifest.get("erased_subjects", []):
+            found.append((directory.name, "erased"))
+        elif subject and subject in manifest.get("withdrawn_subjects", []):
+            found.append((directory.name, "withdrawn"))
     return found

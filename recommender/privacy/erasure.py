@@ -1,75 +1,82 @@
 """Erasure: a customer removed from every table, every model artifact and every copy.
 
-Erasure removes a customer from every table in one transaction and scrubs
-every model artifact on disk that holds their id and factors, so no loadable
-model can serve them. Workers notice the new tombstone within a second and
-reload. What stays is a tombstone proving the erasure without keeping the id.
+The order is what makes erasure win every race:
+
+1. one transaction deletes the customer's rows, writes the tombstone and a
+   ``privacy_events`` row (kind ``erasure``) — from here on, every long job
+   that reconciles before publishing sees it;
+2. every artifact directory under ``model_dir`` (all versions, candidates
+   included) loses the customer's row entirely and gets signals recomputed
+   without them (:mod:`.derived`);
+3. every registered copy (Parquet exports, campaign files) is rewritten
+   without their rows; a copy whose file is gone is dropped from ``copies``;
+4. the WAL is checkpointed and truncated, so the deleted pages' old images
+   leave the ``-wal`` file (``secure_delete`` already zeroes the main file's).
+
+A trainer that renames its artifact into place after step 2's scan
+reconciles with the committed event before it moves ``CURRENT``; one that
+renamed it before the scan is scrubbed by it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
+import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlite_utils
 
 from .. import store
 from ..config import Settings
 from ..errors import NotFoundError
-from ..model import FACTOR_FILES, IDS_FILE, MANIFEST_FILE, _sha256
-from .access import models_containing
-from .tombstones import ensure_key, subject_hash
+from . import copies, derived
+from .reconcile import subject_of
 
+# Kept for callers of the first erasure version; ids are no longer replaced by placeholders.
 ERASED_PLACEHOLDER = "\u2205erased-"
 
 
 def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
-    """Erase a customer everywhere; returns what was removed and the tombstone."""
+    """Erase a customer everywhere; returns what was removed, where, and the tombstone."""
     if store.get_customer(db, customer_id) is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")
-    # Artifacts first: if the database step failed afterwards, the person would still
-    # be out of every model, which is the side to err on.
-    scrubbed = [scrub_artifact(Path(settings.model_dir) / v, customer_id) for v in models_containing(settings, customer_id)]
-    tombstone = subject_hash(ensure_key(db, settings), customer_id)
+    started = time.perf_counter()
+    tombstone = subject_of(db, settings, customer_id)
     erased_at = dt.date.today().isoformat()
     deleted = store.erase_customer(db, customer_id, tombstone, erased_at)
+    laps = {"tables": time.perf_counter()}
+    refreshed = derived.refresh(db, settings)
+    scrubbed = [a["version"] for a in refreshed["artifacts"] if a["erased"]]
+    laps["artifacts"] = time.perf_counter()
+    copied = copies.scrub_all(db, settings, customer_id)
+    laps["copies"] = time.perf_counter()
+    checkpoint = checkpoint_wal(db)
+    laps["wal"] = time.perf_counter()
+    seconds, last = {}, started
+    for name, at in laps.items():
+        seconds[name], last = round(at - last, 3), at
+    seconds["total"] = round(last - started, 3)
     return {"erased": True, "tombstone": tombstone, "erased_at": erased_at, "deleted_rows": deleted,
-            "models_scrubbed": scrubbed}
+            "models_scrubbed": scrubbed, "copies": copied, "wal_checkpoint": checkpoint, "seconds": seconds}
 
 
-def scrub_artifact(directory: Path, customer_id: str) -> str:
-    """Remove one customer's id and factors from an artifact, keeping it loadable.
-
-    The factor row is zeroed in place (workers that memory-map the file see it
-    at once), the id becomes a placeholder, and the manifest's checksums are
-    rewritten atomically.
-    """
-    ids_path = directory / IDS_FILE
-    ids = json.loads(ids_path.read_text(encoding="utf-8"))
-    row = ids["users"].index(customer_id)
-    ids["users"][row] = f"{ERASED_PLACEHOLDER}{row}"
-    factors = np.load(directory / FACTOR_FILES[0], mmap_mode="r+", allow_pickle=False)
-    factors[row] = 0.0
-    factors.flush()
-    del factors
-    _atomic_write(ids_path, json.dumps(ids))
-    manifest_path = directory / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["checksums"][IDS_FILE] = _sha256(ids_path)
-    manifest["checksums"][FACTOR_FILES[0]] = _sha256(directory / FACTOR_FILES[0])
-    manifest["erasures"] = int(manifest.get("erasures", 0)) + 1
-    _atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-    return directory.name
+def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, Any]:
+    """Copy the WAL into the database and truncate it; retried while a reader holds an old snapshot."""
+    for attempt in range(attempts):
+        busy, log, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return {"truncated": True, "attempts": attempt + 1}
+        time.sleep(0.05)
+    return {"truncated": False, "attempts": attempts, "frames": log, "checkpointed": done}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def scrub_artifact(directory: Path, customer_id: str, db: sqlite_utils.Database | None = None,
+                   settings: Settings | None = None) -> str:
+    """Reconcile one artifact with the recorded privacy events (erasure of ``customer_id`` included)."""
+    from .reconcile import reconcile_artifact
+
+    if db is None or settings is None:
+        raise ValueError("scrub_artifact needs the database and settings: erasure is recorded there first")
+    reconcile_artifact(db, settings, directory, refresh_signals=True)
+    return Path(directory).name
