@@ -769,16 +769,6 @@ def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[
         [purpose]).fetchall()
 
 
-def erased_among(db: sqlite_utils.Database, hashes: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    unique = list(dict.fromkeys(hashes))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
-        found.update(r[0] for r in db.execute(
-            f"SELECT subject_hash FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})", chunk))
-    return found
-
-
 def erasure_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str, str]:
     """``{tombstone: erased_at}`` for those of ``hashes`` that are tombstones."""
     found: dict[str, str] = {}

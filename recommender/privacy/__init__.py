@@ -21,7 +21,7 @@ from typing import Any
 _EXPORTS = {
     "export": "access", "models_containing": "access",
     "DecisionLog": "decisions", "prune": "decisions",
-    "ERASED_PLACEHOLDER": "erasure", "forget": "erasure", "scrub_artifact": "erasure",
+    "forget": "erasure", "scrub_artifact": "erasure",
     "subject_hash": "tombstones", "erased": "tombstones", "erased_on": "tombstones", "ensure_key": "tombstones",
     "resignup": "signup", "trained_on": "access",
     "reconcile_artifact": "reconcile", "reconcile_model": "reconcile", "staleness": "reconcile",

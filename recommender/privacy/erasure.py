@@ -33,9 +33,6 @@ from ..errors import NotFoundError
 from . import copies, derived
 from .reconcile import subject_of
 
-# Kept for callers of the first erasure version; ids are no longer replaced by placeholders.
-ERASED_PLACEHOLDER = "\u2205erased-"
-
 
 def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
     """Erase a customer everywhere; returns what was removed, where, and the tombstone."""
