@@ -81,3 +81,19 @@ def test_live_events_accumulate_while_imports_replace(db):
     assert [r["quantity"] for r in db["interactions"].rows] == [2.0]
     store.add_interactions(db, [("c1", "p1", "view", 1.0, 100)])
     assert [r["quantity"] for r in db["interactions"].rows] == [3.0]
+
+
+def test_a_new_database_and_its_wal_are_readable_by_their_owner_only(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)  # the usual umask would give 0644
+    try:
+        db = store.connect(tmp_path / "shop.db", create=True)
+        store.upsert_customers(db, [("c1", "a@example.com", "Ann", None, None, "UTC", "2025-01-01T00:00:00Z")])
+        files = [tmp_path / "shop.db", tmp_path / "shop.db-wal", tmp_path / "shop.db-shm"]
+        assert all(p.exists() for p in files)
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+        db.conn.close()
+    finally:
+        os.umask(old)
