@@ -1,0 +1,29 @@
+"""SQLite schema, connections and queries: the only package that writes SQL.
+
+The database is a plain file so a shop can run the engine with nothing else
+installed. WAL lets the API read while a retrain or an import writes; foreign
+keys and CHECK constraints keep bad rows out even when a caller forgets to
+validate. Every public write runs inside :func:`transaction`, so a failure
+rolls back completely.
+
+Times: ``interactions.occurred_at`` is Unix seconds (UTC) as an INTEGER because
+it is the one column read in bulk (millions of rows per retrain) and compared
+numerically; every other timestamp is ISO 8601 UTC text, dates are
+``YYYY-MM-DD``.
+
+One module per table family (:mod:`.schema`, :mod:`.connection`,
+:mod:`.events`, :mod:`.consents`, :mod:`.access`, :mod:`.privacy`,
+:mod:`.offers`, :mod:`.models`); callers use the flat names re-exported here
+(``store.connect``, ``store.apply_consents``...).
+"""
+
+from __future__ import annotations
+
+from .access import *  # noqa: F403
+from .connection import *  # noqa: F403
+from .consents import *  # noqa: F403
+from .events import *  # noqa: F403
+from .models import *  # noqa: F403
+from .offers import *  # noqa: F403
+from .privacy import *  # noqa: F403
+from .schema import *  # noqa: F403

@@ -1,0 +1,51 @@
+"""API keys and the decision log."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlite_utils
+
+from .connection import transaction, utcnow
+
+# --- API keys ----------------------------------------------------------------------
+
+
+def insert_api_key(db: sqlite_utils.Database, name: str, key_hash: str, role: str) -> int:
+    with transaction(db):
+        cur = db.execute("INSERT INTO api_keys (name, key_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                         [name, key_hash, role, utcnow()])
+        return int(cur.lastrowid)
+
+
+def api_key_by_hash(db: sqlite_utils.Database, key_hash: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT id, name, key_hash, role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                         [key_hash]))
+    return rows[0] if rows else None
+
+
+def live_api_keys(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0]
+
+
+def revoke_api_key(db: sqlite_utils.Database, key_id: int) -> bool:
+    with transaction(db):
+        cur = db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [utcnow(), key_id])
+        return cur.rowcount > 0
+
+
+def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
+
+
+# --- decision log ------------------------------------------------------------------
+
+
+def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple[str | None, str, str, str | None, str, str | None, str]]) -> None:
+    """Append ``(customer_id, created_at, endpoint, model_version, mode, reason, product_ids JSON)`` rows."""
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, product_ids) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )

@@ -1,0 +1,153 @@
+"""Privacy records: profiles for access, erasure and tombstones, privacy events, copies, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import sqlite_utils
+
+from .connection import transaction, utcnow
+
+# --- privacy: access, erasure, retention -------------------------------------------
+
+
+def get_customer(db: sqlite_utils.Database, customer_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM customers WHERE id = ?", [customer_id]))
+    return rows[0] if rows else None
+
+
+def customer_consents(db: sqlite_utils.Database, customer_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT purpose, granted, updated_at, source FROM consents WHERE customer_id = ? "
+                         "ORDER BY purpose", [customer_id]))
+
+
+def consent_history(db: sqlite_utils.Database, customer_id: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT purpose, old_granted, new_granted, source, changed_at, "
+                         "coalesce(decided_at, changed_at) AS decided_at, actor FROM consent_log "
+                         "WHERE customer_id = ? ORDER BY id", [customer_id]))
+
+
+def customer_rows(db: sqlite_utils.Database, table: str, customer_id: str) -> list[dict[str, Any]]:
+    """Every row of ``interactions``, ``offers`` or ``decisions`` about one customer."""
+    if table not in ("interactions", "offers", "decisions"):
+        raise ValueError(table)
+    return list(db.query(f"SELECT * FROM {table} WHERE customer_id = ? ORDER BY id", [customer_id]))
+
+
+def meta_value(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: str, erased_at: str) -> dict[str, int]:
+    """Delete everything about a customer and leave only the tombstone; one transaction."""
+    deleted = {}
+    with transaction(db):
+        for table in ("decisions", "offers", "interactions", "consent_log", "consents"):
+            deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
+        deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
+        db.execute("INSERT OR REPLACE INTO erasures (subject_hash, erased_at) VALUES (?, ?)", [subject_hash, erased_at])
+        # The erasure supersedes the person's withdrawal events (which name them) and
+        # is itself the event every long job reconciles with.
+        db.execute("DELETE FROM privacy_events WHERE customer_id = ?", [customer_id])
+        db.execute("INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, ?)",
+                   [subject_hash, utcnow()])
+    return deleted
+
+
+def erasure_count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM erasures").fetchone()[0]
+
+
+def privacy_epoch(db: sqlite_utils.Database) -> int:
+    """The id of the newest privacy event (erasure or withdrawal); 0 when there is none.
+
+    A long job reads this before it reads data, and reconciles with every
+    event after it before it publishes anything.
+    """
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events").fetchone()[0])
+
+
+def privacy_events_since(db: sqlite_utils.Database, epoch: int) -> list[dict[str, Any]]:
+    """Every privacy event with ``id > epoch``, oldest first (an indexed range scan)."""
+    return list(db.query("SELECT id, kind, subject_hash, customer_id, purpose, recorded_at FROM privacy_events "
+                         "WHERE id > ? ORDER BY id", [epoch]))
+
+
+def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[str, str, str, float, int]]:
+    """``(customer_id, product_id, event_type, quantity, occurred_at)`` of every event of a customer
+    who granted ``purpose``: the in-process read for shops small enough not to need the bulk reader."""
+    return db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
+        "FROM interactions i JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1",
+        [purpose]).fetchall()
+
+
+def erasure_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str, str]:
+    """``{tombstone: erased_at}`` for those of ``hashes`` that are tombstones."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        found.update((r[0], r[1]) for r in db.execute(
+            f"SELECT subject_hash, erased_at FROM erasures WHERE subject_hash IN ({', '.join('?' * len(chunk))})",
+            chunk))
+    return found
+
+
+def rekey_tombstones(db: sqlite_utils.Database, rekey: Any) -> int:
+    """Replace every stored tombstone ``h`` (erasures and erasure events) by ``rekey(h)``; one transaction."""
+    with transaction(db):
+        old = [r[0] for r in db.execute("SELECT subject_hash FROM erasures")]
+        db.conn.executemany("UPDATE erasures SET subject_hash = ? WHERE subject_hash = ?",
+                            [(rekey(h), h) for h in old])
+        events = db.execute("SELECT id, subject_hash FROM privacy_events WHERE kind = 'erasure'").fetchall()
+        db.conn.executemany("UPDATE privacy_events SET subject_hash = ? WHERE id = ?",
+                            [(rekey(h), i) for i, h in events])
+    return len(old)
+
+
+def keyed_hashes(db: sqlite_utils.Database) -> int:
+    """How many stored values were made with the tombstone key (erasures and erasure events)."""
+    return int(db.execute("SELECT (SELECT count(*) FROM erasures) + "
+                          "(SELECT count(*) FROM privacy_events WHERE kind = 'erasure')").fetchone()[0])
+
+
+def delete_tombstone(db: sqlite_utils.Database, subject_hash: str) -> bool:
+    with transaction(db):
+        return db.execute("DELETE FROM erasures WHERE subject_hash = ?", [subject_hash]).rowcount > 0
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    with transaction(db):
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   [key, value])
+
+
+def delete_meta(db: sqlite_utils.Database, key: str) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM meta WHERE key = ?", [key])
+
+
+def register_copy(db: sqlite_utils.Database, path: str | Path, kind: str) -> None:
+    """Remember a file the engine wrote that holds customer data, so erasure can reach it."""
+    with transaction(db):
+        db.execute("INSERT INTO copies (path, kind, created_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, created_at = excluded.created_at",
+                   [str(Path(path).absolute()), kind, utcnow()])
+
+
+def registered_copies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every tracked copy ``{path, kind, created_at}``, oldest first."""
+    return list(db.query("SELECT path, kind, created_at FROM copies ORDER BY created_at, path"))
+
+
+def forget_copy(db: sqlite_utils.Database, path: str | Path) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM copies WHERE path = ?", [str(Path(path).absolute())])
+
+
+def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
+    with transaction(db):
+        return db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount

@@ -1,0 +1,188 @@
+"""The schema: forward migrations (append, never edit) and the tables they make."""
+
+from __future__ import annotations
+
+# Each migration is a list of statements; ``MIGRATIONS[i]`` brings a database
+# from version i to version i + 1. Append, never edit: a database made by this
+# version must open in every later one.
+MIGRATIONS: list[list[str]] = [
+    # 1: the data model of DESIGN.md
+    [
+        """CREATE TABLE customers (
+            id TEXT PRIMARY KEY CHECK (length(id) > 0),
+            email TEXT,
+            name TEXT,
+            birth_date TEXT CHECK (birth_date IS NULL OR birth_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+            anniversary_date TEXT CHECK (anniversary_date IS NULL OR anniversary_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE products (
+            id TEXT PRIMARY KEY CHECK (length(id) > 0),
+            name TEXT NOT NULL,
+            category TEXT,
+            price REAL CHECK (price IS NULL OR price >= 0),
+            in_stock INTEGER CHECK (in_stock IS NULL OR in_stock >= 0),
+            hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+            available_until TEXT
+        )""",
+        "CREATE INDEX products_category ON products(category)",
+        """CREATE TABLE interactions (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+            event_type TEXT NOT NULL CHECK (length(event_type) > 0),
+            quantity REAL NOT NULL DEFAULT 1 CHECK (quantity > 0),
+            occurred_at INTEGER NOT NULL
+        )""",
+        # The natural key makes re-imports idempotent and serves per-customer lookups.
+        """CREATE UNIQUE INDEX interactions_natural_key
+            ON interactions(customer_id, product_id, event_type, occurred_at)""",
+        "CREATE INDEX interactions_product_time ON interactions(product_id, occurred_at)",
+        "CREATE INDEX interactions_time ON interactions(occurred_at)",
+        """CREATE TABLE consents (
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL CHECK (length(purpose) > 0),
+            granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+            updated_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (customer_id, purpose)
+        )""",
+        "CREATE INDEX consents_purpose ON consents(purpose, granted)",
+        """CREATE TABLE consent_log (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL,
+            old_granted INTEGER CHECK (old_granted IS NULL OR old_granted IN (0, 1)),
+            new_granted INTEGER NOT NULL CHECK (new_granted IN (0, 1)),
+            source TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX consent_log_customer ON consent_log(customer_id, id)",
+        # Append-only: history may be erased with its customer, never rewritten.
+        """CREATE TRIGGER consent_log_append_only BEFORE UPDATE ON consent_log
+            BEGIN SELECT RAISE(ABORT, 'consent_log is append-only'); END""",
+        """CREATE TABLE offers (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            occasion TEXT NOT NULL CHECK (occasion IN ('birthday', 'anniversary')),
+            occasion_year INTEGER NOT NULL,
+            code TEXT NOT NULL UNIQUE,
+            products TEXT NOT NULL,
+            discount REAL NOT NULL CHECK (discount > 0 AND discount < 100),
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (customer_id, occasion, occasion_year),
+            CHECK (valid_from <= valid_until)
+        )""",
+        "CREATE INDEX offers_campaign ON offers(campaign_id)",
+        """CREATE TABLE models (
+            version TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,
+            engine TEXT NOT NULL DEFAULT 'implicit',
+            params TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            consent_snapshot TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('candidate', 'published', 'rejected', 'retired'))
+        )""",
+        # customer_id has no foreign key: unknown shoppers are served too.
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT,
+            created_at TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model_version TEXT,
+            mode TEXT NOT NULL,
+            reason TEXT,
+            product_ids TEXT NOT NULL
+        )""",
+        "CREATE INDEX decisions_customer ON decisions(customer_id, created_at)",
+        "CREATE INDEX decisions_created ON decisions(created_at)",
+    ],
+    # 2: access control and proof of erasure
+    [
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin')),
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        """CREATE TABLE erasures (
+            subject_hash TEXT PRIMARY KEY,
+            erased_at TEXT NOT NULL
+        )""",
+    ],
+    # 3: installation facts; the salt of erasure tombstones is made here, once, at random
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('erasure_salt', lower(hex(randomblob(16))))",
+    ],
+    # 4: two clocks for consent, an ordered log of privacy events (the data epoch that long
+    #    jobs reconcile with), the copies erasure must reach, and idempotency keys of events
+    [
+        # When the customer decided (orders decisions) and who recorded it; changed_at stays
+        # the time we recorded it. NULL decided_at in rows written before v4 = changed_at.
+        "ALTER TABLE consent_log ADD COLUMN decided_at TEXT",
+        "ALTER TABLE consent_log ADD COLUMN actor TEXT",
+        # Every erasure and every withdrawal of a purpose, in the order recorded. A training
+        # run, export or campaign notes max(id) before it reads (its data epoch) and, before it
+        # publishes, reconciles with every row after it. Erasures carry only the tombstone.
+        """CREATE TABLE privacy_events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('erasure', 'withdrawal')),
+            subject_hash TEXT,
+            customer_id TEXT,
+            purpose TEXT,
+            recorded_at TEXT NOT NULL,
+            CHECK ((kind = 'erasure' AND subject_hash IS NOT NULL AND customer_id IS NULL)
+                OR (kind = 'withdrawal' AND customer_id IS NOT NULL AND purpose IS NOT NULL))
+        )""",
+        "CREATE INDEX privacy_events_customer ON privacy_events(customer_id)",
+        # Files the engine wrote that hold customer data (Parquet exports, campaign files),
+        # so an erasure can find and scrub them.
+        """CREATE TABLE copies (
+            path TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        # A client-chosen id per event: a retried POST is acknowledged, not counted twice.
+        """CREATE TABLE event_keys (
+            event_id TEXT PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id) ON DELETE CASCADE,
+            received_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX event_keys_interaction ON event_keys(interaction_id)",
+    ],
+    # 5: the registry keeps the history of pruned models (status 'pruned', removed_at) and
+    #    what the release gate compared for each one
+    [
+        """CREATE TABLE models_v5 (
+            version TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,
+            engine TEXT NOT NULL DEFAULT 'implicit',
+            params TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            consent_snapshot TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('candidate', 'published', 'rejected', 'retired', 'pruned')),
+            gate TEXT NOT NULL DEFAULT '{}',
+            removed_at TEXT
+        )""",
+        """INSERT INTO models_v5 (version, created_at, path, engine, params, metrics, consent_snapshot, status)
+            SELECT version, created_at, path, engine, params, metrics, consent_snapshot, status FROM models""",
+        "DROP TABLE models",
+        "ALTER TABLE models_v5 RENAME TO models",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = (
+    "customers", "products", "interactions", "consents", "consent_log",
+    "offers", "models", "decisions", "api_keys", "erasures", "meta",
+    "privacy_events", "copies", "event_keys",
+)
