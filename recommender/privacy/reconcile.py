@@ -31,6 +31,7 @@ from .. import store
 from ..config import Settings
 from ..errors import RecommenderError
 from ..model import FACTOR_FILES, IDS_FILE, MANIFEST_FILE, FactorModel
+from .counts import signals_for
 from .tombstones import ensure_key, subject_hash
 
 PERSONALIZATION = "personalization"
@@ -97,8 +98,6 @@ def reconcile_model(db: sqlite_utils.Database, settings: Settings, model: Factor
     are recomputed from the consent-filtered database, which no longer holds them.
     Returns the counts and the new epoch (also stamped in the manifest).
     """
-    from .derived import signals_for
-
     model.manifest.setdefault("data", {}).setdefault("privacy_epoch", epoch)
     todo = pending(db, epoch)
     counts = _drop(db, settings, model, todo)
@@ -138,8 +137,6 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
     already loaded :class:`~recommender.interactions.Interactions`) even when no
     row was removed, which is what a withdrawal of someone outside the model needs.
     """
-    from .derived import signals_for
-
     directory = Path(directory)
     with artifact_lock(directory.parent):
         model = FactorModel.load(directory, mmap=False)
