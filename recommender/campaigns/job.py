@@ -13,6 +13,7 @@ import numpy as np
 import sqlite_utils
 
 from .. import occasions, store
+from ..catalogue import Catalogue
 from ..config import CampaignSettings, Settings
 from ..model import FactorModel
 from . import allocation, choice, eligibility, export, ledger
@@ -86,7 +87,7 @@ def _allocate(db: sqlite_utils.Database, settings: Settings, model: FactorModel 
     return served, choices
 
 
-def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignSettings, catalogue: Any,
+def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignSettings, catalogue: Catalogue,
            code: str) -> Offer:
     personalized = c.from_model > 0
     reason = None if personalized else (c.reason or "capped")
