@@ -16,7 +16,7 @@ import io
 import sys
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Container, Iterator, Sequence
 
 from .errors import ValidationError
 from .values import show
@@ -134,11 +134,14 @@ def _check_record(path: Path, cells: Sequence[str], start: int, end: int) -> Non
 
 def read_rows(path: Path, required: Sequence[str], progress: bool = False,
               on_missing: Callable[[Sequence[str], Sequence[str]], str] | None = None,
+              skip: Container[int] = (),
               ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` of a CSV with a header, cells trimmed, blank cells as empty strings.
 
     ``required`` columns must be in the header; ``on_missing(header, missing)``
     may word the message when they are not (the default names the usual causes).
+    Records starting on a line in ``skip`` are passed over unread (the tombstone
+    door's ``--skip-erased``); every other line keeps its number.
     """
     def explain(header: Sequence[str], missing: Sequence[str]) -> str:
         return _missing_columns_message(path, header, required, missing)
@@ -154,7 +157,7 @@ def read_rows(path: Path, required: Sequence[str], progress: bool = False,
             for cells in reader:
                 start, last = last + 1, reader.line_num
                 bar.update(1)
-                if not any(c.strip() for c in cells):
+                if start in skip or not any(c.strip() for c in cells):
                     continue  # a blank line, or a spreadsheet's trailing ",,,,"
                 _check_record(path, cells, start, last)
                 if len(cells) > width:

@@ -5,8 +5,8 @@ consents already refuse their lines, as "unknown customer". This module turns
 that into the door's answer: it finds the lines of erased customers (two light
 passes over the file: distinct ids, then their lines), refuses them with
 ``FILE:LINE: customer ... was erased on DATE``, or, for ``--skip-erased``,
-hands the parser a private copy of the file in which those lines are blank, so
-every other line keeps its number in any error. Nothing here runs unless the
+hands their line numbers to the parser, which passes over them, so every other
+line keeps its number in any error. Nothing here runs unless the
 database has tombstones and the file names an id that is not a customer.
 """
 
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
-import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 import sqlite_utils
 
-from . import bulk, store
+from . import store
 from .config import Settings
 from .errors import ErasedCustomerError, ValidationError
 from .privacy import tombstones
@@ -89,24 +87,3 @@ def erased_lines(db: sqlite_utils.Database, settings: Settings, path: Path, colu
         if not gone:
             return []
     return [(line, cid, gone[cid]) for line, cid in _customer_cells(path, column, opener) if cid in gone]
-
-
-def parse_without(parser: Callable[..., list], db: sqlite_utils.Database, path: Path, settings: Settings,
-                  progress: bool, drop: set[int], opener: Opener) -> list:
-    """Parse a private copy of ``path`` whose lines in ``drop`` are blank (so every other line keeps its number).
-
-    The copy (other customers' data) lives in an owner-only scratch folder that
-    is removed on every exit path, including SIGTERM; one left by a process killed
-    outright is removed by the next such import.
-    """
-    name = path.name[:-3] if path.suffix == ".gz" else path.name
-    bulk.remove_stale_scratch(tempfile.gettempdir())
-    with bulk.terminate_cleanly(), tempfile.TemporaryDirectory(prefix=f"{bulk.SCRATCH_PREFIX}{os.getpid()}-import-") as tmp:
-        copy = Path(tmp) / name
-        with open(copy, "w", encoding="utf-8", newline="") as out:
-            for line, _, raw in records(path, opener):
-                out.write("\n" * len(raw) if line in drop else "".join(raw))
-        try:
-            return parser(db, copy, settings, progress)
-        except ValidationError as exc:
-            raise type(exc)(str(exc).replace(str(copy), str(path))) from None

@@ -184,7 +184,7 @@ def _parse_products(db, path, settings, progress):
     return out
 
 
-def _parse_interactions(db, path, settings, progress):
+def _parse_interactions(db, path, settings, progress, skip=()):
     errors = _Errors(path)
     customers = store.existing_ids(db, "customers")
     products = store.existing_ids(db, "products")
@@ -192,7 +192,7 @@ def _parse_interactions(db, path, settings, progress):
     merged: dict[tuple[str, str, str, int], float] = {}
     clock = _Clock(settings)
     seen_ids: dict[tuple[str, str], str] = {}  # (column, text) -> id: a big file repeats the same few
-    for line, row in _rows(path, REQUIRED["interactions"], progress):
+    for line, row in _rows(path, REQUIRED["interactions"], progress, skip=skip):
         try:
             cid = seen_ids.get(("customer_id", row["customer_id"]))
             if cid is None:
@@ -219,13 +219,13 @@ def _parse_interactions(db, path, settings, progress):
     return [(c, p, e, q, t) for (c, p, e, t), q in merged.items()]
 
 
-def _parse_consents(db, path, settings, progress):
+def _parse_consents(db, path, settings, progress, skip=()):
     errors, seen, out = _Errors(path), {}, []
     customers = store.existing_ids(db, "customers")
     purposes = set(settings.consent_purposes)
     now = store.utcnow()
     clock = _Clock(settings)
-    for line, row in _rows(path, REQUIRED["consents"], progress):
+    for line, row in _rows(path, REQUIRED["consents"], progress, skip=skip):
         try:
             cid = parse_id(row["customer_id"], what="customer_id")
             if cid not in customers:
@@ -317,8 +317,7 @@ def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple
         if not lines:
             raise
         import_door.refuse(path, lines, skip_erased)
-        drop = {line for line, _, _ in lines}
-        return import_door.parse_without(parser, db, path, settings, progress, drop, open_text), len(lines)
+        return parser(db, path, settings, progress, skip={line for line, _, _ in lines}), len(lines)
     if kind != "customers":
         return rows, 0  # every customer named exists, so none is erased
     known = store.existing_of(db, "customers", [r[0] for r in rows])
