@@ -210,7 +210,8 @@ def heal(db: sqlite_utils.Database, settings: Settings) -> Healed:
         _record_manifest(db, manifest, reg.path(version), "published" if version == current else "candidate")
         healed.registered.append(version)
     for version, row in rows.items():
-        if version not in on_disk and row["status"] != "pruned":
+        # a rejected model's directory is deleted at refusal on purpose: its row stays "rejected"
+        if version not in on_disk and row["status"] not in ("pruned", "rejected"):
             store.mark_pruned(db, version)
             healed.missing.append(version)
     healed.statuses = store.reconcile_model_statuses(db, current if current in on_disk else None)

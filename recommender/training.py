@@ -25,7 +25,7 @@ import sqlite_utils
 from . import evaluation, gate, interactions, registry, signals, store
 from .config import Settings
 from .engines import Engine, get_engine
-from .errors import GateRefused, ModelError, ValidationError
+from .errors import GateRefused, ModelError, RecommenderError, ValidationError
 from .model import FactorModel
 from .privacy import reconcile as privacy_reconcile
 
@@ -100,6 +100,8 @@ class TrainResult:
     data: dict[str, int]
     gate: str | None
     seconds: dict[str, float]
+    # What the nightly housekeeping removed (with publish=True; see :func:`train`).
+    maintenance: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +110,40 @@ class TrainResult:
 def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", publish: bool = False,
           force: bool = False, progress: bool = False, log: Log = _quiet,
           engine_options: dict[str, Any] | None = None) -> TrainResult:
-    """Run the whole retrain; raises :class:`GateRefused` (after recording why) when the gate says no."""
+    """Run the whole retrain; raises :class:`GateRefused` (after recording why) when the gate says no.
+
+    With ``publish`` this is the nightly job, so the housekeeping of
+    :mod:`recommender.maintenance` follows whatever happened (published,
+    refused, failed): its report is ``result.maintenance``, or the
+    ``maintenance`` attribute of the error raised.
+    """
+    try:
+        result = _train(db, settings, engine=engine, publish=publish, force=force, progress=progress, log=log,
+                        engine_options=engine_options)
+    except RecommenderError as exc:
+        if publish:
+            exc.maintenance = _housekeeping(db, settings, log)  # type: ignore[attr-defined]
+        raise
+    if publish:
+        result.maintenance = _housekeeping(db, settings, log)
+    return result
+
+
+def _housekeeping(db: sqlite_utils.Database, settings: Settings, log: Log) -> dict[str, Any]:
+    from . import maintenance
+
+    try:
+        done = maintenance.run(db, settings)
+    except RecommenderError as exc:  # housekeeping must never hide what the retrain itself did
+        log(f"housekeeping failed: {exc}")
+        return {"error": str(exc)}
+    log(f"housekeeping: {done['decisions_deleted']} old decision(s), {len(done['models_removed'])} old model "
+        f"artifact(s) removed; WAL checkpointed")
+    return done
+
+
+def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publish: bool, force: bool,
+           progress: bool, log: Log, engine_options: dict[str, Any] | None) -> TrainResult:
     timings: dict[str, float] = {}
     started = last = time.perf_counter()
 
@@ -190,9 +225,6 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
         registry.set_status(db, version, "published")
         published = True
         log(f"published {version}")
-        pruned = registry.prune(db, settings)["removed"]
-        if pruned:
-            log(f"retention: removed {len(pruned)} old model artifact(s)")
     lap("publish")
     if refusal:
         log(f"gate: {refusal}")

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from recommender import bulk, maintenance, store, training
+from recommender import bulk, store, training
 from recommender.config import load_settings
 from recommender.errors import GateRefused, RecommenderError
 
@@ -46,14 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             outcome = {"status": "published" if result.published else "trained", **result.to_dict()}
         except GateRefused as exc:
             outcome, code = {"status": "refused", "reason": str(exc)}, EXIT_REFUSED
+            outcome["maintenance"] = getattr(exc, "maintenance", None)
         except RecommenderError as exc:
             outcome, code = {"status": "error", "reason": str(exc)}, 1
+            outcome["maintenance"] = getattr(exc, "maintenance", None)
             print(f"error: {exc}", file=sys.stderr)
-        if not args.no_publish:
-            try:
-                outcome["maintenance"] = maintenance.run(db, settings)
-            except RecommenderError as exc:
-                outcome["maintenance"] = {"error": str(exc)}
     print(json.dumps(outcome, sort_keys=True, default=str))
     return code
 

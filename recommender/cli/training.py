@@ -75,22 +75,15 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     before it is saved and again before it is published. SIGTERM stops it
     cleanly (no temporary files left).
     """
-    from .. import maintenance, training
+    from .. import training
 
     db = open_db(settings)
-    log = _stderr_log(not as_json)
-    try:
-        with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
-            result = training.train(db, settings, engine=engine, publish=publish, force=force,
-                                    progress=not as_json and sys.stderr.isatty(), log=log,
-                                    engine_options=engine_options)
-    finally:
-        housekeeping = maintenance.run(db, settings) if publish else None
-        if housekeeping:
-            log(f"housekeeping: {housekeeping['decisions_deleted']} old decision(s), "
-                f"{len(housekeeping['models_removed'])} old model artifact(s) removed; WAL checkpointed")
+    with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
+        result = training.train(db, settings, engine=engine, publish=publish, force=force,
+                                progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
+                                engine_options=engine_options)
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
-    emit(as_json, {**result.to_dict(), "maintenance": housekeeping},
+    emit(as_json, result.to_dict(),
          f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
 
 
