@@ -6,7 +6,8 @@ anything on the page. The cookie holds only the key's id and a prefix of its
 stored hash, signed with a secret kept in a file beside the key file (never in
 the database, so a copied database forges no session). Every request looks the
 key up again, so revoking it ends its sessions on the next click, and its role
-is read fresh each time.
+is read fresh each time. Signing out ends every console session of that key
+(see :func:`sign_out`).
 
 The cookie is HttpOnly, SameSite=Lax, limited to ``/console``, and Secure when
 the request came over https. Every POST carries the session's CSRF token (a
@@ -28,7 +29,7 @@ from typing import Any, Callable
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from recommender import keys
+from recommender import keys, store
 
 from ..db import get_db
 
@@ -116,17 +117,29 @@ def check_csrf() -> None:
 # --- who is signed in ---------------------------------------------------------------
 
 
+SIGNED_OUT = "console_signed_out:{}"  # meta key: sessions of this key made before this time (ns) are over
+
+
 def sign_in(key: dict[str, Any], key_hash: str) -> None:
     """Start a fresh session for this key (a new CSRF token too: nothing carries over)."""
     session.clear()
     session.permanent = True
     session["key_id"] = key["id"]
     session["kh"] = key_hash[:16]
-    session["at"] = int(time.time())
+    session["at"] = time.time_ns()
     csrf_token()
 
 
 def sign_out() -> None:
+    """End this key's console sessions everywhere, not only this browser's cookie.
+
+    A signed cookie cannot be taken back, so a copy of it would outlive a
+    plain ``session.clear()``; the sign-out time kept in ``meta`` makes every
+    cookie of this key issued before it worthless.
+    """
+    key_id = session.get("key_id")
+    if isinstance(key_id, int) and current_key() is not None:
+        store.set_meta(get_db(), SIGNED_OUT.format(key_id), str(time.time_ns()))
     session.clear()
 
 
@@ -135,8 +148,12 @@ def current_key() -> dict[str, Any] | None:
     key_id = session.get("key_id")
     if not isinstance(key_id, int):
         return None
-    row = keys.live_by_id(get_db(), key_id)
+    db = get_db()
+    row = keys.live_by_id(db, key_id)
     if row is None or not hmac.compare_digest(row["key_hash"][:16], str(session.get("kh", ""))):
+        return None
+    ended = store.meta_value(db, SIGNED_OUT.format(key_id))
+    if ended is not None and int(session.get("at", 0)) <= int(ended):
         return None
     return {"id": row["id"], "name": row["name"], "role": row["role"]}
 
