@@ -328,3 +328,45 @@ def test_the_marketer_migration_keeps_existing_keys(tmp_path):
     assert keys.lookup(db, old_token)["name"] == "before"
     key_id, token = keys.create(db, "marketer", "after")
     assert keys.lookup(db, token) == {"id": key_id, "name": "after", "role": "marketer"}
+
+
+def test_overview_shows_the_online_report_per_arm(console, monkeypatch):
+    """With recommender.online present, its report (here a hand-made one in its documented shape) is shown."""
+    import sys
+    import types
+
+    import recommender
+
+    report = {"since": "2026-11-01T00:00:00Z", "window_hours": 24, "arms": [
+        {"arm": "model", "surface": "recommendations", "model_version": "v1", "lists": 1200, "customers": 300,
+         "clicks": 96, "ctr": 0.08, "add_to_cart": 30, "purchases": 18, "conversion": 0.015, "revenue": 412.5},
+        {"arm": "control", "surface": "recommendations", "model_version": None, "lists": 400, "customers": 100,
+         "clicks": 20, "ctr": 0.05, "add_to_cart": 6, "purchases": 4, "conversion": 0.01, "revenue": 80.0}],
+        "uplift": [{"surface": "recommendations", "metric": "ctr", "treatment": 0.08, "control": 0.05,
+                    "difference": 0.03, "relative": 0.6, "ci95": [0.004, 0.056], "n_treatment": 1200,
+                    "n_control": 400}]}
+    fake = types.ModuleType("recommender.online")
+    fake.report = lambda db, settings, since=None: json.loads(json.dumps(report))
+    monkeypatch.setitem(sys.modules, "recommender.online", fake)
+    monkeypatch.setattr(recommender, "online", fake, raising=False)
+    app, tokens, _ = console
+    page = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
+    assert "No online measurement yet" not in page
+    for text in ("8.00 %", "5.00 %", "412.50", "1,200", "+60.0 %", "[0.0040, 0.0560] above zero", "1,200 / 400"):
+        assert text in page, text
+    assert page.count("<svg") >= 2  # the events chart and the uplift chart
+
+    fake.report = lambda db, settings, since=None: 1 / 0
+    page = signed_in(app, tokens["marketer"]).get("/console/")
+    assert page.status_code == 200 and "the online report failed" in page.get_data(as_text=True)
+
+
+def test_overview_says_when_there_is_no_online_measurement(console, monkeypatch):
+    import sys
+
+    import recommender
+
+    monkeypatch.setitem(sys.modules, "recommender.online", None)  # import fails, as before the module exists
+    monkeypatch.delattr(recommender, "online", raising=False)
+    app, tokens, _ = console
+    assert "No online measurement yet" in signed_in(app, tokens["admin"]).get("/console/").get_data(as_text=True)

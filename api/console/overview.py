@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from recommender import registry
@@ -14,6 +15,7 @@ from ..db import get_db
 from . import charts
 from .base import bp, page, settings
 
+log = logging.getLogger("recommender.api")
 METRICS = ("ndcg", "precision", "recall", "map", "coverage")
 DAYS = 30
 
@@ -79,12 +81,19 @@ def activity() -> dict[str, Any]:
 
 
 def online() -> dict[str, Any] | None:
-    """The online report of :mod:`recommender.online` when that module exists, else None."""
+    """The online report of :mod:`recommender.online` when that module exists, else None.
+
+    A report that fails is shown as its error: the rest of the overview still renders.
+    """
     try:
         from recommender import online as measurement  # type: ignore[attr-defined]
     except ImportError:
         return None
-    report = measurement.report(get_db(), settings(), since=None)
+    try:
+        report = measurement.report(get_db(), settings(), since=None)
+    except Exception as exc:  # noqa: BLE001 - one panel's failure must not take the page down
+        log.exception("online report failed")
+        return {"error": f"the online report failed: {exc}", "arms": [], "uplift": []}
     rows = [(f"{u['surface']} {u['metric']}", float(u["difference"]), float(u["ci95"][0]), float(u["ci95"][1]))
             for u in report.get("uplift", []) if u.get("ci95") and u.get("difference") is not None]
     report["chart"] = charts.intervals(rows, "Uplift of the model over control, with 95% intervals")
