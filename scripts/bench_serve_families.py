@@ -57,12 +57,18 @@ def publish(workdir: Path, family: str, neighbours: int) -> str:
     db = store.connect(settings.db)
     reg = registry.Registry(settings.model_dir)
     current = reg.current_version()
-    if family == "als":  # the shop's own ALS model, for comparison in the same run
+    def newest(of: str) -> str | None:
+        found = [v for v in reg.versions() if reg.manifest(v).get("family", "factors") == of]
+        return found[-1] if found else None
+
+    if family == "als":  # the shop's own ALS model (make_shop trained it), for comparison in the same run
+        reg.set_current(newest("factors"))
         db.conn.close()
-        return f"als (factors): {reg.manifest(current)['items']:,} products, 16 factors, trained by the retrain job"
-    if current and reg.manifest(current).get("family") == family:
+        return f"als: {data_items(reg):,} products, 16 factors, trained by the retrain job"
+    if newest(family):
+        reg.set_current(newest(family))
         db.conn.close()
-        return f"{family} (reused {current})"
+        return f"{family}: {data_items(reg):,} products (reused {newest(family)})"
     data = interactions.load(db, settings)
     started = time.perf_counter()
     if family == "ease":
@@ -88,6 +94,10 @@ def publish(workdir: Path, family: str, neighbours: int) -> str:
     reg.set_current(version)
     db.conn.close()
     return how
+
+
+def data_items(reg) -> int:
+    return int(reg.manifest(reg.current_version())["items"])
 
 
 def _raw_worker(workdir: str, picks: np.ndarray, barrier, out) -> None:
@@ -206,7 +216,8 @@ def main() -> None:
         shutil.rmtree(args.workdir, ignore_errors=True)
     lines = []
     for family in args.family.split(","):
-        r = bench_family(family, args.workdir / family, args, workers)
+        products = args.ease_products if family == "ease" else args.products
+        r = bench_family(family, args.workdir / f"shop-{products}", args, workers)
         lines.append((family, r))
         print(f"\n{r['how']}; gunicorn {workers} sync workers; concurrency {args.concurrency}; "
               f"{os.cpu_count()} cores; {args.rounds} interleaved rounds of {args.requests} requests (median round)")
