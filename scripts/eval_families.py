@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ease-lambda", default="500", help="comma-separated λ values for EASE^R")
     parser.add_argument("--neighbours", default="200", help="comma-separated K values for the item graphs")
     parser.add_argument("--families", default="als,ease,rp3beta,itemknn")
+    parser.add_argument("--blend", default="", help="e.g. als,ease: also score an equal-weight blend of the "
+                        "first fit of each named family")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     settings = load_settings(overrides={"db": args.db})
@@ -59,13 +61,26 @@ def main(argv: list[str] | None = None) -> int:
             ig = s.itemgraph
             label = f"K={kk}" + (f", α={ig.alpha:g}, β={ig.beta:g}" if name == "rp3beta" else f", shrink={ig.shrink:g}")
             runs.append((name, label, s))
-    for name, label, s in runs:
-        started = time.perf_counter()
-        model = families.fit(name, split.train, data.user_ids, data.item_ids, s)
+    fitted: dict[str, object] = {}
+
+    def report(name: str, label: str, model, started: float) -> None:
         ndcg = evaluation.evaluate_model(model, split, k).metrics["ndcg"]
         rows.append((name, label, ndcg, time.perf_counter() - started))
         if not args.json:
             print(f"{name:10s} {label:28s} NDCG@{k} {ndcg:.4f}  ({rows[-1][3]:.1f} s)", flush=True)
+
+    for name, label, s in runs:
+        started = time.perf_counter()
+        model = families.fit(name, split.train, data.user_ids, data.item_ids, s)
+        fitted.setdefault(name, model)
+        report(name, label, model, started)
+    if args.blend:
+        from recommender.families.blend import Blend
+
+        names = args.blend.split(",")
+        started = time.perf_counter()
+        report("blend", "+".join(names) + " equal weights", Blend([fitted[n] for n in names], [1.0] * len(names)),
+               started)
     if args.json:
         print(json.dumps([{"family": n, "config": c, "ndcg": round(v, 6), "seconds": round(t, 2)}
                           for n, c, v, t in rows], indent=2))
