@@ -170,7 +170,7 @@ class SelectionSettings:
     # ALS regularization and alpha tried as multiples of the configured ones (besides 1).
     als_scales: tuple[float, ...] = (0.3, 3.0)
     # EASE^R's lambda, as multiples of the mean diagonal of the item Gram matrix XᵀX.
-    ease_scales: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    ease_scales: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
     # Item-graph grid: neighbours (K), RP3beta's alpha and beta.
     graph_neighbours: tuple[float, ...] = (50.0, 200.0)
     graph_alphas: tuple[float, ...] = (0.5, 1.0)

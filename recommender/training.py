@@ -132,7 +132,8 @@ def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: 
     fitter = fitter or get_engine(engine, **(engine_options or {}))
     started = time.perf_counter()
     recipe, choice = choose(db, settings, engine=engine, data=data, fitter=fitter, log=log)
-    timings["select"] = round(time.perf_counter() - started, 3)
+    if choice is not None:
+        timings["select"] = round(time.perf_counter() - started, 3)
     result = evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
                       timings=timings, fitter=fitter, recipe=recipe)
     if choice is None:
