@@ -87,7 +87,7 @@ class EASE(Recommender):
         need = memory_needed(m)
         if m > settings.max_items:
             raise EASETooLarge(
-                f"EASE^R: {m:,} active products need {need / GIB:.1f} GiB for the dense fit, above "
+                f"EASE^R: {m:,} active products need {need / GIB:.2f} GiB for the dense fit, above "
                 f"ease.max_items={settings.max_items:,}; raise ease.max_items or use the sparse "
                 f"family itemgraph (rp3beta / itemknn)")
         if log is not None:

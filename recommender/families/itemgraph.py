@@ -61,7 +61,7 @@ def _top_per_row(block: sp.csr_matrix, first_row: int, k: int) -> tuple[list[np.
         keep = (idx != first_row + r) & (data > 0)
         idx, data = idx[keep], data[keep]
         if len(idx) > k:
-            best = np.argpartition(-data, k - 1)[:k]
+            best = np.lexsort((idx, -data))[:k]  # ties by index, so a fit is reproducible
             idx, data = idx[best], data[best]
         order = np.argsort(idx)
         cols.append(idx[order].astype(np.int32))
