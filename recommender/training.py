@@ -105,10 +105,15 @@ def choose(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impl
            engine_options: dict[str, Any] | None = None) -> tuple[recipes.Recipe, Any]:
     """The recipe to evaluate and publish: selection's choice, or the configured ALS with selection off.
 
-    Returns ``(recipe, choice)``; ``choice`` is None when selection is off.
+    Returns ``(recipe, choice)``; ``choice`` is None when selection is off or the engine is not
+    ``implicit`` (the Spark path stays ALS).
     """
     if not settings.selection.enabled:
         return recipes.Recipe("als", settings, label="als (configured, selection off)"), None
+    if engine != "implicit":
+        # Selection fits dozens of candidates on one machine; a Spark shop is one that outgrew it.
+        log(f"selection: skipped with --engine {engine} (the Spark path stays ALS with the configured settings)")
+        return recipes.Recipe("als", settings, label=f"als (configured, {engine})"), None
     from . import selection
 
     data = data if data is not None else load_data(db, settings)

@@ -180,3 +180,26 @@ def test_selection_settings_from_the_environment():
                                "RECOMMENDER_SELECTION_ENABLED": "false"})
     assert s.selection.half_lives == (0.0, 3.5) and s.selection.families == ("als", "ease")
     assert s.selection.enabled is False
+
+
+def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config(settings):
+    """Selection may choose no decay while the config says 14 days: fold-in must follow the model."""
+    from recommender import ranking
+    from recommender.model import FactorModel
+
+    model = FactorModel(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), ["c1"], ["p1", "p2"], 1.0)
+    recorded = dataclasses.replace(settings.als, half_life_days=0.0)
+    model.manifest["params"] = {"engine": "implicit", "als": dataclasses.asdict(recorded),
+                                "event_weights": {"view": 1.0, "purchase": 5.0}}
+    model.manifest["data"] = {"reference_time": T0}
+    settings.als.half_life_days = 14.0
+    events = [("p1", "purchase", 1.0, T0), ("p1", "purchase", 1.0, T0 - 14 * DAY), ("p2", "view", 2.0, T0)]
+    _, items, conf = ranking.fold_in(model, settings, events)
+    # No decay: p1 = 5 + 5 = 10, p2 = 1 x 2 = 2; confidence 1 + alpha·log1p(x) with the default alpha 2.
+    assert items.tolist() == [0, 1]
+    assert conf.tolist() == pytest.approx([1 + 2 * np.log1p(10.0), 1 + 2 * np.log1p(2.0)], rel=1e-6)
+    # A model without a recorded recipe keeps the server's rules (14-day decay: 5 + 2.5).
+    del model.manifest["params"]
+    model._serving_settings = None
+    _, _, conf = ranking.fold_in(model, settings, events)
+    assert conf[0] == pytest.approx(1 + 2 * np.log1p(7.5), rel=1e-6)
