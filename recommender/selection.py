@@ -116,6 +116,17 @@ class _Search:
         self.started = time.perf_counter()
         self.stopped = False
         self.skipped: dict[str, str] = {}
+        # The confidence rules of the best ALS, once the ALS stage is done.
+        self.als_key: tuple | None = None
+
+    def _prune(self, family: str) -> None:
+        """Keep an item family's models only where a blend may use them (a dense EASE^R is large)."""
+        if family == "als":
+            return
+        best = self.best(family)
+        keep = {self.als_key, None if best is None else _data_key(best.recipe.settings)}
+        for key in [k for k in self.fitted if k[0] == family and k[1] not in keep]:
+            del self.fitted[key]
 
     def split(self, s: Settings) -> evaluation.Split:
         key = _data_key(s)
@@ -160,6 +171,7 @@ class _Search:
         key = (recipe.family, _data_key(recipe.settings))
         if recipe.family != BLEND and (key not in self.fitted or ndcg > self.fitted[key][0].ndcg):
             self.fitted[key] = (cand, model)
+            self._prune(recipe.family)
         self.log(f"selection {len(self.candidates)}: {recipe.label}: validation NDCG@{self.k} {ndcg:.4f} "
                  f"({cand.seconds:.1f} s)")
         return cand
@@ -209,27 +221,69 @@ def _stage_als(search: _Search, settings: Settings) -> None:
             search.score(Recipe("als", s, label=_als_label(s)))
 
 
+def _item_label(family: str, s: Settings) -> str:
+    hl = f"hl={s.als.half_life_days:g}"
+    if family == "ease":
+        return f"ease lambda={s.ease.regularization:.4g} {hl}"
+    g = s.itemgraph
+    if family == "itemknn":
+        return f"itemknn K={g.neighbours} {hl}"
+    return f"rp3beta K={g.neighbours} a={g.alpha:g} b={g.beta:g} {hl}"
+
+
 def _item_grid(family: str, s: Settings, search: _Search) -> list[Recipe]:
     sel = s.selection
     out = []
-    if family == "ease" and hasattr(s, "ease"):
+    if family == "ease":
         scale = recipes.mean_gram_diagonal(search.split(s).train)
         for r in sel.ease_scales:
-            v = _variant(s, **{"ease.regularization": float(r * scale)})
-            out.append(Recipe("ease", v, label=f"ease lambda={r:g}x{scale:.3g} hl={s.als.half_life_days:g}"))
-    elif family in ("rp3beta", "itemknn") and hasattr(s, "itemgraph"):
+            out.append(_variant(s, **{"ease.regularization": float(r * scale)}))
+    elif family == "itemknn":
         for k in sel.graph_neighbours:
-            if family == "itemknn":
-                v = _variant(s, **{"itemgraph.method": "itemknn", "itemgraph.neighbours": int(k)})
-                out.append(Recipe("itemknn", v, label=f"itemknn K={int(k)} hl={s.als.half_life_days:g}"))
-                continue
+            out.append(_variant(s, **{"itemgraph.method": "itemknn", "itemgraph.neighbours": int(k)}))
+    elif family == "rp3beta":
+        for k in sel.graph_neighbours:
             for a in sel.graph_alphas:
                 for b in sel.graph_betas:
-                    v = _variant(s, **{"itemgraph.method": "rp3beta", "itemgraph.neighbours": int(k),
-                                       "itemgraph.alpha": float(a), "itemgraph.beta": float(b)})
-                    out.append(Recipe("rp3beta", v, label=f"rp3beta K={int(k)} a={a:g} b={b:g} "
-                                                          f"hl={s.als.half_life_days:g}"))
-    return out
+                    out.append(_variant(s, **{"itemgraph.method": "rp3beta", "itemgraph.neighbours": int(k),
+                                              "itemgraph.alpha": float(a), "itemgraph.beta": float(b)}))
+    return [Recipe(family, v, label=_item_label(family, v)) for v in out]
+
+
+# Per family: (setting, how to step beyond the grid's edge). A best value on the edge of its grid
+# says the grid was too narrow for this shop; one step further out is tried, and more while it helps.
+EDGES: dict[str, list[tuple[str, Callable[[float, int], float]]]] = {
+    "ease": [("ease.regularization", lambda v, d: v * 3.0 ** d)],
+    "rp3beta": [("itemgraph.alpha", lambda v, d: v * 2.0 ** d), ("itemgraph.beta", lambda v, d: max(v + 0.3 * d, 0.0)),
+                ("itemgraph.neighbours", lambda v, d: max(int(v * 2.0 ** d), 1))],
+    "itemknn": [("itemgraph.neighbours", lambda v, d: max(int(v * 2.0 ** d), 1))],
+}
+MAX_EDGE_STEPS = 3
+
+
+def _get(s: Settings, name: str) -> float:
+    section, attr = name.split(".", 1)
+    return getattr(getattr(s, section), attr)
+
+
+def _widen(search: _Search, family: str) -> None:
+    """Step past the edge of each grid dimension where the family's best sits on it."""
+    for name, step in EDGES.get(family, []):
+        best = search.best(family)
+        if best is None:
+            return
+        tried = sorted({_get(c.recipe.settings, name) for c in search.candidates if c.recipe.family == family})
+        value = _get(best.recipe.settings, name)
+        if len(tried) < 2 or value not in (tried[0], tried[-1]):
+            continue
+        direction = 1 if value == tried[-1] else -1
+        current = best
+        for _ in range(MAX_EDGE_STEPS):
+            s = _variant(current.recipe.settings, **{name: step(_get(current.recipe.settings, name), direction)})
+            cand = search.score(Recipe(family, s, label=_item_label(family, s)))
+            if cand is None or cand.ndcg <= current.ndcg:
+                break
+            current = cand
 
 
 def _stage_items(search: _Search, settings: Settings, names: list[str]) -> None:
@@ -237,7 +291,11 @@ def _stage_items(search: _Search, settings: Settings, names: list[str]) -> None:
     if best_als is None:
         return
     data_settings = best_als.recipe.settings
+    search.als_key = _data_key(data_settings)
     for family in names:
+        if family == "ease" and not hasattr(data_settings, "ease") or \
+                family != "ease" and not hasattr(data_settings, "itemgraph"):
+            continue
         for recipe in _item_grid(family, data_settings, search):
             search.score(recipe)
             if family in search.skipped:
@@ -248,38 +306,45 @@ def _stage_items(search: _Search, settings: Settings, names: list[str]) -> None:
         # The half-life that suits ALS need not suit an item model.
         for hl in settings.selection.half_lives:
             s = _variant(best.recipe.settings, half_life_days=float(hl))
-            label = best.recipe.label.rsplit(" hl=", 1)[0] + f" hl={hl:g}"
-            search.score(Recipe(family, s, label=label))
+            search.score(Recipe(family, s, label=_item_label(family, s)))
+        _widen(search, family)
 
 
 def _stage_blend(search: _Search, settings: Settings, names: list[str]) -> None:
-    """Blends of the best ALS and the best item model fitted on the same confidence rules (one fold-in)."""
+    """Blends of the best ALS and the best item model fitted on the same confidence rules (one fold-in).
+
+    Tried at the confidence rules of the best ALS and at those of the best
+    item model (where ALS was fitted too): the two families may prefer
+    different half-lives.
+    """
     if not settings.selection.blend_weights:
         return
-    best_als = search.best("als")
-    if best_als is None:
-        return
-    key = _data_key(best_als.recipe.settings)
-    items = [search.fitted[(f, key)] for f in names if (f, key) in search.fitted]
-    if not items or ("als", key) not in search.fitted:
-        return
-    item_cand, item_model = max(items, key=lambda cm: cm[0].ndcg)
-    als_cand, als_model = search.fitted[("als", key)]
-    family = item_cand.recipe.family
-    # One settings object holding both parts' sections (they share the confidence rules).
-    merged = copy.deepcopy(als_cand.recipe.settings)
-    for section in ("ease", "itemgraph"):
-        if hasattr(item_cand.recipe.settings, section):
-            setattr(merged, section, copy.deepcopy(getattr(item_cand.recipe.settings, section)))
-    for w in settings.selection.blend_weights:
-        recipe = Recipe(BLEND, merged, parts=("als", family), weights=(float(w), 1.0 - float(w)),
-                        label=f"blend {w:g} x [{als_cand.recipe.label}] + {1 - w:g} x [{item_cand.recipe.label}]")
-        try:
-            model = recipes.fit_blend_of(recipe, [als_model, item_model])
-        except RecommenderError as exc:
-            search.skipped.setdefault(BLEND, str(exc))
-            return
-        search.score(recipe, model)
+    keys = []
+    for family in ("als", *names):
+        best = search.best(family)
+        if best is not None and _data_key(best.recipe.settings) not in keys:
+            keys.append(_data_key(best.recipe.settings))
+    for key in keys:
+        items = [search.fitted[(f, key)] for f in names if (f, key) in search.fitted]
+        if not items or ("als", key) not in search.fitted:
+            continue
+        item_cand, item_model = max(items, key=lambda cm: cm[0].ndcg)
+        als_cand, als_model = search.fitted[("als", key)]
+        family = item_cand.recipe.family
+        # One settings object holding both parts' sections (they share the confidence rules).
+        merged = copy.deepcopy(als_cand.recipe.settings)
+        for section in ("ease", "itemgraph"):
+            if hasattr(item_cand.recipe.settings, section):
+                setattr(merged, section, copy.deepcopy(getattr(item_cand.recipe.settings, section)))
+        for w in settings.selection.blend_weights:
+            recipe = Recipe(BLEND, merged, parts=("als", family), weights=(float(w), 1.0 - float(w)),
+                            label=f"blend {w:g} x [{als_cand.recipe.label}] + {1 - w:g} x [{item_cand.recipe.label}]")
+            try:
+                model = recipes.fit_blend_of(recipe, [als_model, item_model])
+            except RecommenderError as exc:
+                search.skipped.setdefault(BLEND, str(exc))
+                return
+            search.score(recipe, model)
 
 
 def select(data: Interactions, settings: Settings, *, engine: str = "implicit", fitter: Any = None,
