@@ -208,3 +208,29 @@ def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config
     model._serving_settings = None
     _, _, conf = ranking.fold_in(model, settings, events)
     assert conf[0] == pytest.approx(1 + 2 * np.log1p(7.5), rel=1e-6)
+
+
+def test_cli_train_models_and_report_show_every_family_beside_popularity(pairs_db, settings, runner, monkeypatch,
+                                                                         tmp_path):
+    from recommender.cli import cli
+
+    tiny_env = {"ENABLED": "1", "FAMILIES": "als,ease", "HALF_LIVES": "0", "WEIGHT_PROFILES": "0",
+                "ALS_SCALES": "3", "EASE_SCALES": "1", "BLEND_WEIGHTS": "0.5"}
+    for name, value in tiny_env.items():
+        monkeypatch.setenv(f"RECOMMENDER_SELECTION_{name}", value)
+    monkeypatch.setenv("RECOMMENDER_ALS_FACTORS", "2")
+    trained = runner.invoke(cli, ["train", "--publish", "--json"])
+    assert trained.exit_code == 0, trained.output
+    sel = json.loads(trained.output)["metrics"]["selection"]
+    assert set(sel["families"]) == {"als", "ease", "blend"}
+    assert all(e["test_ndcg"] is not None for e in sel["families"].values())
+    listed = runner.invoke(cli, ["models"])
+    assert listed.exit_code == 0, listed.output
+    line = listed.output.splitlines()[2]
+    for name in ("als", "ease", "blend", "popularity"):
+        assert f"{name} " in line
+    report = runner.invoke(cli, ["evaluate", "--report", str(tmp_path / "rep")])
+    assert report.exit_code == 0, report.output
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "How the model was chosen" in text
+    assert "| ease" in text and "| popularity |" in text
