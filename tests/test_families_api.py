@@ -114,3 +114,22 @@ def test_a_corrupt_artifact_of_the_family_is_refused(client, served):
     assert body["model_version"] == current and body["mode"] == "personalized"
     reload = client.post("/v1/admin/reload")
     assert reload.status_code == 503 and "checksum" in reload.get_json()["error"]["message"]
+
+
+def test_erasure_reaches_the_item_model_and_makes_it_stale(client, served):
+    """Item models keep only ``user_ids`` per customer: erasure removes the id; the weights stay until a retrain."""
+    from recommender import privacy
+    from recommender.privacy.reconcile import staleness
+
+    cid = consenting_customer(served)
+    reg = registry.Registry(served.model_dir)
+    version = reg.current_version()
+    assert cid in load_model(reg.path(version)).user_ids
+    db = db_of(served)
+    done = privacy.forget(db, served, cid)
+    assert version in done["models_scrubbed"]
+    model = load_model(reg.path(version))  # checksums verified: the rewrite is complete
+    assert cid not in model.user_ids and cid not in (reg.path(version) / "ids.json").read_text()
+    assert staleness(db, model.manifest, model.user_index, served)["stale"]
+    body = get_list(client, f"/v1/customers/{consenting_customer(served)}/recommendations?n=3")
+    assert body["mode"] == "personalized"  # stale but inside privacy.max_stale_hours: still served

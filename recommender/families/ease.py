@@ -132,10 +132,9 @@ class EASE(Recommender):
 
     def _active_scores(self, state: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         rows, conf = state
-        m = len(self.active)
-        # The same sparse-row × dense product as batch_scores, so both give bit-identical scores.
-        vector = sp.csr_matrix((conf, rows, np.array([0, len(rows)])), shape=(1, m))
-        return np.asarray(vector @ self.weights).ravel()
+        # Row by row in numpy (no BLAS, whose threads may change the order of the sums): serving and
+        # batch_scores call this same function, so both give bit-identical scores.
+        return (self.weights[rows] * conf[:, None]).sum(axis=0, dtype=np.float32)
 
     def score(self, state: Any, items: np.ndarray | None = None) -> np.ndarray:
         full = np.zeros(len(self.item_ids), dtype=np.float32)
@@ -174,10 +173,13 @@ class EASE(Recommender):
     # --- evaluation --------------------------------------------------------------------
 
     def batch_scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        rows = sp.csr_matrix(history, dtype=np.float32)[:, self.active]
-        rows.sort_indices()
-        out = np.zeros((rows.shape[0], len(self.item_ids)), dtype=np.float32)
-        out[:, self.active] = np.asarray(rows @ self.weights)
+        history = sp.csr_matrix(history)
+        out = np.zeros((history.shape[0], len(self.item_ids)), dtype=np.float32)
+        for r in range(history.shape[0]):
+            lo, hi = history.indptr[r], history.indptr[r + 1]
+            state = self.fold_in(history.indices[lo:hi], history.data[lo:hi]) if hi > lo else None
+            if state is not None:
+                out[r, self.active] = self._active_scores(state)
         return out
 
     def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
@@ -206,7 +208,8 @@ class EASE(Recommender):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
                     manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "EASE":
-        return cls(arrays["ease_weights"], np.asarray(arrays["ease_active"]), user_ids, item_ids,
+        # Plain ndarray views of the memory maps (a memmap's own indexing is slow per request).
+        return cls(np.asarray(arrays["ease_weights"]), np.array(arrays["ease_active"]), user_ids, item_ids,
                    float(manifest["regularization"]), manifest, signals)
 
 

@@ -180,11 +180,14 @@ class ItemGraph(Recommender):
     def _reached(self, state: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Products reached from the history and their summed scores: O(history × K)."""
         items, weights = state
-        starts, stops = self.indptr[items], self.indptr[items + 1]
-        lengths = (stops - starts).astype(np.int64)
-        if lengths.sum() == 0:
+        starts = self.indptr[items]
+        lengths = (self.indptr[items + 1] - starts).astype(np.int64)
+        total = int(lengths.sum())
+        if total == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
+        # positions of every neighbour of every history item, without a Python loop
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        positions = offsets + np.arange(total)
         cols = np.asarray(self.indices[positions], dtype=np.int64)
         vals = np.asarray(self.data[positions], dtype=np.float64) * np.repeat(weights, lengths)
         reached, inverse = np.unique(cols, return_inverse=True)
@@ -218,7 +221,11 @@ class ItemGraph(Recommender):
               ) -> tuple[np.ndarray, np.ndarray]:
         keep = ~banned[reached]
         reached, sums = reached[keep], sums[keep]
-        order = np.lexsort((reached, -sums))[:n]  # ties by index; at most history × K entries
+        if len(reached) > n:  # keep the n best and everything tied with the n-th, then order by (score, index)
+            threshold = -np.partition(-sums, n - 1)[n - 1]
+            best = sums >= threshold
+            reached, sums = reached[best], sums[best]
+        order = np.lexsort((reached, -sums))[:n]
         chosen, scores = reached[order], sums[order].astype(np.float32)
         if len(chosen) < n:
             taken = banned.copy()
@@ -325,6 +332,8 @@ class ItemGraph(Recommender):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
                     manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "ItemGraph":
-        return cls(arrays["graph_indptr"], arrays["graph_indices"], arrays["graph_data"],
-                   arrays["graph_popularity"], user_ids, item_ids, str(manifest["method"]),
+        # Plain ndarray views of the memory maps (a memmap's own indexing is slow per request).
+        return cls(np.asarray(arrays["graph_indptr"]), np.asarray(arrays["graph_indices"]),
+                   np.asarray(arrays["graph_data"]), np.asarray(arrays["graph_popularity"]), user_ids, item_ids,
+                   str(manifest["method"]),
                    float(manifest["alpha"]), manifest, signals)
