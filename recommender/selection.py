@@ -11,7 +11,9 @@ period never touches:
    does);
 2. candidates are fitted on the past of the validation split and scored by
    NDCG@k on its future, in stages (a greedy coordinate search keeps the count
-   small): ALS with each decay half-life, then each event-weighting profile,
+   small): first every family once with its configured settings (so a time
+   budget that runs out early has still compared families), then ALS with each
+   decay half-life, then each event-weighting profile,
    then a few ALS settings as multiples of the configured ones; then each item
    family (EASE^R with λ relative to the data's own scale, item graphs on a
    small K/α/β grid) on the best data settings, then at the other half-lives;
@@ -365,8 +367,14 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     names = available_families(settings)
     log(f"selection: validation split of the training period at {first.cut_time} "
         f"({len(first.users):,} customers); families {', '.join(names)}")
-    _stage_als(search, settings)
     items = [f for f in names if f in ITEM_FAMILIES]
+    # Breadth first: every family once with its configured settings, so that a shop whose
+    # time budget runs out early has still compared the families, not only ALS variants.
+    search.score(Recipe("als", settings, label=_als_label(settings) + " (configured)"))
+    for family in items:
+        s = _variant(settings, **({"itemgraph.method": family} if family in ("rp3beta", "itemknn") else {}))
+        search.score(Recipe(family, s, label=_item_label(family, s) + " (configured)"))
+    _stage_als(search, settings)
     _stage_items(search, settings, items)
     _stage_blend(search, settings, items)
     chosen = search.best()
