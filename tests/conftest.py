@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ ONLINE_RETAIL = ROOT.parent / "shared" / "datasets" / "online-retail" / "online_
 # Selection (on by default for shops) fits a dozen candidates per retrain; the tests of everything
 # else retrain with the configured ALS settings (`--no-select`), tests/test_selection.py turns it on.
 NO_SELECT = {"selection": {"enabled": False}}
+# Child processes (cron script, servers, CLI runs) inherit it; a test that wants selection sets it to 1.
+os.environ["RECOMMENDER_SELECTION_ENABLED"] = "0"
 
 
 @pytest.fixture
