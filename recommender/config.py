@@ -151,6 +151,37 @@ class TimeSettings:
 
 
 @dataclass
+class SelectionSettings:
+    """Per-shop model selection on a validation split of the training period (see :mod:`recommender.selection`).
+
+    Grids are relative or shop-independent on purpose: the same defaults must
+    work for a shop nobody has looked at.
+    """
+
+    # `train` and `evaluate` choose the family and the settings that do not transfer between
+    # shops; off (`--no-select`) = fit exactly the configured ALS settings, as before.
+    enabled: bool = True
+    # Stop adding candidates after this long (the configured settings are always tried).
+    max_seconds: float = 1800.0
+    # Families tried when the engine offers them (ALS is always tried).
+    families: tuple[str, ...] = ("als", "ease", "rp3beta", "itemknn")
+    # Decay half-lives tried, in days (0 = no decay).
+    half_lives: tuple[float, ...] = (0.0, 7.0, 14.0, 30.0, 90.0)
+    # Try the event-weighting profiles of `tune` (only when the shop has several event types).
+    weight_profiles: bool = True
+    # ALS regularization and alpha tried as multiples of the configured ones (besides 1).
+    als_scales: tuple[float, ...] = (0.3, 3.0)
+    # EASE^R's lambda, as multiples of the mean diagonal of the item Gram matrix XᵀX.
+    ease_scales: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
+    # Item-graph grid: neighbours (K), RP3beta's alpha and beta.
+    graph_neighbours: tuple[float, ...] = (50.0, 200.0)
+    graph_alphas: tuple[float, ...] = (0.5, 1.0)
+    graph_betas: tuple[float, ...] = (0.3, 0.6)
+    # Weight of the ALS part in a blend of the best ALS and the best item model (empty = no blend).
+    blend_weights: tuple[float, ...] = (0.3, 0.5, 0.7)
+
+
+@dataclass
 class CampaignSettings:
     """Occasion campaigns (``recommender campaign run``); checked when a campaign runs.
 
@@ -203,6 +234,7 @@ class Settings:
     models: RetentionSettings = field(default_factory=RetentionSettings)
     time: TimeSettings = field(default_factory=TimeSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -244,7 +276,8 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
         if isinstance(current, tuple):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            return tuple(str(v) for v in value)
+            kind = float if current and isinstance(current[0], float) else str
+            return tuple(kind(v) for v in value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name}: cannot use {value!r} ({exc})") from None
@@ -363,6 +396,12 @@ def validate(settings: Settings) -> None:
         raise ConfigError("gate.tolerance must be >= 0 and the gate shares between 0 and 1")
     if settings.time.max_future_seconds < 0:
         raise ConfigError("time.max_future_seconds must be >= 0")
+    sel = settings.selection
+    if sel.max_seconds <= 0 or any(h < 0 for h in sel.half_lives) or any(
+            v <= 0 for v in (*sel.als_scales, *sel.ease_scales, *sel.graph_neighbours, *sel.graph_alphas)) \
+            or any(b < 0 for b in sel.graph_betas) or any(not 0 < w < 1 for w in sel.blend_weights):
+        raise ConfigError("selection: max_seconds, scales, neighbours and alphas must be > 0, half-lives and betas "
+                          ">= 0, blend weights between 0 and 1")
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
 

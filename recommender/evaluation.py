@@ -36,13 +36,17 @@ class Split:
     eligible_users: int
 
 
+def cut_time(times: np.ndarray, settings: EvaluationSettings) -> int:
+    """The time of the global cut: the ``cut_quantile`` of event times (the test period starts there)."""
+    if len(times) == 0:
+        raise ValueError("no interactions to split")
+    return int(np.quantile(times, settings.cut_quantile, method="higher"))
+
+
 def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSettings,
                    base_mask: np.ndarray | None = None) -> Split:
     """Split ``data`` (or the events selected by ``base_mask``) at the time quantile."""
-    times = data.time if base_mask is None else data.time[base_mask]
-    if len(times) == 0:
-        raise ValueError("no interactions to split")
-    cut = int(np.quantile(times, settings.cut_quantile, method="higher"))
+    cut = cut_time(data.time if base_mask is None else data.time[base_mask], settings)
     in_scope = np.ones(len(data), dtype=bool) if base_mask is None else base_mask
     train_mask = in_scope & (data.time < cut)
     test_mask = in_scope & (data.time >= cut)

@@ -43,22 +43,64 @@ from .model_base import Recommender
 ZERO_NORM = 1e-6
 
 
-def recipe(settings: Settings, engine: str) -> dict[str, Any]:
-    """What makes a model besides the data: engine, ALS settings, event weights."""
-    return {"engine": engine, "als": dataclasses.asdict(settings.als), "event_weights": dict(settings.event_weights)}
+# Settings sections that belong to one family (present once that family exists in config).
+FAMILY_SECTIONS = {"ease": ("ease",), "rp3beta": ("itemgraph",), "itemknn": ("itemgraph",)}
+
+
+def recipe(settings: Settings, engine: str, family: str = "als",
+           blend: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What makes a model besides the data: family, engine, its settings, the event weights.
+
+    The ALS section is always recorded: its half-life, alpha and log scaling
+    shape the confidence matrix every family learns from. An item family adds
+    its own section; a blend names its parts and their weights.
+    """
+    out: dict[str, Any] = {"engine": engine, "als": dataclasses.asdict(settings.als),
+                           "event_weights": dict(settings.event_weights)}
+    if family != "als":
+        out["family"] = family
+    names = [family] if blend is None else list(blend["parts"])
+    for name in names:
+        for section in FAMILY_SECTIONS.get(name, ()):
+            if hasattr(settings, section):
+                out[section] = dataclasses.asdict(getattr(settings, section))
+    if blend is not None:
+        out["blend"] = {"parts": list(blend["parts"]), "weights": [float(w) for w in blend["weights"]]}
+    return out
+
+
+def recipe_family(params: dict[str, Any]) -> str:
+    """The family a recorded recipe names (recipes from before families existed are ALS)."""
+    return params.get("family") or "als"
 
 
 def recipe_id(params: dict[str, Any]) -> str:
-    """A short stable hash of a recipe; ``random_state`` and the iteration split are part of it."""
-    text = json.dumps({k: params.get(k) for k in ("engine", "als", "event_weights")}, sort_keys=True)
+    """A short stable hash of a recipe; ``random_state`` and the iteration split are part of it.
+
+    An ALS recipe hashes exactly as before families existed, so an upgrade does
+    not by itself count as a change of settings.
+    """
+    keys = ["engine", "als", "event_weights"]
+    if recipe_family(params) != "als":
+        keys += ["family", "ease", "itemgraph", "blend"]
+    text = json.dumps({k: params.get(k) for k in keys}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _section(cls: Any, recorded: dict[str, Any] | None, current: Any) -> Any:
+    recorded = recorded or {}
+    return cls(**{f.name: recorded.get(f.name, getattr(current, f.name)) for f in dataclasses.fields(cls)})
+
+
 def settings_for(params: dict[str, Any], base: Settings) -> Settings:
-    """``base`` with the ALS settings and event weights of a recorded recipe (for refitting it)."""
-    als = ALSSettings(**{f.name: params.get("als", {}).get(f.name, getattr(base.als, f.name))
-                         for f in dataclasses.fields(ALSSettings)})
-    return dataclasses.replace(base, als=als, event_weights=dict(params.get("event_weights") or base.event_weights))
+    """``base`` with the settings sections and event weights of a recorded recipe (for refitting or serving it)."""
+    changes: dict[str, Any] = {"als": _section(ALSSettings, params.get("als"), base.als),
+                               "event_weights": dict(params.get("event_weights") or base.event_weights)}
+    for section in ("ease", "itemgraph"):
+        current = getattr(base, section, None)
+        if current is not None and params.get(section):
+            changes[section] = _section(type(current), params[section], current)
+    return dataclasses.replace(base, **changes)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import sqlite_utils
 
-from . import interactions, store
+from . import interactions, recipes, store
 from .catalogue import Catalogue, ListFilters
 from .config import Settings
 from .model_base import Recommender
@@ -49,7 +49,9 @@ def fold_in(model: Recommender, settings: Settings,
             events: Sequence[Event]) -> tuple[object | None, np.ndarray, np.ndarray]:
     """The customer's model state from their events (``None`` when no event touches a known product)."""
     reference = model.manifest.get("data", {}).get("reference_time")
-    items, conf = interactions.confidences_of(list(events), settings, model.item_index, reference)
+    # By the confidence rules the model was trained with (selection may have chosen its own).
+    items, conf = interactions.confidences_of(list(events), recipes.serving_settings(model, settings),
+                                              model.item_index, reference)
     if len(items) == 0:
         return None, items, conf
     return model.fold_in(items, conf), items, conf

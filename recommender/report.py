@@ -55,9 +55,29 @@ NDCG@{k} of the model is **{lift:.2f}×** the popularity baseline's.
 
 ![metrics at k](metrics_at_k.png)
 
-Engine `{payload['params']['engine']}`; factors {als['factors']}, regularization {als['regularization']},
+Family `{payload['params'].get('family', 'als')}`, engine `{payload['params']['engine']}`; ALS factors {als['factors']}, regularization {als['regularization']},
 alpha {als['alpha']}, iterations {als['iterations']}, log scaling {als['log_scaling']},
 half-life {als['half_life_days']} days; event weights {payload['params']['event_weights']}.
+"""
+    sel = payload.get("selection")
+    if sel:
+        fam_rows = "\n".join(
+            f"| {name}{' (chosen)' if e.get('chosen') else ''} | {e['label']} | {e['validation_ndcg']:.4f} | "
+            + (f"{e['test_ndcg']:.4f}" if e.get("test_ndcg") is not None else "n/a") + " |"
+            for name, e in sel["families"].items())
+        text += f"""
+## How the model was chosen
+
+Best of each family on a validation split cut from the training period only (validation cut
+{sel['validation']['cut_time']}, {sel['validation']['users']:,} customers); the choice reads validation
+numbers only. Test NDCG@{k} of the families not chosen is reported here and never used to choose.
+
+| family | best settings on validation | validation NDCG@{k} | test NDCG@{k} |
+|---|---|---|---|
+{fam_rows}
+| popularity | | {sel['validation']['popularity_ndcg']:.4f} | {sel.get('test', {}).get('popularity_ndcg', float('nan')):.4f} |
+
+Chosen: `{sel['chosen']['label']}`; {len(sel['candidates'])} candidates in {sel['seconds']:.1f} s.
 """
     path = directory / "report.md"
     path.write_text(text)

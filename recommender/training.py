@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from . import evaluation, gate, interactions, registry, signals, store
+from . import evaluation, gate, interactions, recipes, registry, signals, store
 from .config import Settings
 from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, RecommenderError, ValidationError
@@ -67,28 +67,103 @@ def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Int
 def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", progress: bool = False,
              curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet,
              timings: dict[str, float] | None = None, engine_options: dict[str, Any] | None = None,
-             fitter: Engine | None = None) -> Evaluation:
-    """Fit on the past of the temporal split and score model and popularity on its future."""
+             fitter: Engine | None = None, recipe: recipes.Recipe | None = None) -> Evaluation:
+    """Fit on the past of the temporal split and score model and popularity on its future.
+
+    ``recipe`` (default: ALS with ``settings``) is what is fitted; its event
+    weights re-weight ``data``.
+    """
     timings = {} if timings is None else timings
     started = time.perf_counter()
+    recipe = recipe or recipes.Recipe("als", settings, label="als")
+    settings = recipe.settings
     data = data if data is not None else load_data(db, settings)
+    data = data.reweighted(settings.event_weights)
     log(f"{len(data):,} interactions, {data.shape[0]:,} customers x {data.shape[1]:,} products")
     split = evaluation.temporal_split(data, settings.als, settings.evaluation)
     timings["split"] = round(time.perf_counter() - started, 3)
     if len(split.users) == 0:
         raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
-    log(f"fitting on events before the {settings.evaluation.cut_quantile:.0%} time cut ({split.train.nnz:,} pairs)")
+    log(f"fitting {recipe.label or recipe.family} on events before the {settings.evaluation.cut_quantile:.0%} "
+        f"time cut ({split.train.nnz:,} pairs)")
     started = time.perf_counter()
     fitter = fitter or get_engine(engine, **(engine_options or {}))
-    fitted = fitter.fit(split.train, data.user_ids, data.item_ids, settings.als, progress=progress)
+    fitted = recipes.fit(recipe, split.train, data.user_ids, data.item_ids, engine=engine, fitter=fitter,
+                         progress=progress)
     timings["fit"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     k = settings.evaluation.k
     model_scores = evaluation.evaluate_model(fitted, split, k, curve_k)
     popular_scores = evaluation.evaluate_popularity(split, k, curve_k)
-    payload = evaluation.report_payload(model_scores, popular_scores, split, k, model_params(settings, engine))
+    payload = evaluation.report_payload(model_scores, popular_scores, split, k, recipe.params(engine))
     timings["score"] = round(time.perf_counter() - started, 3)
     return Evaluation(payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve})
+
+
+def choose(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit",
+           data: interactions.Interactions | None = None, fitter: Engine | None = None, log: Log = _quiet,
+           engine_options: dict[str, Any] | None = None) -> tuple[recipes.Recipe, Any]:
+    """The recipe to evaluate and publish: selection's choice, or the configured ALS with selection off.
+
+    Returns ``(recipe, choice)``; ``choice`` is None when selection is off or the engine is not
+    ``implicit`` (the Spark path stays ALS).
+    """
+    if not settings.selection.enabled:
+        return recipes.Recipe("als", settings, label="als (configured, selection off)"), None
+    if engine != "implicit":
+        # Selection fits dozens of candidates on one machine; a Spark shop is one that outgrew it.
+        log(f"selection: skipped with --engine {engine} (the Spark path stays ALS with the configured settings)")
+        return recipes.Recipe("als", settings, label=f"als (configured, {engine})"), None
+    from . import selection
+
+    data = data if data is not None else load_data(db, settings)
+    fitter = fitter or get_engine(engine, **(engine_options or {}))
+    choice = selection.select(data, settings, engine=engine, fitter=fitter, log=log)
+    return choice.recipe, choice
+
+
+def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit",
+                      progress: bool = False, curve_k: int = 0, data: interactions.Interactions | None = None,
+                      log: Log = _quiet, timings: dict[str, float] | None = None,
+                      engine_options: dict[str, Any] | None = None, fitter: Engine | None = None) -> Evaluation:
+    """Choose (unless selection is off), then evaluate the choice on the test period.
+
+    With selection on, ``payload["selection"]`` holds every family's best
+    validation NDCG and, for the report only, its test NDCG on the same split
+    (never used to choose), beside popularity's.
+    """
+    timings = {} if timings is None else timings
+    data = data if data is not None else load_data(db, settings)
+    fitter = fitter or get_engine(engine, **(engine_options or {}))
+    started = time.perf_counter()
+    recipe, choice = choose(db, settings, engine=engine, data=data, fitter=fitter, log=log)
+    if choice is not None:
+        timings["select"] = round(time.perf_counter() - started, 3)
+    result = evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
+                      timings=timings, fitter=fitter, recipe=recipe)
+    if choice is None:
+        return result
+    started = time.perf_counter()
+    record = choice.record(engine)
+    chosen_id = recipe.id(engine)
+    for name, cand in choice.best_by_family.items():
+        entry = record["families"][name]
+        if cand.recipe.id(engine) == chosen_id:
+            entry["test_ndcg"], entry["chosen"] = result.payload["model"]["ndcg"], True
+            continue
+        try:
+            other = evaluate(db, settings, engine=engine, data=data, fitter=fitter, recipe=cand.recipe)
+        except RecommenderError as exc:
+            entry["test_ndcg"], entry["note"] = None, str(exc)
+            continue
+        entry["test_ndcg"], entry["chosen"] = other.payload["model"]["ndcg"], False
+        log(f"report only: best {name} on the test period NDCG@{result.payload['k']} "
+            f"{entry['test_ndcg']:.4f}")
+    record["test"] = {"cut_time": result.payload["cut_time"], "users": result.payload["users"],
+                      "popularity_ndcg": result.payload["popularity"]["ndcg"]}
+    timings["families_test"] = round(time.perf_counter() - started, 3)
+    result.payload["selection"] = record
+    return result
 
 
 @dataclass
@@ -158,21 +233,25 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
     fitter = get_engine(engine, **(engine_options or {}))
     data = load_data(db, settings)
     lap("load")
-    result = evaluate(db, settings, engine=engine, progress=progress, data=data, log=log, timings=timings,
-                      fitter=fitter)
+    result = evaluate_selected(db, settings, engine=engine, progress=progress, data=data, log=log,
+                               timings=timings, fitter=fitter)
     last = time.perf_counter()
     log(f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
         f"popularity {result.payload['popularity']['ndcg']:.4f}")
-    full = data.matrix(settings.als)
+    chosen = recipes.Recipe.from_params(result.payload["params"], settings)
+    scored = {gate.recipe_id(result.payload["params"]): result.payload}
+    full = data.reweighted(chosen.settings.event_weights).matrix(chosen.settings.als)
     model = result.model
-    if settings.als.refit_iterations:
-        if fitter.warm_starts:
-            log(f"continuing on all {full.nnz:,} pairs for {settings.als.refit_iterations} iteration(s)")
+    if chosen.family != "als" or chosen.settings.als.refit_iterations:
+        if chosen.family != "als":
+            log(f"refitting {chosen.family} on all {full.nnz:,} pairs (item models in closed form, ALS warm)")
+        elif fitter.warm_starts:
+            log(f"continuing on all {full.nnz:,} pairs for {chosen.settings.als.refit_iterations} iteration(s)")
         else:
-            log(f"refitting from scratch on all {full.nnz:,} pairs for {settings.als.iterations} iteration(s) "
-                f"({fitter.name} cannot warm-start)")
-        model = fitter.fit(full, data.user_ids, data.item_ids, settings.als, progress=progress,
-                           warm_start=model, iterations=settings.als.refit_iterations)
+            log(f"refitting from scratch on all {full.nnz:,} pairs for {chosen.settings.als.iterations} "
+                f"iteration(s) ({fitter.name} cannot warm-start)")
+        model = recipes.refit(chosen, model, full, data.user_ids, data.item_ids, engine=engine, fitter=fitter,
+                              progress=progress)
     model.signals = signals.compute(data, settings.purchase_events)
     lap("refit")
 
@@ -185,14 +264,17 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
             log(f"current model {current_version} cannot be loaded ({exc}); gating on tonight's checks only")
 
     def refit_incumbent(theirs: dict[str, Any]) -> dict[str, Any]:
-        log(f"settings differ from the current model {current_version}'s: fitting its settings on the same split")
-        other = gate.settings_for(theirs, settings)
+        log(f"recipe differs from the current model {current_version}'s ({gate.recipe_family(theirs)}): fitting "
+            f"its recipe on the same split")
         their_engine = theirs.get("engine", engine)
+        key = gate.recipe_id(theirs)
+        if key in scored:  # e.g. the incumbent's recipe is the best of its family tonight
+            return scored[key]
         their_fitter = fitter if their_engine == engine else get_engine(their_engine)
-        return evaluate(db, other, engine=their_engine, data=data.reweighted(other.event_weights),
-                        fitter=their_fitter).payload
+        return evaluate(db, settings, engine=their_engine, data=data, fitter=their_fitter,
+                        recipe=recipes.Recipe.from_params(theirs, settings)).payload
 
-    params = model_params(settings, engine)
+    params = result.payload["params"]
     decision = gate.judge(result.payload, params, data, model, full, incumbent, current_version, settings.gate,
                           refit_incumbent)
     refusal = decision.refusal

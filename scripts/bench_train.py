@@ -5,18 +5,28 @@ A seeded synthetic shop (default 1M customers, 100k products, 10M events,
 taste segments and long-tail popularity) is written to a real SQLite file.
 Then, each in a fresh process so that peak memory is its own:
 
-1. ``end_to_end``: ``recommender.training.train(publish=True)`` — store →
-   matrix → fit on the split → evaluate model and popularity → warm refit on
-   all data → save → gate → publish;
+1. ``end_to_end``: ``recommender.training.train(publish=True)`` with
+   selection off (``--no-select``) — store → matrix → fit on the split →
+   evaluate model and popularity → warm refit on all data → save → gate →
+   publish;
 2. ``raw_fit``: the same full confidence matrix, built outside the timer, fit
    by ``implicit.cpu.als.AlternatingLeastSquares`` with the same factors,
-   regularization and iterations, BLAS at one thread.
+   regularization and iterations, BLAS at one thread;
+3. ``selected`` (unless ``--no-selection``): the same job with per-shop
+   selection on (the default of ``recommender train``), side by side.
 
-It prints both times, the ratio end_to_end / raw_fit (target <= 1.3) and the
-peak resident memory of each.
+It prints the times, the ratio end_to_end / raw_fit (target <= 1.3), the
+retrain ratio selected / end_to_end (what selection costs) and the peak
+resident memory of each.
+
+``--scaling N1,N2,...`` instead measures the selected retrain at several
+shop sizes (customers = events / 10, products = events / 100, as the
+default shop) and extrapolates its time to ``--interactions`` by a power law
+fitted to the measurements. That figure is an extrapolation, and says so.
 
     python scripts/bench_train.py                       # the full 10M run
     python scripts/bench_train.py --interactions 1000000 --customers 100000 --products 20000
+    python scripts/bench_train.py --scaling 100000,300000,1000000   # selection cost, extrapolated to 10M
 """
 
 from __future__ import annotations
@@ -88,13 +98,18 @@ def child(kind: str, db_path: Path, model_dir: Path) -> None:
     from recommender.config import load_settings
 
     settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": model_dir})
+    settings.selection.enabled = kind == "selected"
     db = store.connect(db_path, create=True)
     result: dict = {}
-    if kind == "end_to_end":
+    if kind in ("end_to_end", "selected"):
         started = time.perf_counter()
         trained = training.train(db, settings, publish=True, force=True)
         result = {"seconds": time.perf_counter() - started, "stages": trained.seconds,
                   "ndcg": trained.metrics["model"]["ndcg"], "popularity_ndcg": trained.metrics["popularity"]["ndcg"]}
+        sel = trained.metrics.get("selection")
+        if sel:
+            result.update(chosen=sel["chosen"]["label"], candidates=len(sel["candidates"]),
+                          stopped_early=sel["stopped_early"], skipped=sel["skipped"])
     else:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -135,7 +150,10 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recommender-bench-train"))
-    parser.add_argument("--child", choices=["end_to_end", "raw_fit"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-selection", action="store_true", help="Skip the run with selection on.")
+    parser.add_argument("--scaling", default=None, metavar="N1,N2,...",
+                        help="Measure the selected retrain at these event counts and extrapolate to --interactions.")
+    parser.add_argument("--child", choices=["end_to_end", "raw_fit", "selected"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,14 +161,10 @@ def main() -> None:
         child(args.child, args.db, args.model_dir)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
-    tag = f"{args.customers}-{args.products}-{args.interactions}-{args.seed}"
-    db_path = args.workdir / f"shop-{tag}.db"
-    if not db_path.exists():
-        print(f"generating {tag} (once; reused by later runs)", file=sys.stderr)
-        started = time.perf_counter()
-        make_shop(db_path.with_suffix(".partial"), args.customers, args.products, args.interactions, args.seed)
-        os.replace(db_path.with_suffix(".partial"), db_path)
-        print(f"  generated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if args.scaling:
+        scaling(args)
+        return
+    db_path = shop(args.workdir, args.customers, args.products, args.interactions, args.seed)
     e2e = run_child("end_to_end", db_path, args.workdir / "models")
     raw = run_child("raw_fit", db_path, args.workdir / "models")
     print(f"shop: {args.customers:,} customers x {args.products:,} products, {args.interactions:,} events "
@@ -160,6 +174,46 @@ def main() -> None:
     print(f"{'raw_fit':12}{raw['seconds']:>10.1f}{raw['peak_rss_mib']:>14.0f}")
     print(f"ratio end_to_end / raw_fit = {e2e['seconds'] / raw['seconds']:.2f} (target <= 1.3); "
           f"NDCG@10 model {e2e['ndcg']:.4f} vs popularity {e2e['popularity_ndcg']:.4f}")
+    if not args.no_selection:
+        sel = run_child("selected", db_path, args.workdir / "models")
+        print(f"{'selected':12}{sel['seconds']:>10.1f}{sel['peak_rss_mib']:>14.0f}   stages {sel['stages']}")
+        print(f"retrain ratio selection on / off = {sel['seconds'] / e2e['seconds']:.2f}; chose {sel['chosen']} "
+              f"({sel['candidates']} candidates{', stopped at selection.max_seconds' if sel['stopped_early'] else ''}"
+              f"; skipped {sel['skipped'] or 'none'}); NDCG@10 {sel['ndcg']:.4f} vs {e2e['ndcg']:.4f} without")
+
+
+def shop(workdir: Path, customers: int, products: int, interactions: int, seed: int) -> Path:
+    """The seeded shop's database, generated once and reused."""
+    tag = f"{customers}-{products}-{interactions}-{seed}"
+    db_path = workdir / f"shop-{tag}.db"
+    if not db_path.exists():
+        print(f"generating {tag} (once; reused by later runs)", file=sys.stderr)
+        started = time.perf_counter()
+        make_shop(db_path.with_suffix(".partial"), customers, products, interactions, seed)
+        os.replace(db_path.with_suffix(".partial"), db_path)
+        print(f"  generated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return db_path
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """Selected and plain retrain at several sizes, side by side; power-law extrapolation to --interactions."""
+    sizes = [int(float(n)) for n in args.scaling.split(",") if n.strip()]
+    rows = []
+    print(f"{'events':>12}{'plain s':>10}{'selected s':>12}{'ratio':>8}  chosen")
+    for n in sizes:
+        db_path = shop(args.workdir, max(n // 10, 10), max(n // 100, 10), n, args.seed)
+        plain = run_child("end_to_end", db_path, args.workdir / f"models-{n}")
+        sel = run_child("selected", db_path, args.workdir / f"models-{n}")
+        rows.append((n, plain["seconds"], sel["seconds"]))
+        print(f"{n:>12,}{plain['seconds']:>10.1f}{sel['seconds']:>12.1f}{sel['seconds'] / plain['seconds']:>8.2f}  "
+              f"{sel['chosen']} ({sel['candidates']} candidates, skipped {sel['skipped'] or 'none'})", flush=True)
+    if len(rows) >= 2:
+        x = np.log([r[0] for r in rows])
+        for name, col in (("plain", 1), ("selected", 2)):
+            slope, icept = np.polyfit(x, np.log([r[col] for r in rows]), 1)
+            at = float(np.exp(icept + slope * np.log(args.interactions)))
+            print(f"EXTRAPOLATION (not measured): {name} retrain at {args.interactions:,} events ~ {at:,.0f} s "
+                  f"(time ~ events^{slope:.2f} fitted on {len(rows)} sizes)")
 
 
 if __name__ == "__main__":

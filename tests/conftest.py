@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,17 @@ SAMPLE_DIR = ROOT / "sample_data"
 ONLINE_RETAIL = ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz"
 
 
+# Selection (on by default for shops) fits a dozen candidates per retrain; the tests of everything
+# else retrain with the configured ALS settings (`--no-select`), tests/test_selection.py turns it on.
+NO_SELECT = {"selection": {"enabled": False}}
+# Child processes (cron script, servers, CLI runs) inherit it; a test that wants selection sets it to 1.
+os.environ["RECOMMENDER_SELECTION_ENABLED"] = "0"
+
+
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models"})
+    return load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models",
+                                                **NO_SELECT})
 
 
 @pytest.fixture
@@ -34,6 +43,7 @@ def runner(settings, monkeypatch):
     monkeypatch.setenv("RECOMMENDER_DB", str(settings.db))
     monkeypatch.setenv("RECOMMENDER_MODEL_DIR", str(settings.model_dir))
     monkeypatch.delenv("RECOMMENDER_CONFIG", raising=False)
+    monkeypatch.setenv("RECOMMENDER_SELECTION_ENABLED", "0")
     return CliRunner()
 
 
@@ -89,7 +99,8 @@ def trained_template(tmp_path_factory):
     from recommender import imports, training
 
     root = tmp_path_factory.mktemp("template")
-    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models"})
+    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models",
+                                                    **NO_SELECT})
     settings.als.factors = 16
     db = store.connect(settings.db, create=True)
     imports.load_sample(db, settings)
@@ -106,7 +117,8 @@ def served(trained_template, tmp_path):
 
     shutil.copy(trained_template / "shop.db", tmp_path / "shop.db")
     shutil.copytree(trained_template / "models", tmp_path / "models")
-    settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models"})
+    settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models",
+                                                    **NO_SELECT})
     settings.als.factors = 16
     settings.serve.model_check_seconds = 0.0
     settings.serve.catalogue_ttl_seconds = 0.0

@@ -25,7 +25,7 @@ RECOMMENDER = str(Path(sys.executable).parent / "recommender")
 def _env(settings) -> dict[str, str]:
     """The child's environment: this test's database and model folder, small quick ALS settings."""
     config = Path(settings.db).with_name("quick.toml")
-    config.write_text("[als]\nfactors = 16\niterations = 8\n", encoding="utf-8")
+    config.write_text("[als]\nfactors = 16\niterations = 8\n[selection]\nenabled = false\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     env.update(RECOMMENDER_DB=str(settings.db), RECOMMENDER_MODEL_DIR=str(settings.model_dir),
                RECOMMENDER_CONFIG=str(config))

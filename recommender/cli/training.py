@@ -45,6 +45,40 @@ def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def select_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--no-select``: fit the configured ALS settings only (selection.enabled = false)."""
+
+    @click.option("--no-select", "no_select", is_flag=True,
+                  help="Skip per-shop selection: fit exactly the configured ALS settings (as selection.enabled = "
+                       "false).")
+    @functools.wraps(func)
+    def wrapper(settings: Settings, no_select: bool, **kwargs: Any) -> Any:
+        if no_select:
+            settings.selection.enabled = False
+        return func(settings=settings, **kwargs)
+
+    return wrapper
+
+
+def families_table(payload: dict[str, Any]) -> str:
+    """Every family's best validation and test NDCG beside popularity (empty without selection)."""
+    sel = payload.get("selection")
+    if not sel:
+        return ""
+    k = payload["k"]
+    lines = [f"{'family':10}{'validation':>12}{'test':>9}  NDCG@{k}; best of each family on the validation split, "
+             f"chosen by validation only"]
+    for name, entry in sel["families"].items():
+        test = entry.get("test_ndcg")
+        lines.append(f"{name:10}{entry['validation_ndcg']:>12.4f}{(test if test is not None else float('nan')):>9.4f}"
+                     f"  {'* ' if entry.get('chosen') else '  '}{entry['label']}")
+    lines.append(f"{'popularity':10}{sel['validation']['popularity_ndcg']:>12.4f}"
+                 f"{sel.get('test', {}).get('popularity_ndcg', float('nan')):>9.4f}")
+    lines.append(f"chosen: {sel['chosen']['label']} ({len(sel['candidates'])} candidates, {sel['seconds']:.1f} s"
+                 f"{', stopped at the time budget' if sel.get('stopped_early') else ''})")
+    return "\n".join(lines)
+
+
 def _metrics_table(payload: dict[str, Any]) -> str:
     k = payload["k"]
     lines = [f"{'':12}{'precision':>11}{'recall':>9}{'ndcg':>9}{'map':>9}{'coverage':>10}   @{k}, {payload['users']:,} customers"]
@@ -56,6 +90,7 @@ def _metrics_table(payload: dict[str, Any]) -> str:
 
 @click.command()
 @with_settings
+@select_option
 @engine_option
 @click.option("--publish", is_flag=True, help="Publish the new model if it passes the release gate.")
 @click.option("--force", is_flag=True, help="With --publish: publish even if the gate refuses.")
@@ -73,7 +108,9 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     the gate said: decision-log and model retention, and a WAL checkpoint.
     Erasures and withdrawals recorded while it runs are removed from the model
     before it is saved and again before it is published. SIGTERM stops it
-    cleanly (no temporary files left).
+    cleanly (no temporary files left). Unless --no-select, the model family
+    and the settings that do not transfer between shops are first chosen on a
+    validation split of the training period (see "How the model is chosen").
     """
     from .. import training
 
@@ -83,12 +120,15 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
                                 progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
                                 engine_options=engine_options)
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
+    families = families_table(result.metrics)
     emit(as_json, result.to_dict(),
-         f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n{result.seconds['total']:.1f} s")
+         f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n"
+         + (families + "\n" if families else "") + f"{result.seconds['total']:.1f} s")
 
 
 @click.command()
 @with_settings
+@select_option
 @engine_option
 @click.option("--k", "k", type=click.IntRange(1, 100), default=None, help="Cut-off of the ranking metrics [default: 10].")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -96,18 +136,26 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
 @json_option
 def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k: int | None,
              report_dir: Path | None, as_json: bool) -> None:
-    """Score the current settings on the temporal split, next to the popularity baseline."""
+    """Score the chosen recipe on the temporal split, next to the popularity baseline.
+
+    Unless --no-select, the recipe is chosen first on a validation split of the
+    training period, and every family's best is shown with its validation and
+    test NDCG (the test numbers are reported, never used to choose).
+    """
     from .. import report, training
 
     if k is not None:
         settings.evaluation.k = k
     db = open_db(settings)
     with bulk.terminate_cleanly():
-        result = training.evaluate(db, settings, engine=engine, progress=not as_json and sys.stderr.isatty(),
-                                   curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
-                                   engine_options=engine_options)
+        result = training.evaluate_selected(db, settings, engine=engine,
+                                            progress=not as_json and sys.stderr.isatty(),
+                                            curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
+                                            engine_options=engine_options)
     payload = result.payload
     human = _metrics_table(payload)
+    if payload.get("selection"):
+        human += "\n" + families_table(payload)
     if report_dir:
         written = report.write(report_dir, payload, result.curves)
         payload = {**payload, "report": str(written)}
@@ -203,14 +251,22 @@ def models(settings: Settings, customer: str | None, do_prune: bool, rollback_to
             # "erased" / "withdrawn": trained on them, removed from the artifact since (item factors still learnt).
             how = trained_on.get(row["version"])
             row["customer_removed_since"] = how if how in ("erased", "withdrawn") else None
-    lines = [f"{'version':28}{'status':11}{'engine':10}{'ndcg':>8}{'customers':>11}"
+    lines = [f"{'version':28}{'status':11}{'engine':10}{'family':9}{'ndcg':>8}{'customers':>11}"
              + (f"  trained on {customer}" if customer else "")]
     for r in rows:
         ndcg = r["metrics"].get("model", {}).get("ndcg")
-        lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}"
+        family = (r.get("params") or {}).get("family") or "als"
+        lines.append(f"{r['version'] + (' *' if r['current'] else ''):28}{r['status']:11}{r['engine']:10}{family:9}"
                      f"{(ndcg if ndcg is not None else float('nan')):>8.4f}{r['consent_snapshot'].get('customers', 0):>11,}"
                      + ((("  yes" if r["trained_on_customer"] else "  no")
                          + (f", since {r['customer_removed_since']}" if r["customer_removed_since"] else ""))
                         if customer else ""))
+        sel = (r.get("metrics") or {}).get("selection")
+        if sel:
+            lines.append("    " + "  ".join(
+                f"{name} {e['validation_ndcg']:.4f}/{e['test_ndcg'] if e.get('test_ndcg') is not None else float('nan'):.4f}"
+                + ("*" if e.get("chosen") else "") for name, e in sel["families"].items())
+                + f"  popularity {sel['validation']['popularity_ndcg']:.4f}/"
+                  f"{sel.get('test', {}).get('popularity_ndcg', float('nan')):.4f}  (validation/test NDCG)")
     emit(as_json, {"current": current, "customer": customer, "models": rows, "healed": healed.to_dict()},
          "\n".join(lines))

@@ -1,0 +1,236 @@
+"""Per-shop selection chooses on a validation split of the training period, never on the test period.
+
+The shops here are synthetic and tiny, written to a real SQLite file; each is
+built so that the expected outcome is known by construction, not by running
+the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from recommender import evaluation, families, gate, registry, store, training
+from recommender.config import load_settings
+
+DAY = 86400
+T0 = 1_700_000_000  # November 2023: every event is in the past
+
+
+def pairs_shop(db, *, pairs: int = 60, customers: int = 480, seed: int = 0, noise: int = 0) -> None:
+    """Products come in pairs (a_k, b_k); a customer buys a_k, then b_k ten days later, plus ``noise`` random views.
+
+    What predicts a customer's next product is one specific item-item link
+    (a_k → b_k), ``pairs`` of them: an item model (EASE^R) learns each link
+    from the customers who bought both, while two-factor ALS cannot hold sixty
+    independent links. Every event has its own second, so rewriting an event's
+    product can never merge two events.
+    """
+    rng = np.random.default_rng(seed)
+    products = 2 * pairs
+    store.upsert_customers(db, [(f"c{i:04d}", None, None, None, None, "UTC", "2023-01-01T00:00:00Z")
+                                for i in range(customers)])
+    store.upsert_products(db, [(f"p{j:04d}", f"p{j}", "cat", 1.0, None, 0, None) for j in range(products)])
+    store.set_consents(db, [(f"c{i:04d}", "personalization", True, "2023-01-01T00:00:00Z", "test")
+                            for i in range(customers)])
+    rows, second = [], 0
+    for c in range(customers):
+        k = int(rng.integers(pairs))
+        start = int(rng.integers(0, 200))
+        events = [(2 * k, "purchase", start), (2 * k + 1, "purchase", start + 10)]
+        events += [(int(rng.integers(products)), "view", int(rng.integers(0, 210))) for _ in range(noise)]
+        for item, kind, day in events:
+            second += 1
+            rows.append((f"c{c:04d}", f"p{item:04d}", kind, 1.0, T0 + day * DAY + second))
+    store.upsert_interactions(db, rows)
+
+
+def tiny(settings, families_=("als", "ease"), **changes):
+    """Tiny grids: a handful of candidates per test."""
+    settings.selection.enabled = True
+    settings.selection.families = tuple(families_)
+    settings.selection.half_lives = (0.0, 14.0)
+    settings.selection.weight_profiles = False
+    settings.selection.als_scales = (3.0,)
+    settings.selection.ease_scales = (0.3, 3.0)
+    settings.selection.graph_neighbours = (50.0,)
+    settings.selection.graph_alphas = (1.0,)
+    settings.selection.graph_betas = (0.3,)
+    settings.selection.blend_weights = (0.5,)
+    settings.als.factors = 2
+    settings.als.iterations = 6
+    for name, value in changes.items():
+        setattr(settings.selection, name, value)
+    return settings
+
+
+@pytest.fixture
+def pairs_db(db, settings):
+    pairs_shop(db)
+    return db
+
+
+def test_a_planted_item_model_winner_is_chosen(pairs_db, settings):
+    tiny(settings)
+    recipe, choice = training.choose(pairs_db, settings)
+    record = choice.record("implicit")
+    fams = record["families"]
+    assert set(fams) >= {"als", "ease"}
+    # By construction the next product is the partner of the last one: EASE^R knows each link.
+    assert recipe.family in ("ease", "blend")
+    assert fams["ease"]["validation_ndcg"] > 0.6
+    assert fams["als"]["validation_ndcg"] < 0.5 * fams["ease"]["validation_ndcg"]
+    assert record["validation"]["cut_time"] < record["validation"]["test_cut_time"]
+
+
+def test_selection_choice_ignores_everything_after_the_test_cut(tmp_path):
+    """Property: rewrite the test period (products, event types, quantities) at random; nothing selection sees moves.
+
+    Timestamps stay (they define the split itself); everything an event says
+    after the test cut is replaced. The test numbers of the chosen recipe do
+    move, which shows the corruption was real.
+    """
+    base = load_settings(environ={}, overrides={"db": tmp_path / "base.db", "model_dir": tmp_path / "m0"})
+    tiny(base, families_=("als", "ease", "rp3beta"))
+    db = store.connect(base.db, create=True)
+    pairs_shop(db, noise=2, customers=320, pairs=40)
+    recipe, choice = training.choose(db, base)
+    original = choice.record("implicit")
+    data = training.load_data(db, base)
+    cut = evaluation.cut_time(data.time, base.evaluation)
+    chosen = training.evaluate(db, base, data=data, recipe=recipe)
+    products = [r[0] for r in db.execute("SELECT id FROM products").fetchall()]
+    db.conn.close()
+
+    def seen(record):
+        return [(c["label"], c["recipe"], c["validation_ndcg"]) for c in record["candidates"]]
+
+    moved_test_numbers = 0
+    for seed in range(2):
+        rng = np.random.default_rng(100 + seed)
+        settings = dataclasses.replace(base, db=tmp_path / f"corrupt{seed}.db")
+        (tmp_path / f"corrupt{seed}.db").write_bytes((tmp_path / "base.db").read_bytes())
+        bad = store.connect(settings.db)
+        rows = bad.execute("SELECT id FROM interactions WHERE occurred_at >= ?", [cut]).fetchall()
+        assert len(rows) > 50
+        with store.transaction(bad):
+            for (row_id,) in rows:
+                bad.conn.execute("UPDATE interactions SET product_id = ?, event_type = ?, quantity = ? WHERE id = ?",
+                                 [products[int(rng.integers(len(products)))],
+                                  ["view", "purchase", "add_to_cart"][int(rng.integers(3))],
+                                  float(rng.integers(1, 20)), row_id])
+        again, choice = training.choose(bad, settings)
+        corrupted = choice.record("implicit")
+        assert seen(corrupted) == seen(original)
+        assert corrupted["chosen"] == original["chosen"]
+        assert corrupted["validation"] == original["validation"]
+        after = training.evaluate(bad, settings, recipe=again)
+        moved_test_numbers += after.payload["model"]["ndcg"] != chosen.payload["model"]["ndcg"]
+        bad.conn.close()
+    assert moved_test_numbers == 2
+
+
+def test_no_select_keeps_the_configured_als(pairs_db, settings, runner, monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_SELECTION_ENABLED", "1")  # on, as for a shop: the flag turns it off
+    result = runner.invoke(__import__("recommender.cli", fromlist=["cli"]).cli,
+                           ["train", "--no-select", "--json", "--db", str(settings.db)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert "selection" not in out["metrics"] and "select" not in out["seconds"]
+    params = out["metrics"]["params"]
+    assert "family" not in params
+    # The recipe is the configured one, hashed as before families existed.
+    configured = load_settings(environ={}, overrides={"db": settings.db})
+    assert params["als"] == dataclasses.asdict(configured.als)
+    text = json.dumps({"engine": "implicit", "als": dataclasses.asdict(configured.als),
+                       "event_weights": configured.event_weights}, sort_keys=True)
+    import hashlib
+
+    assert out["metrics"]["params"] and gate.recipe_id(params) == hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_the_gate_refits_an_incumbent_of_another_family_on_the_same_split(pairs_db, settings):
+    tiny(settings)
+    settings.selection.blend_weights = ()
+    first = training.train(pairs_db, settings, publish=True)
+    assert first.metrics["params"]["family"] == "ease"
+    # Tonight selection is off: the configured ALS against the serving EASE^R recipe.
+    settings.selection.enabled = False
+    settings.als.factors = 16
+    second = training.train(pairs_db, settings, publish=True, force=True)
+    record = registry.Registry(settings.model_dir).manifest(second.version)["gate"]
+    theirs = record["incumbent"]
+    assert theirs["version"] == first.version and theirs["same_recipe"] is False
+    assert theirs["cut_time"] == record["split"]["cut_time"] == second.metrics["cut_time"]
+    # Independently: EASE^R with the incumbent's λ and half-life, fitted straight on tonight's split.
+    recorded = first.metrics["params"]
+    ease_settings = dataclasses.replace(settings)
+    ease_settings.ease = dataclasses.replace(settings.ease, regularization=recorded["ease"]["regularization"])
+    ease_settings.als = dataclasses.replace(settings.als, half_life_days=recorded["als"]["half_life_days"])
+    data = training.load_data(pairs_db, settings)
+    split = evaluation.temporal_split(data, ease_settings.als, settings.evaluation)
+    model = families.fit("ease", split.train, list(data.user_ids), list(data.item_ids), ease_settings)
+    expected = evaluation.evaluate_model(model, split, settings.evaluation.k).metrics["ndcg"]
+    assert theirs["ndcg"] == pytest.approx(expected, abs=1e-6)
+    # ALS with two factors cannot hold the links: the gate refuses it against EASE^R's recipe.
+    assert second.gate and "below the current model" in second.gate
+
+
+def test_selection_settings_from_the_environment():
+    s = load_settings(environ={"RECOMMENDER_SELECTION_HALF_LIVES": "0,3.5",
+                               "RECOMMENDER_SELECTION_FAMILIES": "als,ease",
+                               "RECOMMENDER_SELECTION_ENABLED": "false"})
+    assert s.selection.half_lives == (0.0, 3.5) and s.selection.families == ("als", "ease")
+    assert s.selection.enabled is False
+
+
+def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config(settings):
+    """Selection may choose no decay while the config says 14 days: fold-in must follow the model."""
+    from recommender import ranking
+    from recommender.model import FactorModel
+
+    model = FactorModel(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), ["c1"], ["p1", "p2"], 1.0)
+    recorded = dataclasses.replace(settings.als, half_life_days=0.0)
+    model.manifest["params"] = {"engine": "implicit", "als": dataclasses.asdict(recorded),
+                                "event_weights": {"view": 1.0, "purchase": 5.0}}
+    model.manifest["data"] = {"reference_time": T0}
+    settings.als.half_life_days = 14.0
+    events = [("p1", "purchase", 1.0, T0), ("p1", "purchase", 1.0, T0 - 14 * DAY), ("p2", "view", 2.0, T0)]
+    _, items, conf = ranking.fold_in(model, settings, events)
+    # No decay: p1 = 5 + 5 = 10, p2 = 1 x 2 = 2; confidence 1 + alpha·log1p(x) with the default alpha 2.
+    assert items.tolist() == [0, 1]
+    assert conf.tolist() == pytest.approx([1 + 2 * np.log1p(10.0), 1 + 2 * np.log1p(2.0)], rel=1e-6)
+    # A model without a recorded recipe keeps the server's rules (14-day decay: 5 + 2.5).
+    del model.manifest["params"]
+    model._serving_settings = None
+    _, _, conf = ranking.fold_in(model, settings, events)
+    assert conf[0] == pytest.approx(1 + 2 * np.log1p(7.5), rel=1e-6)
+
+
+def test_cli_train_models_and_report_show_every_family_beside_popularity(pairs_db, settings, runner, monkeypatch,
+                                                                         tmp_path):
+    from recommender.cli import cli
+
+    tiny_env = {"ENABLED": "1", "FAMILIES": "als,ease", "HALF_LIVES": "0", "WEIGHT_PROFILES": "0",
+                "ALS_SCALES": "3", "EASE_SCALES": "1", "BLEND_WEIGHTS": "0.5"}
+    for name, value in tiny_env.items():
+        monkeypatch.setenv(f"RECOMMENDER_SELECTION_{name}", value)
+    monkeypatch.setenv("RECOMMENDER_ALS_FACTORS", "2")
+    trained = runner.invoke(cli, ["train", "--publish", "--json"])
+    assert trained.exit_code == 0, trained.output
+    sel = json.loads(trained.output)["metrics"]["selection"]
+    assert set(sel["families"]) == {"als", "ease", "blend"}
+    assert all(e["test_ndcg"] is not None for e in sel["families"].values())
+    listed = runner.invoke(cli, ["models"])
+    assert listed.exit_code == 0, listed.output
+    line = listed.output.splitlines()[2]
+    for name in ("als", "ease", "blend", "popularity"):
+        assert f"{name} " in line
+    report = runner.invoke(cli, ["evaluate", "--report", str(tmp_path / "rep")])
+    assert report.exit_code == 0, report.output
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "How the model was chosen" in text
+    assert "| ease" in text and "| popularity |" in text
