@@ -295,3 +295,44 @@ def test_cli_report_online(runner, measured):
     assert human.exit_code == 0 and "uplift recommendations conversion: model - control = +33.33 pt" in human.output
     bad = runner.invoke(cli, ["report", "online", "--since", "soon"])
     assert bad.exit_code == 1 and bad.output.startswith("Error: since: ") and "Traceback" not in bad.output
+
+
+def test_the_challenger_arm_is_served_by_its_version_and_falls_back_when_it_cannot_load(served):
+    from api import create_app
+    from recommender import registry
+
+    current = registry.Registry(served.model_dir).current_version()
+    served.serve.open = True
+    served.online.challenger, served.online.challenger_share = current, 1.0
+    app = create_app(served)
+    client = app.test_client()
+    customer = consenting(app)
+    body = client.get(f"/v1/customers/{customer}/recommendations?n=3").get_json()
+    assert (body["arm"], body["mode"], body["model_version"]) == ("challenger", "personalized", current)
+    served.online.challenger = "20000101T000000Z-000000"  # no such version: the current model serves
+    missing = create_app(served).test_client()
+    body = missing.get(f"/v1/customers/{customer}/recommendations?n=3").get_json()
+    assert (body["arm"], body["mode"]) == ("model", "personalized")
+
+
+def test_every_recorded_offer_has_a_list_id_and_a_purchase_from_it_counts_for_offers(db, settings):
+    from recommender import campaigns
+    from recommender.campaigns import CampaignRequest
+
+    store.upsert_customers(db, [(c, f"{c}@example.com", c, "1990-06-03", None, "UTC", "2026-01-01T00:00:00Z")
+                                for c in ("A", "B")])
+    store.upsert_products(db, [(f"P{i}", f"Product {i}", "misc", 10.0, None, 0, None) for i in range(1, 6)])
+    store.set_consents(db, [(c, "marketing", True, "2026-01-01T00:00:00Z", "test") for c in ("A", "B")])
+    result = campaigns.run(db, settings, CampaignRequest(occasion="birthday", date="2026-06-01", days_ahead=7))
+    offers = {r["customer_id"]: dict(r) for r in db.query("SELECT customer_id, list_id, products FROM offers")}
+    assert set(offers) == {"A", "B"} and all(HEX.match(o["list_id"]) for o in offers.values())
+    assert {o.list_id for o in result.offers} == {o["list_id"] for o in offers.values()}
+    logged = dict(db.execute("SELECT list_id, endpoint FROM decisions").fetchall())
+    assert logged == {o["list_id"]: "campaign:birthday" for o in offers.values()}
+    bought = json.loads(offers["A"]["products"])[0]
+    created = db.execute("SELECT created_at FROM decisions WHERE list_id = ?", [offers["A"]["list_id"]]).fetchone()[0]
+    when = int(dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
+    store.add_interactions(db, [("A", bought, "purchase", 2, when + 60, offers["A"]["list_id"], 8.5)])
+    row = next(a for a in online.report(db, settings)["arms"] if a["surface"] == "offers")
+    assert (row["arm"], row["lists"], row["customers"], row["purchases"], row["revenue"]) == (
+        "unassigned", 2, 2, 1, 17.0)
