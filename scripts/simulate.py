@@ -205,6 +205,7 @@ class Simulation:
         self.server: Server | None = None
         self.damaged = False
         self.days: list[dict[str, Any]] = []
+        self.first_list_at: int | None = None
 
     # --- setting the shop up --------------------------------------------------------------
 
@@ -259,6 +260,11 @@ class Simulation:
         started = time.perf_counter()
         now = int(time.time())
         latest = min(shopmod.day_start(day) + 86399, now - 120)
+        if self.first_list_at is not None:
+            # Simulated days are dated in the past, but every storefront visit is served now: the
+            # last day's own shopping must not fall after lists served "earlier" in the run, or it
+            # would be attributed to them by the window rule.
+            latest = min(latest, self.first_list_at - 1)
         rec: dict[str, Any] = {"day": number, "date": day.isoformat(), "skip_erased": all(self.skip_erased.values())}
         failures: dict[str, list[str]] = {name: [] for name in checks.CHECKS}
         rec["timings"] = {}
@@ -436,6 +442,8 @@ class Simulation:
         live = [c for c in self.shop.customers if c not in self.gone]
         out = {"lists": 0, "control": 0, "events": 0, "purchases": 0}
         batch: list[dict[str, Any]] = []
+        if self.first_list_at is None:
+            self.first_list_at = int(time.time())
         for cid in self.shop.pick(live, self.args.shoppers):
             status, body = self.api("GET", f"/v1/customers/{cid}/recommendations?n=5", role="write")
             if status != 200 or not isinstance(body, dict):
