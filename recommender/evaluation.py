@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .config import ALSSettings, EvaluationSettings
 from .interactions import Interactions
-from .model import FactorModel, batch_top_k
+from .model_base import Recommender
 
 METRICS = ("precision", "recall", "ndcg", "map")
 
@@ -119,10 +119,9 @@ def popularity(train: sp.csr_matrix) -> np.ndarray:
     return np.diff(train.tocsc().indptr).astype(np.float32)
 
 
-def evaluate_model(model: FactorModel, split: Split, k: int, curve_k: int = 0) -> Scores:
+def evaluate_model(model: Recommender, split: Split, k: int, curve_k: int = 0) -> Scores:
     depth = max(k, curve_k)
-    top = batch_top_k(np.asarray(model.user_factors)[split.users], np.asarray(model.item_factors),
-                      split.train[split.users], depth)
+    top = model.batch_recommend(split.users, split.train[split.users], depth)
     return score_lists(top, split, k, len(model.item_ids), curve_k)
 
 

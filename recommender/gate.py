@@ -37,7 +37,7 @@ import numpy as np
 
 from .config import ALSSettings, GateSettings, Settings
 from .interactions import Interactions
-from .model import FactorModel
+from .model_base import Recommender
 
 # A factor row with a norm below this is "zero": it scores every product alike.
 ZERO_NORM = 1e-6
@@ -81,18 +81,11 @@ class Decision:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def _nonzero_share(factors: np.ndarray, rows: np.ndarray) -> float:
-    if len(rows) == 0:
-        return 1.0
-    norms = np.linalg.norm(np.asarray(factors[rows], dtype=np.float64), axis=1)
-    return float((norms > ZERO_NORM).mean())
-
-
 def _iso(seconds: int | None) -> str | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def health_checks(payload: dict[str, Any], data: Interactions, model: FactorModel, full_matrix: Any,
+def health_checks(payload: dict[str, Any], data: Interactions, model: Recommender, full_matrix: Any,
                   incumbent: dict[str, Any] | None, conf: GateSettings) -> list[Check]:
     """The checks on tonight's data and fit alone (see the module docstring)."""
     k = payload["k"]
@@ -108,8 +101,8 @@ def health_checks(payload: dict[str, Any], data: Interactions, model: FactorMode
                         f"the time check, a wrong clock); fix or delete them and retrain"))
     trained_users = np.flatnonzero(np.diff(full_matrix.indptr) > 0)
     trained_items = np.flatnonzero(np.diff(full_matrix.tocsc().indptr) > 0)
-    users = _nonzero_share(model.user_factors, trained_users)
-    items = _nonzero_share(model.item_factors, trained_items)
+    shares = model.health(trained_users, trained_items)
+    users, items = shares["users"], shares["items"]
     checks.append(Check("nonzero_customers", users >= conf.min_nonzero_share, users, conf.min_nonzero_share,
                         f"only {users:.1%} of the {len(trained_users):,} trained customers got a non-zero factor row "
                         f"(the fit collapsed: check the data's time stamps and the ALS settings)"))
@@ -125,7 +118,7 @@ def health_checks(payload: dict[str, Any], data: Interactions, model: FactorMode
     return checks
 
 
-def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, model: FactorModel, full_matrix: Any,
+def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, model: Recommender, full_matrix: Any,
           incumbent: dict[str, Any] | None, incumbent_version: str | None, conf: GateSettings,
           refit_incumbent: Callable[[dict[str, Any]], dict[str, Any]]) -> Decision:
     """Decide on tonight's model; ``refit_incumbent(params)`` fits and scores a recipe on tonight's split.

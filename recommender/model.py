@@ -1,10 +1,9 @@
-"""A trained factor model: what every engine produces and every server loads.
+"""Matrix factorisation: what the ALS engines (implicit, Spark) produce and every server can load.
 
-The interface follows ``implicit``'s ``RecommenderBase`` (recommend, similar
-items, recalculate_user, explain, save/load) but the math lives here, in
-numpy, on the factors alone. That is what lets a model trained by Spark be
-served exactly like one trained by ``implicit``: the server never needs the
-engine that made the factors.
+The math lives here, in numpy, on the factors alone. That is what lets a model
+trained by Spark be served exactly like one trained by ``implicit``: the server
+never needs the engine that made the factors. It implements the one model
+interface of :mod:`recommender.model_base`.
 
 Fold-in and explanations solve the same regularised least-squares problem as
 implicit ALS for one user, with the item factors fixed:
@@ -13,53 +12,36 @@ implicit ALS for one user, with the item factors fixed:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .errors import ModelError
+from .model_base import (IDS_FILE, MANIFEST_FILE, FORMAT_VERSION, Recommender, as_index_array,  # noqa: F401
+                         load_model, read_manifest, sha256 as _sha256, top_k as _top_k)
 from .topk import NormIndex
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy")
-IDS_FILE = "ids.json"
-MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first."""
-    k = min(k, int(np.isfinite(scores).sum()))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
-
-
-@dataclass
-class FactorModel:
+class FactorModel(Recommender):
     """User and item factors with the id maps of both axes and the settings that made them."""
 
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    user_ids: list[str]
-    item_ids: list[str]
-    regularization: float
-    manifest: dict[str, Any] = field(default_factory=dict)
-    # Per-item arrays computed beside the factors (popularity, bought-together).
-    signals: dict[str, np.ndarray] = field(default_factory=dict)
+    family = "factors"
 
-    def __post_init__(self) -> None:
+    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, user_ids: list[str], item_ids: list[str],
+                 regularization: float, manifest: dict[str, Any] | None = None,
+                 signals: dict[str, np.ndarray] | None = None) -> None:
+        super().__init__(user_ids, item_ids, manifest, signals)
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+        self.regularization = float(regularization)
         if self.user_factors.shape[0] != len(self.user_ids) or self.item_factors.shape[0] != len(self.item_ids):
             raise ModelError("factor rows do not match the id maps")
         if self.user_factors.shape[1] != self.item_factors.shape[1]:
             raise ModelError("user and item factors have different widths")
-        self.user_index = {u: i for i, u in enumerate(self.user_ids)}
-        self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self._yty: np.ndarray | None = None
         self._yty_regularized: np.ndarray | None = None
         self._item_norms: np.ndarray | None = None
@@ -70,14 +52,6 @@ class FactorModel:
     @property
     def factors(self) -> int:
         return int(self.item_factors.shape[1])
-
-    @property
-    def version(self) -> str | None:
-        return self.manifest.get("version")
-
-    @property
-    def engine(self) -> str:
-        return self.manifest.get("engine", "unknown")
 
     @property
     def yty_regularized(self) -> np.ndarray:
@@ -174,97 +148,66 @@ class FactorModel:
         order = np.argsort(-contrib)[:n]
         return [(int(items[j]), float(contrib[j])) for j in order if contrib[j] > 0]
 
-    # --- persistence -----------------------------------------------------------
+    # --- the model interface ---------------------------------------------------
 
-    def save(self, directory: str | Path) -> dict[str, Any]:
-        """Write the artifact files (fsynced) and the manifest with their checksums."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        checksums = {}
-        arrays = {
-            FACTOR_FILES[0]: np.ascontiguousarray(self.user_factors, dtype=np.float32),
-            FACTOR_FILES[1]: np.ascontiguousarray(self.item_factors, dtype=np.float32),
-            **{f"signal_{name}.npy": np.ascontiguousarray(a) for name, a in self.signals.items()},
-        }
-        for name, array in arrays.items():
-            if name.startswith("signal_") and array.shape[0] != len(self.item_ids):
-                raise ModelError(f"signal {name} has {array.shape[0]} rows for {len(self.item_ids)} items")
-            path = directory / name
-            with open(path, "wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            checksums[name] = _sha256(path)
-        ids_path = directory / IDS_FILE
-        with open(ids_path, "w", encoding="utf-8") as fh:
-            json.dump({"users": list(self.user_ids), "items": list(self.item_ids)}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        checksums[IDS_FILE] = _sha256(ids_path)
-        manifest = dict(self.manifest)
-        manifest.update(
-            format=FORMAT_VERSION,
-            factors=self.factors,
-            users=len(self.user_ids),
-            items=len(self.item_ids),
-            regularization=self.regularization,
-            signals=sorted(self.signals),
-            checksums=checksums,
-        )
-        with open(directory / MANIFEST_FILE, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.manifest = manifest
-        return manifest
+    def fold_in(self, items: np.ndarray, confidences: np.ndarray) -> np.ndarray | None:
+        """The customer's factor vector (a least-squares solve); None when it is zero."""
+        if len(items) == 0:
+            return None
+        vector = self.recalculate_user(np.asarray(items), np.asarray(confidences))
+        return vector if np.any(vector) else None
 
-    @staticmethod
-    def read_manifest(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
-        """The manifest of a complete, uncorrupted artifact (checksums verified), without loading it."""
-        directory = Path(directory)
-        try:
-            manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
-            if manifest.get("format") != FORMAT_VERSION:
-                raise ModelError(f"{directory}: unknown artifact format {manifest.get('format')!r}")
-            if verify:
-                for name, expected in manifest["checksums"].items():
-                    if _sha256(directory / name) != expected:
-                        raise ModelError(f"{directory}: checksum mismatch in {name}")
-            return manifest
-        except ModelError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{directory}: cannot load model ({exc.__class__.__name__}: {exc})") from None
+    def score(self, state: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        u = np.asarray(state, dtype=self.item_factors.dtype)
+        return self.item_factors @ u if items is None else self.item_factors[np.asarray(items)] @ u
+
+    def batch_scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(self.user_factors)[users] @ np.asarray(self.item_factors).T
+
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
+                        block: int = 2048) -> np.ndarray:
+        """implicit's threaded top-k on the trained user factors (no score matrix materialised)."""
+        return batch_top_k(np.asarray(self.user_factors)[users], np.asarray(self.item_factors), history, k)
+
+    def health(self, trained_users: np.ndarray, trained_items: np.ndarray) -> dict[str, float]:
+        def share(factors: np.ndarray, rows: np.ndarray) -> float:
+            if len(rows) == 0:
+                return 1.0
+            return float((np.abs(np.asarray(factors)[rows]).sum(axis=1) > 0).mean())
+
+        return {"users": share(self.user_factors, trained_users), "items": share(self.item_factors, trained_items)}
+
+    def drop_users(self, keep: np.ndarray) -> None:
+        self.user_factors = np.ascontiguousarray(np.asarray(self.user_factors)[keep])
+        super().drop_users(keep)
+
+    def warm_up(self) -> None:
+        self.norm_index
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
+                "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32)}
+
+    def manifest_fields(self) -> dict[str, Any]:
+        return {"factors": self.factors, "regularization": self.regularization}
 
     @classmethod
-    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> "FactorModel":
-        """Load an artifact; refuse anything incomplete, corrupt or of an unknown format.
+    def array_names(cls, manifest: dict[str, Any]) -> list[str]:
+        return ["user_factors", "item_factors"]
 
-        Factors are memory-mapped, so server workers on one machine share pages.
-        """
-        directory = Path(directory)
-        manifest = cls.read_manifest(directory, verify=verify)
-        try:
-            ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
-            mode = "r" if mmap else None
-            user_factors = np.load(directory / FACTOR_FILES[0], mmap_mode=mode, allow_pickle=False)
-            item_factors = np.load(directory / FACTOR_FILES[1], mmap_mode=mode, allow_pickle=False)
-            signals = {name: np.load(directory / f"signal_{name}.npy", allow_pickle=False)
-                       for name in manifest.get("signals", [])}
-            return cls(user_factors, item_factors, ids["users"], ids["items"],
-                       float(manifest["regularization"]), manifest, signals)
-        except ModelError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{directory}: cannot load model ({exc.__class__.__name__}: {exc})") from None
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
+                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "FactorModel":
+        return cls(arrays["user_factors"], arrays["item_factors"], user_ids, item_ids,
+                   float(manifest["regularization"]), manifest, signals)
 
+    # Kept for callers that know they hold a factor model.
+    read_manifest = staticmethod(read_manifest)
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    @classmethod
+    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> "Recommender":
+        """Load an artifact of any family (see :func:`recommender.model_base.load_model`)."""
+        return load_model(directory, verify=verify, mmap=mmap)
 
 
 def batch_top_k(user_factors: np.ndarray, item_factors: np.ndarray, seen, k: int,
@@ -292,12 +235,12 @@ def batch_top_k(user_factors: np.ndarray, item_factors: np.ndarray, seen, k: int
     return ids
 
 
-def rank_items(items: Sequence[str], model: FactorModel, user_vector: np.ndarray) -> list[str]:
-    """Order the caller's items for one user; items the model does not know keep their order at the end."""
+def rank_items(items: Sequence[str], model: Recommender, state: Any) -> list[str]:
+    """Order the caller's items for one customer state; items the model does not know keep their order at the end."""
     known = [(p, model.item_index[p]) for p in items if p in model.item_index]
     unknown = [p for p in items if p not in model.item_index]
     if known:
         idx = np.array([i for _, i in known])
-        scores = model.item_factors[idx] @ user_vector
+        scores = np.asarray(model.score(state, idx))
         known = [known[j] for j in np.argsort(-scores, kind="stable")]
     return [p for p, _ in known] + unknown

@@ -30,7 +30,7 @@ import sqlite_utils
 from . import interactions, store
 from .catalogue import Catalogue, ListFilters
 from .config import Settings
-from .model import FactorModel
+from .model_base import Recommender
 
 PERSONALIZATION = interactions.PERSONALIZATION
 Event = tuple[str, str, float, int]
@@ -45,17 +45,17 @@ class Ranked:
     because: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
 
-def fold_in(model: FactorModel, settings: Settings,
-            events: Sequence[Event]) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """The customer's vector from their events (``None`` when no event touches a known product)."""
+def fold_in(model: Recommender, settings: Settings,
+            events: Sequence[Event]) -> tuple[object | None, np.ndarray, np.ndarray]:
+    """The customer's model state from their events (``None`` when no event touches a known product)."""
     reference = model.manifest.get("data", {}).get("reference_time")
     items, conf = interactions.confidences_of(list(events), settings, model.item_index, reference)
     if len(items) == 0:
         return None, items, conf
-    return model.recalculate_user(items, conf), items, conf
+    return model.fold_in(items, conf), items, conf
 
 
-def purchased_items(model: FactorModel, events: Sequence[Event], purchase_events: Sequence[str]) -> np.ndarray:
+def purchased_items(model: Recommender, events: Sequence[Event], purchase_events: Sequence[str]) -> np.ndarray:
     """Model indices of the products these events bought (event types that mean "bought" in settings)."""
     kinds = set(purchase_events)
     idx = {model.item_index.get(p) for p, e, _, _ in events if e in kinds}
@@ -63,7 +63,7 @@ def purchased_items(model: FactorModel, events: Sequence[Event], purchase_events
     return np.array(sorted(idx), dtype=np.int64)
 
 
-def rank_history(model: FactorModel, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
+def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
                  filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
                  explain: bool = False) -> Ranked | None:
     """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
@@ -72,7 +72,7 @@ def rank_history(model: FactorModel, catalogue: Catalogue, settings: Settings, e
     ``model`` (built from its ``item_ids``) and refreshed.
     """
     vector, items, conf = fold_in(model, settings, events)
-    if vector is None or not np.any(vector):
+    if vector is None:
         return None
     banned = catalogue.banned(filters)
     if exclude_purchased:
@@ -85,7 +85,7 @@ def rank_history(model: FactorModel, catalogue: Catalogue, settings: Settings, e
     return Ranked(chosen, [score_of[i] for i in chosen], because)
 
 
-def rank_customer(db: sqlite_utils.Database, settings: Settings, model: FactorModel | None, catalogue: Catalogue,
+def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
                   customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
                   diversity: float = 0.0, explain: bool = False) -> tuple[str | None, Ranked | None]:
     """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.

@@ -40,7 +40,7 @@ import sqlite_utils
 from . import bulk, store
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
-from .model import FactorModel
+from .model_base import Recommender, load_model, read_manifest
 
 POINTER = "CURRENT"
 _TEMP = re.compile(r"^\.tmp-(\d+)-")
@@ -70,7 +70,7 @@ class Registry:
             raise ModelError(f"bad model version {version!r}")
         return self.root / version
 
-    def save(self, model: FactorModel, version: str) -> Path:
+    def save(self, model: Recommender, version: str) -> Path:
         """Write a complete artifact under its final name (via a temporary directory)."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(version)
@@ -94,7 +94,7 @@ class Registry:
 
     def set_current(self, version: str) -> None:
         """Move the pointer; refuses a version that is incomplete or corrupt."""
-        FactorModel.read_manifest(self.path(version))
+        read_manifest(self.path(version))
         tmp = self.root / f"{POINTER}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(version + "\n")
@@ -103,14 +103,14 @@ class Registry:
         os.replace(tmp, self.root / POINTER)
         _fsync_dir(self.root)
 
-    def load(self, version: str | None = None) -> FactorModel:
+    def load(self, version: str | None = None) -> Recommender:
         version = version or self.current_version()
         if version is None:
             raise ModelError(f"no published model in {self.root} (run: recommender train --publish)")
-        return FactorModel.load(self.path(version))
+        return load_model(self.path(version))
 
     def manifest(self, version: str, *, verify: bool = True) -> dict[str, Any]:
-        return FactorModel.read_manifest(self.path(version), verify=verify)
+        return read_manifest(self.path(version), verify=verify)
 
     def remove(self, version: str) -> None:
         if version == self.current_version():
@@ -153,7 +153,7 @@ class Registry:
 # --- the models table -----------------------------------------------------------
 
 
-def record(db: sqlite_utils.Database, model: FactorModel, path: Path, status: str) -> None:
+def record(db: sqlite_utils.Database, model: Recommender, path: Path, status: str) -> None:
     _record_manifest(db, model.manifest, path, status)
 
 

@@ -27,7 +27,7 @@ from . import interactions, ranking, registry, store
 from .catalogue import Catalogue, ListFilters
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
-from .model import FactorModel
+from .model_base import Recommender
 from .online import CHALLENGER, CONTROL, MODEL, Assigner, new_list_id
 from .privacy import DecisionLog
 from .privacy.decisions import ANONYMOUS_REASONS
@@ -50,7 +50,7 @@ class LiveModel:
         self.settings = settings  # for the tombstone key (staleness of withdrawals)
         self.check_interval = check_interval
         self.catalogue_ttl = catalogue_ttl
-        self.model: FactorModel | None = None
+        self.model: Recommender | None = None
         self.catalogue: Catalogue | None = None
         self.last_error: str | None = None
         self._failed: str | None = None
@@ -63,7 +63,7 @@ class LiveModel:
         self.stale: dict[str, Any] = {"stale": False, "stale_since": None, "hours": None}
         self._stale_key: tuple | None = None
 
-    def get(self, db: sqlite_utils.Database | None = None) -> FactorModel | None:
+    def get(self, db: sqlite_utils.Database | None = None) -> Recommender | None:
         """The model to serve; reloads when the pointer moved or a privacy event rewrote the artifact.
 
         The privacy epoch is read on every request (one indexed query): after an
@@ -131,7 +131,7 @@ class LiveModel:
             except ModelError as exc:
                 self._failed, self.last_error = version, str(exc)
                 return loaded
-            model.norm_index  # built here, not in the first request that needs it
+            model.warm_up()  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
             self._manifest_stat = self._manifest_signature()
             self.catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
@@ -156,11 +156,11 @@ class Service:
         self._no_model_catalogue: Catalogue | None = None
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
         self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
-        self._challenger: tuple[tuple, tuple[FactorModel, Catalogue] | None, float] | None = None
+        self._challenger: tuple[tuple, tuple[Recommender, Catalogue] | None, float] | None = None
 
     # --- shared pieces -------------------------------------------------------------
 
-    def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[FactorModel | None, Catalogue]:
+    def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[Recommender | None, Catalogue]:
         model = self.live.get(db)
         if model is not None and self.live.catalogue is not None:
             catalogue = self.live.catalogue
@@ -171,7 +171,7 @@ class Service:
         catalogue.refresh(db)
         return model, catalogue
 
-    def _popular_ids(self, db: sqlite_utils.Database, model: FactorModel | None, days: int | None,
+    def _popular_ids(self, db: sqlite_utils.Database, model: Recommender | None, days: int | None,
                      limit: int) -> list[tuple[str, float]]:
         """Popular products, best first: from the model's signal, or a cached query for a window."""
         if days is None and model is not None and "popularity" in model.signals:
@@ -216,7 +216,7 @@ class Service:
         hours = self.live.stale_hours()
         return hours is not None and hours > self.settings.privacy.max_stale_hours
 
-    def _customer_vector(self, model: FactorModel, events: list[tuple[str, str, float, int]]):
+    def _customer_vector(self, model: Recommender, events: list[tuple[str, str, float, int]]):
         return ranking.fold_in(model, self.settings, events)
 
     # --- requests --------------------------------------------------------------------
@@ -228,7 +228,7 @@ class Service:
         exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
         return exists and consent
 
-    def _challenger_model(self, db: sqlite_utils.Database) -> tuple[FactorModel, Catalogue] | None:
+    def _challenger_model(self, db: sqlite_utils.Database) -> tuple[Recommender, Catalogue] | None:
         """The challenger arm's model (``online.challenger``), reloaded after every privacy event.
 
         None when it cannot be loaded or has been stale longer than the cap;
@@ -291,7 +291,7 @@ class Service:
         return self._served(result, "recommendations", customer_id, arm, [i["product_id"] for i in result["items"]])
 
     def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
-                   served: tuple[FactorModel, Catalogue] | None = None) -> dict[str, Any]:
+                   served: tuple[Recommender, Catalogue] | None = None) -> dict[str, Any]:
         """The storefront face of :func:`recommender.ranking.rank_customer`, the one ranking path."""
         model, catalogue = served or self._model_and_catalogue(db)
         # factors past the stale-model window teach nothing (a challenger is checked when it loads)

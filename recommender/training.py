@@ -26,7 +26,7 @@ from . import evaluation, gate, interactions, registry, signals, store
 from .config import Settings
 from .engines import Engine, get_engine
 from .errors import GateRefused, ModelError, RecommenderError, ValidationError
-from .model import FactorModel
+from .model_base import Recommender
 from .privacy import reconcile as privacy_reconcile
 
 Log = Callable[[str], None]
@@ -39,7 +39,7 @@ def _quiet(_: str) -> None:
 @dataclass
 class Evaluation:
     payload: dict[str, Any]
-    model: FactorModel
+    model: Recommender
     split: evaluation.Split
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 

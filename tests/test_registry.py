@@ -36,7 +36,7 @@ def test_a_kill_at_each_step_of_publish_is_healed_by_the_next_command(step, runn
     def killed(*args, **kwargs):
         raise KeyboardInterrupt(f"killed at {step}")
 
-    target = {"write": (registry.FactorModel, "save"), "rename": (registry.os, "rename"),
+    target = {"write": (registry.Recommender, "save"), "rename": (registry.os, "rename"),
               "record": (registry, "record"), "pointer": (registry.os, "replace"),
               "status": (registry, "set_status")}[step]
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):

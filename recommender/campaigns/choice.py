@@ -22,7 +22,7 @@ from ..catalogue import Catalogue, ListFilters
 from ..config import CampaignSettings, Settings
 from ..consent import PERSONALIZATION
 from ..errors import ModelError
-from ..model import FactorModel
+from ..model_base import Recommender
 from .eligibility import Candidate
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
@@ -33,7 +33,7 @@ def iso(day: int) -> str:
     return dt.date.fromordinal(_EPOCH + day).isoformat()
 
 
-def _stale_past_cap(db: sqlite_utils.Database, settings: Settings, model: FactorModel) -> bool:
+def _stale_past_cap(db: sqlite_utils.Database, settings: Settings, model: Recommender) -> bool:
     """The same stale-model window as the API: past ``privacy.max_stale_hours`` no offer ranks on its factors."""
     from ..privacy.reconcile import staleness
 
@@ -41,7 +41,7 @@ def _stale_past_cap(db: sqlite_utils.Database, settings: Settings, model: Factor
     return hours is not None and hours > settings.privacy.max_stale_hours
 
 
-def load_model(settings: Settings) -> FactorModel | None:
+def load_model(settings: Settings) -> Recommender | None:
     try:
         return registry.Registry(settings.model_dir).load()
     except ModelError:
@@ -67,7 +67,7 @@ class Choices:
     bought: dict[str, set[int]]
 
 
-def popularity(db: sqlite_utils.Database, model: FactorModel | None, catalogue: Catalogue) -> np.ndarray:
+def popularity(db: sqlite_utils.Database, model: Recommender | None, catalogue: Catalogue) -> np.ndarray:
     """Popularity per catalogue row: the model's signal, else distinct consenting buyers by SQL."""
     score = np.zeros(len(catalogue.ids), dtype=np.float64)
     if model is not None and "popularity" in model.signals:
@@ -81,7 +81,7 @@ def popularity(db: sqlite_utils.Database, model: FactorModel | None, catalogue: 
     return score
 
 
-def choose(db: sqlite_utils.Database, settings: Settings, model: FactorModel | None, eligible: list[Candidate],
+def choose(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, eligible: list[Candidate],
            k: int) -> Choices:
     """Fill ``personal`` and ``reason`` of every candidate; return the shared lists allocation reads."""
     conf = settings.campaigns

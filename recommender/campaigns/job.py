@@ -15,14 +15,14 @@ import sqlite_utils
 from .. import occasions, store
 from ..catalogue import Catalogue
 from ..config import CampaignSettings, Settings
-from ..model import FactorModel
+from ..model_base import Recommender
 from . import allocation, choice, eligibility, export, ledger
 from .eligibility import Candidate
 from .results import CampaignRequest, CampaignResult, Offer
 
 
 def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest, *, dry_run: bool = False,
-        out: str | Path | None = None, model: FactorModel | None = None, force: bool = False) -> CampaignResult:
+        out: str | Path | None = None, model: Recommender | None = None, force: bool = False) -> CampaignResult:
     """Run (or with ``dry_run`` preview) one campaign; see :mod:`recommender.campaigns` for the rules.
 
     ``model`` defaults to the published model; without one every offer uses
@@ -63,7 +63,7 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
     return result
 
 
-def _allocate(db: sqlite_utils.Database, settings: Settings, model: FactorModel | None, eligible: list[Candidate],
+def _allocate(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, eligible: list[Candidate],
               k: int, max_per_product: int | None, seed: str,
               result: CampaignResult) -> tuple[list[Candidate], choice.Choices]:
     """Choices for everyone, then allocation under the caps; returns who got products, in ledger order."""

@@ -30,7 +30,7 @@ import sqlite_utils
 from .. import store
 from ..config import Settings
 from ..errors import RecommenderError
-from ..model import FACTOR_FILES, IDS_FILE, MANIFEST_FILE, FactorModel
+from ..model_base import MANIFEST_FILE, Recommender, load_model
 from .counts import signals_for
 from .tombstones import ensure_key, subject_hash
 
@@ -71,7 +71,7 @@ def pending(db: sqlite_utils.Database, epoch: int) -> Pending:
     return out
 
 
-def _drop(db: sqlite_utils.Database, settings: Settings, model: FactorModel, todo: Pending) -> dict[str, int]:
+def _drop(db: sqlite_utils.Database, settings: Settings, model: Recommender, todo: Pending) -> dict[str, int]:
     """Remove the pending customers' rows from ``model`` in memory; records their tombstones."""
     hashes = subjects_of(db, settings, model.user_ids) if todo.erased else {}
     erased = [i for i, u in enumerate(model.user_ids) if todo.erased and hashes[u] in todo.erased]
@@ -82,16 +82,14 @@ def _drop(db: sqlite_utils.Database, settings: Settings, model: FactorModel, tod
         gone_withdrawn = list(subjects_of(db, settings, [model.user_ids[i] for i in withdrawn]).values())
         keep = np.ones(len(model.user_ids), dtype=bool)
         keep[rows] = False
-        model.user_factors = np.ascontiguousarray(np.asarray(model.user_factors)[keep])
-        model.user_ids = [u for u, k in zip(model.user_ids, keep) if k]
-        model.user_index = {u: i for i, u in enumerate(model.user_ids)}
+        model.drop_users(keep)
         m = model.manifest
         m["erased_subjects"] = sorted(set(m.get("erased_subjects", [])) | set(gone_erased))
         m["withdrawn_subjects"] = sorted(set(m.get("withdrawn_subjects", [])) | set(gone_withdrawn))
     return {"erased": len(erased), "withdrawn": len(withdrawn)}
 
 
-def reconcile_model(db: sqlite_utils.Database, settings: Settings, model: FactorModel, epoch: int) -> dict[str, Any]:
+def reconcile_model(db: sqlite_utils.Database, settings: Settings, model: Recommender, epoch: int) -> dict[str, Any]:
     """Remove from an in-memory model everyone erased or withdrawn after ``epoch``.
 
     When anyone was removed, the per-item signals (popularity, bought-together)
@@ -139,7 +137,7 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
     """
     directory = Path(directory)
     with artifact_lock(directory.parent):
-        model = FactorModel.load(directory, mmap=False)
+        model = load_model(directory, mmap=False)
         since = artifact_epoch(model.manifest) if epoch is None else epoch
         todo = pending(db, since)
         counts = _drop(db, settings, model, todo)
@@ -153,7 +151,7 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
     return {"version": directory.name, **counts, "epoch": todo.epoch, "signals_refreshed": refresh}
 
 
-def rewrite_artifact(directory: Path, model: FactorModel) -> None:
+def rewrite_artifact(directory: Path, model: Recommender) -> None:
     """Replace an artifact's files with ``model``'s, file by file, manifest last.
 
     Each file is written and fsynced beside its target, then renamed over it;
@@ -165,8 +163,7 @@ def rewrite_artifact(directory: Path, model: FactorModel) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         model.save(tmp)
-        names = [FACTOR_FILES[0], FACTOR_FILES[1], IDS_FILE, *(f"signal_{n}.npy" for n in model.signals)]
-        for name in names:
+        for name in model.files():
             os.replace(tmp / name, directory / name)
         os.replace(tmp / MANIFEST_FILE, directory / MANIFEST_FILE)
         fd = os.open(directory, os.O_RDONLY)
