@@ -38,6 +38,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     auth.register(app)
     for module in (customers, products, events, offers, privacy, ops, online):
         app.register_blueprint(module.bp)
+    from . import console
+
+    console.register(app)  # /console: session sign-in; its secret lives beside the privacy key file
 
     @app.teardown_appcontext
     def end_transaction(_exc: BaseException | None) -> None:

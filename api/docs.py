@@ -158,7 +158,8 @@ def render(spec: dict[str, Any]) -> str:
         f"<h1>{html.escape(info['title'])} API {html.escape(info['version'])}</h1>",
         "<p>JSON over HTTP. Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
         "Authenticate with <code>Authorization: Bearer &lt;key&gt;</code> (a key from "
-        "<code>recommender keys create --role read|write|admin</code>; roles nest read &lt; write &lt; admin).</p>",
+        "<code>recommender keys create --role read|write|admin|marketer</code>; roles nest read &lt; write &lt; admin; "
+        "marketer may read lists and preview campaigns, nothing else).</p>",
         markdown(info.get("description", "")),
         "<nav><ul>" + "".join(toc) + "</ul></nav>",
         *sections,

@@ -122,7 +122,7 @@ def customer_offers(customer_id: str, query: OffersQuery):
 
 
 @bp.post("/v1/admin/campaigns/preview")
-@endpoint("/v1/admin/campaigns/preview", "POST", role="admin", body=PreviewBody, response=CampaignPreview)
+@endpoint("/v1/admin/campaigns/preview", "POST", role="marketer", body=PreviewBody, response=CampaignPreview)
 def preview(body: PreviewBody):
     """Preview a campaign: the offers a run would make now, with nothing written.
 

@@ -1,4 +1,4 @@
-"""Online measurement: the per-arm report (admin), and the served-list counters behind /metrics."""
+"""Online measurement: the per-arm report (marketer or admin), and the served-list counters behind /metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ bp = Blueprint("online", __name__, url_prefix="/v1/admin/metrics")
 
 
 @bp.get("/online")
-@endpoint("/v1/admin/metrics/online", role="admin", query=OnlineQuery, response=OnlineReport)
+@endpoint("/v1/admin/metrics/online", role="marketer", query=OnlineQuery, response=OnlineReport)
 def online_report(query: OnlineQuery):
     """Lists served, click-through, conversion and revenue per A/B arm, surface and model; uplift over control.
 

@@ -363,7 +363,8 @@ def statuses(op: Operation) -> dict[int, Any]:
     if op.role:
         out[401] = "Missing, unknown or revoked API key (`Authorization: Bearer <key>`)"
         if op.role != "read":
-            out[403] = f"The key's role is below `{op.role}`"
+            out[403] = (f"The key's role is below `{op.role}`" if op.role != "marketer"
+                        else "The key's role is neither `marketer` nor `admin`")
     if "<" in op.path:
         out[404] = "Not found: the path matches no resource (or, per operation, an unknown id)"
     if op.body is not None:
@@ -424,7 +425,8 @@ def openapi(title: str, version: str) -> dict[str, Any]:
         }
         if op.role:
             entry["security"] = [{"bearer": []}]
-            entry["description"] = (entry["description"] + f"\n\nRole: `{op.role}` or higher.").strip()
+            needs = "`marketer` or `admin`" if op.role == "marketer" else f"`{op.role}` or higher"
+            entry["description"] = (entry["description"] + f"\n\nRole: {needs}.").strip()
         else:
             entry["security"] = []
         if op.body is not None:

@@ -1,7 +1,12 @@
 """API keys: random bearer tokens, stored only as SHA-256 hashes, with a role each.
 
 Roles nest: ``read`` (recommendation endpoints) < ``write`` (also events) <
-``admin`` (also consent, erasure, model reload). Tokens carry 256 bits of
+``admin`` (also consent, erasure, model reload). ``marketer`` stands outside
+that chain: a person who previews and runs campaigns and reads reports in the
+console (and may read lists, to see what shoppers see), but may not erase or
+export customers, change consent or post events. ``admin`` may do everything a
+marketer may.
+Tokens carry 256 bits of
 randomness, so a plain SHA-256 is enough to make a stolen database useless
 for calling the API; no slow password hash is needed.
 """
@@ -18,7 +23,14 @@ import sqlite_utils
 from . import store
 from .errors import NotFoundError, ValidationError
 
-ROLES = ("read", "write", "admin")
+ROLES = ("read", "write", "admin", "marketer")
+# What each role may do: a view declares the one permission it needs.
+GRANTS: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "write": frozenset({"read", "write"}),
+    "admin": frozenset({"read", "write", "admin", "marketer"}),
+    "marketer": frozenset({"read", "marketer"}),
+}
 PREFIX = "rk_"
 
 
@@ -51,7 +63,13 @@ def role_of(db: sqlite_utils.Database, token: str) -> str | None:
 
 
 def allows(role: str | None, needed: str) -> bool:
-    return role is not None and ROLES.index(role) >= ROLES.index(needed)
+    """Whether a key of ``role`` may use a view that needs ``needed`` (see :data:`GRANTS`)."""
+    return role is not None and needed in GRANTS.get(role, frozenset())
+
+
+def live_by_id(db: sqlite_utils.Database, key_id: int) -> dict[str, Any] | None:
+    """``{id, name, role, key_hash}`` of a live key by id (a console session re-checks it on every request)."""
+    return store.api_key_by_id(db, key_id)
 
 
 def revoke(db: sqlite_utils.Database, key_id: int) -> None:

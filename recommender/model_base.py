@@ -40,6 +40,9 @@ DEFAULT_FAMILY = "factors"
 # family name -> "module:Class"; imported only when an artifact of that family is loaded.
 FAMILIES: dict[str, str] = {
     "factors": "recommender.model:FactorModel",
+    "ease": "recommender.families.ease:EASE",
+    "itemgraph": "recommender.families.itemgraph:ItemGraph",
+    "blend": "recommender.families.blend:Blend",
 }
 
 

@@ -79,5 +79,5 @@ def test_every_operation_with_every_key(fuzz_app):
     total = sum(sent.values())
     print(f"\nschemathesis: {total} requests, {len(operations)} operations x {len(tokens)} keys, "
           f"statuses {dict(sorted(statuses.items()))}")
-    assert set(sent) == {"read", "write", "admin"}
+    assert set(sent) == {"read", "write", "admin", "marketer"}
     assert not [s for s in statuses if s >= 500]

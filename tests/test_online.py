@@ -238,7 +238,7 @@ def test_the_control_arm_gets_the_non_personalized_list(served):
     assert client.get("/v1/admin/metrics/online?since=yesterday").status_code == 422
 
 
-def test_the_report_needs_the_admin_role(served, db):
+def test_the_report_needs_the_marketer_or_admin_role(served, db):
     from api import create_app
     from recommender import keys
 
@@ -248,8 +248,10 @@ def test_the_report_needs_the_admin_role(served, db):
     wdb = store.connect(served.db)
     _, write = keys.create(wdb, "write", "shop")
     _, admin = keys.create(wdb, "admin", "ops")
+    _, marketer = keys.create(wdb, "marketer", "crm")
     wdb.conn.close()
     assert client.get("/v1/admin/metrics/online", headers={"Authorization": f"Bearer {write}"}).status_code == 403
+    assert client.get("/v1/admin/metrics/online", headers={"Authorization": f"Bearer {marketer}"}).status_code == 200
     assert client.get("/v1/admin/metrics/online", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
 
 

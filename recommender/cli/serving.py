@@ -47,18 +47,18 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
                    "    recommender keys create --role admin\n"
                    "or, for a local demo, serve without keys on 127.0.0.1: recommender serve --open", err=True)
     n = workers or settings.serve.workers or server.default_workers()
-    click.echo(f"serving on http://{host}:{port} with {n} workers (docs at /docs)", err=True)
+    click.echo(f"serving on http://{host}:{port} with {n} workers (docs at /docs, console at /console)", err=True)
     server.run(settings, host, port, n)
 
 
 @click.group(cls=EngineGroup)
 def keys() -> None:
-    """Manage API keys (roles: read < write < admin)."""
+    """Manage API keys (roles: read < write < admin; marketer: campaigns and reports in the console)."""
 
 
 @keys.command("create")
 @with_settings
-@click.option("--role", type=click.Choice(["read", "write", "admin"]), required=True, help="What the key may do.")
+@click.option("--role", type=click.Choice(["read", "write", "admin", "marketer"]), required=True, help="What the key may do.")
 @click.option("--name", default="", help="A label, e.g. the storefront that uses it.")
 @json_option
 def keys_create(settings: Settings, role: str, name: str, as_json: bool) -> None:
@@ -79,7 +79,7 @@ def keys_list(settings: Settings, as_json: bool) -> None:
 
     rows = api_keys.listing(open_db(settings))
     emit(as_json, {"keys": rows}, "\n".join(
-        f"{r['id']:>4}  {r['role']:6} {r['name']:24} created {r['created_at']}"
+        f"{r['id']:>4}  {r['role']:8} {r['name']:24} created {r['created_at']}"
         + (f"  revoked {r['revoked_at']}" if r["revoked_at"] else "") for r in rows)
          or "no keys (every API request gets 401 until you create one)")
 

@@ -9,7 +9,7 @@ validates best.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import scipy.sparse as sp
 
@@ -17,13 +17,18 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..model_base import Recommender
 
-FAMILY_NAMES = ("als",)
+# "rp3beta" and "itemknn" are the two methods of the item-graph family (section itemgraph);
+# a blend is built by selection from fitted parts (recommender.families.blend), never fitted here.
+FAMILY_NAMES = ("als", "ease", "rp3beta", "itemknn")
 
 
 def fit(name: str, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], settings: Settings, *,
         engine: str = "implicit", engine_options: dict[str, Any] | None = None,
-        progress: bool = False) -> Recommender:
-    """Fit family ``name`` on ``matrix`` (customers × products confidences) with its section of ``settings``."""
+        progress: bool = False, log: Callable[[str], None] | None = None) -> Recommender:
+    """Fit family ``name`` on ``matrix`` (customers × products confidences) with its section of ``settings``.
+
+    ``log`` hears what a fit is about to cost (EASE^R states its memory before it allocates).
+    """
     if name == "als":
         from ..engines import get_engine
 
@@ -31,4 +36,15 @@ def fit(name: str, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[st
                                                                    progress=progress)
         model.manifest.setdefault("engine", engine)
         return model
-    raise ConfigError(f"unknown model family {name!r} (one of {', '.join(FAMILY_NAMES)})")
+    if name == "ease":
+        from .ease import EASE
+
+        model = EASE.fit(matrix, user_ids, item_ids, settings.ease, log=log)
+    elif name in ("rp3beta", "itemknn"):
+        from .itemgraph import ItemGraph
+
+        model = ItemGraph.fit(matrix, user_ids, item_ids, settings.itemgraph, method=name)
+    else:
+        raise ConfigError(f"unknown model family {name!r} (one of {', '.join(FAMILY_NAMES)})")
+    model.manifest.setdefault("engine", "numpy")
+    return model

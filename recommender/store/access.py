@@ -24,6 +24,12 @@ def api_key_by_hash(db: sqlite_utils.Database, key_hash: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
+def api_key_by_id(db: sqlite_utils.Database, key_id: int) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT id, name, key_hash, role FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+                         [key_id]))
+    return rows[0] if rows else None
+
+
 def live_api_keys(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0]
 

@@ -178,6 +178,22 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE models",
         "ALTER TABLE models_v5 RENAME TO models",
     ],
+    # api_keys: the console's `marketer` role (outside the read < write < admin chain). SQLite
+    # cannot alter a CHECK, so the table is rebuilt with the same rows and ids.
+    [
+        """CREATE TABLE api_keys_marketer (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin', 'marketer')),
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        """INSERT INTO api_keys_marketer (id, name, key_hash, role, created_at, revoked_at)
+            SELECT id, name, key_hash, role, created_at, revoked_at FROM api_keys""",
+        "DROP TABLE api_keys",
+        "ALTER TABLE api_keys_marketer RENAME TO api_keys",
+    ],
     # online measurement: every served list and offer has a random id, the A/B arm it was served
     #    under, and an event may name the list it came from and the unit price paid; the arm
     #    assignment key is made here, once, at random

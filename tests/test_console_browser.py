@@ -1,0 +1,341 @@
+"""The console in a real browser: Debian's headless Chromium, driven by selenium, against `recommender serve`.
+
+The shop is the sample shop made by the real CLI (init, load-sample, train
+--publish); the server is the real gunicorn server. Expected values come from
+outside the console: the database read with sqlite3, the files on disk, the
+CSV the browser downloaded.
+
+Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/screenshots`` makes
+the README's three), else to the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CLI = [sys.executable, "-c", "from recommender.cli import main; main()"]
+
+pytest.importorskip("gunicorn")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+    pytest.skip("no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
+                "chromium-driver); .ci/run does", allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars")
+
+
+def cli(db: Path, *args: str) -> str:
+    done = subprocess.run([*CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The sample shop, trained and published, with an admin and a marketer key."""
+    root = tmp_path_factory.mktemp("console-shop")
+    db = root / "shop.db"
+    cli(db, "init")
+    cli(db, "load-sample")
+    cli(db, "train", "--publish")
+    admin = json.loads(cli(db, "keys", "create", "--role", "admin", "--name", "ops", "--json"))["key"]
+    marketer = json.loads(cli(db, "keys", "create", "--role", "marketer", "--name", "mia", "--json"))["key"]
+    return {"root": root, "db": db, "admin": admin, "marketer": marketer}
+
+
+@pytest.fixture(scope="module")
+def server(shop):
+    port = free_port()
+    env = {**os.environ, "RECOMMENDER_DB": str(shop["db"])}
+    env.pop("RECOMMENDER_CONFIG", None)
+    proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, downloads):
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument("--window-size=1280,900")
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Where the README's three screenshots go: ``$CONSOLE_SCREENSHOTS`` (e.g. docs/screenshots) or tmp."""
+    target = os.environ.get("CONSOLE_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def extra_shots(tmp_path_factory):
+    """Every other screenshot (phone width, the campaigns page): always a tmp folder, never committed."""
+    return tmp_path_factory.mktemp("more-screenshots")
+
+
+def snap(driver, folder: Path, name: str, width: int = 1280) -> None:
+    """A full-page screenshot at ``width`` px (the page's own height)."""
+    driver.set_window_size(width, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height + 120, 600), 6000))
+    driver.save_screenshot(str(folder / f"{name}.png"))
+    driver.set_window_size(1280, 900)
+
+
+def text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def sign_in(driver, base: str, key: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(base + "/console/")
+    assert "/console/sign-in" in driver.current_url  # no session: sent to sign in
+    driver.find_element(By.NAME, "key").send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: "/console/sign-in" not in d.current_url)
+
+
+def sign_out(driver) -> None:
+    driver.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    WebDriverWait(driver, 30).until(lambda d: "/console/sign-in" in d.current_url)
+
+
+def ledger_count(db: Path, campaign_id: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM offers WHERE campaign_id = ?", [campaign_id]).fetchone()[0]
+
+
+def preview(driver, base: str, date: str, days: int) -> None:
+    """Fill the preview form on the campaigns page as a person would and send it."""
+    driver.get(base + "/console/campaigns")
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/campaigns/preview']")
+    date_box = form.find_element(By.NAME, "date")
+    driver.execute_script("arguments[0].value = arguments[1]", date_box, date)
+    days_box = form.find_element(By.NAME, "days_ahead")
+    days_box.clear()
+    days_box.send_keys(str(days))
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_title(driver, "Campaign preview", 60)
+
+
+def preview_and_run(driver, base: str, date: str, days: int) -> tuple[str, str, int]:
+    """Preview a campaign, run it with the confirmation; returns (campaign id, export name, offers shown)."""
+    preview(driver, base, date, days)
+    eligible = int(driver.find_element(By.ID, "eligible").text.replace(",", ""))
+    assert eligible > 0
+    run = driver.find_element(By.CSS_SELECTOR, "form[action$='/campaigns/run']")
+    run.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # unticked: the browser refuses it
+    assert "Campaign preview" in driver.title
+    run.find_element(By.NAME, "confirm").click()
+    run.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_title(driver, "Campaign run", 60)
+    made = int(driver.find_element(By.ID, "made").text.replace(",", ""))
+    campaign_id = driver.find_element(By.CSS_SELECTOR, ".note code").text
+    name = driver.find_element(By.ID, "download").get_attribute("href").rsplit("/", 1)[1]
+    return campaign_id, name, made
+
+
+def wait_title(driver, words: str, seconds: float = 60) -> None:
+    """Wait for a page whose title holds ``words``; on a timeout, say which page came instead."""
+    try:
+        WebDriverWait(driver, seconds).until(lambda d: words in d.title)
+    except Exception:
+        raise AssertionError(f"expected {words!r}, got {driver.title!r}: {text(driver)[:1500]}") from None
+
+
+def wait_for_file(path: Path, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if path.exists() and not path.with_name(path.name + ".crdownload").exists():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the browser did not download {path.name}")
+
+
+def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser, downloads, shots, extra_shots):
+    driver, db = browser, shop["db"]
+    sign_in(driver, server, shop["admin"])
+    assert "Overview" in driver.title and "Signed in: ops (role admin)" in text(driver)
+    assert "Serving model" in text(driver) and "popularity" in text(driver)
+    snap(driver, shots, "overview")
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    driver.get(server + "/console/campaigns")
+    snap(driver, extra_shots, "campaigns")
+    campaign_id, name, made = preview_and_run(driver, server, today, 7)
+    assert made == ledger_count(db, campaign_id) > 0
+
+    # download through the browser: the file has one row per offer in the ledger, real codes
+    driver.find_element(By.ID, "download").click()
+    wait_for_file(downloads / name)
+    with open(downloads / name, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == made
+    assert all(r["preview"] == "false" and r["code"].startswith(("BDAY-", "ANNV-")) for r in rows)
+    with sqlite3.connect(db) as conn:
+        codes = {c for (c,) in conn.execute("SELECT code FROM offers WHERE campaign_id = ?", [campaign_id])}
+    assert {r["code"] for r in rows} == codes
+
+    # the ledger finds an offer by its code
+    victim = rows[0]["customer_id"]
+    driver.get(server + "/console/campaigns/ledger")
+    box = driver.find_element(By.NAME, "q")
+    box.send_keys(rows[0]["code"][:9])
+    box.submit()
+    WebDriverWait(driver, 30).until(lambda d: "matching" in text(d))
+    assert rows[0]["code"] in text(driver)
+
+    # a preview of the next window, for the README
+    form_date = (dt.date.fromisoformat(today) + dt.timedelta(days=8)).isoformat()
+    preview(driver, server, form_date, 7)
+    assert "Skipped, per reason" in text(driver) and "Product spread and stock caps" in text(driver)
+    snap(driver, shots, "campaign-preview")
+
+    # customer lookup: a list served by the API shows up with its reason, then erasure
+    request = urllib.request.Request(f"{server}/v1/customers/{victim}/recommendations?n=5",
+                                     headers={"Authorization": f"Bearer {shop['admin']}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        served = json.loads(r.read())
+    time.sleep(1.5)  # the decision log is written by a background thread every 0.5 s
+    driver.get(server + "/console/customer")
+    box = driver.find_element(By.NAME, "id")
+    box.send_keys(victim)
+    box.submit()
+    WebDriverWait(driver, 30).until(lambda d: "Profile" in text(d))
+    page = text(driver)
+    assert rows[0]["code"] in page and "marketing" in page and "personalization" in page
+    with sqlite3.connect(db) as conn:  # logged with the id only with personalization consent
+        logged = conn.execute("SELECT count(*) FROM decisions WHERE customer_id = ? AND endpoint = "
+                              "'recommendations'", [victim]).fetchone()[0]
+    assert "Nothing in the decision log" not in page  # the campaign's offer is logged with its reason
+    assert ("recommendations" in page) == (logged > 0) and served["items"]
+    snap(driver, shots, "customer")
+
+    erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
+    erase.find_element(By.NAME, "confirm").send_keys(victim + "x")  # a wrong id erases nothing
+    erase.find_element(By.ID, "erase").click()
+    WebDriverWait(driver, 30).until(lambda d: "(422)" in d.find_element(By.TAG_NAME, "h1").text)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [victim]).fetchone()[0] == 1
+    driver.get(f"{server}/console/customer?id={victim}")
+    erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
+    erase.find_element(By.NAME, "confirm").send_keys(victim)
+    erase.find_element(By.ID, "erase").click()
+    WebDriverWait(driver, 60).until(lambda d: "Customer erased" in d.title or "erased" in d.title.lower())
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [victim]).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM offers WHERE customer_id = ?", [victim]).fetchone()[0] == 0
+    # the server's copy of the export was scrubbed too (it is a registered copy)
+    with open(shop["root"] / "campaign-exports" / name, newline="", encoding="utf-8") as fh:
+        left = list(csv.DictReader(fh))
+    assert len(left) == made - 1 and victim not in {r["customer_id"] for r in left}
+    driver.get(f"{server}/console/customer?id={victim}")
+    assert "erased on" in text(driver)
+    sign_out(driver)
+    driver.get(server + "/console/models")
+    assert "/console/sign-in" in driver.current_url  # the session is gone
+
+
+def test_marketer_runs_a_campaign_but_is_refused_erasure(shop, server, browser):
+    driver, db = browser, shop["db"]
+    sign_in(driver, server, shop["marketer"])
+    assert "role marketer" in text(driver)
+    start = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=40)).isoformat()
+    campaign_id, _, made = preview_and_run(driver, server, start, 10)
+    assert made == ledger_count(db, campaign_id) > 0
+
+    with sqlite3.connect(db) as conn:
+        someone = conn.execute("SELECT customer_id FROM offers WHERE campaign_id = ? LIMIT 1",
+                               [campaign_id]).fetchone()[0]
+    driver.get(f"{server}/console/customer?id={someone}")
+    assert "cannot export or erase" in text(driver)
+    erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
+    erase.find_element(By.NAME, "confirm").send_keys(someone)
+    erase.find_element(By.ID, "erase").click()
+    WebDriverWait(driver, 30).until(lambda d: "Refused (403)" in d.find_element(By.TAG_NAME, "h1").text)
+    assert "'admin'" in text(driver) and "'marketer'" in text(driver)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [someone]).fetchone()[0] == 1
+    driver.get(f"{server}/console/customer/{someone}/export.json")
+    assert "Refused (403)" in driver.find_element(By.TAG_NAME, "h1").text
+    sign_out(driver)
+
+
+@pytest.mark.parametrize("path", ["/console/", "/console/campaigns", "/console/customer?id=C0002",
+                                  "/console/models", "/console/campaigns/ledger"])
+def test_pages_fit_a_phone_screen(shop, server, browser, extra_shots, path):
+    """At 390 px nothing makes the page scroll sideways (wide tables scroll inside their box)."""
+    driver = browser
+    if "/console/sign-in" in (driver.current_url or "") or not driver.get_cookies():
+        sign_in(driver, server, shop["admin"])
+    driver.set_window_size(390, 844)
+    try:
+        driver.get(server + path)
+        assert "sign-in" not in driver.current_url
+        width = driver.execute_script("return window.innerWidth")
+        scroll = driver.execute_script("return document.documentElement.scrollWidth")
+        assert scroll <= width, f"{path}: the page is {scroll}px wide on a {width}px screen"
+        name = "phone-" + (path.strip("/").replace("/", "-").split("?")[0] or "overview")
+        driver.save_screenshot(str(extra_shots / f"{name}.png"))
+    finally:
+        driver.set_window_size(1280, 900)
