@@ -30,13 +30,13 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.extensions["recommender"] = Service(settings, live)
     store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 
-    from . import auth, customers, errors, events, limits, metrics, offers, ops, privacy, products
+    from . import auth, customers, errors, events, limits, metrics, offers, online, ops, privacy, products
 
     errors.register(app)
     limits.register(app)
     metrics.register(app)
     auth.register(app)
-    for module in (customers, products, events, offers, privacy, ops):
+    for module in (customers, products, events, offers, privacy, ops, online):
         app.register_blueprint(module.bp)
     from . import console
 

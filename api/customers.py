@@ -8,6 +8,7 @@ from recommender.catalogue import ListFilters
 from recommender.service import ListOptions
 
 from .db import get_db, get_service
+from .metrics import served
 from .schema import ItemList, RecommendationQuery, RerankBody, Reranked, endpoint
 
 bp = Blueprint("customers", __name__, url_prefix="/v1/customers")
@@ -26,11 +27,13 @@ def recommendations(customer_id: str, query: RecommendationQuery):
     Unknown customers, customers without personalization consent, customers
     without history and a server without a model get popular products instead
     (`mode: non_personalized` with the `reason`), never an error. Hidden and
-    expired products never appear.
+    expired products never appear. Customers in the A/B control arm
+    (`online.control_share`) get popular products with reason `control`.
+    Every list has a `list_id`: send it back with the events it leads to.
     """
     options = ListOptions(n=query.n, filters=filters_of(query), exclude_purchased=query.exclude_purchased,
                           diversity=query.diversity, explain=query.explain)
-    return get_service().recommend(get_db(), customer_id, options)
+    return served("recommendations", get_service().recommend(get_db(), customer_id, options))
 
 
 @bp.post("/<customer_id>/rerank")
@@ -41,4 +44,4 @@ def rerank(customer_id: str, body: RerankBody):
     Without personalization the order is returned unchanged. Unknown product
     ids are a 422.
     """
-    return get_service().rerank(get_db(), customer_id, body.products)
+    return served("rerank", get_service().rerank(get_db(), customer_id, body.products))

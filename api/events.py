@@ -29,6 +29,11 @@ def ingest(body: EventsBody):
     same request again. Events and their ids are stored in one transaction:
     if the request failed, nothing of it was stored. Events without an
     `event_id` are stored every time they are sent.
+
+    Online measurement: send the `list_id` of the served list (or offer) the
+    event came from, and `price` (the unit price paid) with purchases; an
+    event without `list_id` is attributed to the latest list that showed this
+    customer this product within `online.window_hours`.
     """
     result = events.ingest(get_db(), get_service().settings, [e.model_dump() for e in body.events()])
     EVENTS.inc(result["accepted"])

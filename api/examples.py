@@ -28,6 +28,8 @@ _HISTORY = [{"purpose": "personalization", "old": None, "new": True, "source": "
 _SKIPPED = {"already_offered": 0, "malformed_date": 0, "missing_date": 164, "no_marketing_consent": 12,
             "no_products": 0, "unknown_timezone": 0}
 
+_LIST = "3f9c2a7d41e84b0c9a6e5d2f1b7c8e90"  # a list id, as served
+
 # "METHOD /openapi/path" -> {"path": {...}, "query": "...", "request": {...}, "response": {...}}
 EXAMPLES: dict[str, dict[str, Any]] = {
     "GET /v1/customers/{customer_id}/recommendations": {
@@ -36,36 +38,40 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             {**_MUG, "score": 0.335151, "because": [
                 {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.047375}]},
             {**_TRAIN, "score": 0.223347, "because": [
-                {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.030778}]}]},
+                {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.030778}]}],
+            "list_id": _LIST, "arm": "model"},
     },
     "POST /v1/customers/{customer_id}/rerank": {
         "path": {"customer_id": "C0005"},
         "request": {"products": ["P0001", "P0002", "P0003"]},
         "response": {"mode": "personalized", "reason": None, "model_version": VERSION,
-                     "products": ["P0002", "P0003", "P0001"]},
+                     "products": ["P0002", "P0003", "P0001"], "list_id": "b41d7e2a9c0f43e8a1d26b5f7e3c9a04",
+                     "arm": "model"},
     },
     "GET /v1/products/popular": {
         "query": "n=1&category=home-decor",
         "response": {"mode": "non_personalized", "reason": "popular", "model_version": VERSION, "days": None,
-                     "items": [{**_MUG, "score": 526.0}]},
+                     "items": [{**_MUG, "score": 526.0}], "list_id": "5e0a9b3c7d2f4e61b8a4c0d9e2f7a135",
+                     "arm": None},
     },
     "GET /v1/products/{product_id}/similar": {
         "path": {"product_id": "P0002"}, "query": "n=1",
         "response": {"mode": "model", "reason": None, "model_version": VERSION, "items": [
             {"product_id": "P0257", "name": "Rustic Bath Salts — Forest", "category": "beauty", "price": 32.49,
-             "in_stock": 12, "score": 0.999893}]},
+             "in_stock": 12, "score": 0.999893}], "list_id": "c7e21f0a5b9d4c38a6f3e1d0b9a2c457", "arm": None},
     },
     "GET /v1/products/{product_id}/bought-together": {
         "path": {"product_id": "P0002"}, "query": "n=1&in_stock_only=false",
         "response": {"mode": "cooccurrence", "reason": None, "model_version": VERSION, "items": [
             {"product_id": "P0300", "name": "Ceramic Bath Bomb — Blush", "category": "beauty", "price": 14.49,
-             "in_stock": 86, "lift": 13.0072}]},
+             "in_stock": 86, "lift": 13.0072}], "list_id": "0d8b6c4e2a1f47b3958e7c6d5a4b3f21", "arm": None},
     },
     "POST /v1/events": {
         "request": {"events": [
             {"customer_id": "C0005", "product_id": "P0042", "event_type": "purchase", "quantity": 1,
-             "occurred_at": "2026-12-01T08:30:00Z", "event_id": "order-1001-line-1"},
-            {"customer_id": "C0005", "product_id": "P0004", "event_type": "view", "event_id": "view-7f3a9c"}]},
+             "occurred_at": "2026-12-01T08:30:00Z", "event_id": "order-1001-line-1", "price": 12.99},
+            {"customer_id": "C0005", "product_id": "P0004", "event_type": "view", "event_id": "view-7f3a9c",
+             "list_id": _LIST}]},
         "response": {"accepted": 2, "duplicates": 0},
     },
     "GET /v1/customers/{customer_id}/offers": {
@@ -127,6 +133,25 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                      "offers": [], "decisions": [], "models_trained_on": [VERSION]},
     },
     "POST /v1/admin/reload": {"response": {"model_version": VERSION}},
+    "GET /v1/admin/metrics/online": {
+        "query": "since=2026-11-24",
+        "response": {"since": "2026-11-24T00:00:00Z", "window_hours": 24.0, "generated_at": "2026-12-01T08:31:03Z",
+                     "control_share": 0.2, "challenger": None, "challenger_share": 0.0,
+                     "arms": [{"arm": "model", "surface": "recommendations", "model_version": VERSION,
+                               "lists": 400, "customers": 160, "clicks": 88, "ctr": 0.22, "add_to_cart": 30,
+                               "add_to_cart_rate": 0.075, "purchases": 18, "conversion": 0.045,
+                               "revenue": 512.4, "revenue_per_list": 1.281, "events": 131},
+                              {"arm": "control", "surface": "recommendations", "model_version": VERSION,
+                               "lists": 100, "customers": 40, "clicks": 9, "ctr": 0.09, "add_to_cart": 3,
+                               "add_to_cart_rate": 0.03, "purchases": 2, "conversion": 0.02,
+                               "revenue": 41.0, "revenue_per_list": 0.41, "events": 12}],
+                     "uplift": [{"surface": "recommendations", "metric": "conversion", "treatment": "model",
+                                 "control": "control", "treatment_value": 0.045, "control_value": 0.02,
+                                 "difference": 0.025, "relative": 1.25, "ci95": [-0.0069, 0.0569],
+                                 "n_treatment": 400, "n_control": 100, "customers_treatment": 160,
+                                 "customers_control": 40}],
+                     "events": {"attributed_by_list_id": 120, "attributed_by_window": 23, "unattributed": 5210}},
+    },
     "GET /healthz": {"response": {"status": "ok"}},
     "GET /readyz": {"response": {"status": "ready", "model_version": VERSION, "problems": [],
                                  "model_stale": {"stale": False, "stale_since": None, "hours": None,

@@ -16,6 +16,8 @@ REQUESTS = Counter("recommender_http_requests_total", "HTTP requests", ["endpoin
 LATENCY = Histogram("recommender_http_request_seconds", "HTTP request latency", ["endpoint"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 EVENTS = Counter("recommender_events_ingested_total", "Events stored through the API")
+LISTS = Counter("recommender_lists_served_total", "Lists served, by surface and A/B arm (arm 'none' = not assigned)",
+                ["surface", "arm"])
 MODEL = Gauge("recommender_model_info", "The model version a worker serves (value 1)", ["version"],
               multiprocess_mode="liveall")
 
@@ -32,6 +34,12 @@ def register(app: Flask) -> None:
         if "started" in g:
             LATENCY.labels(endpoint).observe(time.perf_counter() - g.started)
         return response
+
+
+def served(surface: str, result: dict) -> dict:
+    """Count one served list under its surface and arm; returns the result unchanged."""
+    LISTS.labels(surface, result.get("arm") or "none").inc()
+    return result
 
 
 def exposition(model_version: str | None) -> tuple[bytes, str]:

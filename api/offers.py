@@ -34,6 +34,8 @@ class ActiveOffer(BaseModel):
     valid_from: str = Field(json_schema_extra={"format": "date"})
     valid_until: str = Field(json_schema_extra={"format": "date"})
     products: list[OfferProduct]
+    list_id: str | None = Field(None, description="The offer's id for online measurement: send it back with the "
+                                                  "events it leads to (`list_id`).")
 
 
 class OfferList(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 from pydantic import ValidationError as PydanticError
 
 from recommender.errors import ValidationError
+from recommender.online.ids import LIST_ID_PATTERN
 
 
 class BadRequest(ValidationError):
@@ -82,6 +83,12 @@ class Event(Body):
     event_id: str | None = Field(None, min_length=1, max_length=100,
                                  description="Your id for this event, unique per event: a repeat is acknowledged "
                                              "and not stored again, so a retry is safe.")
+    list_id: str | None = Field(None, pattern=LIST_ID_PATTERN,
+                                description="The `list_id` of the served list (or offer) this event came from; "
+                                            "without it the event is attributed to the latest list that showed "
+                                            "this customer this product within `online.window_hours`.")
+    price: float | None = Field(None, ge=0, le=1e12, description="Unit price paid (revenue = quantity x price); "
+                                                                 "default the product's current price.")
 
 
 class EventBatch(Body):
@@ -104,7 +111,19 @@ class EventsBody(RootModel[Annotated[Union[Annotated[EventBatch, Tag("batch")], 
 
 Mode = Literal["personalized", "non_personalized", "model", "cooccurrence"]
 Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending",
-                 "model_stale"]
+                 "model_stale", "control"]
+Arm = Literal["model", "control", "challenger"]
+
+
+def _list_id() -> Any:
+    return Field(description="This list's id: send it back with the events it leads to (`list_id`).",
+                 json_schema_extra={"pattern": LIST_ID_PATTERN})
+
+
+def _arm() -> Any:
+    return Field(None, description="The A/B arm the customer is in (`control` gets the non-personalized list); "
+                                   "null when nobody was assigned (unknown or non-consenting visitors, product "
+                                   "pages).")
 
 
 class Because(BaseModel):
@@ -130,6 +149,8 @@ class ItemList(BaseModel):
     model_version: str | None
     items: list[Item]
     days: int | None = None
+    list_id: str = _list_id()
+    arm: Arm | None = _arm()
 
 
 class Reranked(BaseModel):
@@ -137,6 +158,67 @@ class Reranked(BaseModel):
     reason: Reason | None
     model_version: str | None
     products: list[str]
+    list_id: str = _list_id()
+    arm: Arm | None = _arm()
+
+
+class OnlineQuery(Query):
+    since: str | None = Field(None, description="Only lists served (and events) from this ISO 8601 date or "
+                                                "date-time on; default every list the decision log holds.",
+                              json_schema_extra=DATE_TIME)
+
+
+class ArmRow(BaseModel):
+    arm: str = Field(description="`model`, `control`, `challenger`, or `unassigned` (nobody was assigned).")
+    surface: str = Field(description="`recommendations`, `rerank`, `similar`, `bought_together`, `popular`, "
+                                     "`trending` or `offers`.")
+    model_version: str | None
+    lists: int
+    customers: int
+    clicks: int = Field(description="Lists with at least one attributed click.")
+    ctr: float
+    add_to_cart: int = Field(description="Lists with at least one attributed add-to-cart.")
+    add_to_cart_rate: float
+    purchases: int = Field(description="Lists with at least one attributed purchase.")
+    conversion: float
+    revenue: float = Field(description="Quantity x price of the attributed purchases.")
+    revenue_per_list: float
+    events: int
+
+
+class Uplift(BaseModel):
+    surface: str
+    metric: Literal["conversion", "ctr", "revenue_per_list"]
+    treatment: str
+    control: str
+    treatment_value: float
+    control_value: float
+    difference: float = Field(description="Treatment minus control.")
+    relative: float | None = Field(description="Difference / control value (null when the control value is 0).")
+    ci95: list[float] = Field(description="95 % interval of the difference (normal approximation, customers as "
+                                          "clusters).", min_length=2, max_length=2)
+    n_treatment: int = Field(description="Lists in the treatment arm.")
+    n_control: int = Field(description="Lists in the control arm.")
+    customers_treatment: int
+    customers_control: int
+
+
+class OnlineEvents(BaseModel):
+    attributed_by_list_id: int
+    attributed_by_window: int
+    unattributed: int
+
+
+class OnlineReport(BaseModel):
+    since: str | None
+    window_hours: float
+    generated_at: str
+    control_share: float
+    challenger: str | None
+    challenger_share: float
+    arms: list[ArmRow]
+    uplift: list[Uplift]
+    events: OnlineEvents
 
 
 class Accepted(BaseModel):

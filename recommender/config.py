@@ -213,6 +213,26 @@ class CampaignSettings:
 
 
 @dataclass
+class OnlineSettings:
+    """Online measurement and the A/B holdout (see :mod:`recommender.online`)."""
+
+    # Share of customers (by a keyed hash of their id, stable) in the control arm: they get the
+    # non-personalized list (reason ``control``). 0 = no holdout.
+    control_share: float = 0.0
+    # A published model version served to a further share of customers (arm ``challenger``);
+    # empty = none. The rest get the current model (arm ``model``).
+    challenger: str = ""
+    challenger_share: float = 0.0
+    # Changing the salt reshuffles every customer's arm (start a new experiment).
+    salt: str = ""
+    # An event counts for a list shown at most this many hours before it.
+    window_hours: float = 24.0
+    # Event types that count as a click on a list item, and as adding one to the cart.
+    click_events: tuple[str, ...] = ("view",)
+    cart_events: tuple[str, ...] = ("add_to_cart",)
+
+
+@dataclass
 class Settings:
     db: Path = Path("recommender.db")
     # Relative paths are taken from the database's folder (see anchor_paths).
@@ -235,6 +255,7 @@ class Settings:
     time: TimeSettings = field(default_factory=TimeSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
+    online: OnlineSettings = field(default_factory=OnlineSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -247,6 +268,8 @@ class Settings:
         out["consent_purposes"] = list(self.consent_purposes)
         out["purchase_events"] = list(self.purchase_events)
         out["privacy"]["key_file"] = str(self.privacy.key_file)
+        out["online"]["click_events"] = list(self.online.click_events)
+        out["online"]["cart_events"] = list(self.online.cart_events)
         return out
 
 
@@ -404,6 +427,14 @@ def validate(settings: Settings) -> None:
                           ">= 0, blend weights between 0 and 1")
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
+    o = settings.online
+    if not 0 <= o.control_share <= 1 or not 0 <= o.challenger_share <= 1 or o.control_share + o.challenger_share > 1:
+        raise ConfigError("online.control_share and online.challenger_share must be between 0 and 1, "
+                          "and together at most 1")
+    if o.challenger_share > 0 and not o.challenger:
+        raise ConfigError("online.challenger_share needs online.challenger (a model version)")
+    if o.window_hours <= 0:
+        raise ConfigError("online.window_hours must be > 0")
 
 
 def to_toml(settings: Settings) -> str:

@@ -18,6 +18,7 @@ import sqlite_utils
 from . import store
 from .config import Settings
 from .errors import ErasedCustomerError, ValidationError
+from .online.ids import LIST_ID_RULE, is_list_id
 from .privacy import tombstones
 from .values import check_not_future, parse_datetime, to_epoch
 
@@ -31,6 +32,10 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
     answer (timeout, dropped connection, server killed after the commit) can
     simply send the same events again. Events and their ids are stored in one
     transaction: a failure stores neither, and the retry stores both.
+
+    ``list_id`` (optional) names the served list the event came from (see
+    :mod:`recommender.online`); ``price`` (optional) is the unit price paid,
+    for revenue (the catalogue price is used when it is absent).
     """
     rows = []
     now = int(time.time())
@@ -51,8 +56,14 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
             check_not_future(when, now=now, skew_seconds=settings.time.max_future_seconds)
         except ValueError as exc:
             raise ValidationError(f"events[{n}].occurred_at: {exc}") from None
+        list_id = event.get("list_id")
+        if list_id is not None and not is_list_id(list_id):
+            raise ValidationError(f"events[{n}].list_id: {LIST_ID_RULE} (the `list_id` of a served list)")
+        price = event.get("price")
+        if price is not None and not (isinstance(price, (int, float)) and 0 <= price < 1e12):
+            raise ValidationError(f"events[{n}].price: must be a number >= 0")
         rows.append((event["customer_id"], event["product_id"], event["event_type"],
-                     float(event.get("quantity") or 1), when))
+                     float(event.get("quantity") or 1), when, list_id, None if price is None else float(price)))
 
     _refuse_erased(db, settings, rows)
     for table, column in (("customers", 0), ("products", 1)):

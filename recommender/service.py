@@ -28,7 +28,9 @@ from .catalogue import Catalogue, ListFilters
 from .config import Settings
 from .errors import ModelError, NotFoundError, ValidationError
 from .model_base import Recommender
+from .online import CHALLENGER, CONTROL, MODEL, Assigner, new_list_id
 from .privacy import DecisionLog
+from .privacy.decisions import ANONYMOUS_REASONS
 
 PERSONALIZATION = interactions.PERSONALIZATION
 POPULAR_TTL = 300.0
@@ -153,6 +155,8 @@ class Service:
                                                   retention_days=settings.privacy.retention_days)
         self._no_model_catalogue: Catalogue | None = None
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
+        self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
+        self._challenger: tuple[tuple, tuple[Recommender, Catalogue] | None, float] | None = None
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -217,17 +221,81 @@ class Service:
 
     # --- requests --------------------------------------------------------------------
 
-    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
-        """Personalized top-n for a customer, or popular items with the reason why not; logged."""
-        result = self._recommend(db, customer_id, options)
-        self.decisions.record(customer_id, "recommendations", result["model_version"], result["mode"],
-                              result["reason"], [i["product_id"] for i in result["items"]])
+    # --- the A/B arms (recommender.online) ----------------------------------------------
+
+    def _assignable(self, db: sqlite_utils.Database, customer_id: str) -> bool:
+        """Only known customers with personalization consent take part in the experiment."""
+        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        return exists and consent
+
+    def _challenger_model(self, db: sqlite_utils.Database) -> tuple[Recommender, Catalogue] | None:
+        """The challenger arm's model (``online.challenger``), reloaded after every privacy event.
+
+        None when it cannot be loaded or has been stale longer than the cap;
+        its customers then get the current model (and are logged as arm ``model``).
+        """
+        version = self.settings.online.challenger
+        key = (version, store.privacy_epoch(db))
+        cached = self._challenger
+        if cached is None or cached[0] != key or (cached[1] is None and time.monotonic() - cached[2] > 60):
+            served = None
+            try:
+                model = self.live.registry.load(version)
+            except ModelError:
+                model = None
+            if model is not None:
+                from .privacy.reconcile import staleness
+
+                hours = staleness(db, model.manifest, model.user_index, self.settings)["hours"]
+                if hours is None or hours <= self.settings.privacy.max_stale_hours:
+                    served = (model, Catalogue(model.item_ids, ttl=self.live.catalogue_ttl))
+            self._challenger = (key, served, time.monotonic())
+        served = self._challenger[1]
+        if served is not None:
+            served[1].refresh(db)
+        return served
+
+    def _served(self, result: dict[str, Any], endpoint: str, customer_id: str | None, arm: str | None,
+                products: Sequence[str]) -> dict[str, Any]:
+        """Give a list its id and arm, and log it (anonymously for the reasons that require it)."""
+        list_id = new_list_id()
+        if customer_id is None or result["reason"] in ANONYMOUS_REASONS:
+            arm = None
+        result["list_id"], result["arm"] = list_id, arm
+        self.decisions.record(customer_id, endpoint, result["model_version"], result["mode"], result["reason"],
+                              products, list_id=list_id, arm=arm)
         return result
 
-    def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+    # --- requests --------------------------------------------------------------------
+
+    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+        """Personalized top-n for a customer, or popular items with the reason why not; logged with its id and arm.
+
+        The control arm gets the non-personalized list (reason ``control``);
+        the challenger arm is ranked by the challenger model.
+        """
+        arm = self.assigner.arm(db, customer_id)
+        result = None
+        if arm != MODEL and self._assignable(db, customer_id):
+            if arm == CONTROL:
+                model, catalogue = self._model_and_catalogue(db)
+                result = self._fallback(db, model, catalogue, options, CONTROL)
+            else:
+                served = self._challenger_model(db)
+                if served is None:
+                    arm = MODEL
+                else:
+                    result = self._recommend(db, customer_id, options, served)
+        if result is None:
+            result = self._recommend(db, customer_id, options)
+        return self._served(result, "recommendations", customer_id, arm, [i["product_id"] for i in result["items"]])
+
+    def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
+                   served: tuple[Recommender, Catalogue] | None = None) -> dict[str, Any]:
         """The storefront face of :func:`recommender.ranking.rank_customer`, the one ranking path."""
-        model, catalogue = self._model_and_catalogue(db)
-        stale = model is not None and self._stale()  # factors past the stale-model window teach nothing
+        model, catalogue = served or self._model_and_catalogue(db)
+        # factors past the stale-model window teach nothing (a challenger is checked when it loads)
+        stale = model is not None and served is None and self._stale()
         reason, ranked = ranking.rank_customer(db, self.settings, None if stale else model, catalogue, customer_id,
                                                options.n, options.filters, exclude_purchased=options.exclude_purchased,
                                                diversity=options.diversity, explain=options.explain)
@@ -252,11 +320,17 @@ class Service:
         unknown = sorted(set(products) - store.existing_of(db, "products", products))
         if unknown:
             raise ValidationError(f"unknown product(s): {', '.join(unknown[:10])}")
-        model, catalogue = self._model_and_catalogue(db)
         exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        arm = self.assigner.arm(db, customer_id)
+        served = self._challenger_model(db) if arm == CHALLENGER and exists and consent else None
+        if arm == CHALLENGER and served is None:
+            arm = MODEL
+        model, catalogue = served or self._model_and_catalogue(db)
         reason = None if exists and consent and model else (
             "unknown_customer" if not exists else "no_consent" if not consent else "no_model")
-        if reason is None and self._stale():
+        if reason is None and arm == CONTROL:
+            reason = CONTROL
+        if reason is None and served is None and self._stale():
             reason = "model_stale"
         vector = None
         if reason is None:
@@ -271,10 +345,14 @@ class Service:
         else:
             ordered, mode = list(products), "non_personalized"
         version = model.version if model else None
-        self.decisions.record(customer_id, "rerank", version, mode, reason, ordered)
-        return {"mode": mode, "reason": reason, "model_version": version, "products": ordered}
+        return self._served({"mode": mode, "reason": reason, "model_version": version, "products": ordered},
+                            "rerank", customer_id, arm, ordered)
 
     def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        result = self._similar(db, product_id, n, filters)
+        return self._served(result, "similar", None, None, [i["product_id"] for i in result["items"]])
+
+    def _similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         stale = model is not None and self._stale()
@@ -288,6 +366,11 @@ class Service:
         return {"mode": "model", "reason": None, "model_version": model.version, "items": items}
 
     def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        result = self._bought_together(db, product_id, n, filters)
+        return self._served(result, "bought_together", None, None, [i["product_id"] for i in result["items"]])
+
+    def _bought_together(self, db: sqlite_utils.Database, product_id: str, n: int,
+                         filters: ListFilters) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         if model is None or "together_items" not in model.signals or product_id not in model.item_index:
@@ -307,8 +390,10 @@ class Service:
     def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> dict[str, Any]:
         model, catalogue = self._model_and_catalogue(db)
         items = self._popular_list(db, model, catalogue, n, filters, days=days)
-        return {"mode": "non_personalized", "reason": "popular" if days is None else "trending",
-                "model_version": model.version if model else None, "days": days, "items": items}
+        result = {"mode": "non_personalized", "reason": "popular" if days is None else "trending",
+                  "model_version": model.version if model else None, "days": days, "items": items}
+        return self._served(result, "popular" if days is None else "trending", None, None,
+                            [i["product_id"] for i in items])
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
         if product_id not in catalogue.products:

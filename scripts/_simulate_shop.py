@@ -10,6 +10,14 @@ Shoppers belong to hidden taste segments: each segment prefers a few
 categories and, inside them, its own subset of products, so a model has more
 to learn than popularity. A handful of bestsellers that everyone buys get a
 small stock, so daily campaigns compete for them.
+
+Shoppers also answer the lists the storefront shows them (:meth:`Shop.respond`),
+by a stated response model: a product *matches their taste* when their
+segment likes it at least ``LIKED_LIFT`` times as much as the average
+segment does (so a bestseller everyone buys is nobody's particular taste).
+Each shown product is clicked with probability ``CLICK_LIKED`` if it matches,
+else ``CLICK_OTHER``; a click goes to the cart with ``CART_AFTER_CLICK``; a
+cart is bought (one unit, at the shown price) with ``BUY_AFTER_CART``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ SCARCE_PRODUCTS = 4
 BOOST = 1.0  # how much more everyone likes the bestsellers
 LIKED = 12.0  # weight of a segment's liked products
 OTHER = 0.05  # weight of everything else
+# The response model of shoppers shown a list (see the module docstring).
+LIKED_LIFT = 1.5
+CLICK_LIKED, CLICK_OTHER = 0.40, 0.03
+CART_AFTER_CLICK, BUY_AFTER_CART = 0.5, 0.6
 
 
 def iso(seconds: int) -> str:
@@ -132,6 +144,31 @@ class Shop:
                 if self.rng.random() < 0.6:
                     t = min(t + int(self.rng.integers(30, 300)), end)
                     out.append((customer.id, pid, "purchase", float(self.rng.integers(1, 3)), t))
+        return out
+
+    def likes(self, customer_id: str, product_id: str) -> bool:
+        """Whether the product matches the shopper's hidden taste (their segment's lift >= LIKED_LIFT)."""
+        if not hasattr(self, "_lift"):
+            mean = self.segments.mean(axis=0)
+            self._lift = np.divide(self.segments, mean, out=np.zeros_like(self.segments), where=mean > 0)
+            self._index = {p[0]: i for i, p in enumerate(self.products)}
+        j = self._index.get(product_id)
+        return j is not None and bool(self._lift[self.customers[customer_id].segment, j] >= LIKED_LIFT)
+
+    def respond(self, customer_id: str, items: list[dict], t: int) -> list[tuple[str, str, str, float, int, float]]:
+        """What a shopper does with a shown list: ``(customer, product, type, quantity, time, price)`` events."""
+        out = []
+        for item in items:
+            pid = item["product_id"]
+            liked = self.likes(customer_id, pid)
+            if self.rng.random() >= (CLICK_LIKED if liked else CLICK_OTHER):
+                continue
+            price = float(item.get("price") or 0.0)
+            out.append((customer_id, pid, "view", 1.0, t, price))
+            if self.rng.random() < CART_AFTER_CLICK:
+                out.append((customer_id, pid, "add_to_cart", 1.0, t + 1, price))
+                if self.rng.random() < BUY_AFTER_CART:
+                    out.append((customer_id, pid, "purchase", 1.0, t + 2, price))
         return out
 
     def join(self, day: dt.date, latest: int) -> list[tuple[Customer, dict[str, bool]]]:

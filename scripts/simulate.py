@@ -20,7 +20,13 @@ event is dated on its day. Each day:
 5. the shop's full nightly export (which still holds the erased) is re-imported, with
    ``--skip-erased`` when the CLI has it;
 6. the cron retrain runs (exit 0 published, 3 refused by the gate);
-7. the daily campaign runs against a few scarce bestsellers.
+7. the daily campaign runs against a few scarce bestsellers;
+8. storefront visits: ``--shoppers`` customers are shown recommendations and answer them by
+   the shop's stated response model (:meth:`_simulate_shop.Shop.respond`), sending the
+   ``list_id`` back with their events. A share ``--control-share`` of customers is the A/B
+   control arm (``online.control_share``), so the run ends with
+   ``recommender report online --json`` (saved as ``online-report.json`` in the workdir)
+   and its uplift of the model over the control arm.
 
 On ``--accident-day`` a batch of events dated in 2100 is written straight into
 the database (a broken import that bypassed the doors) and removed the next
@@ -177,6 +183,7 @@ class Simulation:
         self.source = workdir / "source"
         self.source.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(self.db, workdir)
+        self.engine.env["RECOMMENDER_ONLINE_CONTROL_SHARE"] = str(args.control_share)
         self.settings = load_settings(overrides={"db": self.db})
         today = dt.datetime.now(dt.timezone.utc).date()
         self.dates = [today - dt.timedelta(args.days - 1 - i) for i in range(args.days)]
@@ -198,6 +205,7 @@ class Simulation:
         self.server: Server | None = None
         self.damaged = False
         self.days: list[dict[str, Any]] = []
+        self.first_list_at: int | None = None
 
     # --- setting the shop up --------------------------------------------------------------
 
@@ -209,6 +217,7 @@ class Simulation:
         for kind in ("products", "customers", "interactions", "consents"):
             e.must("import", kind, str(files[kind]), "--json")
         self.plant_old_decisions()
+        self.seed_arm_key()
         self.seen_versions.add(e.must("train", "--publish", "--json")["version"])
         for role in ("admin", "write"):
             self.keys[role] = e.must("keys", "create", "--role", role, "--name", f"simulate-{role}", "--json")["key"]
@@ -233,6 +242,14 @@ class Simulation:
             conn.executemany("INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
                              "product_ids) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def seed_arm_key(self) -> None:
+        """The A/B arms follow from ``--seed`` (the engine makes its arm key at random), so a seed replays them."""
+        import hashlib
+
+        key = hashlib.sha256(f"simulate-arms-{self.args.seed}".encode()).hexdigest()[:32]
+        with closing(sqlite3.connect(self.db, timeout=30)) as conn, conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'online_arm_key'", [key])
+
     # --- one day --------------------------------------------------------------------------
 
     def api(self, method: str, path: str, body: Any = None, role: str = "admin") -> tuple[int, Any]:
@@ -243,6 +260,11 @@ class Simulation:
         started = time.perf_counter()
         now = int(time.time())
         latest = min(shopmod.day_start(day) + 86399, now - 120)
+        if self.first_list_at is not None:
+            # Simulated days are dated in the past, but every storefront visit is served now: the
+            # last day's own shopping must not fall after lists served "earlier" in the run, or it
+            # would be attributed to them by the window rule.
+            latest = min(latest, self.first_list_at - 1)
         rec: dict[str, Any] = {"day": number, "date": day.isoformat(), "skip_erased": all(self.skip_erased.values())}
         failures: dict[str, list[str]] = {name: [] for name in checks.CHECKS}
         rec["timings"] = {}
@@ -366,6 +388,8 @@ class Simulation:
                         for m in ("personalized", "non_personalized")}
 
         lap("lists")
+        rec["storefront"] = self.storefront(failures)
+        lap("storefront")
         at = dt.datetime.now(dt.timezone.utc)
         conf = self.settings
         for name, check in (
@@ -413,6 +437,48 @@ class Simulation:
             answers.append((cid, status, body))
         return answers
 
+    def storefront(self, failures: dict[str, list[str]]) -> dict[str, int]:
+        """Shoppers are shown recommendations and answer them; their events name the list they came from."""
+        live = [c for c in self.shop.customers if c not in self.gone]
+        out = {"lists": 0, "control": 0, "events": 0, "purchases": 0}
+        batch: list[dict[str, Any]] = []
+        if self.first_list_at is None:
+            self.first_list_at = int(time.time())
+        for cid in self.shop.pick(live, self.args.shoppers):
+            status, body = self.api("GET", f"/v1/customers/{cid}/recommendations?n=5", role="write")
+            if status != 200 or not isinstance(body, dict):
+                failures["api"].append(f"storefront list for {cid}: HTTP {status}")
+                continue
+            out["lists"] += 1
+            out["control"] += body.get("arm") == "control"
+            t = int(time.time())  # after the list was served: inside its attribution window
+            for c, p, kind, q, when, price in self.shop.respond(cid, body.get("items", []), t):
+                batch.append({"customer_id": c, "product_id": p, "event_type": kind, "quantity": q,
+                              "occurred_at": shopmod.iso(when), "price": price, "list_id": body["list_id"]})
+                self.shop.events.append((c, p, kind, q, when))  # the shop's own system records the sale too
+                out["purchases"] += kind == "purchase"
+        for i in range(0, len(batch), 1000):
+            status, body = self.api("POST", "/v1/events", {"events": batch[i:i + 1000]}, role="write")
+            if status != 201:
+                failures["api"].append(f"POST /v1/events (storefront): HTTP {status} {body}")
+        out["events"] = len(batch)
+        return out
+
+    def online_report(self) -> dict[str, Any] | None:
+        """``recommender report online --json``, kept in the workdir; one line per uplift for the reader."""
+        rc, payload, err = self.engine.cli("report", "online", "--json")
+        if rc != 0 or payload is None:
+            self.say(f"online report failed: {err}")
+            return None
+        (self.workdir / "online-report.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
+        for u in payload.get("uplift", []):
+            lo, hi = u["ci95"]
+            self.say(f"online uplift {u['surface']} {u['metric']}: {u['treatment']} {u['treatment_value']:.4f} vs "
+                     f"{u['control']} {u['control_value']:.4f}, difference {u['difference']:+.4f} "
+                     f"(95 % CI {lo:+.4f} .. {hi:+.4f}; {u['n_treatment']} / {u['n_control']} lists, "
+                     f"{u['customers_treatment']} / {u['customers_control']} customers)")
+        return payload
+
     def granted(self, customer_id: str, purpose: str) -> bool:
         """The customer's last decision: the simulation's own record, else the shop system's."""
         if (customer_id, purpose) in self.expected:
@@ -457,6 +523,7 @@ class Simulation:
             if self.server is not None:
                 self.server.stop()
         self.say("")
+        self.online_report()
         self.say(markdown_table(self.days))
         used = checks.disk_usage(self.settings.model_dir)
         self.say(f"\nmodel artifacts: {len(checks.artifact_directories(self.settings.model_dir))} directories, "
@@ -509,6 +576,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=60, help="Products of the generated shop (default 60).")
     parser.add_argument("--accident-day", type=int, default=None,
                         help="Day (1..N) of the planted future-dated batch [default: the middle day].")
+    parser.add_argument("--shoppers", type=int, default=60,
+                        help="Storefront visits per day that answer a recommendation list (default 60).")
+    parser.add_argument("--control-share", type=float, default=0.3,
+                        help="Share of customers in the A/B control arm (online.control_share; default 0.3).")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the server (default 2).")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="Keep the shop (database, models, exports, server log) in this folder "
@@ -518,6 +589,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.days < 2:
         parser.error("--days must be at least 2 (the accident needs a day after it)")
+    if not 0 <= args.control_share <= 1:
+        parser.error("--control-share must be between 0 and 1")
+    if args.shoppers < 0:
+        parser.error("--shoppers must be >= 0")
     if args.accident_day is None:
         args.accident_day = (args.days + 1) // 2
     if not 1 <= args.accident_day < args.days:

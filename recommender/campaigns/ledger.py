@@ -13,6 +13,7 @@ import sqlite_utils
 from .. import store
 from ..catalogue import Catalogue
 from ..errors import ValidationError
+from ..online.ids import new_list_id
 from . import eligibility, export
 from .results import CODE_PREFIX, PREVIEW_PREFIX, CampaignResult
 
@@ -58,12 +59,14 @@ def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | N
             keep = {(c.customer_id, c.occasion) for c in kept}
             result.offers = [o for o in result.offers if (o.customer_id, o.occasion) in keep]
             now = store.utcnow()
+            for o in result.offers:  # the offer's list id: in the ledger, its decision row and the export
+                o.list_id = o.list_id or new_list_id()
             store.insert_offers(db, [
                 (o.customer_id, o.occasion, o.occasion_year, o.code, json.dumps(o.product_ids), o.discount,
-                 o.valid_from, o.valid_until, result.campaign_id, now) for o in result.offers])
+                 o.valid_from, o.valid_until, result.campaign_id, now, o.list_id) for o in result.offers])
             store.insert_decisions(db, [
                 (o.customer_id, now, f"campaign:{o.occasion}", result.model_version, o.mode, o.reason,
-                 json.dumps(o.product_ids)) for o in result.offers])
+                 json.dumps(o.product_ids), o.list_id, None) for o in result.offers])
             if out_path is not None:
                 store.register_copy(db, out_path, EXPORT_KIND)  # so erasure can find and scrub it
                 export.write(out_path, result.offers, force=force)

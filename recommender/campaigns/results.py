@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EXPORT_COLUMNS = ("customer_id", "email", "name", "occasion", "date", "code", "discount", "valid_from",
-                  "valid_until", "product_ids", "product_names", "preview")
+                  "valid_until", "product_ids", "product_names", "preview", "list_id")
 EXPORT_FORMATS = (".csv", ".jsonl")
 MAX_ITEMS = 20
 CODE_PREFIX = {"birthday": "BDAY", "anniversary": "ANNV"}
@@ -42,6 +42,8 @@ class Offer:
     product_names: list[str]
     mode: str
     reason: str | None
+    # The offer's id for online measurement, given when the ledger records it (a preview has none).
+    list_id: str | None = None
 
     @property
     def preview(self) -> bool:

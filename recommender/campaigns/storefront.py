@@ -41,6 +41,6 @@ def active_offers(db: sqlite_utils.Database, customer_id: str, on: str | None = 
     names = store.product_names(db, sorted({p for group in ids for p in group}))
     offers = [{"occasion": r["occasion"], "occasion_year": r["occasion_year"], "code": r["code"],
                "discount": r["discount"], "valid_from": r["valid_from"], "valid_until": r["valid_until"],
-               "products": [{"product_id": p, "name": names.get(p)} for p in group]}
+               "products": [{"product_id": p, "name": names.get(p)} for p in group], "list_id": r["list_id"]}
               for r, group in zip(rows, ids)]
     return {"customer_id": customer_id, "on": on, "offers": offers}

@@ -14,7 +14,7 @@ import sys
 import click
 
 from .. import __version__
-from . import campaign, data, privacy, serving, training
+from . import campaign, data, privacy, reports, serving, training
 from .common import EngineGroup
 
 
@@ -35,6 +35,7 @@ for command in (
     privacy.consent, privacy.forget, privacy.export_customer, privacy.prune,
     privacy.resignup,
     campaign.campaign,
+    reports.report,
 ):
     cli.add_command(command)
 

@@ -60,17 +60,23 @@ class DecisionLog:
         self._lock = threading.Lock()
 
     def record(self, customer_id: str | None, endpoint: str, model_version: str | None, mode: str,
-               reason: str | None, product_ids: Sequence[str]) -> None:
-        """Queue one served list; unknown or non-consenting visitors are logged anonymously."""
+               reason: str | None, product_ids: Sequence[str], *, list_id: str | None = None,
+               arm: str | None = None) -> None:
+        """Queue one served list; unknown or non-consenting visitors are logged anonymously.
+
+        ``list_id`` is the id the response carried (made at serve time, since
+        the row is written later) and ``arm`` the A/B arm it was served under;
+        an anonymous row has no arm (nobody was assigned).
+        """
         if not self.enabled:
             return
         if reason in ANONYMOUS_REASONS:
-            customer_id = None
+            customer_id, arm = None, None
             if endpoint == "rerank":
                 product_ids = ()
         self._ensure_thread()
         self._queue.put((customer_id, store.utcnow(), endpoint, model_version, mode, reason,
-                         json.dumps(list(product_ids))))
+                         json.dumps(list(product_ids)), list_id, arm))
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.

@@ -47,11 +47,15 @@ def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 # --- decision log ------------------------------------------------------------------
 
 
-def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple[str | None, str, str, str | None, str, str | None, str]]) -> None:
-    """Append ``(customer_id, created_at, endpoint, model_version, mode, reason, product_ids JSON)`` rows."""
+def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple]) -> None:
+    """Append ``(customer_id, created_at, endpoint, model_version, mode, reason, product_ids JSON[, list_id, arm])``.
+
+    Rows without the last two (written before lists had ids) get NULL for both.
+    """
+    full = [tuple(r) + (None,) * (9 - len(r)) for r in rows]
     with transaction(db):
         db.conn.executemany(
-            "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, product_ids) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, product_ids, "
+            "list_id, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            full,
         )

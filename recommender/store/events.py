@@ -62,15 +62,25 @@ def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]
         return db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
 
 
+# Live events: ``(customer, product, type, quantity, occurred_at[, list_id, price])``. A repeat of the same
+# key within one second adds to the quantity; a list id or price it brings replaces the stored one.
+LIVE_INSERT = (
+    "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
+    "DO UPDATE SET quantity = quantity + excluded.quantity, list_id = coalesce(excluded.list_id, list_id), "
+    "price = coalesce(excluded.price, price) RETURNING id"
+)
+
+
+def _live_row(row: Sequence[Any]) -> list[Any]:
+    return list(row) + [None] * (7 - len(row))
+
+
 def add_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> list[int]:
     """Store live events; a repeat of the same key within one second adds to its quantity."""
-    sql = (
-        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
-        "DO UPDATE SET quantity = quantity + excluded.quantity RETURNING id"
-    )
+    sql = LIVE_INSERT
     with transaction(db):
-        return [db.execute(sql, list(r)).fetchone()[0] for r in rows]
+        return [db.execute(sql, _live_row(r)).fetchone()[0] for r in rows]
 
 
 def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]],
@@ -82,11 +92,7 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[An
     ``BEGIN IMMEDIATE`` transaction, so two workers given the same retry
     cannot both store it, and a failure leaves neither the event nor its id.
     """
-    sql = (
-        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
-        "DO UPDATE SET quantity = quantity + excluded.quantity RETURNING id"
-    )
+    sql = LIVE_INSERT
     wanted = [e for e in dict.fromkeys(event_ids) if e is not None]
     stored = 0
     with transaction(db):
@@ -99,7 +105,7 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[An
         for row, event_id in zip(rows, event_ids):
             if event_id is not None and event_id in known:
                 continue
-            interaction_id = db.execute(sql, list(row)).fetchone()[0]
+            interaction_id = db.execute(sql, _live_row(row)).fetchone()[0]
             if event_id is not None:
                 db.execute("INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
                            [event_id, interaction_id, received])

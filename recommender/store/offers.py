@@ -56,11 +56,15 @@ def outstanding_offer_units(db: sqlite_utils.Database, on: str) -> dict[str, int
 
 
 OFFER_COLUMNS = ("customer_id", "occasion", "occasion_year", "code", "products", "discount", "valid_from",
-                 "valid_until", "campaign_id", "created_at")
+                 "valid_until", "campaign_id", "created_at", "list_id")
 
 
 def insert_offers(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> int:
-    """Add offers given as tuples in ``OFFER_COLUMNS`` order; a repeated (customer, occasion, year) fails the whole batch."""
+    """Add offers given as tuples in ``OFFER_COLUMNS`` order; a repeated (customer, occasion, year) fails the whole batch.
+
+    A row without the last column (``list_id``) gets NULL there.
+    """
+    rows = [tuple(r) + (None,) * (len(OFFER_COLUMNS) - len(r)) for r in rows]
     with transaction(db):
         before = _changes(db)
         db.conn.executemany(
@@ -71,8 +75,8 @@ def insert_offers(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> i
 def active_offers(db: sqlite_utils.Database, customer_id: str, on: str) -> list[dict[str, Any]]:
     """Offers of one customer valid on date ``on`` (``YYYY-MM-DD``), soonest-ending first."""
     return list(db.query(
-        "SELECT occasion, occasion_year, code, products, discount, valid_from, valid_until, campaign_id, created_at "
-        "FROM offers WHERE customer_id = ? AND valid_from <= ? AND valid_until >= ? ORDER BY valid_until, id",
+        "SELECT occasion, occasion_year, code, products, discount, valid_from, valid_until, campaign_id, created_at, "
+        "list_id FROM offers WHERE customer_id = ? AND valid_from <= ? AND valid_until >= ? ORDER BY valid_until, id",
         [customer_id, on, on]))
 
 

@@ -149,5 +149,14 @@ def forget_copy(db: sqlite_utils.Database, path: str | Path) -> None:
 
 
 def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
+    """Delete decision-log rows older than ``before`` (ISO UTC), and the list ids events older than it carry.
+
+    An event's ``list_id`` is measurement data: it lives as long as the lists it points to.
+    """
+    import datetime as _dt
+
+    epoch = int(_dt.datetime.strptime(before, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp())
     with transaction(db):
-        return db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount
+        deleted = db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount
+        db.execute("UPDATE interactions SET list_id = NULL WHERE list_id IS NOT NULL AND occurred_at < ?", [epoch])
+        return deleted

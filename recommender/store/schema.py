@@ -194,6 +194,19 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE api_keys",
         "ALTER TABLE api_keys_marketer RENAME TO api_keys",
     ],
+    # online measurement: every served list and offer has a random id, the A/B arm it was served
+    #    under, and an event may name the list it came from and the unit price paid; the arm
+    #    assignment key is made here, once, at random
+    [
+        "ALTER TABLE decisions ADD COLUMN list_id TEXT",
+        "ALTER TABLE decisions ADD COLUMN arm TEXT",
+        "CREATE UNIQUE INDEX decisions_list ON decisions(list_id) WHERE list_id IS NOT NULL",
+        "ALTER TABLE offers ADD COLUMN list_id TEXT",
+        "ALTER TABLE interactions ADD COLUMN list_id TEXT",
+        "ALTER TABLE interactions ADD COLUMN price REAL CHECK (price IS NULL OR price >= 0)",
+        "CREATE INDEX interactions_list ON interactions(list_id) WHERE list_id IS NOT NULL",
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('online_arm_key', lower(hex(randomblob(16))))",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

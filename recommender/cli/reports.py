@@ -1,0 +1,62 @@
+"""``recommender report``: reports read from the database (today: online measurement)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..config import Settings
+from .common import EngineGroup, emit, json_option, open_db, with_settings
+
+
+@click.group("report", cls=EngineGroup)
+def report() -> None:
+    """Reports on what the engine served and what came of it."""
+
+
+@report.command("online")
+@click.option("--since", default=None, metavar="TIME",
+              help="Only lists served (and events) from this ISO 8601 date or date-time on "
+                   "[default: every list the decision log holds].")
+@json_option
+@with_settings
+def online_report(settings: Settings, since: str | None, as_json: bool) -> None:
+    """Lists served, click-through, conversion and revenue per A/B arm and surface, and the uplift over control."""
+    from .. import online
+
+    db = open_db(settings)
+    try:
+        payload = online.report(db, settings, since=since)
+    finally:
+        db.conn.close()
+    emit(as_json, payload, human(payload))
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def human(payload: dict[str, Any]) -> str:
+    """A table per arm and one line per uplift, for a person at a terminal."""
+    lines = [f"online report since {payload['since'] or 'the start of the decision log'} "
+             f"(window {payload['window_hours']:g} h, control share {payload['control_share']:g})"]
+    if not payload["arms"]:
+        lines.append("no lists served yet")
+    else:
+        lines.append(f"{'surface':<16} {'arm':<11} {'model':<24} {'lists':>7} {'cust.':>6} {'CTR':>8} "
+                     f"{'cart':>8} {'conv.':>8} {'revenue':>10}")
+        for a in payload["arms"]:
+            lines.append(f"{a['surface']:<16} {a['arm']:<11} {str(a['model_version'] or '–'):<24} {a['lists']:>7} "
+                         f"{a['customers']:>6} {_pct(a['ctr']):>8} {_pct(a['add_to_cart_rate']):>8} "
+                         f"{_pct(a['conversion']):>8} {a['revenue']:>10.2f}")
+    for u in payload["uplift"]:
+        lo, hi = u["ci95"]
+        fmt = (lambda v: f"{v:+.2f}") if u["metric"] == "revenue_per_list" else (lambda v: f"{100 * v:+.2f} pt")
+        rel = "" if u["relative"] is None else f" ({100 * u['relative']:+.1f} %)"
+        lines.append(f"uplift {u['surface']} {u['metric']}: {u['treatment']} - {u['control']} = {fmt(u['difference'])}"
+                     f"{rel}, 95 % CI [{fmt(lo)}, {fmt(hi)}], n = {u['n_treatment']} / {u['n_control']} lists")
+    e = payload["events"]
+    lines.append(f"events attributed: {e['attributed_by_list_id']} by list_id, {e['attributed_by_window']} by window; "
+                 f"{e['unattributed']} not from a list")
+    return "\n".join(lines)

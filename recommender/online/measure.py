@@ -1,0 +1,231 @@
+"""Online numbers: which served lists were clicked, carted and bought from, per arm, and the uplift.
+
+Attribution (one rule, applied when the report is made, not when events arrive):
+
+* An event that names a ``list_id`` counts for that list and no other, when
+  the list showed the event's product and the event happened within
+  ``online.window_hours`` after the list was served (``time.max_future_seconds``
+  earlier is tolerated, for client clocks).
+* An event without one counts for the most recent list that showed this
+  customer this product within the window before the event. Anonymous lists
+  (unknown visitors, customers without personalization consent, product
+  pages) hold no customer id, so only events that name them can count for them.
+* Each event counts for at most one list. Clicks are ``online.click_events``
+  (``view``), carts ``online.cart_events``, purchases ``purchase_events``;
+  revenue is quantity × the price the event carries, else the product's
+  current price.
+
+Per list the outcome is binary for click, cart and purchase (did at least one
+happen?) and a sum for revenue, so click-through = clicked lists / lists and
+conversion = lists with a purchase / lists. Uplift compares each treated arm
+with ``control`` on the same surface; its interval is described in
+:mod:`.stats`. Lists served less than a window ago have not had their full
+window yet; both arms are cut the same way, so the comparison stays fair.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from ..config import Settings
+from ..errors import ValidationError
+from ..values import parse_datetime
+from . import stats
+from .assignment import CHALLENGER, CONTROL, MODEL
+
+UNASSIGNED = "unassigned"
+OFFERS = "offers"
+TREATMENTS = (MODEL, CHALLENGER)
+METRICS = ("conversion", "ctr", "revenue_per_list")
+
+
+@dataclass
+class Served:
+    """One served list and what came of it."""
+
+    list_id: str
+    customer_id: str | None
+    served_at: int
+    surface: str
+    model_version: str | None
+    arm: str
+    products: frozenset[str]
+    clicked: bool = False
+    carted: bool = False
+    purchased: bool = False
+    revenue: float = 0.0
+    events: int = 0
+
+
+@dataclass
+class Attribution:
+    lists: list[Served] = field(default_factory=list)
+    explicit: int = 0
+    implicit: int = 0
+    unattributed: int = 0
+
+
+def _epoch(text: str) -> int:
+    return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
+
+
+def surface_of(endpoint: str) -> str:
+    """A campaign's offers are one surface; every API endpoint is its own."""
+    return OFFERS if endpoint.startswith("campaign:") else endpoint
+
+
+def load_lists(db: sqlite_utils.Database, since: str | None) -> list[Served]:
+    rows = db.execute(
+        "SELECT list_id, customer_id, created_at, endpoint, model_version, arm, product_ids FROM decisions "
+        "WHERE list_id IS NOT NULL AND created_at >= ? ORDER BY created_at, id", [since or ""]).fetchall()
+    return [Served(lid, cid, _epoch(at), surface_of(endpoint), version, arm or UNASSIGNED,
+                   frozenset(json.loads(products))) for lid, cid, at, endpoint, version, arm, products in rows]
+
+
+def attribute(db: sqlite_utils.Database, settings: Settings, lists: list[Served], since_epoch: int) -> Attribution:
+    """Apply the attribution rule of the module docstring to every event since ``since_epoch``."""
+    conf = settings.online
+    window = int(conf.window_hours * 3600)
+    skew = settings.time.max_future_seconds
+    kinds = {**{t: "click" for t in conf.click_events}, **{t: "cart" for t in conf.cart_events},
+             **{t: "purchase" for t in settings.purchase_events}}
+    by_id = {s.list_id: s for s in lists}
+    # (customer, product) -> served times, ascending, and the lists at those times
+    shown: dict[tuple[str, str], tuple[list[int], list[Served]]] = {}
+    for s in lists:  # already in serving order
+        if s.customer_id is None:
+            continue
+        for pid in s.products:
+            times, served = shown.setdefault((s.customer_id, pid), ([], []))
+            times.append(s.served_at)
+            served.append(s)
+    out = Attribution(lists)
+    if not kinds:
+        return out
+    marks = ", ".join("?" * len(kinds))
+    events = db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, i.quantity, i.occurred_at, i.list_id, "
+        f"coalesce(i.price, p.price, 0) FROM interactions i LEFT JOIN products p ON p.id = i.product_id "
+        f"WHERE i.occurred_at >= ? AND i.event_type IN ({marks}) ORDER BY i.occurred_at, i.id",
+        [since_epoch, *kinds])
+    for cid, pid, kind, quantity, when, list_id, price in events:
+        target = None
+        if list_id is not None:
+            s = by_id.get(list_id)
+            if s is not None and pid in s.products and s.served_at - skew <= when <= s.served_at + window:
+                target = s
+                out.explicit += 1
+        else:
+            hit = shown.get((cid, pid))
+            if hit is not None:
+                times, served = hit
+                k = bisect.bisect_right(times, when) - 1
+                if k >= 0 and when - times[k] <= window:
+                    target = served[k]
+                    out.implicit += 1
+        if target is None:
+            out.unattributed += 1
+            continue
+        target.events += 1
+        what = kinds[kind]
+        if what == "click":
+            target.clicked = True
+        elif what == "cart":
+            target.carted = True
+        else:
+            target.purchased = True
+            target.revenue += float(quantity) * float(price)
+    return out
+
+
+def _arm_row(key: tuple[str, str, str | None], group: list[Served]) -> dict[str, Any]:
+    arm, surface, version = key
+    n = len(group)
+    clicks = sum(s.clicked for s in group)
+    carts = sum(s.carted for s in group)
+    purchases = sum(s.purchased for s in group)
+    revenue = sum(s.revenue for s in group)
+    return {"arm": arm, "surface": surface, "model_version": version, "lists": n,
+            "customers": len({s.customer_id for s in group if s.customer_id is not None}),
+            "clicks": clicks, "ctr": round(clicks / n, 6) if n else 0.0,
+            "add_to_cart": carts, "add_to_cart_rate": round(carts / n, 6) if n else 0.0,
+            "purchases": purchases, "conversion": round(purchases / n, 6) if n else 0.0,
+            "revenue": round(revenue, 2), "revenue_per_list": round(revenue / n, 6) if n else 0.0,
+            "events": sum(s.events for s in group)}
+
+
+def _clusters(group: list[Served], metric: str) -> list[tuple[float, float]]:
+    """``(lists, outcome)`` per customer (an anonymous list is its own cluster)."""
+    per: dict[Any, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for n, s in enumerate(group):
+        cell = per[s.customer_id if s.customer_id is not None else ("anonymous", n)]
+        cell[0] += 1
+        cell[1] += {"conversion": float(s.purchased), "ctr": float(s.clicked), "revenue_per_list": s.revenue}[metric]
+    return [tuple(v) for v in per.values()]  # type: ignore[misc]
+
+
+def _uplift(lists: list[Served]) -> list[dict[str, Any]]:
+    by: dict[tuple[str, str], list[Served]] = defaultdict(list)
+    for s in lists:
+        by[s.surface, s.arm].append(s)
+    out = []
+    for surface in sorted({s for s, _ in by}):
+        control = by.get((surface, CONTROL))
+        if not control:
+            continue
+        for arm in TREATMENTS:
+            treated = by.get((surface, arm))
+            if not treated:
+                continue
+            for metric in METRICS:
+                d = stats.difference(_clusters(treated, metric), _clusters(control, metric))
+                out.append({"surface": surface, "metric": metric, "treatment": arm, "control": CONTROL,
+                            "treatment_value": round(d["treatment_value"], 6),
+                            "control_value": round(d["control_value"], 6),
+                            "difference": round(d["difference"], 6),
+                            "relative": None if d["relative"] is None else round(d["relative"], 6),
+                            "ci95": [round(d["ci95"][0], 6), round(d["ci95"][1], 6)],
+                            "n_treatment": len(treated), "n_control": len(control),
+                            "customers_treatment": len({s.customer_id for s in treated}),
+                            "customers_control": len({s.customer_id for s in control})})
+    return out
+
+
+def report(db: sqlite_utils.Database, settings: Settings, since: str | None = None) -> dict[str, Any]:
+    """Lists served, click-through, conversion and revenue per arm, surface and model; uplift over control.
+
+    ``since`` is an ISO 8601 date or date-time (UTC without an offset): only
+    lists served from then on, and events from then on, are counted. Without
+    it, every list the decision log still holds (``privacy.retention_days``).
+    """
+    since_iso = None
+    since_epoch = 0
+    if since:
+        try:
+            moment = parse_datetime(since)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError(f"since: {exc}") from None
+        since_iso = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        since_epoch = int(moment.timestamp())
+    found = attribute(db, settings, load_lists(db, since_iso), since_epoch)
+    groups: dict[tuple[str, str, str | None], list[Served]] = defaultdict(list)
+    for s in found.lists:
+        groups[s.arm, s.surface, s.model_version].append(s)
+    order = {MODEL: 0, CHALLENGER: 1, CONTROL: 2, UNASSIGNED: 3}
+    keys = sorted(groups, key=lambda k: (k[1], order.get(k[0], 9), k[0], k[2] or ""))
+    conf = settings.online
+    return {"since": since_iso, "window_hours": conf.window_hours,
+            "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "control_share": conf.control_share,
+            "challenger": conf.challenger or None, "challenger_share": conf.challenger_share,
+            "arms": [_arm_row(k, groups[k]) for k in keys],
+            "uplift": _uplift(found.lists),
+            "events": {"attributed_by_list_id": found.explicit, "attributed_by_window": found.implicit,
+                       "unattributed": found.unattributed}}
