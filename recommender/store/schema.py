@@ -178,11 +178,23 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE models",
         "ALTER TABLE models_v5 RENAME TO models",
     ],
+    # 6: an incremental export-interactions follows rows whose quantity changed after they were
+    #    written (a repeated event adds to its row): the trigger logs each change in order
+    [
+        """CREATE TABLE interaction_updates (
+            seq INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX interaction_updates_interaction ON interaction_updates(interaction_id)",
+        """CREATE TRIGGER interactions_quantity_updated AFTER UPDATE OF quantity ON interactions
+            WHEN new.quantity IS NOT old.quantity
+            BEGIN INSERT INTO interaction_updates (interaction_id) VALUES (new.id); END""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "meta",
-    "privacy_events", "copies", "event_keys",
+    "privacy_events", "copies", "event_keys", "interaction_updates",
 )
