@@ -157,6 +157,8 @@ def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 def _write_marker(folder: Path, marker: dict[str, Any]) -> None:
     """Replace the manifest atomically: the commit point of every change to an export."""
+    if "files" in marker:
+        marker["rows"] = sum(e["rows"] for e in marker["files"])
     tmp = folder / f".{MARKER}.{uuid.uuid4().hex[:8]}"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(marker, indent=2, sort_keys=True))
