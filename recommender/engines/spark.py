@@ -58,6 +58,11 @@ file when the master is local (the JVM reads it directly), or sent through
 the driver as Arrow batches on a cluster, whose executors cannot see the
 driver's temporary files.
 
+``train`` and ``evaluate`` with ``--interactions`` do not come here with a
+matrix at all: :mod:`recommender.spark_training` runs the whole retrain on the
+executors (:mod:`.spark_history`). What follows is for a direct ``fit`` call
+with a matrix (``tune``, library callers).
+
 With ``interactions_path`` (the output of ``recommender export-interactions``
 on storage the cluster can read) Spark builds the confidences itself from the
 exported events, by the same rules, and joins them to our id maps. It uses
