@@ -93,7 +93,8 @@ SCHEMA = pa.schema([
     ("month", pa.string()),
 ])
 FILE_SCHEMA = pa.schema([f for f in SCHEMA if f.name != "month"])  # month lives in the folder name
-CHUNK_ROWS = 1_000_000  # rows read from SQLite (and written per month) at a time
+FETCH_ROWS = 250_000  # rows fetched from SQLite at a time (as Python tuples: keep it modest)
+CHUNK_ROWS = 1_000_000  # rows buffered before they are written, one file per month
 ROWS_PER_GROUP = 1_000_000
 
 
@@ -131,7 +132,7 @@ def _to_table(rows: list[tuple], settings: Settings) -> pa.Table:
 
 
 def _chunks(db: sqlite_utils.Database, settings: Settings, where: str, params: list[Any]) -> Iterator[pa.Table]:
-    """Consenting customers' weighted events matching ``where``, ``CHUNK_ROWS`` at a time."""
+    """Consenting customers' weighted events matching ``where``, ``FETCH_ROWS`` at a time."""
     types = _weighted_types(settings)
     if not types:
         return
@@ -139,7 +140,7 @@ def _chunks(db: sqlite_utils.Database, settings: Settings, where: str, params: l
            f"WHERE i.event_type IN ({','.join('?' * len(types))}) AND {where} ORDER BY i.id")
     cursor = db.execute(sql, [interactions.PERSONALIZATION, *types, *params])
     while True:
-        rows = cursor.fetchmany(CHUNK_ROWS)
+        rows = cursor.fetchmany(FETCH_ROWS)
         if not rows:
             break
         yield _to_table(rows, settings)
