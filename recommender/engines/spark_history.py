@@ -27,7 +27,6 @@ the number of customers and products, none by the number of events.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -364,6 +363,3 @@ def signals(history: History, purchase_events: tuple[str, ...], depth: int, min_
     baskets.unpersist()
     return {"popularity": popularity, "together_items": items, "together_lift": lifts}
 
-
-def replace_events(history: History, events) -> History:
-    return dataclasses.replace(history, events=events)
