@@ -127,6 +127,14 @@ def _iso(seconds: int | None) -> str | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def trained_rows(full_matrix: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the customers and products with a pair: from the matrix, or as given by a trainer
+    whose matrix never reached this process (Spark with an export computes them where the data is)."""
+    if isinstance(full_matrix, tuple):
+        return full_matrix
+    return (np.flatnonzero(np.diff(full_matrix.indptr) > 0), np.flatnonzero(np.diff(full_matrix.tocsc().indptr) > 0))
+
+
 def health_checks(payload: dict[str, Any], data: Interactions, model: Recommender, full_matrix: Any,
                   incumbent: dict[str, Any] | None, conf: GateSettings) -> list[Check]:
     """The checks on tonight's data and fit alone (see the module docstring)."""
@@ -141,8 +149,7 @@ def health_checks(payload: dict[str, Any], data: Interactions, model: Recommende
                         f"{data.future_events:,} of {total:,} events ({share:.2%}) are dated after the training "
                         f"time (newest {_iso(data.newest_future)}): a data accident (an import that bypassed "
                         f"the time check, a wrong clock); fix or delete them and retrain"))
-    trained_users = np.flatnonzero(np.diff(full_matrix.indptr) > 0)
-    trained_items = np.flatnonzero(np.diff(full_matrix.tocsc().indptr) > 0)
+    trained_users, trained_items = trained_rows(full_matrix)
     shares = model.health(trained_users, trained_items)
     users, items = shares["users"], shares["items"]
     checks.append(Check("nonzero_customers", users >= conf.min_nonzero_share, users, conf.min_nonzero_share,

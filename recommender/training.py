@@ -75,6 +75,11 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "im
     """
     timings = {} if timings is None else timings
     started = time.perf_counter()
+    if data is None and engine == "spark" and (engine_options or {}).get("interactions_path"):
+        from . import spark_training  # split, fit and scoring on the cluster
+
+        fitter = fitter or get_engine(engine, **(engine_options or {}))
+        return spark_training.evaluate(db, settings, fitter, curve_k=curve_k, log=log, timings=timings)
     recipe = recipe or recipes.Recipe("als", settings, label="als")
     settings = recipe.settings
     data = data if data is not None else load_data(db, settings)
@@ -231,6 +236,11 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
     reg = registry.Registry(settings.model_dir)
     registry.heal(db, settings)
     fitter = get_engine(engine, **(engine_options or {}))
+    if engine == "spark" and (engine_options or {}).get("interactions_path"):
+        from . import spark_training  # the history stays on the cluster: the driver gets metrics and factors
+
+        return spark_training.train(db, settings, reg, fitter, publish=publish, force=force, log=log, lap=lap,
+                                    timings=timings, started=started)
     data = load_data(db, settings)
     lap("load")
     result = evaluate_selected(db, settings, engine=engine, progress=progress, data=data, log=log,
@@ -254,7 +264,36 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
                               progress=progress)
     model.signals = signals.compute(data, settings.purchase_events)
     lap("refit")
+    counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
+              "pairs": int(full.nnz), "reference_time": int(data.reference_time), "read_at": int(data.read_at),
+              "future_events_left_out": int(data.future_events), "privacy_epoch": int(data.epoch)}
 
+    def refit_incumbent(theirs: dict[str, Any], their_engine: str, their_fitter: Engine) -> dict[str, Any]:
+        key = gate.recipe_id(theirs)
+        if key in scored:  # e.g. the incumbent's recipe is the best of its family tonight
+            return scored[key]
+        return evaluate(db, settings, engine=their_engine, data=data, fitter=their_fitter,
+                        recipe=recipes.Recipe.from_params(theirs, settings)).payload
+
+    return gate_and_publish(db, settings, reg, engine=engine, fitter=fitter, payload=result.payload, model=model,
+                            data=data, full_matrix=full, counts=counts, user_ids=data.user_ids, epoch=data.epoch,
+                            refit=refit_incumbent, publish=publish, force=force, log=log, lap=lap,
+                            timings=timings, started=started)
+
+
+def gate_and_publish(db: sqlite_utils.Database, settings: Settings, reg: registry.Registry, *, engine: str,
+                     fitter: Engine, payload: dict[str, Any], model: Recommender, data: Any, full_matrix: Any,
+                     counts: dict[str, int], user_ids: Any, epoch: int,
+                     refit: Callable[[dict[str, Any], str, Engine], dict[str, Any]], publish: bool, force: bool,
+                     log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> TrainResult:
+    """Gate, manifest, privacy reconciliation, save and publish: shared by every way of training.
+
+    ``data`` and ``full_matrix`` are what :func:`gate.judge` checks (the driver's
+    :class:`~recommender.interactions.Interactions` and matrix, or counts
+    computed where the data lives); ``refit(recipe, engine, fitter)`` scores
+    the current model's recorded recipe on tonight's split; ``epoch`` is the
+    privacy epoch noted before the data was read.
+    """
     current_version = reg.current_version()
     incumbent = None
     if current_version:
@@ -267,33 +306,26 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
         log(f"recipe differs from the current model {current_version}'s ({gate.recipe_family(theirs)}): fitting "
             f"its recipe on the same split")
         their_engine = theirs.get("engine", engine)
-        key = gate.recipe_id(theirs)
-        if key in scored:  # e.g. the incumbent's recipe is the best of its family tonight
-            return scored[key]
         their_fitter = fitter if their_engine == engine else get_engine(their_engine)
-        return evaluate(db, settings, engine=their_engine, data=data, fitter=their_fitter,
-                        recipe=recipes.Recipe.from_params(theirs, settings)).payload
+        return refit(theirs, their_engine, their_fitter)
 
-    params = result.payload["params"]
-    decision = gate.judge(result.payload, params, data, model, full, incumbent, current_version, settings.gate,
+    params = payload["params"]
+    decision = gate.judge(payload, params, data, model, full_matrix, incumbent, current_version, settings.gate,
                           refit_incumbent)
     refusal = decision.refusal
     lap("gate")
     version = registry.new_version()
-    counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
-              "pairs": int(full.nnz), "reference_time": int(data.reference_time), "read_at": int(data.read_at),
-              "future_events_left_out": int(data.future_events), "privacy_epoch": int(data.epoch)}
     model.manifest.update(
         version=version, created_at=store.utcnow(), engine=engine, params=params,
-        data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
+        data=counts, metrics=payload, consent_snapshot=consent_snapshot(user_ids),
         gate={**decision.record, "forced": bool(refusal and force and publish)},
     )
-    # Erasure wins every race: whoever was erased or withdrew after the read (data.epoch) leaves
+    # Erasure wins every race: whoever was erased or withdrew after the read (epoch) leaves
     # the model in memory, again on disk once saved (forget may have scanned before the rename),
     # and once more right before CURRENT moves.
-    privacy_reconcile.reconcile_model(db, settings, model, data.epoch)
+    privacy_reconcile.reconcile_model(db, settings, model, epoch)
     path = reg.save(model, version)
-    privacy_reconcile.reconcile_artifact(db, settings, path, data.epoch)
+    privacy_reconcile.reconcile_artifact(db, settings, path, epoch)
     registry.record(db, model, path, "candidate")
     lap("save")
     published = False
@@ -302,7 +334,7 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
             registry.set_status(db, version, "rejected")
             reg.remove(version)
             raise GateRefused(f"not published: {refusal} (use --force to publish anyway)")
-        privacy_reconcile.reconcile_artifact(db, settings, path, data.epoch)
+        privacy_reconcile.reconcile_artifact(db, settings, path, epoch)
         reg.set_current(version)
         registry.set_status(db, version, "published")
         published = True
@@ -311,4 +343,4 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
     if refusal:
         log(f"gate: {refusal}")
     timings["total"] = round(time.perf_counter() - started, 3)
-    return TrainResult(version, str(path), published, result.payload, counts, refusal, timings)
+    return TrainResult(version, str(path), published, payload, counts, refusal, timings)

@@ -54,17 +54,18 @@ def test_an_erasure_during_an_export_leaves_it_before_the_swap(served, tmp_path,
     """The export reads, then the erasure commits, then the export writes: the written export lacks them."""
     db = store.connect(served.db)
     cid, withdrawn = _active(db), _active(db, 1)
-    real_load = interactions.load
+    real_chunks = exports._chunks
 
-    def load_then_erase(*args, **kwargs):
-        data = real_load(*args, **kwargs)
-        assert cid in set(data.user_ids) and withdrawn in set(data.user_ids)
+    def read_then_erase(*args, **kwargs):
+        tables = list(real_chunks(*args, **kwargs))  # the export's read of the events
+        read = {c for t in tables for c in t.column("customer_id").to_pylist()}
+        assert cid in read and withdrawn in read
         other = store.connect(served.db)
         store.erase_customer(other, cid, privacy.subject_of(other, served, cid), "2026-01-01")
         store.set_consents(other, [(withdrawn, "personalization", False, store.utcnow(), "test")])
-        return data
+        yield from tables
 
-    monkeypatch.setattr(interactions, "load", load_then_erase)
+    monkeypatch.setattr(exports, "_chunks", read_then_erase)
     summary = exports.export_interactions(db, served, tmp_path / "export")
     rows = _export_rows(tmp_path / "export")
     ids = {r["customer_id"] for r in rows}

@@ -128,7 +128,7 @@ def test_export_is_partitioned_parquet_of_consenting_customers_only(exported, sh
     months = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert months and all(len(m) == len("month=2025-05") and m.startswith("month=") for m in months)
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table()
-    assert set(table.column_names) == {"customer_id", "product_id", "event_type", "quantity", "weight",
+    assert set(table.column_names) == {"event_id", "customer_id", "product_id", "event_type", "quantity", "weight",
                                        "occurred_at", "month"}
     assert table.num_rows == summary["rows"] == len(interactions.load(db, settings))
     customers = set(table.column("customer_id").to_pylist())

@@ -138,14 +138,19 @@ def stats(settings: Settings, as_json: bool) -> None:
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True,
               help="File format (Parquet, one folder per month of event time).")
+@click.option("--incremental", is_flag=True,
+              help="Apply only what changed since the export in OUT (new rows by insertion order, quantity "
+                   "changes, consent grants; withdrawn and erased customers' files rewritten) instead of "
+                   "rewriting it whole.")
 @json_option
-def export_interactions(settings: Settings, out: Path, fmt: str, as_json: bool) -> None:
+def export_interactions(settings: Settings, out: Path, fmt: str, incremental: bool, as_json: bool) -> None:
     """Write the consent-filtered, weighted interactions to the folder OUT for a Spark cluster.
 
     Only customers with personalization consent are exported, exactly the
     events training uses. Put OUT on storage the cluster reads and train with
     `recommender train --engine spark --interactions OUT`. An earlier export
-    in OUT is replaced; any other existing non-empty OUT is refused. The
+    in OUT is replaced (with --incremental: brought up to date in place);
+    any other existing non-empty OUT is refused. The
     export is registered as a copy: erasing a customer later rewrites it
     without their rows.
     """
@@ -154,6 +159,7 @@ def export_interactions(settings: Settings, out: Path, fmt: str, as_json: bool) 
     from .. import bulk
 
     with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: the staging folder and scratch files are removed
-        result = exports.export_interactions(open_db(settings), settings, out, format=fmt)
+        result = exports.export_interactions(open_db(settings), settings, out, format=fmt, incremental=incremental)
     emit(as_json, result, f"exported {result['rows']:,} interactions of {result['customers']:,} customers "
-                          f"in {len(result['months'])} month(s) to {result['path']} ({result['seconds']:.1f} s)")
+                          f"in {len(result['months'])} month(s) to {result['path']} ({result['mode']}: "
+                          f"{result['appended']:,} new rows; {result['seconds']:.1f} s)")

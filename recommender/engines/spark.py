@@ -58,6 +58,11 @@ file when the master is local (the JVM reads it directly), or sent through
 the driver as Arrow batches on a cluster, whose executors cannot see the
 driver's temporary files.
 
+``train`` and ``evaluate`` with ``--interactions`` do not come here with a
+matrix at all: :mod:`recommender.spark_training` runs the whole retrain on the
+executors (:mod:`.spark_history`). What follows is for a direct ``fit`` call
+with a matrix (``tune``, library callers).
+
 With ``interactions_path`` (the output of ``recommender export-interactions``
 on storage the cluster can read) Spark builds the confidences itself from the
 exported events, by the same rules, and joins them to our id maps. It uses
@@ -77,11 +82,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -243,6 +250,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     if int(pyspark.__version__.split(".")[0]) >= 4 and _java_major(version) < 17:
         raise ConfigError(f"Spark {pyspark.__version__} needs Java 17 or newer, {java} is {version}")
     settings = session_conf(master, conf)
+    if _is_local(settings["spark.master"]):
+        # Python workers (evaluation, signals) must import this package: the driver's interpreter.
+        settings.setdefault("spark.pyspark.python", sys.executable)
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -317,6 +327,28 @@ def _to_arrow(frame) -> pa.Table:
     from pyspark.sql.pandas.types import to_arrow_schema
 
     return to_arrow_schema(frame.schema).empty_table()
+
+
+def read_export_frame(spark, path: str):
+    """The rows of an ``export-interactions`` folder: only the files its manifest lists.
+
+    A file the manifest does not list was left by an export that was killed
+    before its commit, or replaced by a later one: not part of the export.
+    """
+    from .. import exports
+
+    if "://" in path:
+        marker_rows = spark.read.text(f"{path.rstrip('/')}/{exports.MARKER}", wholetext=True).collect()
+        marker = json.loads(marker_rows[0][0]) if marker_rows else None
+        files = [f"{path.rstrip('/')}/{e['path']}" for e in marker["files"]] if marker and "files" in marker else None
+    else:
+        marker = exports.read_marker(path)
+        files = exports.export_files(path) if marker and marker.get("layout") == exports.LAYOUT else None
+    if files is None:  # an export of the first layout: the folder whole
+        return spark.read.parquet(path)
+    if not files:
+        raise ConfigError(f"the export {path} holds no events")
+    return spark.read.option("basePath", path).parquet(*files)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -429,7 +461,7 @@ class SparkALS(Engine):
         if "://" not in path:
             path = str(Path(path).resolve())
         try:
-            events = spark.read.parquet(path)
+            events = read_export_frame(spark, path)
         except AnalysisException as exc:
             raise ConfigError(f"cannot read interactions from {self.interactions_path}: {_first_line(exc)}") from None
         missing = [c for c in EXPORT_COLUMNS if c not in events.columns]
@@ -467,19 +499,7 @@ class SparkALS(Engine):
 
     def _train(self, ratings, shape: tuple[int, int], als: ALSSettings, iterations: int,
                regularization: float) -> tuple[np.ndarray, np.ndarray]:
-        from pyspark.ml.recommendation import ALS
-
-        # Blocks of customers and of products: one per core when local (Spark's fixed 10
-        # costs a third more time on two cores), at least Spark's 10 on a cluster, whose
-        # default parallelism may count only the executors started so far.
-        context = ratings.sparkSession.sparkContext
-        cores = max(1, int(context.defaultParallelism))
-        blocks = cores if _is_local(context.master) else max(10, cores)
-        estimator = ALS(
-            rank=als.factors, maxIter=iterations, regParam=regularization, implicitPrefs=True, alpha=als.alpha,
-            userCol="user", itemCol="item", ratingCol="rating", nonnegative=False, coldStartStrategy="drop",
-            seed=int(als.random_state), numUserBlocks=blocks, numItemBlocks=blocks,
-        )
+        estimator = als_estimator(ratings.sparkSession, als, iterations, regularization)
         try:
             fitted = estimator.fit(ratings)
             users = _dense(fitted.userFactors, shape[0], als.factors)
@@ -489,6 +509,23 @@ class SparkALS(Engine):
         finally:
             ratings.unpersist()
         return users, items
+
+
+def als_estimator(spark, als: ALSSettings, iterations: int, regularization: float):
+    """MLlib's implicit ALS with our settings on ``user`` / ``item`` / ``rating`` columns."""
+    from pyspark.ml.recommendation import ALS
+
+    # Blocks of customers and of products: one per core when local (Spark's fixed 10
+    # costs a third more time on two cores), at least Spark's 10 on a cluster, whose
+    # default parallelism may count only the executors started so far.
+    context = spark.sparkContext
+    cores = max(1, int(context.defaultParallelism))
+    blocks = cores if _is_local(context.master) else max(10, cores)
+    return ALS(
+        rank=als.factors, maxIter=iterations, regParam=regularization, implicitPrefs=True, alpha=als.alpha,
+        userCol="user", itemCol="item", ratingCol="rating", nonnegative=False, coldStartStrategy="drop",
+        seed=int(als.random_state), numUserBlocks=blocks, numItemBlocks=blocks,
+    )
 
 
 def _dense(factors, rows: int, rank: int) -> np.ndarray:

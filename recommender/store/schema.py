@@ -207,11 +207,23 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX interactions_list ON interactions(list_id) WHERE list_id IS NOT NULL",
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('online_arm_key', lower(hex(randomblob(16))))",
     ],
+    # 8: an incremental export-interactions follows rows whose quantity changed after they were
+    #    written (a repeated event adds to its row): the trigger logs each change in order
+    [
+        """CREATE TABLE interaction_updates (
+            seq INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX interaction_updates_interaction ON interaction_updates(interaction_id)",
+        """CREATE TRIGGER interactions_quantity_updated AFTER UPDATE OF quantity ON interactions
+            WHEN new.quantity IS NOT old.quantity
+            BEGIN INSERT INTO interaction_updates (interaction_id) VALUES (new.id); END""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "meta",
-    "privacy_events", "copies", "event_keys",
+    "privacy_events", "copies", "event_keys", "interaction_updates",
 )
