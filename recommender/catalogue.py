@@ -81,6 +81,7 @@ class _Snapshot:
     today_day: int
     masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
     banned: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    item_masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
 
 
 class Catalogue:
@@ -204,14 +205,40 @@ class Catalogue:
 
     def mask(self, filters: ListFilters) -> np.ndarray:
         """Model items a list may contain under ``filters`` (products deleted since training never)."""
+        allow, excluded = self.allowed(filters)
+        if len(excluded):
+            allow = allow.copy()
+            allow[excluded] = False
+        return allow
+
+    def allowed(self, filters: ListFilters) -> tuple[np.ndarray, np.ndarray]:
+        """``(mask, excluded)``: the model items ``filters`` allow, ``exclude`` aside, and the excluded items.
+
+        The mask is kept per filter set until the next refresh and is read-only,
+        so a request pays nothing over the catalogue for it and a scorer may
+        remember what it derived from it (see :class:`recommender.ann.MaskMemo`);
+        ``excluded`` holds the model indices of ``filters.exclude`` (a caller's
+        few ids), to be left out by the scorer.
+        """
         snap = self._snap
-        return self._item_mask(snap, filters)
+        allow = self._item_mask(snap, dataclasses.replace(filters, exclude=()))
+        excluded = [i for i in (self.item_index.get(pid) for pid in filters.exclude) if i is not None]
+        return allow, np.asarray(excluded, dtype=np.int64)
 
     def _item_mask(self, snap: _Snapshot, filters: ListFilters) -> np.ndarray:
+        key = None if filters.exclude else filters
+        cached = snap.item_masks.get(key) if key is not None else None
+        if cached is not None:
+            return cached
         rows = self._product_mask(snap, filters)
         known = snap.rows_of_items >= 0
         allow = np.zeros(len(self.item_ids), dtype=bool)
         allow[known] = rows[snap.rows_of_items[known]]
+        if key is not None:
+            allow.flags.writeable = False
+            if len(snap.item_masks) >= BANNED_CACHE_SIZE:
+                snap.item_masks.clear()
+            snap.item_masks[key] = allow
         return allow
 
     def banned(self, filters: ListFilters) -> np.ndarray:

@@ -155,6 +155,29 @@ class CampaignSettings:
 
 
 @dataclass
+class AnnSettings:
+    """Approximate nearest-neighbour search for large catalogues (see :mod:`recommender.ann`).
+
+    Below ``min_products`` the exact search is as fast and is what serves; from
+    there on a publish builds a faiss index into the artifact (``pip install
+    'recommender[ann]'``). ``enabled`` is also the serve-time switch: off, a
+    server answers exactly even from an artifact that has an index.
+    """
+
+    enabled: bool = True
+    min_products: int = 200_000
+    # Inverted lists of the index; 0 = 2 x sqrt(products).
+    lists: int = 0
+    # Lists read per query; 0 = the count calibrated at build time to reach target_recall.
+    probes: int = 0
+    target_recall: float = 0.97
+    # Candidates the index proposes per list, re-checked against the filters and re-scored exactly.
+    candidates: int = 100
+    # A filter letting fewer than this share of the products through scores just those, exactly.
+    min_allowed_share: float = 0.05
+
+
+@dataclass
 class Settings:
     db: Path = Path("recommender.db")
     # Relative paths are taken from the database's folder (see anchor_paths).
@@ -174,6 +197,7 @@ class Settings:
     models: RetentionSettings = field(default_factory=RetentionSettings)
     time: TimeSettings = field(default_factory=TimeSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    ann: AnnSettings = field(default_factory=AnnSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -328,6 +352,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("time.max_future_seconds must be >= 0")
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
+    a = settings.ann
+    if a.min_products < 0 or a.lists < 0 or a.probes < 0 or a.candidates < 1 \
+            or not 0 < a.target_recall <= 1 or not 0 <= a.min_allowed_share <= 1:
+        raise ConfigError("ann: min_products, lists, probes must be >= 0, candidates >= 1, "
+                          "target_recall in (0, 1], min_allowed_share in [0, 1]")
 
 
 def to_toml(settings: Settings) -> str:
