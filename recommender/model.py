@@ -140,7 +140,7 @@ class FactorModel(Recommender):
         when the exclusions are too many to over-fetch or when re-checking left
         fewer than n while more are allowed.
         """
-        dropped = np.unique(banned)
+        dropped = set(banned.tolist())  # a customer's few purchases and ids: a set beats numpy's per-call cost
         want = n + len(dropped)
         count = max(self._ann.candidates, 2 * want)
         if count > 20 * self._ann.candidates:
@@ -148,8 +148,8 @@ class FactorModel(Recommender):
         found = self._ann.propose(user_vector, count, None if info is None else info.bits, self.ann_probes)
         if allow is not None:
             found = found[allow[found]]
-        if len(dropped):
-            found = found[~np.isin(found, dropped)]
+        if dropped:
+            found = np.fromiter((i for i in found.tolist() if i not in dropped), dtype=np.int64)
         u = np.asarray(user_vector, dtype=np.float32)
         scores = np.asarray(self.item_factors[found], dtype=np.float32) @ u
         top = _top_k(scores, n)
@@ -266,7 +266,10 @@ class FactorModel(Recommender):
         super().drop_users(keep)
 
     def warm_up(self) -> None:
-        self.norm_index
+        # With a serving ANN index the sorted copy (one per worker, as large as the factors) is built
+        # only if an exact fallback ever needs it.
+        if self._ann is None or not self.ann_enabled:
+            self.norm_index
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
