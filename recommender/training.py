@@ -206,11 +206,11 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
         data=counts, metrics=result.payload, consent_snapshot=consent_snapshot(data.user_ids),
         gate={**decision.record, "forced": bool(refusal and force and publish)},
     )
+    if hasattr(model, "attach_ann") and model.attach_ann(settings.ann, log):  # large catalogues: recommender.ann
+        lap("ann")
     # Erasure wins every race: whoever was erased or withdrew after the read (data.epoch) leaves
     # the model in memory, again on disk once saved (forget may have scanned before the rename),
     # and once more right before CURRENT moves.
-    if hasattr(model, "attach_ann") and model.attach_ann(settings.ann, log):  # large catalogues: recommender.ann
-        lap("ann")
     privacy_reconcile.reconcile_model(db, settings, model, data.epoch)
     path = reg.save(model, version)
     privacy_reconcile.reconcile_artifact(db, settings, path, data.epoch)
