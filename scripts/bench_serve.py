@@ -400,9 +400,11 @@ def main() -> None:
         paths = {kind: ([f"/bare/{c}" for c in customers] if kind == "bare"
                         else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]) for kind in kinds}
         headers = {"Authorization": f"Bearer {token}"}
-        for kind in kinds:
-            load(ports[kind], paths[kind][:300], args.concurrency, 300, 20, headers)  # warm up every worker
-        conn = http.client.HTTPConnection("127.0.0.1", ports["ours"])
+        for kind in kinds:  # warm up every worker: a large model and catalogue take a while to load
+            for _ in range(10):
+                if load(ports[kind], paths[kind][:300], args.concurrency, 300, 120, headers)["errors"] == 0:
+                    break
+        conn = http.client.HTTPConnection("127.0.0.1", ports["ours"], timeout=120)
         conn.request("GET", paths["ours"][0], headers=headers)
         response = conn.getresponse()
         sample = json.loads(response.read())
