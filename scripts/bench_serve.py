@@ -211,7 +211,8 @@ def start_server(kind: str, port: int, workers: int, workdir: Path) -> subproces
            "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true"}
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "bare" if kind == "bare" else "ours",
                              "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(workdir))
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"server-{kind}.log", "w"),
+                            cwd=str(workdir))
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -372,6 +373,10 @@ def main() -> None:
 
     workers = args.workers or server.default_workers()
     if args.serve:
+        # A worker loads the model and the catalogue on its first request; with a million products
+        # on a busy shared machine that can outlast serve's 60 s worker timeout, so the bench allows more.
+        serve_options = server.gunicorn_options
+        server.gunicorn_options = lambda *a: {**serve_options(*a), "timeout": 600}
         options = server.gunicorn_options("127.0.0.1", args.port, workers)
         if args.serve == "bare":
             server.run_wsgi(bare_app, options)
