@@ -145,7 +145,14 @@ class FactorModel(Recommender):
         count = max(self._ann.candidates, 2 * want)
         if count > 20 * self._ann.candidates:
             return None
-        found = self._ann.propose(user_vector, count, None if info is None else info.bits, self.ann_probes)
+        bits = None
+        if info is not None:
+            share = info.count / max(1, self.n_items)
+            if share >= 0.5:  # a loose filter (in stock): faiss's selector slows the scan more than re-checking
+                count = int(np.ceil(count / share))
+            else:
+                bits = info.bits
+        found = self._ann.propose(user_vector, count, bits, self.ann_probes)
         if allow is not None:
             found = found[allow[found]]
         if dropped:
