@@ -23,12 +23,12 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any, Sequence
 
 import numpy as np
 import sqlite_utils
 
-from . import store
 
 # Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
@@ -81,6 +81,32 @@ class _Snapshot:
     today_day: int
     masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
     banned: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    item_masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+
+
+class _Rows(Mapping):
+    """Product rows by id, as dicts made on access from the refresh's columns (not a million dicts per refresh)."""
+
+    def __init__(self, ids: list[str], names: list, cats: list, prices: list, stocks: list, hiddens: list,
+                 untils: list, visible: np.ndarray) -> None:
+        self.index = {p: j for j, p in enumerate(ids)}
+        self._ids, self._names, self._cats, self._prices = ids, names, cats, prices
+        self._stocks, self._hiddens, self._untils, self._visible = stocks, hiddens, untils, visible
+
+    def __getitem__(self, product_id: str) -> dict[str, Any]:
+        j = self.index[product_id]
+        return {"id": self._ids[j], "name": self._names[j], "category": self._cats[j], "price": self._prices[j],
+                "in_stock": self._stocks[j], "hidden": self._hiddens[j], "available_until": self._untils[j],
+                "visible": bool(self._visible[j])}
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class Catalogue:
@@ -100,34 +126,27 @@ class Catalogue:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
         with self._lock:
-            rows = sorted(store.all_products(db), key=lambda r: r["id"])
+            # Columns, not a dict per row: a million products refresh in seconds, every ``ttl``.
+            rows = db.execute("SELECT id, name, category, price, in_stock, hidden, available_until "
+                              "FROM products ORDER BY id").fetchall()  # BINARY order = Python's str order
             today_day = int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
-            n = len(rows)
-            category = np.full(n, -1, dtype=np.int32)
-            price = np.full(n, np.nan, dtype=np.float64)
-            stock = np.full(n, np.nan, dtype=np.float64)
-            hidden = np.zeros(n, dtype=bool)
-            until = np.full(n, _NEVER, dtype=np.int64)
+            ids, names, cats, prices, stocks, hiddens, untils = (list(c) for c in zip(*rows)) if rows else (
+                [] for _ in range(7))
+            del rows
             categories: dict[str, int] = {}
-            products = {}
-            for j, row in enumerate(rows):
-                if row["category"] is not None:
-                    category[j] = categories.setdefault(row["category"], len(categories))
-                if row["price"] is not None:
-                    price[j] = row["price"]
-                if row["in_stock"] is not None:
-                    stock[j] = row["in_stock"]
-                hidden[j] = bool(row["hidden"])
-                until[j] = day_number(row["available_until"])
-                row["visible"] = not hidden[j] and until[j] >= today_day
-                products[row["id"]] = row
-            ids = [r["id"] for r in rows]
-            index = {p: j for j, p in enumerate(ids)}
+            category = np.array([-1 if c is None else categories.setdefault(c, len(categories)) for c in cats],
+                                dtype=np.int32)
+            price = np.array([np.nan if v is None else v for v in prices], dtype=np.float64)
+            stock = np.array([np.nan if v is None else v for v in stocks], dtype=np.float64)
+            hidden = np.array(hiddens, dtype=bool)
+            until = np.array([_NEVER if u is None else day_number(u) for u in untils], dtype=np.int64)
+            products = _Rows(ids, names, cats, prices, stocks, hiddens, untils, ~hidden & (until >= today_day))
+            index = products.index
             rows_of_items = np.array([index.get(p, -1) for p in self.item_ids], dtype=np.int64)
             item_category = np.full(len(self.item_ids), -1, dtype=np.int32)
             known = rows_of_items >= 0
             item_category[known] = category[rows_of_items[known]]
-            self._snap = _Snapshot(ids, index, [r["name"] for r in rows], products, category, price, stock, hidden,
+            self._snap = _Snapshot(ids, index, names, products, category, price, stock, hidden,
                                    until, categories, rows_of_items, item_category, today_day)
             self.loaded_at = time.monotonic()
 
@@ -204,14 +223,40 @@ class Catalogue:
 
     def mask(self, filters: ListFilters) -> np.ndarray:
         """Model items a list may contain under ``filters`` (products deleted since training never)."""
+        allow, excluded = self.allowed(filters)
+        if len(excluded):
+            allow = allow.copy()
+            allow[excluded] = False
+        return allow
+
+    def allowed(self, filters: ListFilters) -> tuple[np.ndarray, np.ndarray]:
+        """``(mask, excluded)``: the model items ``filters`` allow, ``exclude`` aside, and the excluded items.
+
+        The mask is kept per filter set until the next refresh and is read-only,
+        so a request pays nothing over the catalogue for it and a scorer may
+        remember what it derived from it (see :class:`recommender.ann.MaskMemo`);
+        ``excluded`` holds the model indices of ``filters.exclude`` (a caller's
+        few ids), to be left out by the scorer.
+        """
         snap = self._snap
-        return self._item_mask(snap, filters)
+        allow = self._item_mask(snap, dataclasses.replace(filters, exclude=()))
+        excluded = [i for i in (self.item_index.get(pid) for pid in filters.exclude) if i is not None]
+        return allow, np.asarray(excluded, dtype=np.int64)
 
     def _item_mask(self, snap: _Snapshot, filters: ListFilters) -> np.ndarray:
+        key = None if filters.exclude else filters
+        cached = snap.item_masks.get(key) if key is not None else None
+        if cached is not None:
+            return cached
         rows = self._product_mask(snap, filters)
         known = snap.rows_of_items >= 0
         allow = np.zeros(len(self.item_ids), dtype=bool)
         allow[known] = rows[snap.rows_of_items[known]]
+        if key is not None:
+            allow.flags.writeable = False
+            if len(snap.item_masks) >= BANNED_CACHE_SIZE:
+                snap.item_masks.clear()
+            snap.item_masks[key] = allow
         return allow
 
     def banned(self, filters: ListFilters) -> np.ndarray:

@@ -230,6 +230,26 @@ class OnlineSettings:
     # Event types that count as a click on a list item, and as adding one to the cart.
     click_events: tuple[str, ...] = ("view",)
     cart_events: tuple[str, ...] = ("add_to_cart",)
+class AnnSettings:
+    """Approximate nearest-neighbour search for large catalogues (see :mod:`recommender.ann`).
+
+    Below ``min_products`` the exact search is as fast and is what serves; from
+    there on a publish builds a faiss index into the artifact (``pip install
+    'recommender[ann]'``). ``enabled`` is also the serve-time switch: off, a
+    server answers exactly even from an artifact that has an index.
+    """
+
+    enabled: bool = True
+    min_products: int = 200_000
+    # Inverted lists of the index; 0 = 2 x sqrt(products).
+    lists: int = 0
+    # Lists read per query; 0 = the count calibrated at build time to reach target_recall.
+    probes: int = 0
+    target_recall: float = 0.97
+    # Candidates the index proposes per list, re-checked against the filters and re-scored exactly.
+    candidates: int = 100
+    # A filter letting fewer than this share of the products through scores just those, exactly.
+    min_allowed_share: float = 0.05
 
 
 @dataclass
@@ -256,6 +276,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     online: OnlineSettings = field(default_factory=OnlineSettings)
+    ann: AnnSettings = field(default_factory=AnnSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -435,6 +456,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("online.challenger_share needs online.challenger (a model version)")
     if o.window_hours <= 0:
         raise ConfigError("online.window_hours must be > 0")
+    a = settings.ann
+    if a.min_products < 0 or a.lists < 0 or a.probes < 0 or a.candidates < 1 \
+            or not 0 < a.target_recall <= 1 or not 0 <= a.min_allowed_share <= 1:
+        raise ConfigError("ann: min_products, lists, probes must be >= 0, candidates >= 1, "
+                          "target_recall in (0, 1], min_allowed_share in [0, 1]")
 
 
 def to_toml(settings: Settings) -> str:

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from .errors import ModelError
 from .model_base import (IDS_FILE, MANIFEST_FILE, FORMAT_VERSION, Recommender, as_index_array,  # noqa: F401
                          load_model, read_manifest, sha256 as _sha256, top_k as _top_k)
+from . import ann as _ann
 from .topk import NormIndex
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy")
@@ -33,7 +34,7 @@ class FactorModel(Recommender):
 
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, user_ids: list[str], item_ids: list[str],
                  regularization: float, manifest: dict[str, Any] | None = None,
-                 signals: dict[str, np.ndarray] | None = None) -> None:
+                 signals: dict[str, np.ndarray] | None = None, ann_index: np.ndarray | None = None) -> None:
         super().__init__(user_ids, item_ids, manifest, signals)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -46,6 +47,15 @@ class FactorModel(Recommender):
         self._yty_regularized: np.ndarray | None = None
         self._item_norms: np.ndarray | None = None
         self._norm_index: NormIndex | None = None
+        # The serialised faiss index built at publish (see recommender.ann), opened on load.
+        self.ann_data = ann_index
+        self.ann_params: dict[str, Any] = dict(self.manifest.get("ann") or {})
+        self._ann: _ann.AnnIndex | None = None
+        self.ann_enabled = True
+        self.ann_min_allowed_share = 0.05
+        self.ann_probes: int | None = None
+        self._masks = _ann.MaskMemo()
+        self.last_search = "exact"  # which path answered the last recommend (exact, subset, ann)
 
     # --- shape ---------------------------------------------------------------
 
@@ -88,14 +98,95 @@ class FactorModel(Recommender):
 
         ``exclude`` are item indices never returned (already seen, hidden, asked
         to leave out; repeats allowed); ``allow`` is a boolean mask over items,
-        False = never. Exact, via :class:`~recommender.topk.NormIndex`, which
-        skips the products that cannot reach the top n.
+        False = never (pass the catalogue's cached, read-only mask: what is
+        derived from it is then computed once per filter set, not per request).
+
+        Three paths, all returning only allowed, non-excluded items with exact
+        scores: a filter that lets few products through scores just those
+        (cost ∝ what it selects); with an ANN index (large catalogues, see
+        :mod:`recommender.ann`) candidates are proposed by the index, re-checked
+        and re-scored; otherwise :class:`~recommender.topk.NormIndex` scans
+        exactly, skipping the products that cannot reach the top n.
         """
-        exclude = np.fromiter(exclude, dtype=np.int64) if not isinstance(exclude, np.ndarray) else exclude
-        banned = exclude.astype(np.int64, copy=False)
+        banned = as_index_array(exclude)
+        info = self._masks.get(allow) if allow is not None else None
+        total = self.n_items
+        if info is not None and info.count <= self.ann_min_allowed_share * total:
+            self.last_search = "subset"
+            return self._subset_top(user_vector, n, info.indices, banned)
+        if self._ann is not None and self.ann_enabled:
+            found = self._ann_top(user_vector, n, banned, allow, info)
+            if found is not None:
+                self.last_search = "ann"
+                return found
+        self.last_search = "exact"
+        return self.norm_index.search(user_vector, n, banned, allow=allow)
+
+    def _subset_top(self, user_vector: np.ndarray, n: int, allowed: np.ndarray,
+                    banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-n among ``allowed`` item indices only (a selective filter)."""
+        if len(banned):
+            allowed = allowed[~np.isin(allowed, banned)]
+        u = np.asarray(user_vector, dtype=np.float32)
+        scores = np.asarray(self.item_factors[allowed], dtype=np.float32) @ u
+        top = _top_k(scores, n)
+        return allowed[top].astype(np.int64), scores[top]
+
+    def _ann_top(self, user_vector: np.ndarray, n: int, banned: np.ndarray, allow: np.ndarray | None,
+                 info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-n from the index's candidates, re-checked and re-scored exactly; None when exact must answer.
+
+        Over-fetches ``candidates`` (at least twice n + exclusions); falls back
+        when the exclusions are too many to over-fetch or when re-checking left
+        fewer than n while more are allowed.
+        """
+        dropped = set(banned.tolist())  # a customer's few purchases and ids: a set beats numpy's per-call cost
+        want = n + len(dropped)
+        count = max(self._ann.candidates, 2 * want)
+        if count > 20 * self._ann.candidates:
+            return None
+        bits = None
+        if info is not None:
+            share = info.count / max(1, self.n_items)
+            if share >= 0.5:  # a loose filter (in stock): faiss's selector slows the scan more than re-checking
+                count = int(np.ceil(count / share))
+            else:
+                bits = info.bits
+        found = self._ann.propose(user_vector, count, bits, self.ann_probes)
         if allow is not None:
-            banned = np.concatenate([banned, np.flatnonzero(~allow)])
-        return self.norm_index.search(user_vector, n, banned)
+            found = found[allow[found]]
+        if dropped:
+            found = np.fromiter((i for i in found.tolist() if i not in dropped), dtype=np.int64)
+        u = np.asarray(user_vector, dtype=np.float32)
+        scores = np.asarray(self.item_factors[found], dtype=np.float32) @ u
+        top = _top_k(scores, n)
+        if len(top) < n and len(top) < (self.n_items if info is None else info.count) - len(dropped):
+            return None
+        return found[top].astype(np.int64), scores[top]
+
+    def attach_ann(self, settings: Any, log: Any = lambda _: None) -> bool:
+        """Build the ANN index into this model when settings ask for it and the catalogue is large enough.
+
+        Called once when a model is published (the engines' shared path), so an
+        index is in every artifact of that size whichever engine fitted it.
+        """
+        if not settings.enabled or self.n_items < settings.min_products or not _ann.available():
+            return False
+        data, params = _ann.build(self.item_factors, np.asarray(self.user_factors), lists=settings.lists,
+                                  target_recall=settings.target_recall, candidates=settings.candidates, log=log)
+        self.ann_data, self.ann_params, self._ann = data, params, None
+        self._open_ann()
+        return True
+
+    def configure_ann(self, settings: Any) -> None:
+        """Serve-time switches (``[ann]`` settings): on/off, probes override, the selective-filter share."""
+        self.ann_enabled = bool(settings.enabled)
+        self.ann_probes = int(settings.probes) or None
+        self.ann_min_allowed_share = float(settings.min_allowed_share)
+
+    def _open_ann(self) -> None:
+        if self.ann_data is not None and self._ann is None:
+            self._ann = _ann.AnnIndex(self.ann_data, self.ann_params, self.n_items, self.factors)
 
     @property
     def norm_index(self) -> NormIndex:
@@ -182,24 +273,37 @@ class FactorModel(Recommender):
         super().drop_users(keep)
 
     def warm_up(self) -> None:
-        self.norm_index
+        # With a serving ANN index the sorted copy (one per worker, as large as the factors) is built
+        # only if an exact fallback ever needs it.
+        if self._ann is None or not self.ann_enabled:
+            self.norm_index
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
-                "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32)}
+        out = {"user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
+               "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32)}
+        if self.ann_data is not None:
+            out[_ann.ARRAY] = np.asarray(self.ann_data, dtype=np.uint8)
+        return out
 
     def manifest_fields(self) -> dict[str, Any]:
-        return {"factors": self.factors, "regularization": self.regularization}
+        fields: dict[str, Any] = {"factors": self.factors, "regularization": self.regularization}
+        if self.ann_data is not None:
+            fields["ann"] = self.ann_params
+        return fields
 
     @classmethod
     def array_names(cls, manifest: dict[str, Any]) -> list[str]:
-        return ["user_factors", "item_factors"]
+        extra = [_ann.ARRAY] if _ann.ARRAY in manifest.get("arrays", []) else []
+        return ["user_factors", "item_factors", *extra]
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
                     manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "FactorModel":
-        return cls(arrays["user_factors"], arrays["item_factors"], user_ids, item_ids,
-                   float(manifest["regularization"]), manifest, signals)
+        model = cls(arrays["user_factors"], arrays["item_factors"], user_ids, item_ids,
+                    float(manifest["regularization"]), manifest, signals, ann_index=arrays.get(_ann.ARRAY))
+        if model.ann_data is not None and _ann.available():
+            model._open_ann()  # an index that cannot be read refuses the artifact
+        return model
 
     # Kept for callers that know they hold a factor model.
     read_manifest = staticmethod(read_manifest)

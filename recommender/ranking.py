@@ -12,10 +12,12 @@ retrain is personalized in both as soon as they have history:
    (:func:`recommender.interactions.confidences_of` + ``recalculate_user``),
    so an event posted a moment ago counts, and a customer unknown to the model
    is ranked like a known one;
-3. **filters** — :meth:`recommender.catalogue.Catalogue.banned`, the single
-   definition of the catalogue rules, plus the products they already bought
-   (the event types in ``settings.purchase_events``);
-4. **search** — exact top-k through the model's :class:`~recommender.topk.NormIndex`;
+3. **filters** — :meth:`recommender.catalogue.Catalogue.allowed`, the single
+   definition of the catalogue rules (a cached mask per filter set), plus the
+   products they already bought (the event types in ``settings.purchase_events``);
+4. **search** — the model's ``recommend``: for factor models exact top-k through
+   :class:`~recommender.topk.NormIndex`, or the ANN index of a large catalogue
+   (:mod:`recommender.ann`), with every filter re-checked;
 5. **diversity and explanations** on request.
 """
 
@@ -76,11 +78,13 @@ def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, e
     vector, items, conf = fold_in(model, settings, events)
     if vector is None:
         return None
-    banned = catalogue.banned(filters)
+    # The catalogue's cached mask plus the few items this request leaves out: nothing per
+    # request is as large as the catalogue (see Catalogue.allowed).
+    allow, banned = catalogue.allowed(filters)
     if exclude_purchased:
-        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events).astype(np.int32)])
+        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events)])
     depth = n if diversity <= 0 else n * 10
-    ranked, scores = model.recommend(vector, depth, exclude=banned)
+    ranked, scores = model.recommend(vector, depth, exclude=banned, allow=allow)
     score_of = dict(zip(ranked.tolist(), scores.tolist()))
     chosen = catalogue.diversify(ranked.tolist(), n, diversity)
     because = {i: model.explain(items, conf, i, n=3) for i in chosen} if explain else {}

@@ -131,6 +131,8 @@ class LiveModel:
             except ModelError as exc:
                 self._failed, self.last_error = version, str(exc)
                 return loaded
+            if self.settings is not None and hasattr(model, "configure_ann"):
+                model.configure_ann(self.settings.ann)  # the serve-time switch of the ANN index
             model.warm_up()  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
             self._manifest_stat = self._manifest_signature()
@@ -157,6 +159,7 @@ class Service:
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
         self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
         self._challenger: tuple[tuple, tuple[Recommender, Catalogue] | None, float] | None = None
+        self._popular_order: tuple[Any, np.ndarray] | None = None  # (model, its items by popularity)
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -176,7 +179,10 @@ class Service:
         """Popular products, best first: from the model's signal, or a cached query for a window."""
         if days is None and model is not None and "popularity" in model.signals:
             pop = np.asarray(model.signals["popularity"])
-            order = np.argsort(-pop, kind="stable")[:limit]
+            if self._popular_order is None or self._popular_order[0] is not model:
+                # Sorted once per loaded model, not per request (a million products take ~0.1 s).
+                self._popular_order = (model, np.argsort(-pop, kind="stable"))
+            order = self._popular_order[1][:limit]
             return [(model.item_ids[i], float(pop[i])) for i in order if pop[i] > 0]
         key = (days, limit, self.live.epoch)  # a withdrawal or erasure invalidates it at once
         hit = self._popular_cache.get(key)
@@ -361,7 +367,10 @@ class Service:
             return {"mode": "non_personalized",
                     "reason": "no_model" if model is None else "model_stale" if stale else "not_in_model",
                     "model_version": model.version if model else None, "items": items}
-        ranked, scores = model.similar_items(model.item_index[product_id], n, allow=catalogue.mask(filters))
+        allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
+        ranked, scores = model.similar_items(model.item_index[product_id], n + len(excluded), allow=allow)
+        keep = ~np.isin(ranked, excluded)
+        ranked, scores = ranked[keep][:n], scores[keep][:n]
         items = [{**catalogue.describe(model.item_ids[i]), "score": round(float(s), 6)} for i, s in zip(ranked, scores)]
         return {"mode": "model", "reason": None, "model_version": model.version, "items": items}
 
@@ -377,10 +386,11 @@ class Service:
             return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
                     "model_version": model.version if model else None, "items": []}
         row = model.item_index[product_id]
-        allow = catalogue.mask(filters)
+        allow, excluded = catalogue.allowed(filters)
+        excluded = set(excluded.tolist())
         items = []
         for j, lift in zip(np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])):
-            if j < 0 or not allow[j]:
+            if j < 0 or not allow[j] or int(j) in excluded:
                 continue
             items.append({**catalogue.describe(model.item_ids[j]), "lift": round(float(lift), 4)})
             if len(items) == n:

@@ -27,6 +27,8 @@ import numpy as np
 # make the scan stop before an item whose exact score ties the k-th.
 SLACK = 1e-4
 FIRST_BLOCK = 4096
+# Banned lists up to this long are dropped from an over-fetched top k rather than masked.
+SHORT_BANNED = 1024
 
 
 class NormIndex:
@@ -46,20 +48,34 @@ class NormIndex:
     def __len__(self) -> int:
         return len(self.order)
 
-    def search(self, query: np.ndarray, k: int, banned: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, banned: np.ndarray | None = None,
+               allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items for ``query`` (item indices, best first) and their scores.
 
-        ``banned`` are item indices never returned (repeats allowed). Fewer
-        than ``k`` come back only when fewer than ``k`` items are allowed.
+        ``banned`` are item indices never returned (repeats allowed); ``allow``
+        a boolean mask over item indices (False = never). Fewer than ``k`` come
+        back only when fewer than ``k`` items are allowed.
+
+        Nothing here touches every product: ``allow`` is read only for the
+        products scanned, and a short ``banned`` list (a customer's purchases,
+        a few ids to leave out) is honoured by finding ``k + len(banned)``
+        allowed items and dropping the banned ones from those, which leaves
+        the exact top ``k``. Only a long list is turned into a mask.
         """
         total = len(self.order)
         k = min(int(k), total)
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         blocked = None
+        dropped = np.zeros(0, np.int64)
         if banned is not None and len(banned):
-            blocked = np.zeros(total, dtype=bool)
-            blocked[self.position[np.asarray(banned, dtype=np.int64)]] = True
+            banned = np.asarray(banned, dtype=np.int64)
+            if len(banned) <= max(SHORT_BANNED, k):
+                dropped = np.unique(banned)
+            else:
+                blocked = np.zeros(total, dtype=bool)
+                blocked[self.position[banned]] = True
+        want = min(total, k + len(dropped))
         u = np.asarray(query, dtype=np.float32).ravel()
         bound = float(np.linalg.norm(u.astype(np.float64))) * (1.0 + SLACK)
         best_pos = np.zeros(0, np.int64)
@@ -69,18 +85,27 @@ class NormIndex:
             stop = min(total, start + block)
             scores = self.factors[start:stop] @ u
             positions = np.arange(start, stop)
+            keep = None
             if blocked is not None:
-                allowed = ~blocked[start:stop]
-                scores, positions = scores[allowed], positions[allowed]
+                keep = ~blocked[start:stop]
+            if allow is not None:
+                allowed = allow[self.order[start:stop]]
+                keep = allowed if keep is None else keep & allowed
+            if keep is not None:
+                scores, positions = scores[keep], positions[keep]
             best = np.concatenate([best, scores])
             best_pos = np.concatenate([best_pos, positions])
-            if len(best) > k:
-                keep = np.argpartition(-best, k - 1)[:k]
-                best, best_pos = best[keep], best_pos[keep]
+            if len(best) > want:
+                top = np.argpartition(-best, want - 1)[:want]
+                best, best_pos = best[top], best_pos[top]
             start = stop
-            if start < total and len(best) == k and float(best.min()) >= bound * self.norms[start]:
+            if start < total and len(best) == want and float(best.min()) >= bound * self.norms[start]:
                 break
             block *= 2
         self.scanned = start
         ranked = np.argsort(-best, kind="stable")
-        return self.order[best_pos[ranked]].astype(np.int64), best[ranked]
+        items, scores = self.order[best_pos[ranked]].astype(np.int64), best[ranked]
+        if len(dropped):
+            keep = ~np.isin(items, dropped)
+            items, scores = items[keep], scores[keep]
+        return items[:k], scores[:k]

@@ -320,6 +320,8 @@ def gate_and_publish(db: sqlite_utils.Database, settings: Settings, reg: registr
         data=counts, metrics=payload, consent_snapshot=consent_snapshot(user_ids),
         gate={**decision.record, "forced": bool(refusal and force and publish)},
     )
+    if hasattr(model, "attach_ann") and model.attach_ann(settings.ann, log):  # large catalogues: recommender.ann
+        lap("ann")
     # Erasure wins every race: whoever was erased or withdrew after the read (epoch) leaves
     # the model in memory, again on disk once saved (forget may have scanned before the rename),
     # and once more right before CURRENT moves.

@@ -107,3 +107,14 @@ def test_one_filter_definition_seen_three_ways(db, filters, expected):
     assert {catalogue.ids[j] for j in np.flatnonzero(catalogue.product_mask(filters))} == expected
     banned = {catalogue.item_ids[i] for i in catalogue.banned(filters)}
     assert banned == set(catalogue.item_ids) - expected
+
+
+def test_a_filter_set_is_one_cached_read_only_mask_and_exclusions_stay_separate(db):
+    """Requests with the same filters share one mask (nothing per request over the catalogue)."""
+    store.upsert_products(db, PRODUCTS)
+    catalogue = Catalogue(["F", "GONE", "A", "B", "C", "D", "E"], ttl=0.0)
+    catalogue.refresh(db, force=True)
+    first, none = catalogue.allowed(ListFilters(available_on="2026-06-01"))
+    second, excluded = catalogue.allowed(ListFilters(available_on="2026-06-01", exclude=("A", "F", "nope")))
+    assert first is second and not first.flags.writeable
+    assert none.size == 0 and sorted(excluded.tolist()) == [0, 2]  # F and A in the model's order; unknown ids dropped

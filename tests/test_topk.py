@@ -77,3 +77,20 @@ def test_negative_scores_scan_everything(sign):
     np.testing.assert_allclose(scores, brute_force(factors, query, 5, np.zeros(0, np.int64)), rtol=1e-5)
     if sign < 0:
         assert index.scanned == len(factors)  # every score is negative: no bound can stop early
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), items=st.integers(1, 2000), k=st.integers(1, 40),
+       allow_share=st.sampled_from([0.0, 0.02, 0.5, 1.0]), banned=st.integers(0, 50))
+def test_allow_mask_and_short_banned_list_equal_scoring_everything(seed, items, k, allow_share, banned):
+    """The mask read per scanned block and the over-fetched short ban list leave the exact answer."""
+    rng = np.random.default_rng(seed)
+    factors = long_tail(rng, items, 8)
+    query = rng.standard_normal(8).astype(np.float32)
+    allow = rng.random(items) < allow_share
+    ban = rng.integers(0, items, size=banned)
+    index = NormIndex(factors, first_block=32)
+    ids, scores = index.search(query, k, ban, allow=allow)
+    expected = brute_force(factors, query, k, np.concatenate([ban, np.flatnonzero(~allow)]))
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    assert all(allow[i] for i in ids) and not set(ids.tolist()) & set(ban.tolist())
