@@ -230,6 +230,9 @@ class OnlineSettings:
     # Event types that count as a click on a list item, and as adding one to the cart.
     click_events: tuple[str, ...] = ("view",)
     cart_events: tuple[str, ...] = ("add_to_cart",)
+
+
+@dataclass
 class AnnSettings:
     """Approximate nearest-neighbour search for large catalogues (see :mod:`recommender.ann`).
 
