@@ -200,16 +200,14 @@ def test_bad_run_inputs_are_our_errors(db, settings):
         run(db, settings, date="2026-01-01")
 
 
-def test_a_million_customers_take_seconds():
+def test_a_million_customers_in_one_window():
+    # Speed lives in scripts/bench_campaign.py; here: a million birthdays give about 8 days' worth
+    # (8/365 of 1M = 21,918; the bounds leave room for leap days and the zones' shifts).
     rng = np.random.default_rng(1)
     days = rng.integers(0, 365 * 50, size=1_000_000)
     dates = (np.datetime64("1950-01-01") + days).astype(str).tolist()
     zones = rng.choice(["Europe/London", "Pacific/Auckland", "America/New_York", "Asia/Tokyo"], 1_000_000).tolist()
-    import time
-
-    started = time.perf_counter()
     found, _ = window(dates, zones, date="2026-06-01", days_ahead=7)
-    assert time.perf_counter() - started < 5
     assert 15_000 < len(found) < 30_000
 
 
