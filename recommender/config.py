@@ -163,6 +163,9 @@ class SelectionSettings:
     enabled: bool = True
     # Stop adding candidates after this long (the configured settings are always tried).
     max_seconds: float = 1800.0
+    # The serving model's recipe is kept unless a candidate beats it on validation by more than
+    # this (relative NDCG): recipes do not flap on noise from one night to the next.
+    switch_margin: float = 0.02
     # Families tried when the engine offers them (ALS is always tried).
     families: tuple[str, ...] = ("als", "ease", "rp3beta", "itemknn")
     # Decay half-lives tried, in days (0 = no decay).
@@ -444,7 +447,7 @@ def validate(settings: Settings) -> None:
     if settings.time.max_future_seconds < 0:
         raise ConfigError("time.max_future_seconds must be >= 0")
     sel = settings.selection
-    if sel.max_seconds <= 0 or any(h < 0 for h in sel.half_lives) or any(
+    if sel.max_seconds <= 0 or sel.switch_margin < 0 or any(h < 0 for h in sel.half_lives) or any(
             v <= 0 for v in (*sel.als_scales, *sel.ease_scales, *sel.graph_neighbours, *sel.graph_alphas)) \
             or any(b < 0 for b in sel.graph_betas) or any(not 0 < w < 1 for w in sel.blend_weights):
         raise ConfigError("selection: max_seconds, scales, neighbours and alphas must be > 0, half-lives and betas "

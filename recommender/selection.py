@@ -350,8 +350,15 @@ def _stage_blend(search: _Search, settings: Settings, names: list[str]) -> None:
 
 
 def select(data: Interactions, settings: Settings, *, engine: str = "implicit", fitter: Any = None,
-           log: Log = lambda _: None) -> Choice:
-    """Choose the recipe for this shop by validation NDCG; never reads an event at or after the test cut."""
+           log: Log = lambda _: None, incumbent: dict[str, Any] | None = None) -> Choice:
+    """Choose the recipe for this shop by validation NDCG; never reads an event at or after the test cut.
+
+    ``incumbent`` is the serving model's recorded recipe (its manifest's
+    ``params``). It is scored like any candidate and kept unless the best one
+    beats it by more than ``selection.switch_margin`` (relative): night-to-night
+    noise on the validation split must not swap recipes, which the release gate
+    would then judge on the test split and, as often as not, refuse.
+    """
     started = time.perf_counter()
     test_cut = evaluation.cut_time(data.time, settings.evaluation)
     train_period = data.time < test_cut
@@ -379,6 +386,9 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     _stage_blend(search, settings, items)
     chosen = search.best()
     assert chosen is not None  # the configured settings are always scored
+    kept = _sticky(search, settings, chosen, incumbent, log)
+    if kept is not None:
+        chosen = kept
     popularity = evaluation.evaluate_popularity(first, search.k).metrics["ndcg"]
     by_family: dict[str, Candidate] = {}
     for c in search.candidates:
@@ -392,6 +402,33 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
         f"{popularity:.4f}; {len(search.candidates)} candidates in {seconds:.1f} s)")
     return Choice(chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped,
                   search.skipped)
+
+
+def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: dict[str, Any] | None,
+            log: Log) -> Candidate | None:
+    """The incumbent's candidate when the best one does not clearly beat it on validation, else None."""
+    if not incumbent or incumbent.get("engine", search.engine) != search.engine:
+        return None
+    try:
+        recipe = recipes.Recipe.from_params(incumbent, search.base)
+        rid = recipe.id(search.engine)
+    except (RecommenderError, KeyError, TypeError, ValueError):
+        return None
+    mine = next((c for c in search.candidates if c.recipe.id(search.engine) == rid), None)
+    if mine is None:
+        search.stopped = False  # the serving recipe is always scored, even past the budget
+        recipe.label = f"{recipe.label or recipe.family} (serving)"
+        mine = search.score(recipe)
+    if mine is None or mine is chosen:
+        return None
+    margin = settings.selection.switch_margin
+    if chosen.ndcg > mine.ndcg * (1.0 + margin):
+        log(f"selection: {chosen.recipe.label} beats the serving recipe ({mine.ndcg:.4f}) by more than "
+            f"{margin:.0%}: switching")
+        return None
+    log(f"selection: keeping the serving recipe {mine.recipe.label} (validation {mine.ndcg:.4f}; best "
+        f"{chosen.ndcg:.4f} is within {margin:.0%})")
+    return mine
 
 
 def describe(settings: Settings) -> dict[str, Any]:

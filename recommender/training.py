@@ -123,7 +123,14 @@ def choose(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impl
 
     data = data if data is not None else load_data(db, settings)
     fitter = fitter or get_engine(engine, **(engine_options or {}))
-    choice = selection.select(data, settings, engine=engine, fitter=fitter, log=log)
+    incumbent = None
+    current = registry.Registry(settings.model_dir).current_version()
+    if current:
+        try:
+            incumbent = registry.Registry(settings.model_dir).manifest(current).get("params")
+        except ModelError:
+            incumbent = None
+    choice = selection.select(data, settings, engine=engine, fitter=fitter, log=log, incumbent=incumbent)
     return choice.recipe, choice
 
 

@@ -234,3 +234,29 @@ def test_cli_train_models_and_report_show_every_family_beside_popularity(pairs_d
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "How the model was chosen" in text
     assert "| ease" in text and "| popularity |" in text
+
+
+def test_the_serving_recipe_is_kept_unless_clearly_beaten_on_validation():
+    """Hand-made candidates: with a 2 % margin, 0.1015 does not unseat 0.1000, 0.1030 does."""
+    import copy
+    import types
+
+    from recommender import gate
+    from recommender.config import Settings
+    from recommender.recipes import Recipe
+    from recommender.selection import Candidate, _sticky
+
+    base = Settings()
+    base.selection.switch_margin = 0.02
+    serving_settings = copy.deepcopy(base)
+    serving_settings.als.half_life_days = 30.0
+    serving = Recipe("als", serving_settings, label="als hl=30")
+    incumbent = gate.recipe(serving_settings, "implicit")
+    for best_ndcg, kept in ((0.1015, True), (0.1030, False)):
+        challenger = Recipe("als", copy.deepcopy(base), label="als hl=14")
+        mine, best = Candidate(serving, 0.1000, 1.0), Candidate(challenger, best_ndcg, 1.0)
+        search = types.SimpleNamespace(engine="implicit", base=base, candidates=[mine, best], stopped=False)
+        got = _sticky(search, base, best, incumbent, lambda _: None)
+        assert (got is mine) == kept
+    # Another engine's recipe (Spark) is never forced on the implicit path.
+    assert _sticky(search, base, best, {**incumbent, "engine": "spark"}, lambda _: None) is None
