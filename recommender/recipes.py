@@ -27,6 +27,13 @@ from .errors import ConfigError
 from .model_base import Recommender
 
 BLEND = "blend"
+# Event-weighting profiles that tune and selection try (the shop's own extra event types are kept).
+WEIGHT_PROFILES: list[dict[str, float]] = [
+    {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0},
+    {"view": 1.0, "add_to_cart": 2.0, "purchase": 8.0},
+    {"view": 0.5, "add_to_cart": 2.0, "purchase": 4.0},
+    {"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0},
+]
 
 
 @dataclass

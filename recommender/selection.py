@@ -207,7 +207,7 @@ def _stage_als(search: _Search, settings: Settings) -> None:
         search.score(Recipe("als", s, label=_als_label(s)))
     best = search.best("als")
     if sel.weight_profiles and len(np.unique(search.data.event)) > 1 and best is not None:
-        from .tuning import WEIGHT_PROFILES
+        from .recipes import WEIGHT_PROFILES
 
         for profile in WEIGHT_PROFILES:
             weights = {**best.recipe.settings.event_weights,

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from . import exports, gate, store, training
+from . import exports, gate, publish, store
 from .config import Settings
 from .engines import Engine
 from .errors import RecommenderError, ValidationError
@@ -93,14 +93,14 @@ def _evaluate(history, settings: Settings, spark, curve_k: int, log: Log, timing
                                        spark_history.popularity_of(train, history.shape[1]), k, curve_k)
     train.unpersist()
     split = spark_history.SplitSummary(cut, range(evaluated), eligible)
-    payload = report_payload(scores["model"], scores["popularity"], split, k, training.model_params(settings, "spark"))
+    payload = report_payload(scores["model"], scores["popularity"], split, k, gate.recipe(settings, "spark"))
     timings["score"] = round(time.perf_counter() - started, 3)
     curves = {name: s.curve for name, s in scores.items()}
     return payload, curves
 
 
 def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, curve_k: int = 0,
-             log: Log = training._quiet, timings: dict[str, float] | None = None) -> training.Evaluation:
+             log: Log = lambda _: None, timings: dict[str, float] | None = None) -> publish.Evaluation:
     """:func:`training.evaluate` for an export: the payload and curves; no model or split reach the driver."""
     timings = {} if timings is None else timings
     spark = fitter.session()
@@ -109,11 +109,11 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, c
         payload, curves = _evaluate(history, settings, spark, curve_k, log, timings)
     finally:
         history.events.unpersist()
-    return training.Evaluation(payload, None, None, curves)  # type: ignore[arg-type]
+    return publish.Evaluation(payload, None, None, curves)  # type: ignore[arg-type]
 
 
 def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *, publish: bool, force: bool,
-          log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> training.TrainResult:
+          log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> publish.TrainResult:
     """The retrain of :func:`training._train` with the history on the cluster (see the module docs)."""
     from .engines import spark_history
     from .engines.spark import _dense
@@ -156,7 +156,7 @@ def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *,
                                    "the events on the driver; with --interactions only Spark ALS recipes are refitted")
         return evaluate(db, gate.settings_for(theirs, settings), fitter).payload
 
-    return training.gate_and_publish(
+    return publish.gate_and_publish(
         db, settings, reg, engine="spark", fitter=fitter, payload=payload, model=model, data=history,
         full_matrix=trained, counts=counts, user_ids=history.user_ids, epoch=history.epoch, refit=refit_incumbent,
         publish=publish, force=force, log=log, lap=lap, timings=timings, started=started)

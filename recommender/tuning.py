@@ -20,6 +20,7 @@ import sqlite_utils
 from . import evaluation, training
 from .config import Settings, validate
 from .engines import get_engine
+from .recipes import WEIGHT_PROFILES
 
 SPACE: dict[str, list[Any]] = {
     "factors": [32, 64, 128],
@@ -29,12 +30,6 @@ SPACE: dict[str, list[Any]] = {
     "log_scaling": [True, False],
     "half_life_days": [0.0, 7.0, 14.0, 30.0, 90.0],
 }
-WEIGHT_PROFILES: list[dict[str, float]] = [
-    {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0},
-    {"view": 1.0, "add_to_cart": 2.0, "purchase": 8.0},
-    {"view": 0.5, "add_to_cart": 2.0, "purchase": 4.0},
-    {"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0},
-]
 
 
 @dataclass
