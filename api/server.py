@@ -103,6 +103,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
     from . import create_app
 
     metrics_dir = tempfile.mkdtemp(prefix="recommender-metrics-")
+    master = os.getpid()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     def child_exit(server, worker) -> None:
@@ -113,4 +114,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
     try:
         run_wsgi(lambda: create_app(settings), {**gunicorn_options(host, port, workers), "child_exit": child_exit})
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # A worker leaves through here too (gunicorn forks inside run_wsgi and the worker exits
+        # with SystemExit): only the master may remove the directory the others still write to.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -106,6 +106,9 @@ class PrivacySettings:
     retention_days: int = 90
     # Record every served list in the decision log (batched off the request path).
     decision_log: bool = True
+    # How often each worker writes the lists it served; what is queued is also written when the
+    # worker stops (SIGTERM, SIGINT, a restart), so only a killed (SIGKILL) worker loses them.
+    decision_log_flush_seconds: float = 0.5
     # The secret that keys erasure tombstones (and signs console sessions). Never in the
     # database; empty = "<database file>.key" beside it, created owner-only on first use.
     key_file: Path = Path("")

@@ -153,7 +153,8 @@ class Service:
     def __init__(self, settings: Settings, live: LiveModel | None = None, decisions: DecisionLog | None = None) -> None:
         self.settings = settings
         self.live = live or LiveModel(str(settings.model_dir), settings=settings)
-        self.decisions = decisions or DecisionLog(settings.db, enabled=settings.privacy.decision_log,
+        self.decisions = decisions or DecisionLog(settings.db, settings.privacy.decision_log_flush_seconds,
+                                                  enabled=settings.privacy.decision_log,
                                                   retention_days=settings.privacy.retention_days)
         self._no_model_catalogue: Catalogue | None = None
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}

@@ -45,13 +45,13 @@ def raw(port, data: bytes) -> tuple[int, dict, bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-@pytest.fixture
-def server(served):
+def start_server(served, **env_extra) -> tuple[int, subprocess.Popen]:
+    """`recommender serve` with 2 workers on a free loopback port, once /readyz answers."""
     _, token = keys.create(store.connect(served.db), "read", "load-test")
     HEADERS["Authorization"] = f"Bearer {token}"
     port = free_port()
     env = {**os.environ, "RECOMMENDER_DB": str(served.db), "RECOMMENDER_MODEL_DIR": str(served.model_dir),
-           "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2"}
+           "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2", **env_extra}
     proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
                              "--port", str(port), "--workers", "2"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -65,10 +65,36 @@ def server(served):
     else:
         proc.kill()
         pytest.fail("server did not become ready: " + proc.stderr.read().decode()[-2000:])
+    return port, proc
+
+
+@pytest.fixture
+def server(served):
+    port, proc = start_server(served)
     yield port
     proc.terminate()
     proc.wait(timeout=30)
     HEADERS.clear()
+
+
+def test_lists_served_just_before_a_restart_are_still_in_the_decision_log(served):
+    # The writer waits an hour between batches here, so every row below can only have been
+    # written by the worker on its way out (gunicorn's SIGTERM), not by the periodic flush.
+    port, proc = start_server(served, RECOMMENDER_PRIVACY_DECISION_LOG_FLUSH_SECONDS="3600")
+    try:
+        ids = []
+        for customer in ("C0002", "C0003", "C0004", "C0005"):
+            status, body = get(port, f"/v1/customers/{customer}/recommendations?n=3")
+            assert status == 200, body
+            ids.append(body["list_id"])
+        before = store.connect(served.db).execute("SELECT count(*) FROM decisions").fetchone()[0]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()[-2000:]
+        HEADERS.clear()
+    assert before == 0  # nothing was written while the server ran
+    rows = store.connect(served.db).execute("SELECT list_id FROM decisions").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)
 
 
 def test_hot_swap_under_load_drops_no_request(server, served):

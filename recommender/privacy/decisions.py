@@ -18,8 +18,10 @@ once an hour (every worker), by ``recommender prune`` and by the retrain job.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
+import logging
 import os
 import queue
 import threading
@@ -44,7 +46,10 @@ class DecisionLog:
     thread writes everything queued every ``interval`` seconds in one
     transaction, and deletes entries older than ``retention_days`` every
     ``prune_every`` seconds (None = never). Rows for customers erased meanwhile
-    are dropped at write time.
+    are dropped at write time. What is still queued when the process exits
+    normally (gunicorn stops a worker with SIGTERM and lets it return) is written
+    by an ``atexit`` hook: a list whose id a response carried must not vanish
+    because the server was restarted a moment later.
     """
 
     def __init__(self, db_path: str | Path, interval: float = 0.5, enabled: bool = True, *,
@@ -84,9 +89,12 @@ class DecisionLog:
             return
         with self._lock:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                fresh_process = self._pid != os.getpid()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
                 self._thread.start()
+                if fresh_process:
+                    atexit.register(self._flush_at_exit)
 
     def _drain(self) -> list[tuple]:
         rows = []
@@ -114,6 +122,14 @@ class DecisionLog:
                 db.conn.close()
         return len(rows)
 
+    def _flush_at_exit(self) -> None:
+        if self._pid != os.getpid() or not os.path.exists(self.db_path):
+            return  # registered in a parent that forked this process, or the database is gone
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - say so, but let the process exit
+            logging.getLogger("recommender.privacy").exception("decision log: lists queued at exit not written")
+
     def _run(self) -> None:
         db = store.connect(self.db_path, migrate=False)
         pruned = -float("inf")
@@ -126,8 +142,6 @@ class DecisionLog:
                     pruned = time.monotonic()
                     store.prune_decisions(db, cutoff(self.retention_days))
             except Exception:  # noqa: BLE001 - logging must never take a worker down
-                import logging
-
                 logging.getLogger("recommender.privacy").exception("decision log write failed")
 
 
