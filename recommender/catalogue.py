@@ -4,7 +4,9 @@ A storefront asks for "in stock, under £30, kitchen or garden" on every call;
 answering that with SQL per request would cost more than the scoring itself.
 Each worker keeps the attributes as numpy arrays and refreshes them after
 ``ttl`` seconds, so stock and visibility changes show within a minute without
-any coordination between workers.
+any coordination between workers. A refresh reads only what changed since the
+last one (the ``product_changes`` log that triggers on ``products`` keep), so
+its cost follows the changes, not the catalogue.
 
 Every filter rule lives in :meth:`Catalogue.product_mask`, over all products
 of the shop. The views a caller needs are read from it: :meth:`Catalogue.mask`
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,18 +65,29 @@ def day_number(text: str | None, fallback: int = _NEVER) -> int:
         return fallback
 
 
+# An incremental refresh reads only the products changed since the last one; when more than
+# this share of the catalogue (and more than FULL_RELOAD_MIN rows) changed, it reads them all.
+FULL_RELOAD_SHARE = 0.1
+FULL_RELOAD_MIN = 1000
+_COLUMNS = "id, name, category, price, in_stock, hidden, available_until"
+
+
 @dataclass
 class _Snapshot:
-    """One refresh's arrays, swapped in whole so a request never mixes two refreshes."""
+    """One refresh's arrays, swapped in whole so a request never mixes two refreshes.
 
-    ids: list[str]
+    Rows are ordered by id after a full load; products added since are appended
+    and products deleted since keep their row, hidden and out of ``index``.
+    Arrays are never written after the snapshot is published (a refresh copies
+    what it changes), so a request may hold one while the next is built.
+    """
+
     index: dict[str, int]
-    names: list[str | None]
-    products: dict[str, dict[str, Any]]
+    products: "_Rows"
     category: np.ndarray  # per catalogue row: code into category_codes, -1 = none
     price: np.ndarray
     stock: np.ndarray  # NaN = not tracked
-    hidden: np.ndarray
+    hidden: np.ndarray  # also True for a row whose product was deleted
     until: np.ndarray  # day number of available_until (far future when absent)
     category_codes: dict[str, int]
     rows_of_items: np.ndarray  # model item -> catalogue row; -1 = deleted since training
@@ -85,81 +99,233 @@ class _Snapshot:
 
 
 class _Rows(Mapping):
-    """Product rows by id, as dicts made on access from the refresh's columns (not a million dicts per refresh)."""
+    """Product rows by id, as dicts made on access (not a million dicts per refresh).
 
-    def __init__(self, ids: list[str], names: list, cats: list, prices: list, stocks: list, hiddens: list,
-                 untils: list, visible: np.ndarray) -> None:
-        self.index = {p: j for j, p in enumerate(ids)}
-        self._ids, self._names, self._cats, self._prices = ids, names, cats, prices
-        self._stocks, self._hiddens, self._untils, self._visible = stocks, hiddens, untils, visible
+    The full load's columns are shared, never copied; rows changed or added
+    since are in ``changed`` (id -> the row as read), which a refresh copies
+    and extends. It stays small: past ``FULL_RELOAD_SHARE`` of the catalogue
+    the next refresh loads everything again.
+    """
+
+    def __init__(self, index: dict[str, int], columns: tuple[list, ...], changed: dict[str, tuple],
+                 added: list[str], visible: np.ndarray) -> None:
+        self.index, self.columns, self.changed, self.added, self._visible = index, columns, changed, added, visible
+        self._ids: list[str] | None = None
+        self._names: list[str | None] | None = None
+
+    def with_visible(self, visible: np.ndarray) -> "_Rows":
+        return _Rows(self.index, self.columns, self.changed, self.added, visible)
+
+    def row(self, j: int) -> tuple:
+        return tuple(c[j] for c in self.columns)
+
+    @property
+    def ids(self) -> list[str]:
+        """The product id of every row (deleted ones included)."""
+        if self._ids is None:
+            self._ids = self.columns[0] + self.added if self.added else self.columns[0]
+        return self._ids
+
+    @property
+    def names(self) -> list[str | None]:
+        if self._names is None:
+            names = self.columns[1]
+            if self.changed:
+                names = names + [None] * len(self.added)
+                for p, r in self.changed.items():
+                    names[self.index[p]] = r[1]
+            self._names = names
+        return self._names
 
     def __getitem__(self, product_id: str) -> dict[str, Any]:
         j = self.index[product_id]
-        return {"id": self._ids[j], "name": self._names[j], "category": self._cats[j], "price": self._prices[j],
-                "in_stock": self._stocks[j], "hidden": self._hiddens[j], "available_until": self._untils[j],
-                "visible": bool(self._visible[j])}
+        r = self.changed.get(product_id) or self.row(j)
+        return {"id": r[0], "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4], "hidden": r[5],
+                "available_until": r[6], "visible": bool(self._visible[j])}
 
     def __contains__(self, product_id: object) -> bool:
         return product_id in self.index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+        return iter(self.index)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.index)
+
+
+def _today() -> int:
+    return int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
+
+
+def _latest_change(db: sqlite_utils.Database) -> int | None:
+    """The newest ``product_changes`` sequence number (0 when empty); None on a schema without the table."""
+    try:
+        return int(db.execute("SELECT coalesce(max(seq), 0) FROM product_changes").fetchone()[0])
+    except sqlite3.OperationalError:
+        return None
 
 
 class Catalogue:
-    """All products as arrays (ordered by id), aligned on demand with a model's ``item_ids``."""
+    """All products as arrays, aligned on demand with a model's ``item_ids``.
+
+    :meth:`refresh` follows the ``product_changes`` log (kept by triggers on
+    ``products``): after the first full load, a refresh with nothing changed is
+    one indexed query, and one with a few changes reads just those rows, so a
+    worker serving a million products does not re-read them every ``ttl``.
+    """
 
     def __init__(self, item_ids: Sequence[str], ttl: float = 60.0) -> None:
         self.item_ids = list(item_ids)
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.ttl = ttl
         self.loaded_at = -math.inf
+        self.seq: int | None = None  # the product_changes sequence the snapshot reflects
+        self.full_loads = 0  # how many refreshes read the whole table (for tests and /metrics)
         self._lock = threading.Lock()
-        self._snap = _Snapshot([], {}, [], {}, *(np.zeros(0) for _ in range(5)), {},
+        self._snap = _Snapshot({}, _Rows({}, tuple([] for _ in range(7)), {}, [], np.zeros(0, bool)),
+                               *(np.zeros(0) for _ in range(5)), {},
                                np.full(len(self.item_ids), -1, dtype=np.int64),
                                np.full(len(self.item_ids), -1, dtype=np.int32), 0)
+
+    def adopt(self, previous: "Catalogue") -> None:
+        """Start from ``previous``'s products (a new model's catalogue): the next refresh is incremental."""
+        snap, seq, loaded_at = previous._snap, previous.seq, previous.loaded_at
+        if seq is None:
+            return
+        with self._lock:
+            self._snap = self._aligned(snap, snap.today_day)
+            self.seq, self.loaded_at = seq, loaded_at
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
         with self._lock:
-            # Columns, not a dict per row: a million products refresh in seconds, every ``ttl``.
-            rows = db.execute("SELECT id, name, category, price, in_stock, hidden, available_until "
-                              "FROM products ORDER BY id").fetchall()  # BINARY order = Python's str order
-            today_day = int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
-            ids, names, cats, prices, stocks, hiddens, untils = (list(c) for c in zip(*rows)) if rows else (
-                [] for _ in range(7))
-            del rows
-            categories: dict[str, int] = {}
-            category = np.array([-1 if c is None else categories.setdefault(c, len(categories)) for c in cats],
-                                dtype=np.int32)
-            price = np.array([np.nan if v is None else v for v in prices], dtype=np.float64)
-            stock = np.array([np.nan if v is None else v for v in stocks], dtype=np.float64)
-            hidden = np.array(hiddens, dtype=bool)
-            until = np.array([_NEVER if u is None else day_number(u) for u in untils], dtype=np.int64)
-            products = _Rows(ids, names, cats, prices, stocks, hiddens, untils, ~hidden & (until >= today_day))
-            index = products.index
+            if not force and time.monotonic() - self.loaded_at < self.ttl:
+                return  # another thread refreshed while this one waited
+            # One read transaction: the change number and the rows it covers come from one state.
+            outer = db.conn.in_transaction
+            db.conn.execute("SAVEPOINT catalogue_refresh")
+            try:
+                seq = _latest_change(db)
+                snap = self._snap
+                if seq is None or self.seq is None:
+                    snap = self._load_all(db)
+                elif seq != self.seq:
+                    changed = [r[0] for r in db.execute(
+                        "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
+                    pending = len(snap.products.changed) + len(changed)
+                    if pending > max(FULL_RELOAD_MIN, FULL_RELOAD_SHARE * len(snap.products.ids)):
+                        snap = self._load_all(db)
+                    else:
+                        snap = self._patched(snap, db, changed)
+                if snap.today_day != _today():  # the day turned: availability moved on
+                    snap = self._aligned(snap, _today(), snap.rows_of_items)
+            finally:
+                db.conn.execute("RELEASE catalogue_refresh")
+                if not outer and db.conn.in_transaction:
+                    db.conn.commit()
+            self._snap, self.seq, self.loaded_at = snap, seq, time.monotonic()
+
+    def _load_all(self, db: sqlite_utils.Database) -> _Snapshot:
+        """Every product, ordered by id. Columns, not a dict per row: a million products load in seconds."""
+        self.full_loads += 1
+        rows = db.execute(f"SELECT {_COLUMNS} FROM products ORDER BY id").fetchall()  # BINARY = Python's str order
+        ids, names, cats, prices, stocks, hiddens, untils = (list(c) for c in zip(*rows)) if rows else (
+            [] for _ in range(7))
+        del rows
+        categories: dict[str, int] = {}
+        category = np.array([-1 if c is None else categories.setdefault(c, len(categories)) for c in cats],
+                            dtype=np.int32)
+        price = np.array([np.nan if v is None else v for v in prices], dtype=np.float64)
+        stock = np.array([np.nan if v is None else v for v in stocks], dtype=np.float64)
+        hidden = np.array(hiddens, dtype=bool)
+        until = np.array([_NEVER if u is None else day_number(u) for u in untils], dtype=np.int64)
+        index = {p: j for j, p in enumerate(ids)}
+        rows_ = _Rows(index, (ids, names, cats, prices, stocks, hiddens, untils), {}, [], np.zeros(0, bool))
+        snap = _Snapshot(index, rows_, category, price, stock, hidden, until, categories,
+                         np.zeros(0, np.int64), np.zeros(0, np.int32), 0)
+        return self._aligned(snap, _today())
+
+    def _patched(self, snap: _Snapshot, db: sqlite_utils.Database, changed: list[str]) -> _Snapshot:
+        """``snap`` with the ``changed`` product ids re-read: updated (on copies), added, or deleted."""
+        fresh: dict[str, tuple] = {}
+        for i in range(0, len(changed), 500):
+            part = changed[i:i + 500]
+            for row in db.execute(f"SELECT {_COLUMNS} FROM products WHERE id IN ({','.join('?' * len(part))})",
+                                  part):
+                fresh[row[0]] = row
+        old = snap.products
+        index = snap.index
+        size = len(old.ids)
+        added = [p for p in changed if p in fresh and p not in index]
+        removed = [p for p in changed if p not in fresh and p in index]
+        if added or removed:
+            index = dict(index)
+            for p in removed:
+                del index[p]
+            for k, p in enumerate(added):
+                index[p] = size + k
+        grow = len(added)
+        category = np.concatenate([snap.category, np.full(grow, -1, np.int32)])
+        price = np.concatenate([snap.price, np.full(grow, np.nan)])
+        stock = np.concatenate([snap.stock, np.full(grow, np.nan)])
+        hidden = np.concatenate([snap.hidden, np.ones(grow, bool)])
+        until = np.concatenate([snap.until, np.full(grow, _NEVER, np.int64)])
+        gone = set(removed)
+        rows_changed = {p: r for p, r in old.changed.items() if p not in gone}
+        rows_changed.update(fresh)
+        codes = snap.category_codes
+        for p in removed:
+            hidden[snap.index[p]] = True  # the row stays (nothing shifts) but no list may hold it
+        for p, row in fresh.items():
+            j = index[p]
+            cat = row[2]
+            if cat is not None and cat not in codes:
+                codes = dict(codes) if codes is snap.category_codes else codes
+                codes[cat] = len(codes)
+            category[j] = -1 if cat is None else codes[cat]
+            price[j] = np.nan if row[3] is None else row[3]
+            stock[j] = np.nan if row[4] is None else row[4]
+            hidden[j] = bool(row[5])
+            until[j] = _NEVER if row[6] is None else day_number(row[6])
+        rows_of_items = snap.rows_of_items
+        if added or removed:
+            rows_of_items = rows_of_items.copy()
+            for p in (*added, *removed):
+                i = self.item_index.get(p)
+                if i is not None:
+                    rows_of_items[i] = index.get(p, -1)
+        rows_ = _Rows(index, old.columns, rows_changed, old.added + added, np.zeros(0, bool))
+        out = _Snapshot(index, rows_, category, price, stock, hidden, until, codes,
+                        rows_of_items, np.zeros(0, np.int32), 0)
+        return self._aligned(out, _today(), rows_of_items)
+
+    def _aligned(self, snap: _Snapshot, today_day: int, rows_of_items: np.ndarray | None = None) -> _Snapshot:
+        """A snapshot of ``snap``'s products for this catalogue's model items and ``today_day``, caches empty.
+
+        ``rows_of_items`` is given when it is known to match ``snap.index`` (a
+        patch or a new day); otherwise it is looked up, once per model item.
+        """
+        index = snap.index
+        if rows_of_items is None:
             rows_of_items = np.array([index.get(p, -1) for p in self.item_ids], dtype=np.int64)
-            item_category = np.full(len(self.item_ids), -1, dtype=np.int32)
-            known = rows_of_items >= 0
-            item_category[known] = category[rows_of_items[known]]
-            self._snap = _Snapshot(ids, index, names, products, category, price, stock, hidden,
-                                   until, categories, rows_of_items, item_category, today_day)
-            self.loaded_at = time.monotonic()
+        item_category = np.full(len(self.item_ids), -1, dtype=np.int32)
+        known = rows_of_items >= 0
+        item_category[known] = snap.category[rows_of_items[known]]
+        visible = ~snap.hidden & (snap.until >= today_day)
+        return _Snapshot(index, snap.products.with_visible(visible), snap.category, snap.price, snap.stock,
+                         snap.hidden, snap.until, snap.category_codes, rows_of_items, item_category, today_day)
 
     # --- what callers read -----------------------------------------------------------------
 
     @property
-    def products(self) -> dict[str, dict[str, Any]]:
+    def products(self) -> Mapping[str, dict[str, Any]]:
         return self._snap.products
 
     @property
     def ids(self) -> list[str]:
-        """Product ids of the catalogue rows, ordered by id."""
-        return self._snap.ids
+        """Product ids of the catalogue rows: ordered by id, then those added since the last full load."""
+        return self._snap.products.ids
 
     @property
     def index(self) -> dict[str, int]:
@@ -167,7 +333,7 @@ class Catalogue:
 
     @property
     def names(self) -> list[str | None]:
-        return self._snap.names
+        return self._snap.products.names
 
     @property
     def stock(self) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import privacy, registry
+from . import privacy, registry, store
 from .config import Settings
 
 
@@ -55,6 +55,7 @@ def run(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
 
     decisions = privacy.prune(db, settings)
     artifacts = registry.prune(db, settings)
+    changes = store.compact_product_changes(db)
     vacuum = vacuum_after_erasure(db)
     return {
         "decisions_deleted": decisions["deleted"],
@@ -63,6 +64,7 @@ def run(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
         "models_kept": sorted(artifacts["kept"]),
         "model_bytes_freed": artifacts["bytes_freed"],
         "model_bytes_kept": artifacts["bytes_kept"],
+        "product_changes_compacted": changes,
         "vacuum": vacuum,
         # after a VACUUM the whole file is in the WAL: retry while a reader holds an old snapshot
         "wal": checkpoint(db) if not vacuum["vacuumed"] else {**checkpoint_wal(db), **checkpoint(db)},

@@ -299,7 +299,9 @@ class FactorModel(Recommender):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
                     manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "FactorModel":
-        model = cls(arrays["user_factors"], arrays["item_factors"], user_ids, item_ids,
+        # Plain ndarray views of the memory maps (same shared pages; a memmap's own indexing is slow
+        # per request).
+        model = cls(np.asarray(arrays["user_factors"]), np.asarray(arrays["item_factors"]), user_ids, item_ids,
                     float(manifest["regularization"]), manifest, signals, ann_index=arrays.get(_ann.ARRAY))
         if model.ann_data is not None and _ann.available():
             model._open_ann()  # an index that cannot be read refuses the artifact

@@ -136,7 +136,10 @@ class LiveModel:
             model.warm_up()  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
             self._manifest_stat = self._manifest_signature()
-            self.catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
+            catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
+            if self.catalogue is not None:
+                catalogue.adopt(self.catalogue)  # the products did not change with the model
+            self.catalogue = catalogue
             return version
 
 
@@ -256,6 +259,8 @@ class Service:
                 hours = staleness(db, model.manifest, model.user_index, self.settings)["hours"]
                 if hours is None or hours <= self.settings.privacy.max_stale_hours:
                     served = (model, Catalogue(model.item_ids, ttl=self.live.catalogue_ttl))
+                    if self.live.catalogue is not None:
+                        served[1].adopt(self.live.catalogue)
             self._challenger = (key, served, time.monotonic())
         served = self._challenger[1]
         if served is not None:

@@ -9,7 +9,7 @@ the fit on all data, popularity and bought-together — by the same rules
 database's small tables (consents, products, the registry, privacy events) and
 receives counts, id lists, factors and metrics. The release gate, manifest,
 privacy reconciliation, save and publish are the shared code
-(:func:`training.gate_and_publish`).
+(:func:`recommender.publish.gate_and_publish`).
 
 Consent is checked against tonight's consents table, not the export's: a
 customer who withdrew or was erased since the export is left out before
@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from . import exports, gate, publish, store
+from . import exports, gate, store
+from . import publish as publishing  # `publish` is train()'s flag
 from .config import Settings
 from .engines import Engine
 from .errors import RecommenderError, ValidationError
@@ -100,7 +101,7 @@ def _evaluate(history, settings: Settings, spark, curve_k: int, log: Log, timing
 
 
 def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, curve_k: int = 0,
-             log: Log = lambda _: None, timings: dict[str, float] | None = None) -> publish.Evaluation:
+             log: Log = lambda _: None, timings: dict[str, float] | None = None) -> publishing.Evaluation:
     """:func:`training.evaluate` for an export: the payload and curves; no model or split reach the driver."""
     timings = {} if timings is None else timings
     spark = fitter.session()
@@ -109,11 +110,11 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, c
         payload, curves = _evaluate(history, settings, spark, curve_k, log, timings)
     finally:
         history.events.unpersist()
-    return publish.Evaluation(payload, None, None, curves)  # type: ignore[arg-type]
+    return publishing.Evaluation(payload, None, None, curves)  # type: ignore[arg-type]
 
 
 def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *, publish: bool, force: bool,
-          log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> publish.TrainResult:
+          log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> publishing.TrainResult:
     """The retrain of :func:`training._train` with the history on the cluster (see the module docs)."""
     from .engines import spark_history
     from .engines.spark import _dense
@@ -156,7 +157,7 @@ def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *,
                                    "the events on the driver; with --interactions only Spark ALS recipes are refitted")
         return evaluate(db, gate.settings_for(theirs, settings), fitter).payload
 
-    return publish.gate_and_publish(
+    return publishing.gate_and_publish(
         db, settings, reg, engine="spark", fitter=fitter, payload=payload, model=model, data=history,
         full_matrix=trained, counts=counts, user_ids=history.user_ids, epoch=history.epoch, refit=refit_incumbent,
         publish=publish, force=force, log=log, lap=lap, timings=timings, started=started)

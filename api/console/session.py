@@ -81,6 +81,12 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
             app.secret_key = load_secret(secret_path(app.config["SETTINGS"].privacy.key_file))
         return super().get_signing_serializer(app)
 
+    def open_session(self, app: Flask, request):  # noqa: ANN001,ANN201 - Flask's signature
+        # The API never reads or writes the console's cookie: skip the signer on every API request.
+        if not request.path.startswith("/console"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 

@@ -219,11 +219,30 @@ MIGRATIONS: list[list[str]] = [
             WHEN new.quantity IS NOT old.quantity
             BEGIN INSERT INTO interaction_updates (interaction_id) VALUES (new.id); END""",
     ],
+    # 9: serving workers follow the catalogue by its changes, not by re-reading a million rows:
+    #    every product added, changed (in a column lists depend on) or deleted is appended to a
+    #    log in commit order; `store.compact_product_changes` keeps the newest row per product
+    [
+        """CREATE TABLE product_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            product_id TEXT NOT NULL
+        )""",
+        """CREATE TRIGGER products_added AFTER INSERT ON products
+            BEGIN INSERT INTO product_changes (product_id) VALUES (new.id); END""",
+        """CREATE TRIGGER products_changed AFTER UPDATE ON products
+            WHEN new.id IS NOT old.id OR new.name IS NOT old.name OR new.category IS NOT old.category
+              OR new.price IS NOT old.price OR new.in_stock IS NOT old.in_stock OR new.hidden IS NOT old.hidden
+              OR new.available_until IS NOT old.available_until
+            BEGIN INSERT INTO product_changes (product_id) VALUES (new.id);
+                  INSERT INTO product_changes (product_id) SELECT old.id WHERE old.id IS NOT new.id; END""",
+        """CREATE TRIGGER products_removed AFTER DELETE ON products
+            BEGIN INSERT INTO product_changes (product_id) VALUES (old.id); END""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "meta",
-    "privacy_events", "copies", "event_keys", "interaction_updates",
+    "privacy_events", "copies", "event_keys", "interaction_updates", "product_changes",
 )

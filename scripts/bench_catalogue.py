@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Benchmark: what a serving worker's catalogue refresh costs, and what the change log costs imports.
+
+In one run, on a fresh SQLite file with ``--products`` products (default 1,000,000):
+
+1. importing the products with the ``product_changes`` triggers (as every shop
+   runs) and, side by side, into a second file with the triggers dropped;
+2. a full catalogue load (what every refresh did before the change log, every
+   ``serve.catalogue_ttl_seconds`` in every worker);
+3. a refresh with nothing changed, and after ``--changes`` updated products
+   (stock and price), a few added and a few deleted ones;
+4. re-importing the whole feed unchanged (the triggers log nothing).
+
+Prints seconds for each (imports in CPU seconds, refreshes in wall time);
+ratios are the result (absolute times on a shared machine are noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def feed(n: int, seed: int, price_shift: float = 0.0) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    cats = rng.integers(0, 40, size=n)
+    prices = rng.integers(1, 200, size=n).astype(float) + price_shift
+    stock = rng.integers(0, 50, size=n)
+    return [(f"p{i:07d}", f"Product {i}", f"cat{cats[i]}", float(prices[i]), int(stock[i]), 0, None)
+            for i in range(n)]
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def cpu(fn) -> float:
+    """CPU seconds of this process (imports are measured so: the disk and the other jobs are noise)."""
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    from recommender import store
+    from recommender.catalogue import Catalogue
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-catalogue-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = feed(args.products, 0)
+    plain = store.connect(work / "plain.db", create=True)
+    for trigger in ("products_added", "products_changed", "products_removed"):
+        plain.execute(f"DROP TRIGGER {trigger}")
+    db = store.connect(work / "shop.db", create=True)
+    half = len(rows) // 2  # interleaved halves, so a burst of load elsewhere hits both alike
+    t_plain = cpu(lambda: store.upsert_products(plain, rows[:half]))
+    t_logged = cpu(lambda: store.upsert_products(db, rows[:half]))
+    t_logged += cpu(lambda: store.upsert_products(db, rows[half:]))
+    t_plain += cpu(lambda: store.upsert_products(plain, rows[half:]))
+    print(f"import {args.products:,} products: {t_logged:.2f} s CPU with the change log, {t_plain:.2f} s without "
+          f"(x{t_logged / t_plain:.2f})")
+
+    item_ids = [r[0] for r in rows[: min(len(rows), 200_000)]]
+    catalogue = Catalogue(item_ids, ttl=0.0)
+    t_full = timed(lambda: catalogue.refresh(db))
+    t_none = timed(lambda: catalogue.refresh(db))
+    rng = np.random.default_rng(1)
+    picks = rng.choice(args.products, size=args.changes, replace=False)
+    changed = [(r[0], r[1], r[2], r[3] + 1.0, 0, r[5], r[6]) for r in (rows[i] for i in picks)]
+    added = [(f"n{i:07d}", f"New {i}", "cat1", 5.0, 3, 0, None) for i in range(10)]
+    store.upsert_products(db, changed + added)
+    with db.conn:
+        db.conn.executemany("DELETE FROM products WHERE id = ?", [(rows[i][0],) for i in picks[:10]])
+    t_patch = timed(lambda: catalogue.refresh(db))
+    assert catalogue.full_loads == 1, "the refresh after the changes read the whole table"
+    before = catalogue.seq
+    touched = {c[0] for c in changed} | {rows[i][0] for i in picks[:10]}
+    unchanged = [r for r in rows if r[0] not in touched]
+    t_again = cpu(lambda: store.upsert_products(db, unchanged))
+    assert db.execute("SELECT max(seq) FROM product_changes").fetchone()[0] == before
+    print(f"full load {t_full:.2f} s; refresh, nothing changed {t_none * 1000:.2f} ms; refresh after "
+          f"{args.changes:,} changed + 10 added + 10 deleted {t_patch * 1000:.1f} ms "
+          f"(full / incremental x{t_full / t_patch:.0f})")
+    print(f"re-import of the unchanged feed: {t_again:.2f} s CPU, nothing logged")
+
+
+if __name__ == "__main__":
+    main()
