@@ -57,9 +57,9 @@ def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[Sequenc
     columns = {"customers": CUSTOMER_COLUMNS, "products": PRODUCT_COLUMNS}[table]
     sql = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     with transaction(db):
-        before = _changes(db)
-        db.conn.executemany(sql, rows)
-        return _changes(db) - before
+        # The statement's own row count: total_changes would also count the rows that triggers
+        # write (a new product is logged in product_changes).
+        return max(db.conn.executemany(sql, rows).rowcount, 0)
 
 
 def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> int:
