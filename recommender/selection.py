@@ -37,9 +37,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import evaluation, recipes
+from . import evaluation, finalists, recipes
 from .config import Settings
 from .errors import RecommenderError
+from .finalists import FoldScores
 from .interactions import Interactions
 from .model_base import Recommender
 from .recipes import BLEND, Recipe
@@ -51,12 +52,26 @@ ITEM_FAMILIES = ("ease", "rp3beta", "itemknn")
 @dataclass
 class Candidate:
     recipe: Recipe
-    ndcg: float
+    ndcg: float  # at the search's cut (selection's first validation split)
     seconds: float
+    # Per validation customer at the search's cut (for the tie rule), then at every cut once a finalist.
+    folds: FoldScores = field(default_factory=FoldScores, repr=False)
+
+    @property
+    def parts(self) -> int:
+        return len(self.recipe.parts) if self.recipe.family == BLEND else 1
+
+    @property
+    def validation(self) -> float:
+        """What the choice compares: the mean NDCG over the cuts this candidate was scored at."""
+        return self.folds.mean() if self.folds.scores else self.ndcg
 
     def to_dict(self, engine: str) -> dict[str, Any]:
-        return {"label": self.recipe.label, "family": self.recipe.family, "validation_ndcg": round(self.ndcg, 6),
-                "seconds": round(self.seconds, 3), "recipe": self.recipe.id(engine)}
+        out = {"label": self.recipe.label, "family": self.recipe.family, "validation_ndcg": round(self.ndcg, 6),
+               "seconds": round(self.seconds, 3), "recipe": self.recipe.id(engine)}
+        if len(self.folds.scores) > 1:
+            out["validation_by_cut"] = self.folds.by_cut()
+        return out
 
 
 @dataclass
@@ -70,15 +85,19 @@ class Choice:
     seconds: float
     stopped_early: bool = False
     skipped: dict[str, str] = field(default_factory=dict)
+    rule: str = "best validation NDCG"
+    chosen: Candidate | None = None
 
     def record(self, engine: str) -> dict[str, Any]:
-        best = max(self.candidates, key=lambda c: c.ndcg)
+        chosen = self.chosen or max(self.candidates, key=lambda c: c.ndcg)
         return {
             "validation": self.validation,
             "chosen": {"family": self.recipe.family, "label": self.recipe.label,
-                       "validation_ndcg": round(best.ndcg, 6), "recipe": self.recipe.id(engine)},
-            "families": {name: {"label": c.recipe.label, "validation_ndcg": round(c.ndcg, 6),
-                                "recipe": c.recipe.id(engine)} for name, c in self.best_by_family.items()},
+                       "validation_ndcg": round(chosen.validation, 6), "recipe": self.recipe.id(engine),
+                       "rule": self.rule},
+            "families": {name: {"label": c.recipe.label, "validation_ndcg": round(c.validation, 6),
+                                "validation_by_cut": c.folds.by_cut(), "recipe": c.recipe.id(engine)}
+                         for name, c in self.best_by_family.items()},
             "candidates": [c.to_dict(engine) for c in self.candidates],
             "skipped": dict(self.skipped),
             "stopped_early": self.stopped_early,
@@ -120,6 +139,9 @@ class _Search:
         self.skipped: dict[str, str] = {}
         # The confidence rules of the best ALS, once the ALS stage is done.
         self.als_key: tuple | None = None
+        # Extra validation cuts: (quantile, confidence rules) -> split; (quantile, part recipe id) -> fitted model.
+        self.fold_splits: dict[tuple[float, tuple], evaluation.Split] = {}
+        self.fold_models: dict[tuple[float, str], Recommender] = {}
 
     def _prune(self, family: str) -> None:
         """Keep an item family's models only where a blend may use them (a dense EASE^R is large)."""
@@ -136,6 +158,36 @@ class _Search:
             data = self.data.reweighted(s.event_weights)
             self.splits[key] = evaluation.temporal_split(data, s.als, s.evaluation, base_mask=self.train_period)
         return self.splits[key]
+
+    def fold_split(self, s: Settings, quantile: float) -> evaluation.Split:
+        key = (float(quantile), _data_key(s))
+        if key not in self.fold_splits:
+            data = self.data.reweighted(s.event_weights)
+            self.fold_splits[key] = finalists.fold_split(data, s, quantile, self.train_period)
+        return self.fold_splits[key]
+
+    def score_at(self, cand: Candidate, quantile: float) -> None:
+        """Fit ``cand``'s recipe on the past of the cut at ``quantile`` and add its scores there.
+
+        A blend's parts are fitted once per cut and shared with the single
+        family they equal (same recipe id), so a blend costs one evaluation.
+        """
+        if quantile in cand.folds.scores:
+            return
+        recipe = cand.recipe
+        split = self.fold_split(recipe.settings, quantile)
+        names = recipe.parts if recipe.family == BLEND else (recipe.family,)
+        parts = []
+        for name in names:
+            rid = Recipe(name, recipe.settings).id(self.engine)
+            if (quantile, rid) not in self.fold_models:
+                self.fold_models[(quantile, rid)] = recipes.fit(
+                    Recipe(name, recipe.settings), split.train, list(self.data.user_ids), list(self.data.item_ids),
+                    engine=self.engine, fitter=self.fitter)
+            parts.append(self.fold_models[(quantile, rid)])
+        model = parts[0] if recipe.family != BLEND else recipes.fit_blend_of(recipe, parts)
+        top = model.batch_recommend(split.users, split.train[split.users], self.k)
+        cand.folds.add(quantile, split.users, finalists.per_user_ndcg(top, split.relevant, split.users, self.k))
 
     def out_of_time(self) -> bool:
         if not self.stopped and self.candidates and \
@@ -167,8 +219,11 @@ class _Search:
             self.skipped.setdefault(recipe.family, str(exc))
             self.log(f"selection: {recipe.label} skipped ({exc})")
             return None
-        ndcg = evaluation.evaluate_model(model, split, self.k).metrics["ndcg"]
+        top = model.batch_recommend(split.users, split.train[split.users], self.k)
+        per_user = finalists.per_user_ndcg(top, split.relevant, split.users, self.k)
+        ndcg = float(per_user.mean()) if len(per_user) else 0.0
         cand = Candidate(recipe, ndcg, time.perf_counter() - started)
+        cand.folds.add(self.base.evaluation.cut_quantile, split.users, per_user)
         self.candidates.append(cand)
         key = (recipe.family, _data_key(recipe.settings))
         if recipe.family != BLEND and (key not in self.fitted or ndcg > self.fitted[key][0].ndcg):
@@ -317,7 +372,9 @@ def _stage_blend(search: _Search, settings: Settings, names: list[str]) -> None:
 
     Tried at the confidence rules of the best ALS and at those of the best
     item model (where ALS was fitted too): the two families may prefer
-    different half-lives.
+    different half-lives. With ``selection.three_part_blend``, also ALS +
+    EASE^R + the best item graph, equal weights. Fits are reused: a blend
+    costs one evaluation.
     """
     if not settings.selection.blend_weights:
         return
@@ -330,23 +387,34 @@ def _stage_blend(search: _Search, settings: Settings, names: list[str]) -> None:
         items = [search.fitted[(f, key)] for f in names if (f, key) in search.fitted]
         if not items or ("als", key) not in search.fitted:
             continue
-        item_cand, item_model = max(items, key=lambda cm: cm[0].ndcg)
-        als_cand, als_model = search.fitted[("als", key)]
-        family = item_cand.recipe.family
-        # One settings object holding both parts' sections (they share the confidence rules).
-        merged = copy.deepcopy(als_cand.recipe.settings)
-        for section in ("ease", "itemgraph"):
-            if hasattr(item_cand.recipe.settings, section):
-                setattr(merged, section, copy.deepcopy(getattr(item_cand.recipe.settings, section)))
-        for w in settings.selection.blend_weights:
-            recipe = Recipe(BLEND, merged, parts=("als", family), weights=(float(w), 1.0 - float(w)),
-                            label=f"blend {w:g} x [{als_cand.recipe.label}] + {1 - w:g} x [{item_cand.recipe.label}]")
+        als = search.fitted[("als", key)]
+        item = max(items, key=lambda cm: cm[0].ndcg)
+        combos = [([als, item], (float(w), 1.0 - float(w))) for w in settings.selection.blend_weights]
+        ease = search.fitted.get(("ease", key))
+        graphs = [search.fitted[(f, key)] for f in names if f in ("rp3beta", "itemknn") and (f, key) in search.fitted]
+        if settings.selection.three_part_blend and ease is not None and graphs:
+            combos.append(([als, ease, max(graphs, key=lambda cm: cm[0].ndcg)], (1 / 3, 1 / 3, 1 / 3)))
+        for parts, weights in combos:
+            cands = [c for c, _ in parts]
+            label = "blend " + " + ".join(f"{w:.2g} x [{c.recipe.label}]" for c, w in zip(cands, weights))
+            recipe = Recipe(BLEND, _merged(cands), parts=tuple(c.recipe.family for c in cands), weights=weights,
+                            label=label)
             try:
-                model = recipes.fit_blend_of(recipe, [als_model, item_model])
+                model = recipes.fit_blend_of(recipe, [m for _, m in parts])
             except RecommenderError as exc:
                 search.skipped.setdefault(BLEND, str(exc))
                 return
             search.score(recipe, model)
+
+
+def _merged(cands: list[Candidate]) -> Settings:
+    """One settings object holding every part's section (the parts share the confidence rules)."""
+    merged = copy.deepcopy(cands[0].recipe.settings)
+    for cand in cands[1:]:
+        section = "ease" if cand.recipe.family == "ease" else "itemgraph"
+        if hasattr(cand.recipe.settings, section):
+            setattr(merged, section, copy.deepcopy(getattr(cand.recipe.settings, section)))
+    return merged
 
 
 def select(data: Interactions, settings: Settings, *, engine: str = "implicit", fitter: Any = None,
@@ -384,29 +452,81 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     _stage_als(search, settings)
     _stage_items(search, settings, items)
     _stage_blend(search, settings, items)
-    chosen = search.best()
-    assert chosen is not None  # the configured settings are always scored
-    kept = _sticky(search, settings, chosen, incumbent, log)
+    final = _finalists(search)
+    cuts = _score_cuts(search, final, settings)
+    index, rule, tied = finalists.pick([(c, c.folds, c.parts) for c in final],
+                                       settings.selection.tie_standard_errors)
+    chosen = final[index]
+    kept = _sticky(search, settings, chosen, incumbent, log, cuts)
     if kept is not None:
-        chosen = kept
+        chosen, rule = kept, f"the serving recipe, not beaten by more than {settings.selection.switch_margin:.0%}"
     popularity = evaluation.evaluate_popularity(first, search.k).metrics["ndcg"]
     by_family: dict[str, Candidate] = {}
-    for c in search.candidates:
+    for c in final:
         f = c.recipe.family
-        if f not in by_family or c.ndcg > by_family[f].ndcg:
+        if f not in by_family or c.validation > by_family[f].validation:
             by_family[f] = c
+    by_family[chosen.recipe.family] = chosen
     validation = {"cut_time": int(first.cut_time), "test_cut_time": int(test_cut), "users": int(len(first.users)),
-                  "k": search.k, "popularity_ndcg": round(popularity, 6)}
+                  "k": search.k, "popularity_ndcg": round(popularity, 6), "cuts": [float(q) for q in cuts],
+                  "tied": [final[i].recipe.label for i in tied]}
     seconds = time.perf_counter() - started
-    log(f"selection: chose {chosen.recipe.label} (validation NDCG@{search.k} {chosen.ndcg:.4f}, popularity "
-        f"{popularity:.4f}; {len(search.candidates)} candidates in {seconds:.1f} s)")
+    log(f"selection: chose {chosen.recipe.label} (mean validation NDCG@{search.k} {chosen.validation:.4f} over "
+        f"{len(cuts)} cut(s), {rule}; popularity {popularity:.4f}; {len(search.candidates)} candidates in "
+        f"{seconds:.1f} s)")
     return Choice(chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped,
-                  search.skipped)
+                  search.skipped, rule, chosen)
+
+
+def _finalists(search: _Search) -> list[Candidate]:
+    """The best candidate of each family (blends: of each number of parts), in the order of the search."""
+    best: dict[tuple[str, int], Candidate] = {}
+    for c in search.candidates:
+        key = (c.recipe.family, c.parts)
+        if key not in best or c.ndcg > best[key].ndcg:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: search.candidates.index(c))
+
+
+def _score_cuts(search: _Search, final: list[Candidate], settings: Settings) -> list[float]:
+    """Score every finalist at each extra cut of ``selection.folds``; the cuts all of them were scored at.
+
+    A cut that cannot be completed for every finalist (time budget spent, a
+    fit refused) is dropped for all, so that every mean covers the same cuts.
+    """
+    main = float(settings.evaluation.cut_quantile)
+    cuts = [main]
+    for q in dict.fromkeys(float(v) for v in settings.selection.folds):
+        if q == main:
+            continue
+        if search.out_of_time():
+            break
+        started = time.perf_counter()
+        try:
+            for c in final:
+                search.score_at(c, q)
+                if search.out_of_time():
+                    raise RecommenderError("time budget spent")
+        except (RecommenderError, MemoryError) as exc:
+            search.log(f"selection: validation cut at {q:g} of the training period dropped ({exc})")
+            for c in final:
+                c.folds.scores.pop(q, None)
+                c.folds.users.pop(q, None)
+            continue
+        cuts.append(q)
+        search.log(f"selection: {len(final)} finalists at the cut {q:g} of the training period "
+                   f"({time.perf_counter() - started:.1f} s): "
+                   + ", ".join(f"{c.recipe.family} {c.folds.scores[q].mean():.4f}" for c in final))
+    return cuts
 
 
 def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: dict[str, Any] | None,
-            log: Log) -> Candidate | None:
-    """The incumbent's candidate when the best one does not clearly beat it on validation, else None."""
+            log: Log, cuts: list[float] | tuple[float, ...] = ()) -> Candidate | None:
+    """The incumbent's candidate when the chosen one does not clearly beat it on validation, else None.
+
+    Both are compared by their mean over the same validation ``cuts`` (the
+    incumbent is scored at any it was not scored at yet).
+    """
     if not incumbent or incumbent.get("engine", search.engine) != search.engine:
         return None
     try:
@@ -421,13 +541,19 @@ def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: d
         mine = search.score(recipe)
     if mine is None or mine is chosen:
         return None
+    try:
+        for q in cuts:
+            if q not in mine.folds.scores:
+                search.score_at(mine, q)
+    except (RecommenderError, MemoryError):
+        return None
     margin = settings.selection.switch_margin
-    if chosen.ndcg > mine.ndcg * (1.0 + margin):
-        log(f"selection: {chosen.recipe.label} beats the serving recipe ({mine.ndcg:.4f}) by more than "
+    if chosen.validation > mine.validation * (1.0 + margin):
+        log(f"selection: {chosen.recipe.label} beats the serving recipe ({mine.validation:.4f}) by more than "
             f"{margin:.0%}: switching")
         return None
-    log(f"selection: keeping the serving recipe {mine.recipe.label} (validation {mine.ndcg:.4f}; best "
-        f"{chosen.ndcg:.4f} is within {margin:.0%})")
+    log(f"selection: keeping the serving recipe {mine.recipe.label} (validation {mine.validation:.4f}; chosen "
+        f"{chosen.validation:.4f} is within {margin:.0%})")
     return mine
 
 

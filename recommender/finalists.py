@@ -1,0 +1,121 @@
+"""Selection's last step: the finalists scored on more validation folds, and the tie rule that picks one.
+
+One validation cut is one draw of "the next weeks". ``scripts/selection_study.py``
+measured how well it stands in for the test period: on a thousand customers
+the top candidates of different families sit within one standard error of each
+other, and which one leads moves from one cut to the next. So the finalists
+(each family's best, and the blends) are scored again at more cuts of the
+training period (``selection.folds``), each fitted on the past of its own cut,
+and compared by their mean NDCG over all cuts. Only the finalists: the search
+that found them stays on one cut, which keeps the cost bounded.
+
+The tie rule then picks among the finalists: every finalist whose mean is
+within ``selection.tie_standard_errors`` paired standard errors of the best
+one's is *tied* with it, and among the tied the one with the most parts wins
+(a three-part blend over a two-part one over a single family), then the higher
+mean. Why the blend: when validation cannot rank the families, a blend of
+families whose mistakes differ is the choice least likely to have led on noise
+alone, and on every shop of the study the blend of the tied families scored at
+least as well on test as the single family validation happened to put first.
+
+Nothing here reads the test period: every fold is carved from the events
+before the test cut (``base_mask``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import evaluation
+from .config import Settings
+from .interactions import Interactions
+
+
+def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each of ``users`` (``top[j]`` ranks for ``users[j]``); its mean is the reported NDCG@k."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    out = np.zeros(len(users), dtype=np.float64)
+    for row, user in enumerate(users):
+        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
+        if len(rel) == 0:
+            continue
+        ranked = top[row, :k]
+        hits = np.isin(ranked, rel) & (ranked >= 0)
+        out[row] = discounts[hits].sum() / discounts[: min(len(rel), k)].sum()
+    return out
+
+
+@dataclass
+class FoldScores:
+    """Per-customer NDCG@k of one recipe at each validation cut (cut quantile → customers, scores)."""
+
+    users: dict[float, np.ndarray] = field(default_factory=dict)
+    scores: dict[float, np.ndarray] = field(default_factory=dict)
+
+    def add(self, quantile: float, users: np.ndarray, scores: np.ndarray) -> None:
+        self.users[quantile], self.scores[quantile] = users, scores
+
+    def mean(self) -> float:
+        """The mean over cuts of each cut's NDCG@k (each cut counts once, whatever its customer count)."""
+        values = [float(s.mean()) if len(s) else 0.0 for s in self.scores.values()]
+        return float(np.mean(values)) if values else 0.0
+
+    def by_cut(self) -> dict[str, float]:
+        return {f"{q:g}": round(float(s.mean()) if len(s) else 0.0, 6) for q, s in sorted(self.scores.items())}
+
+
+def standard_error(a: FoldScores, b: FoldScores) -> float:
+    """Standard error of ``a.mean() − b.mean()``.
+
+    Per cut, paired when both were scored on the same customers (the standard
+    error of the per-customer differences, which removes the customer-to-
+    customer variance both share), else unpaired; the cuts' variances are
+    added as if independent and divided by the number of cuts squared (the
+    mean of the cuts). 0 when a cut has fewer than two customers.
+    """
+    cuts = [q for q in a.scores if q in b.scores]
+    if not cuts:
+        return 0.0
+    variance = 0.0
+    for q in cuts:
+        x, y = a.scores[q], b.scores[q]
+        if len(x) < 2 or len(y) < 2:
+            return 0.0
+        if np.array_equal(a.users[q], b.users[q]):
+            variance += float(np.var(x - y, ddof=1)) / len(x)
+        else:
+            variance += float(np.var(x, ddof=1)) / len(x) + float(np.var(y, ddof=1)) / len(y)
+    return float(np.sqrt(variance)) / len(cuts)
+
+
+def pick(finalists: list[tuple[Any, FoldScores, int]], standard_errors: float) -> tuple[int, str, list[int]]:
+    """Index of the chosen finalist, why, and the indices tied with the best.
+
+    ``finalists`` are (anything, its fold scores, its number of parts), in
+    the order of the search (the first of equals wins).
+    """
+    if not finalists:
+        raise ValueError("no finalist to pick from")
+    means = [f[1].mean() for f in finalists]
+    best = max(range(len(finalists)), key=lambda i: (means[i], -i))
+    if standard_errors <= 0:
+        return best, "best mean validation NDCG", [best]
+    tied = [i for i in range(len(finalists)) if i == best or
+            means[best] - means[i] <= standard_errors * standard_error(finalists[best][1], finalists[i][1])]
+    chosen = max(tied, key=lambda i: (finalists[i][2], means[i], -i))
+    if chosen == best:
+        return best, "best mean validation NDCG", tied
+    return chosen, (f"within {standard_errors:g} paired standard error(s) of the best mean validation NDCG "
+                    f"({means[best]:.4f}) and has more parts"), tied
+
+
+def fold_split(data: Interactions, settings: Settings, quantile: float, train_period: np.ndarray
+               ) -> evaluation.Split:
+    """The validation split at ``quantile`` of the training period (never past the test cut)."""
+    ev = dataclasses.replace(settings.evaluation, cut_quantile=float(quantile))
+    return evaluation.temporal_split(data, settings.als, ev, base_mask=train_period)
