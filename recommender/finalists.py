@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import evaluation
+from . import evaluation, recipes
 from .config import Settings
+from .errors import RecommenderError
 from .interactions import Interactions
+from .model_base import Recommender
+from .recipes import BLEND, Recipe
 
 
 def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray:
@@ -119,3 +122,81 @@ def fold_split(data: Interactions, settings: Settings, quantile: float, train_pe
     """The validation split at ``quantile`` of the training period (never past the test cut)."""
     ev = dataclasses.replace(settings.evaluation, cut_quantile=float(quantile))
     return evaluation.temporal_split(data, settings.als, ev, base_mask=train_period)
+
+
+class Cuts:
+    """Scores recipes at extra validation cuts; splits and fitted parts are cached per cut."""
+
+    def __init__(self, data: Interactions, train_period: np.ndarray, engine: str, fitter: Any, k: int) -> None:
+        self.data, self.train_period, self.engine, self.fitter, self.k = data, train_period, engine, fitter, k
+        self.splits: dict[tuple, evaluation.Split] = {}
+        self.models: dict[tuple[float, str], Recommender] = {}
+
+    def split(self, s: Settings, quantile: float) -> evaluation.Split:
+        key = (float(quantile), recipes.confidence_key(s))
+        if key not in self.splits:
+            self.splits[key] = fold_split(self.data.reweighted(s.event_weights), s, quantile, self.train_period)
+        return self.splits[key]
+
+    def score(self, cand: Any, quantile: float) -> None:
+        """Fit ``cand.recipe`` on the past of the cut at ``quantile`` and add its scores to ``cand.folds``.
+
+        A blend's parts are fitted once per cut and shared with the single
+        family they equal (same recipe id), so a blend costs one evaluation.
+        """
+        if quantile in cand.folds.scores:
+            return
+        recipe: Recipe = cand.recipe
+        split = self.split(recipe.settings, quantile)
+        parts = []
+        for name in (recipe.parts if recipe.family == BLEND else (recipe.family,)):
+            part = Recipe(name, recipe.settings)
+            rid = part.id(self.engine)
+            if (quantile, rid) not in self.models:
+                self.models[(quantile, rid)] = recipes.fit(part, split.train, list(self.data.user_ids),
+                                                           list(self.data.item_ids), engine=self.engine,
+                                                           fitter=self.fitter)
+            parts.append(self.models[(quantile, rid)])
+        model = parts[0] if recipe.family != BLEND else recipes.fit_blend_of(recipe, parts)
+        top = model.batch_recommend(split.users, split.train[split.users], self.k)
+        cand.folds.add(quantile, split.users, per_user_ndcg(top, split.relevant, split.users, self.k))
+
+
+def finalists_of(candidates: list[Any]) -> list[Any]:
+    """The best candidate of each family (blends: of each number of parts), in the order of the search."""
+    best: dict[tuple[str, int], Any] = {}
+    for c in candidates:
+        key = (c.recipe.family, c.parts)
+        if key not in best or c.ndcg > best[key].ndcg:
+            best[key] = c
+    order = {id(c): i for i, c in enumerate(candidates)}
+    return sorted(best.values(), key=lambda c: order[id(c)])
+
+
+def score_cuts(cuts: Cuts, final: list[Any], settings: Settings, out_of_time: Callable[[], bool],
+               log: Callable[[str], None]) -> list[float]:
+    """Score every finalist at each extra cut of ``selection.folds``; the cuts all of them were scored at.
+
+    A cut that cannot be completed for every finalist (time budget spent, a
+    fit refused) is dropped for all, so that every mean covers the same cuts.
+    """
+    main = float(settings.evaluation.cut_quantile)
+    done = [main]
+    for q in dict.fromkeys(float(v) for v in settings.selection.folds):
+        if q == main or out_of_time():
+            continue
+        try:
+            for c in final:
+                cuts.score(c, q)
+                if out_of_time():
+                    raise RecommenderError("time budget spent")
+        except (RecommenderError, MemoryError) as exc:
+            log(f"selection: validation cut at {q:g} of the training period dropped ({exc})")
+            for c in final:
+                c.folds.scores.pop(q, None)
+                c.folds.users.pop(q, None)
+            continue
+        done.append(q)
+        log(f"selection: finalists at the cut {q:g} of the training period: "
+            + ", ".join(f"{c.recipe.family} {c.folds.scores[q].mean():.4f}" for c in final))
+    return done

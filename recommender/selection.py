@@ -113,8 +113,7 @@ def available_families(settings: Settings) -> list[str]:
     return [f for f in dict.fromkeys(names) if f in families.FAMILY_NAMES]
 
 
-def _data_key(s: Settings) -> tuple:
-    return (s.als.half_life_days, s.als.alpha, s.als.log_scaling, tuple(sorted(s.event_weights.items())))
+_data_key = recipes.confidence_key
 
 
 def _weights_label(weights: dict[str, float]) -> str:
@@ -139,9 +138,8 @@ class _Search:
         self.skipped: dict[str, str] = {}
         # The confidence rules of the best ALS, once the ALS stage is done.
         self.als_key: tuple | None = None
-        # Extra validation cuts: (quantile, confidence rules) -> split; (quantile, part recipe id) -> fitted model.
-        self.fold_splits: dict[tuple[float, tuple], evaluation.Split] = {}
-        self.fold_models: dict[tuple[float, str], Recommender] = {}
+        # The finalists' extra validation cuts (splits and fits cached per cut).
+        self.cuts = finalists.Cuts(data, train_period, engine, fitter, self.k)
 
     def _prune(self, family: str) -> None:
         """Keep an item family's models only where a blend may use them (a dense EASE^R is large)."""
@@ -158,36 +156,6 @@ class _Search:
             data = self.data.reweighted(s.event_weights)
             self.splits[key] = evaluation.temporal_split(data, s.als, s.evaluation, base_mask=self.train_period)
         return self.splits[key]
-
-    def fold_split(self, s: Settings, quantile: float) -> evaluation.Split:
-        key = (float(quantile), _data_key(s))
-        if key not in self.fold_splits:
-            data = self.data.reweighted(s.event_weights)
-            self.fold_splits[key] = finalists.fold_split(data, s, quantile, self.train_period)
-        return self.fold_splits[key]
-
-    def score_at(self, cand: Candidate, quantile: float) -> None:
-        """Fit ``cand``'s recipe on the past of the cut at ``quantile`` and add its scores there.
-
-        A blend's parts are fitted once per cut and shared with the single
-        family they equal (same recipe id), so a blend costs one evaluation.
-        """
-        if quantile in cand.folds.scores:
-            return
-        recipe = cand.recipe
-        split = self.fold_split(recipe.settings, quantile)
-        names = recipe.parts if recipe.family == BLEND else (recipe.family,)
-        parts = []
-        for name in names:
-            rid = Recipe(name, recipe.settings).id(self.engine)
-            if (quantile, rid) not in self.fold_models:
-                self.fold_models[(quantile, rid)] = recipes.fit(
-                    Recipe(name, recipe.settings), split.train, list(self.data.user_ids), list(self.data.item_ids),
-                    engine=self.engine, fitter=self.fitter)
-            parts.append(self.fold_models[(quantile, rid)])
-        model = parts[0] if recipe.family != BLEND else recipes.fit_blend_of(recipe, parts)
-        top = model.batch_recommend(split.users, split.train[split.users], self.k)
-        cand.folds.add(quantile, split.users, finalists.per_user_ndcg(top, split.relevant, split.users, self.k))
 
     def out_of_time(self) -> bool:
         if not self.stopped and self.candidates and \
@@ -452,8 +420,8 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     _stage_als(search, settings)
     _stage_items(search, settings, items)
     _stage_blend(search, settings, items)
-    final = _finalists(search)
-    cuts = _score_cuts(search, final, settings)
+    final = finalists.finalists_of(search.candidates)
+    cuts = finalists.score_cuts(search.cuts, final, settings, search.out_of_time, log)
     index, rule, tied = finalists.pick([(c, c.folds, c.parts) for c in final],
                                        settings.selection.tie_standard_errors)
     chosen = final[index]
@@ -476,48 +444,6 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
         f"{seconds:.1f} s)")
     return Choice(chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped,
                   search.skipped, rule, chosen)
-
-
-def _finalists(search: _Search) -> list[Candidate]:
-    """The best candidate of each family (blends: of each number of parts), in the order of the search."""
-    best: dict[tuple[str, int], Candidate] = {}
-    for c in search.candidates:
-        key = (c.recipe.family, c.parts)
-        if key not in best or c.ndcg > best[key].ndcg:
-            best[key] = c
-    return sorted(best.values(), key=lambda c: search.candidates.index(c))
-
-
-def _score_cuts(search: _Search, final: list[Candidate], settings: Settings) -> list[float]:
-    """Score every finalist at each extra cut of ``selection.folds``; the cuts all of them were scored at.
-
-    A cut that cannot be completed for every finalist (time budget spent, a
-    fit refused) is dropped for all, so that every mean covers the same cuts.
-    """
-    main = float(settings.evaluation.cut_quantile)
-    cuts = [main]
-    for q in dict.fromkeys(float(v) for v in settings.selection.folds):
-        if q == main:
-            continue
-        if search.out_of_time():
-            break
-        started = time.perf_counter()
-        try:
-            for c in final:
-                search.score_at(c, q)
-                if search.out_of_time():
-                    raise RecommenderError("time budget spent")
-        except (RecommenderError, MemoryError) as exc:
-            search.log(f"selection: validation cut at {q:g} of the training period dropped ({exc})")
-            for c in final:
-                c.folds.scores.pop(q, None)
-                c.folds.users.pop(q, None)
-            continue
-        cuts.append(q)
-        search.log(f"selection: {len(final)} finalists at the cut {q:g} of the training period "
-                   f"({time.perf_counter() - started:.1f} s): "
-                   + ", ".join(f"{c.recipe.family} {c.folds.scores[q].mean():.4f}" for c in final))
-    return cuts
 
 
 def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: dict[str, Any] | None,
@@ -544,7 +470,7 @@ def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: d
     try:
         for q in cuts:
             if q not in mine.folds.scores:
-                search.score_at(mine, q)
+                search.cuts.score(mine, q)
     except (RecommenderError, MemoryError):
         return None
     margin = settings.selection.switch_margin
