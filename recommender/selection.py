@@ -17,8 +17,12 @@ period never touches:
    then a few ALS settings as multiples of the configured ones; then each item
    family (EASE^R with λ relative to the data's own scale, item graphs on a
    small K/α/β grid) on the best data settings, then at the other half-lives;
-   last, blends of the best ALS and the best item model;
-3. the candidate with the best validation NDCG is the chosen recipe. The
+   last, blends of the best ALS and the best item model, and ALS + EASE^R +
+   the best item graph;
+3. the finalists (each family's best, the best two- and three-part blends)
+   are scored again at more cuts of the training period and the choice is
+   made on their mean, with a tie rule that prefers the blend when validation
+   cannot separate them (:mod:`recommender.finalists`, which says why). The
    training job then runs the usual evaluation on the test period, the gate and
    the publish with it.
 
