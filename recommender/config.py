@@ -185,6 +185,14 @@ class SelectionSettings:
     graph_betas: tuple[float, ...] = (0.3, 0.6)
     # Weight of the ALS part in a blend of the best ALS and the best item model (empty = no blend).
     blend_weights: tuple[float, ...] = (0.3, 0.5, 0.7)
+    # Also a three-part blend, equal weights: ALS + EASE^R + the best item graph.
+    three_part_blend: bool = True
+    # More validation cuts (quantiles of the training period, besides evaluation.cut_quantile) at which
+    # each family's best and the best blends are scored again; they are compared by the mean (empty = one cut).
+    folds: tuple[float, ...] = (0.7, 0.9)
+    # Tie rule: a finalist within this many paired standard errors of the best mean is tied with it,
+    # and the tied one with the most parts (a blend) wins; 0 = plain best mean.
+    tie_standard_errors: float = 1.0
 
 
 @dataclass
@@ -455,6 +463,9 @@ def validate(settings: Settings) -> None:
             or any(b < 0 for b in sel.graph_betas) or any(not 0 < w < 1 for w in sel.blend_weights):
         raise ConfigError("selection: max_seconds, scales, neighbours and alphas must be > 0, half-lives and betas "
                           ">= 0, blend weights between 0 and 1")
+    if any(not 0 < q < 1 for q in sel.folds) or sel.tie_standard_errors < 0:
+        raise ConfigError("selection: folds must be between 0 and 1 (quantiles of the training period), "
+                          "tie_standard_errors >= 0")
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
     o = settings.online

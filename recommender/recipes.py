@@ -161,6 +161,11 @@ def serving_settings(model: Recommender, settings: Settings) -> Settings:
     return out
 
 
+def confidence_key(s: Settings) -> tuple:
+    """The settings that shape the confidence matrix (half-life, alpha, log scaling, event weights)."""
+    return (s.als.half_life_days, s.als.alpha, s.als.log_scaling, tuple(sorted(s.event_weights.items())))
+
+
 def mean_gram_diagonal(matrix: sp.csr_matrix) -> float:
     """Mean of diag(XᵀX) over items with data: the scale EASE^R's λ is relative to (shop-independent)."""
     squares = np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel()

@@ -260,3 +260,70 @@ def test_the_serving_recipe_is_kept_unless_clearly_beaten_on_validation():
         assert (got is mine) == kept
     # Another engine's recipe (Spark) is never forced on the implicit path.
     assert _sticky(search, base, best, {**incumbent, "engine": "spark"}, lambda _: None) is None
+
+
+def test_tie_rule_prefers_the_blend_within_one_paired_standard_error():
+    """Hand-computed: A−B per customer = (0.1, −0.1, 0.1, −0.06): mean 0.01, SE √(0.0332/3/4) = 0.05260."""
+    from recommender.finalists import FoldScores, pick, standard_error
+
+    users = np.arange(4)
+
+    def at(*cuts):
+        f = FoldScores()
+        for q, values in cuts:
+            f.add(q, users, np.array(values))
+        return f
+
+    single = at((0.8, [0.4, 0.2, 0.5, 0.1]))
+    blend = at((0.8, [0.3, 0.3, 0.4, 0.16]))
+    far_blend = at((0.8, [0.0, 0.0, 0.0, 0.0]))
+    assert standard_error(single, blend) == pytest.approx(np.sqrt(0.0332 / 12), abs=1e-9)
+    assert single.mean() == pytest.approx(0.3) and blend.mean() == pytest.approx(0.29)
+    assert pick([("A", single, 1), ("B", blend, 2)], 1.0)[0] == 1
+    assert pick([("A", single, 1), ("B", blend, 2)], 0.0)[0] == 0  # rule off: plain best mean
+    assert pick([("A", single, 1), ("B", blend, 2)], 0.1)[0] == 0  # 0.01 > 0.1 × 0.0526
+    # 0.3 below, SE √(0.1/3/4) = 0.0913: not a tie, however many parts.
+    assert pick([("A", single, 1), ("C", far_blend, 3)], 1.0)[0] == 0
+    # Two cuts: the mean of the cuts' means decides; the SE adds the cuts' variances over 2².
+    a2 = at((0.7, [0.2, 0.2, 0.2, 0.2]), (0.8, [0.4, 0.2, 0.5, 0.1]))  # mean (0.2 + 0.3) / 2 = 0.25
+    b2 = at((0.7, [0.3, 0.3, 0.3, 0.3]), (0.8, [0.3, 0.3, 0.4, 0.16]))  # (0.3 + 0.29) / 2 = 0.295
+    assert a2.mean() == pytest.approx(0.25) and b2.mean() == pytest.approx(0.295)
+    assert standard_error(a2, b2) == pytest.approx(np.sqrt(0.0 + 0.0332 / 12) / 2, abs=1e-9)
+    index, rule, tied = pick([("A", a2, 1), ("B", b2, 1)], 1.0)
+    assert index == 1 and tied == [1] and rule == "best mean validation NDCG"
+
+
+def test_finalists_are_scored_at_every_cut_of_the_training_period(pairs_db, settings):
+    """Each finalist's score at the 0.7 cut equals the protocol's own evaluation of its recipe at that cut."""
+    tiny(settings, folds=(0.7, 0.9))
+    recipe, choice = training.choose(pairs_db, settings)
+    record = choice.record("implicit")
+    assert record["validation"]["cuts"] == [0.8, 0.7, 0.9]
+    assert choice.chosen is not None and choice.chosen.recipe.id("implicit") == recipe.id("implicit")
+    data = training.load_data(pairs_db, settings)
+    test_cut = evaluation.cut_time(data.time, settings.evaluation)
+    for name in ("als", "ease"):
+        entry = record["families"][name]
+        assert set(entry["validation_by_cut"]) == {"0.7", "0.8", "0.9"}
+        cand = choice.best_by_family[name]
+        ev = dataclasses.replace(settings.evaluation, cut_quantile=0.7)
+        d = data.reweighted(cand.recipe.settings.event_weights)
+        split = evaluation.temporal_split(d, cand.recipe.settings.als, ev, base_mask=data.time < test_cut)
+        assert split.cut_time < record["validation"]["cut_time"]
+        model = families.fit(name, split.train, list(data.user_ids), list(data.item_ids), cand.recipe.settings)
+        expected = evaluation.evaluate_model(model, split, settings.evaluation.k).metrics["ndcg"]
+        assert entry["validation_by_cut"]["0.7"] == pytest.approx(expected, abs=1e-6)
+    # One cut only: the choice is the search's best, as before this rule.
+    tiny(settings, folds=(), tie_standard_errors=0.0)
+    _, single = training.choose(pairs_db, settings)
+    assert single.record("implicit")["validation"]["cuts"] == [0.8]
+    assert single.chosen is max(single.candidates, key=lambda c: c.ndcg)
+
+
+def test_bad_selection_folds_are_refused_naming_the_setting():
+    from recommender.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="folds"):
+        load_settings(environ={"RECOMMENDER_SELECTION_FOLDS": "0.7,1.2"})
+    with pytest.raises(ConfigError, match="tie_standard_errors"):
+        load_settings(environ={"RECOMMENDER_SELECTION_TIE_STANDARD_ERRORS": "-1"})
