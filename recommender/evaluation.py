@@ -71,13 +71,26 @@ def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSet
     return Split(cut, train_mask, train, relevant, users, eligible)
 
 
+def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each of ``users`` (``top[j]`` ranks for ``users[j]``); its mean is the reported NDCG@k."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    out = np.zeros(len(users), dtype=np.float64)
+    for row, user in enumerate(users):
+        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
+        if len(rel) == 0:
+            continue
+        ranked = top[row, :k]
+        hits = np.isin(ranked, rel) & (ranked >= 0)
+        out[row] = discounts[hits].sum() / discounts[: min(len(rel), k)].sum()
+    return out
+
+
 def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> dict[str, float]:
     """Mean precision, recall, NDCG and MAP at k over ``users``.
 
     ``top[j]`` is the ranked list for ``users[j]`` (-1 = no item). Recall
     divides by all relevant items; MAP@k divides by min(|relevant|, k).
     """
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
     totals = dict.fromkeys(METRICS, 0.0)
     for row, user in enumerate(users):
         rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
@@ -86,13 +99,12 @@ def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray,
         ranked = top[row, :k]
         hits = np.isin(ranked, rel) & (ranked >= 0)
         n_hits = int(hits.sum())
-        ideal = discounts[: min(len(rel), k)].sum()
         totals["precision"] += n_hits / k
         totals["recall"] += n_hits / len(rel)
-        totals["ndcg"] += float(discounts[hits].sum() / ideal)
         if n_hits:
             precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
             totals["map"] += float(precision_at_hit.sum() / min(len(rel), k))
+    totals["ndcg"] = float(per_user_ndcg(top, relevant, users, k).sum())
     n = max(len(users), 1)
     return {m: totals[m] / n for m in METRICS}
 

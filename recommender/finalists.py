@@ -29,28 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import evaluation, recipes
+from .evaluation import per_user_ndcg
 from .config import Settings
 from .errors import RecommenderError
 from .interactions import Interactions
 from .model_base import Recommender
 from .recipes import BLEND, Recipe
-
-
-def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray:
-    """NDCG@k of each of ``users`` (``top[j]`` ranks for ``users[j]``); its mean is the reported NDCG@k."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    out = np.zeros(len(users), dtype=np.float64)
-    for row, user in enumerate(users):
-        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
-        if len(rel) == 0:
-            continue
-        ranked = top[row, :k]
-        hits = np.isin(ranked, rel) & (ranked >= 0)
-        out[row] = discounts[hits].sum() / discounts[: min(len(rel), k)].sum()
-    return out
 
 
 @dataclass
