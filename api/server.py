@@ -111,8 +111,25 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
 
         multiprocess.mark_process_dead(worker.pid)
 
+    def worker_app():
+        # Each worker loads the model and the catalogue as it boots, not in its first request.
+        import logging
+
+        from recommender import store
+
+        app = create_app(settings)
+        try:
+            db = store.connect(settings.db, migrate=False)
+            try:
+                app.extensions["recommender"].warm(db)
+            finally:
+                db.conn.close()
+        except Exception:  # noqa: BLE001 - the first request loads and reports it instead
+            logging.getLogger("recommender.serve").exception("worker warm-up failed")
+        return app
+
     try:
-        run_wsgi(lambda: create_app(settings), {**gunicorn_options(host, port, workers), "child_exit": child_exit})
+        run_wsgi(worker_app, {**gunicorn_options(host, port, workers), "child_exit": child_exit})
     finally:
         # A worker leaves through here too (gunicorn forks inside run_wsgi and the worker exits
         # with SystemExit): only the master may remove the directory the others still write to.

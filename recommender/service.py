@@ -167,6 +167,15 @@ class Service:
 
     # --- shared pieces -------------------------------------------------------------
 
+    def warm(self, db: sqlite_utils.Database) -> str | None:
+        """Load the current model and read the catalogue now (a server worker, before its first request).
+
+        At a million products the two take tens of seconds; left to the first
+        request, a storefront's customer would wait for them. Returns the version.
+        """
+        model, _ = self._model_and_catalogue(db)
+        return model.version if model is not None else None
+
     def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[Recommender | None, Catalogue]:
         model = self.live.get(db)
         if model is not None and self.live.catalogue is not None:

@@ -179,3 +179,19 @@ def test_compacting_the_log_keeps_what_every_reader_still_needs(db):
     for catalogue in (behind, ahead):
         assert catalogue.full_loads == 1
         assert [catalogue.products[f"p000{i}"]["price"] for i in (5, 6, 7)] == [3.0, 3.0, 70.0]
+
+
+def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(served):
+    from recommender.catalogue import ListFilters as Filters
+    from recommender.service import ListOptions, Service
+
+    service = Service(served)
+    db = store.connect(served.db)
+    current = (served.model_dir / "CURRENT").read_text().strip()
+    assert service.warm(db) == current
+    catalogue = service.live.catalogue
+    assert catalogue is not None and catalogue.full_loads == 1 and len(catalogue.products) > 0
+    customer = db.execute("SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
+                          "LIMIT 1").fetchone()[0]
+    body = service.recommend(db, customer, ListOptions(n=3, filters=Filters()))
+    assert body["items"] and service.live.catalogue is catalogue and catalogue.full_loads == 1
