@@ -153,6 +153,11 @@ class _Rows(Mapping):
         return len(self.index)
 
 
+def _number(value: float | None) -> float:
+    """A price or stock as stored in the arrays: NaN when unknown (untracked stock = available)."""
+    return np.nan if value is None else value
+
+
 def _today() -> int:
     return int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
 
@@ -236,10 +241,10 @@ class Catalogue:
         categories: dict[str, int] = {}
         category = np.array([-1 if c is None else categories.setdefault(c, len(categories)) for c in cats],
                             dtype=np.int32)
-        price = np.array([np.nan if v is None else v for v in prices], dtype=np.float64)
-        stock = np.array([np.nan if v is None else v for v in stocks], dtype=np.float64)
+        price = np.array([_number(v) for v in prices], dtype=np.float64)
+        stock = np.array([_number(v) for v in stocks], dtype=np.float64)
         hidden = np.array(hiddens, dtype=bool)
-        until = np.array([_NEVER if u is None else day_number(u) for u in untils], dtype=np.int64)
+        until = np.array([day_number(u) for u in untils], dtype=np.int64)
         index = {p: j for j, p in enumerate(ids)}
         rows_ = _Rows(index, (ids, names, cats, prices, stocks, hiddens, untils), {}, [], np.zeros(0, bool))
         snap = _Snapshot(index, rows_, category, price, stock, hidden, until, categories,
@@ -284,10 +289,10 @@ class Catalogue:
                 codes = dict(codes) if codes is snap.category_codes else codes
                 codes[cat] = len(codes)
             category[j] = -1 if cat is None else codes[cat]
-            price[j] = np.nan if row[3] is None else row[3]
-            stock[j] = np.nan if row[4] is None else row[4]
+            price[j] = _number(row[3])
+            stock[j] = _number(row[4])
             hidden[j] = bool(row[5])
-            until[j] = _NEVER if row[6] is None else day_number(row[6])
+            until[j] = day_number(row[6])
         rows_of_items = snap.rows_of_items
         if added or removed:
             rows_of_items = rows_of_items.copy()

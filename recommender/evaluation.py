@@ -12,7 +12,7 @@ on the same split, because a number without a baseline says nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,16 +71,21 @@ def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSet
     return Split(cut, train_mask, train, relevant, users, eligible)
 
 
+def _hits(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray,
+          k: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(row, relevant items, hit mask of the top k)`` for each of ``users`` with relevant items."""
+    for row, user in enumerate(users):
+        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
+        if len(rel):
+            ranked = top[row, :k]
+            yield row, rel, np.isin(ranked, rel) & (ranked >= 0)
+
+
 def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray:
     """NDCG@k of each of ``users`` (``top[j]`` ranks for ``users[j]``); its mean is the reported NDCG@k."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     out = np.zeros(len(users), dtype=np.float64)
-    for row, user in enumerate(users):
-        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
-        if len(rel) == 0:
-            continue
-        ranked = top[row, :k]
-        hits = np.isin(ranked, rel) & (ranked >= 0)
+    for row, rel, hits in _hits(top, relevant, users, k):
         out[row] = discounts[hits].sum() / discounts[: min(len(rel), k)].sum()
     return out
 
@@ -92,12 +97,7 @@ def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray,
     divides by all relevant items; MAP@k divides by min(|relevant|, k).
     """
     totals = dict.fromkeys(METRICS, 0.0)
-    for row, user in enumerate(users):
-        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
-        if len(rel) == 0:
-            continue
-        ranked = top[row, :k]
-        hits = np.isin(ranked, rel) & (ranked >= 0)
+    for _, rel, hits in _hits(top, relevant, users, k):
         n_hits = int(hits.sum())
         totals["precision"] += n_hits / k
         totals["recall"] += n_hits / len(rel)

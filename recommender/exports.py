@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import shutil
@@ -75,6 +74,7 @@ import sqlite_utils
 
 from . import interactions, store
 from .config import Settings
+from .durable import exclusive_lock, fsync_dir
 from .errors import ValidationError
 
 FORMATS = ("parquet",)
@@ -166,27 +166,12 @@ def _write_marker(folder: Path, marker: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, folder / MARKER)
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
     """One writer of an export at a time (an export run, an erasure scrub)."""
-    fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return exclusive_lock(folder / LOCK, 0o644)
 
 
 def _write_file(folder: Path, relative: str, table: pa.Table) -> dict[str, Any]:

@@ -39,6 +39,7 @@ import sqlite_utils
 
 from . import bulk, store
 from .config import Settings
+from .durable import fsync_dir
 from .errors import ModelError, NotFoundError, ValidationError
 from .model_base import Recommender, load_model, read_manifest
 
@@ -51,14 +52,6 @@ STALE_TEMP_SECONDS = 6 * 3600
 def new_version() -> str:
     """Sortable and unique: UTC time to the second plus a random suffix."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Registry:
@@ -80,9 +73,9 @@ class Registry:
         shutil.rmtree(tmp, ignore_errors=True)
         model.manifest["version"] = version
         model.save(tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return final
 
     def current_version(self) -> str | None:
@@ -101,7 +94,7 @@ class Registry:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / POINTER)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def load(self, version: str | None = None) -> Recommender:
         version = version or self.current_version()

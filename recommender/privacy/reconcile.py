@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import sqlite_utils
 
 from .. import store
 from ..config import Settings
+from ..durable import exclusive_lock, fsync_dir
 from ..errors import RecommenderError
 from ..model_base import MANIFEST_FILE, Recommender, load_model
 from .counts import signals_for
@@ -111,13 +111,8 @@ def artifact_lock(model_dir: str | Path) -> Iterator[None]:
     """One rewriter of artifacts at a time (erasure, withdrawal refresh, a trainer's reconcile)."""
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(root / LOCK_FILE, 0o600):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def artifact_epoch(manifest: dict[str, Any]) -> int:
@@ -166,11 +161,7 @@ def rewrite_artifact(directory: Path, model: Recommender) -> None:
         for name in model.files():
             os.replace(tmp / name, directory / name)
         os.replace(tmp / MANIFEST_FILE, directory / MANIFEST_FILE)
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
