@@ -38,6 +38,7 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
                 "chromium-driver); .ci/run does", allow_module_level=True)
 
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -274,7 +275,9 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
     erase.find_element(By.NAME, "confirm").send_keys(victim + "x")  # a wrong id erases nothing
     erase.find_element(By.ID, "erase").click()
-    WebDriverWait(driver, 30).until(lambda d: "(422)" in d.find_element(By.TAG_NAME, "h1").text)
+    # the page with the form goes stale when its answer replaces it: keep polling
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: "(422)" in d.find_element(By.TAG_NAME, "h1").text)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [victim]).fetchone()[0] == 1
     driver.get(f"{server}/console/customer?id={victim}")
@@ -312,7 +315,9 @@ def test_marketer_runs_a_campaign_but_is_refused_erasure(shop, server, browser):
     erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
     erase.find_element(By.NAME, "confirm").send_keys(someone)
     erase.find_element(By.ID, "erase").click()
-    WebDriverWait(driver, 30).until(lambda d: "Refused (403)" in d.find_element(By.TAG_NAME, "h1").text)
+    # the page with the form goes stale when its answer replaces it: keep polling
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: "Refused (403)" in d.find_element(By.TAG_NAME, "h1").text)
     assert "'admin'" in text(driver) and "'marketer'" in text(driver)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [someone]).fetchone()[0] == 1
