@@ -40,6 +40,7 @@ import numpy as np
 from .errors import ModelError
 
 ARRAY = "ann_index"
+SIMILAR_ARRAY = "ann_similar_index"  # the same kind of index over unit-length factors: cosine for "similar"
 PROBE_LADDER = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 CALIBRATION_QUERIES = 200
 
@@ -59,6 +60,23 @@ def exact_top(factors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k - 1, axis=1)[:, :k]
 
 
+def _ivf(y: np.ndarray, lists: int, seed: int, rng: np.random.Generator) -> tuple[Any, int]:
+    """An IVF-SQ8 inner-product index over the rows of ``y``, trained on a sample of 40 rows per list."""
+    import faiss
+
+    n, d = y.shape
+    lists = int(lists) or max(1, int(round(2 * math.sqrt(n))))
+    lists = min(lists, n)
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, d, lists, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    sample = y if n <= 40 * lists else y[np.sort(rng.choice(n, size=40 * lists, replace=False))]
+    index.cp.seed = int(seed)
+    index.train(sample)
+    index.add(y)
+    return index, lists
+
+
 def build(item_factors: np.ndarray, queries: np.ndarray, *, lists: int = 0, target_recall: float = 0.97,
           candidates: int = 100, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, dict]:
     """The serialised index (uint8) and its parameters, ``probes`` calibrated on ``queries``.
@@ -70,23 +88,48 @@ def build(item_factors: np.ndarray, queries: np.ndarray, *, lists: int = 0, targ
     import faiss
 
     y = np.ascontiguousarray(item_factors, dtype=np.float32)
-    n, d = y.shape
-    lists = int(lists) or max(1, int(round(2 * math.sqrt(n))))
-    lists = min(lists, n)
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, d, lists, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    sample = y if n <= 40 * lists else y[np.sort(rng.choice(n, size=40 * lists, replace=False))]
-    index.cp.seed = int(seed)
-    index.train(sample)
-    index.add(y)
-    params = {"lists": lists, "candidates": int(candidates), "dim": d, "items": n,
+    index, lists = _ivf(y, lists, seed, rng)
+    params = {"lists": lists, "candidates": int(candidates), "dim": y.shape[1], "items": y.shape[0],
               "kind": "IVF-SQ8, inner product"}
     probes, recall = calibrate(index, y, queries, candidates, target_recall, rng)
     params.update(probes=probes, calibrated_recall=round(recall, 4), target_recall=target_recall)
     log(f"ann index: {lists} lists, {probes} probes, recall@10 {recall:.3f} on {min(len(queries), CALIBRATION_QUERIES)}"
         f" customers")
+    return faiss.serialize_index(index), params
+
+
+def unit_rows(factors: np.ndarray) -> np.ndarray:
+    """Each row divided by its length (rows of length 0 stay 0), float32: dot products of these are cosines."""
+    y = np.asarray(factors, dtype=np.float32)
+    norms = np.linalg.norm(y, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(y / norms)
+
+
+def build_similar(item_factors: np.ndarray, *, lists: int = 0, target_recall: float = 0.97, candidates: int = 100,
+                  seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, dict]:
+    """The cosine index for "similar products": the IVF index of :func:`build` over unit-length factors.
+
+    ALS scores a customer by dot product, but similarity between products is
+    the cosine of their factors (a popular product's long vector must not make
+    it everyone's neighbour), so it needs an index of its own. Its probes are
+    calibrated on the model's own products as queries: recall of the exact
+    top 10 by cosine, the product itself left out.
+    """
+    import faiss
+
+    z = unit_rows(item_factors)
+    rng = np.random.default_rng(seed)
+    index, lists = _ivf(z, lists, seed, rng)
+    params = {"lists": lists, "candidates": int(candidates), "dim": z.shape[1], "items": z.shape[0],
+              "kind": "IVF-SQ8, cosine (inner product of unit factors)"}
+    nonzero = np.flatnonzero(np.any(z != 0, axis=1))
+    queries = z[rng.choice(nonzero, size=min(len(nonzero), CALIBRATION_QUERIES), replace=False)] if len(nonzero) else z[:0]
+    # The query product is its own best match; asking for one more than 10 leaves 10 others.
+    probes, recall = calibrate(index, z, queries, candidates + 1, target_recall, rng, k=11)
+    params.update(probes=probes, calibrated_recall=round(recall, 4), target_recall=target_recall)
+    log(f"ann similar index: {lists} lists, {probes} probes, recall@10 {recall:.3f} on {len(queries)} products")
     return faiss.serialize_index(index), params
 
 

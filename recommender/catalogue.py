@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import sqlite3
 import threading
@@ -69,6 +70,10 @@ def day_number(text: str | None, fallback: int = _NEVER) -> int:
 # this share of the catalogue (and more than FULL_RELOAD_MIN rows) changed, it reads them all.
 FULL_RELOAD_SHARE = 0.1
 FULL_RELOAD_MIN = 1000
+# A serving catalogue (``background=True``) reads more changed products than this in a thread
+# of its own, and requests go on with the products it has until the new ones are in; fewer are
+# read in the request that finds them (a few hundred milliseconds at most).
+BACKGROUND_ROWS = 2000
 _COLUMNS = "id, name, category, price, in_stock, hidden, available_until"
 
 
@@ -162,6 +167,14 @@ def _today() -> int:
     return int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
 
 
+def _file_of(db: sqlite_utils.Database) -> str | None:
+    """The file of the connection's main database (None in memory: no other connection can read it)."""
+    for _, name, path in db.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return path or None
+    return None
+
+
 def _latest_change(db: sqlite_utils.Database) -> int | None:
     """The newest ``product_changes`` sequence number (0 when empty); None on a schema without the table."""
     try:
@@ -179,14 +192,17 @@ class Catalogue:
     worker serving a million products does not re-read them every ``ttl``.
     """
 
-    def __init__(self, item_ids: Sequence[str], ttl: float = 60.0) -> None:
+    def __init__(self, item_ids: Sequence[str], ttl: float = 60.0, background: bool = False) -> None:
         self.item_ids = list(item_ids)
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.ttl = ttl
+        self.background = background
         self.loaded_at = -math.inf
         self.seq: int | None = None  # the product_changes sequence the snapshot reflects
         self.full_loads = 0  # how many refreshes read the whole table (for tests and /metrics)
+        self.background_reads = 0  # how many refreshes ran in a thread of their own
         self._lock = threading.Lock()
+        self._job: threading.Thread | None = None
         self._snap = _Snapshot({}, _Rows({}, tuple([] for _ in range(7)), {}, [], np.zeros(0, bool)),
                                *(np.zeros(0) for _ in range(5)), {},
                                np.full(len(self.item_ids), -1, dtype=np.int64),
@@ -202,34 +218,91 @@ class Catalogue:
             self.seq, self.loaded_at = seq, loaded_at
 
     def refresh(self, db: sqlite_utils.Database, force: bool = False) -> None:
+        """Follow the products' changes since the last refresh (at most once per ``ttl`` unless ``force``).
+
+        A serving catalogue hands a large change (a feed rewriting the stock of
+        the whole catalogue, a bulk import) to a thread of its own: at a million
+        products a full read takes seconds, which no request should wait for.
+        Until it is done, requests see the products as they were — as they would
+        have until the next ``ttl`` anyway. ``force`` (a product id the
+        catalogue does not know, a campaign run) waits for such a read and then
+        reads what is still new, in the caller.
+        """
         if not force and time.monotonic() - self.loaded_at < self.ttl:
             return
+        job = self._job
+        if job is not None:
+            if not force:
+                return
+            job.join()
         with self._lock:
             if not force and time.monotonic() - self.loaded_at < self.ttl:
                 return  # another thread refreshed while this one waited
-            # One read transaction: the change number and the rows it covers come from one state.
-            outer = db.conn.in_transaction
-            db.conn.execute("SAVEPOINT catalogue_refresh")
-            try:
-                seq = _latest_change(db)
-                snap = self._snap
-                if seq is None or self.seq is None:
+            read = self._read(db, allow_background=not force)
+            if read is not None:
+                self._snap, self.seq = read
+            self.loaded_at = time.monotonic()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background read to finish; True when none is running any more (for tests and tools)."""
+        job = self._job
+        if job is not None:
+            job.join(timeout)
+        return self._job is None
+
+    def _read(self, db: sqlite_utils.Database, allow_background: bool) -> tuple[_Snapshot, int | None] | None:
+        """The snapshot and change number of the products now; None when a background read took it over."""
+        # One read transaction: the change number and the rows it covers come from one state.
+        outer = db.conn.in_transaction
+        db.conn.execute("SAVEPOINT catalogue_refresh")
+        try:
+            seq = _latest_change(db)
+            snap = self._snap
+            if seq is None or self.seq is None:
+                snap = self._load_all(db)
+            elif seq != self.seq:
+                changed = [r[0] for r in db.execute(
+                    "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
+                if allow_background and self.background and len(changed) > BACKGROUND_ROWS:
+                    path = _file_of(db)
+                    if path:
+                        self._start_background(path)
+                        return None
+                pending = len(snap.products.changed) + len(changed)
+                if pending > max(FULL_RELOAD_MIN, FULL_RELOAD_SHARE * len(snap.products.ids)):
                     snap = self._load_all(db)
-                elif seq != self.seq:
-                    changed = [r[0] for r in db.execute(
-                        "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
-                    pending = len(snap.products.changed) + len(changed)
-                    if pending > max(FULL_RELOAD_MIN, FULL_RELOAD_SHARE * len(snap.products.ids)):
-                        snap = self._load_all(db)
-                    else:
-                        snap = self._patched(snap, db, changed)
-                if snap.today_day != _today():  # the day turned: availability moved on
-                    snap = self._aligned(snap, _today(), snap.rows_of_items)
+                else:
+                    snap = self._patched(snap, db, changed)
+            if snap.today_day != _today():  # the day turned: availability moved on
+                snap = self._aligned(snap, _today(), snap.rows_of_items)
+        finally:
+            db.conn.execute("RELEASE catalogue_refresh")
+            if not outer and db.conn.in_transaction:
+                db.conn.commit()
+        return snap, seq
+
+    def _start_background(self, path: str) -> None:
+        """Read the changes on a connection of its own, then swap them in (called holding the lock)."""
+        from . import store  # the store imports nothing of this module; imported late to keep it light
+
+        def run() -> None:
+            try:
+                db = store.connect(path, migrate=False)
+                try:
+                    read = self._read(db, allow_background=False)
+                finally:
+                    db.conn.close()
+                with self._lock:
+                    self._snap, self.seq = read
+                    self.loaded_at = time.monotonic()
+                    self.background_reads += 1
+            except Exception:  # noqa: BLE001 - a failed read leaves the products as they were; retried after ttl
+                logging.getLogger("recommender.catalogue").exception("background catalogue refresh failed")
             finally:
-                db.conn.execute("RELEASE catalogue_refresh")
-                if not outer and db.conn.in_transaction:
-                    db.conn.commit()
-            self._snap, self.seq, self.loaded_at = snap, seq, time.monotonic()
+                self._job = None
+
+        self._job = threading.Thread(target=run, name="catalogue-refresh", daemon=True)
+        self._job.start()
 
     def _load_all(self, db: sqlite_utils.Database) -> _Snapshot:
         """Every product, ordered by id. Columns, not a dict per row: a million products load in seconds."""

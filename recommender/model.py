@@ -34,7 +34,8 @@ class FactorModel(Recommender):
 
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, user_ids: list[str], item_ids: list[str],
                  regularization: float, manifest: dict[str, Any] | None = None,
-                 signals: dict[str, np.ndarray] | None = None, ann_index: np.ndarray | None = None) -> None:
+                 signals: dict[str, np.ndarray] | None = None, ann_index: np.ndarray | None = None,
+                 ann_similar_index: np.ndarray | None = None) -> None:
         super().__init__(user_ids, item_ids, manifest, signals)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -51,11 +52,16 @@ class FactorModel(Recommender):
         self.ann_data = ann_index
         self.ann_params: dict[str, Any] = dict(self.manifest.get("ann") or {})
         self._ann: _ann.AnnIndex | None = None
+        # Its cosine twin for similar_items (built with it; absent from artifacts made before it).
+        self.ann_similar_data = ann_similar_index
+        self.ann_similar_params: dict[str, Any] = dict(self.manifest.get("ann_similar") or {})
+        self._ann_similar: _ann.AnnIndex | None = None
         self.ann_enabled = True
         self.ann_min_allowed_share = 0.05
         self.ann_probes: int | None = None
         self._masks = _ann.MaskMemo()
         self.last_search = "exact"  # which path answered the last recommend (exact, subset, ann)
+        self.last_similar = "exact"  # and the last similar_items
 
     # --- shape ---------------------------------------------------------------
 
@@ -105,8 +111,9 @@ class FactorModel(Recommender):
         scores: a filter that lets few products through scores just those
         (cost ∝ what it selects); with an ANN index (large catalogues, see
         :mod:`recommender.ann`) candidates are proposed by the index, re-checked
-        and re-scored; otherwise :class:`~recommender.topk.NormIndex` scans
-        exactly, skipping the products that cannot reach the top n.
+        and re-scored (a request it cannot answer scores every product);
+        otherwise :class:`~recommender.topk.NormIndex` scans exactly, skipping
+        the products that cannot reach the top n.
         """
         banned = as_index_array(exclude)
         info = self._masks.get(allow) if allow is not None else None
@@ -119,8 +126,28 @@ class FactorModel(Recommender):
             if found is not None:
                 self.last_search = "ann"
                 return found
+            self.last_search = "exact"
+            return self._scan_top(user_vector, n, banned, allow)
         self.last_search = "exact"
         return self.norm_index.search(user_vector, n, banned, allow=allow)
+
+    def _scan_top(self, user_vector: np.ndarray, n: int, banned: np.ndarray,
+                  allow: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-n by scoring every product: the rare request the ANN index cannot answer.
+
+        A catalogue large enough for the index is one where the norm-sorted
+        copy of :class:`~recommender.topk.NormIndex` would cost each worker a
+        second copy of the factors and seconds to build mid-request (2.2 s at
+        1,000,000 × 64), while one full product of the factors costs tens of
+        milliseconds and allocates only the scores.
+        """
+        scores = np.asarray(self.item_factors) @ np.asarray(user_vector, dtype=np.float32)
+        if allow is not None:
+            np.copyto(scores, -np.inf, where=~allow)
+        if len(banned):
+            scores[banned] = -np.inf
+        top = _top_k(scores, n)
+        return top.astype(np.int64), scores[top]
 
     def _subset_top(self, user_vector: np.ndarray, n: int, allowed: np.ndarray,
                     banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,9 +167,8 @@ class FactorModel(Recommender):
         re-checking leaves fewer than n while more are allowed (a customer whose
         purchases fill their own neighbourhood), asks again for four times as
         many, up to ``20 × candidates`` or 1 % of the catalogue, whichever is
-        more; past that, or with more exclusions than that, the exact path
-        answers (at a million products it scores a quarter of the catalogue and
-        needs a sorted copy of the factors per worker, 1.6 s to build).
+        more; past that, or with more exclusions than that, every product is
+        scored (:meth:`_scan_top`).
         """
         dropped = set(banned.tolist())  # a customer's few purchases and ids: a set beats numpy's per-call cost
         want = n + len(dropped)
@@ -178,7 +204,11 @@ class FactorModel(Recommender):
             return False
         data, params = _ann.build(self.item_factors, np.asarray(self.user_factors), lists=settings.lists,
                                   target_recall=settings.target_recall, candidates=settings.candidates, log=log)
+        similar, similar_params = _ann.build_similar(self.item_factors, lists=settings.lists,
+                                                     target_recall=settings.target_recall,
+                                                     candidates=settings.candidates, log=log)
         self.ann_data, self.ann_params, self._ann = data, params, None
+        self.ann_similar_data, self.ann_similar_params, self._ann_similar = similar, similar_params, None
         self._open_ann()
         return True
 
@@ -191,6 +221,9 @@ class FactorModel(Recommender):
     def _open_ann(self) -> None:
         if self.ann_data is not None and self._ann is None:
             self._ann = _ann.AnnIndex(self.ann_data, self.ann_params, self.n_items, self.factors)
+        if self.ann_similar_data is not None and self._ann_similar is None:
+            self._ann_similar = _ann.AnnIndex(self.ann_similar_data, self.ann_similar_params, self.n_items,
+                                              self.factors)
 
     @property
     def norm_index(self) -> NormIndex:
@@ -200,7 +233,24 @@ class FactorModel(Recommender):
         return self._norm_index
 
     def similar_items(self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Items nearest by cosine of their factors, excluding the item itself."""
+        """Items nearest by cosine of their factors, excluding the item itself.
+
+        With the cosine index of a large catalogue (:func:`recommender.ann.build_similar`)
+        the index proposes candidates, which are re-checked against ``allow``
+        and re-scored exactly, as in :meth:`recommend`; a selective filter
+        scores just the products it lets through; otherwise, or when too few
+        candidates survive, every product is scored.
+        """
+        info = self._masks.get(allow) if allow is not None else None
+        if info is not None and info.count <= self.ann_min_allowed_share * self.n_items:
+            self.last_similar = "subset"
+            return self._similar_among(item_index, n, info.indices)
+        if self._ann_similar is not None and self.ann_enabled:
+            found = self._ann_similar_top(item_index, n, allow, info)
+            if found is not None:
+                self.last_similar = "ann"
+                return found
+        self.last_similar = "exact"
         if self._item_norms is None:
             norms = np.linalg.norm(self.item_factors, axis=1)
             norms[norms == 0] = 1.0
@@ -213,6 +263,50 @@ class FactorModel(Recommender):
             scores[~allow] = -np.inf
         top = _top_k(scores, n)
         return top, scores[top]
+
+    def _cosines(self, item_index: int, candidates: np.ndarray) -> np.ndarray:
+        """Exact cosine of ``item_index``'s factors with each candidate's (0 for a zero vector)."""
+        y = np.asarray(self.item_factors)
+        target = np.asarray(y[item_index], dtype=np.float32)
+        rows = np.asarray(y[candidates], dtype=np.float32)
+        norms = np.linalg.norm(rows, axis=1) * max(float(np.linalg.norm(target)), 1e-30)
+        norms[norms == 0] = 1.0
+        return (rows @ target / norms).astype(np.float32)
+
+    def _similar_among(self, item_index: int, n: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        allowed = allowed[allowed != item_index]
+        scores = self._cosines(item_index, allowed)
+        top = _top_k(scores, n)
+        return allowed[top].astype(np.int64), scores[top]
+
+    def _ann_similar_top(self, item_index: int, n: int, allow: np.ndarray | None,
+                         info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-n by cosine from the cosine index's candidates; None when every product must be scored."""
+        index = self._ann_similar
+        y = np.asarray(self.item_factors)
+        length = float(np.linalg.norm(y[item_index]))
+        if length == 0:
+            return None  # no direction to be near: the scan answers (every cosine is 0)
+        query = np.asarray(y[item_index], dtype=np.float32) / length
+        bits, share = None, 1.0
+        if info is not None:
+            share = info.count / max(1, self.n_items)
+            if share < 0.5:
+                bits, share = info.bits, 1.0
+        available = (self.n_items if info is None else info.count) - 1
+        count = max(index.candidates, 2 * (n + 1))
+        limit = max(20 * index.candidates, self.n_items // 100)
+        while count <= limit:
+            found = index.propose(query, int(np.ceil(count / share)), bits)
+            found = found[found != item_index]
+            if allow is not None:
+                found = found[allow[found]]
+            scores = self._cosines(item_index, found)
+            top = _top_k(scores, n)
+            if len(top) >= n or len(top) >= available:
+                return found[top].astype(np.int64), scores[top]
+            count *= 4
+        return None
 
     # --- fold-in and explanations ------------------------------------------
 
@@ -277,8 +371,7 @@ class FactorModel(Recommender):
         super().drop_users(keep)
 
     def warm_up(self) -> None:
-        # With a serving ANN index the sorted copy (one per worker, as large as the factors) is built
-        # only if an exact fallback ever needs it.
+        # With a serving ANN index the exact fallback scans (see _scan_top): no sorted copy per worker.
         if self._ann is None or not self.ann_enabled:
             self.norm_index
         # The fold-in's Gram matrix YᵀY reads every item factor: at 1,000,000 products about a second,
@@ -290,17 +383,21 @@ class FactorModel(Recommender):
                "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32)}
         if self.ann_data is not None:
             out[_ann.ARRAY] = np.asarray(self.ann_data, dtype=np.uint8)
+        if self.ann_similar_data is not None:
+            out[_ann.SIMILAR_ARRAY] = np.asarray(self.ann_similar_data, dtype=np.uint8)
         return out
 
     def manifest_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"factors": self.factors, "regularization": self.regularization}
         if self.ann_data is not None:
             fields["ann"] = self.ann_params
+        if self.ann_similar_data is not None:
+            fields["ann_similar"] = self.ann_similar_params
         return fields
 
     @classmethod
     def array_names(cls, manifest: dict[str, Any]) -> list[str]:
-        extra = [_ann.ARRAY] if _ann.ARRAY in manifest.get("arrays", []) else []
+        extra = [name for name in (_ann.ARRAY, _ann.SIMILAR_ARRAY) if name in manifest.get("arrays", [])]
         return ["user_factors", "item_factors", *extra]
 
     @classmethod
@@ -309,7 +406,8 @@ class FactorModel(Recommender):
         # Plain ndarray views of the memory maps (same shared pages; a memmap's own indexing is slow
         # per request).
         model = cls(np.asarray(arrays["user_factors"]), np.asarray(arrays["item_factors"]), user_ids, item_ids,
-                    float(manifest["regularization"]), manifest, signals, ann_index=arrays.get(_ann.ARRAY))
+                    float(manifest["regularization"]), manifest, signals, ann_index=arrays.get(_ann.ARRAY),
+                    ann_similar_index=arrays.get(_ann.SIMILAR_ARRAY))
         if model.ann_data is not None and _ann.available():
             model._open_ann()  # an index that cannot be read refuses the artifact
         return model

@@ -136,7 +136,7 @@ class LiveModel:
             model.warm_up()  # built here, not in the first request that needs it
             self.model, self._failed, self.last_error = model, None, None
             self._manifest_stat = self._manifest_signature()
-            catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl)
+            catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl, background=True)
             if self.catalogue is not None:
                 catalogue.adopt(self.catalogue)  # the products did not change with the model
             self.catalogue = catalogue
@@ -182,7 +182,7 @@ class Service:
             catalogue = self.live.catalogue
         else:
             if self._no_model_catalogue is None:
-                self._no_model_catalogue = Catalogue([], ttl=self.live.catalogue_ttl)
+                self._no_model_catalogue = Catalogue([], ttl=self.live.catalogue_ttl, background=True)
             catalogue = self._no_model_catalogue
         catalogue.refresh(db)
         return model, catalogue
@@ -267,7 +267,7 @@ class Service:
 
                 hours = staleness(db, model.manifest, model.user_index, self.settings)["hours"]
                 if hours is None or hours <= self.settings.privacy.max_stale_hours:
-                    served = (model, Catalogue(model.item_ids, ttl=self.live.catalogue_ttl))
+                    served = (model, Catalogue(model.item_ids, ttl=self.live.catalogue_ttl, background=True))
                     if self.live.catalogue is not None:
                         served[1].adopt(self.live.catalogue)
             self._challenger = (key, served, time.monotonic())
@@ -421,7 +421,14 @@ class Service:
                             [i["product_id"] for i in items])
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
+        """404 for an id the products table lacks; an id added since the last refresh refreshes first.
+
+        The table is asked first (one indexed query), so made-up ids cost no
+        refresh and never make a request wait for a background read.
+        """
         if product_id not in catalogue.products:
+            if not store.existing_of(db, "products", [product_id]):
+                raise NotFoundError(f"unknown product {product_id!r}")
             catalogue.refresh(db, force=True)
             if product_id not in catalogue.products:
                 raise NotFoundError(f"unknown product {product_id!r}")

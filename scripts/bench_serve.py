@@ -24,7 +24,9 @@ is published with the shared publish-time step, so from ``ann.min_products``
 on it carries the ANN index (:mod:`recommender.ann`); a fifth kind, ``ann``,
 times the index library's own query alone (faiss, one single-threaded process
 per core, as ``raw``), and the recall@10 of the served lists against the exact
-ones is measured in process on the same customers.
+ones is measured in process on the same customers; so are "similar products"
+(``similar_items`` from the model's cosine index against scoring every product:
+ms per call and recall@10 on 200 random products).
 
 The load generator keeps ``--concurrency`` requests in flight (default 8) on
 keep-alive connections for at most ``--requests`` requests or ``--seconds``.
@@ -448,6 +450,10 @@ def main() -> None:
         ratio = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["ann"]["cost_ms"])
         print(f"ratio ours / (bare + ann) = {ratio:.2f} (target <= 1.25); p99 ours / bare = "
               f"{results['ours']['p99'] / results['bare']['p99']:.2f} (target <= 1.5); errors {results['ours']['errors']}")
+        if "similar" in quality:
+            sim = quality["similar"]
+            print(f"similar products (in process, 200 products): cosine index {sim['ann_ms']:.2f} ms vs every product "
+                  f"{sim['exact_ms']:.2f} ms per call; recall@10 {sim['recall']:.3f}")
     else:
         ratio = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["raw"]["cost_ms"])
         print(f"ratio ours / (bare + raw) = {ratio:.2f} (target <= 1.25); p99 ours {results['ours']['p99']:.1f} ms "
@@ -455,6 +461,20 @@ def main() -> None:
               f"errors {results['ours']['errors']}")
     print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
           f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
+
+
+def similar_quality(model, products: int = 200) -> dict:
+    """``similar_items`` in process for ``products`` random products: ms per call and recall@10, index vs every product."""
+    rng = np.random.default_rng(3)
+    picks = [int(i) for i in rng.choice(model.n_items, size=min(products, model.n_items), replace=False)]
+    timed = {}
+    for kind, enabled in (("exact", False), ("ann", True)):
+        model.ann_enabled = enabled
+        started = time.perf_counter()
+        timed[kind] = [model.similar_items(i, 10)[0].tolist() for i in picks]
+        timed[kind + "_ms"] = (time.perf_counter() - started) * 1000 / len(picks)
+    recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(timed["ann"], timed["exact"])]))
+    return {"exact_ms": timed["exact_ms"], "ann_ms": timed["ann_ms"], "recall": recall}
 
 
 def served_quality(workdir: Path, customers: list[str]) -> dict:
@@ -495,6 +515,8 @@ def served_quality(workdir: Path, customers: list[str]) -> dict:
         out["ann_share"] = float(np.mean(paths))
         p = model.ann_params
         out["ann"] = f"{p['kind']}, {p['lists']} lists, {model._ann.probes} probes, {p['candidates']} candidates"
+        if getattr(model, "_ann_similar", None) is not None:
+            out["similar"] = similar_quality(model)
     db.conn.close()
     return out
 

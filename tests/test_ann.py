@@ -41,6 +41,14 @@ def brute(factors: np.ndarray, query: np.ndarray, n: int, allowed: np.ndarray | 
     return idx[np.argsort(-scores[idx], kind="stable")][:n].tolist()
 
 
+def flip_a_byte(target):
+    """Corrupt one byte in the middle of a file (returns its path)."""
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    return target
+
+
 def small_index_settings(**kw) -> AnnSettings:
     return AnnSettings(**{"min_products": 0, "lists": 40, "target_recall": 0.97, **kw})
 
@@ -84,6 +92,13 @@ def test_selective_filter_and_long_exclusions_fall_back_to_exact(model_with_inde
     ids, _ = model.recommend(q, 10, exclude=many)
     assert model.last_search == "exact"
     assert ids.tolist() == brute(items, q, 10, np.setdiff1d(np.arange(len(items)), many))
+    loose = np.ones(len(items), dtype=bool)
+    loose[::3] = False  # a loose filter and the same long exclusions: still exact, every rule kept
+    loose.flags.writeable = False
+    ids, _ = model.recommend(q, 10, exclude=many, allow=loose)
+    assert model.last_search == "exact"
+    assert ids.tolist() == brute(items, q, 10, np.setdiff1d(np.flatnonzero(loose), many))
+    assert model._norm_index is None  # the fallback scans; it builds no sorted copy mid-request
     model.configure_ann(AnnSettings(enabled=False))
     ids, _ = model.recommend(q, 10)
     assert model.last_search == "exact" and ids.tolist() == brute(items, q, 10)
@@ -146,10 +161,7 @@ def test_an_artifact_whose_index_fails_its_checksum_is_refused(settings, model_w
     loaded = load_model(path)
     assert isinstance(loaded.ann_data, np.memmap)  # read in place: workers share the page cache
     assert loaded.recommend(np.asarray(model.item_factors[3]), 5)[0].size == 5 and loaded.last_search == "ann"
-    target = path / "ann_index.npy"
-    raw = bytearray(target.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    target.write_bytes(bytes(raw))
+    target = flip_a_byte(path / "ann_index.npy")
     with pytest.raises(ModelError, match="checksum mismatch in ann_index.npy"):
         load_model(path)
     # A checksum that matches bytes faiss cannot read is refused too, never served half-read.
@@ -168,3 +180,57 @@ def test_small_catalogues_get_no_index():
     assert not model.attach_ann(AnnSettings(min_products=51))
     assert "ann_index" not in model.arrays()
     assert not model.attach_ann(AnnSettings(enabled=False, min_products=0))
+
+
+def brute_cosine(factors: np.ndarray, item: int, n: int, allowed: np.ndarray | None = None) -> list[int]:
+    """The exact neighbours by cosine, in float64, the item itself left out."""
+    y = factors.astype(np.float64)
+    scores = (y @ y[item]) / (np.linalg.norm(y, axis=1) * np.linalg.norm(y[item]))
+    idx = np.arange(len(y)) if allowed is None else np.asarray(allowed)
+    idx = idx[idx != item]
+    return idx[np.argsort(-scores[idx], kind="stable")][:n].tolist()
+
+
+def test_similar_products_come_from_the_cosine_index_and_pass_every_filter(settings, model_with_index):
+    model, rng = model_with_index
+    items = np.asarray(model.item_factors)
+    assert model.ann_similar_params["probes"] < model.ann_similar_params["lists"]
+    hits = 0
+    probes = rng.choice(len(items), 60, replace=False)
+    for item in probes:
+        ids, scores = model.similar_items(int(item), 10)
+        assert model.last_similar == "ann" and int(item) not in ids.tolist()
+        y = items.astype(np.float64)
+        np.testing.assert_allclose(scores, (y[ids] @ y[item]) / (np.linalg.norm(y[ids], axis=1)
+                                                                  * np.linalg.norm(y[item])), rtol=1e-4, atol=1e-5)
+        hits += len(set(ids.tolist()) & set(brute_cosine(items, int(item), 10)))
+    assert hits / (10 * len(probes)) >= 0.9
+    # a loose filter: only allowed products, still from the index
+    allow = np.ones(len(items), dtype=bool)
+    allow[rng.choice(len(items), len(items) // 3, replace=False)] = False
+    allow.flags.writeable = False
+    for item in probes[:20]:
+        ids, _ = model.similar_items(int(item), 10, allow=allow)
+        assert model.last_similar == "ann" and len(ids) == 10 and allow[ids].all() and int(item) not in ids.tolist()
+    # a selective filter scores just what it lets through, exactly
+    few = np.zeros(len(items), dtype=bool)
+    few[rng.choice(len(items), 30, replace=False)] = True
+    few.flags.writeable = False
+    ids, _ = model.similar_items(int(probes[0]), 10, allow=few)
+    assert model.last_similar == "subset" and ids.tolist() == brute_cosine(items, int(probes[0]), 10, np.flatnonzero(few))
+    # switched off, every product is scored: the exact answer
+    model.configure_ann(AnnSettings(enabled=False))
+    ids, _ = model.similar_items(int(probes[1]), 10)
+    assert model.last_similar == "exact" and ids.tolist() == brute_cosine(items, int(probes[1]), 10)
+    # saved and loaded, the cosine index is checksummed like the other arrays
+    path = registry.Registry(settings.model_dir).save(model, "v1")
+    assert load_model(path).similar_items(int(probes[2]), 10)[0].tolist() == switched_on(model).similar_items(
+        int(probes[2]), 10)[0].tolist()
+    flip_a_byte(path / "ann_similar_index.npy")
+    with pytest.raises(ModelError, match="checksum mismatch in ann_similar_index.npy"):
+        load_model(path)
+
+
+def switched_on(model: FactorModel) -> FactorModel:
+    model.configure_ann(AnnSettings())
+    return model

@@ -195,3 +195,54 @@ def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(ser
                           "LIMIT 1").fetchone()[0]
     body = service.recommend(db, customer, ListOptions(n=3, filters=Filters()))
     assert body["items"] and service.live.catalogue is catalogue and catalogue.full_loads == 1
+
+
+def test_a_serving_catalogue_reads_a_large_change_in_the_background_and_never_serves_half_of_it(db):
+    from recommender import catalogue as catalogue_module
+
+    # More changed rows than a request reads itself: one stock feed rewriting every price.
+    store.upsert_products(db, [product(i, price=float(i)) for i in range(50, 50 + catalogue_module.BACKGROUND_ROWS)])
+    serving = Catalogue(["p0001"], ttl=0.0, background=True)
+    serving.refresh(db)
+    assert serving.full_loads == 1 and serving.background_reads == 0  # the first read is the request's own
+    total = 50 + catalogue_module.BACKGROUND_ROWS
+    store.upsert_products(db, [product(i, price=1000.0 + i) for i in range(total)])
+    serving.refresh(db)  # returns at once; the read runs in a thread of its own
+    prices = {serving.products[f"p{i:04d}"]["price"] for i in range(total)}
+    # whatever the thread has done by now, a request sees one state or the other, never a mix
+    assert prices == {float(i) for i in range(total)} or prices == {1000.0 + i for i in range(total)}
+    assert serving.wait(timeout=60)
+    assert serving.background_reads == 1
+    assert {serving.products[f"p{i:04d}"]["price"] for i in range(total)} == {1000.0 + i for i in range(total)}
+    assert allowed_by_catalogue(serving, ListFilters(max_price=1040.0)) == allowed_by_sql(db, 1040.0)
+    # a batch job's catalogue (background off) reads the same change in the caller
+    batch = Catalogue([], ttl=0.0)
+    batch.refresh(db)
+    store.upsert_products(db, [product(i, price=5.0) for i in range(total)])
+    batch.refresh(db)
+    assert batch.background_reads == 0 and batch._job is None
+    assert allowed_by_catalogue(batch, ListFilters(max_price=5.0)) == allowed_by_sql(db, 5.0)
+    # a forced refresh (an id the catalogue does not know yet) waits for a running read, then reads the rest
+    serving.refresh(db)
+    store.upsert_products(db, [product(9999, price=2.0)])
+    serving.refresh(db, force=True)
+    assert serving._job is None and serving.products["p9999"]["price"] == 2.0
+    assert allowed_by_catalogue(serving, ListFilters(max_price=5.0)) == allowed_by_sql(db, 5.0)
+
+
+def test_a_made_up_product_id_is_refused_without_reading_the_catalogue_again(served):
+    from recommender.service import Service
+
+    service = Service(served)
+    db = store.connect(served.db)
+    service.warm(db)
+    catalogue = service.live.catalogue
+    before = (catalogue.seq, catalogue.loaded_at, catalogue.full_loads)
+    with pytest.raises(Exception) as refused:
+        service.similar(db, "no-such-product", 5, ListFilters())
+    assert type(refused.value).__name__ == "NotFoundError"
+    assert (catalogue.seq, catalogue.loaded_at, catalogue.full_loads) == before
+    # an id added since the last refresh is found (the refresh it forces reads only that row)
+    store.upsert_products(db, [("brand-new", "New", None, 3.0, 1, 0, None)])
+    result = service.similar(db, "brand-new", 5, ListFilters())
+    assert result["reason"] == "not_in_model" and catalogue.full_loads == 1
