@@ -70,7 +70,7 @@ def day_number(text: str | None, fallback: int = _NEVER) -> int:
 # this share of the catalogue (and more than FULL_RELOAD_MIN rows) changed, it reads them all.
 FULL_RELOAD_SHARE = 0.1
 FULL_RELOAD_MIN = 1000
-# A serving catalogue (``background=True``) reads more changed products than this in a thread
+# A serving catalogue (``background=True``) reads more logged changes than this in a thread
 # of its own, and requests go on with the products it has until the new ones are in; fewer are
 # read in the request that finds them (a few hundred milliseconds at most).
 BACKGROUND_ROWS = 2000
@@ -261,13 +261,16 @@ class Catalogue:
             if seq is None or self.seq is None:
                 snap = self._load_all(db)
             elif seq != self.seq:
-                changed = [r[0] for r in db.execute(
-                    "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
-                if allow_background and self.background and len(changed) > BACKGROUND_ROWS:
-                    path = _file_of(db)
+                if allow_background and self.background:
+                    # Counted up to the limit only: listing a million changed ids would itself take a second.
+                    logged = db.execute("SELECT count(*) FROM (SELECT 1 FROM product_changes WHERE seq > ? LIMIT ?)",
+                                        [self.seq, BACKGROUND_ROWS + 1]).fetchone()[0]
+                    path = _file_of(db) if logged > BACKGROUND_ROWS else None
                     if path:
                         self._start_background(path)
                         return None
+                changed = [r[0] for r in db.execute(
+                    "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
                 pending = len(snap.products.changed) + len(changed)
                 if pending > max(FULL_RELOAD_MIN, FULL_RELOAD_SHARE * len(snap.products.ids)):
                     snap = self._load_all(db)
