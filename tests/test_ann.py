@@ -234,3 +234,25 @@ def test_similar_products_come_from_the_cosine_index_and_pass_every_filter(setti
 def switched_on(model: FactorModel) -> FactorModel:
     model.configure_ann(AnnSettings())
     return model
+
+
+def test_a_blend_of_a_large_catalogue_searches_its_factor_part_through_the_index(settings, model_with_index):
+    from recommender.families.blend import Blend
+
+    model, rng = model_with_index
+    items = np.asarray(model.item_factors)
+    plain = FactorModel(np.asarray(model.user_factors), items, model.user_ids, model.item_ids, 1.0,
+                        manifest={"data": {"reference_time": NOW}})
+    other = FactorModel(np.asarray(model.user_factors), items[:, ::-1].copy(), model.user_ids, model.item_ids, 1.0)
+    blend = Blend([plain, other], [0.6, 0.4])
+    assert blend.attach_ann(small_index_settings())  # the publish step builds the parts' indexes
+    path = registry.Registry(settings.model_dir).save(blend, "v1")
+    loaded = load_model(path)
+    assert all(part._ann is not None and part._ann_similar is not None for part in loaded.parts)
+    q = items[7] + items[99]
+    ids, _ = loaded.recommend((q, q[::-1].copy()), 10)
+    assert all(part.last_search == "ann" for part in loaded.parts) and len(set(ids.tolist())) == 10
+    loaded.configure_ann(AnnSettings(enabled=False))  # the serve-time switch reaches every part
+    exact, _ = loaded.recommend((q, q[::-1].copy()), 10)
+    assert all(part.last_search == "exact" for part in loaded.parts)
+    assert len(set(ids.tolist()) & set(exact.tolist())) >= 8  # the index changes little of the blend's list

@@ -183,6 +183,18 @@ class Blend(Recommender):
         for part in self.parts:
             part.warm_up()
 
+    # --- large catalogues (recommender.ann) -----------------------------------------------
+
+    def attach_ann(self, settings: Any, log: Any = lambda _: None) -> bool:
+        """Each factor part builds its own ANN indexes, so a blend of a large catalogue is searched like ALS."""
+        built = [part.attach_ann(settings, log) for part in self.parts if hasattr(part, "attach_ann")]
+        return any(built)
+
+    def configure_ann(self, settings: Any) -> None:
+        for part in self.parts:
+            if hasattr(part, "configure_ann"):
+                part.configure_ann(settings)
+
     # --- persistence ------------------------------------------------------------------------
 
     def arrays(self) -> dict[str, np.ndarray]:
