@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import time as _time
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -166,7 +167,7 @@ def customer_confidences(db: sqlite_utils.Database, settings: Settings, customer
     return confidences_of(store.customer_events(db, customer_id), settings, item_index, reference_time)
 
 
-def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, item_index: dict[str, int],
+def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, item_index: Mapping[str, int | None],
                    reference_time: int | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One customer's confidence row, by the same rules as the training matrix (for fold-in).
 
@@ -174,26 +175,34 @@ def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, 
     trained on) or from this customer's newest event, whichever is later, just
     as the training matrix counts from the newest event overall — but never
     from later than now, and events dated beyond the allowed skew are left out,
-    as in training.
+    as in training. ``item_index`` maps product ids to model rows (a request
+    passes the few of :func:`local_index`).
     """
-    # A customer has tens of events, so plain Python beats numpy's per-call overhead here.
-    weights, index = settings.event_weights, item_index
+    weights = settings.event_weights
     now = int(_time.time() if now is None else now)
     latest = now + settings.time.max_future_seconds
     kept = [(i, w, t) for i, w, t in
-            ((index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows)
+            ((item_index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows)
             if i is not None and w > 0 and t <= latest]
     if not kept:
         return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    table = np.array(kept, dtype=np.float64)  # item, weight, time: all exact in float64
+    weight = table[:, 1]
     half_life = settings.als.half_life_days
     if half_life > 0:
-        ref = min(max(max(t for _, _, t in kept), reference_time or 0), now)
-        scale = -1.0 / (SECONDS_PER_DAY * half_life)
-    summed: dict[int, float] = {}
-    for i, w, t in kept:
-        if half_life > 0:
-            w *= 2.0 ** ((ref - t) * scale)
-        summed[i] = summed.get(i, 0.0) + w
-    idx = np.fromiter(sorted(summed), dtype=np.int32, count=len(summed))
-    return idx, confidence(np.fromiter((summed[i] for i in idx.tolist()), dtype=np.float64, count=len(idx)),
-                           settings.als)
+        ref = min(max(float(table[:, 2].max()), float(reference_time or 0)), float(now))
+        weight = weight * np.exp2((table[:, 2] - ref) / (SECONDS_PER_DAY * half_life))  # halves per half-life of age
+    items, inverse = np.unique(table[:, 0].astype(np.int64), return_inverse=True)
+    summed = np.bincount(inverse, weights=weight, minlength=len(items))
+    return items.astype(np.int32), confidence(summed, settings.als)
+
+
+def local_index(rows: Sequence[tuple], item_index: Mapping[str, int]) -> dict[str, int | None]:
+    """The model rows of the products in ``rows`` (None = not in the model), each looked up once.
+
+    At a million products one lookup in the model's id map costs a couple of
+    microseconds here (its table is far larger than any cache), and a
+    customer's history names the same products again and again; the request
+    then reads this small map instead, for the fold-in and the exclusions alike.
+    """
+    return {p: item_index.get(p) for p in {row[0] for row in rows}}

@@ -24,7 +24,7 @@ retrain is personalized in both as soon as they have history:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import sqlite_utils
@@ -47,22 +47,27 @@ class Ranked:
     because: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
 
-def fold_in(model: Recommender, settings: Settings,
-            events: Sequence[Event]) -> tuple[object | None, np.ndarray, np.ndarray]:
-    """The customer's model state from their events (``None`` when no event touches a known product)."""
+def fold_in(model: Recommender, settings: Settings, events: Sequence[Event],
+            index: Mapping[str, int | None] | None = None) -> tuple[object | None, np.ndarray, np.ndarray]:
+    """The customer's model state from their events (``None`` when no event touches a known product).
+
+    ``index`` is :func:`recommender.interactions.local_index` of the events when the caller has it.
+    """
     reference = model.manifest.get("data", {}).get("reference_time")
     # By the confidence rules the model was trained with (selection may have chosen its own).
     items, conf = interactions.confidences_of(list(events), recipes.serving_settings(model, settings),
-                                              model.item_index, reference)
+                                              model.item_index if index is None else index, reference)
     if len(items) == 0:
         return None, items, conf
     return model.fold_in(items, conf), items, conf
 
 
-def purchased_items(model: Recommender, events: Sequence[Event], purchase_events: Sequence[str]) -> np.ndarray:
+def purchased_items(model: Recommender, events: Sequence[Event], purchase_events: Sequence[str],
+                    index: Mapping[str, int | None] | None = None) -> np.ndarray:
     """Model indices of the products these events bought (event types that mean "bought" in settings)."""
     kinds = set(purchase_events)
-    idx = {model.item_index.get(p) for p, e, _, _ in events if e in kinds}
+    index = model.item_index if index is None else index
+    idx = {index.get(p) for p, e, _, _ in events if e in kinds}
     idx.discard(None)
     return np.array(sorted(idx), dtype=np.int64)
 
@@ -75,14 +80,15 @@ def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, e
     The caller has checked consent. ``catalogue`` must be aligned with
     ``model`` (built from its ``item_ids``) and refreshed.
     """
-    vector, items, conf = fold_in(model, settings, events)
+    index = interactions.local_index(events, model.item_index)  # each product looked up once per request
+    vector, items, conf = fold_in(model, settings, events, index)
     if vector is None:
         return None
     # The catalogue's cached mask plus the few items this request leaves out: nothing per
     # request is as large as the catalogue (see Catalogue.allowed).
     allow, banned = catalogue.allowed(filters)
     if exclude_purchased:
-        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events)])
+        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events, index)])
     depth = n if diversity <= 0 else n * 10
     ranked, scores = model.recommend(vector, depth, exclude=banned, allow=allow)
     score_of = dict(zip(ranked.tolist(), scores.tolist()))
