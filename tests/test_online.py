@@ -287,6 +287,16 @@ def test_retention_drops_old_lists_and_the_list_ids_old_events_carry(measured):
                       [epoch(30)]).fetchone()[0] == 0
 
 
+def test_the_prune_reads_only_the_events_that_carry_a_list_id(measured):
+    db, _ = measured
+    # A shop's history: many old events without a list id (and no ANALYZE statistics), where the
+    # time index looks best to the planner and would visit all of them under the write lock.
+    store.upsert_interactions(db, [(("t1", "t2", "k1", "k2")[i % 4], "pA", "view", 1.0, 1_000_000 + i)
+                                   for i in range(3000)])
+    plan = " ".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + store.CLEAR_OLD_LIST_IDS, [2_000_000_000]))
+    assert "interactions_list" in plan and "interactions_time" not in plan, plan
+
+
 def test_cli_report_online(runner, measured):
     result = runner.invoke(cli, ["report", "online", "--json"])
     assert result.exit_code == 0, result.output

@@ -148,6 +148,14 @@ def forget_copy(db: sqlite_utils.Database, path: str | Path) -> None:
         db.execute("DELETE FROM copies WHERE path = ?", [str(Path(path).absolute())])
 
 
+# Read through the partial index of the few events that carry a list id: by the time index
+# the planner prefers, it would visit every event older than the cutoff (nearly all of a
+# shop's history) while holding the write lock, in every worker, every hour: 1.0 s at
+# 400,000 events, against 0.2 ms this way.
+CLEAR_OLD_LIST_IDS = ("UPDATE interactions INDEXED BY interactions_list SET list_id = NULL "
+                      "WHERE list_id IS NOT NULL AND occurred_at < ?")
+
+
 def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
     """Delete decision-log rows older than ``before`` (ISO UTC), and the list ids events older than it carry.
 
@@ -158,5 +166,5 @@ def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
     epoch = int(_dt.datetime.strptime(before, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp())
     with transaction(db):
         deleted = db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount
-        db.execute("UPDATE interactions SET list_id = NULL WHERE list_id IS NOT NULL AND occurred_at < ?", [epoch])
+        db.execute(CLEAR_OLD_LIST_IDS, [epoch])
         return deleted
