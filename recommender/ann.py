@@ -38,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ModelError
+from .model_base import top_k
 
 ARRAY = "ann_index"
 SIMILAR_ARRAY = "ann_similar_index"  # the same kind of index over unit-length factors: cosine for "similar"
@@ -241,3 +242,40 @@ class AnnIndex:
         _, found = self.index.search(q, int(min(count, self.index.ntotal)), params=params)
         found = found[0]
         return found[found >= 0]
+
+
+def overfetch(index: AnnIndex, query: np.ndarray, n: int, dropped: set[int], allow: np.ndarray | None,
+              info: FilterInfo | None, n_items: int, score: Callable[[np.ndarray], np.ndarray],
+              probes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Top-n of ``index``'s candidates for ``query``, re-checked and re-scored exactly; None when exact must answer.
+
+    Candidates outside ``allow`` or in ``dropped`` are left out and the rest
+    scored by ``score`` (the served score, never the index's approximation).
+    Over-fetches ``candidates`` (at least twice n + exclusions); when
+    re-checking leaves fewer than n while more are allowed (a customer whose
+    purchases fill their own neighbourhood), asks again for four times as
+    many, up to ``20 × candidates`` or 1 % of the catalogue, whichever is
+    more; past that, or with more exclusions than that, the caller scores
+    every product. A filter letting through under half the catalogue is
+    handed to faiss as a bitmap; a looser one is cheaper re-checked here.
+    """
+    limit = max(20 * index.candidates, n_items // 100)  # a heavy buyer's 1,383 purchases fit
+    count = max(index.candidates, 2 * (n + len(dropped)))
+    bits, share = None, 1.0
+    if info is not None:
+        share = info.count / max(1, n_items)
+        if share < 0.5:
+            bits, share = info.bits, 1.0
+    available = (n_items if info is None else info.count) - len(dropped)
+    while count <= limit:
+        found = index.propose(query, int(np.ceil(count / share)), bits, probes)
+        if allow is not None:
+            found = found[allow[found]]
+        if dropped:
+            found = np.fromiter((i for i in found.tolist() if i not in dropped), dtype=np.int64)
+        scores = score(found)
+        top = top_k(scores, n)
+        if len(top) >= n or len(top) >= available:
+            return found[top].astype(np.int64), scores[top]
+        count *= 4
+    return None

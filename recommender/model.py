@@ -161,38 +161,12 @@ class FactorModel(Recommender):
 
     def _ann_top(self, user_vector: np.ndarray, n: int, banned: np.ndarray, allow: np.ndarray | None,
                  info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
-        """Top-n from the index's candidates, re-checked and re-scored exactly; None when exact must answer.
-
-        Over-fetches ``candidates`` (at least twice n + exclusions); when
-        re-checking leaves fewer than n while more are allowed (a customer whose
-        purchases fill their own neighbourhood), asks again for four times as
-        many, up to ``20 × candidates`` or 1 % of the catalogue, whichever is
-        more; past that, or with more exclusions than that, every product is
-        scored (:meth:`_scan_top`).
-        """
-        dropped = set(banned.tolist())  # a customer's few purchases and ids: a set beats numpy's per-call cost
-        want = n + len(dropped)
-        limit = max(20 * self._ann.candidates, self.n_items // 100)  # a heavy buyer's 1,383 purchases fit
-        count = max(self._ann.candidates, 2 * want)
-        bits, share = None, 1.0
-        if info is not None:
-            share = info.count / max(1, self.n_items)
-            if share < 0.5:  # a loose filter (in stock): faiss's selector slows the scan more than re-checking
-                bits, share = info.bits, 1.0
-        available = (self.n_items if info is None else info.count) - len(dropped)
+        """Top-n from the index's candidates, re-scored by dot product (:func:`recommender.ann.overfetch`)."""
         u = np.asarray(user_vector, dtype=np.float32)
-        while count <= limit:
-            found = self._ann.propose(user_vector, int(np.ceil(count / share)), bits, self.ann_probes)
-            if allow is not None:
-                found = found[allow[found]]
-            if dropped:
-                found = np.fromiter((i for i in found.tolist() if i not in dropped), dtype=np.int64)
-            scores = np.asarray(self.item_factors[found], dtype=np.float32) @ u
-            top = _top_k(scores, n)
-            if len(top) >= n or len(top) >= available:
-                return found[top].astype(np.int64), scores[top]
-            count *= 4
-        return None
+        # a customer's few purchases and ids: a set beats numpy's per-call cost
+        return _ann.overfetch(self._ann, u, n, set(banned.tolist()), allow, info, self.n_items,
+                              lambda found: np.asarray(self.item_factors[found], dtype=np.float32) @ u,
+                              self.ann_probes)
 
     def attach_ann(self, settings: Any, log: Any = lambda _: None) -> bool:
         """Build the ANN index into this model when settings ask for it and the catalogue is large enough.
@@ -282,31 +256,13 @@ class FactorModel(Recommender):
     def _ann_similar_top(self, item_index: int, n: int, allow: np.ndarray | None,
                          info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
         """Top-n by cosine from the cosine index's candidates; None when every product must be scored."""
-        index = self._ann_similar
         y = np.asarray(self.item_factors)
         length = float(np.linalg.norm(y[item_index]))
         if length == 0:
             return None  # no direction to be near: the scan answers (every cosine is 0)
         query = np.asarray(y[item_index], dtype=np.float32) / length
-        bits, share = None, 1.0
-        if info is not None:
-            share = info.count / max(1, self.n_items)
-            if share < 0.5:
-                bits, share = info.bits, 1.0
-        available = (self.n_items if info is None else info.count) - 1
-        count = max(index.candidates, 2 * (n + 1))
-        limit = max(20 * index.candidates, self.n_items // 100)
-        while count <= limit:
-            found = index.propose(query, int(np.ceil(count / share)), bits)
-            found = found[found != item_index]
-            if allow is not None:
-                found = found[allow[found]]
-            scores = self._cosines(item_index, found)
-            top = _top_k(scores, n)
-            if len(top) >= n or len(top) >= available:
-                return found[top].astype(np.int64), scores[top]
-            count *= 4
-        return None
+        return _ann.overfetch(self._ann_similar, query, n, {item_index}, allow, info, self.n_items,
+                              lambda found: self._cosines(item_index, found))
 
     # --- fold-in and explanations ------------------------------------------
 

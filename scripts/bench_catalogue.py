@@ -110,7 +110,7 @@ def main() -> None:
     t_return = time.perf_counter() - started
     waits = []
     sample = item_ids[:10]
-    while serving._job is not None:  # a request's catalogue work, timed while the thread reads
+    while not serving.wait(timeout=0):  # a request's catalogue work, timed while the thread reads
         t0 = time.perf_counter()
         serving.allowed(ListFilters())
         [serving.describe(p) for p in sample]

@@ -220,13 +220,13 @@ def test_a_serving_catalogue_reads_a_large_change_in_the_background_and_never_se
     batch.refresh(db)
     store.upsert_products(db, [product(i, price=5.0) for i in range(total)])
     batch.refresh(db)
-    assert batch.background_reads == 0 and batch._job is None
+    assert batch.background_reads == 0 and batch.wait(timeout=0)
     assert allowed_by_catalogue(batch, ListFilters(max_price=5.0)) == allowed_by_sql(db, 5.0)
     # a forced refresh (an id the catalogue does not know yet) waits for a running read, then reads the rest
     serving.refresh(db)
     store.upsert_products(db, [product(9999, price=2.0)])
     serving.refresh(db, force=True)
-    assert serving._job is None and serving.products["p9999"]["price"] == 2.0
+    assert serving.wait(timeout=0) and serving.products["p9999"]["price"] == 2.0
     assert allowed_by_catalogue(serving, ListFilters(max_price=5.0)) == allowed_by_sql(db, 5.0)
 
 
