@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import sqlite_utils
 
+from . import store
+
 
 # Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
@@ -167,14 +169,6 @@ def _today() -> int:
     return int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
 
 
-def _file_of(db: sqlite_utils.Database) -> str | None:
-    """The file of the connection's main database (None in memory: no other connection can read it)."""
-    for _, name, path in db.execute("PRAGMA database_list").fetchall():
-        if name == "main":
-            return path or None
-    return None
-
-
 def _latest_change(db: sqlite_utils.Database) -> int | None:
     """The newest ``product_changes`` sequence number (0 when empty); None on a schema without the table."""
     try:
@@ -265,8 +259,8 @@ class Catalogue:
                     # Counted up to the limit only: listing a million changed ids would itself take a second.
                     logged = db.execute("SELECT count(*) FROM (SELECT 1 FROM product_changes WHERE seq > ? LIMIT ?)",
                                         [self.seq, BACKGROUND_ROWS + 1]).fetchone()[0]
-                    path = _file_of(db) if logged > BACKGROUND_ROWS else None
-                    if path:
+                    path = store.database_path(db) if logged > BACKGROUND_ROWS else None
+                    if path:  # "" in memory: no other connection could read it
                         self._start_background(path)
                         return None
                 changed = [r[0] for r in db.execute(
@@ -286,8 +280,6 @@ class Catalogue:
 
     def _start_background(self, path: str) -> None:
         """Read the changes on a connection of its own, then swap them in (called holding the lock)."""
-        from . import store  # the store imports nothing of this module; imported late to keep it light
-
         def run() -> None:
             try:
                 db = store.connect(path, migrate=False)
