@@ -12,6 +12,12 @@ In one run, on loopback only:
 4. ``raw``: ``item_factors @ user`` plus top-10 (argpartition + sort) in numpy,
    for the same model size, in one single-threaded process per core (as the
    server's workers run it), all cores busy at once.
+5. ``floor``: :func:`floor_app`, the same contract (key, consent, the
+   customer's current history, fold-in, the model's own search, purchases left
+   out, ten ids as JSON) written as directly as Python allows, under the same
+   gunicorn settings: a lower bound for any server of this contract on this
+   stack. ``floor / (bare + raw or ann)`` says whether a ratio target is
+   reachable here at all; ``ours / floor`` is what our own code adds.
 
 With ``--norms retail`` the model is not the synthetic generator's: implicit
 ALS is fitted on the Online Retail data set (``--retail-csv``; imported with
@@ -34,7 +40,7 @@ keep-alive connections for at most ``--requests`` requests or ``--seconds``.
 it off, to show what logging every served list costs. Cost per request =
 elapsed wall time / requests completed, so every number is
 "machine time per request" with the same client overhead. All servers run at
-once and ``--rounds`` interleaved rounds are measured (bare, ours, ours_nolog,
+once and ``--rounds`` interleaved rounds are measured (bare, floor, ours, ours_nolog,
 raw, then again), so noise from a shared machine hits every kind alike; the
 median round is reported. Prints req/s, p50, p99, errors for each and
 ``ours / (bare + raw)`` (target <= 1.25), or with an ANN index
@@ -208,11 +214,79 @@ def bare_app():
     return app
 
 
+def floor_app():
+    """The least a server of this contract can do per request, written as directly as Python allows.
+
+    Same gunicorn settings, model artifact, key and customers as ``ours``: check
+    the key (one indexed query), read consent and the history (one query each),
+    map the history's products to model rows, turn it into confidences by the
+    model's recipe, then the model's own scoring (``fold_in`` + ``recommend``,
+    what ``raw``/``ann`` time alone) with the customer's purchases excluded,
+    and ten ids as JSON. No service layer, catalogue filters, decision log,
+    metrics, request validation or list ids: a lower bound for ``ours``. So
+    ``floor / (bare + scoring)`` says what any server of this contract on this
+    stack can reach, and ``ours / floor`` what our own code adds to it.
+    """
+    import hashlib
+    import sqlite3
+
+    from flask import Flask, abort, jsonify, request
+    from threadpoolctl import threadpool_limits
+
+    from recommender import recipes, registry
+    from recommender.config import load_settings
+    from recommender.interactions import confidence
+
+    threadpool_limits(1)
+    settings = load_settings()
+    model = registry.Registry(settings.model_dir).load()
+    model.warm_up()
+    rules = recipes.serving_settings(model, settings)
+    weights, half_life, als = rules.event_weights, rules.als.half_life_days, rules.als
+    reference = float(model.manifest.get("data", {}).get("reference_time") or 0)
+    purchases = set(settings.purchase_events)
+    index_of, ids = model.item_index, model.item_ids
+    conn = sqlite3.connect(str(settings.db), check_same_thread=False)
+    app = Flask("floor")
+
+    @app.get("/floor/<customer_id>")
+    def floor(customer_id: str):
+        digest = hashlib.sha256(request.headers.get("Authorization", "")[7:].encode()).hexdigest()
+        if conn.execute("SELECT 1 FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", [digest]).fetchone() is None:
+            abort(401)
+        row = conn.execute("SELECT k.granted FROM customers c LEFT JOIN consents k ON k.customer_id = c.id "
+                           "AND k.purpose = 'personalization' WHERE c.id = ?", [customer_id]).fetchone()
+        if row is None or not row[0]:
+            abort(404)
+        events = conn.execute("SELECT product_id, event_type, quantity, occurred_at FROM interactions "
+                              "WHERE customer_id = ?", [customer_id]).fetchall()
+        local = {p: index_of.get(p) for p in {e[0] for e in events}}
+        table = np.array([(local[p], weights.get(e, 0.0) * q, t) for p, e, q, t in events if local[p] is not None],
+                         dtype=np.float64).reshape(-1, 3)
+        weight = table[:, 1]
+        if half_life > 0 and len(table):
+            weight = weight * np.exp2((table[:, 2] - max(table[:, 2].max(), reference)) / (86400.0 * half_life))
+        items, inverse = np.unique(table[:, 0].astype(np.int64), return_inverse=True)
+        state = model.fold_in(items, confidence(np.bincount(inverse, weights=weight), als))
+        if state is None:
+            abort(404)
+        bought = np.array(sorted({local[p] for p, e, _, _ in events if e in purchases} - {None}), dtype=np.int64)
+        top, scores = model.recommend(state, 10, exclude=bought)
+        return jsonify({"mode": "personalized", "items": [{"product_id": ids[i], "score": float(s)}
+                                                          for i, s in zip(top.tolist(), scores.tolist())]})
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"
+
+    return app
+
+
 def start_server(kind: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
     env = {**os.environ, "RECOMMENDER_DB": str(workdir / "shop.db"), "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
            "RECOMMENDER_ALS_FACTORS": "64",
            "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true"}
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", "bare" if kind == "bare" else "ours",
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind if kind in ("bare", "floor") else "ours",
                              "--port", str(port), "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"server-{kind}.log", "w"),
                             cwd=str(workdir))
@@ -368,7 +442,7 @@ def main() -> None:
     parser.add_argument("--retail-csv", type=Path,
                         default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz")
     parser.add_argument("--noise", type=float, default=0.25, help="relative noise of the scaled-up factors")
-    parser.add_argument("--serve", choices=["ours", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["ours", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -381,8 +455,8 @@ def main() -> None:
         serve_options = server.gunicorn_options
         server.gunicorn_options = lambda *a: {**serve_options(*a), "timeout": 600}
         options = server.gunicorn_options("127.0.0.1", args.port, workers)
-        if args.serve == "bare":
-            server.run_wsgi(bare_app, options)
+        if args.serve in ("bare", "floor"):
+            server.run_wsgi(bare_app if args.serve == "bare" else floor_app, options)
         else:
             from recommender.config import load_settings
 
@@ -399,13 +473,13 @@ def main() -> None:
     token = read_key(args.workdir / "shop.db")
     rng = np.random.default_rng(1)
     customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
-    kinds = ("bare", "ours", "ours_nolog")
+    kinds = ("bare", "floor", "ours", "ours_nolog")
     servers, ports = {}, {}
     try:
         for kind in kinds:  # all up at once, so the rounds below can interleave them
             ports[kind] = free_port()
             servers[kind] = start_server(kind, ports[kind], workers, args.workdir)
-        paths = {kind: ([f"/bare/{c}" for c in customers] if kind == "bare"
+        paths = {kind: ([f"/{kind}/{c}" for c in customers] if kind in ("bare", "floor")
                         else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]) for kind in kinds}
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:  # warm up every worker: a large model and catalogue take a while to load
@@ -436,7 +510,7 @@ def main() -> None:
           f"concurrency {args.concurrency}; {os.cpu_count()} cores; {args.rounds} interleaved rounds of "
           f"{args.requests} requests (median round shown); ours: mode {sample['mode']}, {auth}")
     print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
-    for kind in ("ours", "ours_nolog", "bare", "raw", "ann"):
+    for kind in ("ours", "ours_nolog", "floor", "bare", "raw", "ann"):
         if kind not in results:
             continue
         r = results[kind]
@@ -460,6 +534,12 @@ def main() -> None:
         print(f"ratio ours / (bare + raw) = {ratio:.2f} (target <= 1.25); p99 ours {results['ours']['p99']:.1f} ms "
               f"(target < 20 ms); p99 ours / bare = {results['ours']['p99'] / results['bare']['p99']:.2f}; "
               f"errors {results['ours']['errors']}")
+    scoring = results["ann" if has_ann else "raw"]
+    floor = results["floor"]
+    print(f"floor (the contract's least work, see floor_app): floor / (bare + {'ann' if has_ann else 'raw'}) = "
+          f"{floor['cost_ms'] / (results['bare']['cost_ms'] + scoring['cost_ms']):.2f}, p99 floor / bare = "
+          f"{floor['p99'] / results['bare']['p99']:.2f}; ours / floor = {results['ours']['cost_ms'] / floor['cost_ms']:.2f}, "
+          f"p99 ours / floor = {results['ours']['p99'] / floor['p99']:.2f}; errors {floor['errors']}")
     print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
           f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
 

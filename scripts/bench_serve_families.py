@@ -20,7 +20,10 @@ with a read key, decision log on), ``bare`` (a fixed ten-item list from Flask
 under the same gunicorn settings) and ``raw`` (the family's own scoring and
 top-10 for the customer's training history, in one single-threaded process per
 core, all at once: ``model.fold_in`` + ``model.recommend``, no HTTP, database
-or filters). Prints each and ``ours / (bare + raw)`` (target <= 1.25).
+or filters), and ``floor`` (:func:`bench_serve.floor_app`: the same contract written
+as directly as Python allows, around the same scoring). Prints each,
+``ours / (bare + raw)`` (target <= 1.25), ``floor / (bare + raw)`` (what any
+server of this contract reaches here) and ``ours / floor`` (what our code adds).
 
     python scripts/bench_serve_families.py [--family ease,itemgraph,als] [--rounds 3] [--requests 2000]
 """
@@ -163,14 +166,14 @@ def bench_family(family: str, workdir: Path, args, workers: int) -> dict:
     token = bench_serve.read_key(workdir / "shop.db")
     rng = np.random.default_rng(1)
     customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
-    kinds = ("bare", "ours")
+    kinds = ("bare", "floor", "ours")
     servers, ports = {}, {}
     rounds: dict[str, list[dict]] = {kind: [] for kind in (*kinds, "raw")}
     try:
         for kind in kinds:
             ports[kind] = bench_serve.free_port()
             servers[kind] = bench_serve.start_server(kind, ports[kind], workers, workdir)
-        paths = {"bare": [f"/bare/{c}" for c in customers],
+        paths = {"bare": [f"/bare/{c}" for c in customers], "floor": [f"/floor/{c}" for c in customers],
                  "ours": [f"/v1/customers/{c}/recommendations?n=10" for c in customers]}
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:
@@ -186,6 +189,7 @@ def bench_family(family: str, workdir: Path, args, workers: int) -> dict:
             proc.wait(timeout=30)
     results = {kind: bench_serve.summarise(runs) for kind, runs in rounds.items()}
     results["ratio"] = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["raw"]["cost_ms"])
+    results["floor_ratio"] = results["floor"]["cost_ms"] / (results["bare"]["cost_ms"] + results["raw"]["cost_ms"])
     results["how"] = how
     return results
 
@@ -222,12 +226,14 @@ def main() -> None:
         print(f"\n{r['how']}; gunicorn {workers} sync workers; concurrency {args.concurrency}; "
               f"{os.cpu_count()} cores; {args.rounds} interleaved rounds of {args.requests} requests (median round)")
         print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
-        for kind in ("ours", "bare", "raw"):
+        for kind in ("ours", "floor", "bare", "raw"):
             k = r[kind]
             print(f"{kind:10}{k['rps']:>9.0f}{k['cost_ms']:>9.2f}{k['p50']:>9.2f}{k['p99']:>9.2f}{k['errors']:>8}"
                   f"{k['requests']:>10}")
         print(f"{family}: ratio ours / (bare + raw) = {r['ratio']:.2f} (target <= 1.25); "
-              f"p99 ours {r['ours']['p99']:.1f} ms; errors {r['ours']['errors']}", flush=True)
+              f"p99 ours {r['ours']['p99']:.1f} ms; errors {r['ours']['errors']}; floor / (bare + raw) = "
+              f"{r['floor_ratio']:.2f}, ours / floor = {r['ours']['cost_ms'] / r['floor']['cost_ms']:.2f} "
+              f"(the contract's least work: bench_serve.floor_app)", flush=True)
 
 
 if __name__ == "__main__":
