@@ -124,7 +124,8 @@ class _Rows(Mapping):
         return _Rows(self.index, self.columns, self.changed, self.added, visible)
 
     def row(self, j: int) -> tuple:
-        return tuple(c[j] for c in self.columns)
+        ids, names, cats, prices, stocks, hiddens, untils = self.columns
+        return ids[j], names[j], cats[j], prices[j], stocks[j], hiddens[j], untils[j]
 
     @property
     def ids(self) -> list[str]:
@@ -526,14 +527,17 @@ class Catalogue:
     # --- presenting ---------------------------------------------------------------------
 
     def describe(self, product_id: str) -> dict[str, Any]:
-        row = self.products.get(product_id, {})
-        return {
-            "product_id": product_id,
-            "name": row.get("name"),
-            "category": row.get("category"),
-            "price": row.get("price"),
-            "in_stock": row.get("in_stock"),
-        }
+        """The fields a list shows of a product (None for one the catalogue does not hold).
+
+        Ten per list: read straight from the snapshot's columns, without the full
+        row dict of :attr:`products`.
+        """
+        rows = self._snap.products
+        j = rows.index.get(product_id)
+        if j is None:
+            return {"product_id": product_id, "name": None, "category": None, "price": None, "in_stock": None}
+        r = rows.changed.get(product_id) or rows.row(j)
+        return {"product_id": product_id, "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4]}
 
     def diversify(self, ranked: Sequence[int], n: int, diversity: float) -> list[int]:
         """At most ``max(1, ceil(n · (1 − diversity)))`` items of one category, in rank order."""
