@@ -219,13 +219,14 @@ def floor_app():
 
     Same gunicorn settings, model artifact, key and customers as ``ours``: check
     the key (one indexed query), read consent and the history (one query each),
-    map the history's products to model rows, turn it into confidences by the
-    model's recipe, then the model's own scoring (``fold_in`` + ``recommend``,
-    what ``raw``/``ann`` time alone) with the customer's purchases excluded,
-    and ten ids as JSON. No service layer, catalogue filters, decision log,
-    metrics, request validation or list ids: a lower bound for ``ours``. So
-    ``floor / (bare + scoring)`` says what any server of this contract on this
-    stack can reach, and ``ours / floor`` what our own code adds to it.
+    then the domain's own steps with nothing around them: the history's
+    confidences by the model's recipe (``interactions.confidences_of``), the
+    model's scoring (``fold_in`` + ``recommend``, what ``raw``/``ann`` time
+    alone) with the customer's purchases excluded, and ten ids as JSON. No
+    service layer, catalogue filters, decision log, metrics, request validation
+    or list ids: a lower bound for ``ours``. So ``floor / (bare + scoring)``
+    says what any server of this contract on this stack can reach, and
+    ``ours / floor`` what our own code adds to it.
     """
     import hashlib
     import sqlite3
@@ -233,19 +234,15 @@ def floor_app():
     from flask import Flask, abort, jsonify, request
     from threadpoolctl import threadpool_limits
 
-    from recommender import recipes, registry
+    from recommender import interactions, ranking, recipes, registry
     from recommender.config import load_settings
-    from recommender.interactions import confidence
 
     threadpool_limits(1)
     settings = load_settings()
     model = registry.Registry(settings.model_dir).load()
     model.warm_up()
     rules = recipes.serving_settings(model, settings)
-    weights, half_life, als = rules.event_weights, rules.als.half_life_days, rules.als
-    reference = float(model.manifest.get("data", {}).get("reference_time") or 0)
-    purchases = set(settings.purchase_events)
-    index_of, ids = model.item_index, model.item_ids
+    reference = model.manifest.get("data", {}).get("reference_time")
     conn = sqlite3.connect(str(settings.db), check_same_thread=False)
     app = Flask("floor")
 
@@ -260,19 +257,14 @@ def floor_app():
             abort(404)
         events = conn.execute("SELECT product_id, event_type, quantity, occurred_at FROM interactions "
                               "WHERE customer_id = ?", [customer_id]).fetchall()
-        local = {p: index_of.get(p) for p in {e[0] for e in events}}
-        table = np.array([(local[p], weights.get(e, 0.0) * q, t) for p, e, q, t in events if local[p] is not None],
-                         dtype=np.float64).reshape(-1, 3)
-        weight = table[:, 1]
-        if half_life > 0 and len(table):
-            weight = weight * np.exp2((table[:, 2] - max(table[:, 2].max(), reference)) / (86400.0 * half_life))
-        items, inverse = np.unique(table[:, 0].astype(np.int64), return_inverse=True)
-        state = model.fold_in(items, confidence(np.bincount(inverse, weights=weight), als))
+        local = interactions.local_index(events, model.item_index)
+        items, conf = interactions.confidences_of(events, rules, local, reference)
+        state = model.fold_in(items, conf)
         if state is None:
             abort(404)
-        bought = np.array(sorted({local[p] for p, e, _, _ in events if e in purchases} - {None}), dtype=np.int64)
-        top, scores = model.recommend(state, 10, exclude=bought)
-        return jsonify({"mode": "personalized", "items": [{"product_id": ids[i], "score": float(s)}
+        top, scores = model.recommend(state, 10, exclude=ranking.purchased_items(model, events,
+                                                                                 settings.purchase_events, local))
+        return jsonify({"mode": "personalized", "items": [{"product_id": model.item_ids[i], "score": float(s)}
                                                           for i, s in zip(top.tolist(), scores.tolist())]})
 
     @app.get("/healthz")
