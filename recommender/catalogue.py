@@ -534,9 +534,7 @@ class Catalogue:
         """
         rows = self._snap.products
         j = rows.index.get(product_id)
-        if j is None:
-            return {"product_id": product_id, "name": None, "category": None, "price": None, "in_stock": None}
-        r = rows.changed.get(product_id) or rows.row(j)
+        r = (None,) * 5 if j is None else rows.changed.get(product_id) or rows.row(j)
         return {"product_id": product_id, "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4]}
 
     def diversify(self, ranked: Sequence[int], n: int, diversity: float) -> list[int]:

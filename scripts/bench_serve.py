@@ -217,9 +217,10 @@ def bare_app():
 def floor_app():
     """The least a server of this contract can do per request, written as directly as Python allows.
 
-    Same gunicorn settings, model artifact, key and customers as ``ours``: check
-    the key (one indexed query), read consent and the history (one query each),
-    then the domain's own steps with nothing around them: the history's
+    Same gunicorn settings, model artifact, key and customers as ``ours``: the
+    domain's own steps with nothing around them — the key
+    (``keys.lookup``), consent and the history (``store.customer_consent``,
+    ``store.customer_events``: one query each), the history's
     confidences by the model's recipe (``interactions.confidences_of``), the
     model's scoring (``fold_in`` + ``recommend``, what ``raw``/``ann`` time
     alone) with the customer's purchases excluded, and ten ids as JSON. No
@@ -228,13 +229,10 @@ def floor_app():
     says what any server of this contract on this stack can reach, and
     ``ours / floor`` what our own code adds to it.
     """
-    import hashlib
-    import sqlite3
-
     from flask import Flask, abort, jsonify, request
     from threadpoolctl import threadpool_limits
 
-    from recommender import interactions, ranking, recipes, registry
+    from recommender import interactions, keys, ranking, recipes, registry, store
     from recommender.config import load_settings
 
     threadpool_limits(1)
@@ -243,20 +241,16 @@ def floor_app():
     model.warm_up()
     rules = recipes.serving_settings(model, settings)
     reference = model.manifest.get("data", {}).get("reference_time")
-    conn = sqlite3.connect(str(settings.db), check_same_thread=False)
+    db = store.connect(settings.db, migrate=False)
     app = Flask("floor")
 
     @app.get("/floor/<customer_id>")
     def floor(customer_id: str):
-        digest = hashlib.sha256(request.headers.get("Authorization", "")[7:].encode()).hexdigest()
-        if conn.execute("SELECT 1 FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", [digest]).fetchone() is None:
+        if keys.lookup(db, request.headers.get("Authorization", "")[7:]) is None:
             abort(401)
-        row = conn.execute("SELECT k.granted FROM customers c LEFT JOIN consents k ON k.customer_id = c.id "
-                           "AND k.purpose = 'personalization' WHERE c.id = ?", [customer_id]).fetchone()
-        if row is None or not row[0]:
+        if not all(store.customer_consent(db, customer_id, interactions.PERSONALIZATION)):
             abort(404)
-        events = conn.execute("SELECT product_id, event_type, quantity, occurred_at FROM interactions "
-                              "WHERE customer_id = ?", [customer_id]).fetchall()
+        events = store.customer_events(db, customer_id)
         local = interactions.local_index(events, model.item_index)
         items, conf = interactions.confidences_of(events, rules, local, reference)
         state = model.fold_in(items, conf)
