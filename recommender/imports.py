@@ -128,7 +128,6 @@ class _Clock:
 
 def _parse_customers(db, path, settings, progress):
     errors, seen, out = _Errors(path), {}, []
-    now = store.utcnow()
     clock = _Clock(settings)
     latest_day = past_date_limit()
     for line, row in _rows(path, REQUIRED["customers"], progress):
@@ -148,7 +147,7 @@ def _parse_customers(db, path, settings, progress):
                 cid, email, _text(row, "name"),
                 parse_date(birth, latest=latest_day, what="birth_date").isoformat() if birth else None,
                 parse_date(anniversary, latest=latest_day, what="anniversary_date").isoformat() if anniversary else None,
-                tz, clock.iso(created, "created_at") if created else now,
+                tz, clock.iso(created, "created_at") if created else None,  # None: see import_file
             ))
         except ValueError as exc:
             errors.add(line, str(exc))
@@ -276,7 +275,11 @@ def import_file(
         result.skipped["erased"] = erased_lines
     with store.transaction(db):
         if kind == "customers":
-            before = store.existing_ids(db, "customers")
+            # A blank created_at is "now" for a new customer and the stored time for a known one:
+            # re-importing the same file must not move when a customer joined.
+            before = store.customers_created(db)
+            now = store.utcnow()
+            rows = [r if r[6] is not None else (*r[:6], before.get(r[0], now)) for r in rows]
             store.upsert_customers(db, rows)
             result.new = sum(1 for r in rows if r[0] not in before)
         elif kind == "products":

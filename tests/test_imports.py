@@ -174,3 +174,13 @@ def test_online_retail_import(db, settings):
     assert 380_000 < total[0] <= 397_924
     assert db.execute("SELECT count(DISTINCT customer_id || '/' || product_id) FROM interactions").fetchone()[0] == 266_802
     assert len(store.consenting_customers(db, "personalization")) == 4339
+
+
+def test_reimporting_a_customer_without_created_at_keeps_when_they_joined(small_shop, settings, tmp_path):
+    # c3's line has no created_at: "now" when the customer is new, never a new time for a known one
+    # (the old import rewrote it on every re-import; a test comparing rows caught it only across a second).
+    db = small_shop
+    db.execute("UPDATE customers SET created_at = '2020-01-01T00:00:00Z' WHERE id = 'c3'")
+    result = imports.import_file(db, "customers", tmp_path / "customers.csv", settings)
+    assert result.new == 0
+    assert db.execute("SELECT created_at FROM customers WHERE id = 'c3'").fetchone()[0] == "2020-01-01T00:00:00Z"

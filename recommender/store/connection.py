@@ -183,6 +183,11 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
     return {t: db[t].count for t in TABLES if db[t].exists()}
 
 
+def customers_created(db: sqlite_utils.Database) -> dict[str, str]:
+    """Every customer's id and ``created_at``."""
+    return dict(db.execute("SELECT id, created_at FROM customers").fetchall())
+
+
 def existing_ids(db: sqlite_utils.Database, table: str) -> set[str]:
     if table not in ("customers", "products"):
         raise ValueError(table)
