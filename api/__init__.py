@@ -1,6 +1,6 @@
 """The HTTP face of the engine: a Flask application factory and one blueprint per resource.
 
-Views parse, call one function of :mod:`recommender.service` and return its
+Views parse, call one function of :mod:`recommender.serving.service` and return its
 result (the request's database and the service handle come from :mod:`api.db`); every error becomes ``{"error": {"code", "message"}}`` in
 :mod:`api.errors`, the one place that maps exceptions to status codes.
 """
@@ -14,7 +14,7 @@ from flask import Flask, g
 
 from recommender import store
 from recommender.config import Settings, load_settings
-from recommender.service import LiveModel, Service
+from recommender.serving.service import LiveModel, Service
 
 log = logging.getLogger("recommender.api")
 

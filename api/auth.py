@@ -14,30 +14,18 @@ the log says so when the app starts.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from flask import Flask, g, request
 
-from recommender import keys
+from recommender.serving import keys
+from recommender.values import is_loopback  # noqa: F401  (part of this module's face: api.auth.is_loopback)
 
 from .db import get_db
 from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger("recommender.api")
 OPEN_HEADER = "open (serve --open: no API key needed from this machine)"
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bearer_token(header: str) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from recommender.catalogue import ListFilters
-from recommender.service import ListOptions
+from recommender.serving.catalogue import ListFilters
+from recommender.serving.service import ListOptions
 
 from .db import get_db, get_service
 from .metrics import served

@@ -10,7 +10,7 @@ import threading
 from flask import current_app, g
 
 from recommender import store
-from recommender.service import Service
+from recommender.serving.service import Service
 
 _local = threading.local()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from recommender import events
+from recommender.ingest import events
 
 from .db import get_db, get_service
 from .metrics import EVENTS

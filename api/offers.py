@@ -7,7 +7,8 @@ from typing import Literal
 from flask import Blueprint
 from pydantic import BaseModel, Field, field_validator
 
-from recommender import campaigns, occasions
+from recommender import campaigns
+from recommender.campaigns import occasions
 from recommender.errors import ValidationError
 
 from .db import get_db, get_service

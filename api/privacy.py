@@ -7,7 +7,9 @@ from typing import Any
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field
 
-from recommender import consent, privacy
+from recommender import privacy
+from recommender.ingest import consent
+from recommender import store
 
 from .db import get_db
 from .schema import Body, endpoint
@@ -89,7 +91,7 @@ def actor() -> str:
 @endpoint("/v1/customers/<customer_id>/consents", role="admin", response=Consents)
 def get_consents(customer_id: str):
     """Every configured purpose for the customer; unrecorded means not granted."""
-    return consent.current(get_db(), settings(), customer_id)
+    return store.consent_state(get_db(), settings(), customer_id)
 
 
 @bp.put("/<customer_id>/consents")
@@ -109,7 +111,7 @@ def put_consents(customer_id: str, body: ConsentChange):
 @endpoint("/v1/customers/<customer_id>/consents/history", role="admin", response=ConsentHistory)
 def consent_history(customer_id: str):
     """Every consent change of the customer in the order recorded: decided and recorded times, source, actor."""
-    return consent.history(get_db(), settings(), customer_id)
+    return store.consent_timeline(get_db(), settings(), customer_id)
 
 
 @bp.delete("/<customer_id>")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from recommender.errors import ConfigError
 
 ENV_PREFIX = "RECOMMENDER_"
 
@@ -52,7 +52,7 @@ class ALSSettings:
 
 @dataclass
 class EASESettings:
-    """EASE^R (:mod:`recommender.families.ease`): closed form, dense in the active products."""
+    """EASE^R (:mod:`recommender.models.families.ease`): closed form, dense in the active products."""
 
     # λ of G = XᵀX + λI. X holds confidences (1 + α·log1p(weighted count), about 2-10), so λ is
     # on the scale of squared confidences: ~20x the few hundred published for binary data. 5000 was
@@ -64,7 +64,7 @@ class EASESettings:
 
 @dataclass
 class ItemGraphSettings:
-    """Sparse item-item graphs (:mod:`recommender.families.itemgraph`), for any catalogue size."""
+    """Sparse item-item graphs (:mod:`recommender.models.families.itemgraph`), for any catalogue size."""
 
     # "rp3beta" (random walk, Paudel et al. 2017) or "itemknn" (cosine with shrinkage).
     method: str = "rp3beta"
@@ -130,7 +130,7 @@ class RetentionSettings:
 
 @dataclass
 class GateSettings:
-    """The release gate's health checks (see :mod:`recommender.gate`)."""
+    """The release gate's health checks (see :mod:`recommender.training.gate`)."""
 
     # Relative NDCG the new settings may lose against the current model's settings, both
     # fitted and scored on tonight's split (0 = must be at least as good).
@@ -155,7 +155,7 @@ class TimeSettings:
 
 @dataclass
 class SelectionSettings:
-    """Per-shop model selection on a validation split of the training period (see :mod:`recommender.selection`).
+    """Per-shop model selection on a validation split of the training period (see :mod:`recommender.training.selection`).
 
     Grids are relative or shop-independent on purpose: the same defaults must
     work for a shop nobody has looked at.
@@ -248,7 +248,7 @@ class OnlineSettings:
 
 @dataclass
 class AnnSettings:
-    """Approximate nearest-neighbour search for large catalogues (see :mod:`recommender.ann`).
+    """Approximate nearest-neighbour search for large catalogues (see :mod:`recommender.models.ann`).
 
     Below ``min_products`` the exact search is as fast and is what serves; from
     there on a publish builds a faiss index into the artifact (``pip install

@@ -21,6 +21,7 @@ into UTC) and no absurd value reaches the model or the database:
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import functools
 import math
 import re
@@ -207,3 +208,15 @@ def parse_id(text: str, *, what: str = "id") -> str:
     if bad:
         raise ValueError(f"{what} {show(value)} contains a control character (U+{ord(bad.group()):04X})")
     return value
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -5,12 +5,12 @@ For each ``--sizes`` entry, in one process with BLAS and faiss on one thread
 (as a server worker runs): the item factors of the model the real retrain job
 fits on Online Retail, scaled up to that many products by sampling them with
 noise (as ``bench_serve.py --norms retail``); the ANN index built by the
-publish-time code (:meth:`recommender.model.FactorModel.attach_ann`, probes
+publish-time code (:meth:`recommender.models.factor.FactorModel.attach_ann`, probes
 calibrated to ``ann.target_recall``); then, for the other half's factor
 vectors, side by side:
 
 - ``exact``: :meth:`FactorModel.recommend` with ANN off (the norm-bounded scan
-  of :mod:`recommender.topk`), with the share of the catalogue it scored;
+  of :mod:`recommender.models.topk`), with the share of the catalogue it scored;
 - ``ann``: the same call with the index on (propose, re-check, re-score);
 - ``full``: ``item_factors @ u`` + top-10 in numpy, every product scored.
 
@@ -57,7 +57,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from recommender.config import AnnSettings
-    from recommender.model import FactorModel
+    from recommender.models.factor import FactorModel
 
     threadpool_limits(1)
     base = args.base or Path(f"/tmp/recommender-bench-serve-retail-retail-{args.factors}")

@@ -13,7 +13,7 @@
    timed: ``recommender.campaigns.run`` (the function behind ``recommender
    campaign run``), writing the ledger, the decision log and a CSV export
    (replaced with ``force``). Personal lists fold in each customer's current
-   history through :mod:`recommender.ranking`, as the API does.
+   history through :mod:`recommender.serving.ranking`, as the API does.
 
 It prints the time, the counts, and whether every eligible customer (in the
 window, with marketing consent) got an offer. Target: <= 30 s.
@@ -40,7 +40,8 @@ ZONES = ["Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angel
 
 
 def make_shop(workdir: Path, customers: int, products: int, active: int, events: int, seed: int) -> None:
-    from recommender import store, training
+    from recommender import store
+    from recommender.training import run as training
     from recommender.config import load_settings
 
     shutil.rmtree(workdir, ignore_errors=True)

@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from recommender import store
-    from recommender.catalogue import Catalogue, ListFilters
+    from recommender.serving.catalogue import Catalogue, ListFilters
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-catalogue-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from api import create_app  # noqa: E402
-from recommender import imports, keys, store, training  # noqa: E402
+from recommender import store
+from recommender.ingest import imports
+from recommender.serving import keys
+from recommender.training import run as training  # noqa: E402
 from recommender.config import load_settings  # noqa: E402
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')

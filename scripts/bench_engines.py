@@ -3,7 +3,7 @@
 
 Imports the shared Online Retail file (every customer granted
 personalization) into a temporary database, then runs the standard
-evaluation (``recommender.training.evaluate``: 80 % temporal cut, NDCG@10 and
+evaluation (``recommender.training.run.evaluate``: 80 % temporal cut, NDCG@10 and
 friends, popularity on the same split) once per engine with one settings
 object, so the two differ only in the engine. Prints, per engine, the wall
 time of the whole evaluation and of the fit alone, and the metrics; then the
@@ -32,9 +32,11 @@ DATASET = ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from recommender import imports, store, training
+    from recommender import store
+    from recommender.ingest import imports
+    from recommender.training import run as training
     from recommender.config import load_settings
-    from recommender.engines import spark as spark_engine
+    from recommender.models.engines import spark as spark_engine
 
     overrides: dict[str, Any] = {"db": workdir / "retail.db", "model_dir": workdir / "models"}
     settings = load_settings(environ={}, overrides=overrides)

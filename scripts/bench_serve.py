@@ -27,7 +27,7 @@ each factor's norm), so the norm spread is a real shop's. Each bench customer
 is a clone of a real customer whose events point at clones of the products
 they really bought, so the fold-in query vectors are realistic too. The model
 is published with the shared publish-time step, so from ``ann.min_products``
-on it carries the ANN index (:mod:`recommender.ann`); a fifth kind, ``ann``,
+on it carries the ANN index (:mod:`recommender.models.ann`); a fifth kind, ``ann``,
 times the index library's own query alone (faiss, one single-threaded process
 per core, as ``raw``), and the recall@10 of the served lists against the exact
 ones is measured in process on the same customers; so are "similar products"
@@ -63,6 +63,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recommender.store.consents import PERSONALIZATION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +75,8 @@ def free_port() -> int:
 
 
 def make_shop(workdir: Path, products: int, customers: int, events: int, factors: int, seed: int) -> Path:
-    from recommender import store, training
+    from recommender import store
+    from recommender.training import run as training
     from recommender.config import load_settings
 
     db_path = workdir / "shop.db"
@@ -115,7 +117,7 @@ def make_shop(workdir: Path, products: int, customers: int, events: int, factors
 
 def retail_model(base: Path, factors: int, csv: Path):
     """The model the real retrain job fits on Online Retail (imported with the real CLI once, then cached)."""
-    from recommender import registry
+    from recommender.models import registry
 
     env = {**os.environ, "RECOMMENDER_ALS_FACTORS": str(factors)}
     if not (base / "models" / "CURRENT").exists():
@@ -143,9 +145,10 @@ def scale_up(y: np.ndarray, products: int, noise: float, rng: np.random.Generato
 def make_retail_shop(workdir: Path, products: int, customers: int, factors: int, seed: int, csv: Path,
                      noise: float) -> Path:
     """A shop of ``products`` products whose factors are noisy copies of a model fitted on Online Retail."""
-    from recommender import registry, store
+    from recommender import store
+    from recommender.models import registry
     from recommender.config import load_settings
-    from recommender.model import FactorModel
+    from recommender.models.factor import FactorModel
 
     db_path = workdir / "shop.db"
     if (workdir / "models" / "CURRENT").exists():
@@ -232,7 +235,12 @@ def floor_app():
     from flask import Flask, abort, jsonify, request
     from threadpoolctl import threadpool_limits
 
-    from recommender import interactions, keys, ranking, recipes, registry, store
+    from recommender import store
+    from recommender.data import interactions
+    from recommender.serving import keys
+    from recommender.serving import ranking
+    from recommender.training import recipes
+    from recommender.models import registry
     from recommender.config import load_settings
 
     threadpool_limits(1)
@@ -248,7 +256,7 @@ def floor_app():
     def floor(customer_id: str):
         if keys.lookup(db, request.headers.get("Authorization", "")[7:]) is None:
             abort(401)
-        if not all(store.customer_consent(db, customer_id, interactions.PERSONALIZATION)):
+        if not all(store.customer_consent(db, customer_id, PERSONALIZATION)):
             abort(404)
         events = store.customer_events(db, customer_id)
         local = interactions.local_index(events, model.item_index)
@@ -334,7 +342,7 @@ def _raw_worker(model_dir: str, picks: np.ndarray, barrier, out) -> None:
     """One scoring process: BLAS on one thread, as in a server worker; times only the scoring."""
     from threadpoolctl import threadpool_limits
 
-    from recommender import registry
+    from recommender.models import registry
 
     threadpool_limits(1)
     model = registry.Registry(model_dir).load()
@@ -361,7 +369,7 @@ def _ann_worker(model_dir: str, picks: np.ndarray, barrier, out) -> None:
     """One process timing only the index library's query (faiss search of ``candidates``), as ``raw``."""
     from threadpoolctl import threadpool_limits
 
-    from recommender import registry
+    from recommender.models import registry
 
     threadpool_limits(1)
     model = registry.Registry(model_dir).load()
@@ -387,7 +395,7 @@ def raw_scoring(workdir: Path, calls: int, target=None) -> dict:
     """
     import multiprocessing as mp
 
-    from recommender import registry
+    from recommender.models import registry
 
     model = registry.Registry(workdir / "models").load()
     shape = list(model.item_factors.shape)
@@ -504,7 +512,7 @@ def main() -> None:
               f"{r['requests']:>10}")
     quality = served_quality(args.workdir, customers[:500])
     print(f"norms: {args.norms}; exact path scores {quality['scanned'][0]:.1%} of the products per request (median; "
-          f"p90 {quality['scanned'][1]:.1%}): the exact norm bound of recommender.topk skips the rest; raw scores all")
+          f"p90 {quality['scanned'][1]:.1%}): the exact norm bound of recommender.models.topk skips the rest; raw scores all")
     if has_ann:
         print(f"ANN index {quality['ann']}; answered {quality['ann_share']:.0%} of the lists; recall@10 of served "
               f"lists vs exact {quality['recall']:.3f} (target >= 0.95)")
@@ -549,14 +557,14 @@ def served_quality(workdir: Path, customers: list[str]) -> dict:
 
     The same ``Service.recommend`` the API calls (default options), in process:
     once exactly (ANN switched off), reading the model's
-    :class:`~recommender.topk.NormIndex` after each list for the share of the
+    :class:`~recommender.models.topk.NormIndex` after each list for the share of the
     catalogue scored (median, p90); and, when the model has an ANN index, once
     as served, for the recall@10 of the served list against the exact one.
     """
     from recommender import store
     from recommender.config import load_settings
     from recommender.privacy import DecisionLog
-    from recommender.service import ListOptions, Service
+    from recommender.serving.service import ListOptions, Service
 
     settings = load_settings(environ={}, overrides={"db": workdir / "shop.db", "model_dir": workdir / "models"})
     service = Service(settings, decisions=DecisionLog(settings.db, enabled=False))
@@ -590,7 +598,8 @@ def served_quality(workdir: Path, customers: list[str]) -> dict:
 
 def read_key(db_path: Path) -> str:
     """A real ``read`` API key, so ``ours`` pays for authentication as a storefront's calls do."""
-    from recommender import keys, store
+    from recommender import store
+    from recommender.serving import keys
 
     db = store.connect(db_path, create=True)
     try:

@@ -52,9 +52,13 @@ def shop(workdir: Path, products: int, customers: int, events: int) -> Path:
 
 def publish(workdir: Path, family: str, neighbours: int) -> str:
     """Put a model of ``family`` behind CURRENT for the shop in ``workdir``; returns a description."""
-    from recommender import families, interactions, registry, signals, store
+    from recommender import store
+    from recommender.models import families
+    from recommender.data import interactions
+    from recommender.models import registry
+    from recommender.data import signals
     from recommender.config import load_settings
-    from recommender.families.ease import EASE
+    from recommender.models.families.ease import EASE
 
     settings = load_settings(environ={}, overrides={"db": workdir / "shop.db", "model_dir": workdir / "models"})
     db = store.connect(settings.db)
@@ -107,7 +111,9 @@ def _raw_worker(workdir: str, picks: np.ndarray, barrier, out) -> None:
     """One scoring process (BLAS on one thread): fold-in of a training history + top-10, timed alone."""
     from threadpoolctl import threadpool_limits
 
-    from recommender import interactions, registry, store
+    from recommender import store
+    from recommender.data import interactions
+    from recommender.models import registry
     from recommender.config import load_settings
 
     threadpool_limits(1)

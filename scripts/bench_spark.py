@@ -60,7 +60,8 @@ def make_shop(root: Path, events: int, products: int, seed: int) -> tuple[Path, 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from recommender import exports, store
+    from recommender import store
+    from recommender.data import exports
     from recommender.config import load_settings
 
     rng = np.random.default_rng(seed)
@@ -141,7 +142,8 @@ def executor_times(log_dir: Path) -> dict[str, float]:
 
 
 def one_size(args: argparse.Namespace, events: int) -> dict:
-    from recommender import store, training
+    from recommender import store
+    from recommender.training import run as training
     from recommender.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:

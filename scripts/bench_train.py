@@ -5,7 +5,7 @@ A seeded synthetic shop (default 1M customers, 100k products, 10M events,
 taste segments and long-tail popularity) is written to a real SQLite file.
 Then, each in a fresh process so that peak memory is its own:
 
-1. ``end_to_end``: ``recommender.training.train(publish=True)`` with
+1. ``end_to_end``: ``recommender.training.run.train(publish=True)`` with
    selection off (``--no-select``) — store → matrix → fit on the split →
    evaluate model and popularity → warm refit on all data → save → gate →
    publish;
@@ -94,7 +94,9 @@ def run_child(kind: str, db_path: Path, model_dir: Path) -> dict:
 def child(kind: str, db_path: Path, model_dir: Path) -> None:
     from threadpoolctl import threadpool_limits
 
-    from recommender import interactions, store, training
+    from recommender import store
+    from recommender.data import interactions
+    from recommender.training import run as training
     from recommender.config import load_settings
 
     settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": model_dir})

@@ -4,7 +4,7 @@
 
 Fits ALS (the shipped settings), EASE^R at each λ, RP3beta and item-kNN on the
 events before the cut and scores them on the events after it, with popularity,
-exactly as ``recommender evaluate`` scores ALS (:mod:`recommender.evaluation`).
+exactly as ``recommender evaluate`` scores ALS (:mod:`recommender.training.evaluation`).
 ``--period validation`` cuts the training period again (the split that
 per-shop selection must use), so settings can be compared without reading the
 test period. A quick check, not the selection itself.
@@ -21,7 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender import evaluation, families, interactions, store  # noqa: E402
+from recommender import store
+from recommender.training import evaluation
+from recommender.models import families
+from recommender.data import interactions  # noqa: E402
 from recommender.config import load_settings  # noqa: E402
 
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         fitted.setdefault(name, model)
         report(name, label, model, started)
     if args.blend:
-        from recommender.families.blend import Blend
+        from recommender.models.families.blend import Blend
 
         names = args.blend.split(",")
         started = time.perf_counter()

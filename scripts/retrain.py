@@ -16,7 +16,9 @@ import argparse
 import json
 import sys
 
-from recommender import bulk, store, training
+from recommender import store
+from recommender.data import bulk
+from recommender.training import run as training
 from recommender.config import load_settings
 from recommender.errors import GateRefused, RecommenderError
 

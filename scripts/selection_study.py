@@ -52,10 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from recommender import evaluation, interactions, recipes, store  # noqa: E402
+from recommender import store
+from recommender.training import evaluation
+from recommender.data import interactions
+from recommender.training import recipes  # noqa: E402
 from recommender.config import Settings, load_settings  # noqa: E402
-from recommender.engines import get_engine  # noqa: E402
-from recommender.families.blend import Blend  # noqa: E402
+from recommender.models.engines import get_engine  # noqa: E402
+from recommender.models.families.blend import Blend  # noqa: E402
 
 
 def per_user_ndcg(top: np.ndarray, split: evaluation.Split, k: int) -> np.ndarray:

@@ -55,7 +55,7 @@ def write_csv(path: Path, header: str, *lines: str) -> Path:
 @pytest.fixture
 def small_shop(db, settings, tmp_path):
     """Three customers, four products, a few events and consents, imported through the real importers."""
-    from recommender import imports
+    from recommender.ingest import imports
 
     write_csv(tmp_path / "customers.csv", "id,email,name,birth_date,anniversary_date,timezone,created_at",
               "c1,a@example.com,Ann,1990-02-28,,Europe/London,2025-01-01T00:00:00Z",
@@ -79,7 +79,7 @@ def small_shop(db, settings, tmp_path):
 @pytest.fixture
 def sample_db(db, settings):
     """The bundled demo shop, loaded through the real importer."""
-    from recommender import imports
+    from recommender.ingest import imports
 
     imports.load_sample(db, settings)
     return db
@@ -96,7 +96,8 @@ def fast_settings(settings):
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory):
     """The demo shop with a published model, built once; tests get their own copy."""
-    from recommender import imports, training
+    from recommender.ingest import imports
+    from recommender.training import run as training
 
     root = tmp_path_factory.mktemp("template")
     settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models",

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.errors import ModelError
-from recommender.model_base import Recommender, load_model
+from recommender.models.base import Recommender, load_model
 
 N_USERS, N_ITEMS = 12, 8
 CLUSTER_A, CLUSTER_B = (0, 1, 2, 3), (4, 5, 6, 7)

@@ -14,14 +14,15 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from recommender import registry, store  # noqa: E402
-from recommender.catalogue import ListFilters  # noqa: E402
+from recommender import store
+from recommender.models import registry  # noqa: E402
+from recommender.serving.catalogue import ListFilters  # noqa: E402
 from recommender.config import AnnSettings  # noqa: E402
 from recommender.errors import ModelError  # noqa: E402
-from recommender.model import FactorModel  # noqa: E402
-from recommender.model_base import load_model, sha256  # noqa: E402
+from recommender.models.factor import FactorModel  # noqa: E402
+from recommender.models.base import load_model, sha256  # noqa: E402
 from recommender.privacy import DecisionLog  # noqa: E402
-from recommender.service import ListOptions, Service  # noqa: E402
+from recommender.serving.service import ListOptions, Service  # noqa: E402
 
 RANK = 16
 NOW = 1_767_225_600  # 2026-01-01
@@ -237,7 +238,7 @@ def switched_on(model: FactorModel) -> FactorModel:
 
 
 def test_a_blend_of_a_large_catalogue_searches_its_factor_part_through_the_index(settings, model_with_index):
-    from recommender.families.blend import Blend
+    from recommender.models.families.blend import Blend
 
     model, rng = model_with_index
     items = np.asarray(model.item_factors)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from api.schema import Accepted, ItemList, Reranked
-from recommender import registry, store, training
+from recommender import store
+from recommender.models import registry
+from recommender.training import run as training
 
 
 def db_of(settings):
@@ -288,7 +290,7 @@ def test_served_scores_match_the_model(client, served):
     cid = consenting_customer(served)
     body = get_list(client, f"/v1/customers/{cid}/recommendations?n=5&exclude_purchased=false&in_stock_only=false")
     model = registry.Registry(served.model_dir).load()
-    from recommender import interactions
+    from recommender.data import interactions
 
     items, conf = interactions.customer_confidences(db_of(served), served, cid, model.item_index,
                                                     model.manifest["data"]["reference_time"])

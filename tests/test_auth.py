@@ -2,7 +2,8 @@
 
 import pytest
 
-from recommender import keys, store
+from recommender import store
+from recommender.serving import keys
 from recommender.cli import cli
 
 EVENT = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view"}

@@ -18,12 +18,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from recommender import campaigns, interactions, keys, occasions, registry, store
+from recommender import campaigns, store
+from recommender.data import interactions
+from recommender.serving import keys
+from recommender.campaigns import occasions
+from recommender.models import registry
 from recommender.campaigns import CampaignRequest
 from recommender.cli import cli
 from recommender.config import load_settings
 from recommender.errors import ConfigError, ValidationError
-from recommender.model import FactorModel
+from recommender.models.factor import FactorModel
 
 # Harmless once cli.py and create_app register these themselves.
 from recommender.cli.campaign import campaign

@@ -1,7 +1,7 @@
 """The serving catalogue follows the products table by its change log, not by re-reading it.
 
 Every expectation is checked against SQL over the products table itself (the
-rule written out independently of ``recommender.catalogue``) or against a
+rule written out independently of ``recommender.serving.catalogue``) or against a
 catalogue that read everything afresh.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from recommender import store
-from recommender.catalogue import Catalogue, ListFilters
+from recommender.serving.catalogue import Catalogue, ListFilters
 
 TODAY = dt.date.today().isoformat()
 LATER = (dt.date.today() + dt.timedelta(days=30)).isoformat()
@@ -182,8 +182,8 @@ def test_compacting_the_log_keeps_what_every_reader_still_needs(db):
 
 
 def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(served):
-    from recommender.catalogue import ListFilters as Filters
-    from recommender.service import ListOptions, Service
+    from recommender.serving.catalogue import ListFilters as Filters
+    from recommender.serving.service import ListOptions, Service
 
     service = Service(served)
     db = store.connect(served.db)
@@ -198,7 +198,7 @@ def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(ser
 
 
 def test_a_serving_catalogue_reads_a_large_change_in_the_background_and_never_serves_half_of_it(db):
-    from recommender import catalogue as catalogue_module
+    from recommender.serving import catalogue as catalogue_module
 
     # More changed rows than a request reads itself: one stock feed rewriting every price.
     store.upsert_products(db, [product(i, price=float(i)) for i in range(50, 50 + catalogue_module.BACKGROUND_ROWS)])
@@ -231,7 +231,7 @@ def test_a_serving_catalogue_reads_a_large_change_in_the_background_and_never_se
 
 
 def test_a_made_up_product_id_is_refused_without_reading_the_catalogue_again(served):
-    from recommender.service import Service
+    from recommender.serving.service import Service
 
     service = Service(served)
     db = store.connect(served.db)

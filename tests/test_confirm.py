@@ -2,7 +2,8 @@
 
 import json
 
-from recommender import keys, store
+from recommender import store
+from recommender.serving import keys
 from recommender.cli import cli
 
 

@@ -3,7 +3,10 @@
 import json
 
 from conftest import SAMPLE_DIR, write_csv
-from recommender import consent, imports, keys, store
+from recommender import store
+from recommender.ingest import consent
+from recommender.ingest import imports
+from recommender.serving import keys
 from recommender.cli import cli
 
 CONSENTS = "customer_id,purpose,granted,updated_at,source"

@@ -15,7 +15,8 @@ import stat
 import pytest
 
 from api import create_app
-from recommender import keys, store
+from recommender import store
+from recommender.serving import keys
 from recommender.store.schema import MIGRATIONS
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')

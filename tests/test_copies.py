@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from recommender import campaigns, exports, interactions, privacy, store
+from recommender import campaigns, privacy, store
+from recommender.data import exports
 from recommender.campaigns import CampaignRequest
 from recommender.cli import cli
 

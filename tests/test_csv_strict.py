@@ -11,7 +11,9 @@ import time
 import pytest
 
 from conftest import write_csv
-from recommender import events, imports, store, values
+from recommender import store, values
+from recommender.ingest import events
+from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.errors import ValidationError
 

@@ -7,9 +7,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from recommender import registry, store
+from recommender import store
+from recommender.models import registry
 from recommender.config import load_settings
-from recommender.model import FactorModel
+from recommender.models.factor import FactorModel
 from recommender.privacy import derived, reconcile
 from tests.conftest import write_csv
 
@@ -22,7 +23,7 @@ def tiny(tmp_path):
     p1 is in 5, p2 in 2, p3 in 3. Bought together with p1 (support ≥ 2): p2 with lift 2·7/(5·2) = 1.4
     and p3 with lift 2·7/(5·3) ≈ 0.9333.
     """
-    from recommender import imports
+    from recommender.ingest import imports
 
     settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models"})
     settings.serve.model_check_seconds = 0.0
@@ -153,7 +154,8 @@ def test_an_event_about_someone_the_model_never_saw_does_not_make_it_stale(serve
 
 def test_the_in_process_read_counts_what_the_bulk_reader_counts(sample_db, settings):
     """Small shops skip the bulk reader's child process; both reads must give the same signals."""
-    from recommender import interactions, signals
+    from recommender.data import interactions
+    from recommender.data import signals
 
     bulk, small = interactions.load(sample_db, settings), derived.consented_events(sample_db, settings)
     assert list(small.user_ids) == list(bulk.user_ids) and list(small.item_ids) == list(bulk.item_ids)
@@ -163,7 +165,7 @@ def test_the_in_process_read_counts_what_the_bulk_reader_counts(sample_db, setti
 
 
 def test_a_consents_import_that_withdraws_refreshes_the_signals(tiny, tmp_path):
-    from recommender import imports
+    from recommender.ingest import imports
 
     settings, db = tiny
     (worker,) = _workers(settings, 1)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from conftest import write_csv
-from recommender import imports, privacy, store
+from recommender import privacy, store
+from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.errors import ErasedCustomerError, ValidationError
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 
-from recommender import maintenance, store
+from recommender import store
+from recommender.training import maintenance
 from recommender.privacy import erasure
 
 

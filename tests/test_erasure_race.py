@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender import bulk, privacy, registry, store
+from recommender import privacy, store
+from recommender.data import bulk
+from recommender.models import registry
 from recommender.cli import cli
-from recommender.model import FactorModel
+from recommender.models.factor import FactorModel
 from recommender.privacy import reconcile
 
 RECOMMENDER = str(Path(sys.executable).parent / "recommender")

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from recommender import evaluation
+from recommender.training import evaluation
 from recommender.config import load_settings
-from recommender.interactions import Interactions
+from recommender.data.interactions import Interactions
 
 
 def test_metrics_match_hand_computed_values():

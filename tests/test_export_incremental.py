@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from recommender import exports, interactions, privacy, store
+from recommender import privacy, store
+from recommender.data import exports
+from recommender.data import interactions
 from recommender.cli import cli
 
 COLUMNS = ("event_id", "customer_id", "product_id", "event_type", "quantity", "weight", "occurred_at")
@@ -121,7 +123,8 @@ def test_changed_event_weights_rebuild_the_export(sample_db, settings, tmp_path)
 
 KILL_BEFORE_COMMIT = """
 import os, signal, sys
-from recommender import exports, store
+from recommender import store
+from recommender.data import exports
 from recommender.config import load_settings
 settings = load_settings(environ={}, overrides={"db": sys.argv[1], "model_dir": sys.argv[3]})
 exports._write_marker = lambda folder, marker: os.kill(os.getpid(), signal.SIGKILL)  # after the files, before the commit

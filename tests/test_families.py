@@ -7,15 +7,15 @@ import pytest
 import scipy.sparse as sp
 
 from model_contract import RecommenderContract
-from recommender import families
+from recommender.models import families
 from recommender.config import ALSSettings, EASESettings, ItemGraphSettings, load_settings
-from recommender.engines import get_engine
+from recommender.models.engines import get_engine
 from recommender.errors import ConfigError, ModelError
-from recommender.families.blend import Blend
-from recommender.families.ease import EASE, EASETooLarge
-from recommender.families.itemgraph import ItemGraph
-from recommender.model import FactorModel
-from recommender.model_base import FAMILIES, load_model
+from recommender.models.families.blend import Blend
+from recommender.models.families.ease import EASE, EASETooLarge
+from recommender.models.families.itemgraph import ItemGraph
+from recommender.models.factor import FactorModel
+from recommender.models.base import FAMILIES, load_model
 
 
 def fit_als(matrix, user_ids, item_ids):

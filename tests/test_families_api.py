@@ -3,7 +3,7 @@
 The tests of :mod:`test_api` that hold for any model are collected here again
 with ``served`` overridden: the demo shop with an EASE^R, an RP3beta, an
 item-kNN or an ALS + EASE^R blend model published as ``CURRENT`` through the
-real registry. The ranking path (:mod:`recommender.ranking`) and the service
+real registry. The ranking path (:mod:`recommender.serving.ranking`) and the service
 are the same code that serves ALS.
 """
 
@@ -14,11 +14,15 @@ import shutil
 import numpy as np
 import pytest
 
-from recommender import families, interactions, registry, signals, store
-from recommender.catalogue import Catalogue, ListFilters
+from recommender import store
+from recommender.models import families
+from recommender.data import interactions
+from recommender.models import registry
+from recommender.data import signals
+from recommender.serving.catalogue import Catalogue, ListFilters
 from recommender.config import load_settings
-from recommender.families.blend import Blend
-from recommender.model_base import load_model
+from recommender.models.families.blend import Blend
+from recommender.models.base import load_model
 from test_api import (consenting_customer, db_of, get_list,  # noqa: F401  (tests collected again below)
                       test_an_event_changes_the_next_recommendation, test_diversity_caps_items_per_category,
                       test_explain_names_the_customers_own_products, test_fallbacks_are_popular_lists_with_a_reason,

@@ -20,7 +20,8 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
 
-from recommender import keys, store  # noqa: E402
+from recommender import store
+from recommender.serving import keys  # noqa: E402
 
 # Per operation, key and mode; RECOMMENDER_FUZZ_EXAMPLES=100 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("RECOMMENDER_FUZZ_EXAMPLES", "8"))

@@ -6,9 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from recommender import interactions, registry, training
+from recommender.data import interactions
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.errors import GateRefused
-from recommender.model import FACTOR_FILES, MANIFEST_FILE, _sha256
+from recommender.models.factor import FACTOR_FILES, MANIFEST_FILE, _sha256
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import write_csv
-from recommender import imports, store
+from recommender import store
+from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.config import load_settings
 

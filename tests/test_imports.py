@@ -3,7 +3,8 @@ import gzip
 import pytest
 
 from conftest import ONLINE_RETAIL, write_csv
-from recommender import imports, store
+from recommender import store
+from recommender.ingest import imports
 from recommender.errors import ValidationError
 
 CUSTOMERS = "id,email,name,birth_date,anniversary_date,timezone,created_at"

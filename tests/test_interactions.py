@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from recommender import interactions, store
+from recommender import store
+from recommender.data import interactions
 from recommender.config import load_settings
 
 

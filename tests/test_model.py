@@ -5,10 +5,10 @@ import pytest
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from recommender import interactions
-from recommender.engines import get_engine
+from recommender.data import interactions
+from recommender.models.engines import get_engine
 from recommender.errors import ConfigError, ModelError
-from recommender.model import FactorModel, batch_top_k
+from recommender.models.factor import FactorModel, batch_top_k
 
 
 @pytest.fixture

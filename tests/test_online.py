@@ -240,7 +240,7 @@ def test_the_control_arm_gets_the_non_personalized_list(served):
 
 def test_the_report_needs_the_marketer_or_admin_role(served, db):
     from api import create_app
-    from recommender import keys
+    from recommender.serving import keys
 
     app = create_app(served)
     client = app.test_client()
@@ -311,7 +311,7 @@ def test_cli_report_online(runner, measured):
 
 def test_the_challenger_arm_is_served_by_its_version_and_falls_back_when_it_cannot_load(served):
     from api import create_app
-    from recommender import registry
+    from recommender.models import registry
 
     current = registry.Registry(served.model_dir).current_version()
     served.serve.open = True

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from recommender import keys, privacy, registry, store
+from recommender import privacy, store
+from recommender.serving import keys
+from recommender.models import registry
 from recommender.cli import cli
 
 

@@ -14,11 +14,17 @@ from unittest import mock
 import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, settings as hsettings, strategies as st
 
-from recommender import campaigns, consent, events, exports, imports, privacy, registry, store, training
+from recommender import campaigns, privacy, store
+from recommender.ingest import consent
+from recommender.ingest import events
+from recommender.data import exports
+from recommender.ingest import imports
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.campaigns import CampaignRequest
 from recommender.config import load_settings
 from recommender.errors import NotFoundError, ValidationError
-from recommender.model import IDS_FILE
+from recommender.models.factor import IDS_FILE
 from tests.conftest import write_csv
 
 N_CUSTOMERS = 10

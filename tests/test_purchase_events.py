@@ -13,7 +13,9 @@ import shutil
 
 import pytest
 
-from recommender import campaigns, imports, store, training
+from recommender import campaigns, store
+from recommender.ingest import imports
+from recommender.training import run as training
 from recommender.config import load_settings
 from recommender.errors import ValidationError
 

@@ -13,8 +13,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from recommender import campaigns, interactions, registry, store
-from recommender.catalogue import Catalogue, ListFilters
+from recommender import campaigns, store
+from recommender.data import interactions
+from recommender.models import registry
+from recommender.serving.catalogue import Catalogue, ListFilters
 
 
 def reference_top(db, settings, model, customer_id, n, on):

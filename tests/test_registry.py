@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from recommender import registry, store, training
+from recommender import store
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.cli import cli
 from recommender.errors import ModelError, NotFoundError, ValidationError
 

@@ -3,7 +3,8 @@ import importlib.util
 import json
 
 from conftest import ROOT, SAMPLE_DIR
-from recommender import imports, store
+from recommender import store
+from recommender.ingest import imports
 from recommender.cli import cli
 
 

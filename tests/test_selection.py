@@ -13,7 +13,12 @@ import json
 import numpy as np
 import pytest
 
-from recommender import evaluation, families, gate, registry, store, training
+from recommender import store
+from recommender.training import evaluation
+from recommender.models import families
+from recommender.training import gate
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.config import load_settings
 
 DAY = 86400
@@ -189,8 +194,8 @@ def test_selection_settings_from_the_environment():
 
 def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config(settings):
     """Selection may choose no decay while the config says 14 days: fold-in must follow the model."""
-    from recommender import ranking
-    from recommender.model import FactorModel
+    from recommender.serving import ranking
+    from recommender.models.factor import FactorModel
 
     model = FactorModel(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), ["c1"], ["p1", "p2"], 1.0)
     recorded = dataclasses.replace(settings.als, half_life_days=0.0)
@@ -241,10 +246,10 @@ def test_the_serving_recipe_is_kept_unless_clearly_beaten_on_validation():
     import copy
     import types
 
-    from recommender import gate
+    from recommender.training import gate
     from recommender.config import Settings
-    from recommender.recipes import Recipe
-    from recommender.selection import Candidate, _sticky
+    from recommender.training.recipes import Recipe
+    from recommender.training.selection import Candidate, _sticky
 
     base = Settings()
     base.selection.switch_margin = 0.02
@@ -264,7 +269,7 @@ def test_the_serving_recipe_is_kept_unless_clearly_beaten_on_validation():
 
 def test_tie_rule_prefers_the_blend_within_one_paired_standard_error():
     """Hand-computed: A−B per customer = (0.1, −0.1, 0.1, −0.06): mean 0.01, SE √(0.0332/3/4) = 0.05260."""
-    from recommender.finalists import FoldScores, pick, standard_error
+    from recommender.training.finalists import FoldScores, pick, standard_error
 
     users = np.arange(4)
 

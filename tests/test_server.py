@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from recommender import keys, store, training
+from recommender import store
+from recommender.serving import keys
+from recommender.training import run as training
 
 pytest.importorskip("gunicorn")
 

@@ -25,13 +25,18 @@ if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
 import pyarrow.dataset as ds
 from click.testing import CliRunner
 
-from recommender import evaluation, imports, interactions, registry, store, training
+from recommender import store
+from recommender.training import evaluation
+from recommender.ingest import imports
+from recommender.data import interactions
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.cli import cli
 from recommender.config import load_settings
-from recommender.engines import get_engine
-from recommender.engines import spark as spark_engine
+from recommender.models.engines import get_engine
+from recommender.models.engines import spark as spark_engine
 from recommender.errors import ConfigError
-from recommender.model import FactorModel
+from recommender.models.factor import FactorModel
 
 pytestmark = pytest.mark.spark
 

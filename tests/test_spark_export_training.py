@@ -25,9 +25,15 @@ pytest.importorskip("pyspark", reason="needs the spark extra: pip install -e '.[
 if not (shutil.which("java") or __import__("os").environ.get("JAVA_HOME")):
     pytest.skip("needs Java 17+ on PATH or JAVA_HOME for Spark", allow_module_level=True)
 
-from recommender import exports, imports, interactions, registry, signals, store, training
+from recommender import store
+from recommender.data import exports
+from recommender.ingest import imports
+from recommender.data import interactions
+from recommender.models import registry
+from recommender.data import signals
+from recommender.training import run as training
 from recommender.config import load_settings
-from recommender.engines import spark as spark_engine
+from recommender.models.engines import spark as spark_engine
 
 pytestmark = pytest.mark.spark
 
@@ -93,8 +99,8 @@ def test_spark_from_export_matches_the_driver_path_without_reading_events(case, 
     settings, _db, out, data, reference, withdrawn = case
     blind, db, reads = blind_copy(settings, tmp_path / "blind")
     # The nightly housekeeping after the retrain sweeps expired list ids off events (measurement
-    # retention, recommender.maintenance): it runs for real, but its reads are not the trainer's.
-    from recommender import maintenance
+    # retention, recommender.training.maintenance): it runs for real, but its reads are not the trainer's.
+    from recommender.training import maintenance
 
     real_run = maintenance.run
 
@@ -164,7 +170,7 @@ def test_spark_reads_only_the_files_the_manifest_lists(case, spark, tmp_path):
 
 
 def test_the_exact_quantile_is_numpys(spark):
-    from recommender.engines import spark_history
+    from recommender.training import spark_history
 
     rng = np.random.default_rng(3)
     times = np.concatenate([rng.integers(1_700_000_000, 1_700_000_000 + 90 * 86400, 5000),

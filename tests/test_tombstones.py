@@ -8,10 +8,11 @@ import stat
 import pytest
 
 from conftest import write_csv
-from recommender import imports, privacy, store
+from recommender import privacy, store
+from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.errors import ConfigError
-from recommender.privacy import tombstones
+from recommender.store import tombstones
 
 CANDIDATES = ["c1", "c2", "c3", "c4", "nobody"] + [f"C{n:04d}" for n in range(1, 200)]
 

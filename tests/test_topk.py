@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.topk import NormIndex
+from recommender.models.topk import NormIndex
 
 
 def brute_force(factors: np.ndarray, query: np.ndarray, k: int, banned: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ import time
 import pytest
 
 from conftest import ROOT
-from recommender import registry, store, training
+from recommender import store
+from recommender.models import registry
+from recommender.training import run as training
 from recommender.cli import cli
 from recommender.errors import GateRefused, ValidationError
 

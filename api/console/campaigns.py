@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import redirect, request, send_from_directory, url_for
 
-from recommender import campaigns, occasions, store
+from recommender import campaigns, store
+from recommender.campaigns import occasions
 from recommender.campaigns import eligibility
-from recommender.consent import MARKETING
+from recommender.store.consents import MARKETING
 from recommender.errors import NotFoundError, ValidationError
 from recommender.store import console as queries
 

@@ -13,7 +13,7 @@ import json
 
 from flask import Response, request
 
-from recommender import consent, privacy, store
+from recommender import privacy, store
 from recommender.errors import ValidationError
 from recommender.store import console as queries
 
@@ -61,8 +61,8 @@ def profile(customer_id: str) -> dict:
         ids = json.loads(o["products"])
         o["products"] = [(p, names.get(p)) for p in ids]
         o["why"] = by_campaign.get((f"campaign:{o['occasion']}", tuple(ids)), "see the decision log")
-    return {"customer": customer, "consents": consent.current(db, conf, customer_id)["consents"],
-            "history": consent.history(db, conf, customer_id)["history"], "decisions": decisions,
+    return {"customer": customer, "consents": store.consent_state(db, conf, customer_id)["consents"],
+            "history": store.consent_timeline(db, conf, customer_id)["history"], "decisions": decisions,
             "offers": sorted(offers, key=lambda o: o["created_at"], reverse=True),
             "trained_on": privacy.trained_on(conf, customer_id)}
 

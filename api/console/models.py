@@ -1,6 +1,6 @@
 """Models: every version with its metrics over time, its consent snapshot, and rollback (admin).
 
-Rollback is :func:`recommender.registry.rollback`, the same atomic pointer
+Rollback is :func:`recommender.models.registry.rollback`, the same atomic pointer
 swap (checksums verified first) as ``recommender models --rollback``; the
 workers follow ``CURRENT`` within a second.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import redirect, request, url_for
 
-from recommender import registry
+from recommender.models import registry
 from recommender.errors import ValidationError
-from recommender.registry import Registry
+from recommender.models.registry import Registry
 
 from ..db import get_db
 from . import charts

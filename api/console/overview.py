@@ -6,9 +6,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from recommender import registry
+from recommender.models import registry
 from recommender.errors import ModelError
-from recommender.registry import Registry
+from recommender.models.registry import Registry
 from recommender.store import console as queries
 
 from ..db import get_db

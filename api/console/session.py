@@ -29,13 +29,14 @@ from typing import Any, Callable
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from recommender import keys, store
+from recommender import store
+from recommender.serving import keys
 
 from ..db import get_db
 
 SESSION_HOURS = 8
 SECRET_SUFFIX = ".console-secret"
-CONSOLE_ROLE = "marketer"  # admin allows it too (recommender.keys.GRANTS)
+CONSOLE_ROLE = "marketer"  # admin allows it too (recommender.serving.keys.GRANTS)
 
 
 def secret_path(key_file: Path) -> Path:

@@ -6,7 +6,7 @@ import hashlib
 
 from flask import redirect, request, url_for
 
-from recommender import keys
+from recommender.serving import keys
 
 from ..db import get_db
 from . import session as auth

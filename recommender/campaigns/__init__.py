@@ -5,11 +5,11 @@ campaign run``, ``scripts/run_campaign.py``, the admin preview endpoint):
 
 1. **Occasions** (:mod:`.eligibility`) — customers whose birthday or
    anniversary falls in the window, in their own time zone
-   (:mod:`recommender.occasions`).
+   (:mod:`recommender.campaigns.occasions`).
 2. **Eligibility**, read at run time: ``marketing`` consent granted, and no
    offer yet in the ledger for (customer, occasion, occasion_year).
 3. **Products** (:mod:`.choice`) — the customer's personal ranking from
-   :mod:`recommender.ranking`, the same path as the storefront's
+   :mod:`recommender.serving.ranking`, the same path as the storefront's
    recommendations (fold-in of their current history, so customers newer
    than the model are personalized too), when they have ``personalization``
    consent and history; popular products otherwise, and after their personal
@@ -17,7 +17,7 @@ campaign run``, ``scripts/run_campaign.py``, the admin preview endpoint):
    or already bought (``settings.purchase_events``). Configured gift
    categories come first; other products in the price band only fill what
    the gift categories cannot. The rules are the catalogue's one filter
-   definition (:class:`recommender.catalogue.ListFilters`).
+   definition (:class:`recommender.serving.catalogue.ListFilters`).
 4. **Allocation** (:mod:`.allocation`) — caps per product: its stock or
    ``max_per_product`` (the smaller; untracked stock is unlimited) less the
    units that earlier offers still valid already promise, so consecutive
@@ -39,10 +39,10 @@ campaign run``, ``scripts/run_campaign.py``, the admin preview endpoint):
 
 from __future__ import annotations
 
-from .job import offer_dict, run
-from .results import (CODE_PREFIX, EXPORT_COLUMNS, EXPORT_FORMATS, MAX_ITEMS, PREVIEW_PREFIX, CampaignRequest,
+from recommender.campaigns.job import offer_dict, run
+from recommender.campaigns.results import (CODE_PREFIX, EXPORT_COLUMNS, EXPORT_FORMATS, MAX_ITEMS, PREVIEW_PREFIX, CampaignRequest,
                       CampaignResult, Offer)
-from .storefront import active_offers
+from recommender.campaigns.storefront import active_offers
 
 __all__ = ["CODE_PREFIX", "EXPORT_COLUMNS", "EXPORT_FORMATS", "MAX_ITEMS", "PREVIEW_PREFIX", "CampaignRequest",
            "CampaignResult", "Offer", "active_offers", "offer_dict", "run"]

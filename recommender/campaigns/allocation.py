@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .eligibility import Candidate
+from recommender.campaigns.eligibility import Candidate
 
 
 def hard_caps(stock: np.ndarray, max_per_product: int | None, outstanding: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Which products each candidate would like, best first: their personal ranking, then popular ones.
 
-Personal lists come from :mod:`recommender.ranking`, the same path as the
+Personal lists come from :mod:`recommender.serving.ranking`, the same path as the
 storefront's recommendations (fold-in of the customer's current history,
 the model's index search, the catalogue's filter rules, already-bought
 products left out), so a banner and a birthday email rank a customer alike,
 and a customer who joined after the last retrain is personalized in both.
-Campaign rules are :class:`~recommender.catalogue.ListFilters` too: available
+Campaign rules are :class:`~recommender.serving.catalogue.ListFilters` too: available
 on the (earliest) occasion date, the occasion's gift categories, the price band.
 """
 
@@ -17,13 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import sqlite_utils
 
-from .. import ranking, registry, store
-from ..catalogue import Catalogue, ListFilters
-from ..config import CampaignSettings, Settings
-from ..consent import PERSONALIZATION
-from ..errors import ModelError
-from ..model_base import Recommender
-from .eligibility import Candidate
+from recommender import store
+from recommender.serving import ranking
+from recommender.models import registry
+from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.config import CampaignSettings, Settings
+from recommender.store.consents import PERSONALIZATION
+from recommender.errors import ModelError
+from recommender.models.base import Recommender
+from recommender.campaigns.eligibility import Candidate
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
@@ -35,7 +37,7 @@ def iso(day: int) -> str:
 
 def _stale_past_cap(db: sqlite_utils.Database, settings: Settings, model: Recommender) -> bool:
     """The same stale-model window as the API: past ``privacy.max_stale_hours`` no offer ranks on its factors."""
-    from ..privacy.reconcile import staleness
+    from recommender.privacy.reconcile import staleness
 
     hours = staleness(db, model.manifest, model.user_index, settings)["hours"]
     return hours is not None and hours > settings.privacy.max_stale_hours

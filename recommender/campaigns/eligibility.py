@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlite_utils
 
-from .. import occasions, store
-from ..config import CampaignSettings
-from ..consent import MARKETING
-from ..errors import ConfigError, ValidationError
-from .results import MAX_ITEMS, CampaignRequest
+from recommender import store
+from recommender.campaigns import occasions
+from recommender.config import CampaignSettings
+from recommender.store.consents import MARKETING
+from recommender.errors import ConfigError, ValidationError
+from recommender.campaigns.results import MAX_ITEMS, CampaignRequest
 
 
 def check(request: CampaignRequest, conf: CampaignSettings) -> tuple[tuple[str, ...], int]:

@@ -16,9 +16,9 @@ import os
 import secrets
 from pathlib import Path
 
-from .. import csvsafe
-from ..errors import ValidationError
-from .results import EXPORT_COLUMNS, EXPORT_FORMATS, Offer
+from recommender import csvsafe
+from recommender.errors import ValidationError
+from recommender.campaigns.results import EXPORT_COLUMNS, EXPORT_FORMATS, Offer
 
 
 def check_out(out: str | Path | None, force: bool = False) -> Path | None:

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from .. import occasions, store
-from ..catalogue import Catalogue
-from ..config import CampaignSettings, Settings
-from ..model_base import Recommender
-from . import allocation, choice, eligibility, export, ledger
-from .eligibility import Candidate
-from .results import CampaignRequest, CampaignResult, Offer
+from recommender import store
+from recommender.campaigns import occasions
+from recommender.serving.catalogue import Catalogue
+from recommender.config import CampaignSettings, Settings
+from recommender.models.base import Recommender
+from recommender.campaigns import allocation, choice, eligibility, export, ledger
+from recommender.campaigns.eligibility import Candidate
+from recommender.campaigns.results import CampaignRequest, CampaignResult, Offer
 
 
 def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest, *, dry_run: bool = False,

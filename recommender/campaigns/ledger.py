@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from .. import store
-from ..catalogue import Catalogue
-from ..errors import ValidationError
-from ..online.ids import new_list_id
-from . import eligibility, export
-from .results import CODE_PREFIX, PREVIEW_PREFIX, CampaignResult
+from recommender import store
+from recommender.serving.catalogue import Catalogue
+from recommender.errors import ValidationError
+from recommender.online.ids import new_list_id
+from recommender.campaigns import eligibility, export
+from recommender.campaigns.results import CODE_PREFIX, PREVIEW_PREFIX, CampaignResult
 
 EXPORT_KIND = "campaign_export"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import store
-from ..consent import MARKETING
-from ..errors import ValidationError
-from ..values import parse_date
+from recommender import store
+from recommender.store.consents import MARKETING
+from recommender.errors import ValidationError
+from recommender.values import parse_date
 
 
 def active_offers(db: sqlite_utils.Database, customer_id: str, on: str | None = None) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import sys
 
 import click
 
-from .. import __version__
-from . import campaign, data, privacy, reports, serving, training
-from .common import EngineGroup
+from recommender import __version__
+from recommender.cli import campaign, data, privacy, reports, serving, training
+from recommender.cli.common import EngineGroup
 
 
 @click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import campaigns
-from ..config import Settings
-from .common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender import campaigns
+from recommender.config import Settings
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 
 
 @click.group(cls=EngineGroup)

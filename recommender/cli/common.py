@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 import click
 
-from .. import store
-from ..config import Settings, load_settings
-from ..errors import RecommenderError
+from recommender import store
+from recommender.config import Settings, load_settings
+from recommender.errors import RecommenderError
 
 
 class EngineGroup(click.Group):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import imports, store
-from ..config import Settings
-from .common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender import store
+from recommender.ingest import imports
+from recommender.config import Settings
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 
 
 @click.command()
@@ -154,9 +155,9 @@ def export_interactions(settings: Settings, out: Path, fmt: str, incremental: bo
     export is registered as a copy: erasing a customer later rewrites it
     without their rows.
     """
-    from .. import exports
+    from recommender.data import exports
 
-    from .. import bulk
+    from recommender.data import bulk
 
     with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: the staging folder and scratch files are removed
         result = exports.export_interactions(open_db(settings), settings, out, format=fmt, incremental=incremental)

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ..config import Settings
-from .common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender.config import Settings
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender import store
 
 
 @click.group(cls=EngineGroup)
@@ -39,7 +40,7 @@ def consent_set(settings: Settings, customer: str, purpose: str, state: str, sou
     Consent is last-writer-wins by the time the customer decided: a change
     dated before the current decision is skipped and reported as stale.
     """
-    from .. import consent as consents
+    from recommender.ingest import consent as consents
 
     result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source,
                                    decided_at=decided_at, actor=cli_actor(source))
@@ -62,9 +63,8 @@ def _consent_lines(result: dict[str, Any]) -> str:
 @json_option
 def consent_show(settings: Settings, customer: str, as_json: bool) -> None:
     """Every configured purpose for CUSTOMER (unrecorded = not granted)."""
-    from .. import consent as consents
 
-    result = consents.current(open_db(settings), settings, customer)
+    result = store.consent_state(open_db(settings), settings, customer)
     emit(as_json, result, _consent_lines(result))
 
 
@@ -74,9 +74,8 @@ def consent_show(settings: Settings, customer: str, as_json: bool) -> None:
 @json_option
 def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
     """Every consent change of CUSTOMER in the order recorded: decided, recorded, source and actor."""
-    from .. import consent as consents
 
-    result = consents.history(open_db(settings), settings, customer)
+    result = store.consent_timeline(open_db(settings), settings, customer)
     emit(as_json, result, "\n".join(
         f"decided {h['decided_at']}  recorded {h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  "
         f"source {h['source']}  actor {h['actor'] or '-'}" for h in result["history"]) or "no consent changes recorded")
@@ -101,10 +100,10 @@ def resignup(settings: Settings, customer: str, grant: tuple[str, ...], source: 
     back. It removes their tombstone, creates the customer afresh (nothing of
     the erased record returns) and records their consent decided now.
     """
-    from .. import privacy
+    from recommender.ingest.signup import resignup as sign_up_again
 
-    result = privacy.resignup(open_db(settings), settings, customer, grant, source, actor=cli_actor(source),
-                              email=email, name=name, timezone=timezone)
+    result = sign_up_again(open_db(settings), settings, customer, grant, source, actor=cli_actor(source),
+                           email=email, name=name, timezone=timezone)
     emit(as_json, result, f"{result['customer_id']} signed up again (tombstone removed)\n" + _consent_lines(result))
 
 
@@ -120,9 +119,9 @@ def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
     removes them before it publishes; then every artifact and registered copy
     is rewritten without them and the WAL is truncated.
     """
-    from .. import privacy
+    from recommender import privacy
 
-    from .common import confirm_or_refuse
+    from recommender.cli.common import confirm_or_refuse
 
     confirm_or_refuse(yes, f"Erase customer {customer} and everything about them? This cannot be undone.")
     result = privacy.forget(open_db(settings), settings, customer)
@@ -137,7 +136,7 @@ def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
 @click.argument("customer")
 def export_customer(settings: Settings, customer: str) -> None:
     """Print everything held about CUSTOMER as one JSON object (access / portability)."""
-    from .. import privacy
+    from recommender import privacy
 
     click.echo(json.dumps(privacy.export(open_db(settings), settings, customer), indent=2, sort_keys=True, default=str))
 
@@ -149,7 +148,7 @@ def export_customer(settings: Settings, customer: str) -> None:
 @json_option
 def prune(settings: Settings, days: int | None, as_json: bool) -> None:
     """Delete decision-log entries older than the retention period."""
-    from .. import privacy
+    from recommender import privacy
 
     result = privacy.prune(open_db(settings), settings, days)
     emit(as_json, result, f"deleted {result['deleted']} decision(s) older than {result['before']}")

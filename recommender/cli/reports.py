@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from ..config import Settings
-from .common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender.config import Settings
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 
 
 @click.group("report", cls=EngineGroup)
@@ -23,7 +23,7 @@ def report() -> None:
 @with_settings
 def online_report(settings: Settings, since: str | None, as_json: bool) -> None:
     """Lists served, click-through, conversion and revenue per A/B arm and surface, and the uplift over control."""
-    from .. import online
+    from recommender import online
 
     db = open_db(settings)
     try:

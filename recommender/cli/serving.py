@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 
+from importlib.metadata import entry_points
+from types import ModuleType
+
 import click
 
-from .. import store
-from ..config import Settings
-from .common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender import store
+from recommender.config import Settings
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender.values import is_loopback
+
+SERVERS = "recommender.servers"
+
+
+def _http_server() -> ModuleType:
+    """The HTTP server, found by its entry point (``recommender.servers``: ``http``).
+
+    The library never imports the web app: the app package declares itself in
+    ``pyproject.toml`` and this command loads it by name, so the import arrows
+    all point down and another server could be plugged in the same way.
+    """
+    found = entry_points(group=SERVERS, name="http")
+    if not found:
+        raise click.ClickException("the HTTP API is not installed here: pip install -e '.[serve]'")
+    return next(iter(found)).load()
 
 
 @click.command()
@@ -27,9 +46,7 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
     revoked. `--open` lets requests from this machine in without a key, for a
     local demo, and is refused on a non-loopback address.
     """
-    from api import server
-    from api.auth import is_loopback
-
+    server = _http_server()
     host = host or settings.serve.host
     port = port or settings.serve.port
     settings.serve.open = bool(open_ or settings.serve.open)
@@ -63,7 +80,7 @@ def keys() -> None:
 @json_option
 def keys_create(settings: Settings, role: str, name: str, as_json: bool) -> None:
     """Create a key and print it once; only its hash is stored."""
-    from .. import keys as api_keys
+    from recommender.serving import keys as api_keys
 
     key_id, token = api_keys.create(open_db(settings), role, name or role)
     emit(as_json, {"id": key_id, "role": role, "key": token},
@@ -75,7 +92,7 @@ def keys_create(settings: Settings, role: str, name: str, as_json: bool) -> None
 @json_option
 def keys_list(settings: Settings, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    from .. import keys as api_keys
+    from recommender.serving import keys as api_keys
 
     rows = api_keys.listing(open_db(settings))
     emit(as_json, {"keys": rows}, "\n".join(
@@ -93,8 +110,8 @@ def keys_revoke(settings: Settings, key_id: int, yes: bool) -> None:
 
     Revoking the last key locks the API: requests get 401 until a key is created.
     """
-    from .. import keys as api_keys
-    from .common import confirm_or_refuse
+    from recommender.serving import keys as api_keys
+    from recommender.cli.common import confirm_or_refuse
 
     confirm_or_refuse(yes, f"Revoke API key {key_id}? Clients using it get 401 from the next request on.")
     api_keys.revoke(open_db(settings), key_id)

@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 import click
 
-from .. import bulk
-from ..config import Settings
-from .common import _stderr_log, emit, json_option, open_db, with_settings
+from recommender.data import bulk
+from recommender.config import Settings
+from recommender.cli.common import _stderr_log, emit, json_option, open_db, with_settings
 
 
 def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -112,7 +112,7 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     and the settings that do not transfer between shops are first chosen on a
     validation split of the training period (see "How the model is chosen").
     """
-    from .. import training
+    from recommender.training import run as training
 
     db = open_db(settings)
     with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
@@ -142,7 +142,8 @@ def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k:
     training period, and every family's best is shown with its validation and
     test NDCG (the test numbers are reported, never used to choose).
     """
-    from .. import report, training
+    from recommender.training import report
+    from recommender.training import run as training
 
     if k is not None:
         settings.evaluation.k = k
@@ -180,7 +181,8 @@ def tune(settings: Settings, engine: str, engine_options: dict[str, Any], trials
     The test period of `recommender evaluate` is never looked at, so its
     numbers stay honest after tuning.
     """
-    from .. import config, tuning
+    from recommender import config
+    from recommender.training import tuning
 
     db = open_db(settings)
     best, trials_run, cut = tuning.tune(db, settings, trials=trials, seed=seed, engine=engine,
@@ -223,7 +225,8 @@ def models(settings: Settings, customer: str | None, do_prune: bool, rollback_to
     The registry is repaired first (statuses follow CURRENT, directories
     without a row are registered, temporaries of dead jobs deleted).
     """
-    from .. import privacy, registry
+    from recommender import privacy
+    from recommender.models import registry
 
     if do_prune and rollback_to:
         raise click.UsageError("--prune and --rollback are separate actions; run them one at a time")

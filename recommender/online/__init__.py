@@ -15,9 +15,9 @@ event row, so both go wherever the decision log and the events go.
 
 from __future__ import annotations
 
-from .assignment import ARMS, CHALLENGER, CONTROL, MODEL, Assigner
-from .ids import LIST_ID_PATTERN, is_list_id, new_list_id
-from .measure import report
+from recommender.online.assignment import ARMS, CHALLENGER, CONTROL, MODEL, Assigner
+from recommender.online.ids import LIST_ID_PATTERN, is_list_id, new_list_id
+from recommender.online.measure import report
 
 __all__ = ["ARMS", "CHALLENGER", "CONTROL", "MODEL", "Assigner", "LIST_ID_PATTERN", "is_list_id", "new_list_id",
            "report"]

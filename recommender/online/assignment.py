@@ -12,7 +12,7 @@ value made once per database (``meta.online_arm_key``), mixed with
     model       otherwise
 
 Only known customers with personalization consent are assigned (the caller
-decides, see :mod:`recommender.service`): for anyone else the list is
+decides, see :mod:`recommender.serving.service`): for anyone else the list is
 non-personalized in every arm, so counting them in an arm would only dilute
 the comparison, and their lists are logged anonymously anyway.
 """
@@ -25,7 +25,7 @@ import threading
 
 import sqlite_utils
 
-from ..config import OnlineSettings
+from recommender.config import OnlineSettings
 
 CONTROL, MODEL, CHALLENGER = "control", "model", "challenger"
 ARMS = (MODEL, CONTROL, CHALLENGER)

@@ -34,11 +34,11 @@ from typing import Any
 
 import sqlite_utils
 
-from ..config import Settings
-from ..errors import ValidationError
-from ..values import parse_datetime
-from . import stats
-from .assignment import CHALLENGER, CONTROL, MODEL
+from recommender.config import Settings
+from recommender.errors import ValidationError
+from recommender.values import parse_datetime
+from recommender.online import stats
+from recommender.online.assignment import CHALLENGER, CONTROL, MODEL
 
 UNASSIGNED = "unassigned"
 OFFERS = "offers"

@@ -1,44 +1,25 @@
 """The rights of the people in the data: access (export), erasure, and a decision log.
 
-One module per job: :mod:`.tombstones` (proof of erasure without the id),
-:mod:`.access` (export, which models learnt from a customer), :mod:`.erasure`
-(tables, artifacts and copies), :mod:`.reconcile` and :mod:`.derived` (long jobs and derived data
-that follow erasures and withdrawals), :mod:`.copies` (exports), :mod:`.decisions` (the decision log and its
-retention), :mod:`.signup` (an erased person who really signs up again).
-The names below are the package's public face.
+One module per job: :mod:`.access` (export, which models learnt from a customer),
+:mod:`.erasure` (tables, artifacts and copies), :mod:`.reconcile` and
+:mod:`.derived` (long jobs and derived data that follow erasures and withdrawals),
+:mod:`.copies` (exports), :mod:`.decisions` (the decision log and its retention),
+:mod:`.counts` (popularity and bought-together from consent-filtered events).
+Tombstones, the proof of erasure every import door checks, sit lower, in
+:mod:`recommender.store.tombstones`, so the doors need nothing from here; a
+returning sign-up is a door of its own (:mod:`recommender.ingest.signup`).
 
-They are loaded on first use (PEP 562), not when the package is imported:
-the doors (``consent``, ``imports``, ``events``) sit below this package and
-need :mod:`.tombstones`, while :mod:`.access` sits above ``consent``; eager
-re-exports would make ``consent -> privacy -> access -> consent`` a cycle.
+The names below are the package's public face.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recommender.privacy.access import export, models_containing, trained_on
+from recommender.privacy.decisions import DecisionLog, prune
+from recommender.privacy.erasure import forget, scrub_artifact
+from recommender.privacy.reconcile import reconcile_artifact, reconcile_model, staleness
+from recommender.store.tombstones import ensure_key, erased, erased_on, subject_hash, subject_of
 
-_EXPORTS = {
-    "export": "access", "models_containing": "access",
-    "DecisionLog": "decisions", "prune": "decisions",
-    "forget": "erasure", "scrub_artifact": "erasure",
-    "subject_hash": "tombstones", "erased": "tombstones", "erased_on": "tombstones", "ensure_key": "tombstones",
-    "resignup": "signup", "trained_on": "access",
-    "reconcile_artifact": "reconcile", "reconcile_model": "reconcile", "staleness": "reconcile",
-    "subject_of": "reconcile",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = ["DecisionLog", "ensure_key", "erased", "erased_on", "export", "forget", "models_containing", "prune",
+           "reconcile_artifact", "reconcile_model", "scrub_artifact", "staleness", "subject_hash", "subject_of",
+           "trained_on"]

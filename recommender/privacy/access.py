@@ -8,11 +8,11 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import consent, store
-from ..config import Settings
-from ..errors import NotFoundError
-from ..model import IDS_FILE, MANIFEST_FILE
-from ..values import epoch_to_iso
+from recommender import store
+from recommender.config import Settings
+from recommender.errors import NotFoundError
+from recommender.models.factor import IDS_FILE, MANIFEST_FILE
+from recommender.values import epoch_to_iso
 
 
 def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
@@ -32,8 +32,8 @@ def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
     return {
         "exported_at": store.utcnow(),
         "profile": profile,
-        "consents": consent.current(db, settings, customer_id)["consents"],
-        "consent_history": consent.history(db, settings, customer_id)["history"],
+        "consents": store.consent_state(db, settings, customer_id)["consents"],
+        "consent_history": store.consent_timeline(db, settings, customer_id)["history"],
         "interactions": events,
         "offers": offers,
         "decisions": decisions,

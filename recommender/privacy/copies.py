@@ -18,8 +18,8 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import store
-from ..config import Settings
+from recommender import store
+from recommender.config import Settings
 
 
 def scrub_all(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def scrub_all(db: sqlite_utils.Database, settings: Settings, customer_id: str) -
             dropped.append(str(path))
             continue
         if entry["kind"] == "interactions_parquet":
-            from .. import exports  # pyarrow: imported only when there is a Parquet copy
+            from recommender.data import exports  # pyarrow: imported only when there is a Parquet copy
 
             removed[str(path)] = exports.remove_customers(path, {customer_id})
         elif entry["kind"] == "campaign_export":

@@ -14,8 +14,11 @@ from typing import Sequence
 import numpy as np
 import sqlite_utils
 
-from .. import interactions, signals, store
-from ..config import Settings
+from recommender import store
+from recommender.data import interactions
+from recommender.data import signals
+from recommender.config import Settings
+from recommender.store.consents import PERSONALIZATION
 
 # Up to this many events, the signals' events are read in-process (a fraction of a second);
 # beyond, through the bulk reader's child process (seconds to start, fast per row).
@@ -30,7 +33,7 @@ def consented_events(db: sqlite_utils.Database, settings: Settings) -> interacti
     """
     if db.execute("SELECT count(*) FROM interactions").fetchone()[0] > IN_PROCESS_ROWS:
         return interactions.load(db, settings)
-    rows = store.consented_event_rows(db, interactions.PERSONALIZATION)
+    rows = store.consented_event_rows(db, PERSONALIZATION)
     products = np.array(sorted(p["id"] for p in store.all_products(db)), dtype=object)
     if not rows:
         empty = np.zeros(0, np.int32)

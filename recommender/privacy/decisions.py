@@ -31,8 +31,8 @@ from typing import Any, Sequence
 
 import sqlite_utils
 
-from .. import store
-from ..config import Settings
+from recommender import store
+from recommender.config import Settings
 
 # Reasons after which a served list is logged without anything personal (see the module docstring).
 ANONYMOUS_REASONS = frozenset({"unknown_customer", "no_consent"})

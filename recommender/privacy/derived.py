@@ -5,7 +5,7 @@ model artifact, so every worker serves them from memory. A withdrawal or an
 erasure must not wait for the next retrain to leave those counts, so whenever
 one is recorded, :func:`refresh` recomputes the signals of every artifact on
 disk (current, the published ones kept for rollback, candidates) from the
-consent-filtered database — the same :func:`recommender.interactions.load`
+consent-filtered database — the same :func:`recommender.data.interactions.load`
 door training uses — removes the customers concerned from the id maps, and
 rewrites the files atomically with new checksums. Workers notice the new
 privacy epoch on their next request and reload (see ``LiveModel``).
@@ -21,11 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import registry, store
-from ..config import Settings
-from ..errors import ModelError
-from .counts import consented_events, signals_for  # noqa: F401  (signals_for: also the name tests and callers know)
-from .reconcile import artifact_dirs, artifact_epoch, reconcile_artifact
+from recommender import store
+from recommender.models import registry
+from recommender.config import Settings
+from recommender.errors import ModelError
+from recommender.privacy.counts import consented_events, signals_for  # noqa: F401  (signals_for: also the name tests and callers know)
+from recommender.privacy.reconcile import artifact_dirs, artifact_epoch, reconcile_artifact
 
 
 def refresh(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:

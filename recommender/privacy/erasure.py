@@ -27,11 +27,11 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import store
-from ..config import Settings
-from ..errors import NotFoundError
-from . import copies, derived
-from .reconcile import subject_of
+from recommender import store
+from recommender.config import Settings
+from recommender.errors import NotFoundError
+from recommender.privacy import copies, derived
+from recommender.store.tombstones import subject_of
 
 
 def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, A
 def scrub_artifact(directory: Path, customer_id: str, db: sqlite_utils.Database | None = None,
                    settings: Settings | None = None) -> str:
     """Reconcile one artifact with the recorded privacy events (erasure of ``customer_id`` included)."""
-    from .reconcile import reconcile_artifact
+    from recommender.privacy.reconcile import reconcile_artifact
 
     if db is None or settings is None:
         raise ValueError("scrub_artifact needs the database and settings: erasure is recorded there first")

@@ -19,56 +19,24 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import sqlite_utils
 
-from .. import store
-from ..config import Settings
-from ..durable import exclusive_lock, fsync_dir
-from ..errors import RecommenderError
-from ..model_base import MANIFEST_FILE, Recommender, load_model
-from .counts import signals_for
-from .tombstones import ensure_key, subject_hash
+from recommender import store
+from recommender.config import Settings
+from recommender.durable import exclusive_lock, fsync_dir
+from recommender.errors import RecommenderError
+from recommender.models.base import MANIFEST_FILE, Recommender, load_model
+from recommender.privacy.counts import signals_for
+from recommender.store.privacy import Pending, pending
+from recommender.store.tombstones import ensure_key, subject_hash, subjects_of
+from recommender.store.consents import PERSONALIZATION
 
-PERSONALIZATION = "personalization"
 LOCK_FILE = ".privacy.lock"
 APPLIED = "privacy_applied_epoch"
-
-
-def subject_of(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> str:
-    """The tombstone of one customer (the one place this package hashes an id)."""
-    return subjects_of(db, settings, [customer_id])[customer_id]
-
-
-def subjects_of(db: sqlite_utils.Database, settings: Settings, customer_ids: Iterable[str]) -> dict[str, str]:
-    """Tombstones of many customers at once (the key is read once)."""
-    key = ensure_key(db, settings)
-    return {c: subject_hash(key, c) for c in dict.fromkeys(customer_ids)}
-
-
-@dataclass
-class Pending:
-    """The erasures (tombstones) and personalization withdrawals (ids) recorded after an epoch."""
-
-    since: int
-    epoch: int
-    erased: set[str] = field(default_factory=set)
-    withdrawn: set[str] = field(default_factory=set)
-
-
-def pending(db: sqlite_utils.Database, epoch: int) -> Pending:
-    rows = store.privacy_events_since(db, epoch)
-    out = Pending(since=epoch, epoch=max([epoch, *(r["id"] for r in rows)]))
-    for r in rows:
-        if r["kind"] == "erasure":
-            out.erased.add(r["subject_hash"])
-        elif r["purpose"] == PERSONALIZATION:
-            out.withdrawn.add(r["customer_id"])
-    return out
 
 
 def _drop(db: sqlite_utils.Database, settings: Settings, model: Recommender, todo: Pending) -> dict[str, int]:
@@ -127,7 +95,7 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
 
     ``epoch`` defaults to the artifact's own (see :func:`artifact_epoch`).
     ``refresh_signals`` recomputes its signals from the database (``data``: an
-    already loaded :class:`~recommender.interactions.Interactions`) even when no
+    already loaded :class:`~recommender.data.interactions.Interactions`) even when no
     row was removed, which is what a withdrawal of someone outside the model needs.
     """
     directory = Path(directory)
@@ -152,7 +120,7 @@ def rewrite_artifact(directory: Path, model: Recommender) -> None:
     Each file is written and fsynced beside its target, then renamed over it;
     the manifest (with the new checksums) goes last, so a reader that verifies
     checksums either loads the old artifact or the new one. Workers follow the
-    manifest's change (see :class:`recommender.service.LiveModel`).
+    manifest's change (see :class:`recommender.serving.service.LiveModel`).
     """
     tmp = directory / f".rewrite-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -19,11 +19,11 @@ One module per table family (:mod:`.schema`, :mod:`.connection`,
 
 from __future__ import annotations
 
-from .access import *  # noqa: F403
-from .connection import *  # noqa: F403
-from .consents import *  # noqa: F403
-from .events import *  # noqa: F403
-from .models import *  # noqa: F403
-from .offers import *  # noqa: F403
-from .privacy import *  # noqa: F403
-from .schema import *  # noqa: F403
+from recommender.store.access import *  # noqa: F403
+from recommender.store.connection import *  # noqa: F403
+from recommender.store.consents import *  # noqa: F403
+from recommender.store.events import *  # noqa: F403
+from recommender.store.models import *  # noqa: F403
+from recommender.store.offers import *  # noqa: F403
+from recommender.store.privacy import *  # noqa: F403
+from recommender.store.schema import *  # noqa: F403

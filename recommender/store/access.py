@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import sqlite_utils
 
-from .connection import transaction, utcnow
+from recommender.store.connection import transaction, utcnow
 
 # --- API keys ----------------------------------------------------------------------
 

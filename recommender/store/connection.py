@@ -13,8 +13,8 @@ from typing import Iterator, Sequence
 
 import sqlite_utils
 
-from ..errors import ConfigError, DatabaseError
-from .schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+from recommender.errors import ConfigError, DatabaseError
+from recommender.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 
 
 def utcnow() -> str:

@@ -6,7 +6,14 @@ from typing import Any, Iterable, Sequence
 
 import sqlite_utils
 
-from .connection import transaction, utcnow
+from recommender.config import Settings
+from recommender.errors import NotFoundError, ValidationError
+from recommender.store.connection import transaction, utcnow
+from recommender.store.privacy import consent_history, customer_consents, get_customer
+
+# The consent purposes the engine itself acts on, named once (a shop may configure more: ``consent_purposes``).
+PERSONALIZATION = "personalization"
+MARKETING = "marketing"
 
 
 def set_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> int:
@@ -83,3 +90,35 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> 
             "INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) VALUES ('withdrawal', ?, ?, ?)",
             withdrawals)
     return {"changed": len(changes), "stale": stale, "withdrawals": len(withdrawals)}
+
+
+def check_customer_and_purposes(db: sqlite_utils.Database, settings: Settings, customer_id: str, purposes: Iterable[str]) -> None:
+    """Refuse an unknown customer or an unconfigured purpose (one message for every door)."""
+    if get_customer(db, customer_id) is None:
+        raise NotFoundError(f"unknown customer {customer_id!r}")
+    for purpose in purposes:
+        if purpose not in settings.consent_purposes:
+            raise ValidationError(f"unknown purpose {purpose!r} (known: {', '.join(settings.consent_purposes)})")
+
+
+def consent_state(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
+    """Every configured purpose with its state; unrecorded purposes show as not granted."""
+    check_customer_and_purposes(db, settings, customer_id, ())
+    recorded = {r["purpose"]: r for r in customer_consents(db, customer_id)}
+    out = {}
+    for purpose in settings.consent_purposes:
+        row = recorded.get(purpose)
+        out[purpose] = {"granted": bool(row and row["granted"]), "recorded": row is not None,
+                        "updated_at": row["updated_at"] if row else None, "source": row["source"] if row else None}
+    return {"customer_id": customer_id, "consents": out}
+
+
+def consent_timeline(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
+    """Every consent change, in the order recorded: when decided, when recorded, source and actor."""
+    check_customer_and_purposes(db, settings, customer_id, ())
+    rows = [{"purpose": r["purpose"],
+             "old": None if r["old_granted"] is None else bool(r["old_granted"]),
+             "new": bool(r["new_granted"]), "source": r["source"], "changed_at": r["changed_at"],
+             "decided_at": r["decided_at"], "actor": r["actor"]}
+            for r in consent_history(db, customer_id)]
+    return {"customer_id": customer_id, "history": rows}

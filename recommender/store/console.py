@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import sqlite_utils
 
-from .connection import _json_ids
+from recommender.store.connection import _json_ids
 
 DAY = 86400
 

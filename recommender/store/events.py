@@ -6,7 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlite_utils
 
-from .connection import _changes, transaction, utcnow
+from recommender.store.connection import _changes, transaction, utcnow
 
 # --- writes ------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import sqlite_utils
 
-from .connection import _changes, _json_ids, transaction
+from recommender.store.connection import _changes, _json_ids, transaction
 
 # --- offers and campaigns ---------------------------------------------------------
 # Customer id lists go in as one JSON array bound to json_each(): one statement

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import sqlite_utils
 
-from .connection import transaction, utcnow
+from recommender.store.connection import transaction, utcnow
 
 # --- privacy: access, erasure, retention -------------------------------------------
 
@@ -168,3 +169,24 @@ def prune_decisions(db: sqlite_utils.Database, before: str) -> int:
         deleted = db.execute("DELETE FROM decisions WHERE created_at < ?", [before]).rowcount
         db.execute(CLEAR_OLD_LIST_IDS, [epoch])
         return deleted
+
+
+@dataclass
+class Pending:
+    """The erasures (tombstones) and personalization withdrawals (ids) recorded after an epoch."""
+
+    since: int
+    epoch: int
+    erased: set[str] = field(default_factory=set)
+    withdrawn: set[str] = field(default_factory=set)
+
+
+def pending(db: sqlite_utils.Database, epoch: int) -> Pending:
+    rows = privacy_events_since(db, epoch)
+    out = Pending(since=epoch, epoch=max([epoch, *(r["id"] for r in rows)]))
+    for r in rows:
+        if r["kind"] == "erasure":
+            out.erased.add(r["subject_hash"])
+        elif r["purpose"] == "personalization":
+            out.withdrawn.add(r["customer_id"])
+    return out

@@ -1,0 +1,119 @@
+"""The one path from a customer's current history to their filtered personal top-k.
+
+The storefront (``GET /v1/customers/<id>/recommendations``) and the occasion
+campaigns both rank here, so a customer sees the same personal ranking in a
+banner and in a birthday email, and a customer who joined after the last
+retrain is personalized in both as soon as they have history:
+
+1. **consent** — ``personalization`` read from the database now
+   (:func:`rank_customer`; a batch job checks it for all its customers at once
+   and calls :func:`rank_history`);
+2. **fold-in** — the customer's vector is solved from their current events
+   (:func:`recommender.data.interactions.confidences_of` + ``recalculate_user``),
+   so an event posted a moment ago counts, and a customer unknown to the model
+   is ranked like a known one;
+3. **filters** — :meth:`recommender.serving.catalogue.Catalogue.allowed`, the single
+   definition of the catalogue rules (a cached mask per filter set), plus the
+   products they already bought (the event types in ``settings.purchase_events``);
+4. **search** — the model's ``recommend``: for factor models exact top-k through
+   :class:`~recommender.models.topk.NormIndex`, or the ANN index of a large catalogue
+   (:mod:`recommender.models.ann`), with every filter re-checked;
+5. **diversity and explanations** on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import sqlite_utils
+
+from recommender import store
+from recommender.data import interactions
+from recommender.training import recipes
+from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.config import Settings
+from recommender.models.base import Recommender
+from recommender.store.consents import PERSONALIZATION
+
+Event = tuple[str, str, float, int]
+
+
+@dataclass
+class Ranked:
+    """A personal list: model item indices best first, their scores, and (on request) why."""
+
+    items: list[int]
+    scores: list[float]
+    because: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def fold_in(model: Recommender, settings: Settings, events: Sequence[Event],
+            index: Mapping[str, int | None] | None = None) -> tuple[object | None, np.ndarray, np.ndarray]:
+    """The customer's model state from their events (``None`` when no event touches a known product).
+
+    ``index`` is :func:`recommender.data.interactions.local_index` of the events when the caller has it.
+    """
+    reference = model.manifest.get("data", {}).get("reference_time")
+    # By the confidence rules the model was trained with (selection may have chosen its own).
+    items, conf = interactions.confidences_of(list(events), recipes.serving_settings(model, settings),
+                                              model.item_index if index is None else index, reference)
+    if len(items) == 0:
+        return None, items, conf
+    return model.fold_in(items, conf), items, conf
+
+
+def purchased_items(model: Recommender, events: Sequence[Event], purchase_events: Sequence[str],
+                    index: Mapping[str, int | None] | None = None) -> np.ndarray:
+    """Model indices of the products these events bought (event types that mean "bought" in settings)."""
+    kinds = set(purchase_events)
+    index = model.item_index if index is None else index
+    idx = {index.get(p) for p, e, _, _ in events if e in kinds}
+    idx.discard(None)
+    return np.array(sorted(idx), dtype=np.int64)
+
+
+def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
+                 filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
+                 explain: bool = False) -> Ranked | None:
+    """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
+
+    The caller has checked consent. ``catalogue`` must be aligned with
+    ``model`` (built from its ``item_ids``) and refreshed.
+    """
+    index = interactions.local_index(events, model.item_index)  # each product looked up once per request
+    vector, items, conf = fold_in(model, settings, events, index)
+    if vector is None:
+        return None
+    # The catalogue's cached mask plus the few items this request leaves out: nothing per
+    # request is as large as the catalogue (see Catalogue.allowed).
+    allow, banned = catalogue.allowed(filters)
+    if exclude_purchased:
+        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events, index)])
+    depth = n if diversity <= 0 else n * 10
+    ranked, scores = model.recommend(vector, depth, exclude=banned, allow=allow)
+    score_of = dict(zip(ranked.tolist(), scores.tolist()))
+    chosen = catalogue.diversify(ranked.tolist(), n, diversity)
+    because = {i: model.explain(items, conf, i, n=3) for i in chosen} if explain else {}
+    return Ranked(chosen, [score_of[i] for i in chosen], because)
+
+
+def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
+                  customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
+                  diversity: float = 0.0, explain: bool = False) -> tuple[str | None, Ranked | None]:
+    """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
+
+    Reasons: ``unknown_customer``, ``no_consent`` (personalization not granted
+    now), ``no_model``, ``no_history``.
+    """
+    exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+    if not exists:
+        return "unknown_customer", None
+    if not consent:
+        return "no_consent", None
+    if model is None:
+        return "no_model", None
+    ranked = rank_history(model, catalogue, settings, store.customer_events(db, customer_id), n, filters,
+                          exclude_purchased=exclude_purchased, diversity=diversity, explain=explain)
+    return ("no_history", None) if ranked is None else (None, ranked)

@@ -1,0 +1,443 @@
+"""Answering a storefront: model or fallback, filters, consent — one function per request kind.
+
+A storefront must always get a list to show, so every refusal to personalize
+falls back to popular products and says why (``mode`` and ``reason``), never
+an error. Consent is read from the database on every request, so a
+withdrawal takes effect in every worker at once, without a retrain.
+
+The customer's vector is recomputed from their current history on each
+personalized request (one least-squares solve against the item factors, the
+same step ALS itself takes). That is what makes an event posted a moment ago
+count in the very next list, in whichever worker serves it, with no cache to
+invalidate.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import sqlite_utils
+
+from recommender import store
+from recommender.serving import ranking
+from recommender.models import registry
+from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.config import Settings
+from recommender.errors import ModelError, NotFoundError, ValidationError
+from recommender.models.base import Recommender
+from recommender.online import CHALLENGER, CONTROL, MODEL, Assigner, new_list_id
+from recommender.privacy import DecisionLog
+from recommender.privacy.decisions import ANONYMOUS_REASONS
+from recommender.store.consents import PERSONALIZATION
+
+POPULAR_TTL = 300.0
+
+
+class LiveModel:
+    """The model a worker serves; follows the registry's ``CURRENT`` pointer.
+
+    The pointer is checked at most every ``check_interval`` seconds (a stat of
+    one small file). A version that fails to load is refused and remembered,
+    and the model already loaded keeps serving.
+    """
+
+    def __init__(self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0,
+                 settings: Settings | None = None) -> None:
+        self.registry = registry.Registry(model_dir)
+        self.settings = settings  # for the tombstone key (staleness of withdrawals)
+        self.check_interval = check_interval
+        self.catalogue_ttl = catalogue_ttl
+        self.model: Recommender | None = None
+        self.catalogue: Catalogue | None = None
+        self.last_error: str | None = None
+        self._failed: str | None = None
+        self._erasures: int | None = None
+        self._checked = -math.inf
+        self._lock = threading.Lock()
+        # The privacy epoch this worker has followed, the manifest it loaded, staleness.
+        self.epoch: int | None = None
+        self._manifest_stat: tuple | None = None
+        self.stale: dict[str, Any] = {"stale": False, "stale_since": None, "hours": None}
+        self._stale_key: tuple | None = None
+
+    def get(self, db: sqlite_utils.Database | None = None) -> Recommender | None:
+        """The model to serve; reloads when the pointer moved or a privacy event rewrote the artifact.
+
+        The privacy epoch is read on every request (one indexed query): after an
+        erasure or withdrawal, the next request in every worker reloads the
+        scrubbed artifact (its manifest is rewritten last) and its signals.
+        """
+        if time.monotonic() - self._checked >= self.check_interval:
+            self.reload()
+        if db is not None:
+            self._follow_privacy(db)
+        return self.model
+
+    def _manifest_signature(self) -> tuple | None:
+        version = self.model.version if self.model else None
+        if version is None:
+            return None
+        try:
+            st = (self.registry.path(version) / "manifest.json").stat()
+        except (OSError, ModelError):
+            return None
+        return (version, st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _follow_privacy(self, db: sqlite_utils.Database) -> None:
+        epoch = store.privacy_epoch(db)
+        if epoch != self.epoch and self.model is not None:
+            signature = self._manifest_signature()
+            if signature != self._manifest_stat:
+                self.reload(force=True)
+            from recommender.privacy.reconcile import artifact_epoch
+
+            if self.model is not None and artifact_epoch(self.model.manifest) >= epoch:
+                self.epoch = epoch  # the loaded artifact is reconciled with every event so far
+        elif self.model is None:
+            self.epoch = epoch
+        key = (self.model.version if self.model else None, epoch, self._manifest_stat)
+        if key != self._stale_key:
+            from recommender.privacy.reconcile import staleness
+
+            self.stale = staleness(db, self.model.manifest, self.model.user_index, self.settings) if self.model else {
+                "stale": False, "stale_since": None, "hours": None}
+            self._stale_key = key
+
+    def stale_hours(self) -> float | None:
+        """Hours since the served model became stale (None when it is not), by the clock now."""
+        since = self.stale.get("stale_since")
+        if not since:
+            return None
+        import datetime as dt
+
+        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        return (dt.datetime.now(dt.timezone.utc) - at).total_seconds() / 3600.0
+
+    def reload(self, force: bool = False) -> str | None:
+        """Load the current version if it changed; returns the version now served."""
+        with self._lock:
+            self._checked = time.monotonic()
+            version = self.registry.current_version()
+            loaded = self.model.version if self.model else None
+            if version is None or (version == loaded and not force) or (version == self._failed and not force):
+                return loaded
+            if force and version == loaded and self._manifest_signature() == self._manifest_stat:
+                return loaded  # nothing rewritten since it was loaded
+            try:
+                model = self.registry.load(version)
+            except ModelError as exc:
+                self._failed, self.last_error = version, str(exc)
+                return loaded
+            if self.settings is not None and hasattr(model, "configure_ann"):
+                model.configure_ann(self.settings.ann)  # the serve-time switch of the ANN index
+            model.warm_up()  # built here, not in the first request that needs it
+            self.model, self._failed, self.last_error = model, None, None
+            self._manifest_stat = self._manifest_signature()
+            catalogue = Catalogue(model.item_ids, ttl=self.catalogue_ttl, background=True)
+            if self.catalogue is not None:
+                catalogue.adopt(self.catalogue)  # the products did not change with the model
+            self.catalogue = catalogue
+            return version
+
+
+@dataclass
+class ListOptions:
+    n: int = 10
+    filters: ListFilters = field(default_factory=ListFilters)
+    exclude_purchased: bool = True
+    diversity: float = 0.0
+    explain: bool = False
+
+
+class Service:
+    def __init__(self, settings: Settings, live: LiveModel | None = None, decisions: DecisionLog | None = None) -> None:
+        self.settings = settings
+        self.live = live or LiveModel(str(settings.model_dir), settings=settings)
+        self.decisions = decisions or DecisionLog(settings.db, settings.privacy.decision_log_flush_seconds,
+                                                  enabled=settings.privacy.decision_log,
+                                                  retention_days=settings.privacy.retention_days)
+        self._no_model_catalogue: Catalogue | None = None
+        self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
+        self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
+        self._challenger: tuple[tuple, tuple[Recommender, Catalogue] | None, float] | None = None
+        self._popular_order: tuple[Any, np.ndarray] | None = None  # (model, its items by popularity)
+
+    # --- shared pieces -------------------------------------------------------------
+
+    def warm(self, db: sqlite_utils.Database) -> str | None:
+        """Load the current model and read the catalogue now (a server worker, before its first request).
+
+        At a million products the two take tens of seconds; left to the first
+        request, a storefront's customer would wait for them. Returns the version.
+        """
+        model, _ = self._model_and_catalogue(db)
+        return model.version if model is not None else None
+
+    def _model_and_catalogue(self, db: sqlite_utils.Database) -> tuple[Recommender | None, Catalogue]:
+        model = self.live.get(db)
+        if model is not None and self.live.catalogue is not None:
+            catalogue = self.live.catalogue
+        else:
+            if self._no_model_catalogue is None:
+                self._no_model_catalogue = Catalogue([], ttl=self.live.catalogue_ttl, background=True)
+            catalogue = self._no_model_catalogue
+        catalogue.refresh(db)
+        return model, catalogue
+
+    def _popular_ids(self, db: sqlite_utils.Database, model: Recommender | None, days: int | None,
+                     limit: int) -> list[tuple[str, float]]:
+        """Popular products, best first: from the model's signal, or a cached query for a window."""
+        if days is None and model is not None and "popularity" in model.signals:
+            pop = np.asarray(model.signals["popularity"])
+            if self._popular_order is None or self._popular_order[0] is not model:
+                # Sorted once per loaded model, not per request (a million products take ~0.1 s).
+                self._popular_order = (model, np.argsort(-pop, kind="stable"))
+            order = self._popular_order[1][:limit]
+            return [(model.item_ids[i], float(pop[i])) for i in order if pop[i] > 0]
+        key = (days, limit, self.live.epoch)  # a withdrawal or erasure invalidates it at once
+        hit = self._popular_cache.get(key)
+        if hit and time.monotonic() - hit[0] < POPULAR_TTL:
+            return hit[1]
+        since = int(time.time()) - days * 86400 if days else 0
+        rows = [(p, float(n)) for p, n in store.popular_since(db, since, limit)]
+        if len(self._popular_cache) > 64:  # old epochs' entries
+            self._popular_cache.clear()
+        self._popular_cache[key] = (time.monotonic(), rows)
+        return rows
+
+    def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, days: int | None = None,
+                      skip: set[str] = frozenset()) -> list[dict[str, Any]]:
+        pool = self._popular_ids(db, model, days, limit=max(1000, n * 50))
+        out = []
+        for pid, score in pool:
+            product = catalogue.products.get(pid)
+            if product is None or pid in skip or not catalogue.allows(product, filters):
+                continue
+            out.append({**catalogue.describe(pid), "score": score})
+            if len(out) == n:
+                break
+        return out
+
+    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> dict[str, Any]:
+        items = self._popular_list(db, model, catalogue, options.n, options.filters)
+        return {"mode": "non_personalized", "reason": reason, "model_version": model.version if model else None,
+                "items": items}
+
+    def _stale(self) -> bool:
+        """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
+
+        Past that, nothing learnt from its factors is served (lists fall back to
+        popular items with reason ``model_stale``) until a clean model is published.
+        """
+        hours = self.live.stale_hours()
+        return hours is not None and hours > self.settings.privacy.max_stale_hours
+
+    def _customer_vector(self, model: Recommender, events: list[tuple[str, str, float, int]]):
+        return ranking.fold_in(model, self.settings, events)
+
+    # --- requests --------------------------------------------------------------------
+
+    # --- the A/B arms (recommender.online) ----------------------------------------------
+
+    def _assignable(self, db: sqlite_utils.Database, customer_id: str) -> bool:
+        """Only known customers with personalization consent take part in the experiment."""
+        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        return exists and consent
+
+    def _challenger_model(self, db: sqlite_utils.Database) -> tuple[Recommender, Catalogue] | None:
+        """The challenger arm's model (``online.challenger``), reloaded after every privacy event.
+
+        None when it cannot be loaded or has been stale longer than the cap;
+        its customers then get the current model (and are logged as arm ``model``).
+        """
+        version = self.settings.online.challenger
+        key = (version, store.privacy_epoch(db))
+        cached = self._challenger
+        if cached is None or cached[0] != key or (cached[1] is None and time.monotonic() - cached[2] > 60):
+            served = None
+            try:
+                model = self.live.registry.load(version)
+            except ModelError:
+                model = None
+            if model is not None:
+                from recommender.privacy.reconcile import staleness
+
+                hours = staleness(db, model.manifest, model.user_index, self.settings)["hours"]
+                if hours is None or hours <= self.settings.privacy.max_stale_hours:
+                    served = (model, Catalogue(model.item_ids, ttl=self.live.catalogue_ttl, background=True))
+                    if self.live.catalogue is not None:
+                        served[1].adopt(self.live.catalogue)
+            self._challenger = (key, served, time.monotonic())
+        served = self._challenger[1]
+        if served is not None:
+            served[1].refresh(db)
+        return served
+
+    def _served(self, result: dict[str, Any], endpoint: str, customer_id: str | None, arm: str | None,
+                products: Sequence[str]) -> dict[str, Any]:
+        """Give a list its id and arm, and log it (anonymously for the reasons that require it)."""
+        list_id = new_list_id()
+        if customer_id is None or result["reason"] in ANONYMOUS_REASONS:
+            arm = None
+        result["list_id"], result["arm"] = list_id, arm
+        self.decisions.record(customer_id, endpoint, result["model_version"], result["mode"], result["reason"],
+                              products, list_id=list_id, arm=arm)
+        return result
+
+    # --- requests --------------------------------------------------------------------
+
+    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+        """Personalized top-n for a customer, or popular items with the reason why not; logged with its id and arm.
+
+        The control arm gets the non-personalized list (reason ``control``);
+        the challenger arm is ranked by the challenger model.
+        """
+        arm = self.assigner.arm(db, customer_id)
+        result = None
+        if arm != MODEL and self._assignable(db, customer_id):
+            if arm == CONTROL:
+                model, catalogue = self._model_and_catalogue(db)
+                result = self._fallback(db, model, catalogue, options, CONTROL)
+            else:
+                served = self._challenger_model(db)
+                if served is None:
+                    arm = MODEL
+                else:
+                    result = self._recommend(db, customer_id, options, served)
+        if result is None:
+            result = self._recommend(db, customer_id, options)
+        return self._served(result, "recommendations", customer_id, arm, [i["product_id"] for i in result["items"]])
+
+    def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
+                   served: tuple[Recommender, Catalogue] | None = None) -> dict[str, Any]:
+        """The storefront face of :func:`recommender.serving.ranking.rank_customer`, the one ranking path."""
+        model, catalogue = served or self._model_and_catalogue(db)
+        # factors past the stale-model window teach nothing (a challenger is checked when it loads)
+        stale = model is not None and served is None and self._stale()
+        reason, ranked = ranking.rank_customer(db, self.settings, None if stale else model, catalogue, customer_id,
+                                               options.n, options.filters, exclude_purchased=options.exclude_purchased,
+                                               diversity=options.diversity, explain=options.explain)
+        if reason == "no_model" and stale:
+            reason = "model_stale"
+        if reason is not None:
+            return self._fallback(db, model, catalogue, options, reason)
+        result = []
+        for i, score in zip(ranked.items, ranked.scores):
+            entry = {**catalogue.describe(model.item_ids[i]), "score": round(score, 6)}
+            if options.explain:
+                entry["because"] = [
+                    {"product_id": model.item_ids[j], "name": catalogue.describe(model.item_ids[j])["name"],
+                     "weight": round(w, 6)}
+                    for j, w in ranked.because[i]
+                ]
+            result.append(entry)
+        return {"mode": "personalized", "reason": None, "model_version": model.version, "items": result}
+
+    def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> dict[str, Any]:
+        """The caller's products, best first for this customer (unchanged order when not personalized)."""
+        unknown = sorted(set(products) - store.existing_of(db, "products", products))
+        if unknown:
+            raise ValidationError(f"unknown product(s): {', '.join(unknown[:10])}")
+        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
+        arm = self.assigner.arm(db, customer_id)
+        served = self._challenger_model(db) if arm == CHALLENGER and exists and consent else None
+        if arm == CHALLENGER and served is None:
+            arm = MODEL
+        model, catalogue = served or self._model_and_catalogue(db)
+        reason = None if exists and consent and model else (
+            "unknown_customer" if not exists else "no_consent" if not consent else "no_model")
+        if reason is None and arm == CONTROL:
+            reason = CONTROL
+        if reason is None and served is None and self._stale():
+            reason = "model_stale"
+        vector = None
+        if reason is None:
+            vector, _, _ = self._customer_vector(model, store.customer_events(db, customer_id))
+            if vector is None:
+                reason = "no_history"
+        if reason is None:
+            from recommender.models.factor import rank_items
+
+            ordered = rank_items(list(products), model, vector)
+            mode = "personalized"
+        else:
+            ordered, mode = list(products), "non_personalized"
+        version = model.version if model else None
+        return self._served({"mode": mode, "reason": reason, "model_version": version, "products": ordered},
+                            "rerank", customer_id, arm, ordered)
+
+    def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        result = self._similar(db, product_id, n, filters)
+        return self._served(result, "similar", None, None, [i["product_id"] for i in result["items"]])
+
+    def _similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        self._require_product(catalogue, db, product_id)
+        stale = model is not None and self._stale()
+        if model is None or product_id not in model.item_index or stale:
+            items = self._same_category_popular(db, model, catalogue, product_id, n, filters)
+            return {"mode": "non_personalized",
+                    "reason": "no_model" if model is None else "model_stale" if stale else "not_in_model",
+                    "model_version": model.version if model else None, "items": items}
+        allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
+        ranked, scores = model.similar_items(model.item_index[product_id], n + len(excluded), allow=allow)
+        keep = ~np.isin(ranked, excluded)
+        ranked, scores = ranked[keep][:n], scores[keep][:n]
+        items = [{**catalogue.describe(model.item_ids[i]), "score": round(float(s), 6)} for i, s in zip(ranked, scores)]
+        return {"mode": "model", "reason": None, "model_version": model.version, "items": items}
+
+    def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+        result = self._bought_together(db, product_id, n, filters)
+        return self._served(result, "bought_together", None, None, [i["product_id"] for i in result["items"]])
+
+    def _bought_together(self, db: sqlite_utils.Database, product_id: str, n: int,
+                         filters: ListFilters) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        self._require_product(catalogue, db, product_id)
+        if model is None or "together_items" not in model.signals or product_id not in model.item_index:
+            return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
+                    "model_version": model.version if model else None, "items": []}
+        row = model.item_index[product_id]
+        allow, excluded = catalogue.allowed(filters)
+        excluded = set(excluded.tolist())
+        items = []
+        for j, lift in zip(np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])):
+            if j < 0 or not allow[j] or int(j) in excluded:
+                continue
+            items.append({**catalogue.describe(model.item_ids[j]), "lift": round(float(lift), 4)})
+            if len(items) == n:
+                break
+        return {"mode": "cooccurrence", "reason": None, "model_version": model.version, "items": items}
+
+    def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> dict[str, Any]:
+        model, catalogue = self._model_and_catalogue(db)
+        items = self._popular_list(db, model, catalogue, n, filters, days=days)
+        result = {"mode": "non_personalized", "reason": "popular" if days is None else "trending",
+                  "model_version": model.version if model else None, "days": days, "items": items}
+        return self._served(result, "popular" if days is None else "trending", None, None,
+                            [i["product_id"] for i in items])
+
+    def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
+        """404 for an id the products table lacks; an id added since the last refresh refreshes first.
+
+        The table is asked first (one indexed query), so made-up ids cost no
+        refresh and never make a request wait for a background read.
+        """
+        if product_id not in catalogue.products:
+            if not store.existing_of(db, "products", [product_id]):
+                raise NotFoundError(f"unknown product {product_id!r}")
+            catalogue.refresh(db, force=True)
+            if product_id not in catalogue.products:
+                raise NotFoundError(f"unknown product {product_id!r}")
+
+    def _same_category_popular(self, db, model, catalogue, product_id, n, filters):
+        category = catalogue.products[product_id]["category"]
+        narrowed = ListFilters(categories=(category,) if category else filters.categories,
+                               min_price=filters.min_price, max_price=filters.max_price,
+                               in_stock_only=filters.in_stock_only, exclude=filters.exclude)
+        return self._popular_list(db, model, catalogue, n, narrowed, skip={product_id})

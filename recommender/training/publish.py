@@ -1,0 +1,130 @@
+"""Gate, manifest, privacy reconciliation, save and publish: the end every way of training shares.
+
+The driver-side retrain (:mod:`recommender.training.run`) and the Spark retrain
+from an export (:mod:`recommender.training.spark`) both finish here, so the
+release gate, the manifest and the erasure-wins-every-race reconciliation are
+one piece of code whichever machine held the history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sqlite_utils
+
+from recommender import store
+from recommender.training import evaluation
+from recommender.training import gate
+from recommender.models import registry
+from recommender.config import Settings
+from recommender.models.engines import Engine, get_engine
+from recommender.errors import GateRefused, ModelError
+from recommender.models.base import Recommender
+from recommender.privacy import reconcile as privacy_reconcile
+from recommender.store.consents import PERSONALIZATION
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Evaluation:
+    payload: dict[str, Any]
+    model: Recommender
+    split: evaluation.Split
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+def consent_snapshot(user_ids: Any) -> dict[str, Any]:
+    """How many customers trained the model and a hash of exactly which ones."""
+    digest = hashlib.sha256()
+    for uid in sorted(user_ids):
+        digest.update(str(uid).encode())
+        digest.update(b"\n")
+    return {"purpose": PERSONALIZATION, "customers": len(user_ids), "customer_ids_sha256": digest.hexdigest()}
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: str
+    published: bool
+    metrics: dict[str, Any]
+    data: dict[str, int]
+    gate: str | None
+    seconds: dict[str, float]
+    # What the nightly housekeeping removed (with publish=True; see :func:`train`).
+    maintenance: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def gate_and_publish(db: sqlite_utils.Database, settings: Settings, reg: registry.Registry, *, engine: str,
+                     fitter: Engine, payload: dict[str, Any], model: Recommender, data: Any, full_matrix: Any,
+                     counts: dict[str, int], user_ids: Any, epoch: int,
+                     refit: Callable[[dict[str, Any], str, Engine], dict[str, Any]], publish: bool, force: bool,
+                     log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> TrainResult:
+    """Gate, manifest, privacy reconciliation, save and publish: shared by every way of training.
+
+    ``data`` and ``full_matrix`` are what :func:`gate.judge` checks (the driver's
+    :class:`~recommender.data.interactions.Interactions` and matrix, or counts
+    computed where the data lives); ``refit(recipe, engine, fitter)`` scores
+    the current model's recorded recipe on tonight's split; ``epoch`` is the
+    privacy epoch noted before the data was read.
+    """
+    current_version = reg.current_version()
+    incumbent = None
+    if current_version:
+        try:
+            incumbent = reg.manifest(current_version)
+        except ModelError as exc:
+            log(f"current model {current_version} cannot be loaded ({exc}); gating on tonight's checks only")
+
+    def refit_incumbent(theirs: dict[str, Any]) -> dict[str, Any]:
+        log(f"recipe differs from the current model {current_version}'s ({gate.recipe_family(theirs)}): fitting "
+            f"its recipe on the same split")
+        their_engine = theirs.get("engine", engine)
+        their_fitter = fitter if their_engine == engine else get_engine(their_engine)
+        return refit(theirs, their_engine, their_fitter)
+
+    params = payload["params"]
+    decision = gate.judge(payload, params, data, model, full_matrix, incumbent, current_version, settings.gate,
+                          refit_incumbent)
+    refusal = decision.refusal
+    lap("gate")
+    version = registry.new_version()
+    model.manifest.update(
+        version=version, created_at=store.utcnow(), engine=engine, params=params,
+        data=counts, metrics=payload, consent_snapshot=consent_snapshot(user_ids),
+        gate={**decision.record, "forced": bool(refusal and force and publish)},
+    )
+    if hasattr(model, "attach_ann") and model.attach_ann(settings.ann, log):  # large catalogues: recommender.models.ann
+        lap("ann")
+    # Erasure wins every race: whoever was erased or withdrew after the read (epoch) leaves
+    # the model in memory, again on disk once saved (forget may have scanned before the rename),
+    # and once more right before CURRENT moves.
+    privacy_reconcile.reconcile_model(db, settings, model, epoch)
+    path = reg.save(model, version)
+    privacy_reconcile.reconcile_artifact(db, settings, path, epoch)
+    registry.record(db, model, path, "candidate")
+    lap("save")
+    published = False
+    if publish:
+        if refusal and not force:
+            registry.set_status(db, version, "rejected")
+            reg.remove(version)
+            raise GateRefused(f"not published: {refusal} (use --force to publish anyway)")
+        privacy_reconcile.reconcile_artifact(db, settings, path, epoch)
+        reg.set_current(version)
+        registry.set_status(db, version, "published")
+        published = True
+        log(f"published {version}")
+    lap("publish")
+    if refusal:
+        log(f"gate: {refusal}")
+    timings["total"] = round(time.perf_counter() - started, 3)
+    return TrainResult(version, str(path), published, payload, counts, refusal, timings)
