@@ -36,6 +36,19 @@ def bearer_token(header: str) -> str | None:
     return token.strip()
 
 
+def missing_key_message(header: str) -> str:
+    """Why ``header`` carries no key, and what to send instead."""
+    text = header.strip()
+    if not text:
+        return "missing API key (Authorization: Bearer <key>)"
+    scheme, _, rest = text.partition(" ")
+    if not rest.strip() and scheme.lower() != "bearer":
+        return "the Authorization header has no scheme: add 'Bearer ' before the key (Authorization: Bearer <key>)"
+    if scheme.lower() != "bearer":
+        return (f"the Authorization scheme must be Bearer, not {scheme[:20]!r}: send 'Authorization: Bearer <key>'")
+    return "missing API key after 'Bearer ' (Authorization: Bearer <key>)"
+
+
 def register(app: Flask) -> None:
     """Check the key of every request to a view that declares a role."""
     # The app's auth state: fixed when the app is made (tests may flip it); no key cache.
@@ -56,7 +69,7 @@ def register(app: Flask) -> None:
             return None
         token = bearer_token(header)
         if token is None:
-            raise Unauthorized("missing API key (Authorization: Bearer <key>)")
+            raise Unauthorized(missing_key_message(header))
         key = keys.lookup(get_db(), token)
         if key is None:
             raise Unauthorized("unknown or revoked API key")

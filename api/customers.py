@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from recommender.serving.catalogue import ListFilters
+from recommender.serving.results import ServedList
 from recommender.serving.service import ListOptions
 
 from .db import get_db, get_service
@@ -19,7 +20,12 @@ def filters_of(query) -> ListFilters:
                        in_stock_only=query.in_stock_only, exclude=tuple(query.exclude))
 
 
-@bp.get("/<customer_id>/recommendations")
+def listed(result: ServedList) -> dict:
+    """A served list as its response body, counted under its surface and arm."""
+    return served(result.surface, result.payload())
+
+
+@bp.get("/<id:customer_id>/recommendations")
 @endpoint("/v1/customers/<customer_id>/recommendations", query=RecommendationQuery, response=ItemList)
 def recommendations(customer_id: str, query: RecommendationQuery):
     """Personalized top-n for a customer.
@@ -33,10 +39,10 @@ def recommendations(customer_id: str, query: RecommendationQuery):
     """
     options = ListOptions(n=query.n, filters=filters_of(query), exclude_purchased=query.exclude_purchased,
                           diversity=query.diversity, explain=query.explain)
-    return served("recommendations", get_service().recommend(get_db(), customer_id, options))
+    return listed(get_service().recommend(get_db(), customer_id, options))
 
 
-@bp.post("/<customer_id>/rerank")
+@bp.post("/<id:customer_id>/rerank")
 @endpoint("/v1/customers/<customer_id>/rerank", "POST", body=RerankBody, response=Reranked)
 def rerank(customer_id: str, body: RerankBody):
     """The caller's products, ordered for this customer.
@@ -44,4 +50,4 @@ def rerank(customer_id: str, body: RerankBody):
     Without personalization the order is returned unchanged. Unknown product
     ids are a 422.
     """
-    return served("rerank", get_service().rerank(get_db(), customer_id, body.products))
+    return listed(get_service().rerank(get_db(), customer_id, body.products))

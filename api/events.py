@@ -33,7 +33,11 @@ def ingest(body: EventsBody):
     Online measurement: send the `list_id` of the served list (or offer) the
     event came from, and `price` (the unit price paid) with purchases; an
     event without `list_id` is attributed to the latest list that showed this
-    customer this product within `online.window_hours`.
+    customer this product within `online.window_hours`. A `list_id` counts only
+    for the customer the list was served to; a price far from the catalogue
+    price (`online.max_price_factor`) or a quantity above `online.max_quantity`
+    is counted at the catalogue price and the cap, and flagged in the report.
+    Each event is a row of its own: two events in one second are two events.
     """
     result = events.ingest(get_db(), get_service().settings, [e.model_dump() for e in body.events()])
     EVENTS.inc(result["accepted"])

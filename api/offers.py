@@ -111,7 +111,7 @@ class CampaignPreview(BaseModel):
     offers: list[PreviewOffer]
 
 
-@bp.get("/v1/customers/<customer_id>/offers")
+@bp.get("/v1/customers/<id:customer_id>/offers")
 @endpoint("/v1/customers/<customer_id>/offers", query=OffersQuery, response=OfferList)
 def customer_offers(customer_id: str, query: OffersQuery):
     """Active occasion offers of a customer, for a storefront banner.

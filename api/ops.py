@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from recommender import __version__
+from recommender import __version__, store
 
 from .db import get_db, get_service
 from .metrics import exposition
@@ -32,7 +32,7 @@ def readyz():
     service = get_service()
     problems = []
     try:
-        get_db().execute("SELECT 1").fetchone()
+        store.ping(get_db())
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         problems.append(f"database: {exc}")
     model = service.live.get(get_db())

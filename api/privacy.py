@@ -87,14 +87,14 @@ def actor() -> str:
     return f"key:{key['id']}:{key['name']}" if key else "open-mode"
 
 
-@bp.get("/<customer_id>/consents")
+@bp.get("/<id:customer_id>/consents")
 @endpoint("/v1/customers/<customer_id>/consents", role="admin", response=Consents)
 def get_consents(customer_id: str):
     """Every configured purpose for the customer; unrecorded means not granted."""
     return store.consent_state(get_db(), settings(), customer_id)
 
 
-@bp.put("/<customer_id>/consents")
+@bp.put("/<id:customer_id>/consents")
 @endpoint("/v1/customers/<customer_id>/consents", "PUT", role="admin", body=ConsentChange, response=Consents)
 def put_consents(customer_id: str, body: ConsentChange):
     """Grant or withdraw purposes; takes effect on the customer's very next request in every worker.
@@ -107,21 +107,21 @@ def put_consents(customer_id: str, body: ConsentChange):
                                 decided_at=body.decided_at, actor=actor())
 
 
-@bp.get("/<customer_id>/consents/history")
+@bp.get("/<id:customer_id>/consents/history")
 @endpoint("/v1/customers/<customer_id>/consents/history", role="admin", response=ConsentHistory)
 def consent_history(customer_id: str):
     """Every consent change of the customer in the order recorded: decided and recorded times, source, actor."""
     return store.consent_timeline(get_db(), settings(), customer_id)
 
 
-@bp.delete("/<customer_id>")
+@bp.delete("/<id:customer_id>")
 @endpoint("/v1/customers/<customer_id>", "DELETE", role="admin", response=Erasure)
 def forget(customer_id: str):
     """Erase the customer everywhere (right to be forgotten); keeps only a keyed-hash tombstone."""
     return privacy.forget(get_db(), settings(), customer_id)
 
 
-@bp.get("/<customer_id>/export")
+@bp.get("/<id:customer_id>/export")
 @endpoint("/v1/customers/<customer_id>/export", role="admin", response=Export)
 def export(customer_id: str):
     """Everything held about the customer (access and portability); 404 once erased."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .db import get_db, get_service
-from .customers import filters_of
-from .metrics import served
+from .customers import filters_of, listed
 from .schema import ItemList, ListQuery, PopularQuery, endpoint
 
 bp = Blueprint("products", __name__, url_prefix="/v1/products")
@@ -16,22 +15,21 @@ bp = Blueprint("products", __name__, url_prefix="/v1/products")
 @endpoint("/v1/products/popular", query=PopularQuery, response=ItemList)
 def popular(query: PopularQuery):
     """Popular products (distinct consenting customers), or trending over the last `days`."""
-    return served("popular" if query.days is None else "trending",
-                  get_service().popular(get_db(), query.n, filters_of(query), query.days))
+    return listed(get_service().popular(get_db(), query.n, filters_of(query), query.days))
 
 
-@bp.get("/<product_id>/similar")
+@bp.get("/<id:product_id>/similar")
 @endpoint("/v1/products/<product_id>/similar", query=ListQuery, response=ItemList)
 def similar(product_id: str, query: ListQuery):
     """Products nearest to this one in the model's item space (cosine of factors).
 
     A product the model has not seen yet gets popular products of its category.
     """
-    return served("similar", get_service().similar(get_db(), product_id, query.n, filters_of(query)))
+    return listed(get_service().similar(get_db(), product_id, query.n, filters_of(query)))
 
 
-@bp.get("/<product_id>/bought-together")
+@bp.get("/<id:product_id>/bought-together")
 @endpoint("/v1/products/<product_id>/bought-together", query=ListQuery, response=ItemList)
 def bought_together(product_id: str, query: ListQuery):
     """Products bought in the same basket (same customer, same day), ranked by lift, not popularity."""
-    return served("bought_together", get_service().bought_together(get_db(), product_id, query.n, filters_of(query)))
+    return listed(get_service().bought_together(get_db(), product_id, query.n, filters_of(query)))

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Union
 
-from flask import request
+from flask import current_app, has_app_context, request
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 from pydantic import ValidationError as PydanticError
 
 from recommender.errors import ValidationError
 from recommender.online.ids import LIST_ID_PATTERN
+from recommender.values import MAX_ID_LENGTH, MAX_PRICE, MAX_QUANTITY, TIME_PATTERN
 
 
 class BadRequest(ValidationError):
@@ -68,17 +70,23 @@ class PopularQuery(ListQuery):
     days: int | None = Field(None, ge=1, le=3650, description="Trending: count only the last N days.")
 
 
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
 class RerankBody(Body):
-    products: list[str] = Field(min_length=1, max_length=1000)
+    products: list[Id] = Field(min_length=1, max_length=1000)
 
 
 class Event(Body):
-    customer_id: str = Field(min_length=1, max_length=200)
-    product_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     event_type: str = Field(min_length=1, max_length=50, description="One of the configured event types "
                                                                       "(`view`, `add_to_cart`, `purchase` by default).")
-    quantity: float | None = Field(None, gt=0, le=1_000_000, description="Default 1.")
-    occurred_at: str | None = Field(None, description="ISO 8601 date-time (no offset = UTC); default now.",
+    quantity: float | None = Field(None, gt=0, le=MAX_QUANTITY, description="Default 1.")
+    occurred_at: str | None = Field(None, min_length=1, pattern=TIME_PATTERN,
+                                    description="ISO 8601 date-time (no offset = UTC), 1970 to 2100 and not ahead "
+                                                "of the server's clock by more than `time.max_future_seconds`; "
+                                                "leave it out (or null) for now. An empty string is refused.",
                                     json_schema_extra=DATE_TIME)
     event_id: str | None = Field(None, min_length=1, max_length=100,
                                  description="Your id for this event, unique per event: a repeat is acknowledged "
@@ -87,8 +95,8 @@ class Event(Body):
                                 description="The `list_id` of the served list (or offer) this event came from; "
                                             "without it the event is attributed to the latest list that showed "
                                             "this customer this product within `online.window_hours`.")
-    price: float | None = Field(None, ge=0, le=1e12, description="Unit price paid (revenue = quantity x price); "
-                                                                 "default the product's current price.")
+    price: float | None = Field(None, ge=0, le=MAX_PRICE, description="Unit price paid (revenue = quantity x "
+                                                                      "price); default the product's current price.")
 
 
 class EventBatch(Body):
@@ -163,9 +171,10 @@ class Reranked(BaseModel):
 
 
 class OnlineQuery(Query):
-    since: str | None = Field(None, description="Only lists served (and events) from this ISO 8601 date or "
-                                                "date-time on; default every list the decision log holds.",
-                              json_schema_extra=DATE_TIME)
+    since: str | None = Field(None, min_length=1, pattern=TIME_PATTERN,
+                              description="Only lists served (and events) from this ISO 8601 date or date-time "
+                                          "on (1970 to 2100); leave it out for every list the decision log holds "
+                                          "(an empty value is refused).")
 
 
 class ArmRow(BaseModel):
@@ -184,6 +193,10 @@ class ArmRow(BaseModel):
     revenue: float = Field(description="Quantity x price of the attributed purchases.")
     revenue_per_list: float
     events: int
+    flagged: int = Field(description="Attributed purchases whose price was implausible against the catalogue price "
+                                     "(`online.max_price_factor`) or whose quantity was above `online.max_quantity`: "
+                                     "revenue counts them at the catalogue price and the capped quantity.")
+    flagged_share: float = Field(description="flagged / events.")
 
 
 class Uplift(BaseModel):
@@ -207,6 +220,10 @@ class OnlineEvents(BaseModel):
     attributed_by_list_id: int
     attributed_by_window: int
     unattributed: int
+    flagged: int = Field(description="Purchases flagged by the revenue rule (`flagged` of the arms, and those "
+                                     "attributed to no list).")
+    list_id_of_another_customer: int = Field(description="Events naming a list served to another customer: the "
+                                                         "`list_id` is ignored and the event attributed by window.")
 
 
 class OnlineReport(BaseModel):
@@ -283,10 +300,62 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
-def _message(exc: PydanticError, where: str) -> str:
+# Errors of shape rather than of a field: an unknown field, a body that is not an object. A 400, like
+# malformed JSON. A field whose value is wrong (a wrong JSON type, a bound, a pattern) is a 422 naming
+# the field, as it always was: clients branch on that status.
+_SHAPE_ERRORS = {"extra_forbidden", "model_type", "model_attributes_type", "union_tag_invalid", "union_tag_not_found"}
+_JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array",
+               dict: "an object", type(None): "null"}
+
+
+def _is_shape_error(error: dict[str, Any]) -> bool:
+    return error["type"] in _SHAPE_ERRORS
+
+
+def _message(exc: PydanticError, where: str, *, tagged: bool = False) -> str:
+    """``where.field: what is wrong`` for the first error (``tagged``: the first step of the path is a union tag)."""
     first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return f"{where}{'.' + loc if loc else ''}: {first['msg']}"
+    path = list(first["loc"])[1:] if tagged else list(first["loc"])
+    loc = ".".join(str(p) for p in path)
+    message = first["msg"]
+    if first["type"] == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == TIME_PATTERN:
+        message = f"bad timestamp {first.get('input')!r}: an ISO 8601 date-time from 1970 to 2100"
+    text = f"{where}{'.' + loc if loc else ''}: {message}"
+    if first["type"].endswith("_type") and type(first.get("input")) in _JSON_TYPES:
+        text += f" (got {_JSON_TYPES[type(first['input'])]})"
+    return text
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (which one should win is the client's mistake, not ours)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(data: bytes) -> Any:
+    """Strict JSON: no duplicate keys, no ``NaN``/``Infinity``; :class:`BadRequest` naming what is wrong."""
+    try:
+        return json.loads(data, object_pairs_hook=_object, parse_constant=_not_json)
+    except _DuplicateKey as exc:
+        raise BadRequest(f"malformed JSON body: key {str(exc.args[0])!r} given twice in one object") from None
+    except RecursionError:  # json.loads gives up on 100,000 nested brackets
+        raise BadRequest("malformed JSON body: nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise BadRequest(f"malformed JSON body ({str(exc)[:100]})") from None
 
 
 def parse_query(model: type[Query]) -> Query:
@@ -311,17 +380,14 @@ def parse_query(model: type[Query]) -> Query:
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if not request.is_json:
         raise BadRequest("expected a JSON body (Content-Type: application/json)")
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # json.loads gives up on 100,000 nested brackets
-        raise BadRequest("malformed JSON body: nested too deeply") from None
+    payload = load_json(request.get_data(cache=True))
     if payload is None:
-        raise BadRequest("malformed JSON body")
+        raise BadRequest("malformed JSON body: null")
     try:
-        return model.model_validate(payload, strict=False)
+        # Strict: a number is a JSON number (not "12", not true), a boolean is true or false.
+        return model.model_validate(payload, strict=True)
     except PydanticError as exc:
-        first = exc.errors()[0]
-        kind = BadRequest if first["type"] in ("extra_forbidden", "model_type") else Unprocessable
+        kind = BadRequest if _is_shape_error(exc.errors()[0]) else Unprocessable
         raise kind(_message(exc, "body")) from None
 
 
@@ -359,7 +425,8 @@ def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query
 def statuses(op: Operation) -> dict[int, Any]:
     """Every status ``op`` can answer with, and why: the contract the fuzz test holds the app to."""
     out: dict[int, Any] = {op.status: "OK" if op.status == 200 else "Created"}
-    out[400] = "Malformed request: bad JSON, a JSON body nested too deeply, an unknown query parameter"
+    out[400] = ("Malformed request: bad JSON (a key given twice in one object, `NaN`, nested too deeply), a JSON "
+                "value of the wrong type (`\"12\"` or `true` for a number), an unknown field or query parameter")
     if op.role:
         out[401] = "Missing, unknown or revoked API key (`Authorization: Bearer <key>`)"
         if op.role != "read":
@@ -374,6 +441,14 @@ def statuses(op: Operation) -> dict[int, Any]:
     out[503] = "Temporarily unavailable (database busy): retry after `Retry-After` seconds"
     out.update(op.responses)
     return dict(sorted(out.items()))
+
+
+def _with_event_types(components: dict[str, Any]) -> dict[str, Any]:
+    """The configured event types as the enum of ``Event.event_type`` (the events door refuses any other)."""
+    event = components.get("Event", {}).get("properties", {}).get("event_type")
+    if event is not None and has_app_context():
+        event["enum"] = list(current_app.config["SETTINGS"].event_types)
+    return components
 
 
 def openapi(title: str, version: str) -> dict[str, Any]:
@@ -445,6 +520,6 @@ def openapi(title: str, version: str) -> dict[str, Any]:
                                 "Request lines over 8,190 bytes get 414 and more than 100 headers 431 "
                                 "(from the server, as JSON)."},
         "paths": paths,
-        "components": {"schemas": components,
+        "components": {"schemas": _with_event_types(components),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from recommender.durable import private_folder_of
 from recommender.errors import ConfigError
 
 ENV_PREFIX = "RECOMMENDER_"
@@ -193,6 +194,20 @@ class SelectionSettings:
     # Tie rule: a finalist within this many paired standard errors of the best mean is tied with it,
     # and the tied one with the most parts (a blend) wins; 0 = plain best mean.
     tie_standard_errors: float = 1.0
+    # The schedule (recommender/training/schedule.py; docs/quality.md, "When the search runs"): a
+    # retrain refits the recipe chosen by the last search and searches again only when asked
+    # (`recommender select`, `train --select`), when none has been run, when the last one is older
+    # than this many days (0 = search at every retrain, as before), when the selection or model
+    # settings changed since, or when the recipe is losing ground (below).
+    every_days: float = 7.0
+    # Losing ground: tonight's test NDCG@k of the refitted recipe is below the value recorded when it
+    # was chosen by more than this share of it AND by more than `losing_ground_standard_errors`
+    # standard errors of tonight's mean; then the same run searches again. 0 = never.
+    losing_ground_share: float = 0.10
+    losing_ground_standard_errors: float = 2.0
+    # A candidate whose predicted peak memory (its fit plus the fitted models the search holds) is
+    # above this is skipped with a line that says so. 0 = half of this machine's memory.
+    max_memory_bytes: int = 0
 
 
 @dataclass
@@ -228,7 +243,20 @@ class CampaignSettings:
 
 @dataclass
 class OnlineSettings:
-    """Online measurement and the A/B holdout (see :mod:`recommender.online`)."""
+    """Online measurement and the A/B holdout (see :mod:`recommender.online`).
+
+    Attribution and revenue (docs/online.md): a list belongs to the customer it
+    was served to, and an event's ``list_id`` counts only for an event of that
+    customer (otherwise the event is attributed as if it named no list). A
+    purchase's revenue is quantity x unit price, where the event's ``price`` is
+    used only when it is plausible: within ``[catalogue / max_price_factor,
+    catalogue x max_price_factor]`` of the product's catalogue price. Otherwise
+    (or when the catalogue has no price to check it against) the catalogue price
+    is used (0 without one) and the event is counted as *flagged*. A quantity
+    above ``max_quantity`` counts as ``max_quantity`` units, flagged the same way.
+    Flagged events are shown, with their share of each arm's events, in
+    ``recommender report online`` and the console; the stored event is kept as sent.
+    """
 
     # Share of customers (by a keyed hash of their id, stable) in the control arm: they get the
     # non-personalized list (reason ``control``). 0 = no holdout.
@@ -244,6 +272,10 @@ class OnlineSettings:
     # Event types that count as a click on a list item, and as adding one to the cart.
     click_events: tuple[str, ...] = ("view",)
     cart_events: tuple[str, ...] = ("add_to_cart",)
+    # An event's price counts for revenue only within this factor of the catalogue price (>= 1).
+    max_price_factor: float = 3.0
+    # A purchase of more units than this counts as this many (and is flagged).
+    max_quantity: float = 100.0
 
 
 @dataclass
@@ -412,7 +444,10 @@ def anchor_paths(settings: Settings) -> None:
         settings.model_dir = base / settings.model_dir
     key = settings.privacy.key_file
     if str(key) in ("", "."):
-        settings.privacy.key_file = Path(os.path.abspath(settings.db) + ".key")
+        # A database that already has its key beside it (``shop.db.key``) keeps it: tombstones made with it
+        # must stay matchable. A new database gets it in its private folder, which git ignores.
+        beside = Path(os.path.abspath(settings.db) + ".key")
+        settings.privacy.key_file = beside if beside.exists() else private_folder_of(settings.db) / "tombstone.key"
     elif not key.is_absolute():
         settings.privacy.key_file = base / key
 
@@ -466,6 +501,10 @@ def validate(settings: Settings) -> None:
     if any(not 0 < q < 1 for q in sel.folds) or sel.tie_standard_errors < 0:
         raise ConfigError("selection: folds must be between 0 and 1 (quantiles of the training period), "
                           "tie_standard_errors >= 0")
+    if sel.every_days < 0 or not 0 <= sel.losing_ground_share < 1 or sel.losing_ground_standard_errors < 0 \
+            or sel.max_memory_bytes < 0:
+        raise ConfigError("selection: every_days, losing_ground_standard_errors and max_memory_bytes must be >= 0, "
+                          "losing_ground_share between 0 and 1")
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
     o = settings.online
@@ -476,6 +515,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("online.challenger_share needs online.challenger (a model version)")
     if o.window_hours <= 0:
         raise ConfigError("online.window_hours must be > 0")
+    if not o.max_price_factor >= 1 or not o.max_quantity > 0:
+        raise ConfigError("online.max_price_factor must be >= 1 and online.max_quantity > 0")
     a = settings.ann
     if a.min_products < 0 or a.lists < 0 or a.probes < 0 or a.candidates < 1 \
             or not 0 < a.target_recall <= 1 or not 0 <= a.min_allowed_share <= 1:

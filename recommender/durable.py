@@ -1,8 +1,9 @@
-"""Two file-system primitives every writer of artifacts and exports shares.
+"""File-system primitives every writer of artifacts, exports and secrets shares.
 
 A rename is only durable once its directory is synced, and two processes
 (a nightly job, an erasure, a retrain) must not rewrite the same files at
-once. Both used to be written out in three modules; they live here once.
+once. Secrets and files with personal data go into a private folder beside the
+database that says it must never be committed.
 """
 
 from __future__ import annotations
@@ -33,3 +34,27 @@ def exclusive_lock(path: str | Path, mode: int = 0o600) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+PRIVATE_SUFFIX = ".private"
+PRIVATE_IGNORE = "# Secrets and personal data of the recommender (keys, campaign exports): never commit.\n*\n"
+
+
+def private_folder(path: str | Path) -> Path:
+    """Make ``path`` (owner-only) with a ``.gitignore`` that ignores everything in it; returns it.
+
+    Running the engine from a repository checkout (as the quick start does) must
+    not leave a key or a file of e-mail addresses ready for ``git add``.
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(PRIVATE_IGNORE, encoding="utf-8")
+    return path
+
+
+def private_folder_of(db_path: str | Path) -> Path:
+    """The private folder that belongs to the database ``db_path`` (``shop.db`` -> ``shop.db.private/``)."""
+    db_path = Path(os.path.abspath(db_path))
+    return db_path.with_name(db_path.name + PRIVATE_SUFFIX)

@@ -15,16 +15,19 @@ into UTC) and no absurd value reaches the model or the database:
   up to today (``past_date_limit``);
 - numbers: only the forms a spreadsheet writes (``-12``, ``3.5``, ``.5``, ``1.2E+3``),
   never ``1_000``, ``0x10``, ``nan``, ``inf`` or a value that is not finite;
-- ids: at most ``MAX_ID_LENGTH`` (200) characters, no control characters.
+- ids: at most ``MAX_ID_LENGTH`` (200) characters, no control characters, never
+  ``.`` or ``..`` (a URL path cannot carry them), in the one form of :func:`normalise_id`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import ipaddress
 import functools
 import math
 import re
+import unicodedata
 import zoneinfo
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -39,6 +42,13 @@ _TRUE = {"1", "true", "t", "yes", "y", "granted"}
 _FALSE = {"0", "false", "f", "no", "n", "withdrawn", "denied"}
 
 MAX_ID_LENGTH = 200
+# The largest unit price and quantity a row or an event may carry: CSV imports, the API's
+# schema (``/openapi.json``) and its checks share these bounds.
+MAX_PRICE = 1e9
+MAX_QUANTITY = 1e6
+# Times as text start with a year in EARLIEST_TIME.year .. LATEST_TIME.year: the pattern the
+# OpenAPI document gives such fields, so the document refuses what parse_datetime refuses.
+TIME_PATTERN = r"^(?:19[7-9][0-9]|20[0-9][0-9]|2100)-"
 EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 LATEST_TIME = dt.datetime(2100, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
 EARLIEST_DATE = dt.date(1900, 1, 1)
@@ -185,19 +195,48 @@ def check_timezone(name: str) -> str:
     return name
 
 
+# A whole number as a spreadsheet renders a numeric id: decimals (``17850.0``, ``17850.00``)
+# or scientific notation with a point or a signed exponent (``1.785E+4``, ``1.785e4``,
+# ``2E+04``). A spreadsheet never writes a number with a leading zero, so ``007`` and ``007.0`` are
+# not matched, nor are codes such as ``12E4``: they stay as written.
+_SPREADSHEET_NUMBER_RE = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]*(?:[eE][+-]?[0-9]{1,3})?|[eE]\+[0-9]{1,3})$")
+_MAX_ID_DIGITS = 30
+
+
 def normalise_id(text: str) -> str:
-    """Trim an identifier; spreadsheets write numeric ids as floats (``17850.0``), so drop a ``.0``."""
-    text = text.strip()
-    if text.endswith(".0") and text[:-2].isdigit():
-        return text[:-2]
+    """The one id rule of every door (CSV imports, the API's paths and bodies, events, consent, tombstones).
+
+    An id is text, compared exactly, after three steps:
+
+    1. surrounding white space is trimmed;
+    2. the text is put in Unicode NFC form (``é`` typed as ``e`` + accent is the same id as ``é``);
+    3. a whole number as a spreadsheet renders a numeric id -- with a decimal point
+       (``17850.0``, ``17850.00``) or in scientific notation with a point or a signed
+       exponent (``1.785E+4``, ``2E+04``) -- is written in plain digits (``17850``).
+
+    Nothing else changes: leading zeros are kept (``007`` and ``7`` are two ids, and
+    ``007.0``, which no spreadsheet writes, stays as written; a spreadsheet that turned
+    ``007`` into ``7`` has lost what cannot be guessed back),
+    a number with a fraction (``17850.5``), a signed one (``-5.0``), a code such as ``12E4``
+    and an id with letters (``C0834.0``) stay as written, and case is kept.
+    """
+    text = unicodedata.normalize("NFC", text.strip())
+    if _SPREADSHEET_NUMBER_RE.match(text):
+        try:
+            value = decimal.Decimal(text)
+        except decimal.InvalidOperation:  # pragma: no cover - the pattern only lets numbers through
+            return text
+        if value == value.to_integral_value() and value.adjusted() < _MAX_ID_DIGITS:
+            return str(int(value))
     return text
 
 
 def parse_id(text: str, *, what: str = "id") -> str:
-    """A normalised identifier: not empty, at most ``MAX_ID_LENGTH`` characters, no control characters.
+    """A normalised identifier (:func:`normalise_id`): not empty, at most ``MAX_ID_LENGTH`` characters, no
+    control characters, not ``.`` or ``..``.
 
     The same limit as the API's, so an id imported from a file can always be
-    asked for over HTTP.
+    asked for over HTTP (in a path, encoded as any text is).
     """
     value = normalise_id(text)
     if not value:
@@ -207,6 +246,8 @@ def parse_id(text: str, *, what: str = "id") -> str:
     bad = _CONTROL_RE.search(value)
     if bad:
         raise ValueError(f"{what} {show(value)} contains a control character (U+{ord(bad.group()):04X})")
+    if value in (".", ".."):
+        raise ValueError(f"{what} {value!r} cannot be an id (a URL path cannot carry it)")
     return value
 
 

@@ -576,15 +576,15 @@ def served_quality(workdir: Path, customers: list[str]) -> dict:
     model.ann_enabled = False
     for customer in customers:
         result = service.recommend(db, customer, ListOptions(n=10))
-        if result["mode"] == "personalized":
-            exact[customer] = [i["product_id"] for i in result["items"]]
+        if result.mode == "personalized":
+            exact[customer] = result.product_ids
             if model.last_search == "exact":
                 shares.append(model.norm_index.scanned / len(model.item_ids))
     out = {"scanned": (float(np.median(shares)), float(np.percentile(shares, 90))) if shares else (0.0, 0.0)}
     if has_ann:
         model.ann_enabled = True
         for customer in exact:
-            served[customer] = [i["product_id"] for i in service.recommend(db, customer, ListOptions(n=10))["items"]]
+            served[customer] = service.recommend(db, customer, ListOptions(n=10)).product_ids
             paths.append(model.last_search == "ann")
         out["recall"] = float(np.mean([len(set(served[c]) & set(exact[c])) / max(1, len(exact[c])) for c in exact]))
         out["ann_share"] = float(np.mean(paths))

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("faiss")
 
 from recommender import store
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 from recommender.models import registry  # noqa: E402
 from recommender.serving.catalogue import ListFilters  # noqa: E402
 from recommender.config import AnnSettings  # noqa: E402
@@ -110,15 +111,16 @@ def shop(settings, model: FactorModel) -> dict:
     db = store.connect(settings.db, create=True)
     rows = []
     for i, pid in enumerate(model.item_ids):
-        rows.append((pid, f"Product {i}", f"cat{i % 5}", float(i % 100 + 1), 0 if i % 7 == 0 else 5,
-                     1 if i % 11 == 0 else 0, "2000-01-01" if i % 13 == 0 else None))
+        rows.append(ProductRow(pid, f"Product {i}", category=f"cat{i % 5}", price=float(i % 100 + 1),
+                               in_stock=0 if i % 7 == 0 else 5, hidden=1 if i % 11 == 0 else 0,
+                               available_until="2000-01-01" if i % 13 == 0 else None))
     store.upsert_products(db, rows)
-    store.upsert_customers(db, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
-    store.set_consents(db, [("c1", "personalization", True, "2025-01-01T00:00:00Z", "test")])
+    store.upsert_customers(db, [CustomerRow("c1", created_at="2025-01-01T00:00:00Z")])
+    store.set_consents(db, [ConsentDecision("c1", "personalization", True, "2025-01-01T00:00:00Z", "test")])
     reg = registry.Registry(settings.model_dir)
     reg.save(model, "v1")
     reg.set_current("v1")
-    return {"db": db, "rows": {r[0]: r for r in rows}}
+    return {"db": db, "rows": {r.id: r for r in rows}}
 
 
 def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_with_index):
@@ -129,15 +131,15 @@ def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_w
     taste = np.argsort(-np.linalg.norm(items, axis=1))[:40]  # well-known products, so the top of the list is theirs
     viewed = [model.item_ids[i] for i in taste[:8]]
     bought = [model.item_ids[i] for i in taste[8:12]]
-    store.upsert_interactions(db, [("c1", p, "view", 1.0, NOW - 3600 + k) for k, p in enumerate(viewed)]
-                              + [("c1", p, "purchase", 1.0, NOW - 60 + k) for k, p in enumerate(bought)])
+    store.upsert_interactions(db, [EventRow("c1", p, "view", 1.0, NOW - 3600 + k) for k, p in enumerate(viewed)]
+                              + [EventRow("c1", p, "purchase", 1.0, NOW - 60 + k) for k, p in enumerate(bought)])
     service = Service(settings, decisions=DecisionLog(settings.db, enabled=False))
     filters = ListFilters(categories=("cat0", "cat1", "cat3"), min_price=10.0, max_price=80.0)
     first = service.recommend(db, "c1", ListOptions(n=30, filters=filters))
-    exclude = tuple(i["product_id"] for i in first["items"][:3])  # leave out what would come first
+    exclude = tuple(first.product_ids[:3])  # leave out what would come first
     filters = ListFilters(categories=("cat0", "cat1", "cat3"), min_price=10.0, max_price=80.0, exclude=exclude)
     result = service.recommend(db, "c1", ListOptions(n=30, filters=filters))
-    assert result["mode"] == "personalized"
+    assert result.mode == "personalized"
     assert service.live.model.last_search == "ann"
 
     def passes(pid: str) -> bool:  # the rules, by hand from the rows
@@ -145,13 +147,13 @@ def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_w
         return (cat in ("cat0", "cat1", "cat3") and 10.0 <= price <= 80.0 and stock > 0 and not hidden
                 and until is None and pid not in exclude and pid not in bought)
 
-    served = [i["product_id"] for i in result["items"]]
+    served = result.product_ids
     assert len(served) == 30 and len(set(served)) == 30
     assert all(passes(p) for p in served), [p for p in served if not passes(p)]
     # The filters bite: the unfiltered ranking of the same customer would show products they forbid.
     unfiltered = service.recommend(db, "c1", ListOptions(n=30, filters=ListFilters(in_stock_only=False),
                                                          exclude_purchased=False))
-    assert any(not passes(i["product_id"]) for i in unfiltered["items"])
+    assert any(not passes(p) for p in unfiltered.product_ids)
     db.conn.close()
 
 

@@ -194,7 +194,7 @@ def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(ser
     customer = db.execute("SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
                           "LIMIT 1").fetchone()[0]
     body = service.recommend(db, customer, ListOptions(n=3, filters=Filters()))
-    assert body["items"] and service.live.catalogue is catalogue and catalogue.full_loads == 1
+    assert body.items and service.live.catalogue is catalogue and catalogue.full_loads == 1
 
 
 def test_a_serving_catalogue_reads_a_large_change_in_the_background_and_never_serves_half_of_it(db):
@@ -245,4 +245,4 @@ def test_a_made_up_product_id_is_refused_without_reading_the_catalogue_again(ser
     # an id added since the last refresh is found (the refresh it forces reads only that row)
     store.upsert_products(db, [("brand-new", "New", None, 3.0, 1, 0, None)])
     result = service.similar(db, "brand-new", 5, ListFilters())
-    assert result["reason"] == "not_in_model" and catalogue.full_loads == 1
+    assert result.reason == "not_in_model" and catalogue.full_loads == 1

@@ -4,8 +4,8 @@ import re
 
 import click
 import pytest
-
 from conftest import ROOT
+
 from recommender.cli import cli
 
 COMMON = {"--db", "--config", "--json", "--help", "-h"}

@@ -4,6 +4,7 @@ import json
 
 from conftest import SAMPLE_DIR, write_csv
 from recommender import store
+from recommender.store.rows import ConsentDecision
 from recommender.ingest import consent
 from recommender.ingest import imports
 from recommender.serving import keys
@@ -59,12 +60,14 @@ def test_a_newer_row_wins_and_an_older_contrary_one_is_stale(db, settings, small
     assert not store.has_consent(db, "c1", "personalization") and store.has_consent(db, "c1", "marketing")
     # Repeats lean to the side that uses less data. A repeated grant (August) does not stop an older
     # withdrawal (July) that arrives late ...
-    store.apply_consents(db, [("c1", "marketing", True, "2025-08-01T00:00:00Z", "support", "x")])
-    outcome = store.apply_consents(db, [("c1", "marketing", False, "2025-07-01T00:00:00Z", "support", "x")])
+    store.apply_consents(db, [ConsentDecision("c1", "marketing", True, "2025-08-01T00:00:00Z", "support", "x")])
+    outcome = store.apply_consents(
+        db, [ConsentDecision("c1", "marketing", False, "2025-07-01T00:00:00Z", "support", "x")])
     assert outcome == {"changed": 1, "stale": 0, "withdrawals": 1}
     # ... while a repeated withdrawal (September) keeps an older grant (August 15) out.
-    store.apply_consents(db, [("c1", "marketing", False, "2025-09-01T00:00:00Z", "support", "x")])
-    outcome = store.apply_consents(db, [("c1", "marketing", True, "2025-08-15T00:00:00Z", "support", "x")])
+    store.apply_consents(db, [ConsentDecision("c1", "marketing", False, "2025-09-01T00:00:00Z", "support", "x")])
+    outcome = store.apply_consents(
+        db, [ConsentDecision("c1", "marketing", True, "2025-08-15T00:00:00Z", "support", "x")])
     assert outcome == {"changed": 0, "stale": 1, "withdrawals": 0}
     assert not store.has_consent(db, "c1", "marketing")
     # first record (false, fixture), the June grant, the July withdrawal; repeats log nothing

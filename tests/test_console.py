@@ -353,7 +353,8 @@ def test_overview_shows_the_online_report_per_arm(console, monkeypatch):
     app, tokens, _ = console
     page = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
     assert "No online measurement yet" not in page
-    for text in ("8.00 %", "5.00 %", "412.50", "1,200", "+60.0 %", "[0.0040, 0.0560] above zero", "1,200 / 400"):
+    for text in ("8.00 %", "5.00 %", "412.50", "1,200", "+60.0 %", "+0.40 to +5.60 pt: above zero", "1,200 / 400",
+                 "+3.00 pt", "lists that were clicked", "what we compare against"):
         assert text in page, text
     assert page.count("<svg") >= 2  # the events chart and the uplift chart
 
@@ -363,11 +364,32 @@ def test_overview_shows_the_online_report_per_arm(console, monkeypatch):
 
 
 def test_overview_says_when_there_is_no_online_measurement(console, monkeypatch):
-    import sys
+    """Nothing served yet (the demo shop's decision log is empty): the overview says so, and says why when the
+    decision log is off; once the log holds one served list (written here with plain SQL) the arms' table shows it."""
+    app, tokens, served = console
+    client = signed_in(app, tokens["admin"])
+    nothing = "No online measurement yet: the decision log holds no served list"
+    off = "The decision log is off (<code>privacy.decision_log</code>)"
+    arms_table = '<table id="arms">'
+    assert count(served, "SELECT count(*) FROM decisions") == 0
 
-    import recommender
+    page = client.get("/console/").get_data(as_text=True)
+    assert nothing in page and off not in page and arms_table not in page
 
-    monkeypatch.setitem(sys.modules, "recommender.online", None)  # import fails, as before the module exists
-    monkeypatch.delattr(recommender, "online", raising=False)
-    app, tokens, _ = console
-    assert "No online measurement yet" in signed_in(app, tokens["admin"]).get("/console/").get_data(as_text=True)
+    monkeypatch.setattr(served.privacy, "decision_log", False)
+    page = client.get("/console/").get_data(as_text=True)
+    assert nothing in page and off in page and arms_table not in page
+    monkeypatch.undo()
+
+    customer = some_customer(served)
+    with sqlite3.connect(served.db) as conn:
+        conn.execute("INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
+                     "product_ids, list_id, arm) VALUES (?, ?, 'recommendations', 'v-hand', 'personalized', NULL, "
+                     "'[\"P0001\", \"P0002\"]', 'L-hand-written', 'model')",
+                     [customer, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")])
+    page = client.get("/console/").get_data(as_text=True)
+    assert "No online measurement yet" not in page and arms_table in page
+    row = re.search(r'<tr><th scope="row">customers who get the model&#39;s picks</th><td>recommendations</td>\s*'
+                    r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>', page)
+    assert "<code>v-hand</code>" in page  # the version is under "Technical details"
+    assert row and row.groups() == ("1", "1"), page[page.index('id="h-online"'):][:2000]  # 1 list, 1 customer

@@ -6,7 +6,8 @@ outside the console: the database read with sqlite3, the files on disk, the
 CSV the browser downloaded.
 
 Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/screenshots`` makes
-the README's three), else to the test's tmp folder.
+the README's three and every page at 1280 and 390 px, ``<page>-1280.png`` /
+``<page>-390.png``), else to the test's tmp folder.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     driver, db = browser, shop["db"]
     sign_in(driver, server, shop["admin"])
     assert "Overview" in driver.title and "Signed in: ops (role admin)" in text(driver)
-    assert "Serving model" in text(driver) and "popularity" in text(driver)
+    assert "The model" in text(driver) and "Hit rate vs bestsellers" in text(driver)
     snap(driver, shots, "overview")
 
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
@@ -275,12 +276,13 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
     erase.find_element(By.NAME, "confirm").send_keys(victim + "x")  # a wrong id erases nothing
     erase.find_element(By.ID, "erase").click()
-    # the page with the form goes stale when its answer replaces it: keep polling
+    # back on the customer's page with the error beside the form (the old page goes stale: keep polling)
     WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: "(422)" in d.find_element(By.TAG_NAME, "h1").text)
+        lambda d: d.find_elements(By.ID, "erase-error"))
+    assert "nothing was erased" in driver.find_element(By.ID, "erase-error").text
+    assert "Profile" in text(driver) and "(422)" not in driver.find_element(By.TAG_NAME, "h1").text
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [victim]).fetchone()[0] == 1
-    driver.get(f"{server}/console/customer?id={victim}")
     erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
     erase.find_element(By.NAME, "confirm").send_keys(victim)
     erase.find_element(By.ID, "erase").click()
@@ -289,7 +291,7 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
         assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [victim]).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM offers WHERE customer_id = ?", [victim]).fetchone()[0] == 0
     # the server's copy of the export was scrubbed too (it is a registered copy)
-    with open(shop["root"] / "campaign-exports" / name, newline="", encoding="utf-8") as fh:
+    with open(shop["root"] / "shop.db.private" / "campaign-exports" / name, newline="", encoding="utf-8") as fh:
         left = list(csv.DictReader(fh))
     assert len(left) == made - 1 and victim not in {r["customer_id"] for r in left}
     driver.get(f"{server}/console/customer?id={victim}")
@@ -326,21 +328,105 @@ def test_marketer_runs_a_campaign_but_is_refused_erasure(shop, server, browser):
     sign_out(driver)
 
 
-@pytest.mark.parametrize("path", ["/console/", "/console/campaigns", "/console/customer?id=C0002",
-                                  "/console/models", "/console/campaigns/ledger"])
-def test_pages_fit_a_phone_screen(shop, server, browser, extra_shots, path):
-    """At 390 px nothing makes the page scroll sideways (wide tables scroll inside their box)."""
+# Run in the page: every problem that makes a page hard to read in its box, as a list of sentences.
+# A table may be wider than its box only inside a wrapper that scrolls sideways (overflow-x: auto), and that
+# wrapper must itself fit; a chart must fit its box; chart text, as rendered (the SVG's font size scaled by its
+# drawn width over its viewBox width), must be at least 11 CSS px. Closed <details> are opened first.
+LAYOUT_PROBLEMS = """
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const out = [];
+const seen = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+const name = el => (el.id ? '#' + el.id : '') + ' under ' + ((el.closest('section') || document.body)
+  .querySelector('h2, h1') || {textContent: '?'}).textContent.trim();
+for (const table of document.querySelectorAll('main table')) {
+  if (!seen(table)) continue;
+  const box = table.parentElement;
+  const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+  if (!scrolls && table.getBoundingClientRect().width > box.clientWidth + 1)
+    out.push('table ' + name(table) + ' is ' + Math.round(table.getBoundingClientRect().width) + 'px in a '
+             + box.clientWidth + 'px box that does not scroll');
+  const holder = scrolls ? box : table;
+  const container = holder.parentElement.getBoundingClientRect();
+  const r = holder.getBoundingClientRect();
+  if (r.right > container.right + 1 || r.left < container.left - 1)
+    out.push('table box ' + name(table) + ' sticks out of its container');
+}
+for (const svg of document.querySelectorAll('main svg')) {
+  if (!seen(svg)) continue;
+  const r = svg.getBoundingClientRect();
+  const box = svg.parentElement.getBoundingClientRect();
+  if (r.right > box.right + 1 || r.left < box.left - 1 || svg.scrollWidth > svg.parentElement.clientWidth + 1)
+    out.push('chart ' + name(svg) + ' is wider than its box');
+  const vb = svg.viewBox.baseVal;
+  const scale = vb && vb.width ? Math.min(r.width / vb.width, r.height / vb.height) : 1;
+  for (const t of svg.querySelectorAll('text')) {
+    const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+    if (px < 11) { out.push('chart text "' + t.textContent + '" ' + name(svg) + ' is ' + px.toFixed(1) + 'px'); break; }
+  }
+}
+if (document.documentElement.scrollWidth > window.innerWidth)
+  out.push('the page is ' + document.documentElement.scrollWidth + 'px wide on a ' + window.innerWidth + 'px screen');
+return out;
+"""
+
+
+def layout_problems(driver, width: int) -> list[str]:
+    driver.set_window_size(width, 900)
+    time.sleep(0.2)  # let the media queries apply
+    return [f"{width}px: {p}" for p in driver.execute_script(LAYOUT_PROBLEMS)]
+
+
+def page_shot(driver, folder: Path, name: str, width: int) -> None:
+    """A full-page screenshot named ``<name>-<width>.png``, closed <details> left as they are."""
+    driver.set_window_size(width, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height + 120, 600), 6000))
+    driver.save_screenshot(str(folder / f"{name}-{width}.png"))
+
+
+def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
+    """Every console page at a desktop's 1280 px and a phone's 390 px: no table or chart sticks out of its box
+    (tables scroll inside their own box), chart text is at least 11 px; a screenshot of each at both widths."""
     driver = browser
-    if "/console/sign-in" in (driver.current_url or "") or not driver.get_cookies():
-        sign_in(driver, server, shop["admin"])
-    driver.set_window_size(390, 844)
+    sign_in(driver, server, shop["admin"])
+    exports = sorted((shop["root"] / "shop.db.private" / "campaign-exports").glob("*.csv"))
+    with sqlite3.connect(shop["db"]) as conn:
+        customer = conn.execute("SELECT customer_id FROM offers ORDER BY id DESC LIMIT 1").fetchone()
+        customer = customer[0] if customer else conn.execute("SELECT id FROM customers LIMIT 1").fetchone()[0]
+    pages = [("overview", "/console/"), ("campaigns", "/console/campaigns"), ("campaign-preview", None),
+             ("customer", f"/console/customer?id={customer}"), ("models", "/console/models"),
+             ("ledger", "/console/campaigns/ledger")]
+    if exports:
+        pages.insert(3, ("campaign-run", f"/console/campaigns/runs/{exports[-1].name}"))
+    problems: list[str] = []
     try:
-        driver.get(server + path)
-        assert "sign-in" not in driver.current_url
-        width = driver.execute_script("return window.innerWidth")
-        scroll = driver.execute_script("return document.documentElement.scrollWidth")
-        assert scroll <= width, f"{path}: the page is {scroll}px wide on a {width}px screen"
-        name = "phone-" + (path.strip("/").replace("/", "-").split("?")[0] or "overview")
-        driver.save_screenshot(str(extra_shots / f"{name}.png"))
+        for name, path in pages:
+            driver.set_window_size(1280, 900)
+            if path is None:
+                start = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=3)).isoformat()
+                preview(driver, server, start, 30)
+            else:
+                driver.get(server + path)
+            assert "sign-in" not in driver.current_url, name
+            for width in (1280, 390):
+                page_shot(driver, shots, name, width)
+                problems += [f"{name} {p}" for p in layout_problems(driver, width)]
+        sign_out(driver)
+        for width in (1280, 390):
+            page_shot(driver, shots, "sign-in", width)
+            problems += [f"sign-in {p}" for p in layout_problems(driver, width)]
     finally:
         driver.set_window_size(1280, 900)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_consent_table_fits_its_card_at_1280_px(shop, server, browser):
+    """The consent card sits in a half-width column: all of its columns (the rate included) show without scrolling."""
+    driver = browser
+    sign_in(driver, server, shop["admin"])
+    driver.set_window_size(1280, 900)
+    table = driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=h-consent] table")
+    box = table.find_element(By.XPATH, "..")
+    assert table.size["width"] <= box.size["width"] + 1, (table.size, box.size)
+    rate = table.find_element(By.XPATH, ".//th[text()='rate']")
+    assert rate.location["x"] + rate.size["width"] <= box.location["x"] + box.size["width"] + 1

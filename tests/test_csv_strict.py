@@ -4,6 +4,7 @@ Each expected message, line number and value below is written by hand from the
 file the test builds, not computed by the importer.
 """
 
+import re
 import gzip
 import json
 import time
@@ -322,7 +323,8 @@ def test_api_answers_422_for_a_future_or_absurd_time(client, served):
     for stamp in ("2100-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00"):
         response = client.post("/v1/events", json={"events": [{**event, "occurred_at": stamp}]})
         assert response.status_code == 422, response.get_json()
-        assert response.get_json()["error"]["message"].startswith("events[0].occurred_at: ")
+        # 2100-01-01 is in the future (the door's check); 9999 is outside the documented 1970-2100 (the schema's)
+        assert re.match(r"(events\[0\]|body\.batch\.events\.0)\.occurred_at: ", response.get_json()["error"]["message"])
 
 
 def test_late_and_out_of_order_events_are_accepted(small_shop, settings, tmp_path):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import random
 
 from recommender import store
+from recommender.store.rows import CustomerRow, EventRow, ProductRow
 from recommender.training import maintenance
 from recommender.privacy import erasure
 
 
 def test_housekeeping_after_an_erasure_leaves_no_erased_id_in_the_file(db, settings):
     ids = [f"S{n:05d}" for n in range(300)]
-    store.upsert_customers(db, [(c, None, None, None, None, "UTC", "2026-01-01T00:00:00Z") for c in ids])
-    store.upsert_products(db, [(f"P{n:03d}", "x", "c", 1.0, None, 0, None) for n in range(60)])
+    store.upsert_customers(db, [CustomerRow(c, created_at="2026-01-01T00:00:00Z") for c in ids])
+    store.upsert_products(db, [ProductRow(f"P{n:03d}", "x", category="c", price=1.0) for n in range(60)])
     rng = random.Random(2)
     t = 1_700_000_000
     for _ in range(30):
@@ -27,7 +28,8 @@ def test_housekeeping_after_an_erasure_leaves_no_erased_id_in_the_file(db, setti
         for c in rng.sample(ids, 100):
             for _ in range(4):
                 t += 7
-                rows.append((c, f"P{rng.randrange(60):03d}", rng.choice(["view", "add_to_cart", "purchase"]), 1.0, t))
+                kind = rng.choice(["view", "add_to_cart", "purchase"])
+                rows.append(EventRow(c, f"P{rng.randrange(60):03d}", kind, 1.0, t))
         store.add_interactions(db, rows)
     victims = ids[::10]
     for v in victims:

@@ -71,12 +71,21 @@ def test_incremental_export_equals_a_full_export_after_inserts_late_events_updat
     assert step["mode"] == "incremental" and step["appended"] == 2
     assert {(r[1], r[3], r[6].timestamp()) for r in rows(out) if r[1] == buyer and r[2] == product} >= \
         {(buyer, "purchase", 1793000000.0), (buyer, "view", 1746100000.0)}
-    # 2. The same event again: SQLite adds to the exported row's quantity (1 + 2), the export follows.
+    # 2. The same event again: events are a log, so it is a row of its own, appended.
     store.add_interactions(db, [(buyer, product, "view", 2, 1746100000)])
     step = exports.export_interactions(db, settings, out, incremental=True)
-    assert step["appended"] == 0 and step["updated_rows"] == 1
+    assert step["appended"] == 1 and step["updated_rows"] == 0
     late = [r for r in rows(out) if r[1] == buyer and r[6].timestamp() == 1746100000.0 and r[3] == "view"]
-    assert [(r[4], r[5]) for r in late] == [(3.0, 3.0 * settings.event_weights["view"])]
+    assert sorted((r[4], r[5]) for r in late) == [(1.0, settings.event_weights["view"]),
+                                                  (2.0, 2.0 * settings.event_weights["view"])]
+    # 2b. An imported row re-imported with another quantity: the import replaces it, the export follows.
+    store.upsert_interactions(db, [(buyer, product, "add_to_cart", 1, 1746100000)])
+    assert exports.export_interactions(db, settings, out, incremental=True)["appended"] == 1
+    store.upsert_interactions(db, [(buyer, product, "add_to_cart", 3, 1746100000)])
+    step = exports.export_interactions(db, settings, out, incremental=True)
+    assert step["appended"] == 0 and step["updated_rows"] == 1
+    late = [r for r in rows(out) if r[1] == buyer and r[6].timestamp() == 1746100000.0 and r[3] == "add_to_cart"]
+    assert [(r[4], r[5]) for r in late] == [(3.0, 3.0 * settings.event_weights["add_to_cart"])]
     # 3. A withdrawal: the customer's rows leave the files.
     theirs = sum(1 for r in rows(out) if r[1] == withdrawer)
     assert theirs > 20

@@ -47,10 +47,7 @@ def publish_family(db, settings, name: str) -> str:
     version = registry.new_version()
     model.manifest.update(version=version, created_at=store.utcnow(), engine="numpy",
                           data={"reference_time": int(data.reference_time), "privacy_epoch": int(data.epoch)})
-    reg = registry.Registry(settings.model_dir)
-    path = reg.save(model, version)
-    registry.record(db, model, path, "published")
-    reg.set_current(version)
+    registry.publish(db, registry.Registry(settings.model_dir), model, version)
     return version
 
 

@@ -1,8 +1,10 @@
 """schemathesis against the real app (WSGI) on the demo shop: every operation, with a read, a write and an admin key.
 
-Valid and invalid requests are generated from /openapi.json itself; each
-answer must not be a 5xx, must have a status the document lists for that
-operation, and must match the documented schema. A bounded number of examples
+Valid and invalid requests (positive and negative generation) are made from
+/openapi.json itself; each answer must not be a 5xx, must have a status and a
+media type the document lists for that operation, and must match the documented
+schema, and a request the document forbids must be refused with a 4xx
+(``negative_data_rejection``): the document and the validators agree both ways. A bounded number of examples
 per operation and mode keeps the whole test well under a minute on 2 cores.
 """
 
@@ -18,14 +20,22 @@ from hypothesis import HealthCheck, Phase, given, settings as hsettings  # noqa:
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from recommender import store
 from recommender.serving import keys  # noqa: E402
 
 # Per operation, key and mode; RECOMMENDER_FUZZ_EXAMPLES=100 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("RECOMMENDER_FUZZ_EXAMPLES", "8"))
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+# Both ways: every answer fits the document (status, media type, body schema), and data the
+# document forbids (negative generation) is refused with a 4xx, never taken.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +59,24 @@ def fuzz_app(trained_template, tmp_path_factory):
 
 
 def test_every_operation_with_every_key(fuzz_app):
-    app, tokens = fuzz_app
+    fuzz(*fuzz_app, EXAMPLES)
+
+
+@pytest.mark.slow
+def test_every_operation_with_every_key_at_length(fuzz_app):
+    """The same, 100 examples per operation, key and mode (minutes): `pytest -m slow tests/test_fuzz_api.py`."""
+    fuzz(*fuzz_app, max(EXAMPLES, 100))
+
+
+def fuzz(app, tokens: dict[str, str], examples: int) -> None:
+    from api.schema import OPERATIONS
+
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 16
+    assert len(operations) == len(OPERATIONS)  # every operation the app declares is in the document and fuzzed
     sent: dict[str, int] = {}
     statuses: dict[int, int] = {}
+    modes = {GenerationMode.POSITIVE: 0, GenerationMode.NEGATIVE: 0}
 
     for role, token in tokens.items():
         headers = {"Authorization": f"Bearer {token}"}
@@ -62,7 +84,7 @@ def test_every_operation_with_every_key(fuzz_app):
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 strategy = operation.as_strategy(generation_mode=mode)
 
-                @hsettings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                @hsettings(max_examples=examples, deadline=None, database=None, derandomize=True,
                            phases=[Phase.explicit, Phase.generate],
                            suppress_health_check=list(HealthCheck))
                 @given(case=strategy)
@@ -70,6 +92,7 @@ def test_every_operation_with_every_key(fuzz_app):
                     response = case.call(headers=headers)
                     case.validate_response(response, checks=CHECKS, headers=headers)
                     sent[role] = sent.get(role, 0) + 1
+                    modes[mode] += 1
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
                 try:
@@ -78,7 +101,9 @@ def test_every_operation_with_every_key(fuzz_app):
                     # Nothing to make invalid (no parameters, no body): the positive run covered it.
                     assert mode is GenerationMode.NEGATIVE, operation.label
     total = sum(sent.values())
-    print(f"\nschemathesis: {total} requests, {len(operations)} operations x {len(tokens)} keys, "
+    print(f"\nschemathesis: {total} requests ({modes[GenerationMode.POSITIVE]} positive, "
+          f"{modes[GenerationMode.NEGATIVE]} negative), {len(operations)} operations x {len(tokens)} keys, "
           f"statuses {dict(sorted(statuses.items()))}")
     assert set(sent) == {"read", "write", "admin", "marketer"}
     assert not [s for s in statuses if s >= 500]
+    assert modes[GenerationMode.POSITIVE] and modes[GenerationMode.NEGATIVE]

@@ -5,16 +5,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from recommender import store
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 from recommender.data import interactions
 from recommender.config import load_settings
 
 
 def make_shop(db, consent, events):
-    store.upsert_customers(db, [(f"c{i}", None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for i in range(len(consent))])
-    store.upsert_products(db, [(f"p{j}", f"P{j}", None, 1.0, None, 0, None) for j in range(5)])
-    rows = [(f"c{u}", f"p{i}", e, float(q), 1_700_000_000 + t) for u, i, e, q, t in events]
+    store.upsert_customers(db, [CustomerRow(f"c{i}", created_at="2025-01-01T00:00:00Z") for i in range(len(consent))])
+    store.upsert_products(db, [ProductRow(f"p{j}", f"P{j}", price=1.0) for j in range(5)])
+    rows = [EventRow(f"c{u}", f"p{i}", e, float(q), 1_700_000_000 + t) for u, i, e, q, t in events]
     store.upsert_interactions(db, rows)
-    consent_rows = [(f"c{i}", "personalization", g, "2025-01-01T00:00:00Z", "test") for i, g in enumerate(consent) if g is not None]
+    consent_rows = [ConsentDecision(f"c{i}", "personalization", g, "2025-01-01T00:00:00Z", "test")
+                    for i, g in enumerate(consent) if g is not None]
     store.set_consents(db, consent_rows)
 
 

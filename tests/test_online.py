@@ -17,6 +17,7 @@ import pytest
 from recommender import online, store
 from recommender.cli import cli
 from recommender.online.assignment import Assigner
+from recommender.store.rows import CustomerRow, DecisionLogRow, EventRow, ProductRow
 
 T0 = dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.timezone.utc)
 HEX = re.compile(r"^[0-9a-f]{32}$")
@@ -36,14 +37,15 @@ LISTS = {name: f"{n:032x}" for n, name in enumerate(("L1", "L2", "L3", "L4", "L5
 @pytest.fixture
 def measured(db, settings):
     """Two model-arm customers (t1, t2), two control-arm ones (k1, k2), one anonymous product-page list."""
-    store.upsert_customers(db, [(c, None, None, None, None, "UTC", "2026-01-01T00:00:00Z")
+    store.upsert_customers(db, [CustomerRow(c, created_at="2026-01-01T00:00:00Z")
                                 for c in ("t1", "t2", "k1", "k2")])
-    store.upsert_products(db, [("pA", "A", "x", 10.0, None, 0, None), ("pB", "B", "x", 20.0, None, 0, None),
-                               ("pC", "C", "x", 5.0, None, 0, None)])
+    store.upsert_products(db, [ProductRow("pA", "A", "x", 10.0), ProductRow("pB", "B", "x", 20.0),
+                               ProductRow("pC", "C", "x", 5.0)])
 
     def row(name, customer, minutes, surface, arm, products):
-        return (customer, at(minutes), surface, "v1", "personalized" if arm == "model" else "non_personalized",
-                None if arm == "model" else "control", json.dumps(products), LISTS[name], arm)
+        return DecisionLogRow(customer, at(minutes), surface, "v1",
+                              "personalized" if arm == "model" else "non_personalized",
+                              None if arm == "model" else "control", json.dumps(products), LISTS[name], arm)
 
     store.insert_decisions(db, [
         row("L1", "t1", 0, "recommendations", "model", ["pA", "pB"]),
@@ -52,22 +54,21 @@ def measured(db, settings):
         row("L4", "k1", 0, "recommendations", "control", ["pA", "pB"]),
         row("L5", "k2", 0, "recommendations", "control", ["pB", "pC"]),
         row("L6", "k2", 120, "recommendations", "control", ["pA"]),
-        (None, at(0), "similar", "v1", "model", None, json.dumps(["pA"]), LISTS["L7"], None),
+        DecisionLogRow(None, at(0), "similar", "v1", "model", None, json.dumps(["pA"]), LISTS["L7"]),
     ])
-    # (customer, product, type, quantity, time, list_id, price)
     store.add_interactions(db, [
-        ("t1", "pB", "view", 1, epoch(30), None, None),          # window: latest t1 list with pB by then = L1
-        ("t1", "pB", "purchase", 2, epoch(90), None, None),      # window: L2 (T0+1h) is the latest: 2 x 20 = 40
-        ("t1", "pC", "view", 1, epoch(120), LISTS["L1"], None),  # names L1, which never showed pC: nobody's
-        ("t2", "pA", "view", 1, epoch(10), LISTS["L3"], None),   # by list id: L3
-        ("t2", "pA", "add_to_cart", 1, epoch(11), LISTS["L3"], None),
-        ("t2", "pA", "purchase", 1, epoch(12), LISTS["L3"], 8.0),  # the price paid: 1 x 8 = 8
-        ("t2", "pC", "purchase", 1, epoch(25 * 60), None, None),   # 25 h after L3: outside the 24 h window
-        ("k1", "pA", "view", 1, epoch(5), None, None),            # L4
-        ("k1", "pA", "purchase", 3, epoch(6), None, None),        # L4: 3 x 10 = 30
-        ("k2", "pA", "view", 1, epoch(180), None, None),          # L6 (L5 never showed pA)
-        ("k2", "pB", "view", 1, epoch(-60), None, None),          # before any list: nobody's
-        ("t1", "pA", "view", 1, epoch(240), LISTS["L7"], None),   # the anonymous list, by its id only
+        EventRow("t1", "pB", "view", 1, epoch(30)),                  # window: latest t1 list with pB by then = L1
+        EventRow("t1", "pB", "purchase", 2, epoch(90)),              # window: L2 (T0+1h) is the latest: 2 x 20 = 40
+        EventRow("t1", "pC", "view", 1, epoch(120), LISTS["L1"]),    # names L1, which never showed pC: nobody's
+        EventRow("t2", "pA", "view", 1, epoch(10), LISTS["L3"]),     # by list id: L3
+        EventRow("t2", "pA", "add_to_cart", 1, epoch(11), LISTS["L3"]),
+        EventRow("t2", "pA", "purchase", 1, epoch(12), LISTS["L3"], price=8.0),  # the price paid: 1 x 8 = 8
+        EventRow("t2", "pC", "purchase", 1, epoch(25 * 60)),         # 25 h after L3: outside the 24 h window
+        EventRow("k1", "pA", "view", 1, epoch(5)),                   # L4
+        EventRow("k1", "pA", "purchase", 3, epoch(6)),               # L4: 3 x 10 = 30
+        EventRow("k2", "pA", "view", 1, epoch(180)),                 # L6 (L5 never showed pA)
+        EventRow("k2", "pB", "view", 1, epoch(-60)),                 # before any list: nobody's
+        EventRow("t1", "pA", "view", 1, epoch(240), LISTS["L7"]),    # the anonymous list, by its id only
     ])
     settings.online.window_hours = 24
     return db, settings
@@ -93,7 +94,8 @@ def test_the_report_on_a_hand_made_shop(measured):
     assert control["revenue"] == 30.0 and control["revenue_per_list"] == 10.0
     page = arms["similar", "unassigned"]
     assert (page["lists"], page["customers"], page["clicks"], page["ctr"]) == (1, 0, 1, 1.0)
-    assert got["events"] == {"attributed_by_list_id": 4, "attributed_by_window": 5, "unattributed": 3}
+    assert got["events"] == {"attributed_by_list_id": 4, "attributed_by_window": 5, "unattributed": 3,
+                             "flagged": 0, "list_id_of_another_customer": 0}
 
     uplift = {u["metric"]: u for u in got["uplift"]}
     assert set(uplift) == {"conversion", "ctr", "revenue_per_list"}
@@ -291,7 +293,7 @@ def test_the_prune_reads_only_the_events_that_carry_a_list_id(measured):
     db, _ = measured
     # A shop's history: many old events without a list id (and no ANALYZE statistics), where the
     # time index looks best to the planner and would visit all of them under the write lock.
-    store.upsert_interactions(db, [(("t1", "t2", "k1", "k2")[i % 4], "pA", "view", 1.0, 1_000_000 + i)
+    store.upsert_interactions(db, [EventRow(("t1", "t2", "k1", "k2")[i % 4], "pA", "view", 1.0, 1_000_000 + i)
                                    for i in range(3000)])
     plan = " ".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + store.CLEAR_OLD_LIST_IDS, [2_000_000_000]))
     assert "interactions_list" in plan and "interactions_time" not in plan, plan
@@ -331,9 +333,10 @@ def test_every_recorded_offer_has_a_list_id_and_a_purchase_from_it_counts_for_of
     from recommender import campaigns
     from recommender.campaigns import CampaignRequest
 
-    store.upsert_customers(db, [(c, f"{c}@example.com", c, "1990-06-03", None, "UTC", "2026-01-01T00:00:00Z")
+    store.upsert_customers(db, [CustomerRow(c, f"{c}@example.com", c, birth_date="1990-06-03",
+                                            created_at="2026-01-01T00:00:00Z")
                                 for c in ("A", "B")])
-    store.upsert_products(db, [(f"P{i}", f"Product {i}", "misc", 10.0, None, 0, None) for i in range(1, 6)])
+    store.upsert_products(db, [ProductRow(f"P{i}", f"Product {i}", "misc", 10.0) for i in range(1, 6)])
     store.set_consents(db, [(c, "marketing", True, "2026-01-01T00:00:00Z", "test") for c in ("A", "B")])
     result = campaigns.run(db, settings, CampaignRequest(occasion="birthday", date="2026-06-01", days_ahead=7))
     offers = {r["customer_id"]: dict(r) for r in db.query("SELECT customer_id, list_id, products FROM offers")}
@@ -344,7 +347,7 @@ def test_every_recorded_offer_has_a_list_id_and_a_purchase_from_it_counts_for_of
     bought = json.loads(offers["A"]["products"])[0]
     created = db.execute("SELECT created_at FROM decisions WHERE list_id = ?", [offers["A"]["list_id"]]).fetchone()[0]
     when = int(dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
-    store.add_interactions(db, [("A", bought, "purchase", 2, when + 60, offers["A"]["list_id"], 8.5)])
+    store.add_interactions(db, [EventRow("A", bought, "purchase", 2, when + 60, offers["A"]["list_id"], 8.5)])
     row = next(a for a in online.report(db, settings)["arms"] if a["surface"] == "offers")
     assert (row["arm"], row["lists"], row["customers"], row["purchases"], row["revenue"]) == (
         "unassigned", 2, 2, 1, 17.0)

@@ -198,14 +198,33 @@ def test_decision_log_records_lists_and_prune_keeps_retention(client, app, serve
 
 
 def test_decision_log_thread_writes_in_the_background(served):
-    log = privacy.DecisionLog(served.db, interval=0.05)
-    log.record("C0001", "recommendations", "v", "personalized", None, ["P0001"])
     import time
 
-    deadline = time.time() + 5
-    while time.time() < deadline and db_of(served)["decisions"].count == 0:
+    db = db_of(served)
+    assert db["decisions"].count == 0
+    first, second = (r[0] for r in db.execute("SELECT id FROM customers ORDER BY id LIMIT 2"))
+    products = [r[0] for r in db.execute("SELECT id FROM products ORDER BY id LIMIT 5")]
+    version = registry.Registry(served.model_dir).current_version()
+    log = privacy.DecisionLog(served.db, interval=0.05)
+    # What this test serves: two lists to customers, one to a visitor without consent (logged without their id),
+    # and one to a customer who is gone by the time the thread writes (an erasure in between: dropped).
+    log.record(first, "recommendations", version, "personalized", None, products[:3], list_id="L1", arm="model")
+    log.record(second, "similar", version, "personalized", None, products[3:], list_id="L2")
+    log.record(second, "recommendations", version, "non_personalized", "no_consent", products[1:4], list_id="L3",
+               arm="control")
+    log.record("GONE-BEFORE-THE-WRITE", "recommendations", version, "personalized", None, products[:1])
+    deadline = time.time() + 5  # no flush() here: only the writer thread can put the rows there
+    while time.time() < deadline and db_of(served)["decisions"].count < 3:
         time.sleep(0.05)
-    assert db_of(served)["decisions"].count == 1
+    time.sleep(0.2)  # a few more of the thread's rounds: nothing else may arrive
+    rows = [(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in db_of(served).execute(
+        "SELECT customer_id, endpoint, model_version, mode, reason, product_ids, list_id, arm FROM decisions "
+        "ORDER BY id")]
+    assert rows == [
+        (first, "recommendations", version, "personalized", None, products[:3], "L1", "model"),
+        (second, "similar", version, "personalized", None, products[3:], "L2", None),
+        (None, "recommendations", version, "non_personalized", "no_consent", products[1:4], "L3", None),
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -170,3 +170,52 @@ def test_the_nightly_job_applies_retention_and_checkpoints(sample_db, fast_setti
     assert report["maintenance"]["decisions_deleted"] == 7
     assert report["maintenance"]["wal"]["busy"] == 0
     assert sample_db.execute("SELECT count(*) FROM decisions WHERE created_at < ?", [old[:4] + "-12-31"]).fetchone()[0] == 0
+
+
+def _tiny_model():
+    import numpy as np
+
+    from recommender.models.factor import FactorModel
+
+    rng = np.random.default_rng(0)
+    return FactorModel(rng.random((2, 3), dtype=np.float32), rng.random((2, 3), dtype=np.float32),
+                       ["c1", "c2"], ["p1", "p2"], 0.1, {"created_at": "2025-01-01T00:00:00Z"})
+
+
+def test_publish_saves_records_and_moves_the_pointer_checking_before_each_step(db, settings):
+    reg = registry.Registry(settings.model_dir)
+    seen = []
+
+    def check(path):
+        seen.append((path.name, reg.current_version(), store.model_rows(db) and store.model_rows(db)[0]["status"]))
+
+    path = registry.publish(db, reg, _tiny_model(), "v1", check=check)
+    assert path == reg.path("v1") and reg.load().user_ids == ["c1", "c2"]
+    assert reg.current_version() == "v1"
+    assert [(r["version"], r["status"]) for r in registry.list_models(db)] == [("v1", "published")]
+    # once on the saved directory before its row, once more right before the pointer moves
+    assert seen == [("v1", None, []), ("v1", None, "candidate")]
+
+    registry.publish(db, reg, _tiny_model(), "v2", make_current=False)
+    assert reg.current_version() == "v1"
+    assert {r["version"]: r["status"] for r in registry.list_models(db)} == {"v1": "published", "v2": "candidate"}
+    registry.promote(db, reg, "v2")
+    assert reg.current_version() == "v2"
+    assert {r["version"]: r["status"] for r in registry.list_models(db)}["v2"] == "published"
+    with pytest.raises(ModelError, match="already exists"):
+        registry.publish(db, reg, _tiny_model(), "v2")
+
+
+def test_rewrite_replaces_an_artifact_in_place_and_artifacts_lists_only_complete_ones(db, settings):
+    reg = registry.Registry(settings.model_dir)
+    registry.publish(db, reg, _tiny_model(), "v1")
+    (reg.root / "not-an-artifact").mkdir()  # no manifest
+    (reg.root / ".rewrite-1").mkdir()
+    assert reg.artifacts() == [reg.path("v1")]
+    model = reg.load("v1", mmap=False)
+    model.manifest["note"] = "rewritten"
+    with reg.lock():
+        reg.rewrite("v1", model)
+    again = reg.load("v1")  # checksums verified: the rewrite is complete
+    assert again.manifest["note"] == "rewritten"
+    assert sorted(p.name for p in reg.path("v1").iterdir() if p.name.startswith(".")) == []

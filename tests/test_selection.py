@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from recommender import store
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 from recommender.training import evaluation
 from recommender.models import families
 from recommender.training import gate
@@ -36,10 +37,10 @@ def pairs_shop(db, *, pairs: int = 60, customers: int = 480, seed: int = 0, nois
     """
     rng = np.random.default_rng(seed)
     products = 2 * pairs
-    store.upsert_customers(db, [(f"c{i:04d}", None, None, None, None, "UTC", "2023-01-01T00:00:00Z")
+    store.upsert_customers(db, [CustomerRow(f"c{i:04d}", created_at="2023-01-01T00:00:00Z")
                                 for i in range(customers)])
-    store.upsert_products(db, [(f"p{j:04d}", f"p{j}", "cat", 1.0, None, 0, None) for j in range(products)])
-    store.set_consents(db, [(f"c{i:04d}", "personalization", True, "2023-01-01T00:00:00Z", "test")
+    store.upsert_products(db, [ProductRow(f"p{j:04d}", f"p{j}", category="cat", price=1.0) for j in range(products)])
+    store.set_consents(db, [ConsentDecision(f"c{i:04d}", "personalization", True, "2023-01-01T00:00:00Z", "test")
                             for i in range(customers)])
     rows, second = [], 0
     for c in range(customers):
@@ -49,7 +50,7 @@ def pairs_shop(db, *, pairs: int = 60, customers: int = 480, seed: int = 0, nois
         events += [(int(rng.integers(products)), "view", int(rng.integers(0, 210))) for _ in range(noise)]
         for item, kind, day in events:
             second += 1
-            rows.append((f"c{c:04d}", f"p{item:04d}", kind, 1.0, T0 + day * DAY + second))
+            rows.append(EventRow(f"c{c:04d}", f"p{item:04d}", kind, 1.0, T0 + day * DAY + second))
     store.upsert_interactions(db, rows)
 
 

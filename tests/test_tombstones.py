@@ -3,7 +3,9 @@
 import hashlib
 import hmac
 import json
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -11,6 +13,7 @@ from conftest import write_csv
 from recommender import privacy, store
 from recommender.ingest import imports
 from recommender.cli import cli
+from recommender.config import load_settings
 from recommender.errors import ConfigError
 from recommender.store import tombstones
 
@@ -80,11 +83,28 @@ def test_a_tombstone_cannot_be_matched_from_the_database_only_with_the_key_file(
     assert tombstones.subject_hash(settings, "c1") == tomb
 
 
-def test_key_file_is_owner_only_and_sits_beside_the_database(small_shop, settings):
+def test_key_file_is_owner_only_in_the_databases_private_folder_that_git_ignores(small_shop, settings, tmp_path):
     privacy.forget(small_shop, settings, "c2")
     path = settings.privacy.key_file
-    assert path == settings.db.with_name("shop.db.key")
+    assert path == settings.db.with_name("shop.db.private") / "tombstone.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # git itself says the folder's files cannot be added by accident
+    if shutil.which("git"):
+        subprocess.run(["git", "init", "-q", str(settings.db.parent)], check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=settings.db.parent,
+                                capture_output=True, text=True, check=True).stdout
+        assert "private" not in status and "tombstone.key" not in status
+
+
+def test_a_database_whose_key_sits_beside_it_keeps_that_key(tmp_path):
+    db = tmp_path / "old.db"
+    beside = tmp_path / "old.db.key"
+    beside.write_text("{}", encoding="utf-8")
+    assert load_settings(None, overrides={"db": db}, environ={}).privacy.key_file == beside
+    beside.unlink()
+    assert load_settings(None, overrides={"db": db}, environ={}).privacy.key_file == \
+        tmp_path / "old.db.private" / "tombstone.key"
 
 
 def test_salted_tombstones_of_an_older_database_are_migrated_not_lost(small_shop, settings):
@@ -115,7 +135,7 @@ def test_a_missing_or_foreign_key_file_is_a_clear_error(small_shop, settings, tm
     privacy.forget(db, settings, "c1")
     good = settings.privacy.key_file.read_text()
     settings.privacy.key_file.unlink()
-    with pytest.raises(ConfigError, match=r"shop\.db\.key is missing, but this database holds [1-9]\d* tombstone"):
+    with pytest.raises(ConfigError, match=r"shop\.db\.private/tombstone\.key is missing, but this database holds [1-9]\d* tombstone"):
         tombstones.erased(db, settings, ["c1"])
     # The doors refuse to guess: an import naming an unknown id cannot be checked.
     path = write_csv(tmp_path / "again.csv", "id,email", "c1,a@example.com")

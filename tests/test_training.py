@@ -1,9 +1,11 @@
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +33,11 @@ def test_train_publishes_a_versioned_artifact(sample_db, fast_settings):
     assert m["metrics"]["model"]["ndcg"] > m["metrics"]["popularity"]["ndcg"]
     snapshot = m["consent_snapshot"]
     assert snapshot["customers"] == len(model.user_ids)
-    assert snapshot["customer_ids_sha256"] == training.consent_snapshot(model.user_ids)["customer_ids_sha256"]
+    # The hash, by its definition (each trained id, sorted, one per line), over the ids the artifact holds on disk.
+    on_disk = json.loads((Path(result.path) / "ids.json").read_text(encoding="utf-8"))["users"]
+    assert on_disk == list(model.user_ids)
+    expected = hashlib.sha256("".join(f"{uid}\n" for uid in sorted(on_disk)).encode()).hexdigest()
+    assert snapshot == {"purpose": "personalization", "customers": len(on_disk), "customer_ids_sha256": expected}
     row = sample_db["models"].get(result.version)
     assert row["status"] == "published" and json.loads(row["consent_snapshot"]) == snapshot
     # Every trained customer granted personalization consent.
@@ -186,3 +192,27 @@ def test_cli_tune_never_uses_the_test_period_and_writes_config(runner, sample_db
 
     tuned = load_settings(out, environ={})
     assert tuned.als.factors == payload["best"]["als"]["factors"]
+
+
+def test_evaluate_with_an_export_goes_to_the_cluster_without_reading_events_on_the_driver(db, settings, tmp_path,
+                                                                                          monkeypatch):
+    """``recommender evaluate --engine spark --interactions PATH`` (evaluate_selected) and ``evaluate`` alike."""
+    from recommender.training import spark as spark_training
+    from recommender.training.publish import Evaluation
+
+    calls = []
+
+    def on_the_cluster(db_, settings_, fitter, **kwargs):
+        calls.append(fitter.interactions_path)
+        return Evaluation({"on": "cluster"}, None, None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spark_training, "evaluate", on_the_cluster)
+    monkeypatch.setattr(training, "load_data", lambda *a: pytest.fail("the driver read the events"))
+    export = tmp_path / "export"
+    export.mkdir()
+    options = {"master": "local[1]", "conf": {}, "interactions_path": str(export)}
+    assert training.evaluate(db, settings, engine="spark", engine_options=options).payload == {"on": "cluster"}
+    assert training.evaluate_selected(db, settings, engine="spark", engine_options=options).payload == {"on": "cluster"}
+    assert calls == [str(export)] * 2
+    assert training.on_cluster("spark", {"interactions_path": None}) is None
+    assert training.on_cluster("implicit", options) is None

@@ -23,6 +23,7 @@ from recommender import campaigns, store
 from recommender.campaigns import occasions
 from recommender.campaigns import eligibility
 from recommender.store.consents import MARKETING
+from recommender.durable import private_folder, private_folder_of
 from recommender.errors import NotFoundError, ValidationError
 from recommender.store import console as queries
 
@@ -36,8 +37,8 @@ SPREAD_ROWS = 15
 
 
 def exports_dir() -> Path:
-    """Where console runs write their exports (made on first run, owner-only)."""
-    return Path(settings().db).resolve().parent / "campaign-exports"
+    """Where console runs write their exports: the database's private folder, which git ignores."""
+    return private_folder(private_folder_of(settings().db)) / "campaign-exports"
 
 
 def upcoming() -> dict[str, Any]:
@@ -93,13 +94,24 @@ def request_from_form() -> campaigns.CampaignRequest:
 
 
 def spread(result: campaigns.CampaignResult) -> list[dict[str, Any]]:
-    """Offers per product (most offered first), with its stock, units already promised and the run's cap."""
+    """Offers per product (most offered first), with its stock, units already promised and the run's cap.
+
+    ``share`` is the product's share of all products offered (an offer holds several), so the
+    shares add to 100 %: the products past the first SPREAD_ROWS are summed in a last row.
+    """
     counts = Counter(p for o in result.offers for p in o.product_ids)
+    slots = max(sum(counts.values()), 1)
     top = [pid for pid, _ in counts.most_common(SPREAD_ROWS)]
     stock = queries.stock_of(get_db(), top)
-    return [{"product_id": pid, "name": stock.get(pid, ("?", None))[0], "offers": counts[pid],
+    rows = [{"product_id": pid, "name": stock.get(pid, ("?", None))[0], "offers": counts[pid],
              "stock": stock.get(pid, (None, None))[1], "promised": result.outstanding.get(pid, 0),
-             "share": counts[pid] / max(len(result.offers), 1)} for pid in top]
+             "share": counts[pid] / slots} for pid in top]
+    rest = len(counts) - len(top)
+    if rest > 0:
+        others = sum(counts.values()) - sum(counts[p] for p in top)
+        rows.append({"product_id": None, "name": f"{rest:,} other products", "offers": others, "stock": None,
+                     "promised": None, "share": others / slots, "others": True})
+    return rows
 
 
 @bp.get("/campaigns")
@@ -113,8 +125,9 @@ def preview():
     req = request_from_form()
     db = get_db()
     result = campaigns.run(db, settings(), req, dry_run=True, model=get_service().live.get(db))
+    last = (dt.date.fromisoformat(req.date) + dt.timedelta(days=req.days_ahead)).isoformat()
     return page("preview.html", title="Campaign preview", req=req, summary=result.summary(),
-                offers=result.offers[:20], spread=spread(result))
+                offers=result.offers[:20], spread=spread(result), last_day=last)
 
 
 @bp.post("/campaigns/run")
@@ -125,11 +138,15 @@ def run():
                               "taken back)")
     folder = exports_dir()
     folder.mkdir(mode=0o700, exist_ok=True)
-    name = f"{req.date.replace('-', '')}-{req.occasion}-{secrets.token_hex(4)}.csv"
+    campaign_id = f"{req.date.replace('-', '')}-{req.occasion}-{secrets.token_hex(4)}"
+    name = f"{campaign_id}.csv"  # the export is named after its campaign: one id to search the ledger with
     db = get_db()
-    result = campaigns.run(db, settings(), req, out=folder / name, model=get_service().live.get(db))
+    ran_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = campaigns.run(db, settings(), req, out=folder / name, model=get_service().live.get(db),
+                           campaign_id=campaign_id)
     summary = result.summary()
     summary["export"] = name
+    summary["ran_at"] = ran_at  # the wall-clock time of the run (run_at is the campaign's date at noon)
     (folder / (name + ".summary.json")).write_text(json.dumps(summary), encoding="utf-8")
     return redirect(url_for("console.run_result", name=name), 303)
 
@@ -159,7 +176,11 @@ def download(name: str):
 @bp.get("/campaigns/ledger")
 def ledger():
     text = request.args.get("q", "").strip()[:200]
-    rows = queries.search_ledger(get_db(), text)
+    db = get_db()
+    rows = queries.search_ledger(db, text)
     for r in rows:
         r["products"] = json.loads(r["products"])
+    names = store.product_names(db, sorted({p for r in rows for p in r["products"]}))
+    for r in rows:
+        r["product_names"] = [(p, names.get(p)) for p in r["products"]]
     return page("ledger.html", title="Offers ledger", q=text, rows=rows)

@@ -14,8 +14,8 @@ import json
 from flask import Response, request
 
 from recommender import privacy, store
-from recommender.errors import ValidationError
 from recommender.store import console as queries
+from recommender.values import MAX_ID_LENGTH, normalise_id
 
 from ..db import get_db
 from . import session as auth
@@ -69,7 +69,7 @@ def profile(customer_id: str) -> dict:
 
 @bp.get("/customer")
 def customer():
-    customer_id = request.args.get("id", "").strip()[:200]
+    customer_id = normalise_id(request.args.get("id", ""))[:MAX_ID_LENGTH]
     if not customer_id:
         return page("customer.html", title="Customer", customer_id="", data=None)
     data = profile(customer_id)
@@ -77,7 +77,7 @@ def customer():
     return page("customer.html", status, title=f"Customer {customer_id}", customer_id=customer_id, data=data)
 
 
-@bp.get("/customer/<customer_id>/export.json")
+@bp.get("/customer/<id:customer_id>/export.json")
 @auth.needs("admin")
 def export(customer_id: str):
     body = json.dumps(privacy.export(get_db(), settings(), customer_id), indent=2, ensure_ascii=False)
@@ -86,10 +86,14 @@ def export(customer_id: str):
         "Content-Disposition": f'attachment; filename="customer-{safe}.json"', "Cache-Control": "no-store"})
 
 
-@bp.post("/customer/<customer_id>/erase")
+@bp.post("/customer/<id:customer_id>/erase")
 @auth.needs("admin")
 def erase(customer_id: str):
-    if request.form.get("confirm", "") != customer_id:
-        raise ValidationError("confirm: type the customer id exactly to confirm the erasure")
+    if normalise_id(request.form.get("confirm", "")) != customer_id:
+        # back on the customer's page, with the form and what went wrong (not a dead-end error page)
+        message = ("confirm: nothing was erased: type the customer id exactly to confirm the erasure "
+                   f"(expected {customer_id!r})")
+        return page("customer.html", 422, title=f"Customer {customer_id}", customer_id=customer_id,
+                    data=profile(customer_id), erase_error=message)
     result = privacy.forget(get_db(), settings(), customer_id)
     return page("erased.html", title="Erased", customer_id=customer_id, result=result)

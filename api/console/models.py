@@ -16,7 +16,7 @@ from recommender.models.registry import Registry
 from ..db import get_db
 from . import charts
 from . import session as auth
-from .base import bp, page, settings
+from .base import bp, describe_model, page, settings, version_label
 from .overview import refusal
 
 ROLLBACK_STATUSES = ("published", "retired")
@@ -33,11 +33,16 @@ def models():
         r["k"] = r["metrics"].get("k")
         r["why"] = refusal(r) if r["status"] == "rejected" else ""
         r["can_roll_back"] = r["status"] in ROLLBACK_STATUSES and not r["current"]
+        r["label"] = version_label(r["version"], r["created_at"])
+        r["describe"] = describe_model(r.get("params"))
+        r["lift"] = r["ndcg"] / r["popularity"] - 1 if r["ndcg"] is not None and r["popularity"] else None
+        chosen = ((r["metrics"].get("selection") or {}).get("chosen") or {})
+        r["recipe"], r["recipe_hash"] = chosen.get("label"), chosen.get("recipe")
     timeline = [r for r in reversed(rows) if r["ndcg"] is not None]  # oldest first
-    chart = charts.lines([r["created_at"][:16].replace("T", " ") for r in timeline],
-                         {"model NDCG": [r["ndcg"] for r in timeline],
-                          "popularity NDCG": [r["popularity"] for r in timeline]},
-                         "Offline NDCG of each trained version against popularity on the same split")
+    chart = charts.lines([r["created_at"][5:16].replace("T", " ") for r in timeline],
+                         {"model": [r["ndcg"] for r in timeline],
+                          "bestsellers": [r["popularity"] for r in timeline]},
+                         "Hit rate of each trained model against bestsellers on the same test")
     return page("models.html", title="Models", rows=rows, chart=chart, current=current,
                 rolled=request.args.get("rolled"))
 

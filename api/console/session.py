@@ -30,6 +30,7 @@ from flask import Flask, abort, current_app, g, redirect, request, session, url_
 from flask.sessions import SecureCookieSessionInterface
 
 from recommender import store
+from recommender.durable import PRIVATE_SUFFIX, private_folder
 from recommender.serving import keys
 
 from ..db import get_db
@@ -50,6 +51,8 @@ def load_secret(path: Path) -> bytes:
     Made under a temporary name and linked into place, so gunicorn workers
     starting together agree on one secret and none reads half a file.
     """
+    if path.parent.name.endswith(PRIVATE_SUFFIX):
+        private_folder(path.parent)
     for _ in range(50):
         try:
             data = path.read_bytes()

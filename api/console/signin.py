@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from urllib.parse import quote
 
 from flask import redirect, request, url_for
 
@@ -12,11 +14,22 @@ from ..db import get_db
 from . import session as auth
 from .base import bp, page
 
+# What may not be in a place to go back to: control characters (CR/LF would split the
+# Location header), DEL, C1 controls, the Unicode line separators, and a backslash.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+
 
 def _safe_next(target: str | None) -> str:
-    """Only a console path is a place to go back to (never another site)."""
-    if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target:
-        return target.rstrip("?")
+    """Only a console path is a place to go back to (never another site); anything doubtful goes to the overview.
+
+    A path with a control character or a backslash is not repaired but replaced by
+    the default page, so no header can be split and no browser can read the path as
+    another host. Spaces and non-ASCII characters (a customer id in the path) are
+    percent-encoded (UTF-8).
+    """
+    if (target and (target == "/console" or target.startswith(("/console/", "/console?")))
+            and not _UNSAFE.search(target)):
+        return "".join(ch if ch.isascii() and ch != " " else quote(ch, safe="") for ch in target.rstrip("?"))
     return url_for("console.overview")
 
 

@@ -23,13 +23,15 @@ from recommender.campaigns.results import CampaignRequest, CampaignResult, Offer
 
 
 def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest, *, dry_run: bool = False,
-        out: str | Path | None = None, model: Recommender | None = None, force: bool = False) -> CampaignResult:
+        out: str | Path | None = None, model: Recommender | None = None, force: bool = False,
+        campaign_id: str | None = None) -> CampaignResult:
     """Run (or with ``dry_run`` preview) one campaign; see :mod:`recommender.campaigns` for the rules.
 
     ``model`` defaults to the published model; without one every offer uses
     popular products (``reason: no_model``). ``out`` (``.csv`` or ``.jsonl``)
     receives one row per offer, also in a dry run (marked as a preview); an
-    existing file is replaced only with ``force``.
+    existing file is replaced only with ``force``. ``campaign_id`` names the run (the console names its
+    export after it); by default ``<date>-<occasion>-<8 hex>``.
     """
     started = time.perf_counter()
     conf = settings.campaigns
@@ -38,7 +40,8 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
     instant = occasions.run_instant(request.date, request.at)
     model = model if model is not None else choice.load_model(settings)
     run_at = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = CampaignResult(f"{instant:%Y%m%d}-{request.occasion}-{secrets.token_hex(4)}", dry_run, run_at,
+    campaign_id = campaign_id or f"{instant:%Y%m%d}-{request.occasion}-{secrets.token_hex(4)}"
+    result = CampaignResult(campaign_id, dry_run, run_at,
                             request.days_ahead, chosen_occasions, k, model.version if model else None)
 
     found = eligibility.find(db, conf, chosen_occasions, instant, request.days_ahead, result.skipped)

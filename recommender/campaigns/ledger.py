@@ -65,8 +65,10 @@ def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | N
                 (o.customer_id, o.occasion, o.occasion_year, o.code, json.dumps(o.product_ids), o.discount,
                  o.valid_from, o.valid_until, result.campaign_id, now, o.list_id) for o in result.offers])
             store.insert_decisions(db, [
-                (o.customer_id, now, f"campaign:{o.occasion}", result.model_version, o.mode, o.reason,
-                 json.dumps(o.product_ids), o.list_id, None) for o in result.offers])
+                store.DecisionLogRow(customer_id=o.customer_id, created_at=now, endpoint=f"campaign:{o.occasion}",
+                                     model_version=result.model_version, mode=o.mode, reason=o.reason,
+                                     product_ids=json.dumps(o.product_ids), list_id=o.list_id)
+                for o in result.offers])
             if out_path is not None:
                 store.register_copy(db, out_path, EXPORT_KIND)  # so erasure can find and scrub it
                 export.write(out_path, result.offers, force=force)

@@ -30,7 +30,7 @@ def cli() -> None:
 
 for command in (
     data.init, data.load_sample, data.import_group, data.import_transactions, data.stats, data.export_interactions,
-    training.train, training.evaluate, training.tune, training.models,
+    training.train, training.evaluate, training.select, training.tune, training.models,
     serving.serve, serving.keys,
     privacy.consent, privacy.forget, privacy.export_customer, privacy.prune,
     privacy.resignup,

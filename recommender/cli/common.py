@@ -14,8 +14,34 @@ from recommender.config import Settings, load_settings
 from recommender.errors import RecommenderError
 
 
+DB_HELP = "SQLite database file [default: $RECOMMENDER_DB or ./recommender.db]."
+CONFIG_HELP = "TOML settings file [default: $RECOMMENDER_CONFIG or ./recommender.toml if present]."
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a group's ``--db``/``--config`` for the command below it (``ctx.meta`` is shared down the chain)."""
+    if value is not None:
+        ctx.meta[f"recommender.{param.name}"] = value
+    return value
+
+
 class EngineGroup(click.Group):
-    """Turns the engine's own errors into a one-line message and a non-zero exit."""
+    """A command group: takes ``--db``/``--config`` itself and turns the engine's errors into one line.
+
+    ``recommender --db shop.db stats``, ``recommender import --db shop.db customers f.csv`` and
+    ``recommender stats --db shop.db`` mean the same; when both a group and the command name
+    one, the command's own (the nearer) wins.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        path = click.Path(dir_okay=False, path_type=Path)
+        self.params += [
+            click.Option(["--db", "db_path"], type=path, default=None, expose_value=False, callback=_remember,
+                         help=DB_HELP),
+            click.Option(["--config", "config_path"], type=path, default=None, expose_value=False,
+                         callback=_remember, help=CONFIG_HELP),
+        ]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,17 +58,20 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
         "db_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="SQLite database file [default: $RECOMMENDER_DB or ./recommender.db].",
+        help=DB_HELP,
     )
     @click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="TOML settings file [default: $RECOMMENDER_CONFIG or ./recommender.toml if present].",
+        help=CONFIG_HELP,
     )
     @functools.wraps(func)
     def wrapper(db_path: Path | None, config_path: Path | None, **kwargs: Any) -> Any:
+        meta = click.get_current_context().meta
+        db_path = db_path or meta.get("recommender.db_path")
+        config_path = config_path or meta.get("recommender.config_path")
         try:
             settings = load_settings(config_path, overrides={"db": db_path} if db_path else None)
         except RecommenderError as exc:

@@ -128,10 +128,29 @@ def import_transactions(settings: Settings, file: Path, mapping: str | None, gra
 @with_settings
 @json_option
 def stats(settings: Settings, as_json: bool) -> None:
-    """Row counts of every table."""
+    """Row counts: the shop's data first, then the engine's own bookkeeping."""
     db = open_db(settings)
     counts = store.counts(db)
-    emit(as_json, counts, "\n".join(f"{k:14} {v:>10,}" for k, v in counts.items()))
+    emit(as_json, counts, stats_text(counts))
+
+
+# What a shop recognises as its data, in the order a shop thinks of it; every other table is bookkeeping.
+SHOP_TABLES = {"customers": "customers", "products": "products", "interactions": "events",
+               "consents": "consent decisions", "offers": "offers", "decisions": "lists and offers served",
+               "models": "models", "api_keys": "API keys"}
+
+
+def stats_text(counts: dict[str, int]) -> str:
+    """Two aligned blocks (labels padded to the longest, counts right-aligned with separators)."""
+    shop = [(label, counts[table]) for table, label in SHOP_TABLES.items() if table in counts]
+    engine = [(table, n) for table, n in counts.items() if table not in SHOP_TABLES]
+    width = max(len(label) for label, _ in [*shop, *engine])
+    digits = max(len(f"{n:,}") for _, n in [*shop, *engine])
+
+    def block(rows: list[tuple[str, int]]) -> list[str]:
+        return [f"  {label:<{width}}  {n:>{digits},}" for label, n in rows]
+
+    return "\n".join(["shop data", *block(shop), "engine bookkeeping", *block(engine)])
 
 
 @click.command("export-interactions")

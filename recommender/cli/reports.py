@@ -45,11 +45,12 @@ def human(payload: dict[str, Any]) -> str:
         lines.append("no lists served yet")
     else:
         lines.append(f"{'surface':<16} {'arm':<11} {'model':<24} {'lists':>7} {'cust.':>6} {'CTR':>8} "
-                     f"{'cart':>8} {'conv.':>8} {'revenue':>10}")
+                     f"{'cart':>8} {'conv.':>8} {'revenue':>10} {'flagged':>13}")
         for a in payload["arms"]:
             lines.append(f"{a['surface']:<16} {a['arm']:<11} {str(a['model_version'] or '–'):<24} {a['lists']:>7} "
                          f"{a['customers']:>6} {_pct(a['ctr']):>8} {_pct(a['add_to_cart_rate']):>8} "
-                         f"{_pct(a['conversion']):>8} {a['revenue']:>10.2f}")
+                         f"{_pct(a['conversion']):>8} {a['revenue']:>10.2f} "
+                         f"{a['flagged']:>5} ({_pct(a['flagged_share'])})")
     for u in payload["uplift"]:
         lo, hi = u["ci95"]
         fmt = (lambda v: f"{v:+.2f}") if u["metric"] == "revenue_per_list" else (lambda v: f"{100 * v:+.2f} pt")
@@ -59,4 +60,6 @@ def human(payload: dict[str, Any]) -> str:
     e = payload["events"]
     lines.append(f"events attributed: {e['attributed_by_list_id']} by list_id, {e['attributed_by_window']} by window; "
                  f"{e['unattributed']} not from a list")
+    lines.append(f"events flagged (implausible price or quantity above the cap, counted at the catalogue price and "
+                 f"the cap): {e['flagged']}; list_id of another customer (ignored): {e['list_id_of_another_customer']}")
     return "\n".join(lines)

@@ -46,18 +46,36 @@ def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def select_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--no-select``: fit the configured ALS settings only (selection.enabled = false)."""
+    """``--select`` (search now), ``--no-select`` (configured ALS only) and ``--verbose``; the command gets
+    ``select`` (True with --select, else None) and ``verbose``."""
 
+    @click.option("--select", "do_select", is_flag=True,
+                  help="Run the model search now (else the recipe chosen by the last search is used; see "
+                       "\"When the search runs\").")
     @click.option("--no-select", "no_select", is_flag=True,
                   help="Skip per-shop selection: fit exactly the configured ALS settings (as selection.enabled = "
                        "false).")
+    @click.option("--verbose", is_flag=True, help="Log one line per candidate of the search (the report keeps them "
+                                                  "all anyway).")
     @functools.wraps(func)
-    def wrapper(settings: Settings, no_select: bool, **kwargs: Any) -> Any:
+    def wrapper(settings: Settings, do_select: bool, no_select: bool, **kwargs: Any) -> Any:
+        if do_select and no_select:
+            raise click.UsageError("--select and --no-select contradict each other; give one")
         if no_select:
             settings.selection.enabled = False
-        return func(settings=settings, **kwargs)
+        return func(settings=settings, select=True if do_select else None, **kwargs)
 
     return wrapper
+
+
+def schedule_line(payload: dict[str, Any]) -> str:
+    """One line: did this run search, and why (empty without selection)."""
+    plan = payload.get("schedule")
+    if not plan:
+        return ""
+    if plan.get("searched"):
+        return f"model search: ran ({plan['reason']}: {plan['message']})"
+    return f"model search: not run ({plan['message']}); recipe: {plan.get('recipe') or 'see params'}"
 
 
 def families_table(payload: dict[str, Any]) -> str:
@@ -76,6 +94,10 @@ def families_table(payload: dict[str, Any]) -> str:
                  f"{sel.get('test', {}).get('popularity_ndcg', float('nan')):>9.4f}")
     lines.append(f"chosen: {sel['chosen']['label']} ({len(sel['candidates'])} candidates, {sel['seconds']:.1f} s"
                  f"{', stopped at the time budget' if sel.get('stopped_early') else ''})")
+    plan = payload.get("schedule") or {}
+    if plan and not plan.get("searched") and plan.get("last_search_at"):
+        lines.append(f"(the table is the last search's, run at {plan['last_search_at']}; `recommender select` "
+                     f"searches again)")
     return "\n".join(lines)
 
 
@@ -96,7 +118,7 @@ def _metrics_table(payload: dict[str, Any]) -> str:
 @click.option("--force", is_flag=True, help="With --publish: publish even if the gate refuses.")
 @json_option
 def train(settings: Settings, engine: str, engine_options: dict[str, Any], publish: bool, force: bool,
-          as_json: bool) -> None:
+          as_json: bool, select: bool | None, verbose: bool) -> None:
     """Retrain: build the matrix, fit, evaluate, gate, and (with --publish) publish.
 
     The release gate judges tonight's model on tonight's split only: it must
@@ -108,9 +130,13 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     the gate said: decision-log and model retention, and a WAL checkpoint.
     Erasures and withdrawals recorded while it runs are removed from the model
     before it is saved and again before it is published. SIGTERM stops it
-    cleanly (no temporary files left). Unless --no-select, the model family
-    and the settings that do not transfer between shops are first chosen on a
-    validation split of the training period (see "How the model is chosen").
+    cleanly (no temporary files left). Unless --no-select, the recipe (model
+    family and the settings that do not transfer between shops) is the one
+    the last model search chose on a validation split of the training period,
+    refitted on tonight's data; the search runs again with --select, before
+    the first train, when the last one is selection.every_days old (weekly),
+    after a settings change, or when the recipe loses ground on tonight's test
+    period (see "When the search runs").
     """
     from recommender.training import run as training
 
@@ -118,12 +144,13 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
     with bulk.terminate_cleanly():  # SIGTERM/SIGHUP: temporary folders are removed on the way out
         result = training.train(db, settings, engine=engine, publish=publish, force=force,
                                 progress=not as_json and sys.stderr.isatty(), log=_stderr_log(not as_json),
-                                engine_options=engine_options)
+                                engine_options=engine_options, select=select, verbose=verbose)
     state = "published" if result.published else f"saved as candidate (gate: {result.gate or 'would publish'})"
     families = families_table(result.metrics)
+    plan = schedule_line(result.metrics)
     emit(as_json, result.to_dict(),
          f"model {result.version} {state}\n{_metrics_table(result.metrics)}\n"
-         + (families + "\n" if families else "") + f"{result.seconds['total']:.1f} s")
+         + (families + "\n" if families else "") + (plan + "\n" if plan else "") + f"{result.seconds['total']:.1f} s")
 
 
 @click.command()
@@ -135,12 +162,15 @@ def train(settings: Settings, engine: str, engine_options: dict[str, Any], publi
               help="Also write report.md, metrics.json and a plot of the metrics at k = 1..20 to this folder.")
 @json_option
 def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k: int | None,
-             report_dir: Path | None, as_json: bool) -> None:
-    """Score the chosen recipe on the temporal split, next to the popularity baseline.
+             report_dir: Path | None, as_json: bool, select: bool | None, verbose: bool) -> None:
+    """Score the current recipe on the temporal split, next to the popularity baseline.
 
-    Unless --no-select, the recipe is chosen first on a validation split of the
-    training period, and every family's best is shown with its validation and
-    test NDCG (the test numbers are reported, never used to choose).
+    The recipe is the one the last model search chose (before any search, the
+    serving model's, else the configured ALS), and the last search's table is
+    shown: every family's best with its validation and test NDCG (the test
+    numbers are reported, never used to choose). It does not search unless
+    --select is given (then the search is recorded as the last one, as with
+    `recommender select`).
     """
     from recommender.training import report
     from recommender.training import run as training
@@ -152,16 +182,48 @@ def evaluate(settings: Settings, engine: str, engine_options: dict[str, Any], k:
         result = training.evaluate_selected(db, settings, engine=engine,
                                             progress=not as_json and sys.stderr.isatty(),
                                             curve_k=20 if report_dir else 0, log=_stderr_log(not as_json),
-                                            engine_options=engine_options)
+                                            engine_options=engine_options, select=bool(select), verbose=verbose)
     payload = result.payload
     human = _metrics_table(payload)
     if payload.get("selection"):
         human += "\n" + families_table(payload)
+    if schedule_line(payload):
+        human += "\n" + schedule_line(payload)
     if report_dir:
         written = report.write(report_dir, payload, result.curves)
         payload = {**payload, "report": str(written)}
         human += f"\nreport: {written}"
     emit(as_json, payload, human)
+
+
+@click.command()
+@with_settings
+@click.option("--verbose", is_flag=True, help="Log one line per candidate of the search (the report keeps them "
+                                              "all anyway).")
+@json_option
+def select(settings: Settings, verbose: bool, as_json: bool) -> None:
+    """Run the model search now and record its choice for the next retrains.
+
+    Candidates (families and settings) are fitted on a validation split of the
+    training period and the best is chosen by validation NDCG; each family's
+    best is also scored on the test period for the report. Nothing is
+    published: the next `recommender train --publish` refits the chosen recipe
+    (and the gate judges it). Retrains search by themselves weekly
+    (selection.every_days), after a settings change, or when the recipe loses
+    ground; see "When the search runs". Needs selection on (not
+    selection.enabled = false) and the implicit engine.
+    """
+    from recommender.training import run as training
+
+    if not settings.selection.enabled:
+        raise click.UsageError("selection is off (selection.enabled = false): nothing to search")
+    db = open_db(settings)
+    with bulk.terminate_cleanly():
+        result = training.evaluate_selected(db, settings, progress=not as_json and sys.stderr.isatty(),
+                                            log=_stderr_log(not as_json), select=True, verbose=verbose)
+    payload = result.payload
+    human = _metrics_table(payload) + "\n" + families_table(payload)
+    emit(as_json, payload, human + "\n" + schedule_line(payload))
 
 
 @click.command()

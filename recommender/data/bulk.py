@@ -36,6 +36,7 @@ import sqlite_utils
 
 from recommender import store
 from recommender.errors import RecommenderError
+from recommender.store.consents import PERSONALIZATION
 
 SCRATCH_PREFIX = "recommender-read-"
 _OWNED = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
@@ -96,7 +97,7 @@ def terminate_cleanly() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalization") -> dict[str, np.ndarray]:
+def interaction_arrays(db: sqlite_utils.Database, purpose: str = PERSONALIZATION) -> dict[str, np.ndarray]:
     """Every interaction of customers who granted ``purpose``, as column arrays.
 
     Customer and product ids come back as integer codes into the returned
@@ -124,31 +125,19 @@ def interaction_arrays(db: sqlite_utils.Database, purpose: str = "personalizatio
 
 def _export_arrays(path: str, purpose: str, out: str) -> None:
     """Child side of :func:`interaction_arrays`: read, map to codes, write an ``.npz``."""
-    import adbc_driver_sqlite.dbapi as adbc
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    def table(sql: str, params: tuple = ()) -> pa.Table:
-        # Autocommit: each SELECT is its own read snapshot and takes no write lock,
-        # so the API keeps writing events while a retrain reads.
-        with adbc.connect(path, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetch_arrow_table()
-
-    customers = table("SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1", (purpose,))["customer_id"]
+    # Each read is its own autocommit snapshot through the ADBC driver (see :mod:`recommender.store.bulk`).
+    customers = store.bulk_consenting_customers(path, purpose)["customer_id"]
     customers = customers.combine_chunks().cast(pa.string())
     customers = customers.take(pc.array_sort_indices(customers))
-    products = table("SELECT id FROM products ORDER BY id")["id"].combine_chunks().cast(pa.string())
-    # Two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's
-    # ends, but scans the whole table when both share one SELECT.
-    lo, hi = table("SELECT coalesce((SELECT min(id) FROM interactions), 0) AS lo, "
-                   "coalesce((SELECT max(id) FROM interactions), -1) AS hi").to_pylist()[0].values()
+    products = store.bulk_product_ids(path)["id"].combine_chunks().cast(pa.string())
+    lo, hi = store.bulk_interaction_id_range(path)
 
     def part(bounds: tuple[int, int]) -> dict[str, Any] | None:
         """Fetch one rowid range and map it to codes; pyarrow and the driver release the GIL."""
-        events = table(
-            "SELECT customer_id, product_id, event_type, CAST(quantity AS REAL) AS quantity, "
-            "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions WHERE id BETWEEN ? AND ?", bounds)
+        events = store.bulk_interactions_between(path, *bounds)
         if events.num_rows == 0 or len(customers) == 0:
             return None
         events = events.combine_chunks()

@@ -29,7 +29,8 @@ manifest was written, all read from one SQLite snapshot:
 * rows with ``id`` above the watermark (insertion order, not event time: an
   event dated last year but inserted today is above it and is not lost);
 * the whole history of customers who granted consent since the last run;
-* rows whose quantity changed after they were exported (the
+* rows whose quantity changed after they were exported (a re-import replaces
+  an imported row's quantity; live events are never changed; the
   ``interaction_updates`` log filled by a trigger): the old copy is removed
   and the new one appended;
 * customers who withdrew or were erased since lose their rows: every file
@@ -59,11 +60,12 @@ import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -103,16 +105,13 @@ ROWS_PER_GROUP = 1_000_000
 
 # --- reading SQLite ---------------------------------------------------------------------------------------
 
-_SELECT = ("SELECT i.id, i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), "
-           "CAST(i.occurred_at AS INTEGER) FROM interactions i ")
-
-
 def _weighted_types(settings: Settings) -> list[str]:
     return sorted(t for t, w in settings.event_weights.items() if w > 0)
 
 
 def _to_table(rows: list[tuple], settings: Settings) -> pa.Table:
-    """Rows of :data:`_SELECT` as a table in :data:`SCHEMA` (weights and months computed here)."""
+    """Rows of the store's export reads (:func:`store.export_rows_between`...) as a table in :data:`SCHEMA`
+    (weights and months computed here)."""
     if not rows:
         return SCHEMA.empty_table()
     ids, customers, products, types, quantity, when = zip(*rows)
@@ -134,14 +133,14 @@ def _to_table(rows: list[tuple], settings: Settings) -> pa.Table:
     }).cast(SCHEMA)
 
 
-def _chunks(db: sqlite_utils.Database, settings: Settings, where: str, params: list[Any]) -> Iterator[pa.Table]:
-    """Consenting customers' weighted events matching ``where``, ``FETCH_ROWS`` at a time."""
+def _chunks(db: sqlite_utils.Database, settings: Settings, read: Callable[..., sqlite3.Cursor],
+            *params: Any) -> Iterator[pa.Table]:
+    """Consenting customers' weighted events as ``read`` (a store export read) selects them, ``FETCH_ROWS``
+    at a time."""
     types = _weighted_types(settings)
     if not types:
         return
-    sql = (_SELECT + "JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1 "
-           f"WHERE i.event_type IN ({','.join('?' * len(types))}) AND {where} ORDER BY i.id")
-    cursor = db.execute(sql, [PERSONALIZATION, *types, *params])
+    cursor = read(db, PERSONALIZATION, types, *params)
     while True:
         rows = cursor.fetchmany(FETCH_ROWS)
         if not rows:
@@ -364,32 +363,23 @@ def _apply_changes(db: sqlite_utils.Database, settings: Settings, folder: Path,
         if buffered >= CHUNK_ROWS:
             flush()
 
-    db.execute("BEGIN")  # one snapshot for everything below
-    try:
-        high = int(db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0])
-        update_high = int(db.execute("SELECT coalesce(max(seq), 0) FROM interaction_updates").fetchone()[0])
+    with store.read_transaction(db):  # one snapshot for everything below
+        high, update_high = store.export_watermarks(db)
         now = set(store.consenting_customers(db, PERSONALIZATION))
         granted = sorted(now - before) if watermark else []
         gone = before - now
-        updated = sorted({r[0] for r in db.execute(
-            "SELECT interaction_id FROM interaction_updates WHERE seq > ? AND seq <= ? AND interaction_id <= ?",
-            [update_watermark, update_high, watermark])})
-        for table in _chunks(db, settings, "i.id > ? AND i.id <= ?", [watermark, high]):
+        updated = store.updated_interactions(db, update_watermark, update_high, watermark)
+        for table in _chunks(db, settings, store.export_rows_between, watermark, high):
             stats["appended"] += table.num_rows
             add(table)
         if granted:  # their history below the watermark was left out while they had no consent
-            for table in _chunks(db, settings, "i.id <= ? AND i.customer_id IN (SELECT value FROM json_each(?))",
-                                 [watermark, json.dumps(granted)]):
+            for table in _chunks(db, settings, store.export_rows_of_customers, watermark, granted):
                 stats["regranted_rows"] += table.num_rows
                 add(table)
         if updated:  # the new version of rows exported before their quantity changed
-            for table in _chunks(db, settings, "i.id IN (SELECT value FROM json_each(?)) "
-                                 "AND i.customer_id NOT IN (SELECT value FROM json_each(?))",
-                                 [json.dumps(updated), json.dumps(granted)]):
+            for table in _chunks(db, settings, store.export_rows_by_id, updated, granted):
                 stats["updated_rows"] += table.num_rows
                 add(table)
-    finally:
-        db.execute("COMMIT")
     flush()
     kept, rewritten, removed = _without(folder, marker["files"], gone, set(updated), run)
     stats["withdrawn_rows"] = removed["customers"]
@@ -471,7 +461,7 @@ def _prune_update_log(db: sqlite_utils.Database) -> None:
             continue
         marks.append(int(marker.get("update_watermark", 0)))
     if marks:
-        db.execute("DELETE FROM interaction_updates WHERE seq <= ?", [min(marks)])
+        store.prune_interaction_updates(db, min(marks))
 
 
 def _staging(out: Path) -> Path:

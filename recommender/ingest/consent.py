@@ -23,7 +23,8 @@ from recommender.errors import ErasedCustomerError, ValidationError
 from recommender.privacy import derived
 from recommender.store import tombstones
 from recommender.store.consents import check_customer_and_purposes, consent_state
-from recommender.values import iso_utc, parse_datetime
+from recommender.store.rows import ConsentDecision
+from recommender.values import iso_utc, normalise_id, parse_datetime
 
 
 
@@ -64,10 +65,12 @@ def set_consents(db: sqlite_utils.Database, settings: Settings, customer_id: str
     if not source.strip():
         raise ValidationError("a consent change needs a source (e.g. preference_centre, support, api)")
     decided = decision_time(settings, decided_at)
+    customer_id = normalise_id(customer_id)
     if store.get_customer(db, customer_id) is None:
         refuse_if_erased(db, settings, customer_id)
     check_customer_and_purposes(db, settings, customer_id, changes)
-    outcome = store.apply_consents(db, [(customer_id, purpose, bool(granted), decided, source, actor or f"source:{source}")
+    outcome = store.apply_consents(db, [ConsentDecision(customer_id, purpose, granted=bool(granted), decided_at=decided,
+                                                        source=source, actor=actor or f"source:{source}")
                                         for purpose, granted in changes.items()])
     derived.follow(db, settings)  # derived data (popularity, bought-together) follows at once
     state = consent_state(db, settings, customer_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterator, NamedTuple
 
 import sqlite_utils
 
@@ -28,14 +28,22 @@ from recommender.values import normalise_id
 Opener = Callable[[Path], IO[str]]
 
 
-def refuse(path: Path, lines: list[tuple[int, str, str]], skip_erased: bool) -> None:
+class ErasedLine(NamedTuple):
+    """A line of a file that names an erased customer: where, who, and when they were erased (ISO UTC)."""
+
+    line: int
+    customer_id: str
+    erased_on: str
+
+
+def refuse(path: Path, lines: list[ErasedLine], skip_erased: bool) -> None:
     """Raise :class:`ErasedCustomerError` naming the first erased line and counting them all (unless skipping)."""
     if skip_erased or not lines:
         return
-    line, cid, when = lines[0]
+    first = lines[0]
     more = f"and {len(lines) - 1} more line(s) of erased customers; " if len(lines) > 1 else ""
-    raise ErasedCustomerError(f"{path}:{line}: customer {cid!r} was erased on {when} ({more}nothing was imported; "
-                              "--skip-erased leaves such lines out)", count=len(lines))
+    raise ErasedCustomerError(f"{path}:{first.line}: customer {first.customer_id!r} was erased on {first.erased_on} "
+                              f"({more}nothing was imported; --skip-erased leaves such lines out)", count=len(lines))
 
 
 def records(path: Path, opener: Opener) -> Iterator[tuple[int, list[str], list[str]]]:
@@ -74,8 +82,8 @@ def _customer_cells(path: Path, column: str, opener: Opener) -> Iterator[tuple[i
 
 
 def erased_lines(db: sqlite_utils.Database, settings: Settings, path: Path, column: str, opener: Opener,
-                 gone: dict[str, str] | None = None) -> list[tuple[int, str, str]]:
-    """``(line, customer id, erased on)`` of every line whose ``column`` names an erased customer.
+                 gone: dict[str, str] | None = None) -> list[ErasedLine]:
+    """The :class:`ErasedLine` of every line whose ``column`` names an erased customer.
 
     Without ``gone`` (which ids are erased), a first pass collects the distinct
     ids and looks up those that are not customers; only lines of erased ones are kept.
@@ -86,4 +94,27 @@ def erased_lines(db: sqlite_utils.Database, settings: Settings, path: Path, colu
         gone = tombstones.erased_on(db, settings, [c for c in ids if c not in known])
         if not gone:
             return []
-    return [(line, cid, gone[cid]) for line, cid in _customer_cells(path, column, opener) if cid in gone]
+    return [ErasedLine(line, cid, gone[cid]) for line, cid in _customer_cells(path, column, opener) if cid in gone]
+
+
+def without_erased_emails(db: sqlite_utils.Database, settings: Settings, path: Path, rows: list, known: set,
+                          gone: dict[str, str], skip_erased: bool) -> tuple[list, int]:
+    """Refuse (or with ``skip_erased`` leave out) new customers carrying the e-mail of an erased one.
+
+    An erasure tombstones the person's e-mail beside their id (keyed the same way), so a
+    spreadsheet's other rendering of their id (``1.785E+4`` for ``17850`` is caught by the
+    id rule; ``C0834.0`` for ``C0834`` is not a rendering, it is another id) cannot bring
+    them back under a new id. Known customers and ids already found erased are not looked at.
+    """
+    new = [r for r in rows if r.id not in known and r.id not in gone and r.email]
+    taken = tombstones.erased_emails(db, settings, [r.email for r in new])
+    hits = [r for r in new if r.email in taken]
+    if not hits:
+        return rows, 0
+    if not skip_erased:
+        more = f" (and {len(hits) - 1} more new customer(s) with an erased e-mail)" if len(hits) > 1 else ""
+        raise ErasedCustomerError(f"{path}: new customer {hits[0].id!r} carries the e-mail of a customer erased on "
+                                  f"{taken[hits[0].email]}{more}; nothing was imported (--skip-erased leaves such "
+                                  "lines out; `recommender resignup` brings a person back on purpose)", count=len(hits))
+    dropped = {r.id for r in hits}
+    return [r for r in rows if r.id not in dropped], len(hits)

@@ -20,7 +20,8 @@ from recommender.config import Settings
 from recommender.errors import ErasedCustomerError, ValidationError
 from recommender.online.ids import LIST_ID_RULE, is_list_id
 from recommender.store import tombstones
-from recommender.values import check_not_future, parse_datetime, to_epoch
+from recommender.store.rows import EventRow
+from recommender.values import check_not_future, normalise_id, parse_datetime, to_epoch
 
 
 def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -35,9 +36,14 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
 
     ``list_id`` (optional) names the served list the event came from (see
     :mod:`recommender.online`); ``price`` (optional) is the unit price paid,
-    for revenue (the catalogue price is used when it is absent).
+    for revenue (the catalogue price is used when it is absent, and by the
+    report when it is implausible: ``online.max_price_factor``).
+
+    Events are a log: each one is stored as a row of its own, never merged with
+    another (two purchases in one second are two rows, each with its own list
+    and price), and stored as sent; the report, not the door, judges a price.
     """
-    rows = []
+    rows: list[EventRow] = []
     now = int(time.time())
     types = set(settings.event_types)
     for n, event in enumerate(events):
@@ -62,12 +68,13 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
         price = event.get("price")
         if price is not None and not (isinstance(price, (int, float)) and 0 <= price < 1e12):
             raise ValidationError(f"events[{n}].price: must be a number >= 0")
-        rows.append((event["customer_id"], event["product_id"], event["event_type"],
-                     float(event.get("quantity") or 1), when, list_id, None if price is None else float(price)))
+        rows.append(EventRow(customer_id=normalise_id(event["customer_id"]),
+                             product_id=normalise_id(event["product_id"]), event_type=event["event_type"],
+                             quantity=float(event.get("quantity") or 1),
+                             occurred_at=when, list_id=list_id, price=None if price is None else float(price)))
 
     _refuse_erased(db, settings, rows)
-    for table, column in (("customers", 0), ("products", 1)):
-        wanted = [r[column] for r in rows]
+    for table, wanted in (("customers", [r.customer_id for r in rows]), ("products", [r.product_id for r in rows])):
         known = store.existing_of(db, table, wanted)
         missing = [x for x in dict.fromkeys(wanted) if x not in known]
         if missing:
@@ -85,13 +92,13 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
     return {"accepted": stored, "duplicates": len(rows) - stored}
 
 
-def _refuse_erased(db: sqlite_utils.Database, settings: Settings, rows: Sequence[tuple]) -> None:
+def _refuse_erased(db: sqlite_utils.Database, settings: Settings, rows: Sequence[EventRow]) -> None:
     """Refuse the batch when an event names an erased customer, naming the first one and counting them all.
 
     Only ids that are not customers can be erased, so a batch of known
     customers costs one indexed lookup and never reads the key file.
     """
-    wanted = [r[0] for r in rows]
+    wanted = [r.customer_id for r in rows]
     known = store.existing_of(db, "customers", wanted)
     gone = tombstones.erased_on(db, settings, [c for c in wanted if c not in known])
     if not gone:

@@ -25,6 +25,7 @@ from recommender.ingest.csvfiles import SHOPIFY_MAP, header_advice, open_text  #
 from recommender.ingest.csvfiles import read_rows as _rows
 from recommender.errors import ValidationError
 from recommender.store import tombstones
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 from recommender.privacy import derived
 from recommender.values import (
     check_not_future,
@@ -127,7 +128,7 @@ class _Clock:
 # --- one parser per kind ---------------------------------------------------------
 
 
-def _parse_customers(db, path, settings, progress):
+def _parse_customers(db, path, settings, progress) -> list[CustomerRow]:
     errors, seen, out = _Errors(path), {}, []
     clock = _Clock(settings)
     latest_day = past_date_limit()
@@ -144,11 +145,13 @@ def _parse_customers(db, path, settings, progress):
             anniversary = _optional(row, "anniversary_date")
             tz = check_timezone(_optional(row, "timezone") or "UTC")
             created = _optional(row, "created_at")
-            out.append((
-                cid, email, _text(row, "name"),
-                parse_date(birth, latest=latest_day, what="birth_date").isoformat() if birth else None,
-                parse_date(anniversary, latest=latest_day, what="anniversary_date").isoformat() if anniversary else None,
-                tz, clock.iso(created, "created_at") if created else None,  # None: see import_file
+            out.append(CustomerRow(
+                id=cid, email=email, name=_text(row, "name"),
+                birth_date=parse_date(birth, latest=latest_day, what="birth_date").isoformat() if birth else None,
+                anniversary_date=(parse_date(anniversary, latest=latest_day, what="anniversary_date").isoformat()
+                                  if anniversary else None),
+                timezone=tz,
+                created_at=clock.iso(created, "created_at") if created else None,  # None: see import_file
             ))
         except ValueError as exc:
             errors.add(line, str(exc))
@@ -156,7 +159,7 @@ def _parse_customers(db, path, settings, progress):
     return out
 
 
-def _parse_products(db, path, settings, progress):
+def _parse_products(db, path, settings, progress) -> list[ProductRow]:
     errors, seen, out = _Errors(path), {}, []
     for line, row in _rows(path, REQUIRED["products"], progress):
         try:
@@ -171,12 +174,12 @@ def _parse_products(db, path, settings, progress):
             stock = _optional(row, "in_stock")
             hidden = _optional(row, "hidden")
             until = _optional(row, "available_until")
-            out.append((
-                pid, name, _text(row, "category"),
-                parse_number(price, what="price", minimum=0, maximum=MAX_PRICE) if price else None,
-                parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
-                int(parse_flag(hidden, what="hidden")) if hidden else 0,
-                parse_date(until, what="available_until").isoformat() if until else None,
+            out.append(ProductRow(
+                id=pid, name=name, category=_text(row, "category"),
+                price=parse_number(price, what="price", minimum=0, maximum=MAX_PRICE) if price else None,
+                in_stock=parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
+                hidden=int(parse_flag(hidden, what="hidden")) if hidden else 0,
+                available_until=parse_date(until, what="available_until").isoformat() if until else None,
             ))
         except ValueError as exc:
             errors.add(line, str(exc))
@@ -184,7 +187,7 @@ def _parse_products(db, path, settings, progress):
     return out
 
 
-def _parse_interactions(db, path, settings, progress, skip=()):
+def _parse_interactions(db, path, settings, progress, skip=()) -> list[EventRow]:
     errors = _Errors(path)
     customers = store.existing_ids(db, "customers")
     products = store.existing_ids(db, "products")
@@ -216,10 +219,10 @@ def _parse_interactions(db, path, settings, progress, skip=()):
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
-    return [(c, p, e, q, t) for (c, p, e, t), q in merged.items()]
+    return [EventRow(c, p, e, q, t) for (c, p, e, t), q in merged.items()]
 
 
-def _parse_consents(db, path, settings, progress, skip=()):
+def _parse_consents(db, path, settings, progress, skip=()) -> list[ConsentDecision]:
     errors, seen, out = _Errors(path), {}, []
     customers = store.existing_ids(db, "customers")
     purposes = set(settings.consent_purposes)
@@ -238,15 +241,17 @@ def _parse_consents(db, path, settings, progress, skip=()):
             seen[cid, purpose] = line
             granted = parse_flag(row["granted"], what="granted")
             updated = _optional(row, "updated_at")
-            out.append((cid, purpose, granted, clock.iso(updated, "updated_at") if updated else now,
-                        _text(row, "source") or "import"))
+            # The actor (the file) is filled in by import_file.
+            out.append(ConsentDecision(customer_id=cid, purpose=purpose, granted=granted,
+                                       decided_at=clock.iso(updated, "updated_at") if updated else now,
+                                       source=_text(row, "source") or "import"))
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
     return out
 
 
-_PARSERS: dict[str, Callable[..., list]] = {
+_PARSERS: dict[str, Callable[..., list[tuple]]] = {
     "customers": _parse_customers,
     "products": _parse_products,
     "interactions": _parse_interactions,
@@ -280,17 +285,17 @@ def import_file(
             # re-importing the same file must not move when a customer joined.
             before = store.customers_created(db)
             now = store.utcnow()
-            rows = [r if r[6] is not None else (*r[:6], before.get(r[0], now)) for r in rows]
+            rows = [r if r.created_at is not None else r._replace(created_at=before.get(r.id, now)) for r in rows]
             store.upsert_customers(db, rows)
-            result.new = sum(1 for r in rows if r[0] not in before)
+            result.new = sum(1 for r in rows if r.id not in before)
         elif kind == "products":
             before = store.existing_ids(db, "products")
             store.upsert_products(db, rows)
-            result.new = sum(1 for r in rows if r[0] not in before)
+            result.new = sum(1 for r in rows if r.id not in before)
         elif kind == "interactions":
             result.new = store.upsert_interactions(db, rows)
         else:
-            outcome = store.apply_consents(db, [(*r, f"import:{path.name}") for r in rows])
+            outcome = store.apply_consents(db, [r._replace(actor=f"import:{path.name}") for r in rows])
             result.changed = outcome["changed"]
             result.skipped["stale"] = outcome["stale"]
     if kind == "consents":
@@ -321,16 +326,17 @@ def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple
         if not lines:
             raise
         import_door.refuse(path, lines, skip_erased)
-        return parser(db, path, settings, progress, skip={line for line, _, _ in lines}), len(lines)
+        return parser(db, path, settings, progress, skip={erased.line for erased in lines}), len(lines)
     if kind != "customers":
         return rows, 0  # every customer named exists, so none is erased
-    known = store.existing_of(db, "customers", [r[0] for r in rows])
-    gone = tombstones.erased_on(db, settings, [r[0] for r in rows if r[0] not in known])
+    known = store.existing_of(db, "customers", [r.id for r in rows])
+    gone = tombstones.erased_on(db, settings, [r.id for r in rows if r.id not in known])
+    rows, by_email = import_door.without_erased_emails(db, settings, path, rows, known, gone, skip_erased)
     if not gone:
-        return rows, 0
+        return rows, by_email
     lines = import_door.erased_lines(db, settings, path, "id", open_text, gone)
     import_door.refuse(path, lines, skip_erased)
-    return [r for r in rows if r[0] not in gone], len(lines)
+    return [r for r in rows if r.id not in gone], len(lines) + by_email
 
 
 SAMPLE_FILES = (
@@ -408,6 +414,17 @@ def _missing_mapped_message(path: Path, header: Sequence[str], mapping: dict[str
             f"the file's columns are {shown}")
 
 
+class _SeenProduct:
+    """A product as an order export shows it so far: a name, and the latest unit price with its time."""
+
+    __slots__ = ("name", "price", "priced_at")
+
+    def __init__(self, name: str, price: float | None, priced_at: int) -> None:
+        self.name = name
+        self.price = price
+        self.priced_at = priced_at
+
+
 def import_transactions(
     db: sqlite_utils.Database,
     path: str | Path,
@@ -444,62 +461,75 @@ def import_transactions(
     skipped = {"cancelled": 0, "no_customer": 0, "non_positive_quantity": 0, "negative_price": 0}
     merged: dict[tuple[str, str, int], float] = {}
     first_seen: dict[str, int] = {}
-    products: dict[str, list] = {}
+    products: dict[str, _SeenProduct] = {}
     clock = _Clock(settings)
     col = mapping
+    # The mapped column names, looked up once (not on each of half a million lines).
+    for target in REQUIRED_TARGETS:
+        if not col.get(target):
+            raise ValidationError(f"--map field {target!r} is required")  # as parse_mapping says it
+    order_col, qty_col, price_col, name_col = (col.get(f) for f in ("order", "quantity", "price", "name"))
+    customer_col, product_col, time_col = col["customer"], col["product"], col["occurred_at"]
+    qty_what, price_what = qty_col or "quantity", price_col or "price"
 
     def explain(header: Sequence[str], missing: Sequence[str]) -> str:
         return _missing_mapped_message(path, header, mapping, missing)
 
+    lines_read = 0
     for line, row in _rows(path, list(dict.fromkeys(mapping.values())), progress, on_missing=explain):
-        result.rows += 1
+        lines_read += 1
         try:
-            order = row.get(col["order"], "") if "order" in col else ""
-            qty_text = row.get(col["quantity"], "") if "quantity" in col else ""
-            qty = parse_number(qty_text, what=col.get("quantity", "quantity"), maximum=MAX_QUANTITY) if qty_text else 1.0
+            order = row.get(order_col, "") if order_col is not None else ""
+            qty_text = row.get(qty_col, "") if qty_col is not None else ""
+            qty = parse_number(qty_text, what=qty_what, maximum=MAX_QUANTITY) if qty_text else 1.0
             if order.upper().startswith("C") or qty < 0:
                 skipped["cancelled"] += 1
                 continue
-            if not normalise_id(row[col["customer"]]):
+            customer_text = row[customer_col]
+            if not normalise_id(customer_text):
                 skipped["no_customer"] += 1
                 continue
-            cid = parse_id(row[col["customer"]], what=col["customer"])
+            cid = parse_id(customer_text, what=customer_col)
             if qty == 0:
                 skipped["non_positive_quantity"] += 1
                 continue
-            price_text = row.get(col["price"], "") if "price" in col else ""
-            price = parse_number(price_text, what=col.get("price", "price"), maximum=MAX_PRICE) if price_text else None
+            price_text = row.get(price_col, "") if price_col is not None else ""
+            price = parse_number(price_text, what=price_what, maximum=MAX_PRICE) if price_text else None
             if price is not None and price < 0:
                 skipped["negative_price"] += 1
                 continue
-            if not normalise_id(row[col["product"]]):
-                raise ValueError(f"missing product ({col['product']} is empty)")
-            pid = parse_id(row[col["product"]], what=col["product"])
-            when = clock.epoch(row[col["occurred_at"]], col["occurred_at"])
+            product_text = row[product_col]
+            if not normalise_id(product_text):
+                raise ValueError(f"missing product ({product_col} is empty)")
+            pid = parse_id(product_text, what=product_col)
+            when = clock.epoch(row[time_col], time_col)
             key = (cid, pid, when)
             merged[key] = merged.get(key, 0.0) + qty
             if cid not in first_seen or when < first_seen[cid]:
                 first_seen[cid] = when
-            name = (_text(row, col["name"]) or "") if "name" in col else ""
+            name = row.get(name_col, "") if name_col is not None else ""
+            if len(name) > MAX_TEXT_LENGTH:
+                _text(row, name_col)  # refuses it, in the words of every other door
             info = products.get(pid)
             if info is None:
-                products[pid] = [name or pid, price, when]
+                products[pid] = _SeenProduct(name or pid, price, when)
             else:
-                if not info[0] or info[0] == pid:
-                    info[0] = name or info[0]
-                if price is not None and when >= info[2]:
-                    info[1], info[2] = price, when
+                if not info.name or info.name == pid:
+                    info.name = name or info.name
+                if price is not None and when >= info.priced_at:
+                    info.price, info.priced_at = price, when
         except (ValueError, KeyError) as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
+    result.rows = lines_read
     result.skipped = skipped
     with store.transaction(db):
         known_customers = store.existing_ids(db, "customers")
         gone = tombstones.erased_on(db, settings, [c for c in first_seen if c not in known_customers])
         if gone:
-            import_door.refuse(path, import_door.erased_lines(db, settings, path, col["customer"], open_text, gone),
+            import_door.refuse(path, import_door.erased_lines(db, settings, path, customer_col, open_text, gone),
                                skip_erased)
-            dropped = [k for k in merged if k[0] in gone]
+            dropped = [(c, p, t) for c, p, t in merged if c in gone]
             for k in dropped:
                 del merged[k]
             for c in gone:
@@ -509,16 +539,18 @@ def import_transactions(
             skipped["erased"] = 0
         new_customers = [c for c in first_seen if c not in known_customers]
         created_customers = store.insert_missing(db, "customers", [
-            (c, None, None, None, None, "UTC", iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.timezone.utc)))
+            CustomerRow(c, created_at=iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.timezone.utc)))
             for c in new_customers
         ])
         created_products = store.insert_missing(db, "products", [
-            (p, info[0], None, info[1], None, 0, None) for p, info in products.items()
+            ProductRow(p, name=info.name, price=info.price) for p, info in products.items()
         ])
-        result.new = store.upsert_interactions(db, [(c, p, bought, q, t) for (c, p, t), q in merged.items()])
+        # A generator, not a list: each row is bound and dropped (a list of 400,000 named tuples, which the
+        # garbage collector tracks and plain tuples it does not, costs a third of a second).
+        result.new = store.upsert_interactions(db, (EventRow(c, p, bought, q, t) for (c, p, t), q in merged.items()))
         if grant and new_customers:
             now = store.utcnow()
-            store.set_consents(db, [(c, purpose, True, now, "import", f"import:{path.name}")
+            store.set_consents(db, [ConsentDecision(c, purpose, True, now, "import", f"import:{path.name}")
                                     for c in new_customers for purpose in grant])
     result.created = {"customers": created_customers, "products": created_products}
     result.seconds = round(time.perf_counter() - started, 3)

@@ -19,6 +19,7 @@ from recommender.config import Settings
 from recommender.errors import NotFoundError, ValidationError
 from recommender.values import check_timezone, normalise_id
 from recommender.store import tombstones
+from recommender.store.rows import ConsentDecision, CustomerRow
 
 
 def resignup(db: sqlite_utils.Database, settings: Settings, customer_id: str, grants: Sequence[str], source: str, *,
@@ -43,9 +44,11 @@ def resignup(db: sqlite_utils.Database, settings: Settings, customer_id: str, gr
             raise ValidationError(f"customer {cid!r} exists; change their consent with `recommender consent set`")
         if not tombstones.lift(db, settings, cid):
             raise NotFoundError(f"customer {cid!r} was never erased (no tombstone); import them as usual")
+        tombstones.lift_email(db, settings, email)  # signing up again with it frees their e-mail too
         now = store.utcnow()
-        store.upsert_customers(db, [(cid, email, name, None, None, tz, now)])
-        store.apply_consents(db, [(cid, purpose, purpose in grants, now, source, actor)
+        store.upsert_customers(db, [CustomerRow(cid, email=email, name=name, timezone=tz, created_at=now)])
+        store.apply_consents(db, [ConsentDecision(cid, purpose, granted=purpose in grants, decided_at=now,
+                                                  source=source, actor=actor)
                                   for purpose in settings.consent_purposes])
     state = store.consent_state(db, settings, cid)
     return {"customer_id": cid, "tombstone_removed": True, "created_at": now, "actor": actor,

@@ -5,8 +5,14 @@ Layout under ``model_dir``::
     CURRENT                 one line: the published version
     <version>/              manifest.json, ids.json, user_factors.npy, item_factors.npy
     .tmp-<pid>-<version>/   an artifact being written by process <pid> (never loaded)
+    .privacy.lock           held by whoever rewrites an artifact in place (:meth:`Registry.lock`)
 
-Publishing is write → fsync → rename the directory → fsync the parent → write
+Artifact files are written here and nowhere else: a new version
+(:meth:`Registry.save`, :func:`publish`), an in-place rewrite under the lock
+(:meth:`Registry.rewrite`, for privacy's reconciliation), the pointer; and the
+versions on disk are listed here (:meth:`Registry.versions`, :meth:`Registry.artifacts`).
+
+Publishing (:func:`publish`) is write → fsync → rename the directory → fsync the parent → write
 ``CURRENT.tmp`` → fsync → rename over ``CURRENT`` → fsync the parent. Each
 rename is atomic, so a process killed at any instant leaves either the old
 pointer or the new one, and both name a complete directory. A server never
@@ -24,6 +30,7 @@ pointer back with the same atomic swap.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +38,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +48,12 @@ import sqlite_utils
 from recommender import store
 from recommender.data import bulk
 from recommender.config import Settings
-from recommender.durable import fsync_dir
+from recommender.durable import exclusive_lock, fsync_dir
 from recommender.errors import ModelError, NotFoundError, ValidationError
-from recommender.models.base import Recommender, load_model, read_manifest
+from recommender.models.base import MANIFEST_FILE, Recommender, load_model, read_manifest
 
 POINTER = "CURRENT"
+LOCK_FILE = ".privacy.lock"  # the name predates the move from recommender.privacy: kept for running processes
 _TEMP = re.compile(r"^\.tmp-(\d+)-")
 # A temporary of a live process older than this is abandoned all the same (a hung job).
 STALE_TEMP_SECONDS = 6 * 3600
@@ -97,11 +106,11 @@ class Registry:
         os.replace(tmp, self.root / POINTER)
         fsync_dir(self.root)
 
-    def load(self, version: str | None = None) -> Recommender:
+    def load(self, version: str | None = None, *, mmap: bool = True) -> Recommender:
         version = version or self.current_version()
         if version is None:
             raise ModelError(f"no published model in {self.root} (run: recommender train --publish)")
-        return load_model(self.path(version))
+        return load_model(self.path(version), mmap=mmap)
 
     def manifest(self, version: str, *, verify: bool = True) -> dict[str, Any]:
         return read_manifest(self.path(version), verify=verify)
@@ -116,6 +125,38 @@ class Registry:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def artifacts(self) -> list[Path]:
+        """Every artifact directory with a manifest: all versions, candidates included, oldest first."""
+        return [self.root / v for v in self.versions() if (self.root / v / MANIFEST_FILE).is_file()]
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One rewriter of artifacts at a time (erasure, withdrawal refresh, a trainer's reconcile)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.root / LOCK_FILE, 0o600):
+            yield
+
+    def rewrite(self, version: str, model: Recommender) -> Path:
+        """Replace an artifact's files with ``model``'s, file by file, manifest last; hold :meth:`lock`.
+
+        Each file is written and fsynced beside its target, then renamed over it;
+        the manifest (with the new checksums) goes last, so a reader that verifies
+        checksums either loads the old artifact or the new one. Workers follow the
+        manifest's change (see :class:`recommender.serving.service.LiveModel`).
+        """
+        directory = self.path(version)
+        tmp = directory / f".rewrite-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            model.save(tmp)
+            for name in model.files():
+                os.replace(tmp / name, directory / name)
+            os.replace(tmp / MANIFEST_FILE, directory / MANIFEST_FILE)
+            fsync_dir(directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
 
     def clean_temporary(self) -> int:
         """Delete leftovers of interrupted saves of dead (or long-hung) processes; never visible to servers.
@@ -163,6 +204,39 @@ def _record_manifest(db: sqlite_utils.Database, m: dict[str, Any], path: Path, s
 
 def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
     store.set_model_status(db, version, status)
+
+
+Check = Callable[[Path], Any]
+
+
+def publish(db: sqlite_utils.Database, reg: Registry, model: Recommender, version: str, *,
+            make_current: bool = True, check: Check | None = None) -> Path:
+    """The tail of every publish: save the artifact, record its row, move ``CURRENT`` to it.
+
+    Save is write, fsync, rename (:meth:`Registry.save`); the row is recorded as
+    a ``candidate``; then, with ``make_current``, :func:`promote` moves the
+    pointer and marks the row ``published``. With ``make_current=False`` the
+    artifact stays a candidate for the caller to promote (or reject) later.
+
+    ``check(path)`` runs on the saved directory before its row is recorded, and
+    again right before the pointer moves: training passes privacy's
+    reconciliation here (privacy sits above the registry, so it is handed in).
+    """
+    path = reg.save(model, version)
+    if check is not None:
+        check(path)
+    record(db, model, path, "candidate")
+    if make_current:
+        promote(db, reg, version, check=check)
+    return path
+
+
+def promote(db: sqlite_utils.Database, reg: Registry, version: str, *, check: Check | None = None) -> None:
+    """Serve a saved version: ``check`` it, move ``CURRENT`` (atomic swap, checksums verified), mark it published."""
+    if check is not None:
+        check(reg.path(version))
+    reg.set_current(version)
+    set_status(db, version, "published")
 
 
 def list_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
@@ -279,6 +353,5 @@ def rollback(db: sqlite_utils.Database, settings: Settings, version: str) -> dic
         raise ValidationError(f"model {version} was never published (status {row['status']}); "
                               f"only a model that passed the gate can be rolled back to")
     previous = reg.current_version()
-    reg.set_current(version)  # verifies the checksums first
-    store.set_model_status(db, version, "published")
+    promote(db, reg, version)  # verifies the checksums first
     return {"current": version, "previous": previous}

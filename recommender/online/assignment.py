@@ -25,6 +25,7 @@ import threading
 
 import sqlite_utils
 
+from recommender import store
 from recommender.config import OnlineSettings
 
 CONTROL, MODEL, CHALLENGER = "control", "model", "challenger"
@@ -70,9 +71,8 @@ class Assigner:
 
 def derive_key(db: sqlite_utils.Database, salt: str) -> bytes:
     """The experiment key: the database's random arm key, mixed with the configured salt."""
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [KEY_ROW]).fetchone()
-    if row is None:  # a database migrated by a writer that lost the race; make it now
-        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, lower(hex(randomblob(16))))", [KEY_ROW])
-        db.conn.commit()
-        row = db.execute("SELECT value FROM meta WHERE key = ?", [KEY_ROW]).fetchone()
-    return hmac.new(bytes.fromhex(row[0]), salt.encode("utf-8"), hashlib.sha256).digest()
+    value = store.meta_value(db, KEY_ROW)
+    if value is None:  # a database migrated by a writer that lost the race; make it now
+        store.ensure_random_meta(db, KEY_ROW)
+        value = store.meta_value(db, KEY_ROW)
+    return hmac.new(bytes.fromhex(value), salt.encode("utf-8"), hashlib.sha256).digest()

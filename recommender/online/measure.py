@@ -2,18 +2,33 @@
 
 Attribution (one rule, applied when the report is made, not when events arrive):
 
-* An event that names a ``list_id`` counts for that list and no other, when
-  the list showed the event's product and the event happened within
-  ``online.window_hours`` after the list was served (``time.max_future_seconds``
-  earlier is tolerated, for client clocks).
+* A list belongs to the customer it was served to. An event that names a
+  ``list_id`` counts for that list and no other, when the list showed the
+  event's product and the event happened within ``online.window_hours`` after
+  the list was served (``time.max_future_seconds`` earlier is tolerated, for
+  client clocks). A ``list_id`` of a list served to *another* customer is not
+  the event's to claim: it is ignored (counted in
+  ``events.list_id_of_another_customer``) and the event is attributed as if it
+  named no list.
 * An event without one counts for the most recent list that showed this
   customer this product within the window before the event. Anonymous lists
   (unknown visitors, customers without personalization consent, product
-  pages) hold no customer id, so only events that name them can count for them.
+  pages) hold no customer id, so only events that name them can count for
+  them (from any customer: the decision log keeps no visitor id for them).
 * Each event counts for at most one list. Clicks are ``online.click_events``
-  (``view``), carts ``online.cart_events``, purchases ``purchase_events``;
-  revenue is quantity × the price the event carries, else the product's
-  current price.
+  (``view``), carts ``online.cart_events``, purchases ``purchase_events``.
+* Revenue is quantity × unit price, where the event's own ``price`` counts only
+  when plausible: within ``[catalogue / f, catalogue × f]`` of the product's
+  current catalogue price, ``f`` = ``online.max_price_factor``. An implausible
+  price (or one with no catalogue price to check it against) is replaced by
+  the catalogue price (0 without one) and the event is *flagged*; an event
+  without a price counts at the catalogue price, unflagged. A quantity above
+  ``online.max_quantity`` counts as that many units, flagged the same way.
+  Flagged events are counted per arm (``flagged``, ``flagged_share`` of the
+  arm's attributed events) and in total (``events.flagged``); the stored event
+  itself is kept as it was sent. Each event is a row of its own (events are a
+  log), so a second purchase in the same second is a second purchase, with its
+  own list and price.
 
 Per list the outcome is binary for click, cart and purchase (did at least one
 happen?) and a sum for revenue, so click-through = clicked lists / lists and
@@ -34,6 +49,7 @@ from typing import Any
 
 import sqlite_utils
 
+from recommender import store
 from recommender.config import Settings
 from recommender.errors import ValidationError
 from recommender.values import parse_datetime
@@ -62,6 +78,7 @@ class Served:
     purchased: bool = False
     revenue: float = 0.0
     events: int = 0
+    flagged: int = 0
 
 
 @dataclass
@@ -70,6 +87,24 @@ class Attribution:
     explicit: int = 0
     implicit: int = 0
     unattributed: int = 0
+    flagged: int = 0
+    not_theirs: int = 0
+
+
+def purchase_value(quantity: float, price: float | None, catalogue: float | None,
+                   max_price_factor: float, max_quantity: float) -> tuple[float, bool]:
+    """``(revenue, flagged)`` of one purchase under the revenue rule of the module docstring."""
+    units, flagged = float(quantity), False
+    if units > max_quantity:
+        units, flagged = float(max_quantity), True
+    base = None if catalogue is None else float(catalogue)
+    if price is None:
+        unit = base or 0.0
+    elif base is not None and base / max_price_factor <= float(price) <= base * max_price_factor:
+        unit = float(price)
+    else:
+        unit, flagged = base or 0.0, True
+    return units * unit, flagged
 
 
 def _epoch(text: str) -> int:
@@ -82,9 +117,7 @@ def surface_of(endpoint: str) -> str:
 
 
 def load_lists(db: sqlite_utils.Database, since: str | None) -> list[Served]:
-    rows = db.execute(
-        "SELECT list_id, customer_id, created_at, endpoint, model_version, arm, product_ids FROM decisions "
-        "WHERE list_id IS NOT NULL AND created_at >= ? ORDER BY created_at, id", [since or ""]).fetchall()
+    rows = store.served_lists_since(db, since)
     return [Served(lid, cid, _epoch(at), surface_of(endpoint), version, arm or UNASSIGNED,
                    frozenset(json.loads(products))) for lid, cid, at, endpoint, version, arm, products in rows]
 
@@ -109,20 +142,18 @@ def attribute(db: sqlite_utils.Database, settings: Settings, lists: list[Served]
     out = Attribution(lists)
     if not kinds:
         return out
-    marks = ", ".join("?" * len(kinds))
-    events = db.execute(
-        "SELECT i.customer_id, i.product_id, i.event_type, i.quantity, i.occurred_at, i.list_id, "
-        f"coalesce(i.price, p.price, 0) FROM interactions i LEFT JOIN products p ON p.id = i.product_id "
-        f"WHERE i.occurred_at >= ? AND i.event_type IN ({marks}) ORDER BY i.occurred_at, i.id",
-        [since_epoch, *kinds])
-    for cid, pid, kind, quantity, when, list_id, price in events:
+    events = store.attributable_events(db, since_epoch, list(kinds))
+    for cid, pid, kind, quantity, when, list_id, price, catalogue in events:
         target = None
         if list_id is not None:
             s = by_id.get(list_id)
-            if s is not None and pid in s.products and s.served_at - skew <= when <= s.served_at + window:
+            if s is not None and s.customer_id is not None and s.customer_id != cid:
+                out.not_theirs += 1  # another customer's list: attributed as if it named none
+                list_id = None
+            elif s is not None and pid in s.products and s.served_at - skew <= when <= s.served_at + window:
                 target = s
                 out.explicit += 1
-        else:
+        if list_id is None:
             hit = shown.get((cid, pid))
             if hit is not None:
                 times, served = hit
@@ -130,18 +161,23 @@ def attribute(db: sqlite_utils.Database, settings: Settings, lists: list[Served]
                 if k >= 0 and when - times[k] <= window:
                     target = served[k]
                     out.implicit += 1
+        what = kinds[kind]
+        flagged = False
+        if what == "purchase":
+            value, flagged = purchase_value(quantity, price, catalogue, conf.max_price_factor, conf.max_quantity)
+            out.flagged += flagged
         if target is None:
             out.unattributed += 1
             continue
         target.events += 1
-        what = kinds[kind]
+        target.flagged += flagged
         if what == "click":
             target.clicked = True
         elif what == "cart":
             target.carted = True
         else:
             target.purchased = True
-            target.revenue += float(quantity) * float(price)
+            target.revenue += value
     return out
 
 
@@ -152,13 +188,15 @@ def _arm_row(key: tuple[str, str, str | None], group: list[Served]) -> dict[str,
     carts = sum(s.carted for s in group)
     purchases = sum(s.purchased for s in group)
     revenue = sum(s.revenue for s in group)
+    events = sum(s.events for s in group)
+    flagged = sum(s.flagged for s in group)
     return {"arm": arm, "surface": surface, "model_version": version, "lists": n,
             "customers": len({s.customer_id for s in group if s.customer_id is not None}),
             "clicks": clicks, "ctr": round(clicks / n, 6) if n else 0.0,
             "add_to_cart": carts, "add_to_cart_rate": round(carts / n, 6) if n else 0.0,
             "purchases": purchases, "conversion": round(purchases / n, 6) if n else 0.0,
             "revenue": round(revenue, 2), "revenue_per_list": round(revenue / n, 6) if n else 0.0,
-            "events": sum(s.events for s in group)}
+            "events": events, "flagged": flagged, "flagged_share": round(flagged / events, 6) if events else 0.0}
 
 
 def _clusters(group: list[Served], metric: str) -> list[tuple[float, float]]:
@@ -228,4 +266,5 @@ def report(db: sqlite_utils.Database, settings: Settings, since: str | None = No
             "arms": [_arm_row(k, groups[k]) for k in keys],
             "uplift": _uplift(found.lists),
             "events": {"attributed_by_list_id": found.explicit, "attributed_by_window": found.implicit,
-                       "unattributed": found.unattributed}}
+                       "unattributed": found.unattributed, "flagged": found.flagged,
+                       "list_id_of_another_customer": found.not_theirs}}

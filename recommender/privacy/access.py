@@ -12,11 +12,12 @@ from recommender import store
 from recommender.config import Settings
 from recommender.errors import NotFoundError
 from recommender.models.factor import IDS_FILE, MANIFEST_FILE
-from recommender.values import epoch_to_iso
+from recommender.values import epoch_to_iso, normalise_id
 
 
 def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
     """Everything held about a customer, as one JSON-ready object."""
+    customer_id = normalise_id(customer_id)
     profile = store.get_customer(db, customer_id)
     if profile is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")

@@ -31,7 +31,7 @@ def consented_events(db: sqlite_utils.Database, settings: Settings) -> interacti
     Small shops are read in-process: starting the bulk reader's child process
     costs more than the whole read, and an erasure or withdrawal waits on it.
     """
-    if db.execute("SELECT count(*) FROM interactions").fetchone()[0] > IN_PROCESS_ROWS:
+    if store.interaction_count(db) > IN_PROCESS_ROWS:
         return interactions.load(db, settings)
     rows = store.consented_event_rows(db, PERSONALIZATION)
     products = np.array(sorted(p["id"] for p in store.all_products(db)), dtype=object)

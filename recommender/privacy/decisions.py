@@ -33,6 +33,7 @@ import sqlite_utils
 
 from recommender import store
 from recommender.config import Settings
+from recommender.store.rows import DecisionLogRow
 
 # Reasons after which a served list is logged without anything personal (see the module docstring).
 ANONYMOUS_REASONS = frozenset({"unknown_customer", "no_consent"})
@@ -42,7 +43,7 @@ PRUNE_EVERY_SECONDS = 3600.0
 class DecisionLog:
     """Records served lists off the request path: a queue drained by one thread in batches.
 
-    A request only appends a tuple to a queue (microseconds); a background
+    A request only appends a :class:`DecisionLogRow` to a queue (microseconds); a background
     thread writes everything queued every ``interval`` seconds in one
     transaction, and deletes entries older than ``retention_days`` every
     ``prune_every`` seconds (None = never). Rows for customers erased meanwhile
@@ -80,8 +81,9 @@ class DecisionLog:
             if endpoint == "rerank":
                 product_ids = ()
         self._ensure_thread()
-        self._queue.put((customer_id, store.utcnow(), endpoint, model_version, mode, reason,
-                         json.dumps(list(product_ids)), list_id, arm))
+        self._queue.put(DecisionLogRow(customer_id=customer_id, created_at=store.utcnow(), endpoint=endpoint,
+                                       model_version=model_version, mode=mode, reason=reason,
+                                       product_ids=json.dumps(list(product_ids)), list_id=list_id, arm=arm))
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.
@@ -96,7 +98,7 @@ class DecisionLog:
                 if fresh_process:
                     atexit.register(self._flush_at_exit)
 
-    def _drain(self) -> list[tuple]:
+    def _drain(self) -> list[DecisionLogRow]:
         rows = []
         while True:
             try:
@@ -114,8 +116,8 @@ class DecisionLog:
         try:
             # A row carries an id only for an existing customer (see record): one that is no longer
             # a customer was erased after the request, and their row is dropped.
-            present = store.existing_of(db, "customers", [r[0] for r in rows if r[0] is not None])
-            rows = [r for r in rows if r[0] is None or r[0] in present]
+            present = store.existing_of(db, "customers", [r.customer_id for r in rows if r.customer_id is not None])
+            rows = [r for r in rows if r.customer_id is None or r.customer_id in present]
             store.insert_decisions(db, rows)
         finally:
             if own:

@@ -26,7 +26,7 @@ from recommender.models import registry
 from recommender.config import Settings
 from recommender.errors import ModelError
 from recommender.privacy.counts import consented_events, signals_for  # noqa: F401  (signals_for: also the name tests and callers know)
-from recommender.privacy.reconcile import artifact_dirs, artifact_epoch, reconcile_artifact
+from recommender.privacy.reconcile import artifact_epoch, reconcile_artifact
 
 
 def refresh(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def refresh(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     data = consented_events(db, settings)
     done, failed = [], []
-    for directory in artifact_dirs(settings.model_dir):
+    for directory in registry.Registry(settings.model_dir).artifacts():
         try:
             done.append(reconcile_artifact(db, settings, directory, data=data, refresh_signals=True))
         except ModelError as exc:

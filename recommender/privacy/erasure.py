@@ -31,17 +31,22 @@ from recommender import store
 from recommender.config import Settings
 from recommender.errors import NotFoundError
 from recommender.privacy import copies, derived
-from recommender.store.tombstones import subject_of
+from recommender.store.tombstones import email_subject, subject_of
+from recommender.values import normalise_id
 
 
 def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
     """Erase a customer everywhere; returns what was removed, where, and the tombstone."""
-    if store.get_customer(db, customer_id) is None:
+    customer_id = normalise_id(customer_id)
+    customer = store.get_customer(db, customer_id)
+    if customer is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")
     started = time.perf_counter()
     tombstone = subject_of(db, settings, customer_id)
+    # Their e-mail is tombstoned too: a new id carrying it is refused at the import door.
+    by_email = email_subject(db, settings, customer.get("email"))
     erased_at = dt.date.today().isoformat()
-    deleted = store.erase_customer(db, customer_id, tombstone, erased_at)
+    deleted = store.erase_customer(db, customer_id, tombstone, erased_at, also=[by_email] if by_email else [])
     laps = {"tables": time.perf_counter()}
     refreshed = derived.refresh(db, settings)
     scrubbed = [a["version"] for a in refreshed["artifacts"] if a["erased"]]
@@ -61,7 +66,7 @@ def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
 def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, Any]:
     """Copy the WAL into the database and truncate it; retried while a reader holds an old snapshot."""
     for attempt in range(attempts):
-        busy, log, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        busy, log, done = store.wal_checkpoint(db)
         if not busy:
             return {"truncated": True, "attempts": attempt + 1}
         time.sleep(0.05)

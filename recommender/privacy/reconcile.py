@@ -15,27 +15,23 @@ the model knows it is stale (its item factors still carry their influence).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 
 from recommender import store
 from recommender.config import Settings
-from recommender.durable import exclusive_lock, fsync_dir
 from recommender.errors import RecommenderError
-from recommender.models.base import MANIFEST_FILE, Recommender, load_model
+from recommender.models import registry
+from recommender.models.base import Recommender
 from recommender.privacy.counts import signals_for
 from recommender.store.privacy import Pending, pending
 from recommender.store.tombstones import ensure_key, subject_hash, subjects_of
 from recommender.store.consents import PERSONALIZATION
 
-LOCK_FILE = ".privacy.lock"
 APPLIED = "privacy_applied_epoch"
 
 
@@ -74,15 +70,6 @@ def reconcile_model(db: sqlite_utils.Database, settings: Settings, model: Recomm
     return {**counts, "epoch": todo.epoch, "signals_refreshed": refreshed}
 
 
-@contextlib.contextmanager
-def artifact_lock(model_dir: str | Path) -> Iterator[None]:
-    """One rewriter of artifacts at a time (erasure, withdrawal refresh, a trainer's reconcile)."""
-    root = Path(model_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(root / LOCK_FILE, 0o600):
-        yield
-
-
 def artifact_epoch(manifest: dict[str, Any]) -> int:
     """The privacy epoch an artifact is known to be reconciled with (0 when unknown)."""
     return int(manifest.get(APPLIED, manifest.get("data", {}).get("privacy_epoch", 0)) or 0)
@@ -97,10 +84,13 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
     ``refresh_signals`` recomputes its signals from the database (``data``: an
     already loaded :class:`~recommender.data.interactions.Interactions`) even when no
     row was removed, which is what a withdrawal of someone outside the model needs.
+    The files are the registry's: read, and rewritten, under its lock
+    (:meth:`~recommender.models.registry.Registry.rewrite`).
     """
     directory = Path(directory)
-    with artifact_lock(directory.parent):
-        model = load_model(directory, mmap=False)
+    reg = registry.Registry(directory.parent)
+    with reg.lock():
+        model = reg.load(directory.name, mmap=False)
         since = artifact_epoch(model.manifest) if epoch is None else epoch
         todo = pending(db, since)
         counts = _drop(db, settings, model, todo)
@@ -110,37 +100,8 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
             model.signals = signals_for(db, settings, model.item_ids, data)
         if removed or refresh or artifact_epoch(model.manifest) < todo.epoch:
             model.manifest[APPLIED] = max(todo.epoch, int(model.manifest.get(APPLIED, 0)))
-            rewrite_artifact(directory, model)
+            reg.rewrite(directory.name, model)
     return {"version": directory.name, **counts, "epoch": todo.epoch, "signals_refreshed": refresh}
-
-
-def rewrite_artifact(directory: Path, model: Recommender) -> None:
-    """Replace an artifact's files with ``model``'s, file by file, manifest last.
-
-    Each file is written and fsynced beside its target, then renamed over it;
-    the manifest (with the new checksums) goes last, so a reader that verifies
-    checksums either loads the old artifact or the new one. Workers follow the
-    manifest's change (see :class:`recommender.serving.service.LiveModel`).
-    """
-    tmp = directory / f".rewrite-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save(tmp)
-        for name in model.files():
-            os.replace(tmp / name, directory / name)
-        os.replace(tmp / MANIFEST_FILE, directory / MANIFEST_FILE)
-        fsync_dir(directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def artifact_dirs(model_dir: str | Path) -> list[Path]:
-    """Every artifact directory under ``model_dir``: all versions, candidates included, no ``.``-names."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / MANIFEST_FILE).is_file())
 
 
 def staleness(db: sqlite_utils.Database, manifest: dict[str, Any], user_ids: Any = None,

@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,7 +75,6 @@ FULL_RELOAD_MIN = 1000
 # of its own, and requests go on with the products it has until the new ones are in; fewer are
 # read in the request that finds them (a few hundred milliseconds at most).
 BACKGROUND_ROWS = 2000
-_COLUMNS = "id, name, category, price, in_stock, hidden, available_until"
 
 
 @dataclass
@@ -170,14 +168,6 @@ def _today() -> int:
     return int(np.datetime64(dt.date.today().isoformat(), "D").astype(np.int64))
 
 
-def _latest_change(db: sqlite_utils.Database) -> int | None:
-    """The newest ``product_changes`` sequence number (0 when empty); None on a schema without the table."""
-    try:
-        return int(db.execute("SELECT coalesce(max(seq), 0) FROM product_changes").fetchone()[0])
-    except sqlite3.OperationalError:
-        return None
-
-
 class Catalogue:
     """All products as arrays, aligned on demand with a model's ``item_ids``.
 
@@ -248,24 +238,20 @@ class Catalogue:
     def _read(self, db: sqlite_utils.Database, allow_background: bool) -> tuple[_Snapshot, int | None] | None:
         """The snapshot and change number of the products now; None when a background read took it over."""
         # One read transaction: the change number and the rows it covers come from one state.
-        outer = db.conn.in_transaction
-        db.conn.execute("SAVEPOINT catalogue_refresh")
-        try:
-            seq = _latest_change(db)
+        with store.read_savepoint(db, "catalogue_refresh"):
+            seq = store.latest_product_change(db)
             snap = self._snap
             if seq is None or self.seq is None:
                 snap = self._load_all(db)
             elif seq != self.seq:
                 if allow_background and self.background:
                     # Counted up to the limit only: listing a million changed ids would itself take a second.
-                    logged = db.execute("SELECT count(*) FROM (SELECT 1 FROM product_changes WHERE seq > ? LIMIT ?)",
-                                        [self.seq, BACKGROUND_ROWS + 1]).fetchone()[0]
+                    logged = store.product_changes_after(db, self.seq, BACKGROUND_ROWS + 1)
                     path = store.database_path(db) if logged > BACKGROUND_ROWS else None
                     if path:  # "" in memory: no other connection could read it
                         self._start_background(path)
                         return None
-                changed = [r[0] for r in db.execute(
-                    "SELECT DISTINCT product_id FROM product_changes WHERE seq > ?", [self.seq])]
+                changed = store.products_changed_after(db, self.seq)
                 pending = len(snap.products.changed) + len(changed)
                 if pending > max(FULL_RELOAD_MIN, FULL_RELOAD_SHARE * len(snap.products.ids)):
                     snap = self._load_all(db)
@@ -273,10 +259,6 @@ class Catalogue:
                     snap = self._patched(snap, db, changed)
             if snap.today_day != _today():  # the day turned: availability moved on
                 snap = self._aligned(snap, _today(), snap.rows_of_items)
-        finally:
-            db.conn.execute("RELEASE catalogue_refresh")
-            if not outer and db.conn.in_transaction:
-                db.conn.commit()
         return snap, seq
 
     def _start_background(self, path: str) -> None:
@@ -303,7 +285,7 @@ class Catalogue:
     def _load_all(self, db: sqlite_utils.Database) -> _Snapshot:
         """Every product, ordered by id. Columns, not a dict per row: a million products load in seconds."""
         self.full_loads += 1
-        rows = db.execute(f"SELECT {_COLUMNS} FROM products ORDER BY id").fetchall()  # BINARY = Python's str order
+        rows = store.catalogue_rows(db)  # BINARY = Python's str order
         ids, names, cats, prices, stocks, hiddens, untils = (list(c) for c in zip(*rows)) if rows else (
             [] for _ in range(7))
         del rows
@@ -323,11 +305,8 @@ class Catalogue:
     def _patched(self, snap: _Snapshot, db: sqlite_utils.Database, changed: list[str]) -> _Snapshot:
         """``snap`` with the ``changed`` product ids re-read: updated (on copies), added, or deleted."""
         fresh: dict[str, tuple] = {}
-        for i in range(0, len(changed), 500):
-            part = changed[i:i + 500]
-            for row in db.execute(f"SELECT {_COLUMNS} FROM products WHERE id IN ({','.join('?' * len(part))})",
-                                  part):
-                fresh[row[0]] = row
+        for row in store.catalogue_rows_of(db, changed):
+            fresh[row[0]] = row
         old = snap.products
         index = snap.index
         size = len(old.ids)

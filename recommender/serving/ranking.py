@@ -1,13 +1,14 @@
 """The one path from a customer's current history to their filtered personal top-k.
 
-The storefront (``GET /v1/customers/<id>/recommendations``) and the occasion
-campaigns both rank here, so a customer sees the same personal ranking in a
-banner and in a birthday email, and a customer who joined after the last
-retrain is personalized in both as soon as they have history:
+The storefront (``GET /v1/customers/<id>/recommendations`` and ``/rerank``) and
+the occasion campaigns all rank here, so a customer sees the same personal
+ranking in a banner and in a birthday email, and a customer who joined after
+the last retrain is personalized in both as soon as they have history:
 
-1. **consent** — ``personalization`` read from the database now
-   (:func:`rank_customer`; a batch job checks it for all its customers at once
-   and calls :func:`rank_history`);
+1. **consent** — ``personalization`` read from the database now, in one place
+   (:func:`customer_state`, behind :func:`rank_customer` and
+   :func:`rerank_customer`; a batch job checks it for all its customers at
+   once and calls :func:`rank_history`);
 2. **fold-in** — the customer's vector is solved from their current events
    (:func:`recommender.data.interactions.confidences_of` + ``recalculate_user``),
    so an event posted a moment ago counts, and a customer unknown to the model
@@ -35,6 +36,7 @@ from recommender.training import recipes
 from recommender.serving.catalogue import Catalogue, ListFilters
 from recommender.config import Settings
 from recommender.models.base import Recommender
+from recommender.models.factor import rank_items
 from recommender.store.consents import PERSONALIZATION
 
 Event = tuple[str, str, float, int]
@@ -74,38 +76,37 @@ def purchased_items(model: Recommender, events: Sequence[Event], purchase_events
     return np.array(sorted(idx), dtype=np.int64)
 
 
-def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
-                 filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-                 explain: bool = False) -> Ranked | None:
-    """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
+@dataclass
+class CustomerState:
+    """A customer's current model state: their events, folded into the model (what every score starts from)."""
 
-    The caller has checked consent. ``catalogue`` must be aligned with
-    ``model`` (built from its ``item_ids``) and refreshed.
+    events: Sequence[Event]
+    index: Mapping[str, int | None]  # the model rows of the products they touched
+    vector: object
+    items: np.ndarray
+    conf: np.ndarray
+
+
+def history_state(model: Recommender, settings: Settings, events: Sequence[Event]) -> CustomerState | None:
+    """The model state of a customer with these events; ``None`` when no event touches a known product.
+
+    The caller has checked consent.
     """
     index = interactions.local_index(events, model.item_index)  # each product looked up once per request
     vector, items, conf = fold_in(model, settings, events, index)
     if vector is None:
         return None
-    # The catalogue's cached mask plus the few items this request leaves out: nothing per
-    # request is as large as the catalogue (see Catalogue.allowed).
-    allow, banned = catalogue.allowed(filters)
-    if exclude_purchased:
-        banned = np.concatenate([banned, purchased_items(model, events, settings.purchase_events, index)])
-    depth = n if diversity <= 0 else n * 10
-    ranked, scores = model.recommend(vector, depth, exclude=banned, allow=allow)
-    score_of = dict(zip(ranked.tolist(), scores.tolist()))
-    chosen = catalogue.diversify(ranked.tolist(), n, diversity)
-    because = {i: model.explain(items, conf, i, n=3) for i in chosen} if explain else {}
-    return Ranked(chosen, [score_of[i] for i in chosen], because)
+    return CustomerState(events, index, vector, items, conf)
 
 
-def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
-                  customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
-                  diversity: float = 0.0, explain: bool = False) -> tuple[str | None, Ranked | None]:
-    """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
+def customer_state(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str, *,
+                   withheld: str | None = None) -> tuple[str | None, CustomerState | None]:
+    """``(None, state)`` when this customer may be scored now, else ``(reason, None)``: the one consent check.
 
-    Reasons: ``unknown_customer``, ``no_consent`` (personalization not granted
-    now), ``no_model``, ``no_history``.
+    Reasons, in this order: ``unknown_customer``, ``no_consent``
+    (personalization not granted now), ``no_model``, then ``withheld`` (the
+    caller's reason not to score with ``model`` although it may: the A/B
+    control arm, a model stale past its window), then ``no_history``.
     """
     exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
     if not exists:
@@ -114,6 +115,71 @@ def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommen
         return "no_consent", None
     if model is None:
         return "no_model", None
-    ranked = rank_history(model, catalogue, settings, store.customer_events(db, customer_id), n, filters,
-                          exclude_purchased=exclude_purchased, diversity=diversity, explain=explain)
-    return ("no_history", None) if ranked is None else (None, ranked)
+    if withheld is not None:
+        return withheld, None
+    state = history_state(model, settings, store.customer_events(db, customer_id))
+    return ("no_history", None) if state is None else (None, state)
+
+
+def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, state: CustomerState, n: int,
+               filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
+               explain: bool = False) -> Ranked:
+    """Top-``n`` of the catalogue for a customer state, under ``filters``.
+
+    ``catalogue`` must be aligned with ``model`` (built from its ``item_ids``) and refreshed.
+    """
+    # The catalogue's cached mask plus the few items this request leaves out: nothing per
+    # request is as large as the catalogue (see Catalogue.allowed).
+    allow, banned = catalogue.allowed(filters)
+    if exclude_purchased:
+        banned = np.concatenate([banned, purchased_items(model, state.events, settings.purchase_events,
+                                                         state.index)])
+    depth = n if diversity <= 0 else n * 10
+    ranked, scores = model.recommend(state.vector, depth, exclude=banned, allow=allow)
+    score_of = dict(zip(ranked.tolist(), scores.tolist()))
+    chosen = catalogue.diversify(ranked.tolist(), n, diversity)
+    because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}
+    return Ranked(chosen, [score_of[i] for i in chosen], because)
+
+
+def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
+                 filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
+                 explain: bool = False) -> Ranked | None:
+    """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
+
+    The caller has checked consent. ``catalogue`` must be aligned with
+    ``model`` (built from its ``item_ids``) and refreshed.
+    """
+    state = history_state(model, settings, events)
+    if state is None:
+        return None
+    return rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
+                      diversity=diversity, explain=explain)
+
+
+def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
+                  customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
+                  diversity: float = 0.0, explain: bool = False,
+                  withheld: str | None = None) -> tuple[str | None, Ranked | None]:
+    """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
+
+    Reasons as :func:`customer_state`.
+    """
+    reason, state = customer_state(db, settings, model, customer_id, withheld=withheld)
+    if state is None:
+        return reason, None
+    return None, rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
+                            diversity=diversity, explain=explain)
+
+
+def rerank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str,
+                    products: Sequence[str], *, withheld: str | None = None) -> tuple[str | None, list[str]]:
+    """``(None, products best first)`` for this customer, else ``(reason, products unchanged)``.
+
+    Reasons as :func:`customer_state`. Products the model does not know keep
+    their order after the ones it scores.
+    """
+    reason, state = customer_state(db, settings, model, customer_id, withheld=withheld)
+    if state is None:
+        return reason, list(products)
+    return None, rank_items(list(products), model, state.vector)

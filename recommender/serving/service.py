@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,6 +27,8 @@ from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
 from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
+                                         Because, ServedItem, ServedList)
 from recommender.config import Settings
 from recommender.errors import ModelError, NotFoundError, ValidationError
 from recommender.models.base import Recommender
@@ -211,22 +213,21 @@ class Service:
         return rows
 
     def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, days: int | None = None,
-                      skip: set[str] = frozenset()) -> list[dict[str, Any]]:
+                      skip: set[str] = frozenset()) -> tuple[ServedItem, ...]:
         pool = self._popular_ids(db, model, days, limit=max(1000, n * 50))
         out = []
         for pid, score in pool:
             product = catalogue.products.get(pid)
             if product is None or pid in skip or not catalogue.allows(product, filters):
                 continue
-            out.append({**catalogue.describe(pid), "score": score})
+            out.append(ServedItem(**catalogue.describe(pid), score=score))
             if len(out) == n:
                 break
-        return out
+        return tuple(out)
 
-    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> dict[str, Any]:
+    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> ServedList:
         items = self._popular_list(db, model, catalogue, options.n, options.filters)
-        return {"mode": "non_personalized", "reason": reason, "model_version": model.version if model else None,
-                "items": items}
+        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items)
 
     def _stale(self) -> bool:
         """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
@@ -236,9 +237,6 @@ class Service:
         """
         hours = self.live.stale_hours()
         return hours is not None and hours > self.settings.privacy.max_stale_hours
-
-    def _customer_vector(self, model: Recommender, events: list[tuple[str, str, float, int]]):
-        return ranking.fold_in(model, self.settings, events)
 
     # --- requests --------------------------------------------------------------------
 
@@ -278,20 +276,18 @@ class Service:
             served[1].refresh(db)
         return served
 
-    def _served(self, result: dict[str, Any], endpoint: str, customer_id: str | None, arm: str | None,
-                products: Sequence[str]) -> dict[str, Any]:
+    def _served(self, result: ServedList, customer_id: str | None = None, arm: str | None = None) -> ServedList:
         """Give a list its id and arm, and log it (anonymously for the reasons that require it)."""
         list_id = new_list_id()
-        if customer_id is None or result["reason"] in ANONYMOUS_REASONS:
+        if customer_id is None or result.reason in ANONYMOUS_REASONS:
             arm = None
-        result["list_id"], result["arm"] = list_id, arm
-        self.decisions.record(customer_id, endpoint, result["model_version"], result["mode"], result["reason"],
-                              products, list_id=list_id, arm=arm)
-        return result
+        self.decisions.record(customer_id, result.surface, result.model_version, result.mode, result.reason,
+                              result.product_ids, list_id=list_id, arm=arm)
+        return replace(result, list_id=list_id, arm=arm)
 
     # --- requests --------------------------------------------------------------------
 
-    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> dict[str, Any]:
+    def recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions) -> ServedList:
         """Personalized top-n for a customer, or popular items with the reason why not; logged with its id and arm.
 
         The control arm gets the non-personalized list (reason ``control``);
@@ -311,116 +307,99 @@ class Service:
                     result = self._recommend(db, customer_id, options, served)
         if result is None:
             result = self._recommend(db, customer_id, options)
-        return self._served(result, "recommendations", customer_id, arm, [i["product_id"] for i in result["items"]])
+        return self._served(result, customer_id, arm)
 
     def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
-                   served: tuple[Recommender, Catalogue] | None = None) -> dict[str, Any]:
+                   served: tuple[Recommender, Catalogue] | None = None) -> ServedList:
         """The storefront face of :func:`recommender.serving.ranking.rank_customer`, the one ranking path."""
         model, catalogue = served or self._model_and_catalogue(db)
         # factors past the stale-model window teach nothing (a challenger is checked when it loads)
-        stale = model is not None and served is None and self._stale()
-        reason, ranked = ranking.rank_customer(db, self.settings, None if stale else model, catalogue, customer_id,
-                                               options.n, options.filters, exclude_purchased=options.exclude_purchased,
-                                               diversity=options.diversity, explain=options.explain)
-        if reason == "no_model" and stale:
-            reason = "model_stale"
+        withheld = "model_stale" if model is not None and served is None and self._stale() else None
+        reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
+                                               options.filters, exclude_purchased=options.exclude_purchased,
+                                               diversity=options.diversity, explain=options.explain,
+                                               withheld=withheld)
         if reason is not None:
             return self._fallback(db, model, catalogue, options, reason)
-        result = []
+        items = []
         for i, score in zip(ranked.items, ranked.scores):
-            entry = {**catalogue.describe(model.item_ids[i]), "score": round(score, 6)}
+            because = None
             if options.explain:
-                entry["because"] = [
-                    {"product_id": model.item_ids[j], "name": catalogue.describe(model.item_ids[j])["name"],
-                     "weight": round(w, 6)}
-                    for j, w in ranked.because[i]
-                ]
-            result.append(entry)
-        return {"mode": "personalized", "reason": None, "model_version": model.version, "items": result}
+                because = tuple(Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
+                                for j, w in ranked.because[i])
+            items.append(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(score, 6), because=because))
+        return ServedList(RECOMMENDATIONS, "personalized", None, model.version, tuple(items))
 
-    def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> dict[str, Any]:
-        """The caller's products, best first for this customer (unchanged order when not personalized)."""
+    def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> ServedList:
+        """The caller's products, best first for this customer (unchanged order when not personalized).
+
+        Ranked by :func:`recommender.serving.ranking.rerank_customer`, the same
+        consent and fold-in as every personal list; the A/B control arm and a
+        model stale past its window keep the caller's order.
+        """
         unknown = sorted(set(products) - store.existing_of(db, "products", products))
         if unknown:
             raise ValidationError(f"unknown product(s): {', '.join(unknown[:10])}")
-        exists, consent = store.customer_consent(db, customer_id, PERSONALIZATION)
         arm = self.assigner.arm(db, customer_id)
-        served = self._challenger_model(db) if arm == CHALLENGER and exists and consent else None
+        served = self._challenger_model(db) if arm == CHALLENGER and self._assignable(db, customer_id) else None
         if arm == CHALLENGER and served is None:
             arm = MODEL
-        model, catalogue = served or self._model_and_catalogue(db)
-        reason = None if exists and consent and model else (
-            "unknown_customer" if not exists else "no_consent" if not consent else "no_model")
-        if reason is None and arm == CONTROL:
-            reason = CONTROL
-        if reason is None and served is None and self._stale():
-            reason = "model_stale"
-        vector = None
-        if reason is None:
-            vector, _, _ = self._customer_vector(model, store.customer_events(db, customer_id))
-            if vector is None:
-                reason = "no_history"
-        if reason is None:
-            from recommender.models.factor import rank_items
+        model, _ = served or self._model_and_catalogue(db)
+        withheld = CONTROL if arm == CONTROL else "model_stale" if served is None and self._stale() else None
+        reason, ordered = ranking.rerank_customer(db, self.settings, model, customer_id, products, withheld=withheld)
+        result = ServedList(RERANK, "non_personalized" if reason else "personalized", reason, _version(model),
+                            tuple(ServedItem(p) for p in ordered))
+        return self._served(result, customer_id, arm)
 
-            ordered = rank_items(list(products), model, vector)
-            mode = "personalized"
-        else:
-            ordered, mode = list(products), "non_personalized"
-        version = model.version if model else None
-        return self._served({"mode": mode, "reason": reason, "model_version": version, "products": ordered},
-                            "rerank", customer_id, arm, ordered)
+    def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
+        return self._served(self._similar(db, product_id, n, filters))
 
-    def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
-        result = self._similar(db, product_id, n, filters)
-        return self._served(result, "similar", None, None, [i["product_id"] for i in result["items"]])
-
-    def _similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
+    def _similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         stale = model is not None and self._stale()
         if model is None or product_id not in model.item_index or stale:
             items = self._same_category_popular(db, model, catalogue, product_id, n, filters)
-            return {"mode": "non_personalized",
-                    "reason": "no_model" if model is None else "model_stale" if stale else "not_in_model",
-                    "model_version": model.version if model else None, "items": items}
+            return ServedList(SIMILAR, "non_personalized",
+                              "no_model" if model is None else "model_stale" if stale else "not_in_model",
+                              _version(model), items)
         allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
         ranked, scores = model.similar_items(model.item_index[product_id], n + len(excluded), allow=allow)
         keep = ~np.isin(ranked, excluded)
         ranked, scores = ranked[keep][:n], scores[keep][:n]
-        items = [{**catalogue.describe(model.item_ids[i]), "score": round(float(s), 6)} for i, s in zip(ranked, scores)]
-        return {"mode": "model", "reason": None, "model_version": model.version, "items": items}
+        items = tuple(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(float(s), 6))
+                      for i, s in zip(ranked, scores))
+        return ServedList(SIMILAR, "model", None, model.version, items)
 
-    def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> dict[str, Any]:
-        result = self._bought_together(db, product_id, n, filters)
-        return self._served(result, "bought_together", None, None, [i["product_id"] for i in result["items"]])
+    def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
+        return self._served(self._bought_together(db, product_id, n, filters))
 
     def _bought_together(self, db: sqlite_utils.Database, product_id: str, n: int,
-                         filters: ListFilters) -> dict[str, Any]:
+                         filters: ListFilters) -> ServedList:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         if model is None or "together_items" not in model.signals or product_id not in model.item_index:
-            return {"mode": "non_personalized", "reason": "no_model" if model is None else "not_in_model",
-                    "model_version": model.version if model else None, "items": []}
+            return ServedList(BOUGHT_TOGETHER, "non_personalized", "no_model" if model is None else "not_in_model",
+                              _version(model))
         row = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)
         excluded = set(excluded.tolist())
         items = []
-        for j, lift in zip(np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])):
+        together = np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])
+        for j, lift in zip(*together):
             if j < 0 or not allow[j] or int(j) in excluded:
                 continue
-            items.append({**catalogue.describe(model.item_ids[j]), "lift": round(float(lift), 4)})
+            items.append(ServedItem(**catalogue.describe(model.item_ids[j]), lift=round(float(lift), 4)))
             if len(items) == n:
                 break
-        return {"mode": "cooccurrence", "reason": None, "model_version": model.version, "items": items}
+        return ServedList(BOUGHT_TOGETHER, "cooccurrence", None, model.version, tuple(items))
 
-    def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> dict[str, Any]:
+    def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> ServedList:
+        """Popular products, or trending over the last ``days`` (surface and reason ``popular`` / ``trending``)."""
         model, catalogue = self._model_and_catalogue(db)
         items = self._popular_list(db, model, catalogue, n, filters, days=days)
-        result = {"mode": "non_personalized", "reason": "popular" if days is None else "trending",
-                  "model_version": model.version if model else None, "days": days, "items": items}
-        return self._served(result, "popular" if days is None else "trending", None, None,
-                            [i["product_id"] for i in items])
+        kind = POPULAR if days is None else TRENDING
+        return self._served(ServedList(kind, "non_personalized", kind, _version(model), items, days=days))
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
         """404 for an id the products table lacks; an id added since the last refresh refreshes first.
@@ -441,3 +420,7 @@ class Service:
                                min_price=filters.min_price, max_price=filters.max_price,
                                in_stock_only=filters.in_stock_only, exclude=filters.exclude)
         return self._popular_list(db, model, catalogue, n, narrowed, skip={product_id})
+
+
+def _version(model: Recommender | None) -> str | None:
+    return model.version if model is not None else None

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import sqlite_utils
 
 from recommender.store.connection import transaction, utcnow
+from recommender.store.rows import DecisionLogRow
 
 # --- API keys ----------------------------------------------------------------------
 
@@ -53,10 +54,11 @@ def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 # --- decision log ------------------------------------------------------------------
 
 
-def insert_decisions(db: sqlite_utils.Database, rows: Sequence[tuple]) -> None:
-    """Append ``(customer_id, created_at, endpoint, model_version, mode, reason, product_ids JSON[, list_id, arm])``.
+def insert_decisions(db: sqlite_utils.Database, rows: Sequence[DecisionLogRow | tuple]) -> None:
+    """Append decision-log rows: :class:`DecisionLogRow`, or a tuple in its order.
 
-    Rows without the last two (written before lists had ids) get NULL for both.
+    A tuple without the last two fields, ``list_id`` and ``arm`` (as written
+    before lists had ids), gets NULL for both.
     """
     full = [tuple(r) + (None,) * (9 - len(r)) for r in rows]
     with transaction(db):

@@ -175,6 +175,63 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     conn.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def read_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One read snapshot for a long read (an export): ``BEGIN`` (deferred, no write lock), then ``COMMIT``.
+
+    Everything read inside sees one state of the database, so watermarks taken
+    at the start match the rows read after them. Not nestable: it is for a
+    caller that owns the connection.
+    """
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def read_savepoint(db: sqlite_utils.Database, name: str) -> Iterator[sqlite_utils.Database]:
+    """One read snapshot that nests: a ``SAVEPOINT`` released at the end.
+
+    Used where the caller may already be inside a transaction (a worker's
+    catalogue refresh during a request): the reads join it. When there was
+    none, the snapshot the savepoint opened is committed at the end, so the
+    connection does not keep an old snapshot (and the WAL) alive.
+    """
+    outer = db.conn.in_transaction
+    db.conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield db
+    finally:
+        db.conn.execute(f"RELEASE {name}")
+        if not outer and db.conn.in_transaction:
+            db.conn.commit()
+
+
+def ping(db: sqlite_utils.Database) -> None:
+    """Run the cheapest statement there is: raises when the database cannot answer (readiness probes)."""
+    db.execute("SELECT 1").fetchone()
+
+
+def wal_checkpoint(db: sqlite_utils.Database) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(TRUNCATE)``: fold the WAL into the database and truncate it.
+
+    Returns SQLite's ``(busy, log pages, checkpointed pages)``; busy = 1 when a
+    reader's snapshot kept it from finishing. The WAL keeps old page images
+    (erased rows included) until this runs, hence erasure and the nightly
+    maintenance call it.
+    """
+    busy, log_pages, moved = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy, log_pages, moved
+
+
+def vacuum(db: sqlite_utils.Database) -> None:
+    """Rewrite every page of the file (``VACUUM``): after an erasure, no stale cell of the customer survives
+    in free space. Takes the whole database; must not run inside a transaction."""
+    db.execute("VACUUM")
+
+
 def database_path(db: sqlite_utils.Database) -> str:
     return db.execute("PRAGMA database_list").fetchone()[2]
 

@@ -24,6 +24,44 @@ def events_per_day(db: sqlite_utils.Database, until: int, days: int) -> list[tup
         [(last - days + 1) * DAY, (last + 1) * DAY])]
 
 
+# Buckets for events over time: a day while the events span at most MAX_BARS days, then a week (from Monday),
+# then a month, so every event is shown by its own date in at most MAX_BARS bars.
+MAX_BARS = 60
+_BUCKET_SQL = {
+    "day": "date(occurred_at, 'unixepoch')",
+    "week": "date(occurred_at, 'unixepoch', '-6 days', 'weekday 1')",
+    "month": "strftime('%Y-%m-01', occurred_at, 'unixepoch')",
+}
+
+
+def event_span(db: sqlite_utils.Database) -> tuple[int, int] | None:
+    """The oldest and newest ``occurred_at`` (Unix s; read from the time index), or None without events."""
+    row = db.execute("SELECT min(occurred_at), max(occurred_at) FROM interactions").fetchone()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def bucket_for(first: int, last: int) -> str:
+    """``day``, ``week`` or ``month``: the finest bucket that shows ``first`` .. ``last`` in at most MAX_BARS bars."""
+    span_days = last // DAY - first // DAY + 1
+    if span_days <= MAX_BARS:
+        return "day"
+    if span_days <= MAX_BARS * 7 - 6:
+        return "week"
+    return "month"
+
+
+def events_over_time(db: sqlite_utils.Database, bucket: str) -> list[tuple[str, str, int]]:
+    """``(bucket start date (ISO), event type, events)`` over every event, by the event's own date (UTC).
+
+    ``bucket`` is ``day``, ``week`` (starting Monday) or ``month`` (see :func:`bucket_for`). A
+    live event sent today and a history imported from last year are each counted on their own date.
+    """
+    expr = _BUCKET_SQL[bucket]
+    return [(r[0], r[1], int(r[2])) for r in db.execute(
+        f"SELECT {expr} AS bucket, event_type, count(*) FROM interactions GROUP BY bucket, event_type "
+        "ORDER BY bucket")]
+
+
 def newest_event(db: sqlite_utils.Database) -> int | None:
     """The newest ``occurred_at`` (Unix s), or None without events."""
     row = db.execute("SELECT max(occurred_at) FROM interactions").fetchone()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Iterable, Sequence
 
 import sqlite_utils
 
 from recommender.store.connection import _changes, transaction, utcnow
+from recommender.store.consents import PERSONALIZATION, granted_join
+from recommender.store.rows import CustomerRow, EventRow, ProductRow
 
 # --- writes ------------------------------------------------------------------
 
@@ -25,14 +28,14 @@ def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
-def upsert_customers(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> None:
-    """Insert or update customers given as tuples in ``CUSTOMER_COLUMNS`` order."""
+def upsert_customers(db: sqlite_utils.Database, rows: Iterable[CustomerRow]) -> None:
+    """Insert or update customers (a :class:`CustomerRow` is a tuple in ``CUSTOMER_COLUMNS`` order)."""
     with transaction(db):
         db.conn.executemany(_upsert_sql("customers", CUSTOMER_COLUMNS, ("id",)), rows)
 
 
-def upsert_products(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> None:
-    """Insert or update products given as tuples in ``PRODUCT_COLUMNS`` order."""
+def upsert_products(db: sqlite_utils.Database, rows: Iterable[ProductRow]) -> None:
+    """Insert or update products (a :class:`ProductRow` is a tuple in ``PRODUCT_COLUMNS`` order)."""
     with transaction(db):
         db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), rows)
 
@@ -52,7 +55,7 @@ def compact_product_changes(db: sqlite_utils.Database) -> int:
         return _changes(db) - before
 
 
-def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[Sequence[Any]]) -> int:
+def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[CustomerRow] | Sequence[ProductRow]) -> int:
     """Insert rows whose id is new, leaving existing ones untouched; returns how many were new."""
     columns = {"customers": CUSTOMER_COLUMNS, "products": PRODUCT_COLUMNS}[table]
     sql = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -62,43 +65,56 @@ def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[Sequenc
         return max(db.conn.executemany(sql, rows).rowcount, 0)
 
 
-def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> int:
-    """Store events keyed by (customer, product, type, time); a repeated key replaces the quantity.
-
-    Replacing (not adding) is what makes re-importing a file a no-op. Returns the
-    number of rows that were new.
-    """
-    with transaction(db):
-        before = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
-        db.conn.executemany(
-            _upsert_sql("interactions", INTERACTION_COLUMNS, ("customer_id", "product_id", "event_type", "occurred_at")),
-            rows,
-        )
-        return db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
-
-
-# Live events: ``(customer, product, type, quantity, occurred_at[, list_id, price])``. A repeat of the same
-# key within one second adds to the quantity; a list id or price it brings replaces the stored one.
-LIVE_INSERT = (
-    "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, product_id, event_type, occurred_at) "
-    "DO UPDATE SET quantity = quantity + excluded.quantity, list_id = coalesce(excluded.list_id, list_id), "
-    "price = coalesce(excluded.price, price) RETURNING id"
+# An import binds the first five fields of an :class:`EventRow` (``INTERACTION_COLUMNS``) and replaces
+# only the quantity.
+_IMPORT_FIELDS = operator.itemgetter(slice(0, len(INTERACTION_COLUMNS)))
+UPSERT_INTERACTIONS = (
+    f"INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) VALUES ({', '.join('?' * len(INTERACTION_COLUMNS))}) "
+    "ON CONFLICT (customer_id, product_id, event_type, occurred_at) WHERE natural_key = 1 "
+    "DO UPDATE SET quantity = excluded.quantity"
 )
 
 
-def _live_row(row: Sequence[Any]) -> list[Any]:
-    return list(row) + [None] * (7 - len(row))
+def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow]) -> int:
+    """Store imported events keyed by (customer, product, type, time); a repeated key replaces the quantity.
 
-
-def add_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> list[int]:
-    """Store live events; a repeat of the same key within one second adds to its quantity."""
-    sql = LIVE_INSERT
+    The key is the imports' rule: an imported file is a summary, one row per
+    key (``natural_key`` = 1, as is every row stored before schema v10). Live
+    events (``natural_key`` = 0, see :data:`LIVE_INSERT`) are outside it: an
+    import never touches them, nor they it.
+    Replacing (not adding) is what makes re-importing a file a no-op; a stored
+    list id or price is left as it is. Returns the number of rows that were new.
+    """
     with transaction(db):
-        return [db.execute(sql, _live_row(r)).fetchone()[0] for r in rows]
+        before = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+        # ``row[:5]``: the import columns, as a plain tuple, which sqlite3 binds fastest (a named tuple
+        # takes its slow path; half a million rows per import). A list id or price is the live door's
+        # (:func:`add_interactions`); imports carry neither, and a row given here keeps none.
+        db.conn.executemany(UPSERT_INTERACTIONS, map(_IMPORT_FIELDS, rows))
+        return db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
 
 
-def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]],
+# Live events: :class:`EventRow` (``(customer, product, type, quantity, occurred_at[, list_id, price])``).
+# Events are a log (DESIGN.md): every event is a row of its own (``natural_key`` 0, outside the
+# imports' unique key), never merged with another, whatever the second; nothing rewrites it.
+LIVE_INSERT = (
+    "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price, "
+    "natural_key) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+)
+
+
+def _live_row(row: Sequence[Any]) -> Sequence[Any]:
+    return row if len(row) == 7 else list(row) + [None] * (7 - len(row))
+
+
+def add_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow]) -> list[int]:
+    """Store live events, each a row of its own; returns their ids (the row ids), in order."""
+    conn = db.conn
+    with transaction(db):
+        return [conn.execute(LIVE_INSERT, _live_row(r)).lastrowid for r in rows]
+
+
+def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow],
                            event_ids: Sequence[str | None]) -> int:
     """Store live events that may carry a client ``event_id``; returns how many were stored.
 
@@ -107,7 +123,7 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[An
     ``BEGIN IMMEDIATE`` transaction, so two workers given the same retry
     cannot both store it, and a failure leaves neither the event nor its id.
     """
-    sql = LIVE_INSERT
+    conn = db.conn
     wanted = [e for e in dict.fromkeys(event_ids) if e is not None]
     stored = 0
     with transaction(db):
@@ -120,33 +136,16 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[Sequence[An
         for row, event_id in zip(rows, event_ids):
             if event_id is not None and event_id in known:
                 continue
-            interaction_id = db.execute(sql, _live_row(row)).fetchone()[0]
+            interaction_id = conn.execute(LIVE_INSERT, _live_row(row)).lastrowid
             if event_id is not None:
-                db.execute("INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
-                           [event_id, interaction_id, received])
+                conn.execute("INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
+                             [event_id, interaction_id, received])
                 known.add(event_id)
             stored += 1
     return stored
 
 
 # --- reads -------------------------------------------------------------------
-
-
-def consenting_customers(db: sqlite_utils.Database, purpose: str) -> list[str]:
-    """Ids of customers whose consent for ``purpose`` is granted (absent = not granted)."""
-    return [
-        r[0]
-        for r in db.execute(
-            "SELECT customer_id FROM consents WHERE purpose = ? AND granted = 1 ORDER BY customer_id", [purpose]
-        )
-    ]
-
-
-def has_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> bool:
-    row = db.execute(
-        "SELECT granted FROM consents WHERE customer_id = ? AND purpose = ?", [customer_id, purpose]
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def unrecommendable_products(db: sqlite_utils.Database, today: str) -> set[str]:
@@ -173,18 +172,6 @@ def all_products(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT id, name, category, price, in_stock, hidden, available_until FROM products"))
 
 
-def customer_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> tuple[bool, bool]:
-    """``(customer exists, purpose granted)`` in one query."""
-    row = db.execute(
-        "SELECT c.id, k.granted FROM customers c LEFT JOIN consents k "
-        "ON k.customer_id = c.id AND k.purpose = ? WHERE c.id = ?",
-        [purpose, customer_id],
-    ).fetchone()
-    if row is None:
-        return False, False
-    return True, bool(row[1])
-
-
 def existing_of(db: sqlite_utils.Database, table: str, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` exist in ``customers`` or ``products``."""
     if table not in ("customers", "products"):
@@ -198,11 +185,26 @@ def existing_of(db: sqlite_utils.Database, table: str, ids: Sequence[str]) -> se
     return found
 
 
-def popular_since(db: sqlite_utils.Database, since: int, limit: int, purpose: str = "personalization") -> list[tuple[str, int]]:
+def popular_since(db: sqlite_utils.Database, since: int, limit: int,
+                  purpose: str = PERSONALIZATION) -> list[tuple[str, int]]:
     """Products by distinct consenting customers with an event at or after ``since`` (Unix seconds)."""
     return db.execute(
         "SELECT i.product_id, count(DISTINCT i.customer_id) AS n FROM interactions i "
-        "JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1 "
-        "WHERE i.occurred_at >= ? GROUP BY i.product_id ORDER BY n DESC, i.product_id LIMIT ?",
+        + granted_join("i.customer_id")
+        + "WHERE i.occurred_at >= ? GROUP BY i.product_id ORDER BY n DESC, i.product_id LIMIT ?",
         [purpose, since, limit],
     ).fetchall()
+
+
+def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[str, str, str, float, int]]:
+    """``(customer_id, product_id, event_type, quantity, occurred_at)`` of every event of a customer
+    who granted ``purpose``: the in-process read for shops small enough not to need the bulk reader."""
+    return db.execute(
+        "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
+        "FROM interactions i " + granted_join("i.customer_id"),
+        [purpose]).fetchall()
+
+
+def interaction_count(db: sqlite_utils.Database) -> int:
+    """How many events are stored: a reader picks the in-process or the bulk read by it."""
+    return int(db.execute("SELECT count(*) FROM interactions").fetchone()[0])

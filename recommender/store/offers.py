@@ -125,13 +125,3 @@ def occasion_date_quality(db: sqlite_utils.Database, column: str) -> tuple[int, 
         f"(date({column}, '+0 days') IS NOT {column} OR {column} < '0001')), 0) FROM customers").fetchone()
     return int(row[0]), int(row[1])
 
-
-def consented_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str) -> set[str]:
-    """Which of these customers have ``purpose`` granted now (absent = not granted).
-
-    CROSS JOIN makes SQLite walk the given ids and look each one up by the
-    primary key, instead of scanning every consent of the purpose.
-    """
-    return {r[0] for r in db.execute(
-        "SELECT k.customer_id FROM json_each(?) AS j CROSS JOIN consents AS k "
-        "ON k.customer_id = j.value AND k.purpose = ? WHERE k.granted = 1", [_json_ids(ids), purpose])}

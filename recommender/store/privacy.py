@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import sqlite_utils
 
 from recommender.store.connection import transaction, utcnow
+from recommender.store.schema import PERSONALIZATION
 
 # --- privacy: access, erasure, retention -------------------------------------------
 
@@ -41,10 +42,16 @@ def meta_value(db: sqlite_utils.Database, key: str) -> str | None:
     return row[0] if row else None
 
 
-def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: str, erased_at: str) -> dict[str, int]:
-    """Delete everything about a customer and leave only the tombstone; one transaction."""
+def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: str, erased_at: str,
+                   also: Sequence[str] = ()) -> dict[str, int]:
+    """Delete everything about a customer and leave only the tombstone; one transaction.
+
+    ``also``: the tombstones of the person's e-mail addresses, stored in ``erased_emails``.
+    """
     deleted = {}
     with transaction(db):
+        db.conn.executemany("INSERT OR REPLACE INTO erased_emails (subject_hash, erased_at) VALUES (?, ?)",
+                            [(h, erased_at) for h in also])
         for table in ("decisions", "offers", "interactions", "consent_log", "consents"):
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
         deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
@@ -76,15 +83,6 @@ def privacy_events_since(db: sqlite_utils.Database, epoch: int) -> list[dict[str
                          "WHERE id > ? ORDER BY id", [epoch]))
 
 
-def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[str, str, str, float, int]]:
-    """``(customer_id, product_id, event_type, quantity, occurred_at)`` of every event of a customer
-    who granted ``purpose``: the in-process read for shops small enough not to need the bulk reader."""
-    return db.execute(
-        "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
-        "FROM interactions i JOIN consents c ON c.customer_id = i.customer_id AND c.purpose = ? AND c.granted = 1",
-        [purpose]).fetchall()
-
-
 def erasure_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str, str]:
     """``{tombstone: erased_at}`` for those of ``hashes`` that are tombstones."""
     found: dict[str, str] = {}
@@ -97,12 +95,36 @@ def erasure_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str,
     return found
 
 
+def erased_email_count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM erased_emails").fetchone()[0]
+
+
+def erased_email_dates(db: sqlite_utils.Database, hashes: Sequence[str]) -> dict[str, str]:
+    """``{tombstone: erased_at}`` for those of ``hashes`` that are e-mail tombstones."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        found.update((r[0], r[1]) for r in db.execute(
+            f"SELECT subject_hash, erased_at FROM erased_emails WHERE subject_hash IN ({', '.join('?' * len(chunk))})",
+            chunk))
+    return found
+
+
+def delete_email_tombstone(db: sqlite_utils.Database, subject_hash: str) -> bool:
+    with transaction(db):
+        return db.execute("DELETE FROM erased_emails WHERE subject_hash = ?", [subject_hash]).rowcount > 0
+
+
 def rekey_tombstones(db: sqlite_utils.Database, rekey: Any) -> int:
     """Replace every stored tombstone ``h`` (erasures and erasure events) by ``rekey(h)``; one transaction."""
     with transaction(db):
         old = [r[0] for r in db.execute("SELECT subject_hash FROM erasures")]
         db.conn.executemany("UPDATE erasures SET subject_hash = ? WHERE subject_hash = ?",
                             [(rekey(h), h) for h in old])
+        emails = [r[0] for r in db.execute("SELECT subject_hash FROM erased_emails")]
+        db.conn.executemany("UPDATE erased_emails SET subject_hash = ? WHERE subject_hash = ?",
+                            [(rekey(h), h) for h in emails])
         events = db.execute("SELECT id, subject_hash FROM privacy_events WHERE kind = 'erasure'").fetchall()
         db.conn.executemany("UPDATE privacy_events SET subject_hash = ? WHERE id = ?",
                             [(rekey(h), i) for i, h in events])
@@ -111,7 +133,7 @@ def rekey_tombstones(db: sqlite_utils.Database, rekey: Any) -> int:
 
 def keyed_hashes(db: sqlite_utils.Database) -> int:
     """How many stored values were made with the tombstone key (erasures and erasure events)."""
-    return int(db.execute("SELECT (SELECT count(*) FROM erasures) + "
+    return int(db.execute("SELECT (SELECT count(*) FROM erasures) + (SELECT count(*) FROM erased_emails) + "
                           "(SELECT count(*) FROM privacy_events WHERE kind = 'erasure')").fetchone()[0])
 
 
@@ -124,6 +146,22 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
     with transaction(db):
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                    [key, value])
+
+
+def ensure_random_meta(db: sqlite_utils.Database, key: str) -> None:
+    """Give ``key`` a random 128-bit hex value unless it has one (a secret made once per database).
+
+    ``INSERT OR IGNORE``: when two processes race, the first value stays and
+    both read it back with :func:`meta_value`. Committed at once, so the value
+    is durable before anyone derives anything from it.
+    """
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, lower(hex(randomblob(16))))", [key])
+    db.conn.commit()
+
+
+def newest_erasure_event(db: sqlite_utils.Database) -> int:
+    """The id of the newest erasure in ``privacy_events`` (0 when none): whether a VACUUM is due."""
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events WHERE kind = 'erasure'").fetchone()[0])
 
 
 def delete_meta(db: sqlite_utils.Database, key: str) -> None:
@@ -187,6 +225,6 @@ def pending(db: sqlite_utils.Database, epoch: int) -> Pending:
     for r in rows:
         if r["kind"] == "erasure":
             out.erased.add(r["subject_hash"])
-        elif r["purpose"] == "personalization":
+        elif r["purpose"] == PERSONALIZATION:
             out.withdrawn.add(r["customer_id"])
     return out

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# The consent purposes the engine itself acts on, named once (a shop may configure more:
+# ``consent_purposes``). Callers import them from :mod:`recommender.store.consents`.
+PERSONALIZATION = "personalization"
+MARKETING = "marketing"
+
 # Each migration is a list of statements; ``MIGRATIONS[i]`` brings a database
 # from version i to version i + 1. Append, never edit: a database made by this
 # version must open in every later one.
@@ -238,11 +243,34 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TRIGGER products_removed AFTER DELETE ON products
             BEGIN INSERT INTO product_changes (product_id) VALUES (old.id); END""",
     ],
+    # 10: events are a log (DESIGN.md, "Events are a log"): a live event is a row of its own,
+    #    never merged with another in the same second. Imports keep their rule: a file is a
+    #    summary with one row per (customer, product, type, second), and importing it again
+    #    replaces that row's quantity. `natural_key` = 1 marks such rows (the default, so every
+    #    row stored before v10 - unique on that key until now - keeps it and nothing is
+    #    rewritten); a live event is stored with 0 and is outside the unique index.
+    [
+        "ALTER TABLE interactions ADD COLUMN natural_key INTEGER NOT NULL DEFAULT 1 CHECK (natural_key IN (0, 1))",
+        "DROP INDEX interactions_natural_key",
+        """CREATE UNIQUE INDEX interactions_natural_key
+            ON interactions(customer_id, product_id, event_type, occurred_at) WHERE natural_key = 1""",
+        # Per-customer lookups (and the cascade from customers) over every row, live or imported.
+        "CREATE INDEX interactions_customer ON interactions(customer_id, product_id, event_type, occurred_at)",
+    ],
+    # 11: e-mail tombstones. An erasure keeps, beside the id's tombstone, the keyed hash of the
+    #    person's e-mail (the same formula, over a text no id can be), so a new id carrying it
+    #    is refused at the import door. Nothing of the address is stored in the clear.
+    [
+        """CREATE TABLE erased_emails (
+            subject_hash TEXT PRIMARY KEY,
+            erased_at TEXT NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
-    "offers", "models", "decisions", "api_keys", "erasures", "meta",
+    "offers", "models", "decisions", "api_keys", "erasures", "erased_emails", "meta",
     "privacy_events", "copies", "event_keys", "interaction_updates", "product_changes",
 )

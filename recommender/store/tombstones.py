@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Union
@@ -34,7 +35,9 @@ import sqlite_utils
 
 from recommender import store
 from recommender.config import Settings
+from recommender.durable import PRIVATE_SUFFIX, private_folder
 from recommender.errors import ConfigError
+from recommender.values import normalise_id
 
 KEY_FORMAT = "recommender-tombstone-key/1"
 KEY_ID = "tombstone_key_id"
@@ -96,6 +99,8 @@ def _create_key(path: Path, salt: str) -> TombstoneKey:
     text = json.dumps({"format": KEY_FORMAT, "key": secrets.token_hex(32), "salt": salt}) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        if path.parent.name.endswith(PRIVATE_SUFFIX):
+            private_folder(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -184,18 +189,63 @@ def _migrate(db: sqlite_utils.Database, path: Path) -> TombstoneKey:
 
 
 def erased_on(db: sqlite_utils.Database, settings: KeySource, ids: Iterable[str]) -> dict[str, str]:
-    """``{id: erased_at}`` for those of ``ids`` that were erased; no key file is read when nothing was."""
+    """``{id: erased_at}`` for those of ``ids`` that were erased; no key file is read when nothing was.
+
+    Each id is looked up in its normal form (:func:`recommender.values.normalise_id`), so
+    ``1.785E+4`` finds the tombstone of ``17850``; the answer is keyed by the ids as given.
+    """
     unique = [i for i in dict.fromkeys(ids) if i]
     if not unique or store.erasure_count(db) == 0:
         return {}
     key = ensure_key(db, settings)
-    by_hash = {subject_hash(key, i): i for i in unique}
-    return {by_hash[h]: when for h, when in store.erasure_dates(db, list(by_hash)).items()}
+    by_hash: dict[str, list[str]] = {}
+    for i in unique:
+        by_hash.setdefault(subject_hash(key, normalise_id(i)), []).append(i)
+    return {i: when for h, when in store.erasure_dates(db, list(by_hash)).items() for i in by_hash[h]}
 
 
 def erased(db: sqlite_utils.Database, settings: KeySource, ids: Iterable[str]) -> set[str]:
     """Which of ``ids`` were erased."""
     return set(erased_on(db, settings, ids))
+
+
+def normalise_email(email: str) -> str:
+    """The form an e-mail address is tombstoned in: trimmed, NFC, lower case."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
+
+
+def email_hash(key: TombstoneKey, email: str) -> str:
+    """The tombstone of an e-mail address: the id formula over a text no id can be (ids hold no control character)."""
+    return subject_hash(key, f"\x00email:{normalise_email(email)}")
+
+
+def email_subject(db: sqlite_utils.Database, settings: KeySource, email: str | None) -> str | None:
+    """The tombstone of ``email`` (None without one), stored at erasure beside the id's."""
+    if not email or not normalise_email(email):
+        return None
+    return email_hash(ensure_key(db, settings), email)
+
+
+def erased_emails(db: sqlite_utils.Database, settings: KeySource, emails: Iterable[str | None]) -> dict[str, str]:
+    """``{email: erased_at}`` for those of ``emails`` that belonged to an erased customer.
+
+    No key file is read when no e-mail was ever tombstoned.
+    """
+    unique = [e for e in dict.fromkeys(emails) if e and normalise_email(e)]
+    if not unique or store.erased_email_count(db) == 0:
+        return {}
+    key = ensure_key(db, settings)
+    by_hash: dict[str, list[str]] = {}
+    for e in unique:
+        by_hash.setdefault(email_hash(key, e), []).append(e)
+    return {e: when for h, when in store.erased_email_dates(db, list(by_hash)).items() for e in by_hash[h]}
+
+
+def lift_email(db: sqlite_utils.Database, settings: KeySource, email: str | None) -> bool:
+    """Remove the tombstone of ``email`` (its owner signed up again with it); True if there was one."""
+    if not email or store.erased_email_count(db) == 0:
+        return False
+    return store.delete_email_tombstone(db, email_hash(ensure_key(db, settings), email))
 
 
 def lift(db: sqlite_utils.Database, settings: KeySource, customer_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""The evaluation protocol every model is judged by (see DESIGN.md).
+"""The evaluation protocol every model is judged by (see docs/quality.md).
 
 A global temporal split at a quantile of event time (80 % by default): the
 model sees only the past and is asked to predict what each customer turns to
@@ -114,6 +114,8 @@ class Scores:
     metrics: dict[str, float]
     coverage: float
     curve: dict[str, list[float]] = field(default_factory=dict)
+    # Standard error of the mean NDCG@k over the customers scored (the schedule's losing-ground rule).
+    ndcg_se: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {**{m: round(v, 6) for m, v in self.metrics.items()}, "coverage": round(self.coverage, 6)}
@@ -121,13 +123,15 @@ class Scores:
 
 def score_lists(top: np.ndarray, split: Split, k: int, n_items: int, curve_k: int = 0) -> Scores:
     metrics = ranking_metrics(top, split.relevant, split.users, k)
+    per_user = per_user_ndcg(top, split.relevant, split.users, k)
+    ndcg_se = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
     shown = top[:, :k]
     coverage = len(np.unique(shown[shown >= 0])) / max(n_items, 1)
     curve: dict[str, list[float]] = {}
     if curve_k:
         per_k = [ranking_metrics(top, split.relevant, split.users, kk) for kk in range(1, curve_k + 1)]
         curve = {m: [p[m] for p in per_k] for m in METRICS}
-    return Scores(metrics, coverage, curve)
+    return Scores(metrics, coverage, curve, ndcg_se)
 
 
 def popularity(train: sp.csr_matrix) -> np.ndarray:

@@ -118,6 +118,9 @@ class Cuts:
         self.data, self.train_period, self.engine, self.fitter, self.k = data, train_period, engine, fitter, k
         self.splits: dict[tuple, evaluation.Split] = {}
         self.models: dict[tuple[float, str], Recommender] = {}
+        # Set by the search: its progress bar, and its memory check (raises before a fit that would not fit).
+        self.progress: Any = None
+        self.check_memory: Callable[[Recipe, Any], None] | None = None
 
     def split(self, s: Settings, quantile: float) -> evaluation.Split:
         key = (float(quantile), recipes.confidence_key(s))
@@ -140,6 +143,8 @@ class Cuts:
             part = Recipe(name, recipe.settings)
             rid = part.id(self.engine)
             if (quantile, rid) not in self.models:
+                if self.check_memory is not None:
+                    self.check_memory(part, split.train)
                 self.models[(quantile, rid)] = recipes.fit(part, split.train, list(self.data.user_ids),
                                                            list(self.data.item_ids), engine=self.engine,
                                                            fitter=self.fitter)
@@ -147,6 +152,8 @@ class Cuts:
         model = parts[0] if recipe.family != BLEND else recipes.fit_blend_of(recipe, parts)
         top = model.batch_recommend(split.users, split.train[split.users], self.k)
         cand.folds.add(quantile, split.users, per_user_ndcg(top, split.relevant, split.users, self.k))
+        if self.progress is not None:
+            self.progress.step(f"cut {quantile:g}")
 
 
 def finalists_of(candidates: list[Any]) -> list[Any]:

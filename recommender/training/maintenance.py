@@ -29,7 +29,7 @@ from recommender.config import Settings
 
 def checkpoint(db: sqlite_utils.Database) -> dict[str, int]:
     """Fold the WAL into the database and truncate it; ``busy`` = 1 when a reader kept it from finishing."""
-    busy, log_pages, moved = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    busy, log_pages, moved = store.wal_checkpoint(db)
     return {"busy": int(busy), "wal_pages": int(log_pages), "checkpointed": int(moved)}
 
 
@@ -40,13 +40,13 @@ def vacuum_after_erasure(db: sqlite_utils.Database) -> dict[str, Any]:
     """VACUUM when an erasure was recorded since the last VACUUM (see the module docstring)."""
     import time
 
-    newest = int(db.execute("SELECT coalesce(max(id), 0) FROM privacy_events WHERE kind = 'erasure'").fetchone()[0])
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [VACUUMED]).fetchone()
-    if newest == 0 or (row is not None and int(row[0]) >= newest):
+    newest = store.newest_erasure_event(db)
+    through = store.meta_value(db, VACUUMED)
+    if newest == 0 or (through is not None and int(through) >= newest):
         return {"vacuumed": False}
     started = time.perf_counter()
-    db.execute("VACUUM")
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [VACUUMED, str(newest)])
+    store.vacuum(db)
+    store.set_meta(db, VACUUMED, str(newest))
     return {"vacuumed": True, "seconds": round(time.perf_counter() - started, 3)}
 
 

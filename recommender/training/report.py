@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 from pathlib import Path
 from typing import Any
 
 from recommender.training.evaluation import METRICS
+
+
+def _when(seconds: int | float | None) -> str:
+    """A cut time as a reader writes it (``2011-11-01 14:24 UTC``), never as Unix seconds."""
+    if seconds is None:
+        return "the temporal cut"
+    moment = dt.datetime.fromtimestamp(float(seconds), tz=dt.timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def write(directory: str | Path, payload: dict[str, Any], curves: dict[str, dict[str, list[float]]]) -> Path:
@@ -43,7 +53,7 @@ def write(directory: str | Path, payload: dict[str, Any], curves: dict[str, dict
     als = payload["params"]["als"]
     text = f"""# Evaluation report
 
-Global temporal split at the {payload.get('cut_time')} cut (Unix seconds); {payload['users']:,} test customers
+Global temporal split at {_when(payload.get('cut_time'))}; {payload['users']:,} test customers
 (of {payload.get('eligible_users', payload['users']):,} with history before the cut and new items after it).
 Already-seen items are filtered; relevant items are products first touched after the cut.
 
@@ -69,7 +79,7 @@ half-life {als['half_life_days']} days; event weights {payload['params']['event_
 ## How the model was chosen
 
 Best of each family on a validation split cut from the training period only (validation cut
-{sel['validation']['cut_time']}, {sel['validation']['users']:,} customers); the choice reads validation
+{_when(sel['validation']['cut_time'])}, {sel['validation']['users']:,} customers); the choice reads validation
 numbers only. Test NDCG@{k} of the families not chosen is reported here and never used to choose.
 
 | family | best settings on validation | validation NDCG@{k} | test NDCG@{k} |

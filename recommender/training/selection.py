@@ -43,10 +43,12 @@ import numpy as np
 
 from recommender.training import evaluation
 from recommender.training import finalists
+from recommender.training import memory
 from recommender.training import recipes
 from recommender.config import Settings
 from recommender.errors import RecommenderError
 from recommender.training.finalists import FoldScores
+from recommender.training.progress import Progress
 from recommender.data.interactions import Interactions
 from recommender.models.base import Recommender
 from recommender.training.recipes import BLEND, Recipe
@@ -130,9 +132,11 @@ class _Search:
     """One selection run: caches validation splits per confidence rules, keeps the best fitted models."""
 
     def __init__(self, data: Interactions, settings: Settings, train_period: np.ndarray, engine: str,
-                 fitter: Any, log: Log) -> None:
+                 fitter: Any, progress: Progress) -> None:
         self.data, self.base, self.train_period = data, settings, train_period
-        self.engine, self.fitter, self.log = engine, fitter, log
+        self.engine, self.fitter, self.progress = engine, fitter, progress
+        self.log, self.detail = progress.log, progress.detail
+        self.memory_limit = memory.limit(settings)
         self.k = settings.evaluation.k
         self.splits: dict[tuple, evaluation.Split] = {}
         self.candidates: list[Candidate] = []
@@ -146,6 +150,22 @@ class _Search:
         self.als_key: tuple | None = None
         # The finalists' extra validation cuts (splits and fits cached per cut).
         self.cuts = finalists.Cuts(data, train_period, engine, fitter, self.k)
+        self.cuts.progress, self.cuts.check_memory = progress, self.check_memory
+
+    def check_memory(self, recipe: Recipe, matrix: Any) -> None:
+        """Raise :class:`MemoryBudget` when fitting ``recipe`` on ``matrix`` is predicted above the limit.
+
+        The prediction is the fit's peak (:func:`recommender.training.memory.predict`) plus the
+        arrays of the fitted models the search holds (for blends and the extra cuts).
+        """
+        if self.memory_limit <= 0:
+            return
+        need = memory.predict(recipe, matrix)
+        held = memory.held_bytes([m for _, m in self.fitted.values()] + list(self.cuts.models.values()))
+        if need + held > self.memory_limit:
+            raise MemoryBudget(f"predicted peak memory {memory.describe(need + held)} (fit {memory.describe(need)} "
+                               f"+ models held {memory.describe(held)}) is above selection.max_memory_bytes "
+                               f"{memory.describe(self.memory_limit)}")
 
     def _prune(self, family: str) -> None:
         """Keep an item family's models only where a blend may use them (a dense EASE^R is large)."""
@@ -187,11 +207,13 @@ class _Search:
         started = time.perf_counter()
         try:
             if model is None:
+                self.check_memory(recipe, split.train)
                 model = recipes.fit(recipe, split.train, list(self.data.user_ids), list(self.data.item_ids),
                                     engine=self.engine, fitter=self.fitter)
         except (RecommenderError, MemoryError) as exc:
             self.skipped.setdefault(recipe.family, str(exc))
-            self.log(f"selection: {recipe.label} skipped ({exc})")
+            self.log(f"selection: {recipe.label} skipped: {exc}")
+            self.progress.step("skipped")
             return None
         top = model.batch_recommend(split.users, split.train[split.users], self.k)
         per_user = finalists.per_user_ndcg(top, split.relevant, split.users, self.k)
@@ -203,9 +225,37 @@ class _Search:
         if recipe.family != BLEND and (key not in self.fitted or ndcg > self.fitted[key][0].ndcg):
             self.fitted[key] = (cand, model)
             self._prune(recipe.family)
-        self.log(f"selection {len(self.candidates)}: {recipe.label}: validation NDCG@{self.k} {ndcg:.4f} "
-                 f"({cand.seconds:.1f} s)")
+        self.detail(f"selection {len(self.candidates)}: {recipe.label}: validation NDCG@{self.k} {ndcg:.4f} "
+                    f"({cand.seconds:.1f} s)")
+        self.progress.step(f"best {max(c.ndcg for c in self.candidates):.4f}")
         return cand
+
+
+class MemoryBudget(RecommenderError):
+    """A candidate's predicted peak memory is above ``selection.max_memory_bytes``: it is skipped."""
+
+    code = "memory_budget"
+
+
+def estimate_fits(settings: Settings, names: list[str], event_types: int) -> int:
+    """About how many fits a search makes (for the progress bar's ETA; the greedy stages decide the rest)."""
+    from recommender.training.recipes import WEIGHT_PROFILES
+
+    sel = settings.selection
+    items = [f for f in names if f in ITEM_FAMILIES]
+    n = 1 + len(items) + len(sel.half_lives) + 2 * len(sel.als_scales)
+    n += len(WEIGHT_PROFILES) if sel.weight_profiles and event_types > 1 else 0
+    for family in items:
+        if family == "ease":
+            grid = len(sel.ease_scales)
+        elif family == "rp3beta":
+            grid = len(sel.graph_neighbours) * len(sel.graph_alphas) * len(sel.graph_betas)
+        else:
+            grid = len(sel.graph_neighbours)
+        n += grid + len(sel.half_lives) + 1
+    if sel.blend_weights:
+        n += 2 * (len(sel.blend_weights) + (1 if sel.three_part_blend else 0))
+    return n + len(sel.folds) * (len(items) + 3)
 
 
 def _variant(base: Settings, **als: Any) -> Settings:
@@ -419,7 +469,8 @@ def _merged(cands: list[Candidate]) -> Settings:
 
 
 def select(data: Interactions, settings: Settings, *, engine: str = "implicit", fitter: Any = None,
-           log: Log = lambda _: None, incumbent: dict[str, Any] | None = None) -> Choice:
+           log: Log = lambda _: None, incumbent: dict[str, Any] | None = None,
+           progress: Progress | None = None) -> Choice:
     """Choose the recipe for this shop by validation NDCG; never reads an event at or after the test cut.
 
     ``incumbent`` is the serving model's recorded recipe (its manifest's
@@ -427,6 +478,10 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     beats it by more than ``selection.switch_margin`` (relative): night-to-night
     noise on the validation split must not swap recipes, which the release gate
     would then judge on the test split and, as often as not, refuse.
+
+    ``progress`` shows a bar with an ETA on a terminal (see :mod:`recommender.training.progress`);
+    without one, ``log`` hears the skips, the time budget and one summary line, and each
+    candidate's line goes to the progress's ``detail`` (``--verbose``).
     """
     started = time.perf_counter()
     test_cut = evaluation.cut_time(data.time, settings.evaluation)
@@ -435,14 +490,26 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
         from recommender.models.engines import get_engine
 
         fitter = get_engine(engine)
-    search = _Search(data, settings, train_period, engine, fitter, log)
+    names = available_families(settings)
+    own = progress is None
+    progress = progress or Progress("selection", estimate_fits(settings, names, len(np.unique(data.event))), log=log)
+    try:
+        return _select(data, settings, engine, fitter, incumbent, progress, names, train_period, test_cut, started)
+    finally:
+        if own:
+            progress.close()
+
+
+def _select(data: Interactions, settings: Settings, engine: str, fitter: Any, incumbent: dict[str, Any] | None,
+            progress: Progress, names: list[str], train_period: np.ndarray, test_cut: int, started: float) -> Choice:
+    log = progress.log
+    search = _Search(data, settings, train_period, engine, fitter, progress)
     first = search.split(settings)
     if len(first.users) == 0:
         raise RecommenderError("selection: no customer has history before the validation cut and new items after "
                                "it; retrain with --no-select")
-    names = available_families(settings)
-    log(f"selection: validation split of the training period at {first.cut_time} "
-        f"({len(first.users):,} customers); families {', '.join(names)}")
+    search.detail(f"selection: validation split of the training period at {first.cut_time} "
+                  f"({len(first.users):,} customers); families {', '.join(names)}")
     items = [f for f in names if f in ITEM_FAMILIES]
     # Breadth first: every family once with its configured settings, so that a shop whose
     # time budget runs out early has still compared the families, not only ALS variants.
@@ -454,11 +521,11 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
     _stage_items(search, settings, items)
     _stage_blend(search, settings, items)
     final = finalists.finalists_of(search.candidates)
-    cuts = finalists.score_cuts(search.cuts, final, settings, search.out_of_time, log)
+    cuts = finalists.score_cuts(search.cuts, final, settings, search.out_of_time, search.detail)
     index, rule, tied = finalists.pick([(c, c.folds, c.parts) for c in final],
                                        settings.selection.tie_standard_errors)
     chosen = final[index]
-    kept = _sticky(search, settings, chosen, incumbent, log, cuts)
+    kept = _sticky(search, settings, chosen, incumbent, search.detail, cuts)
     if kept is not None:
         chosen, rule = kept, f"the serving recipe, not beaten by more than {settings.selection.switch_margin:.0%}"
     popularity = evaluation.evaluate_popularity(first, search.k).metrics["ndcg"]
@@ -473,8 +540,8 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
                   "tied": [final[i].recipe.label for i in tied]}
     seconds = time.perf_counter() - started
     log(f"selection: chose {chosen.recipe.label} (mean validation NDCG@{search.k} {chosen.validation:.4f} over "
-        f"{len(cuts)} cut(s), {rule}; popularity {popularity:.4f}; {len(search.candidates)} candidates in "
-        f"{seconds:.1f} s)")
+        f"{len(cuts)} cut(s), {rule}; popularity {popularity:.4f}; {len(search.candidates)} candidates"
+        f"{f', {len(search.skipped)} famil(ies) skipped' if search.skipped else ''} in {seconds:.1f} s)")
     return Choice(chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped,
                   search.skipped, rule, chosen)
 

@@ -29,7 +29,7 @@ import sqlite_utils
 from recommender import store
 from recommender.data import exports
 from recommender.training import gate
-from recommender.training import publish as publishing  # `publish` is train()'s flag
+from recommender.training import publish as publishing
 from recommender.config import Settings
 from recommender.models.engines import Engine
 from recommender.errors import RecommenderError, ValidationError
@@ -115,12 +115,12 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, c
     return publishing.Evaluation(payload, None, None, curves)  # type: ignore[arg-type]
 
 
-def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *, publish: bool, force: bool,
-          log: Log, lap: Callable[[str], None], timings: dict[str, float], started: float) -> publishing.TrainResult:
+def train(run: publishing.TrainingRun) -> publishing.TrainResult:
     """The retrain of :func:`training._train` with the history on the cluster (see the module docs)."""
     from recommender.training import spark_history
     from recommender.models.engines.spark import _dense
 
+    db, settings, fitter, log, lap, timings = run.db, run.settings, run.fitter, run.log, run.lap, run.timings
     spark = fitter.session()
     history = _history(db, settings, fitter, spark)
     lap("load")
@@ -159,10 +159,8 @@ def train(db: sqlite_utils.Database, settings: Settings, reg, fitter: Engine, *,
                                    "the events on the driver; with --interactions only Spark ALS recipes are refitted")
         return evaluate(db, gate.settings_for(theirs, settings), fitter).payload
 
-    return publishing.gate_and_publish(
-        db, settings, reg, engine="spark", fitter=fitter, payload=payload, model=model, data=history,
-        full_matrix=trained, counts=counts, user_ids=history.user_ids, epoch=history.epoch, refit=refit_incumbent,
-        publish=publish, force=force, log=log, lap=lap, timings=timings, started=started)
+    return publishing.gate_and_publish(run, publishing.Candidate(model, payload, history, trained, counts,
+                                                                 history.user_ids, history.epoch, refit_incumbent))
 
 
 def _together_depth() -> int:
