@@ -36,6 +36,8 @@ def recommendations(customer_id: str, query: RecommendationQuery):
     expired products never appear. Customers in the A/B control arm
     (`online.control_share`) get popular products with reason `control`.
     Every list has a `list_id`: send it back with the events it leads to.
+    A list with fewer than `n` items names in `short` the filters and steps
+    that removed the candidates (`null` when the list is full).
     """
     options = ListOptions(n=query.n, filters=filters_of(query), exclude_purchased=query.exclude_purchased,
                           diversity=query.diversity, explain=query.explain)

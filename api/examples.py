@@ -39,7 +39,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.047375}]},
             {**_TRAIN, "score": 0.223347, "because": [
                 {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.030778}]}],
-            "list_id": _LIST, "arm": "model"},
+            "short": None, "list_id": _LIST, "arm": "model"},
     },
     "POST /v1/customers/{customer_id}/rerank": {
         "path": {"customer_id": "C0005"},
@@ -49,22 +49,31 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                      "arm": "model"},
     },
     "GET /v1/products/popular": {
-        "query": "n=1&category=home-decor",
+        "query": "n=5&category=home-decor&max_price=12",
         "response": {"mode": "non_personalized", "reason": "popular", "model_version": VERSION, "days": None,
-                     "items": [{**_MUG, "score": 526.0}], "list_id": "5e0a9b3c7d2f4e61b8a4c0d9e2f7a135",
-                     "arm": None},
+                     "items": [{"product_id": "P0288", "name": "Recycled Wall Print — Ivory", "category": "home-decor",
+                                "price": 11.99, "in_stock": 2, "score": 66.0},
+                               {"product_id": "P0048", "name": "Mini Trinket Dish — Slate", "category": "home-decor",
+                                "price": 10.49, "in_stock": 40, "score": 59.0},
+                               {"product_id": "P0069", "name": "Vintage Doorstop — Mustard", "category": "home-decor",
+                                "price": 10.99, "in_stock": 17, "score": 48.0}],
+                     # fewer than n: products nobody interacted with, other categories and dearer ones were out
+                     "short": {"asked": 5, "returned": 3, "because": ["popular", "category", "max_price"]},
+                     "list_id": "5e0a9b3c7d2f4e61b8a4c0d9e2f7a135", "arm": None},
     },
     "GET /v1/products/{product_id}/similar": {
         "path": {"product_id": "P0002"}, "query": "n=1",
         "response": {"mode": "model", "reason": None, "model_version": VERSION, "items": [
             {"product_id": "P0257", "name": "Rustic Bath Salts — Forest", "category": "beauty", "price": 32.49,
-             "in_stock": 12, "score": 0.999893}], "list_id": "c7e21f0a5b9d4c38a6f3e1d0b9a2c457", "arm": None},
+             "in_stock": 12, "score": 0.999893}], "short": None, "list_id": "c7e21f0a5b9d4c38a6f3e1d0b9a2c457",
+            "arm": None},
     },
     "GET /v1/products/{product_id}/bought-together": {
         "path": {"product_id": "P0002"}, "query": "n=1&in_stock_only=false",
         "response": {"mode": "cooccurrence", "reason": None, "model_version": VERSION, "items": [
             {"product_id": "P0300", "name": "Ceramic Bath Bomb — Blush", "category": "beauty", "price": 14.49,
-             "in_stock": 86, "lift": 13.0072}], "list_id": "0d8b6c4e2a1f47b3958e7c6d5a4b3f21", "arm": None},
+             "in_stock": 86, "lift": 13.0072}], "short": None, "list_id": "0d8b6c4e2a1f47b3958e7c6d5a4b3f21",
+            "arm": None},
     },
     "POST /v1/events": {
         "request": {"events": [

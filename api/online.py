@@ -18,7 +18,7 @@ def online_report(query: OnlineQuery):
     """Lists served, click-through, conversion and revenue per A/B arm, surface and model; uplift over control.
 
     Events are attributed to lists by `list_id`, else by the latest list that
-    showed the customer the product within `online.window_hours` (README,
+    showed the customer the product within `online.window_hours` (docs/online.md,
     "Online measurement"). Uplift is treatment minus control with a 95 %
     interval (normal approximation, customers as clusters) and the sample
     sizes it rests on. An unparseable `since` is a 422.

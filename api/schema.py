@@ -151,11 +151,35 @@ class Item(BaseModel):
     because: list[Because] | None = None
 
 
+# What removed the candidates of a short list, in the order a list is made: where they come from
+# ran out (the list's source), then the catalogue rules, the caller's exclusions, purchases, diversity.
+ShortStep = Literal["catalogue", "model", "cooccurrence", "no_consent", "unknown_customer", "no_history", "no_model",
+                    "not_in_model", "popular", "trending", "model_stale", "control", "category", "min_price",
+                    "max_price", "in_stock", "hidden", "expired", "exclude", "purchased", "diversity"]
+
+
+class Short(BaseModel):
+    """Why a list holds fewer items than asked."""
+
+    asked: int = Field(description="The `n` asked for.")
+    returned: int = Field(description="How many items the list holds (fewer than `asked`).")
+    because: list[ShortStep] = Field(
+        description="Each step that removed candidates which would otherwise have filled the list, in the order "
+                    "a list is made (a candidate refused by several steps counts against the first). Where the "
+                    "candidates come from ran out: `catalogue` (the model knows fewer products), `cooccurrence` "
+                    "(too few products bought with this one), or a non-personalized list's `reason` "
+                    "(`no_history`, `popular`, ...: only popular products could fill it). Then the filters "
+                    "`category`, `min_price`, `max_price`, `in_stock`, the shop's `hidden` and `expired` "
+                    "products, the caller's `exclude`, `purchased` (what the customer already bought), `model` "
+                    "(the model proposed fewer products than the filters allow) and the `diversity` cap.")
+
+
 class ItemList(BaseModel):
     mode: Mode
     reason: Reason | None
     model_version: str | None
     items: list[Item]
+    short: Short | None = Field(None, description="Why the list holds fewer than `n` items; null when it is full.")
     days: int | None = None
     list_id: str = _list_id()
     arm: Arm | None = _arm()

@@ -24,7 +24,7 @@ def default_workers() -> int:
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     """The gunicorn settings of `recommender serve` (the serving benchmark reuses them).
 
-    The request-line and header limits are gunicorn's (documented in the README);
+    The request-line and header limits are gunicorn's (documented in docs/api.md);
     :class:`JSONErrorWorker` answers a request over them in the API's JSON shape.
     """
     from .limits import LIMIT_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE

@@ -302,6 +302,25 @@ class AnnSettings:
 
 
 @dataclass
+class ValueSettings:
+    """Customer value (:mod:`recommender.value`, ``recommender value``; docs/value.md).
+
+    Value and segment are profiling: they are computed only for customers who granted
+    ``purpose`` (one of ``consent_purposes``).
+    """
+
+    purpose: str = "personalization"
+    # Horizons, in days, of expected purchases and spend.
+    horizons: tuple[float, ...] = (90.0, 180.0, 365.0)
+    # ``recommender value evaluate`` without --cut: the holdout is the last this many days of history
+    # (at most a third of the history, so the calibration period keeps two thirds).
+    evaluation_days: float = 180.0
+    # Bootstrap resamples of the evaluation's 95 % intervals, and their seed.
+    bootstrap: int = 1000
+    seed: int = 7
+
+
+@dataclass
 class Settings:
     db: Path = Path("recommender.db")
     # Relative paths are taken from the database's folder (see anchor_paths).
@@ -326,6 +345,7 @@ class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     online: OnlineSettings = field(default_factory=OnlineSettings)
     ann: AnnSettings = field(default_factory=AnnSettings)
+    value: ValueSettings = field(default_factory=ValueSettings)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -517,6 +537,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("online.window_hours must be > 0")
     if not o.max_price_factor >= 1 or not o.max_quantity > 0:
         raise ConfigError("online.max_price_factor must be >= 1 and online.max_quantity > 0")
+    v = settings.value
+    if v.purpose not in settings.consent_purposes:
+        raise ConfigError(f"value.purpose {v.purpose!r} is not one of consent_purposes")
+    if not v.horizons or any(h <= 0 for h in v.horizons) or v.evaluation_days <= 0 or v.bootstrap < 0:
+        raise ConfigError("value: horizons and evaluation_days must be > 0, bootstrap >= 0")
     a = settings.ann
     if a.min_products < 0 or a.lists < 0 or a.probes < 0 or a.candidates < 1 \
             or not 0 < a.target_recall <= 1 or not 0 <= a.min_allowed_share <= 1:

@@ -39,7 +39,10 @@ HERE = Path(__file__).resolve().parent.parent
 SETUP = """
 import sys
 from recommender import store
-from recommender.serving import keys
+try:  # the checkout's own keys module: flat before the layers, in serving after
+    from recommender import keys
+except ImportError:
+    from recommender.serving import keys
 db = store.connect(sys.argv[1], create=True)
 n_c, n_p = int(sys.argv[2]), int(sys.argv[3])
 store.upsert_customers(db, [(f"C{i:06d}", None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for i in range(n_c)])

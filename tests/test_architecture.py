@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ingest", ("recommender.ingest",)),
     ("training", ("recommender.training",)),
     ("serving", ("recommender.serving",)),
+    ("value", ("recommender.value",)),
     ("campaigns", ("recommender.campaigns",)),
     ("cli", ("recommender.cli",)),
     ("api", ("api",)),

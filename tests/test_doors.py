@@ -69,7 +69,7 @@ def test_skipping_keeps_line_numbers_of_other_errors(small_shop, settings, tmp_p
     gz.write_bytes(gzip.compress(b"customer_id,product_id,event_type,occurred_at\n"
                                  b"c2,p2,view,2025-06-01T00:00:00Z\nc1,p2,view,2025-06-01T00:00:00Z\n"))
     result = imports.import_file(db, "interactions", gz, settings, skip_erased=True)
-    assert (result.rows, result.new, result.skipped) == (1, 1, {"erased": 1})
+    assert (result.rows, result.new, result.skipped) == (2, 1, {"erased": 1})  # rows read: every line counted once
 
 
 def test_import_cli_refuses_or_skips_erased_lines(runner, settings, small_shop, tmp_path):
@@ -83,7 +83,7 @@ def test_import_cli_refuses_or_skips_erased_lines(runner, settings, small_shop, 
     assert human.exit_code == 0 and "skipped erased=1" in human.output, human.output
     as_json = json.loads(runner.invoke(cli, ["import", "consents", str(tmp_path / "consents.csv"),
                                              "--skip-erased", "--json"]).output)
-    assert as_json["skipped"]["erased"] == 2 and as_json["rows"] == 1
+    assert as_json["skipped"]["erased"] == 2 and as_json["rows"] == 3 and sum(as_json["outcomes"].values()) == 3
     events = runner.invoke(cli, ["import", "interactions", str(tmp_path / "interactions.csv"), "--skip-erased"])
     assert events.exit_code == 0 and "skipped erased=2" in events.output, events.output
     assert "--skip-erased" in runner.invoke(cli, ["import", "interactions", "--help"]).output

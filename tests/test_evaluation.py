@@ -1,3 +1,4 @@
+import pytest
 import math
 
 import numpy as np
@@ -62,3 +63,18 @@ def test_popularity_baseline_skips_seen_items():
     # popularity: items 0 and 2 (2 customers), 1 and 3 (1), 4 and 5 (0).
     # user 0 has seen 0, 1, 2 -> gets 3 (a hit); user 1 has seen 0, 2, 3 -> gets 1 (a miss)
     assert scores.metrics["precision"] == 0.5
+
+
+def test_ndcg_of_a_catalogue_smaller_than_k():
+    """Three products, k = 10: lists are three long. One relevant product at rank 2 -> (1/log2 3) / (1/log2 2)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recommender.training.evaluation import per_user_ndcg, ranking_metrics
+
+    top = np.array([[2, 0, 1]])
+    relevant = sp.csr_matrix(np.array([[1, 0, 0]]))
+    assert per_user_ndcg(top, relevant, np.array([0]), 10) == pytest.approx([0.6309297535714575])
+    metrics = ranking_metrics(top, relevant, np.array([0]), 10)
+    assert metrics["precision"] == pytest.approx(0.1) and metrics["recall"] == pytest.approx(1.0)
+    assert metrics["map"] == pytest.approx(0.5)

@@ -11,6 +11,7 @@ per operation and mode keeps the whole test well under a minute on 2 cores.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings as hsettings  # noqa:
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.core.failures import AcceptedNegativeData, FailureGroup  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     negative_data_rejection,
@@ -68,6 +70,48 @@ def test_every_operation_with_every_key_at_length(fuzz_app):
     fuzz(*fuzz_app, max(EXAMPLES, 100))
 
 
+# Three things schemathesis counts as "negative data accepted" that are not: a query string cannot
+# tell a one-element array from a string (`?exclude=P1` is both); the key we send replaces a header
+# the negative case meant to break; and a query value that cannot be written in a URL is left out of
+# the request, so the API never saw it. Any other violation still fails.
+ARRAY_AS_STRING = re.compile(r"- query: violates `\w+` at /properties/(\w+) \(was array, became string\)$")
+QUERY = re.compile(r"- query: violates `\w+` at /properties/(\w+)")
+AUTHORIZATION = re.compile(r"- header: violates `\w+` (at /properties/Authorization|\(was Authorization\))")
+
+
+def serialisation_artefact(failure: Exception, sent_query: dict | None = None) -> bool:
+    if not isinstance(failure, AcceptedNegativeData) or "Invalid component:" not in str(failure.message):
+        return False
+    lines = [line.strip() for line in str(failure.message).split("Invalid component:", 1)[1].splitlines()
+             if line.strip()]
+
+    def artefact(line: str) -> bool:
+        if ARRAY_AS_STRING.match(line) or AUTHORIZATION.match(line):
+            return True
+        query = QUERY.match(line)
+        return bool(query) and sent_query is not None and sent_query.get(query.group(1)) is None
+
+    return bool(lines) and all(artefact(line) for line in lines) and not all(AUTHORIZATION.match(x) for x in lines)
+
+
+def test_the_artefact_filter_keeps_every_other_violation():
+    def failure(*components: str) -> AcceptedNegativeData:
+        return AcceptedNegativeData(operation="GET /x", status_code=200, expected_statuses=["4xx"],
+                                    message="Invalid data should have been rejected\nExpected: 400\n"
+                                            "Invalid component:\n" + "\n".join(f"  - {c}" for c in components))
+
+    array = "query: violates `type` at /properties/exclude (was array, became string)"
+    header = "header: violates `required` (was Authorization)"
+    assert serialisation_artefact(failure(array, header))
+    assert serialisation_artefact(failure(array))
+    assert not serialisation_artefact(failure(header))
+    assert not serialisation_artefact(failure(array, "query: violates `maximum` at /properties/n (was 100, became 101)"),
+                                      {"n": 101})
+    assert serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price", header), {"n": 3})
+    assert not serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price"), {"min_price": "x"})
+    assert not serialisation_artefact(failure("body: violates `type` at /properties/price (was number, became string)"))
+
+
 def fuzz(app, tokens: dict[str, str], examples: int) -> None:
     from api.schema import OPERATIONS
 
@@ -90,7 +134,11 @@ def fuzz(app, tokens: dict[str, str], examples: int) -> None:
                 @given(case=strategy)
                 def run(case):
                     response = case.call(headers=headers)
-                    case.validate_response(response, checks=CHECKS, headers=headers)
+                    try:
+                        case.validate_response(response, checks=CHECKS, headers=headers)
+                    except FailureGroup as group:
+                        if [f for f in group.exceptions if not serialisation_artefact(f, case.query or {})]:
+                            raise
                     sent[role] = sent.get(role, 0) + 1
                     modes[mode] += 1
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from recommender.campaigns import firstweek
 from recommender.models import registry
 from recommender.errors import ModelError
 from recommender.models.registry import Registry
@@ -230,6 +231,7 @@ def overview():
     model, report = current_model(), online()
     state = measurement_state(report if report and not report.get("error") else None)
     return page("overview.html", title="Overview", model=model, retrains=retrains(),
+                first_week=firstweek.checklist(db, settings()),
                 activity=activity(), consents=queries.consent_rates(db, settings().consent_purposes),
                 online=report, decision_log=settings().privacy.decision_log, measure=state,
                 headline=headline(model, report, state), thousands=thousands)

@@ -14,7 +14,7 @@ import sys
 import click
 
 from recommender import __version__
-from recommender.cli import campaign, data, privacy, reports, serving, training
+from recommender.cli import campaign, data, privacy, reports, serving, training, value
 from recommender.cli.common import EngineGroup
 
 
@@ -30,12 +30,14 @@ def cli() -> None:
 
 for command in (
     data.init, data.load_sample, data.import_group, data.import_transactions, data.stats, data.export_interactions,
+    data.checklist,
     training.train, training.evaluate, training.select, training.tune, training.models,
     serving.serve, serving.keys,
     privacy.consent, privacy.forget, privacy.export_customer, privacy.prune,
     privacy.resignup,
     campaign.campaign,
     reports.report,
+    value.value,
 ):
     cli.add_command(command)
 

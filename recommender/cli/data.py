@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from recommender import store
-from recommender.ingest import imports
+from recommender.campaigns import firstweek
+from recommender.ingest import customermap, imports
 from recommender.config import Settings
 from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 
@@ -28,16 +29,22 @@ def init(settings: Settings, as_json: bool) -> None:
 
 
 def _summary(result: imports.ImportResult) -> str:
-    parts = [f"{result.kind} from {result.file}: {result.rows} rows"]
-    if result.kind == "consents":
-        parts.append(f"{result.changed} changes")
-    else:
-        parts.append(f"{result.new} new")
-    for name, n in result.created.items():
-        parts.append(f"{n} {name} created")
+    """One line that adds up: ``N rows = a new + b updated + c unchanged + d merged ... + e skipped``,
+    then the skipped rows by reason, what the file created, and the time."""
+    changed = "decisions recorded" if result.kind == "consents" else "updated"
+    terms = [(result.new, "new") if result.kind != "consents" else (result.changed, changed)]
+    if result.kind != "consents":
+        terms.append((result.changed, changed))
+    terms += [(result.unchanged, "unchanged"), (result.merged, "merged into an earlier line (same key)")]
+    shown = [f"{n:,} {label}" for i, (n, label) in enumerate(terms) if n or i == 0]
     skipped = {k: v for k, v in result.skipped.items() if v or k == "erased"}
     if skipped:
-        parts.append("skipped " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
+        shown.append(f"{sum(result.skipped.values()):,} skipped")
+    parts = [f"{result.kind} from {result.file}: {result.rows:,} rows = " + " + ".join(shown)]
+    if skipped:
+        parts.append("skipped " + " + ".join(f"{k}={v:,}" for k, v in skipped.items()))
+    if result.created:
+        parts.append("created " + ", ".join(f"{n:,} {name}" for name, n in result.created.items()))
     parts.append(f"{result.seconds:.1f} s")
     return "; ".join(parts)
 
@@ -78,17 +85,52 @@ def _make_import_command(kind: str, columns: str) -> None:
     extra += (" A row older than the current decision (updated_at = when the customer decided) is skipped "
               "as stale." if kind == "consents" else "")
 
+    extra += CUSTOMERS_MAP_DOC if kind == "customers" else ""
+
     @import_group.command(kind, help=f"Import {kind}. Columns: {columns}.{extra}")
     @with_settings
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
     @json_option
-    def command(settings: Settings, file: Path, as_json: bool, skip_erased: bool = False) -> None:
+    def command(settings: Settings, file: Path, as_json: bool, skip_erased: bool = False,
+                mapping: str | None = None) -> None:
         db = open_db(settings)
+        if mapping is not None:
+            result = customermap.import_customers(db, file, settings,
+                                                  customermap.parse_customer_mapping(mapping, settings),
+                                                  progress=not as_json, skip_erased=skip_erased)
+            emit(as_json, result.to_dict(), _customers_summary(result))
+            return
         result = imports.import_file(db, kind, file, settings, progress=not as_json, skip_erased=skip_erased)
         emit(as_json, result.to_dict(), _summary(result))
 
     if erasable:
         click.option("--skip-erased", is_flag=True, help=SKIP_ERASED_HELP)(command)
+    if kind == "customers":
+        click.option("--map", "mapping", default=None, metavar="PRESET,FIELD=COLUMN,...", help=CUSTOMERS_MAP_HELP)(
+            command)
+
+
+CUSTOMERS_MAP_DOC = (" With --map, a shop system's customer export: a preset (shopify, woocommerce, magento) "
+                     "and/or field=Column pairs; consent columns (marketing=Accepts Email Marketing) are "
+                     "recorded with the file as source.")
+CUSTOMERS_MAP_HELP = ("Read a shop system's customer export: a preset (shopify, woocommerce, magento) and/or "
+                      "field=Column pairs over it, e.g. 'shopify,birth_date=Birthday'. Fields: id, email, name "
+                      "(join columns with +: First Name+Last Name), birth_date, anniversary_date, timezone, "
+                      "created_at, and a consent purpose (marketing=Accepts Email Marketing: yes/true/1/"
+                      "subscribed grants, no/false/0/unsubscribed refuses, blank or pending records nothing). "
+                      "Presets key customers by e-mail; see docs/operations.md.")
+
+
+def _customers_summary(result: customermap.CustomerImportResult) -> str:
+    text = _summary(result)
+    used = ", ".join(f"{f}={c}" for f, c in result.columns.items())
+    consent = "; ".join(f"{p}: {v['granted']:,} granted, {v['refused']:,} refused"
+                        for p, v in result.consents.items())
+    if result.stale_consent:
+        consent += (f"; {result.stale_consent:,} older than a decision recorded since the file was written "
+                    "(the later decision stays)")
+    return "\n".join(x for x in (text, f"columns: {used}", f"consent from the file: {consent}" if consent else "")
+                     if x)
 
 
 _make_import_command("customers", "id (required), email, name, birth_date, anniversary_date, timezone, created_at")
@@ -105,7 +147,8 @@ _make_import_command("consents", "customer_id, purpose, granted (required), upda
                    "quantity=Quantity, occurred_at=InvoiceDate, price=UnitPrice, name=Description, "
                    "order=InvoiceNo. An empty column (price=) ignores that field.")
 @click.option("--grant", multiple=True, metavar="PURPOSE",
-              help="Record this consent (source 'import') for every customer the file creates. Repeatable.")
+              help="Record this consent (source 'import') for every customer in the file with no decision yet "
+                   "for it (a refusal or withdrawal stays); only where the shop's terms allow it. Repeatable.")
 @click.option("--skip-erased", is_flag=True, help=SKIP_ERASED_HELP)
 @json_option
 def import_transactions(settings: Settings, file: Path, mapping: str | None, grant: tuple[str, ...], as_json: bool,
@@ -121,7 +164,39 @@ def import_transactions(settings: Settings, file: Path, mapping: str | None, gra
         db, file, settings, mapping=imports.parse_mapping(mapping), grant=grant, progress=not as_json,
         skip_erased=skip_erased,
     )
-    emit(as_json, result.to_dict(), _summary(result))
+    payload, hints = result.to_dict(), _first_week_hints(db, settings)
+    payload.update(hints)
+    emit(as_json, payload, _summary(result))
+    for line in hints.values():
+        if line and not as_json:  # with --json the hints are fields of the one object
+            click.echo(f"note: {line}", err=True)
+
+
+def _first_week_hints(db, settings: Settings) -> dict[str, str]:
+    """What the shop still lacks after an order import: customer data for campaigns, consent for training."""
+    counts = firstweek.counts(db, settings)
+    return {"missing_for_campaigns": firstweek.customer_file_hint(counts),
+            "missing_for_training": firstweek.consent_hint(counts)}
+
+
+@click.command()
+@with_settings
+@json_option
+def checklist(settings: Settings, as_json: bool) -> None:
+    """The first week, step by step: data in, consent, model, first campaign, measurement on.
+
+    Each step says what is there or what is missing, and the command (or console page) that fixes it;
+    the console's overview shows the same list until every step is done.
+    """
+    result = firstweek.checklist(open_db(settings), settings)
+    lines = []
+    for step in result.steps:
+        lines.append(f"[{'x' if step.done else ' '}] {step.title}: {step.status}")
+        if step.fix:
+            lines.append(f"      fix: {step.fix}" + (f" (or in the console, {step.page_label}: {step.page})"
+                                                       if step.page else ""))
+    lines.append("all done" if result.done else f"{sum(not s.done for s in result.steps)} step(s) to go")
+    emit(as_json, result.to_dict(), "\n".join(lines))
 
 
 @click.command()

@@ -122,6 +122,17 @@ def _read_header(path: Path, reader: Any, required: Sequence[str],
     raise ValidationError(f"{path} is empty (want a header row: {', '.join(required)})")
 
 
+def header_of(path: Path) -> list[str]:
+    """The header row of a CSV, checked as :func:`read_rows` checks it (named, unique columns)."""
+    with open_text(path) as fh:
+        try:
+            return _read_header(path, csv.reader(fh, strict=True), (), lambda header, missing: "")[0]
+        except UnicodeDecodeError:
+            raise _not_utf8(path, 1) from None
+        except csv.Error as exc:
+            raise ValidationError(f"{path}:1: unreadable CSV header ({exc})") from None
+
+
 def _check_record(path: Path, cells: Sequence[str], start: int, end: int) -> None:
     """One record on one line, no NUL byte: what a spreadsheet writes."""
     if end > start:

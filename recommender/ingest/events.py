@@ -21,7 +21,7 @@ from recommender.errors import ErasedCustomerError, ValidationError
 from recommender.online.ids import LIST_ID_RULE, is_list_id
 from recommender.store import tombstones
 from recommender.store.rows import EventRow
-from recommender.values import check_not_future, normalise_id, parse_datetime, to_epoch
+from recommender.values import MAX_PRICE, MAX_QUANTITY, check_not_future, normalise_id, parse_datetime, to_epoch
 
 
 def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -65,9 +65,14 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
         list_id = event.get("list_id")
         if list_id is not None and not is_list_id(list_id):
             raise ValidationError(f"events[{n}].list_id: {LIST_ID_RULE} (the `list_id` of a served list)")
+        # DOOR: bounds (the same constants as CSV imports and the API's schema: recommender.values)
         price = event.get("price")
-        if price is not None and not (isinstance(price, (int, float)) and 0 <= price < 1e12):
-            raise ValidationError(f"events[{n}].price: must be a number >= 0")
+        if price is not None and not (isinstance(price, (int, float)) and 0 <= price <= MAX_PRICE):
+            raise ValidationError(f"events[{n}].price: must be a number from 0 to {MAX_PRICE:g}, got {price!r}")
+        quantity = event.get("quantity")
+        if quantity is not None and not (isinstance(quantity, (int, float)) and 0 < quantity <= MAX_QUANTITY):
+            raise ValidationError(f"events[{n}].quantity: must be a number > 0 and <= {MAX_QUANTITY:g}, "
+                                  f"got {quantity!r}")
         rows.append(EventRow(customer_id=normalise_id(event["customer_id"]),
                              product_id=normalise_id(event["product_id"]), event_type=event["event_type"],
                              quantity=float(event.get("quantity") or 1),

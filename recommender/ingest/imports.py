@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from recommender.store import tombstones
 from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 from recommender.privacy import derived
 from recommender.values import (
+    MAX_PRICE,
+    MAX_QUANTITY,
     check_not_future,
     check_timezone,
     iso_utc,
@@ -55,17 +58,38 @@ MAX_ERRORS_LISTED = 1
 
 @dataclass
 class ImportResult:
+    """What an import did with each row it read: every row is counted once, under one outcome.
+
+    ``rows`` (data rows read; blank lines are not rows) = ``new`` (stored as a new row)
+    + ``changed`` (changed a stored row; for consents: a decision recorded)
+    + ``unchanged`` (equal to what is stored: nothing written)
+    + ``merged`` (an event repeating an earlier row's key in the same file, whose
+    quantity was added to it) + the sum of ``skipped`` (by reason).
+    ``created`` (customers and products an order export made) is a side effect,
+    not an outcome of rows.
+    """
+
     kind: str
     file: str
     rows: int = 0
     new: int = 0
     changed: int = 0
+    unchanged: int = 0
+    merged: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def outcomes(self) -> dict[str, int]:
+        """Every outcome with its count (skipped ones as ``skipped_<reason>``); they add up to ``rows``."""
+        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "merged": self.merged,
+                **{f"skipped_{reason}": n for reason, n in self.skipped.items()}}
+
+    def accounted(self) -> int:
+        return sum(self.outcomes().values())
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "outcomes": self.outcomes()}
 
 
 class _Errors:
@@ -91,8 +115,6 @@ def _optional(row: dict[str, str], column: str) -> str | None:
 
 
 MAX_TEXT_LENGTH = 1000  # names, emails, categories, sources
-MAX_PRICE = 1e9
-MAX_QUANTITY = 1e6  # units on one order line or event
 MAX_STOCK = 10**9
 
 
@@ -128,31 +150,56 @@ class _Clock:
 # --- one parser per kind ---------------------------------------------------------
 
 
+def customer_row(row: dict[str, str], clock: _Clock, latest_day: dt.date,
+                 names: dict[str, str] | None = None) -> CustomerRow:
+    """One customer from a row keyed by field name; ``names`` (field -> the file's column) words the messages.
+
+    The one rule for a customer line, whether the file uses our column names or a shop system's
+    (``import customers --map``).
+    """
+    names = names or {}
+
+    def what(f: str) -> str:
+        return names.get(f, f)
+
+    cid = parse_id(row["id"], what=what("id"))
+    email = _optional(row, "email")
+    if email is not None and len(email) > MAX_TEXT_LENGTH:
+        raise ValueError(f"{what('email')} {show(email)} is too long (at most {MAX_TEXT_LENGTH} characters)")
+    if email is not None and ("@" not in email or " " in email):
+        raise ValueError(f"bad email {show(email)}")
+    name = _optional(row, "name")
+    if name is not None and len(name) > MAX_TEXT_LENGTH:
+        raise ValueError(f"{what('name')} {show(name)} is too long (at most {MAX_TEXT_LENGTH} characters)")
+    birth = _optional(row, "birth_date")
+    anniversary = _optional(row, "anniversary_date")
+    tz = _optional(row, "timezone")
+    try:
+        tz = check_timezone(tz or "UTC")
+    except ValueError as exc:
+        raise ValueError(f"{what('timezone')}: {exc}" if "timezone" in names else str(exc)) from None
+    created = _optional(row, "created_at")
+    return CustomerRow(
+        id=cid, email=email, name=name,
+        birth_date=parse_date(birth, latest=latest_day, what=what("birth_date")).isoformat() if birth else None,
+        anniversary_date=(parse_date(anniversary, latest=latest_day, what=what("anniversary_date")).isoformat()
+                          if anniversary else None),
+        timezone=tz,
+        created_at=clock.iso(created, what("created_at")) if created else None,  # None: see import_file
+    )
+
+
 def _parse_customers(db, path, settings, progress) -> list[CustomerRow]:
     errors, seen, out = _Errors(path), {}, []
     clock = _Clock(settings)
     latest_day = past_date_limit()
     for line, row in _rows(path, REQUIRED["customers"], progress):
         try:
-            cid = parse_id(row["id"], what="id")
-            if cid in seen:
-                raise ValueError(f"duplicate id {cid!r} (first on line {seen[cid]})")
-            seen[cid] = line
-            email = _text(row, "email")
-            if email is not None and ("@" not in email or " " in email):
-                raise ValueError(f"bad email {show(email)}")
-            birth = _optional(row, "birth_date")
-            anniversary = _optional(row, "anniversary_date")
-            tz = check_timezone(_optional(row, "timezone") or "UTC")
-            created = _optional(row, "created_at")
-            out.append(CustomerRow(
-                id=cid, email=email, name=_text(row, "name"),
-                birth_date=parse_date(birth, latest=latest_day, what="birth_date").isoformat() if birth else None,
-                anniversary_date=(parse_date(anniversary, latest=latest_day, what="anniversary_date").isoformat()
-                                  if anniversary else None),
-                timezone=tz,
-                created_at=clock.iso(created, "created_at") if created else None,  # None: see import_file
-            ))
+            customer = customer_row(row, clock, latest_day)
+            if customer.id in seen:
+                raise ValueError(f"duplicate id {customer.id!r} (first on line {seen[customer.id]})")
+            seen[customer.id] = line
+            out.append(customer)
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
@@ -187,8 +234,11 @@ def _parse_products(db, path, settings, progress) -> list[ProductRow]:
     return out
 
 
-def _parse_interactions(db, path, settings, progress, skip=()) -> list[EventRow]:
+def _parse_interactions(db, path, settings, progress, skip=(), tally=None) -> list[EventRow]:
+    """The file's events, one per key: a line repeating an earlier line's key adds its quantity to it
+    (counted in ``tally["merged"]`` when a ``tally`` dict is given)."""
     errors = _Errors(path)
+    lines = 0
     customers = store.existing_ids(db, "customers")
     products = store.existing_ids(db, "products")
     event_types = set(settings.event_types)
@@ -216,9 +266,12 @@ def _parse_interactions(db, path, settings, progress, skip=()) -> list[EventRow]
             when = clock.epoch(row["occurred_at"], "occurred_at")
             key = (cid, pid, event, when)
             merged[key] = merged.get(key, 0.0) + qty
+            lines += 1
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
+    if tally is not None:
+        tally["merged"] = lines - len(merged)
     return [EventRow(c, p, e, q, t) for (c, p, e, t), q in merged.items()]
 
 
@@ -275,8 +328,12 @@ def import_file(
         raise ValidationError(f"unknown import kind {kind!r} (one of {', '.join(KINDS)})")
     path = Path(path)
     started = time.perf_counter()
-    rows, erased_lines = _parse_at_the_door(db, kind, path, settings, progress, skip_erased)
-    result = ImportResult(kind=kind, file=str(path), rows=len(rows))
+    tally: dict[str, int] = {"merged": 0}
+    rows, erased_lines = _parse_at_the_door(db, kind, path, settings, progress, skip_erased, tally)
+    # Every row read is one outcome: the rows parsed (after merging repeated events), the merged
+    # repeats, and the erased lines left out; the outcomes of the rows parsed are counted below.
+    result = ImportResult(kind=kind, file=str(path), rows=len(rows) + tally["merged"] + erased_lines,
+                          merged=tally["merged"])
     if skip_erased:
         result.skipped["erased"] = erased_lines
     with store.transaction(db):
@@ -286,18 +343,21 @@ def import_file(
             before = store.customers_created(db)
             now = store.utcnow()
             rows = [r if r.created_at is not None else r._replace(created_at=before.get(r.id, now)) for r in rows]
-            store.upsert_customers(db, rows)
+            written = store.upsert_customers(db, rows)
             result.new = sum(1 for r in rows if r.id not in before)
+            result.changed = written - result.new
         elif kind == "products":
             before = store.existing_ids(db, "products")
-            store.upsert_products(db, rows)
+            written = store.upsert_products(db, rows)
             result.new = sum(1 for r in rows if r.id not in before)
+            result.changed = written - result.new
         elif kind == "interactions":
-            result.new = store.upsert_interactions(db, rows)
+            result.new, result.changed = store.import_interactions(db, rows, expected=len(rows))
         else:
             outcome = store.apply_consents(db, [r._replace(actor=f"import:{path.name}") for r in rows])
             result.changed = outcome["changed"]
             result.skipped["stale"] = outcome["stale"]
+        result.unchanged = len(rows) - result.new - result.changed - result.skipped.get("stale", 0)
     if kind == "consents":
         derived.follow(db, settings)  # derived data follows withdrawals at once
     result.seconds = round(time.perf_counter() - started, 3)
@@ -312,9 +372,14 @@ def import_file(
 CUSTOMER_COLUMN = {"customers": "id", "interactions": "customer_id", "consents": "customer_id"}
 
 
-def _parse_at_the_door(db, kind, path, settings, progress, skip_erased) -> tuple[list, int]:
-    """Parse ``path``, refusing (or with ``skip_erased`` leaving out) lines of erased customers; ``(rows, erased lines)``."""
+def _parse_at_the_door(db, kind, path, settings, progress, skip_erased, tally=None) -> tuple[list, int]:
+    """Parse ``path``, refusing (or with ``skip_erased`` leaving out) lines of erased customers; ``(rows, erased lines)``.
+
+    ``tally`` (a dict) receives the events merged into an earlier line's (``"merged"``).
+    """
     parser = _PARSERS[kind]
+    if kind == "interactions" and tally is not None:
+        parser = functools.partial(parser, tally=tally)
     if kind not in CUSTOMER_COLUMN or store.erasure_count(db) == 0:
         return parser(db, path, settings, progress), 0
     try:
@@ -440,10 +505,17 @@ def import_transactions(
     Cancellations (order number starting with ``C`` or a negative quantity),
     lines without a customer and zero-quantity lines are skipped and counted:
     they are normal in such exports. A line that cannot be read (bad date or
-    number) fails the file as any other import. Customers created here get the
-    purposes in ``grant`` recorded with source ``import``. Lines of erased
+    number) fails the file as any other import. The file's customers with no
+    decision yet for a purpose in ``grant`` get it recorded with source ``import``
+    (a refusal or a withdrawal stays). Lines of erased
     customers fail the file, or with ``skip_erased`` are left out and counted
-    in ``skipped["erased"]`` (purchases, after merging repeated lines).
+    in ``skipped["erased"]`` (the lines that would have been kept).
+
+    Every line read is counted once (``rows`` = the sum of
+    :meth:`ImportResult.outcomes`): skipped by reason, ``merged`` (a purchase
+    repeating an earlier line's customer, product and second: its quantity is
+    added to that line's), or, for the first line of each purchase, ``new``,
+    ``changed`` (a stored purchase given another quantity) or ``unchanged``.
     """
     path = Path(path)
     mapping = mapping or dict(DEFAULT_MAPPING)
@@ -461,7 +533,14 @@ def import_transactions(
     skipped = {"cancelled": 0, "no_customer": 0, "non_positive_quantity": 0, "negative_price": 0}
     merged: dict[tuple[str, str, int], float] = {}
     first_seen: dict[str, int] = {}
+    kept: dict[str, int] = {}  # customer -> lines kept (an erased customer's are counted as erased)
     products: dict[str, _SeenProduct] = {}
+    # The same few texts repeat on half a million lines (quantities, prices, ids): each is parsed once.
+    # Only good values are remembered; a bad one is parsed (and refused) again on each of its lines.
+    quantities: dict[str, float] = {"": 1.0}
+    prices: dict[str, float | None] = {"": None}
+    customer_ids: dict[str, str] = {}  # text -> id, "" for no customer
+    product_ids: dict[str, str] = {}
     clock = _Clock(settings)
     col = mapping
     # The mapped column names, looked up once (not on each of half a million lines).
@@ -475,38 +554,54 @@ def import_transactions(
     def explain(header: Sequence[str], missing: Sequence[str]) -> str:
         return _missing_mapped_message(path, header, mapping, missing)
 
-    lines_read = 0
+    lines_read = kept_lines = 0
     for line, row in _rows(path, list(dict.fromkeys(mapping.values())), progress, on_missing=explain):
         lines_read += 1
         try:
             order = row.get(order_col, "") if order_col is not None else ""
             qty_text = row.get(qty_col, "") if qty_col is not None else ""
-            qty = parse_number(qty_text, what=qty_what, maximum=MAX_QUANTITY) if qty_text else 1.0
+            qty = quantities.get(qty_text)
+            if qty is None:
+                qty = quantities[qty_text] = parse_number(qty_text, what=qty_what, maximum=MAX_QUANTITY)
             if order.upper().startswith("C") or qty < 0:
                 skipped["cancelled"] += 1
                 continue
             customer_text = row[customer_col]
-            if not normalise_id(customer_text):
+            cid = customer_ids.get(customer_text)
+            if cid is None:
+                cid = parse_id(customer_text, what=customer_col) if normalise_id(customer_text) else ""
+                customer_ids[customer_text] = cid
+            if not cid:
                 skipped["no_customer"] += 1
                 continue
-            cid = parse_id(customer_text, what=customer_col)
             if qty == 0:
                 skipped["non_positive_quantity"] += 1
                 continue
             price_text = row.get(price_col, "") if price_col is not None else ""
-            price = parse_number(price_text, what=price_what, maximum=MAX_PRICE) if price_text else None
+            if price_text in prices:
+                price = prices[price_text]
+            else:
+                price = prices[price_text] = parse_number(price_text, what=price_what, maximum=MAX_PRICE)
             if price is not None and price < 0:
                 skipped["negative_price"] += 1
                 continue
             product_text = row[product_col]
-            if not normalise_id(product_text):
-                raise ValueError(f"missing product ({product_col} is empty)")
-            pid = parse_id(product_text, what=product_col)
+            pid = product_ids.get(product_text)
+            if pid is None:
+                if not normalise_id(product_text):
+                    raise ValueError(f"missing product ({product_col} is empty)")
+                pid = product_ids[product_text] = parse_id(product_text, what=product_col)
             when = clock.epoch(row[time_col], time_col)
             key = (cid, pid, when)
             merged[key] = merged.get(key, 0.0) + qty
-            if cid not in first_seen or when < first_seen[cid]:
-                first_seen[cid] = when
+            kept_lines += 1
+            seen = first_seen.get(cid)
+            if seen is None:
+                first_seen[cid], kept[cid] = when, 1
+            else:
+                kept[cid] += 1
+                if when < seen:
+                    first_seen[cid] = when
             name = row.get(name_col, "") if name_col is not None else ""
             if len(name) > MAX_TEXT_LENGTH:
                 _text(row, name_col)  # refuses it, in the words of every other door
@@ -534,7 +629,8 @@ def import_transactions(
                 del merged[k]
             for c in gone:
                 first_seen.pop(c, None)
-            skipped["erased"] = len(dropped)
+            skipped["erased"] = sum(kept.get(c, 0) for c in gone)
+            kept_lines -= skipped["erased"]
         elif skip_erased:
             skipped["erased"] = 0
         new_customers = [c for c in first_seen if c not in known_customers]
@@ -545,13 +641,17 @@ def import_transactions(
         created_products = store.insert_missing(db, "products", [
             ProductRow(p, name=info.name, price=info.price) for p, info in products.items()
         ])
-        # A generator, not a list: each row is bound and dropped (a list of 400,000 named tuples, which the
-        # garbage collector tracks and plain tuples it does not, costs a third of a second).
-        result.new = store.upsert_interactions(db, (EventRow(c, p, bought, q, t) for (c, p, t), q in merged.items()))
-        if grant and new_customers:
+        # A generator of plain tuples in EventRow's order, not a list: each row is bound and dropped (a list
+        # of 400,000 named tuples, which the garbage collector tracks and plain tuples it does not, costs a
+        # third of a second).
+        result.new, result.changed = store.import_interactions(
+            db, ((c, p, bought, q, t) for (c, p, t), q in merged.items()), expected=len(merged))
+        result.unchanged = len(merged) - result.new - result.changed
+        result.merged = kept_lines - len(merged)
+        if grant:  # every customer of the file with no decision yet: never over a refusal or a withdrawal
             now = store.utcnow()
             store.set_consents(db, [ConsentDecision(c, purpose, True, now, "import", f"import:{path.name}")
-                                    for c in new_customers for purpose in grant])
+                                    for purpose in grant for c in store.undecided_among(db, list(first_seen), purpose)])
     result.created = {"customers": created_customers, "products": created_products}
     result.seconds = round(time.perf_counter() - started, 3)
     return result

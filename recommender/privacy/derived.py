@@ -11,7 +11,7 @@ rewrites the files atomically with new checksums. Workers notice the new
 privacy epoch on their next request and reload (see ``LiveModel``).
 
 The cost is one read of the consent-filtered events plus one signal computation,
-shared by all artifacts (see the README for the measured time).
+shared by all artifacts (see docs/benchmarks.md for the measured time).
 """
 
 from __future__ import annotations

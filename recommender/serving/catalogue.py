@@ -38,6 +38,11 @@ from recommender import store
 # Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
 _NEVER = int(np.datetime64("9999-12-31", "D").astype(np.int64))
+# The rules that keep a product out of a list, in the order a refused product is counted against
+# them (the first that refuses it): the names a short list gives (``ServedList.short``). The
+# caller's filters come first, so ``hidden`` is named only when a hidden product passed them.
+RULES = ("category", "min_price", "max_price", "in_stock", "hidden", "expired")
+_GONE = len(RULES) + 1  # rule code of a model item whose product was deleted since training: no candidate
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,11 @@ class _Snapshot:
     masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
     banned: dict[ListFilters, np.ndarray] = field(default_factory=dict)
     item_masks: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    # per filter set: the rule code (1 + index in RULES, 0 = allowed) of each row / model item,
+    # and per rule how many model items it refused (what a short list names)
+    codes: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    item_codes: dict[ListFilters, np.ndarray] = field(default_factory=dict)
+    item_removed: dict[ListFilters, tuple[int, dict[str, int]]] = field(default_factory=dict)
 
 
 class _Rows(Mapping):
@@ -412,22 +422,44 @@ class Catalogue:
         return self._product_mask(self._snap, filters)
 
     @staticmethod
+    def _product_codes(snap: _Snapshot, key: ListFilters) -> np.ndarray:
+        """Per catalogue row, the first rule of :data:`RULES` that refuses it (its index + 1; 0 = allowed).
+
+        Read-only, kept per filter set (``exclude`` aside) until the next refresh:
+        the mask is ``codes == 0``, and a short list counts its reasons from it.
+        """
+        cached = snap.codes.get(key)
+        if cached is not None:
+            return cached
+        on = snap.today_day if key.available_on is None else day_number(key.available_on, snap.today_day)
+        refused: list[tuple[str, np.ndarray]] = []
+        if key.categories:
+            wanted = [snap.category_codes[c] for c in key.categories if c in snap.category_codes]
+            refused.append(("category", ~np.isin(snap.category, wanted)))
+        with np.errstate(invalid="ignore"):
+            if key.min_price is not None:
+                refused.append(("min_price", ~(snap.price >= key.min_price)))  # unknown price: outside any band
+            if key.max_price is not None:
+                refused.append(("max_price", ~(snap.price <= key.max_price)))
+        if key.in_stock_only:
+            refused.append(("in_stock", snap.stock <= 0))  # NaN = stock not tracked = available
+        refused.append(("hidden", snap.hidden))
+        refused.append(("expired", snap.until < on))
+        codes = np.zeros(len(snap.hidden), dtype=np.int8)
+        for rule, rows in reversed(refused):  # the last rule first: each row keeps the first that refuses it
+            codes[rows] = RULES.index(rule) + 1
+        codes.flags.writeable = False
+        if len(snap.codes) >= BANNED_CACHE_SIZE:
+            snap.codes.clear()
+        snap.codes[key] = codes
+        return codes
+
+    @staticmethod
     def _product_mask(snap: _Snapshot, filters: ListFilters) -> np.ndarray:
         key = dataclasses.replace(filters, exclude=())
         cached = snap.masks.get(key)
         if cached is None:
-            on = snap.today_day if key.available_on is None else day_number(key.available_on, snap.today_day)
-            allow = ~snap.hidden & (snap.until >= on)
-            if key.categories:
-                codes = [snap.category_codes[c] for c in key.categories if c in snap.category_codes]
-                allow &= np.isin(snap.category, codes)
-            with np.errstate(invalid="ignore"):
-                if key.min_price is not None:
-                    allow &= snap.price >= key.min_price  # unknown price: outside any band
-                if key.max_price is not None:
-                    allow &= snap.price <= key.max_price
-            if key.in_stock_only:
-                allow &= ~(snap.stock <= 0)  # NaN = stock not tracked = available
+            allow = Catalogue._product_codes(snap, key) == 0
             if len(snap.masks) >= BANNED_CACHE_SIZE:
                 snap.masks.clear()
             snap.masks[key] = cached = allow
@@ -463,20 +495,68 @@ class Catalogue:
         return allow, np.asarray(excluded, dtype=np.int64)
 
     def _item_mask(self, snap: _Snapshot, filters: ListFilters) -> np.ndarray:
-        key = None if filters.exclude else filters
-        cached = snap.item_masks.get(key) if key is not None else None
+        if filters.exclude:  # not kept: the exclusions are a caller's own
+            rows = self._product_mask(snap, filters)
+            known = snap.rows_of_items >= 0
+            allow = np.zeros(len(self.item_ids), dtype=bool)
+            allow[known] = rows[snap.rows_of_items[known]]
+            return allow
+        cached = snap.item_masks.get(filters)
         if cached is not None:
             return cached
-        rows = self._product_mask(snap, filters)
-        known = snap.rows_of_items >= 0
-        allow = np.zeros(len(self.item_ids), dtype=bool)
-        allow[known] = rows[snap.rows_of_items[known]]
-        if key is not None:
-            allow.flags.writeable = False
-            if len(snap.item_masks) >= BANNED_CACHE_SIZE:
-                snap.item_masks.clear()
-            snap.item_masks[key] = allow
+        allow = self._item_codes(snap, filters) == 0
+        allow.flags.writeable = False
+        if len(snap.item_masks) >= BANNED_CACHE_SIZE:
+            snap.item_masks.clear()
+        snap.item_masks[filters] = allow
         return allow
+
+    def _item_codes(self, snap: _Snapshot, key: ListFilters) -> np.ndarray:
+        """Per model item, the code of the first rule that refuses it (``_GONE``: deleted since training)."""
+        cached = snap.item_codes.get(key)
+        if cached is None:
+            rows = self._product_codes(snap, key)
+            known = snap.rows_of_items >= 0
+            cached = np.full(len(self.item_ids), _GONE, dtype=np.int8)
+            cached[known] = rows[snap.rows_of_items[known]]
+            cached.flags.writeable = False
+            if len(snap.item_codes) >= BANNED_CACHE_SIZE:
+                snap.item_codes.clear()
+            snap.item_codes[key] = cached
+        return cached
+
+    # --- why a list is short ------------------------------------------------------------
+
+    def item_refusals(self, filters: ListFilters) -> np.ndarray:
+        """Per model item, 0 when ``filters`` (``exclude`` aside) allow it, else ``1 +`` the index in :data:`RULES`
+        of the first rule that refuses it (``len(RULES) + 1``: its product was deleted since training).
+
+        Read-only and kept per filter set with the mask it is made with.
+        """
+        return self._item_codes(self._snap, dataclasses.replace(filters, exclude=()))
+
+    def removed_items(self, filters: ListFilters) -> tuple[int, dict[str, int]]:
+        """``(pool, removed)``: the model items still in the catalogue, and how many of them each rule refuses.
+
+        Each refused item is counted against the first rule of :data:`RULES` that
+        refuses it. Counted when the filter set's mask is first made and kept with
+        it, so a short list costs no pass over the catalogue.
+        """
+        snap = self._snap
+        key = dataclasses.replace(filters, exclude=())
+        cached = snap.item_removed.get(key)
+        if cached is None:
+            counts = np.bincount(self._item_codes(snap, key), minlength=_GONE + 1)
+            cached = (int(len(self.item_ids) - counts[_GONE]),
+                      {rule: int(counts[k + 1]) for k, rule in enumerate(RULES)})
+            if len(snap.item_removed) >= BANNED_CACHE_SIZE:
+                snap.item_removed.clear()
+            snap.item_removed[key] = cached
+        return cached
+
+    def product_refusals(self, filters: ListFilters) -> np.ndarray:
+        """:meth:`item_refusals` per catalogue row (read it at ``index[product_id]``), ``exclude`` aside."""
+        return self._product_codes(self._snap, dataclasses.replace(filters, exclude=()))
 
     def banned(self, filters: ListFilters) -> np.ndarray:
         """Model item indices a list may not contain under ``filters`` (int32, maybe repeated), for the scorer.
@@ -516,8 +596,12 @@ class Catalogue:
         r = (None,) * 5 if j is None else rows.changed.get(product_id) or rows.row(j)
         return {"product_id": product_id, "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4]}
 
-    def diversify(self, ranked: Sequence[int], n: int, diversity: float) -> list[int]:
-        """At most ``max(1, ceil(n · (1 − diversity)))`` items of one category, in rank order."""
+    def diversify(self, ranked: Sequence[int], n: int, diversity: float,
+                  skipped: list[int] | None = None) -> list[int]:
+        """At most ``max(1, ceil(n · (1 − diversity)))`` items of one category, in rank order.
+
+        ``skipped`` (a list) collects the items the cap left out.
+        """
         if diversity <= 0:
             return list(ranked[:n])
         cap = max(1, math.ceil(n * (1.0 - diversity)))
@@ -526,6 +610,8 @@ class Catalogue:
         for i in ranked:
             c = int(self.category[i])
             if c >= 0 and taken.get(c, 0) >= cap:
+                if skipped is not None:
+                    skipped.append(int(i))
                 continue
             taken[c] = taken.get(c, 0) + 1
             out.append(int(i))

@@ -20,6 +20,10 @@ the last retrain is personalized in both as soon as they have history:
    :class:`~recommender.models.topk.NormIndex`, or the ANN index of a large catalogue
    (:mod:`recommender.models.ann`), with every filter re-checked;
 5. **diversity and explanations** on request.
+
+A list that comes out shorter than asked counts what each step removed
+(:func:`removals`; ``ServedList.short``): the catalogue rules from the counts
+kept with the filter set's mask, the rest from the few ids each step drops.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import sqlite_utils
 from recommender import store
 from recommender.data import interactions
 from recommender.training import recipes
-from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.config import Settings
 from recommender.models.base import Recommender
 from recommender.models.factor import rank_items
@@ -49,6 +53,8 @@ class Ranked:
     items: list[int]
     scores: list[float]
     because: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    # when fewer than asked: candidates removed per step, in the order the steps ran (see removals)
+    removed: dict[str, int] = field(default_factory=dict)
 
 
 def fold_in(model: Recommender, settings: Settings, events: Sequence[Event],
@@ -130,16 +136,55 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
     """
     # The catalogue's cached mask plus the few items this request leaves out: nothing per
     # request is as large as the catalogue (see Catalogue.allowed).
-    allow, banned = catalogue.allowed(filters)
+    allow, excluded = catalogue.allowed(filters)
+    banned, purchased = excluded, None
     if exclude_purchased:
-        banned = np.concatenate([banned, purchased_items(model, state.events, settings.purchase_events,
-                                                         state.index)])
+        purchased = purchased_items(model, state.events, settings.purchase_events, state.index)
+        banned = np.concatenate([banned, purchased])
     depth = n if diversity <= 0 else n * 10
     ranked, scores = model.recommend(state.vector, depth, exclude=banned, allow=allow)
     score_of = dict(zip(ranked.tolist(), scores.tolist()))
-    chosen = catalogue.diversify(ranked.tolist(), n, diversity)
+    skipped: list[int] = []
+    chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
     because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}
-    return Ranked(chosen, [score_of[i] for i in chosen], because)
+    removed = {} if len(chosen) >= n else removals(catalogue, filters, allow, excluded, n, purchased=purchased,
+                                                   proposed=len(ranked), depth=depth, diversity=len(skipped))
+    return Ranked(chosen, [score_of[i] for i in chosen], because, removed)
+
+
+def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excluded: np.ndarray, n: int, *,
+             purchased: np.ndarray | None = None, proposed: int, depth: int, diversity: int = 0,
+             itself: int | None = None) -> dict[str, int]:
+    """What each step removed of a model list that came out shorter than ``n``, in the order the steps ran.
+
+    ``catalogue`` (the model knows fewer than ``n`` products still in the
+    catalogue, ``itself`` aside: the product a similar list is for), the
+    rules of :data:`~recommender.serving.catalogue.RULES` (counted when the
+    filter set's mask was made), ``exclude`` and ``purchased`` (of the products
+    the rules allowed), ``model`` (the model proposed fewer of the remaining
+    products than it was asked for) and ``diversity`` (left out by the cap).
+    Only the few ids of the request are read here, never the catalogue.
+    """
+    pool, by_rule = catalogue.removed_items(filters)
+    by_rule = dict(by_rule)  # the catalogue's counts are shared: never written
+    if itself is not None:
+        pool -= 1
+        code = int(catalogue.item_refusals(filters)[itself])
+        if 0 < code <= len(RULES):
+            by_rule[RULES[code - 1]] -= 1
+    out = {"catalogue": int(pool < n), **by_rule}
+    dropped = np.unique(excluded)
+    dropped = dropped[allow[dropped]]
+    if itself is not None:
+        dropped = dropped[dropped != itself]
+    out["exclude"] = len(dropped)
+    if purchased is not None:
+        bought = np.setdiff1d(purchased, dropped)
+        out["purchased"] = int(allow[bought].sum())
+    available = pool - sum(by_rule.values()) - out["exclude"] - out.get("purchased", 0)
+    out["model"] = int(proposed < min(depth, available))
+    out["diversity"] = diversity
+    return out
 
 
 def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,

@@ -64,11 +64,47 @@ class ServedItem:
 
 
 @dataclass(frozen=True)
+class Short:
+    """Why a list holds fewer items than asked: ``because`` names each step that removed candidates.
+
+    The names, in the order a list is made (see ``docs/api.md``, *Short lists*):
+    where the candidates come from ran out (``catalogue``: the model knows fewer
+    products; a non-personalized list's ``reason``, e.g. ``no_history``: only
+    popular products could fill it; ``cooccurrence``: too few products bought with
+    this one), then the filters of :data:`recommender.serving.catalogue.RULES`
+    (``category``, ``min_price``, ``max_price``, ``in_stock``, ``hidden``,
+    ``expired``), then ``exclude``, ``purchased``, ``model`` (it proposed fewer
+    than the filters allow) and ``diversity``. A candidate refused by several is
+    counted once, by the first of them.
+    """
+
+    asked: int
+    returned: int
+    because: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {"asked": self.asked, "returned": self.returned, "because": list(self.because)}
+
+
+def short_of(asked: int, returned: int, removed: dict[str, int]) -> Short | None:
+    """The :class:`Short` of a list of ``returned`` items for ``asked`` (None when full).
+
+    ``removed`` maps each step to the candidates it removed, in the order the
+    steps ran; steps that removed nothing are left out.
+    """
+    if returned >= asked:
+        return None
+    return Short(asked, returned, tuple(step for step, count in removed.items() if count > 0))
+
+
+@dataclass(frozen=True)
 class ServedList:
     """A list served on one surface, best first, with how it was made (``mode``) and why not personal (``reason``).
 
     ``list_id`` and ``arm`` are set when the list is logged (its decision-log
     row). ``days`` is the window of a trending list (``None`` for popular).
+    ``short`` says why a list holds fewer than the ``n`` asked (``None`` when
+    it is full; a re-ranking returns what it was given and never has one).
     """
 
     surface: str
@@ -79,6 +115,7 @@ class ServedList:
     days: int | None = None
     list_id: str | None = None
     arm: str | None = None
+    short: Short | None = None
 
     @property
     def product_ids(self) -> list[str]:
@@ -93,5 +130,6 @@ class ServedList:
             if self.surface in (POPULAR, TRENDING):
                 out["days"] = self.days
             out["items"] = [item.payload() for item in self.items]
+            out["short"] = self.short.payload() if self.short is not None else None
         out["list_id"], out["arm"] = self.list_id, self.arm
         return out

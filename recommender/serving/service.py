@@ -26,9 +26,9 @@ import sqlite_utils
 from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
-from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
-                                         Because, ServedItem, ServedList)
+                                         Because, ServedItem, ServedList, Short, short_of)
 from recommender.config import Settings
 from recommender.errors import ModelError, NotFoundError, ValidationError
 from recommender.models.base import Recommender
@@ -212,22 +212,41 @@ class Service:
         self._popular_cache[key] = (time.monotonic(), rows)
         return rows
 
-    def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, days: int | None = None,
-                      skip: set[str] = frozenset()) -> tuple[ServedItem, ...]:
-        pool = self._popular_ids(db, model, days, limit=max(1000, n * 50))
+    def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, source: str, days: int | None = None,
+                      skip: set[str] = frozenset()) -> tuple[tuple[ServedItem, ...], Short | None]:
+        """The ``n`` most popular products ``filters`` allow, and why the list is short when it is.
+
+        ``source`` names the popular pool when it ran out before the list was
+        full (the list's reason: ``popular``, ``trending``, ``no_history``, ...).
+        """
+        limit = max(1000, n * 50)
+        pool = self._popular_ids(db, model, days, limit=limit)
+        index, refusals = catalogue.index, catalogue.product_refusals(filters)
+        removed = dict.fromkeys((source, *RULES, "exclude"), 0)
         out = []
+        read = 0  # products of the catalogue the pool held
         for pid, score in pool:
-            product = catalogue.products.get(pid)
-            if product is None or pid in skip or not catalogue.allows(product, filters):
+            j = index.get(pid)
+            if j is None or pid in skip:  # deleted, or the product a similar list is for: never a candidate
+                continue
+            read += 1
+            code = refusals[j]
+            if code:
+                removed[RULES[code - 1]] += 1
+                continue
+            if pid in filters.exclude:
+                removed["exclude"] += 1
                 continue
             out.append(ServedItem(**catalogue.describe(pid), score=score))
             if len(out) == n:
                 break
-        return tuple(out)
+        # every popular product was read, and the catalogue holds others: they could not be listed
+        removed[source] = int(len(pool) < limit and read < len(index) - len(skip))
+        return tuple(out), short_of(n, len(out), removed)
 
     def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> ServedList:
-        items = self._popular_list(db, model, catalogue, options.n, options.filters)
-        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items)
+        items, short = self._popular_list(db, model, catalogue, options.n, options.filters, reason)
+        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items, short=short)
 
     def _stale(self) -> bool:
         """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
@@ -328,7 +347,8 @@ class Service:
                 because = tuple(Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
                                 for j, w in ranked.because[i])
             items.append(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(score, 6), because=because))
-        return ServedList(RECOMMENDATIONS, "personalized", None, model.version, tuple(items))
+        return ServedList(RECOMMENDATIONS, "personalized", None, model.version, tuple(items),
+                          short=short_of(options.n, len(items), ranked.removed))
 
     def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> ServedList:
         """The caller's products, best first for this customer (unchanged order when not personalized).
@@ -359,17 +379,21 @@ class Service:
         self._require_product(catalogue, db, product_id)
         stale = model is not None and self._stale()
         if model is None or product_id not in model.item_index or stale:
-            items = self._same_category_popular(db, model, catalogue, product_id, n, filters)
-            return ServedList(SIMILAR, "non_personalized",
-                              "no_model" if model is None else "model_stale" if stale else "not_in_model",
-                              _version(model), items)
+            reason = "no_model" if model is None else "model_stale" if stale else "not_in_model"
+            items, short = self._same_category_popular(db, model, catalogue, product_id, n, filters, reason)
+            return ServedList(SIMILAR, "non_personalized", reason, _version(model), items, short=short)
+        itself = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
-        ranked, scores = model.similar_items(model.item_index[product_id], n + len(excluded), allow=allow)
+        ranked, scores = model.similar_items(itself, n + len(excluded), allow=allow)
         keep = ~np.isin(ranked, excluded)
         ranked, scores = ranked[keep][:n], scores[keep][:n]
         items = tuple(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(float(s), 6))
                       for i, s in zip(ranked, scores))
-        return ServedList(SIMILAR, "model", None, model.version, items)
+        short = None
+        if len(items) < n:
+            short = short_of(n, len(items), ranking.removals(catalogue, filters, allow, excluded, n,
+                                                             proposed=len(items), depth=n, itself=itself))
+        return ServedList(SIMILAR, "model", None, model.version, items, short=short)
 
     def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         return self._served(self._bought_together(db, product_id, n, filters))
@@ -379,27 +403,41 @@ class Service:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         if model is None or "together_items" not in model.signals or product_id not in model.item_index:
-            return ServedList(BOUGHT_TOGETHER, "non_personalized", "no_model" if model is None else "not_in_model",
-                              _version(model))
+            reason = "no_model" if model is None else "not_in_model"
+            return ServedList(BOUGHT_TOGETHER, "non_personalized", reason, _version(model),
+                              short=short_of(n, 0, {reason: 1}))
         row = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)
+        refusals = catalogue.item_refusals(filters)
         excluded = set(excluded.tolist())
+        removed = dict.fromkeys(("cooccurrence", *RULES, "exclude"), 0)
         items = []
         together = np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])
         for j, lift in zip(*together):
-            if j < 0 or not allow[j] or int(j) in excluded:
+            if j < 0:
+                continue
+            if not allow[j]:
+                code = int(refusals[j])
+                if code <= len(RULES):  # else deleted since training: no candidate
+                    removed[RULES[code - 1]] += 1
+                continue
+            if int(j) in excluded:
+                removed["exclude"] += 1
                 continue
             items.append(ServedItem(**catalogue.describe(model.item_ids[j]), lift=round(float(lift), 4)))
             if len(items) == n:
                 break
-        return ServedList(BOUGHT_TOGETHER, "cooccurrence", None, model.version, tuple(items))
+        removed["cooccurrence"] = 1  # short only when every product bought with this one was read
+        return ServedList(BOUGHT_TOGETHER, "cooccurrence", None, model.version, tuple(items),
+                          short=short_of(n, len(items), removed))
 
     def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> ServedList:
         """Popular products, or trending over the last ``days`` (surface and reason ``popular`` / ``trending``)."""
         model, catalogue = self._model_and_catalogue(db)
-        items = self._popular_list(db, model, catalogue, n, filters, days=days)
         kind = POPULAR if days is None else TRENDING
-        return self._served(ServedList(kind, "non_personalized", kind, _version(model), items, days=days))
+        items, short = self._popular_list(db, model, catalogue, n, filters, kind, days=days)
+        return self._served(ServedList(kind, "non_personalized", kind, _version(model), items, days=days,
+                                       short=short))
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
         """404 for an id the products table lacks; an id added since the last refresh refreshes first.
@@ -414,12 +452,12 @@ class Service:
             if product_id not in catalogue.products:
                 raise NotFoundError(f"unknown product {product_id!r}")
 
-    def _same_category_popular(self, db, model, catalogue, product_id, n, filters):
+    def _same_category_popular(self, db, model, catalogue, product_id, n, filters, reason):
         category = catalogue.products[product_id]["category"]
         narrowed = ListFilters(categories=(category,) if category else filters.categories,
                                min_price=filters.min_price, max_price=filters.max_price,
                                in_stock_only=filters.in_stock_only, exclude=filters.exclude)
-        return self._popular_list(db, model, catalogue, n, narrowed, skip={product_id})
+        return self._popular_list(db, model, catalogue, n, narrowed, reason, skip={product_id})
 
 
 def _version(model: Recommender | None) -> str | None:

@@ -19,25 +19,31 @@ INTERACTION_COLUMNS = ("customer_id", "product_id", "event_type", "quantity", "o
 
 
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """An upsert that writes an existing row only when a column differs (an identical row is left alone,
+    so the statement's row count is the rows inserted or changed, and nothing is rewritten for nothing)."""
     cols = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    values = [c for c in columns if c not in key]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in values)
+    differs = " OR ".join(f"{c} IS NOT excluded.{c}" for c in values)
     return (
         f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} WHERE {differs}"
     )
 
 
-def upsert_customers(db: sqlite_utils.Database, rows: Iterable[CustomerRow]) -> None:
-    """Insert or update customers (a :class:`CustomerRow` is a tuple in ``CUSTOMER_COLUMNS`` order)."""
+def upsert_customers(db: sqlite_utils.Database, rows: Iterable[CustomerRow]) -> int:
+    """Insert or update customers (a :class:`CustomerRow` is a tuple in ``CUSTOMER_COLUMNS`` order);
+    returns how many rows were inserted or changed (a row equal to the stored one is neither)."""
     with transaction(db):
-        db.conn.executemany(_upsert_sql("customers", CUSTOMER_COLUMNS, ("id",)), rows)
+        return max(db.conn.executemany(_upsert_sql("customers", CUSTOMER_COLUMNS, ("id",)), rows).rowcount, 0)
 
 
-def upsert_products(db: sqlite_utils.Database, rows: Iterable[ProductRow]) -> None:
-    """Insert or update products (a :class:`ProductRow` is a tuple in ``PRODUCT_COLUMNS`` order)."""
+def upsert_products(db: sqlite_utils.Database, rows: Iterable[ProductRow]) -> int:
+    """Insert or update products (a :class:`ProductRow` is a tuple in ``PRODUCT_COLUMNS`` order);
+    returns how many rows were inserted or changed (a row equal to the stored one is neither)."""
     with transaction(db):
-        db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), rows)
+        return max(db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), rows).rowcount, 0)
 
 
 def compact_product_changes(db: sqlite_utils.Database) -> int:
@@ -71,8 +77,15 @@ _IMPORT_FIELDS = operator.itemgetter(slice(0, len(INTERACTION_COLUMNS)))
 UPSERT_INTERACTIONS = (
     f"INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) VALUES ({', '.join('?' * len(INTERACTION_COLUMNS))}) "
     "ON CONFLICT (customer_id, product_id, event_type, occurred_at) WHERE natural_key = 1 "
-    "DO UPDATE SET quantity = excluded.quantity"
+    "DO UPDATE SET quantity = excluded.quantity WHERE quantity IS NOT excluded.quantity"
 )
+# An import at least this big, and at least as big as the table it goes into, writes its rows with the
+# table's secondary indexes set aside and builds them again after (one sort each instead of a random
+# b-tree insert per row and index). Only the natural key's unique index, which the upsert needs, stays.
+BULK_IMPORT_ROWS = 20_000
+# The page cache while an import writes (KiB; SQLite's default is 2 MiB): the indexes of a large import
+# stay in memory instead of being read back from the OS page by page.
+IMPORT_CACHE_KIB = 256 * 1024
 
 
 def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow]) -> int:
@@ -85,17 +98,46 @@ def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow]) -> 
     Replacing (not adding) is what makes re-importing a file a no-op; a stored
     list id or price is left as it is. Returns the number of rows that were new.
     """
+    return import_interactions(db, rows)[0]
+
+
+def import_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow | tuple],
+                        expected: int | None = None) -> tuple[int, int]:
+    """:func:`upsert_interactions`, counted: ``(new rows, rows whose quantity changed)``.
+
+    A row equal to the stored one is not written (nor counted). ``expected``
+    (how many rows ``rows`` holds) lets a large import into a smaller table
+    set the secondary indexes aside and build them again after
+    (:data:`BULK_IMPORT_ROWS`): the same indexes, the same rows, in the same
+    transaction (a failure restores both).
+    """
+    conn = db.conn
     with transaction(db):
         before = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
-        # ``row[:5]``: the import columns, as a plain tuple, which sqlite3 binds fastest (a named tuple
-        # takes its slow path; half a million rows per import). A list id or price is the live door's
-        # (:func:`add_interactions`); imports carry neither, and a row given here keeps none.
-        db.conn.executemany(UPSERT_INTERACTIONS, map(_IMPORT_FIELDS, rows))
-        return db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
+        try:
+            rebuild = []
+            if expected is not None and expected >= max(before, BULK_IMPORT_ROWS):
+                rebuild = conn.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' "
+                    "AND sql IS NOT NULL AND name != 'interactions_natural_key' ORDER BY name").fetchall()
+                for name, _ in rebuild:
+                    conn.execute(f'DROP INDEX "{name}"')
+            # ``row[:5]``: the import columns, as a plain tuple, which sqlite3 binds fastest (a named tuple
+            # takes its slow path; half a million rows per import). A list id or price is the live door's
+            # (:func:`add_interactions`); imports carry neither, and a row given here keeps none.
+            written = max(conn.executemany(UPSERT_INTERACTIONS, map(_IMPORT_FIELDS, rows)).rowcount, 0)
+            for _, sql in rebuild:
+                conn.execute(sql)
+        finally:
+            conn.execute(f"PRAGMA cache_size = {int(cache)}")
+        new = db.execute("SELECT count(*) FROM interactions").fetchone()[0] - before
+        return new, written - new
 
 
 # Live events: :class:`EventRow` (``(customer, product, type, quantity, occurred_at[, list_id, price])``).
-# Events are a log (DESIGN.md): every event is a row of its own (``natural_key`` 0, outside the
+# Events are a log: every event is a row of its own (``natural_key`` 0, outside the
 # imports' unique key), never merged with another, whatever the second; nothing rewrites it.
 LIVE_INSERT = (
     "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price, "

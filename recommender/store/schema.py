@@ -11,7 +11,7 @@ MARKETING = "marketing"
 # from version i to version i + 1. Append, never edit: a database made by this
 # version must open in every later one.
 MIGRATIONS: list[list[str]] = [
-    # 1: the data model of DESIGN.md
+    # 1: the data model (docs/operations.md, "Data model")
     [
         """CREATE TABLE customers (
             id TEXT PRIMARY KEY CHECK (length(id) > 0),
@@ -243,7 +243,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TRIGGER products_removed AFTER DELETE ON products
             BEGIN INSERT INTO product_changes (product_id) VALUES (old.id); END""",
     ],
-    # 10: events are a log (DESIGN.md, "Events are a log"): a live event is a row of its own,
+    # 10: events are a log (docs/architecture.md; an event is never merged): a live event is a row of its own,
     #    never merged with another in the same second. Imports keep their rule: a file is a
     #    summary with one row per (customer, product, type, second), and importing it again
     #    replaces that row's quantity. `natural_key` = 1 marks such rows (the default, so every

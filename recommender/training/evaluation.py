@@ -86,7 +86,8 @@ def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     out = np.zeros(len(users), dtype=np.float64)
     for row, rel, hits in _hits(top, relevant, users, k):
-        out[row] = discounts[hits].sum() / discounts[: min(len(rel), k)].sum()
+        # a catalogue smaller than k gives lists shorter than k: their hit mask is as long as the list
+        out[row] = discounts[: len(hits)][hits].sum() / discounts[: min(len(rel), k)].sum()
     return out
 
 

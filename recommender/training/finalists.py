@@ -15,7 +15,7 @@ one's is *tied* with it, and among the tied the one with the most parts wins
 (a three-part blend over a two-part one over a single family), then the higher
 mean. Why the blend: when validation cannot rank the families, a blend of
 families whose mistakes differ is the choice least likely to have led on noise
-alone. Across the five shops of the README's table this rule's choice scored
+alone. Across the five shops of docs/quality.md's table this rule's choice scored
 best on test on average, not on every shop (on one, RP3beta alone was better).
 
 Nothing here reads the test period: every fold is carved from the events

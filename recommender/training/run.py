@@ -67,7 +67,7 @@ def on_cluster(engine: str, engine_options: dict[str, Any] | None) -> ModuleType
 def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Interactions:
     data = interactions.load(db, settings)
     if len(data) == 0:
-        raise ValidationError("no interactions from customers with personalization consent: nothing to train on")
+        raise ValidationError("no interactions from customers with personalization consent: nothing to train on (record consent with `recommender import consents consents.csv`, or, if your shop's terms allow it, `recommender import-transactions orders.csv --grant personalization`)")  # noqa: E501
     return data
 
 
@@ -198,7 +198,7 @@ def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: 
     plan = schedule.plan(db, settings, asked=select)
     if not plan.search:
         recipe = _unsearched_recipe(plan, settings, engine)
-        log(f"no search tonight: {plan.message}")
+        log(f"model search not run: {plan.message}")
         result = evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
                           timings=timings, fitter=fitter, recipe=recipe)
         why = schedule.losing_ground(plan.last, result.payload, result.ndcg_se, settings) if select is None else None

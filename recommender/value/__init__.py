@@ -1,0 +1,1 @@
+"""Customer value (placeholder docstring, written at the end)."""
