@@ -126,7 +126,8 @@ def main() -> None:
         same = "yes" if prints[name] == reference else \
             "NO: " + ", ".join(t for t in reference if prints[name][t] != reference[t])
         print(f"{name[:28]:<28} {statistics.median(r['wall'] for r in rows):>16.2f} "
-              f"{statistics.median(r['cpu'] for r in rows):>15.2f} {statistics.median(r['seconds'] for r in rows):>9.2f} "
+              f"{statistics.median(r['cpu'] for r in rows):>15.2f} "
+              f"{statistics.median(r['seconds'] for r in rows):>9.2f} "
               f"{rows[0]['rows']:>9} {rows[0]['new']:>8}  {same}")
         if name != names[0]:
             wall = statistics.median(r["wall"] for r in times[names[0]]) / statistics.median(r["wall"] for r in rows)

@@ -87,7 +87,7 @@ def main() -> None:
     seconds = time.perf_counter() - began
     segments, counts = np.unique(scores.segment, return_counts=True)
     print(json.dumps({
-        "customers": int(len(scores.customer_ids)), "purchase_days": int(len(tx.day)),
+        "customers": len(scores.customer_ids), "purchase_days": len(tx.day),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "simulate_seconds": round(simulated, 1), "score_seconds": round(seconds, 1),
         "chosen": scores.choice.value.name, "count_model": scores.choice.count.name,

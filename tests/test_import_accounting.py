@@ -7,6 +7,7 @@ expected counts are read off the file, not computed by the code under test.
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -123,12 +124,13 @@ def test_every_row_of_the_four_csv_kinds_is_one_outcome(small_shop, settings, tm
         adds_up(result)
     # The change log holds the real changes only: p2's price and the new p5, not the unchanged p1.
     assert db.execute("SELECT count(*) FROM product_changes").fetchone()[0] == changes_before + 2
-    assert db.execute("SELECT quantity FROM interactions WHERE customer_id = 'c2' AND product_id = 'p1'").fetchone()[0] == 3
+    merged = db.execute("SELECT quantity FROM interactions WHERE customer_id = 'c2' AND product_id = 'p1'")
+    assert merged.fetchone()[0] == 3
 
 
 def test_a_bulk_import_sets_indexes_aside_and_stores_the_same(db, settings, tmp_path, monkeypatch):
-    lines = [f"{1000 + i},P{i % 7},Thing {i % 7},{1 + i % 3},2011-01-{1 + i % 28:02d} 10:{i % 60:02d}:00,1.5,C{i % 11}"
-             for i in range(300)]
+    lines = [f"{1000 + i},P{i % 7},Thing {i % 7},{1 + i % 3},2011-01-{1 + i % 28:02d} 10:{i % 60:02d}:00,1.5,"
+             f"C{i % 11}" for i in range(300)]
     path = write_csv(tmp_path / "bulk.csv", ORDERS, *lines)
 
     def stored(database):
@@ -151,9 +153,8 @@ def test_a_bulk_import_sets_indexes_aside_and_stores_the_same(db, settings, tmp_
     # A failure after the indexes were set aside leaves them (and the rows) as they were.
     third = store.connect(tmp_path / "third.db", create=True)
     before = indexes(third)
-    with pytest.raises(Exception):
-        with store.transaction(third):
-            store.import_interactions(third, [("ghost", "P1", "purchase", 1.0, 100)] * 20, expected=20)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), store.transaction(third):
+        store.import_interactions(third, [("ghost", "P1", "purchase", 1.0, 100)] * 20, expected=20)
     assert indexes(third) == before and third.execute("SELECT count(*) FROM interactions").fetchone()[0] == 0
 
 

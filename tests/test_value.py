@@ -181,7 +181,7 @@ def _shop(db, customers=60, seed=3):
     store.upsert_customers(db, [CustomerRow(c, created_at="2023-12-01T00:00:00Z") for c in ids])
     start = day_number("2024-01-01") * 86400
     events = []
-    for i, c in enumerate(ids):
+    for c in ids:
         rate = rng.gamma(1.0, 1 / 40)
         t = rng.uniform(0, 200)
         while t < 400:

@@ -6,7 +6,10 @@ the model's index search, the catalogue's filter rules, already-bought
 products left out), so a banner and a birthday email rank a customer alike,
 and a customer who joined after the last retrain is personalized in both.
 Campaign rules are :class:`~recommender.serving.catalogue.ListFilters` too: available
-on the (earliest) occasion date, the occasion's gift categories, the price band.
+on the (earliest) occasion date, the occasion's gift categories, the price band. The
+shop's merchandising rules for the ``offers`` surface apply on the same step of the same
+path as on the storefront (:mod:`recommender.serving.rulesets`), so a rule on both
+surfaces ranks a customer's offer and their list alike.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
 from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.online import Assigner
+from recommender.serving.rules import OFFERS
+from recommender.serving.rulesets import Context, Rulebook
 from recommender.config import CampaignSettings, Settings
 from recommender.store.consents import PERSONALIZATION
 from recommender.errors import ModelError
@@ -114,12 +120,16 @@ def choose(db: sqlite_utils.Database, settings: Settings, model: Recommender | N
     consent = store.consented_among(db, ids, PERSONALIZATION)
     events = store.events_of(db, sorted(consent))
     depth = 4 * k + 8  # room for products that fill up
+    rulebook = Rulebook()
+    assigner = Assigner(settings.online)  # a rule's audience may name A/B arms: the customer's arm, as the API has it
     for c in eligible:
         if c.customer_id not in consent:
             c.reason = "no_consent"
             continue
-        ranked = ranking.rank_history(model, catalogue, settings, events.get(c.customer_id, ()), depth,
-                                      preferred[c.occasion])
+        history = events.get(c.customer_id, ())
+        context = Context(OFFERS, c.customer_id, assigner.arm(db, c.customer_id), db, events=history, purchase_events=settings.purchase_events)
+        ranked = ranking.rank_history(model, catalogue, settings, history, depth, preferred[c.occasion],
+                                      rules=rulebook.active(db, catalogue, context), context=context)
         if ranked is None:
             c.reason = "no_history"
         else:

@@ -68,6 +68,8 @@ def import_group() -> None:
 
     Every row is validated first; one bad row fails the whole file with
     FILE:LINE: reason and nothing is written. Re-importing a file is harmless.
+    The summary counts every row once: rows = new + updated + unchanged +
+    merged + skipped (by reason); --json gives the same numbers under "outcomes".
 
     Files are UTF-8, comma-separated, one record per line; ids up to 200
     characters; times from 1970 to 2100 and not in the future (beyond
@@ -157,7 +159,10 @@ def import_transactions(settings: Settings, file: Path, mapping: str | None, gra
 
     Cancelled lines, lines without a customer and zero-quantity lines are
     skipped and counted. Lines of erased customers fail the file unless
-    --skip-erased.
+    --skip-erased. The summary counts every line once and adds up:
+    rows = new + updated + unchanged + merged (a line repeating an earlier
+    line's customer, product and second: its quantity is added) + skipped
+    by reason; --json gives the same numbers under "outcomes".
     """
     db = open_db(settings)
     result = imports.import_transactions(

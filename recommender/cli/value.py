@@ -26,8 +26,7 @@ def value() -> None:
 def evaluate(settings: Settings, cut: str | None, horizon: int | None, report_dir: str | None,
              as_json: bool) -> None:
     """Every estimator and anchor side by side on a calibration/holdout split by time."""
-    from recommender.value import evaluate as protocol
-    from recommender.value import transactions
+    from recommender.value import evaluate as protocol, transactions
 
     db = open_db(settings)
     try:

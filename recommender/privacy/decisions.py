@@ -67,23 +67,26 @@ class DecisionLog:
 
     def record(self, customer_id: str | None, endpoint: str, model_version: str | None, mode: str,
                reason: str | None, product_ids: Sequence[str], *, list_id: str | None = None,
-               arm: str | None = None) -> None:
+               arm: str | None = None, rules: str | None = None) -> None:
         """Queue one served list; unknown or non-consenting visitors are logged anonymously.
 
         ``list_id`` is the id the response carried (made at serve time, since
         the row is written later) and ``arm`` the A/B arm it was served under;
-        an anonymous row has no arm (nobody was assigned).
+        an anonymous row has no arm (nobody was assigned). ``rules`` is the compact
+        JSON of what merchandising rules did to the list
+        (:meth:`recommender.serving.rules.Effects.to_json`), None when none did.
         """
         if not self.enabled:
             return
         if reason in ANONYMOUS_REASONS:
             customer_id, arm = None, None
             if endpoint == "rerank":
-                product_ids = ()
+                product_ids, rules = (), None
         self._ensure_thread()
         self._queue.put(DecisionLogRow(customer_id=customer_id, created_at=store.utcnow(), endpoint=endpoint,
                                        model_version=model_version, mode=mode, reason=reason,
-                                       product_ids=json.dumps(list(product_ids)), list_id=list_id, arm=arm))
+                                       product_ids=json.dumps(list(product_ids)), list_id=list_id, arm=arm,
+                                       rules=rules))
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.

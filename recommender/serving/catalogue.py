@@ -415,6 +415,24 @@ class Catalogue:
         """Category code per model item (for diversity), -1 = none or unknown."""
         return self._snap.item_category
 
+    @property
+    def generation(self) -> object:
+        """An object that is replaced whenever the products or the day change: the key of what is derived from them
+        (merchandising rules compile their masks once per generation)."""
+        return self._snap
+
+    def row_columns(self) -> dict[str, Any]:
+        """Per catalogue row: ``category`` (text or None), ``price``, ``stock`` (NaN = unknown), ``names``,
+        ``available_until`` (day number) — what a rule's condition reads."""
+        snap = self._snap
+        codes = np.empty(len(snap.category_codes) + 1, dtype=object)
+        codes[-1] = None
+        for name, code in snap.category_codes.items():
+            codes[code] = name
+        return {"category": codes[snap.category], "category_code": snap.category,
+                "category_codes": snap.category_codes, "price": snap.price, "stock": snap.stock,
+                "names": snap.products.names, "until": snap.until}
+
     # --- the rules, once ----------------------------------------------------------------
 
     def product_mask(self, filters: ListFilters) -> np.ndarray:

@@ -18,8 +18,12 @@ the last retrain is personalized in both as soon as they have history:
    products they already bought (the event types in ``settings.purchase_events``);
 4. **search** — the model's ``recommend``: for factor models exact top-k through
    :class:`~recommender.models.topk.NormIndex`, or the ANN index of a large catalogue
-   (:mod:`recommender.models.ann`), with every filter re-checked;
-5. **diversity and explanations** on request.
+   (:mod:`recommender.models.ann`), with every filter re-checked; when merchandising
+   rules apply, a pool of ``max(rules.POOL, n)`` candidates;
+5. **merchandising rules** — :func:`recommender.serving.rulesets.arrange` on that pool:
+   exclude / include-only, boost / bury / rotate on the rank-normalised score, promote,
+   pin (a rule never brings back what steps 1–3 removed);
+6. **diversity, list size and explanations** on request (pins keep their positions).
 
 A list that comes out shorter than asked counts what each step removed
 (:func:`removals`; ``ServedList.short``): the catalogue rules from the counts
@@ -38,6 +42,8 @@ from recommender import store
 from recommender.data import interactions
 from recommender.training import recipes
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.rules import Effects
+from recommender.serving.rulesets import ActiveSet, Context, Rulebook, arrange, items_space, pool_size
 from recommender.config import Settings
 from recommender.models.base import Recommender
 from recommender.models.factor import rank_items
@@ -55,6 +61,8 @@ class Ranked:
     because: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     # when fewer than asked: candidates removed per step, in the order the steps ran (see removals)
     removed: dict[str, int] = field(default_factory=dict)
+    # what merchandising rules did to the list (empty when none applied)
+    effects: Effects = field(default_factory=Effects)
 
 
 def fold_in(model: Recommender, settings: Settings, events: Sequence[Event],
@@ -129,10 +137,13 @@ def customer_state(db: sqlite_utils.Database, settings: Settings, model: Recomme
 
 def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, state: CustomerState, n: int,
                filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-               explain: bool = False) -> Ranked:
-    """Top-``n`` of the catalogue for a customer state, under ``filters``.
+               explain: bool = False, rules: ActiveSet | None = None, context: Context | None = None) -> Ranked:
+    """Top-``n`` of the catalogue for a customer state, under ``filters``, with the merchandising ``rules`` that apply.
 
     ``catalogue`` must be aligned with ``model`` (built from its ``item_ids``) and refreshed.
+    ``rules`` (:meth:`recommender.serving.rulesets.Rulebook.active`) act on the model's
+    candidates after every filter and before diversity; ``context`` is the request they read
+    (rotation reads the customer's impressions through it).
     """
     # The catalogue's cached mask plus the few items this request leaves out: nothing per
     # request is as large as the catalogue (see Catalogue.allowed).
@@ -142,19 +153,44 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
         purchased = purchased_items(model, state.events, settings.purchase_events, state.index)
         banned = np.concatenate([banned, purchased])
     depth = n if diversity <= 0 else n * 10
+    if rules:
+        depth = max(depth, pool_size(n, rules))
     ranked, scores = model.recommend(state.vector, depth, exclude=banned, allow=allow)
     score_of = dict(zip(ranked.tolist(), scores.tolist()))
     skipped: list[int] = []
-    chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
+    effects = Effects()
+    if rules:
+        def finish(order: list[int], k: int) -> list[int]:
+            skipped.clear()  # the last call is the served list's
+            return catalogue.diversify(order, k, diversity, skipped)
+
+        def fill(mask: np.ndarray | None, k: int, taken) -> list[int]:
+            more = np.fromiter(taken, dtype=np.int64, count=len(taken))
+            found, found_scores = model.recommend(state.vector, k, exclude=np.concatenate([banned, more]),
+                                                  allow=allow if mask is None else allow & mask)
+            score_of.update(zip(found.tolist(), found_scores.tolist()))
+            return found.tolist()
+
+        out = set(banned.tolist())
+        arranged = arrange(rules, items_space(catalogue), ranked.tolist(), n,
+                           context or Context("recommendations"), fill=fill, finish=finish,
+                           allowed=lambda i: bool(allow[i]) and i not in out)
+        chosen, effects = arranged.items, arranged.effects
+        missing = [i for i in chosen if i not in score_of]  # pinned products the search did not propose
+        if missing:
+            score_of.update(zip(missing, np.asarray(model.score(state.vector, np.array(missing))).tolist()))
+    else:
+        chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
     because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}
     removed = {} if len(chosen) >= n else removals(catalogue, filters, allow, excluded, n, purchased=purchased,
-                                                   proposed=len(ranked), depth=depth, diversity=len(skipped))
-    return Ranked(chosen, [score_of[i] for i in chosen], because, removed)
+                                                   proposed=len(ranked), depth=depth, diversity=len(skipped),
+                                                   rules=bool(rules and rules.filters))
+    return Ranked(chosen, [float(score_of[i]) for i in chosen], because, removed, effects)
 
 
 def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excluded: np.ndarray, n: int, *,
              purchased: np.ndarray | None = None, proposed: int, depth: int, diversity: int = 0,
-             itself: int | None = None) -> dict[str, int]:
+             itself: int | None = None, rules: bool = False) -> dict[str, int]:
     """What each step removed of a model list that came out shorter than ``n``, in the order the steps ran.
 
     ``catalogue`` (the model knows fewer than ``n`` products still in the
@@ -162,7 +198,8 @@ def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excl
     rules of :data:`~recommender.serving.catalogue.RULES` (counted when the
     filter set's mask was made), ``exclude`` and ``purchased`` (of the products
     the rules allowed), ``model`` (the model proposed fewer of the remaining
-    products than it was asked for) and ``diversity`` (left out by the cap).
+    products than it was asked for), ``rules`` (a merchandising rule's exclusion or
+    include-only applied) and ``diversity`` (left out by the cap).
     Only the few ids of the request are read here, never the catalogue.
     """
     pool, by_rule = catalogue.removed_items(filters)
@@ -183,13 +220,15 @@ def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excl
         out["purchased"] = int(allow[bought].sum())
     available = pool - sum(by_rule.values()) - out["exclude"] - out.get("purchased", 0)
     out["model"] = int(proposed < min(depth, available))
+    out["rules"] = int(rules)
     out["diversity"] = diversity
     return out
 
 
 def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
                  filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-                 explain: bool = False) -> Ranked | None:
+                 explain: bool = False, rules: ActiveSet | None = None,
+                 context: Context | None = None) -> Ranked | None:
     """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
 
     The caller has checked consent. ``catalogue`` must be aligned with
@@ -199,22 +238,30 @@ def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, e
     if state is None:
         return None
     return rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
-                      diversity=diversity, explain=explain)
+                      diversity=diversity, explain=explain, rules=rules, context=context)
 
 
 def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
                   customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
                   diversity: float = 0.0, explain: bool = False,
-                  withheld: str | None = None) -> tuple[str | None, Ranked | None]:
+                  withheld: str | None = None, rulebook: Rulebook | None = None,
+                  context: Context | None = None) -> tuple[str | None, Ranked | None]:
     """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
 
-    Reasons as :func:`customer_state`.
+    Reasons as :func:`customer_state`. ``rulebook`` holds the merchandising rules;
+    the ones that apply to ``context`` (surface, customer, arm) are chosen here, once
+    the customer's events are read.
     """
     reason, state = customer_state(db, settings, model, customer_id, withheld=withheld)
     if state is None:
         return reason, None
+    rules = None
+    if rulebook is not None:
+        context = context or Context("recommendations", customer_id, db=db, purchase_events=settings.purchase_events)
+        context.events = state.events
+        rules = rulebook.active(db, catalogue, context)
     return None, rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
-                            diversity=diversity, explain=explain)
+                            diversity=diversity, explain=explain, rules=rules, context=context)
 
 
 def rerank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str,

@@ -105,6 +105,9 @@ class ServedList:
     row). ``days`` is the window of a trending list (``None`` for popular).
     ``short`` says why a list holds fewer than the ``n`` asked (``None`` when
     it is full; a re-ranking returns what it was given and never has one).
+    ``rules`` is what merchandising rules did to it (``{rule: {"placed" | "moved" |
+    "removed": [product ids]}}``, :class:`recommender.serving.rules.Effects`), logged
+    with it and shown only to an admin key (``payload(show_rules=True)``).
     """
 
     surface: str
@@ -116,13 +119,17 @@ class ServedList:
     list_id: str | None = None
     arm: str | None = None
     short: Short | None = None
+    rules: dict[str, dict[str, list[str]]] | None = None
 
     @property
     def product_ids(self) -> list[str]:
         return [item.product_id for item in self.items]
 
-    def payload(self) -> dict[str, Any]:
-        """The response body: ``Reranked`` for a re-ranking (the ids only), else ``ItemList``."""
+    def payload(self, show_rules: bool = False) -> dict[str, Any]:
+        """The response body: ``Reranked`` for a re-ranking (the ids only), else ``ItemList``.
+
+        ``show_rules`` (an admin key) adds ``rules``: what each rule did to the list.
+        """
         out: dict[str, Any] = {"mode": self.mode, "reason": self.reason, "model_version": self.model_version}
         if self.surface == RERANK:
             out["products"] = self.product_ids
@@ -132,4 +139,6 @@ class ServedList:
             out["items"] = [item.payload() for item in self.items]
             out["short"] = self.short.payload() if self.short is not None else None
         out["list_id"], out["arm"] = self.list_id, self.arm
+        if show_rules:
+            out["rules"] = dict(self.rules or {})
         return out

@@ -14,6 +14,7 @@ invalidate.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -27,6 +28,8 @@ from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.rules import Effects
+from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
 from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
                                          Because, ServedItem, ServedList, Short, short_of)
 from recommender.config import Settings
@@ -168,6 +171,13 @@ class Service:
         self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
         self._challenger: tuple[tuple, tuple[Recommender, Catalogue] | None, float] | None = None
         self._popular_order: tuple[Any, np.ndarray] | None = None  # (model, its items by popularity)
+        # merchandising rules: follows meta.rules_version on every request (recommender.serving.rulesets)
+        self.rulebook = Rulebook()
+
+    def context(self, db: sqlite_utils.Database, surface: str, customer_id: str | None = None,
+                arm: str | None = None) -> Context:
+        """The request the merchandising rules read: surface, and the customer they may profile (None: anonymous)."""
+        return Context(surface, customer_id, arm, db, purchase_events=self.settings.purchase_events)
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -213,40 +223,71 @@ class Service:
         return rows
 
     def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, source: str, days: int | None = None,
-                      skip: set[str] = frozenset()) -> tuple[tuple[ServedItem, ...], Short | None]:
-        """The ``n`` most popular products ``filters`` allow, and why the list is short when it is.
+                      skip: set[str] = frozenset(), context: Context | None = None,
+                      ) -> tuple[tuple[ServedItem, ...], Short | None, Effects]:
+        """The ``n`` most popular products ``filters`` allow, why the list is short when it is, and the rules' effects.
 
         ``source`` names the popular pool when it ran out before the list was
         full (the list's reason: ``popular``, ``trending``, ``no_history``, ...).
+        With ``context``, the merchandising rules that apply to it act on a pool of
+        popular candidates (:func:`recommender.serving.rulesets.arrange`).
         """
-        limit = max(1000, n * 50)
+        active = self.rulebook.active(db, catalogue, context) if context is not None else None
+        want = pool_size(n, active)
+        limit = max(1000, want * 50)
         pool = self._popular_ids(db, model, days, limit=limit)
         index, refusals = catalogue.index, catalogue.product_refusals(filters)
         removed = dict.fromkeys((source, *RULES, "exclude"), 0)
-        out = []
+        out: list[tuple[int, float]] = []
         read = 0  # products of the catalogue the pool held
-        for pid, score in pool:
-            j = index.get(pid)
-            if j is None or pid in skip:  # deleted, or the product a similar list is for: never a candidate
-                continue
-            read += 1
-            code = refusals[j]
-            if code:
-                removed[RULES[code - 1]] += 1
-                continue
-            if pid in filters.exclude:
-                removed["exclude"] += 1
-                continue
-            out.append(ServedItem(**catalogue.describe(pid), score=score))
-            if len(out) == n:
-                break
+        position = 0
+
+        def candidates(mask, k: int, taken) -> list[int]:
+            """Up to ``k`` more allowed popular products (``mask``: what the rules allow), by popularity."""
+            nonlocal read, position
+            found: list[int] = []
+            while position < len(pool) and len(found) < k:
+                pid, score = pool[position]
+                position += 1
+                j = index.get(pid)
+                if j is None or pid in skip:  # deleted, or the product a similar list is for: never a candidate
+                    continue
+                read += 1
+                code = refusals[j]
+                if code:
+                    removed[RULES[code - 1]] += 1
+                    continue
+                if pid in filters.exclude:
+                    removed["exclude"] += 1
+                    continue
+                scores[j] = score
+                if j in taken or (mask is not None and not mask[j]):
+                    continue
+                found.append(j)
+            return found
+
+        scores: dict[int, float] = {}
+        effects = Effects()
+        chosen = candidates(None, want, ())
+        if active:
+            arranged = arrange(active, rows_space(catalogue), chosen, n, context, fill=candidates,
+                               allowed=lambda j: (refusals[j] == 0 and catalogue.ids[j] not in filters.exclude
+                                                  and catalogue.ids[j] not in skip))
+            chosen, effects = arranged.items, arranged.effects
+        out = [(j, scores.get(j)) for j in chosen[:n]]
+        items = tuple(ServedItem(**catalogue.describe(catalogue.ids[j]), score=s) for j, s in out)
         # every popular product was read, and the catalogue holds others: they could not be listed
         removed[source] = int(len(pool) < limit and read < len(index) - len(skip))
-        return tuple(out), short_of(n, len(out), removed)
+        if active and active.filters:
+            removed["rules"] = 1
+        return items, short_of(n, len(items), removed), effects
 
-    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str) -> ServedList:
-        items, short = self._popular_list(db, model, catalogue, options.n, options.filters, reason)
-        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items, short=short)
+    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str,
+                  context: Context | None = None) -> ServedList:
+        items, short, effects = self._popular_list(db, model, catalogue, options.n, options.filters, reason,
+                                                   context=context)
+        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items, short=short,
+                          rules=effects.payload() or None)
 
     def _stale(self) -> bool:
         """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
@@ -300,8 +341,9 @@ class Service:
         list_id = new_list_id()
         if customer_id is None or result.reason in ANONYMOUS_REASONS:
             arm = None
+        rules = json.dumps(result.rules, separators=(",", ":"), ensure_ascii=False) if result.rules else None
         self.decisions.record(customer_id, result.surface, result.model_version, result.mode, result.reason,
-                              result.product_ids, list_id=list_id, arm=arm)
+                              result.product_ids, list_id=list_id, arm=arm, rules=rules)
         return replace(result, list_id=list_id, arm=arm)
 
     # --- requests --------------------------------------------------------------------
@@ -317,29 +359,46 @@ class Service:
         if arm != MODEL and self._assignable(db, customer_id):
             if arm == CONTROL:
                 model, catalogue = self._model_and_catalogue(db)
-                result = self._fallback(db, model, catalogue, options, CONTROL)
+                result = self._fallback(db, model, catalogue, options, CONTROL,
+                                        self.context(db, RECOMMENDATIONS, customer_id, arm))
             else:
                 served = self._challenger_model(db)
                 if served is None:
                     arm = MODEL
                 else:
-                    result = self._recommend(db, customer_id, options, served)
+                    result = self._recommend(db, customer_id, options, served, arm=arm)
         if result is None:
-            result = self._recommend(db, customer_id, options)
+            result = self._recommend(db, customer_id, options, arm=arm)
         return self._served(result, customer_id, arm)
 
     def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
-                   served: tuple[Recommender, Catalogue] | None = None) -> ServedList:
-        """The storefront face of :func:`recommender.serving.ranking.rank_customer`, the one ranking path."""
+                   served: tuple[Recommender, Catalogue] | None = None, *, arm: str | None = None,
+                   rulebook: Rulebook | None = None) -> ServedList:
+        """The storefront face of :func:`recommender.serving.ranking.rank_customer`, the one ranking path.
+
+        ``rulebook`` replaces the worker's rules (a preview of a rule set not yet saved).
+        """
         model, catalogue = served or self._model_and_catalogue(db)
+        rulebook = rulebook or self.rulebook
         # factors past the stale-model window teach nothing (a challenger is checked when it loads)
         withheld = "model_stale" if model is not None and served is None and self._stale() else None
+        context = self.context(db, RECOMMENDATIONS, customer_id, arm)
         reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
                                                options.filters, exclude_purchased=options.exclude_purchased,
                                                diversity=options.diversity, explain=options.explain,
-                                               withheld=withheld)
+                                               withheld=withheld, rulebook=rulebook, context=context)
         if reason is not None:
-            return self._fallback(db, model, catalogue, options, reason)
+            # an unknown or non-consenting visitor is anonymous to the rules too (no rotation, no profile)
+            anonymous = reason in ANONYMOUS_REASONS
+            context = self.context(db, RECOMMENDATIONS, None if anonymous else customer_id,
+                                   None if anonymous else arm)
+            if rulebook is self.rulebook:
+                return self._fallback(db, model, catalogue, options, reason, context)
+            keep, self.rulebook = self.rulebook, rulebook
+            try:
+                return self._fallback(db, model, catalogue, options, reason, context)
+            finally:
+                self.rulebook = keep
         items = []
         for i, score in zip(ranked.items, ranked.scores):
             because = None
@@ -348,7 +407,7 @@ class Service:
                                 for j, w in ranked.because[i])
             items.append(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(score, 6), because=because))
         return ServedList(RECOMMENDATIONS, "personalized", None, model.version, tuple(items),
-                          short=short_of(options.n, len(items), ranked.removed))
+                          short=short_of(options.n, len(items), ranked.removed), rules=ranked.effects.payload() or None)
 
     def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> ServedList:
         """The caller's products, best first for this customer (unchanged order when not personalized).
@@ -364,12 +423,26 @@ class Service:
         served = self._challenger_model(db) if arm == CHALLENGER and self._assignable(db, customer_id) else None
         if arm == CHALLENGER and served is None:
             arm = MODEL
-        model, _ = served or self._model_and_catalogue(db)
+        model, catalogue = served or self._model_and_catalogue(db)
         withheld = CONTROL if arm == CONTROL else "model_stale" if served is None and self._stale() else None
         reason, ordered = ranking.rerank_customer(db, self.settings, model, customer_id, products, withheld=withheld)
+        anonymous = reason in ANONYMOUS_REASONS
+        context = self.context(db, RERANK, None if anonymous else customer_id, None if anonymous else arm)
+        ordered, effects = self._rerank_rules(db, catalogue, context, list(ordered))
         result = ServedList(RERANK, "non_personalized" if reason else "personalized", reason, _version(model),
-                            tuple(ServedItem(p) for p in ordered))
+                            tuple(ServedItem(p) for p in ordered), rules=effects.payload() or None)
         return self._served(result, customer_id, arm)
+
+    def _rerank_rules(self, db, catalogue: Catalogue, context: Context, ordered: list[str]) -> tuple[list[str], Effects]:
+        """The rules on a re-ranking: they reorder the caller's products, never drop or add one."""
+        active = self.rulebook.active(db, catalogue, context)
+        if not active:
+            return ordered, Effects()
+        index = catalogue.index
+        known = [index[p] for p in ordered if p in index]
+        unknown = [p for p in ordered if p not in index]  # added since the last refresh: keep their place at the end
+        arranged = arrange(active, rows_space(catalogue), known, len(known), context, reorder_only=True)
+        return [catalogue.ids[j] for j in arranged.items] + unknown, arranged.effects
 
     def similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         return self._served(self._similar(db, product_id, n, filters))
@@ -380,20 +453,43 @@ class Service:
         stale = model is not None and self._stale()
         if model is None or product_id not in model.item_index or stale:
             reason = "no_model" if model is None else "model_stale" if stale else "not_in_model"
-            items, short = self._same_category_popular(db, model, catalogue, product_id, n, filters, reason)
-            return ServedList(SIMILAR, "non_personalized", reason, _version(model), items, short=short)
+            items, short, effects = self._same_category_popular(db, model, catalogue, product_id, n, filters, reason)
+            return ServedList(SIMILAR, "non_personalized", reason, _version(model), items, short=short,
+                              rules=effects.payload() or None)
         itself = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
-        ranked, scores = model.similar_items(itself, n + len(excluded), allow=allow)
+        context = self.context(db, SIMILAR)
+        active = self.rulebook.active(db, catalogue, context)
+        depth = pool_size(n, active)
+        ranked, scores = model.similar_items(itself, depth + len(excluded), allow=allow)
         keep = ~np.isin(ranked, excluded)
-        ranked, scores = ranked[keep][:n], scores[keep][:n]
-        items = tuple(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(float(s), 6))
-                      for i, s in zip(ranked, scores))
+        ranked, scores = ranked[keep][:depth], scores[keep][:depth]
+        score_of = dict(zip(ranked.tolist(), scores.tolist()))
+        effects = Effects()
+        chosen = ranked.tolist()
+        if active:
+            out = set(excluded.tolist()) | {itself}
+
+            def fill(mask, k: int, taken) -> list[int]:
+                found, found_scores = model.similar_items(itself, k + len(taken) + len(out),
+                                                          allow=allow if mask is None else allow & mask)
+                pairs = [(i, s) for i, s in zip(found.tolist(), found_scores.tolist())
+                         if i not in taken and i not in out][:k]
+                score_of.update(pairs)
+                return [i for i, _ in pairs]
+
+            arranged = arrange(active, items_space(catalogue), chosen, n, context, fill=fill,
+                               allowed=lambda i: bool(allow[i]) and i not in out)
+            chosen, effects = arranged.items, arranged.effects
+        chosen = chosen[:n]
+        items = tuple(ServedItem(**catalogue.describe(model.item_ids[i]),
+                                 score=round(float(score_of[i]), 6) if i in score_of else None) for i in chosen)
         short = None
         if len(items) < n:
             short = short_of(n, len(items), ranking.removals(catalogue, filters, allow, excluded, n,
-                                                             proposed=len(items), depth=n, itself=itself))
-        return ServedList(SIMILAR, "model", None, model.version, items, short=short)
+                                                             proposed=len(items), depth=n, itself=itself,
+                                                             rules=bool(active and active.filters)))
+        return ServedList(SIMILAR, "model", None, model.version, items, short=short, rules=effects.payload() or None)
 
     def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         return self._served(self._bought_together(db, product_id, n, filters))
@@ -411,7 +507,11 @@ class Service:
         refusals = catalogue.item_refusals(filters)
         excluded = set(excluded.tolist())
         removed = dict.fromkeys(("cooccurrence", *RULES, "exclude"), 0)
-        items = []
+        context = self.context(db, BOUGHT_TOGETHER)
+        active = self.rulebook.active(db, catalogue, context)
+        want = pool_size(n, active)
+        chosen: list[int] = []
+        lifts: dict[int, float] = {}
         together = np.asarray(model.signals["together_items"][row]), np.asarray(model.signals["together_lift"][row])
         for j, lift in zip(*together):
             if j < 0:
@@ -424,20 +524,29 @@ class Service:
             if int(j) in excluded:
                 removed["exclude"] += 1
                 continue
-            items.append(ServedItem(**catalogue.describe(model.item_ids[j]), lift=round(float(lift), 4)))
-            if len(items) == n:
+            chosen.append(int(j))
+            lifts[int(j)] = float(lift)
+            if len(chosen) == want:
                 break
+        effects = Effects()
+        if active:  # only products bought with this one are candidates: a rule reorders or removes them
+            arranged = arrange(active, items_space(catalogue), chosen, n, context,
+                               allowed=lambda i: i in lifts)
+            chosen, effects = arranged.items, arranged.effects
+            removed["rules"] = int(bool(active.filters))
+        items = [ServedItem(**catalogue.describe(model.item_ids[j]), lift=round(lifts[j], 4)) for j in chosen[:n]]
         removed["cooccurrence"] = 1  # short only when every product bought with this one was read
         return ServedList(BOUGHT_TOGETHER, "cooccurrence", None, model.version, tuple(items),
-                          short=short_of(n, len(items), removed))
+                          short=short_of(n, len(items), removed), rules=effects.payload() or None)
 
     def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> ServedList:
         """Popular products, or trending over the last ``days`` (surface and reason ``popular`` / ``trending``)."""
         model, catalogue = self._model_and_catalogue(db)
         kind = POPULAR if days is None else TRENDING
-        items, short = self._popular_list(db, model, catalogue, n, filters, kind, days=days)
+        items, short, effects = self._popular_list(db, model, catalogue, n, filters, kind, days=days,
+                                                   context=self.context(db, kind))
         return self._served(ServedList(kind, "non_personalized", kind, _version(model), items, days=days,
-                                       short=short))
+                                       short=short, rules=effects.payload() or None))
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
         """404 for an id the products table lacks; an id added since the last refresh refreshes first.
@@ -457,7 +566,9 @@ class Service:
         narrowed = ListFilters(categories=(category,) if category else filters.categories,
                                min_price=filters.min_price, max_price=filters.max_price,
                                in_stock_only=filters.in_stock_only, exclude=filters.exclude)
-        return self._popular_list(db, model, catalogue, n, narrowed, reason, skip={product_id})
+        items, short, effects = self._popular_list(db, model, catalogue, n, narrowed, reason, skip={product_id},
+                                                   context=self.context(db, SIMILAR))
+        return items, short, effects
 
 
 def _version(model: Recommender | None) -> str | None:

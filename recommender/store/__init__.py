@@ -15,7 +15,7 @@ One module per table family (:mod:`.schema`, :mod:`.connection`,
 :mod:`.events`, :mod:`.consents`, :mod:`.access`, :mod:`.privacy`,
 :mod:`.offers`, :mod:`.models`) or per reader of many tables (:mod:`.bulk`:
 training's and the export's bulk reads; :mod:`.catalogue`: a serving worker's
-products; :mod:`.online`: the measurement report; :mod:`.value`: purchase days for customer value); callers use the flat names
+products; :mod:`.online`: the measurement report; :mod:`.value`: purchase days for customer value; :mod:`.rules`: merchandising rules and their audit); callers use the flat names
 re-exported here (``store.connect``, ``store.apply_consents``...). The rows the doors hand
 to the store (customers, products, events, consent decisions, decision-log
 entries) are the named tuples of :mod:`.rows`.
@@ -39,6 +39,7 @@ from recommender.store.offers import *  # noqa: F403
 from recommender.store.online import *  # noqa: F403
 from recommender.store.privacy import *  # noqa: F403
 from recommender.store.rows import *  # noqa: F403
+from recommender.store.rules import *  # noqa: F403
 from recommender.store.schema import *  # noqa: F403
 from recommender.store.searches import *  # noqa: F403
 from recommender.store.value import *  # noqa: F403

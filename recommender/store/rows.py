@@ -93,6 +93,9 @@ class DecisionLogRow(NamedTuple):
     product_ids: str
     list_id: str | None = None
     arm: str | None = None
+    # what merchandising rules did to the list: JSON {rule name: {"placed"|"moved"|"removed": [product ids]}}
+    # (recommender.serving.rules), None when no rule changed it
+    rules: str | None = None
 
 
 __all__ = ["ConsentDecision", "CustomerRow", "DecisionLogRow", "EventRow", "ProductRow"]

@@ -266,6 +266,42 @@ MIGRATIONS: list[list[str]] = [
             erased_at TEXT NOT NULL
         )""",
     ],
+    # 12: merchandising rules (recommender/serving/rules.py; docs/rules.md): the rules as JSON, an
+    #    append-only audit of every change (who, when, what, before/after), the rule-set version every
+    #    worker follows (meta 'rules_version'), what the rules did to each served list
+    #    (decisions.rules) and when the engine first saw each product (a rule's "new arrivals";
+    #    products stored before this version have no row: not new)
+    [
+        """CREATE TABLE rules (
+            name TEXT PRIMARY KEY CHECK (length(name) > 0),
+            body TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('active', 'paused')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE rule_audit (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('create', 'update', 'pause', 'resume', 'delete')),
+            before TEXT,
+            after TEXT
+        )""",
+        "CREATE INDEX rule_audit_rule ON rule_audit(rule, id)",
+        """CREATE TRIGGER rule_audit_append_only BEFORE UPDATE ON rule_audit
+            BEGIN SELECT RAISE(ABORT, 'rule_audit is append-only'); END""",
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('rules_version', '0')",
+        "ALTER TABLE decisions ADD COLUMN rules TEXT",
+        """CREATE TABLE product_arrivals (
+            product_id TEXT PRIMARY KEY,
+            first_seen TEXT NOT NULL
+        )""",
+        "CREATE INDEX product_arrivals_seen ON product_arrivals(first_seen)",
+        """CREATE TRIGGER products_arrived AFTER INSERT ON products
+            BEGIN INSERT OR IGNORE INTO product_arrivals (product_id, first_seen)
+                  VALUES (new.id, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')); END""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -273,4 +309,5 @@ TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "erased_emails", "meta",
     "privacy_events", "copies", "event_keys", "interaction_updates", "product_changes",
+    "rules", "rule_audit", "product_arrivals",
 )

@@ -83,17 +83,27 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float = 
         x, t_x, T = keys.T
         weights = counts.astype(float)
     total = float(weights.sum()) or 1.0
+    # The same likelihood as bgnbd_loglik, with the gamma and beta functions taken once per distinct x.
+    xs, xi = np.unique(x, return_inverse=True)
+    repeat = x > 0
 
     def objective(log_params: np.ndarray) -> float:
-        params = np.exp(log_params)
-        ll = bgnbd_loglik(params, x, t_x, T)
-        return -float(weights @ ll) / total + penalizer * float((params ** 2).sum())
+        r, alpha, a, b = params = np.exp(log_params)
+        base = betaln(a, b)
+        common = (gammaln(r + xs) - gammaln(r) + r * np.log(alpha))[xi]
+        first = (betaln(a, b + xs) - base)[xi] - (r + x) * np.log(alpha + T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            second = np.where(repeat, (betaln(a + 1, np.maximum(b + xs - 1, 1e-300)) - base)[xi]
+                              - (r + x) * np.log(alpha + t_x), -np.inf)
+        ll = common + np.logaddexp(first, second)
+        # a sum, not a dot product: BLAS threads cost more than they give on a vector this short
+        return -float(np.sum(weights * ll)) / total + penalizer * float(np.sum(params * params))
 
     start = np.log([1.0, min(max(float(np.mean(T)), 1e-3), 1e3), 1.0, 1.0])
     best = None
     for method in ("Nelder-Mead", "L-BFGS-B"):
         result = minimize(objective, start if best is None else best.x, method=method, bounds=_BOUNDS,
-                          options={"maxiter": 4000} if method == "Nelder-Mead" else {"maxiter": 1000})
+                          options={"maxiter": 800} if method == "Nelder-Mead" else {"maxiter": 1000})
         if best is None or (np.isfinite(result.fun) and result.fun <= best.fun):
             best = result
     return BGNBDParams(*(float(v) for v in np.exp(best.x)))
@@ -190,9 +200,14 @@ def fit_gamma_gamma(n: np.ndarray, mean_value: np.ndarray, penalizer: float = 0.
     n, m = n[keep], m[keep]
     count = max(len(n), 1)
 
+    log_m, log_n = np.log(m), np.log(n)
+
     def objective(log_params: np.ndarray) -> float:
-        params = np.exp(log_params)
-        return -float(gamma_gamma_loglik(params, n, m).sum()) / count + penalizer * float((params ** 2).sum())
+        p, q, gamma = params = np.exp(log_params)
+        pn = p * n
+        ll = (gammaln(pn + q) - gammaln(pn) - gammaln(q) + q * np.log(gamma) + (pn - 1) * log_m + pn * log_n
+              - (pn + q) * np.log(gamma + n * m))
+        return -float(np.sum(ll)) / count + penalizer * float(np.sum(params * params))
 
     start = np.log([1.0, 2.0, min(max(float(np.mean(m)) if len(m) else 1.0, 1e-3), 1e3)])
     best = None

@@ -32,6 +32,8 @@ from recommender.value.features import Summary, decayed_spend, future_spend, sum
 from recommender.value.transactions import Transactions
 
 WEEK = 7.0
+# BG/NBD and Gamma-Gamma are fitted on a seeded sample of at most this many customers.
+FIT_SAMPLE = 20_000
 
 
 class Prediction(NamedTuple):
@@ -163,8 +165,13 @@ class BGNBDGammaGamma:
 
     def fit(self, tx: Transactions, cut: int) -> FittedBGNBD:
         s = summarize(tx, cut)
-        params = bgnbd.fit_bgnbd(s.x, s.t_x / WEEK, s.T / WEEK, penalizer=self.penalizer)
-        gg = bgnbd.fit_gamma_gamma(s.n, s.mean_spend)
+        x, t_x, T, n, mean = s.x, s.t_x, s.T, s.n, s.mean_spend
+        if len(s) > FIT_SAMPLE:
+            # four (three) population parameters: a seeded sample estimates them as well, at a bounded cost
+            pick = np.random.default_rng(0).choice(len(s), FIT_SAMPLE, replace=False)
+            x, t_x, T, n, mean = x[pick], t_x[pick], T[pick], n[pick], mean[pick]
+        params = bgnbd.fit_bgnbd(x, t_x / WEEK, T / WEEK, penalizer=self.penalizer)
+        gg = bgnbd.fit_gamma_gamma(n, mean)
         return FittedBGNBD(params, gg)
 
 
@@ -196,10 +203,6 @@ class FittedHybrid:
     half_life: float
     spend_rate: float        # money per unit of score per day of horizon
     count_rate: float        # purchases per unit of (P(buy) x decayed count) per day of horizon
-
-    def p_buy(self, summary: Summary, horizon: float) -> np.ndarray:
-        p = 1 / (1 + np.exp(-(_design(summary) @ self.weights)))
-        return 1 - (1 - p) ** (horizon / self.window)
 
     def predict(self, summary: Summary, horizon: float) -> Prediction:
         p = 1 / (1 + np.exp(-(_design(summary) @ self.weights)))

@@ -98,10 +98,10 @@ def evaluate(tx: Transactions, settings: Settings, cut: str | None = None,
             seen.add(estimator.name)
             pred = estimator.fit(tx, c).predict(summary, length)
             rows.append(_row(estimator.name, kind, pred, spend, count, settings))
-    actual = {"customers": int(len(summary)), "buyers": int((count > 0).sum()),
+    actual = {"customers": len(summary), "buyers": int((count > 0).sum()),
               "purchases": float(count.sum()), "spend": float(spend.sum())}
     return _finite({
-        "cut": day_date(c).isoformat(), "end": day_date(end).isoformat(), "horizon_days": int(length),
+        "cut": day_date(c).isoformat(), "end": day_date(end).isoformat(), "horizon_days": length,
         "history_start": day_date(tx.first_day).isoformat(), "purpose": tx.purpose,
         "not_profiled": int(tx.not_profiled), "actual": actual,
         "chosen": chosen.choice.payload(), "estimators": rows,

@@ -16,7 +16,7 @@ from scipy.stats import rankdata
 
 
 def _top(pred: np.ndarray, q: float) -> np.ndarray:
-    k = int(round(len(pred) * q))
+    k = round(len(pred) * q)
     return np.argsort(-np.asarray(pred, float), kind="stable")[:k]
 
 
@@ -48,7 +48,7 @@ def deciles(pred: np.ndarray, actual: np.ndarray, groups: int = 10) -> list[dict
     out = []
     for g, part in enumerate(np.array_split(order, groups), start=1):
         if len(part):
-            out.append({"decile": g, "customers": int(len(part)), "predicted": float(np.mean(pred[part])),
+            out.append({"decile": g, "customers": len(part), "predicted": float(np.mean(pred[part])),
                         "actual": float(np.mean(actual[part]))})
     return out
 

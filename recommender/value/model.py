@@ -58,9 +58,18 @@ def choose(tx: Transactions, cut: int, horizon: float) -> Choice:
     summary = summarize(tx, v_cut)
     count, spend = future_spend(tx, summary, v_end)
     table, best = [], None
+    fitted_bgnbd: dict[float, estimators.FittedBGNBD] = {}  # one fit per penalizer serves both choices
+
+    def fit_bgnbd(penalizer: float) -> estimators.FittedBGNBD:
+        if penalizer not in fitted_bgnbd:
+            fitted_bgnbd[penalizer] = BGNBDGammaGamma(penalizer).fit(tx, v_cut)
+        return fitted_bgnbd[penalizer]
+
     for candidate in estimators.candidates():
         try:
-            pred = candidate.fit(tx, v_cut).predict(summary, v_end - v_cut)
+            fitted = fit_bgnbd(candidate.penalizer) if isinstance(candidate, BGNBDGammaGamma) else \
+                candidate.fit(tx, v_cut)
+            pred = fitted.predict(summary, v_end - v_cut)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             continue
         row = {"estimator": candidate.name, "spearman": metrics.spearman(pred.spend, spend),
@@ -69,10 +78,10 @@ def choose(tx: Transactions, cut: int, horizon: float) -> Choice:
         key = (np.nan_to_num(row["spearman"], nan=-2.0), np.nan_to_num(row["top10"], nan=-1.0))
         if best is None or key > best[0]:
             best = (key, candidate)
-    counts, best_count = [], None
+    best_count = None
     for penalizer in estimators.COUNT_PENALIZERS:
         candidate = BGNBDGammaGamma(penalizer)
-        predicted = float(candidate.fit(tx, v_cut).purchases(summary, v_end - v_cut).sum())
+        predicted = float(fit_bgnbd(penalizer).purchases(summary, v_end - v_cut).sum())
         error = float(abs(predicted - count.sum()) / max(count.sum(), 1.0))
         table.append({"estimator": candidate.name + " (purchases)", "predicted_purchases": predicted,
                       "actual_purchases": float(count.sum()), "relative_error": error})

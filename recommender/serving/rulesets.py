@@ -1,0 +1,591 @@
+"""The rules at serve time: a worker's rule set, compiled into masks, and the step that applies it.
+
+:class:`Rulebook` follows ``meta.rules_version`` (one indexed read per request), so a
+rule created, paused or deleted by any worker, the CLI or the console applies from the
+next request everywhere. The active rules are compiled once per rule-set version and
+catalogue generation (:attr:`Catalogue.generation`: products changed, or the day turned)
+into one bit matrix over the catalogue — bit ``r`` of row ``j`` says whether rule ``r``'s
+condition matches product ``j`` — packed eight rules to a byte (100 rules over a million
+products: 13 MB), and the same aligned with the model's items. Which rules apply to a
+request (surface, audience, schedule) is worked out once per audience and schedule window
+and kept (:class:`ActiveSet`). A request then reads only the bits of its few candidates.
+
+:func:`arrange` is the rules' step of the one ranking path
+(:mod:`recommender.serving.ranking`): after the model scored and the hard filters ran,
+before diversity and the list size. In order: ``exclude`` / ``include_only``, the
+rank-normalised score plus ``boost`` / ``bury`` amounts and ``rotate`` demotions, then
+``promote``, then ``pin``; then the caller's diversity cap and length (pins keep their
+positions through the cap). See :mod:`recommender.serving.rules` for what each does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Sequence
+
+import numpy as np
+import sqlite_utils
+
+from recommender import store
+from recommender.serving.catalogue import Catalogue, day_number
+from recommender.serving.rules import POOL, Condition, Effects, Rule, RuleError, attribute_reader, parse_rule, \
+    segment_of
+
+log = logging.getLogger("recommender.serving.rules")
+Event = tuple[str, str, float, int]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# --- who is asking ----------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """One list's request: the surface and, for a customer's list, who it is for (read lazily)."""
+
+    surface: str
+    customer_id: str | None = None
+    arm: str | None = None
+    db: sqlite_utils.Database | None = None
+    events: Sequence[Event] | None = None  # the customer's events when the caller read them already
+    purchase_events: Sequence[str] = ("purchase",)
+    now: dt.datetime | None = None
+    _visitor: str | None = None
+    _segment: tuple[str | None] | None = None
+
+    @property
+    def at(self) -> dt.datetime:
+        if self.now is None:
+            self.now = utc_now()
+        return self.now
+
+    def customer_events(self) -> Sequence[Event]:
+        if self.events is None:
+            self.events = store.customer_events(self.db, self.customer_id) if (self.db and self.customer_id) else ()
+        return self.events
+
+    def visitor(self) -> str:
+        """``anonymous`` (no customer we may profile), ``returning`` (has bought) or ``new``."""
+        if self._visitor is None:
+            if self.customer_id is None:
+                self._visitor = "anonymous"
+            else:
+                kinds = set(self.purchase_events)
+                self._visitor = "returning" if any(e[1] in kinds for e in self.customer_events()) else "new"
+        return self._visitor
+
+    def segment(self) -> str | None:
+        if self._segment is None:
+            self._segment = (segment_of(self.db, self.customer_id) if self.customer_id else None,)
+        return self._segment[0]
+
+    def impressions(self, days: int) -> dict[str, int]:
+        """How many lists served to this customer in the last ``days`` days showed each product (decision log)."""
+        since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        counts: dict[str, int] = {}
+        for _, ids in store.recent_impressions(self.db, self.customer_id, since):
+            for pid in set(json.loads(ids)):
+                counts[pid] = counts.get(pid, 0) + 1
+        return counts
+
+    def engaged(self, days: int) -> set[str]:
+        """Products this customer had any event on in the last ``days`` days (a click, a cart, a purchase)."""
+        since = self.at.timestamp() - days * 86400
+        return {e[0] for e in self.customer_events() if e[3] >= since}
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+def _column(bits: np.ndarray, r: int) -> np.ndarray:
+    return ((bits[:, r >> 3] >> (7 - (r & 7))) & 1).astype(bool)
+
+
+def condition_mask(condition: Condition, catalogue: Catalogue, columns: dict[str, Any], arrivals: set[str] | None,
+                   today: int) -> np.ndarray:
+    """The catalogue rows a condition matches (every field it gives)."""
+    rows = len(catalogue.ids)
+    mask = np.ones(rows, dtype=bool)
+    index = catalogue.index
+    if condition.products:
+        wanted = np.zeros(rows, dtype=bool)
+        for pid in condition.products:
+            j = index.get(pid)
+            if j is not None:
+                wanted[j] = True
+        mask &= wanted
+    if condition.categories:
+        codes = [columns["category_codes"][c] for c in condition.categories if c in columns["category_codes"]]
+        mask &= np.isin(columns["category_code"], codes)
+    with np.errstate(invalid="ignore"):
+        if condition.min_price is not None:
+            mask &= columns["price"] >= condition.min_price
+        if condition.max_price is not None:
+            mask &= columns["price"] <= condition.max_price
+        if condition.min_stock is not None:
+            mask &= columns["stock"] >= condition.min_stock
+        if condition.max_stock is not None:
+            mask &= columns["stock"] <= condition.max_stock
+        a = condition.attribute
+        if a is not None:
+            reader = attribute_reader(a.name)
+            if reader is not None:
+                values = np.asarray(reader(catalogue), dtype=object)
+            elif a.name == "name":
+                values = np.asarray(columns["names"], dtype=object)
+            elif a.name == "category":
+                values = columns["category"]
+            elif a.name == "price":
+                values = columns["price"]
+            elif a.name == "in_stock":
+                values = columns["stock"]
+            else:  # available_until: compared as dates
+                values = columns["until"]
+            if a.name == "available_until":
+                target = [day_number(v, -1) for v in (a.value if a.op == "one_of" else (a.value,))]
+                mask &= np.isin(values, target) if a.op != "contains" else np.zeros(rows, bool)
+            elif a.op == "equals":
+                mask &= values == a.value
+            elif a.op == "one_of":
+                mask &= np.isin(values, list(a.value))
+            else:
+                needle = a.value.casefold()
+                mask &= np.fromiter((v is not None and needle in str(v).casefold() for v in values), bool, rows)
+    if condition.new_within_days is not None:
+        new = np.zeros(rows, dtype=bool)
+        for pid in arrivals or ():
+            j = index.get(pid)
+            if j is not None:
+                new[j] = True
+        mask &= new
+    return mask
+
+
+class Compiled:
+    """Active-status rules compiled against one catalogue generation: condition bits per row and per model item."""
+
+    def __init__(self, rules: Sequence[Rule], catalogue: Catalogue, db: sqlite_utils.Database | None,
+                 now: dt.datetime) -> None:
+        self.rules = list(rules)
+        self.catalogue = catalogue
+        self.now = now
+        rows = len(catalogue.ids)
+        width = max(1, (len(self.rules) + 7) // 8)
+        self.row_bits = np.zeros((rows, width), dtype=np.uint8)
+        self.matches: list[int] = []
+        columns = catalogue.row_columns()
+        days = [r.condition.new_within_days for r in self.rules if r.condition.new_within_days]
+        arrivals = None
+        if days and db is not None:
+            since = (now - dt.timedelta(days=max(days))).strftime("%Y-%m-%dT%H:%M:%SZ")
+            arrivals_at = set(store.arrivals_since(db, since))
+            arrivals = arrivals_at
+        today = int((now.date() - dt.date(1970, 1, 1)).days)
+        self._arrival_cache: dict[int, set[str]] = {}
+        for r, rule in enumerate(self.rules):
+            if rule.action.type == "pin":
+                mask = np.zeros(rows, bool)
+                j = catalogue.index.get(rule.action.product or "")
+                if j is not None:
+                    mask[j] = True
+            elif rule.condition.empty():
+                mask = np.ones(rows, bool)
+            else:
+                got = arrivals
+                if rule.condition.new_within_days and db is not None:
+                    got = self._arrivals(db, rule.condition.new_within_days)
+                mask = condition_mask(rule.condition, catalogue, columns, got, today)
+            self.matches.append(int(mask.sum()))
+            self.row_bits[:, r >> 3] |= mask.astype(np.uint8) << np.uint8(7 - (r & 7))
+        known = catalogue.rows_of_items >= 0
+        self.item_bits = np.zeros((len(catalogue.item_ids), width), dtype=np.uint8)
+        self.item_bits[known] = self.row_bits[catalogue.rows_of_items[known]]
+        self._active: dict[tuple, ActiveSet] = {}
+        self._needs: dict[str, tuple[bool, bool]] = {}
+
+    def _arrivals(self, db: sqlite_utils.Database, days: int) -> set[str]:
+        hit = self._arrival_cache.get(days)
+        if hit is None:
+            since = (self.now - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            hit = self._arrival_cache[days] = set(store.arrivals_since(db, since))
+        return hit
+
+    def _window(self, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """The schedule boundaries around ``now``: the active set cannot change between them."""
+        before, after = None, None
+        for rule in self.rules:
+            for edge in (rule.schedule.start_utc, rule.schedule.end_utc):
+                if edge is None:
+                    continue
+                if edge <= now and (before is None or edge > before):
+                    before = edge
+                if edge > now and (after is None or edge < after):
+                    after = edge
+        return before, after
+
+    def active(self, ctx: Context) -> "ActiveSet":
+        """The rules that apply to this request, kept per surface, arm, visitor kind, segment and schedule window."""
+        needs = self._needs.get(ctx.surface)
+        if needs is None:
+            on = [r for r in self.rules if r.applies_to(ctx.surface)]
+            needs = self._needs[ctx.surface] = (any(r.audience.visitors for r in on),
+                                                any(r.audience.segments for r in on))
+        visitor = ctx.visitor() if needs[0] else None
+        segment = ctx.segment() if needs[1] else None
+        key = (ctx.surface, ctx.arm, visitor, segment)
+        now = ctx.at
+        hit = self._active.get(key)
+        if hit is not None and (hit.since is None or hit.since <= now) and (hit.until is None or now < hit.until):
+            return hit
+        chosen = []
+        for r, rule in enumerate(self.rules):
+            if not rule.applies_to(ctx.surface) or not rule.schedule.active(now):
+                continue
+            aud = rule.audience
+            if aud.arms and ctx.arm not in aud.arms:
+                continue
+            if aud.visitors and (visitor or ctx.visitor()) not in aud.visitors:
+                continue
+            if aud.segments and (segment or ctx.segment()) not in aud.segments:
+                continue
+            chosen.append(r)
+        since, until = self._window(now)
+        if len(self._active) > 256:
+            self._active.clear()
+        self._active[key] = out = ActiveSet(self, chosen, since, until)
+        return out
+
+
+class ActiveSet:
+    """The rules of one request kind, by action; the masks they need, made on first use and kept."""
+
+    def __init__(self, compiled: Compiled, chosen: Sequence[int], since, until) -> None:
+        self.compiled, self.since, self.until = compiled, since, until
+        rules = compiled.rules
+        self.columns = list(chosen)
+        self.filters = [(r, rules[r]) for r in chosen if rules[r].action.type in ("exclude", "include_only")]
+        self.boosts = [(r, rules[r]) for r in chosen if rules[r].action.type in ("boost", "bury")]
+        self.amounts = np.array([rule.action.amount * (1 if rule.action.type == "boost" else -1)
+                                 for _, rule in self.boosts], dtype=np.float64)
+        self.boost_cols = np.array([r for r, _ in self.boosts], dtype=np.int64)
+        self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
+        order = sorted(chosen, key=lambda r: (-rules[r].priority, rules[r].name))
+        self.promotes = [(r, rules[r]) for r in order if rules[r].action.type == "promote"]
+        self.pins = [(r, rules[r]) for r in order if rules[r].action.type == "pin"]
+        self._allow: dict[str, np.ndarray | None] = {}
+        self._cond: dict[tuple[str, int], np.ndarray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.columns)
+
+    @property
+    def extra(self) -> int:
+        """Candidates beyond ``n`` that promotions and pins may need."""
+        return sum(rule.action.slots for _, rule in self.promotes) + len(self.pins)
+
+    def bits(self, space: str) -> np.ndarray:
+        return self.compiled.item_bits if space == "items" else self.compiled.row_bits
+
+    def allow(self, space: str) -> np.ndarray | None:
+        """What ``exclude`` / ``include_only`` leave in ``space`` (``items`` or ``rows``); None when none apply."""
+        if not self.filters:
+            return None
+        if space not in self._allow:
+            bits = self.bits(space)
+            keep = np.ones(len(bits), dtype=bool)
+            for r, rule in self.filters:
+                col = _column(bits, r)
+                keep &= col if rule.action.type == "include_only" else ~col
+            keep.flags.writeable = False
+            self._allow[space] = keep
+        return self._allow[space]
+
+    def matching(self, space: str, r: int) -> np.ndarray:
+        """Rule ``r``'s condition in ``space``, less what exclusions remove (for a promotion's own search)."""
+        key = (space, r)
+        if key not in self._cond:
+            mask = _column(self.bits(space), r)
+            allow = self.allow(space)
+            if allow is not None:
+                mask &= allow
+            mask.flags.writeable = False
+            self._cond[key] = mask
+        return self._cond[key]
+
+
+# --- a worker's rules --------------------------------------------------------------------------
+
+
+class Rulebook:
+    """The rules a worker applies: re-read when ``meta.rules_version`` moves, compiled per catalogue generation.
+
+    ``Rulebook(rules)`` holds a fixed list instead (a preview, a test) and reads no version.
+    """
+
+    def __init__(self, rules: Sequence[Rule] | None = None) -> None:
+        self.fixed = rules is not None
+        self.rules: tuple[Rule, ...] = tuple(rules or ())
+        self.version: int | None = None
+        self._compiled: dict[int, tuple[tuple, Compiled]] = {}
+
+    def refresh(self, db: sqlite_utils.Database) -> None:
+        if self.fixed:
+            return
+        version = store.rules_version(db)
+        if version == self.version:
+            return
+        rules = []
+        for row in store.rule_rows(db):
+            try:
+                rules.append(parse_rule(json.loads(row["body"])).with_status(row["status"]))
+            except (RuleError, ValueError):
+                log.warning("rule %r cannot be read and is skipped", row["name"])
+        self.rules, self.version = tuple(rules), version
+        self._compiled.clear()
+
+    def compiled(self, db: sqlite_utils.Database | None, catalogue: Catalogue,
+                 now: dt.datetime | None = None) -> Compiled | None:
+        """The active-status rules compiled for ``catalogue`` now; None when no rule is active (costs nothing)."""
+        if db is not None:
+            self.refresh(db)
+        live = [r for r in self.rules if r.status == "active"]
+        if not live:
+            return None
+        now = now or utc_now()
+        key = (catalogue.generation, now.date())
+        hit = self._compiled.get(id(catalogue))
+        if hit is not None and hit[0][0] is key[0] and hit[0][1] == key[1] and hit[1].catalogue is catalogue:
+            return hit[1]
+        compiled = Compiled(live, catalogue, db, now)
+        if len(self._compiled) > 8:
+            self._compiled.clear()
+        self._compiled[id(catalogue)] = (key, compiled)
+        return compiled
+
+    def active(self, db: sqlite_utils.Database | None, catalogue: Catalogue, ctx: Context) -> ActiveSet | None:
+        """The rules that apply to this list (None when none do)."""
+        compiled = self.compiled(db, catalogue, ctx.now)
+        if compiled is None:
+            return None
+        active = compiled.active(ctx)
+        return active if active else None
+
+
+# --- the step ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Space:
+    """Where a list's candidates live: ``items`` (a model's rows) or ``rows`` (the catalogue's)."""
+
+    name: str
+    product_id: Callable[[int], str]
+    index_of: Callable[[str], int | None]
+
+
+def items_space(catalogue: Catalogue) -> Space:
+    return Space("items", catalogue.item_ids.__getitem__, catalogue.item_index.get)
+
+
+def rows_space(catalogue: Catalogue) -> Space:
+    ids = catalogue.ids
+    return Space("rows", ids.__getitem__, catalogue.index.get)
+
+
+Fill = Callable[[np.ndarray | None, int, Collection[int]], Sequence[int]]
+
+
+@dataclass
+class Arranged:
+    items: list[int]
+    effects: Effects = field(default_factory=Effects)
+
+
+def _hits(active: ActiveSet, space: str, idx: Sequence[int]) -> np.ndarray:
+    width = len(active.compiled.rules)
+    if not len(idx):
+        return np.zeros((0, width), dtype=bool)
+    return np.unpackbits(active.bits(space)[np.asarray(idx, dtype=np.int64)], axis=1, count=width).astype(bool)
+
+
+def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: Context, *,
+            fill: Fill | None = None, allowed: Callable[[int], bool] | None = None,
+            finish: Callable[[list[int], int], list[int]] | None = None, reorder_only: bool = False) -> Arranged:
+    """Apply the active rules to a candidate list (best first, hard filters already applied); top ``n`` and effects.
+
+    ``fill(mask, k, taken)`` asks the list's source (the model, the popular list) for up
+    to ``k`` more candidates that ``mask`` allows (None: any the hard filters allow),
+    best first, none of ``taken``; ``allowed(i)`` says whether the hard filters let a
+    pinned product in (it must also pass the rules' exclusions); ``finish(order, k)``
+    is the caller's diversity cap and length (default: the first ``k``).
+    ``reorder_only`` (a re-ranking) keeps every product: exclusions move products to the end.
+    """
+    finish = finish or (lambda order, k: list(order[:k]))
+    pool = [int(i) for i in pool]
+    base = finish(pool, n)
+    base_set = set(base)
+    scale = float(max(POOL, n))
+    effects = Effects()
+    name = space.name
+    rules = active.compiled.rules
+    rank = {i: r for r, i in enumerate(pool)}
+    cand = list(pool)
+    hits = _hits(active, name, cand)
+    scores = -np.arange(len(cand), dtype=np.float64) / scale
+    acting: dict[int, list[str]] = {}
+
+    # 1. exclude / include_only
+    if active.filters:
+        keep = np.ones(len(cand), dtype=bool)
+        for r, rule in active.filters:
+            bad = ~hits[:, r] if rule.action.type == "include_only" else hits[:, r]
+            if reorder_only:
+                scores[bad] -= 1000.0
+                for k in np.flatnonzero(bad):
+                    acting.setdefault(cand[k], []).append(rule.name)
+                continue
+            for k in np.flatnonzero(bad & keep):
+                if cand[k] in base_set:
+                    effects.add(rule.name, "removed", space.product_id(cand[k]))
+            keep &= ~bad
+        if not reorder_only:
+            cand = [c for c, k in zip(cand, keep) if k]
+            hits, scores = hits[keep], scores[keep]
+            want = n + active.extra
+            if len(cand) < want and fill is not None:
+                more = [int(i) for i in fill(active.allow(name), want - len(cand), set(pool)) if i not in rank]
+                for j, i in enumerate(more):
+                    rank[i] = len(pool) + j
+                cand += more
+                hits = np.concatenate([hits, _hits(active, name, more)])
+                scores = np.concatenate([scores, -(len(pool) + np.arange(len(more), dtype=np.float64)) / scale])
+
+    # 2. boost / bury on the rank-normalised score, and rotation
+    if active.boosts and len(cand):
+        sub = hits[:, active.boost_cols]
+        scores = scores + sub.astype(np.float64) @ active.amounts
+        for k in np.flatnonzero(sub.any(axis=1)):
+            acting.setdefault(cand[k], []).extend(rule.name for (_, rule), on in zip(active.boosts, sub[k]) if on)
+    if active.rotates and ctx.customer_id is not None and ctx.db is not None and len(cand):
+        for r, rule in active.rotates:
+            seen = ctx.impressions(rule.action.days)
+            if not seen:
+                continue
+            engaged = ctx.engaged(rule.action.days)
+            for k, i in enumerate(cand):
+                pid = space.product_id(i)
+                if hits[k, r] and seen.get(pid, 0) >= rule.action.after and pid not in engaged:
+                    scores[k] -= rule.action.amount
+                    acting.setdefault(i, []).append(rule.name)
+    ranks = np.array([rank[i] for i in cand], dtype=np.int64)
+    order = [cand[k] for k in np.lexsort((ranks, -scores))]
+    matched = {i: hits[k] for k, i in enumerate(cand)}
+
+    # 3. promote: K of the first N slots to matching products, the best of them
+    placed_by: dict[int, str] = {}
+    for r, rule in active.promotes:
+        of, slots = min(rule.action.of, n), rule.action.slots
+        first = order[:of]
+        have = [p for p, i in enumerate(first) if matched.get(i, _NONE)[r]]
+        need = min(slots, of) - len(have)
+        if need <= 0:
+            continue
+        outside = [i for i in order[of:] if matched.get(i, _NONE)[r]][:need]
+        if len(outside) < need and fill is not None:
+            more = [int(i) for i in fill(active.matching(name, r), need - len(outside), set(order))
+                    if i not in matched]
+            for i, h in zip(more, _hits(active, name, more)):
+                matched[i] = h
+            outside += more[:need - len(outside)]
+        free = [p for p, i in enumerate(first) if not matched.get(i, _NONE)[r] and i not in placed_by]
+        take = list(zip(sorted(free[len(free) - len(outside):]) if outside else [], outside))
+        if not take:
+            continue
+        displaced = [first[p] for p, _ in take]
+        new_first = list(first)
+        for p, i in take:
+            new_first[p] = i
+            placed_by[i] = rule.name
+        moved = {i for _, i in take}
+        order = new_first + displaced + [i for i in order[of:] if i not in moved]
+
+    # 4. pins, by priority then name; the hard filters and the exclusions still decide
+    pins: dict[int, int] = {}
+    rule_allow = active.allow(name)
+    for r, rule in active.pins:
+        i = space.index_of(rule.action.product or "")
+        if i is None or i in pins.values() or (allowed is not None and not allowed(i)) \
+                or (rule_allow is not None and not reorder_only and not rule_allow[i]):
+            continue
+        if reorder_only and i not in rank:
+            continue
+        position = rule.action.position
+        while position in pins:
+            position += 1
+        if position > n:
+            continue
+        pins[position] = i
+        placed_by[i] = rule.name
+    if pins:
+        pinned = set(pins.values())
+        order = [i for i in order if i not in pinned]
+
+    # 5. the caller's diversity cap and length; pins keep their positions
+    chosen = finish(order, n - len(pins))
+    final: list[int] = []
+    rest = iter(chosen)
+    for position in range(1, n + 1):
+        if position in pins:
+            final.append(pins[position])
+        else:
+            nxt = next(rest, None)
+            if nxt is None:
+                break
+            final.append(nxt)
+    final += [pins[p] for p in sorted(pins) if pins[p] not in final]
+    final = final[:n]
+
+    # 6. what each rule did
+    before = {i: p for p, i in enumerate(base)}
+    for p, i in enumerate(final):
+        names = ([placed_by[i]] if i in placed_by else []) + acting.get(i, [])
+        if not names:
+            continue
+        effect = "placed" if i not in before else "moved" if before[i] != p else None
+        if effect:
+            for rule_name in dict.fromkeys(names):
+                effects.add(rule_name, effect, space.product_id(i))
+    shown = set(final)
+    for i in base:
+        if i not in shown and i in acting:
+            for rule_name in dict.fromkeys(acting[i]):
+                rule = next((x for x in rules if x.name == rule_name), None)
+                if rule is not None and rule.action.type in ("bury", "rotate", "exclude", "include_only"):
+                    effects.add(rule_name, "removed", space.product_id(i))
+    return Arranged(final, effects)
+
+
+class _Nothing:
+    def __getitem__(self, _r: int) -> bool:
+        return False
+
+
+_NONE = _Nothing()
+
+
+def pool_size(n: int, active: ActiveSet | None) -> int:
+    """How many candidates to ask the model for: ``n``, or ``max(POOL, n)`` plus what promotions and pins need."""
+    if not active:
+        return n
+    return max(POOL, n) + active.extra
+
+
+def rules_of(payload: str | None) -> dict[str, Any]:
+    """The ``decisions.rules`` JSON of a logged list as a dict (empty when no rule changed it)."""
+    return json.loads(payload) if payload else {}
