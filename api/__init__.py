@@ -30,14 +30,15 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.extensions["recommender"] = Service(settings, live)
     store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 
-    from . import auth, customers, errors, events, ids, limits, metrics, offers, online, ops, privacy, products
+    from . import auth, customers, errors, events, ids, limits, metrics, offers, online, ops, privacy, products, rules
+    from . import values
 
     ids.register(app)  # <id:...> in paths, before any route is added
     errors.register(app)
     limits.register(app)
     metrics.register(app)
     auth.register(app)
-    for module in (customers, products, events, offers, privacy, ops, online):
+    for module in (customers, products, events, offers, privacy, ops, online, rules, values):
         app.register_blueprint(module.bp)
     from . import console
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, g
 
 from recommender.serving.catalogue import ListFilters
 from recommender.serving.results import ServedList
@@ -21,8 +21,12 @@ def filters_of(query) -> ListFilters:
 
 
 def listed(result: ServedList) -> dict:
-    """A served list as its response body, counted under its surface and arm."""
-    return served(result.surface, result.payload())
+    """A served list as its response body, counted under its surface and arm.
+
+    An admin key also sees ``rules``: which merchandising rule placed, moved or removed which product.
+    """
+    key = g.get("api_key")
+    return served(result.surface, result.payload(show_rules=bool(key and key["role"] == "admin")))
 
 
 @bp.get("/<id:customer_id>/recommendations")

@@ -29,8 +29,31 @@ _SKIPPED = {"already_offered": 0, "malformed_date": 0, "missing_date": 164, "no_
             "no_products": 0, "unknown_timezone": 0}
 
 _LIST = "3f9c2a7d41e84b0c9a6e5d2f1b7c8e90"  # a list id, as served
+# a merchandising rule (docs/rules.md): two of the first ten slots go to candles, for one week in Auckland
+_RULE = {"name": "candles-week", "owner": "marketing@shop.example", "surfaces": ["recommendations", "offers"],
+         "schedule": {"start": "2026-12-01T00:00", "end": "2026-12-08T00:00", "timezone": "Pacific/Auckland"},
+         "action": {"type": "promote", "condition": {"categories": ["candles"]}, "slots": 2, "of": 10}}
+_RULE_OUT = {"name": "candles-week", "owner": "marketing@shop.example", "description": "",
+             "surfaces": ["recommendations", "offers"], "status": "active", "priority": 0,
+             "schedule": {"start": "2026-12-01T00:00", "end": "2026-12-08T00:00", "timezone": "Pacific/Auckland"},
+             "action": {"type": "promote", "condition": {"categories": ["candles"]}, "slots": 2, "of": 10},
+             "created_at": "2026-11-28T09:12:40Z", "updated_at": "2026-11-28T09:12:40Z"}
 
 # "METHOD /openapi/path" -> {"path": {...}, "query": "...", "request": {...}, "response": {...}}
+# one kind of the campaign report (recommender/campaigns/report.py), trimmed to the 90-day window
+_ARM_90 = {"offers": 50, "customers": 50, "pending": 0, "revenue_per_customer": 27.76, "revenue_ci95": [14.11, 41.41],
+           "repeat_rate": 0.38, "repeat_ci95": [0.245, 0.515], "revenue": 1388.0}
+_HELD_90 = {"offers": 13, "customers": 13, "pending": 0, "revenue_per_customer": 14.65, "revenue_ci95": [-2.12, 31.41],
+            "repeat_rate": 0.231, "repeat_ci95": [0.002, 0.46], "revenue": 190.45}
+_CAMPAIGN_GROUP = {
+    "kind": "second_purchase",
+    "arms": {"sent": {"offers": 50, "customers": 50, "windows": {"90": _ARM_90}},
+             "held_out": {"offers": 13, "customers": 13, "windows": {"90": _HELD_90}}},
+    "uplift": {"90": {"n_sent": 50, "n_held_out": 13, "customers_sent": 50, "customers_held_out": 13,
+                      "revenue_per_customer": {"difference": 13.11, "relative": 0.895, "ci95": [-8.51, 34.73]},
+                      "repeat_rate": {"difference": 0.149, "relative": 0.646, "ci95": [-0.12, 0.42]},
+                      "incremental_revenue": 655.64, "incremental_ci95": [-425.43, 1736.7]}}}
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "GET /v1/customers/{customer_id}/recommendations": {
         "path": {"customer_id": "C0005"}, "query": "n=2&explain=true",
@@ -139,9 +162,38 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                      "interactions": [{"id": 951, "customer_id": "C0005", "product_id": "P0352",
                                        "event_type": "view", "quantity": 1.0,
                                        "occurred_at": "2025-05-21T11:02:04Z"}],
-                     "offers": [], "decisions": [], "models_trained_on": [VERSION]},
+                     "offers": [], "decisions": [],
+                     "value": {"customer_id": "C0005", "segment": "loyal", "p_active": 0.6154,
+                               "purchases": {"90": 0.8261, "180": 1.6219, "365": 3.2117},
+                               "spend": {"90": 41.7302, "180": 81.9285, "365": 162.2311}, "recency_days": 64,
+                               "purchase_days": 9, "spend_to_date": 412.35, "computed_at": "2026-12-01T03:16:40Z",
+                               "as_of": "2026-10-31",
+                               "estimator": "BG/NBD + Gamma-Gamma (penalizer 0.001); purchases: BG/NBD + "
+                                            "Gamma-Gamma (penalizer 0.001)"},
+                     "models_trained_on": [VERSION]},
+    },
+    "GET /v1/customers/{customer_id}/value": {
+        "path": {"customer_id": "C0005"},
+        "response": {"customer_id": "C0005", "profiled": True, "reason": None, "purpose": "personalization",
+                     "segment": "loyal", "segment_rule": "buys often, but not lately", "p_active": 0.6154,
+                     "expected": [{"days": 90, "purchases": 0.8261, "spend": 41.7302},
+                                  {"days": 180, "purchases": 1.6219, "spend": 81.9285},
+                                  {"days": 365, "purchases": 3.2117, "spend": 162.2311}],
+                     "recency_days": 64, "purchase_days": 9, "spend_to_date": 412.35, "as_of": "2026-10-31",
+                     "computed_at": "2026-12-01T03:16:40Z",
+                     "estimator": "BG/NBD + Gamma-Gamma (penalizer 0.001); purchases: BG/NBD + Gamma-Gamma "
+                                  "(penalizer 0.001)"},
     },
     "POST /v1/admin/reload": {"response": {"model_version": VERSION}},
+    "GET /v1/admin/metrics/campaigns": {
+        "query": "kind=second_purchase",
+        "response": {
+            "since": None, "kind": "second_purchase", "as_of": "2026-12-01T08:31:03Z", "windows": [30, 90],
+            "holdout_share": 0.1, "method": "per offer, customers as clusters: delta-method ratio, 95 % normal",
+            "kinds": [_CAMPAIGN_GROUP], "total": _CAMPAIGN_GROUP, "measured_kinds": ["second_purchase"],
+            "summary": "In the 90 days after a second-purchase offer, the 50 customers who got one spent 13.11 more "
+                       "each than the 13 held out (95 % interval −8.51 to 34.73): about 656 extra revenue in all "
+                       "(−425 to 1,737), not yet distinguishable from no effect."}},
     "GET /v1/admin/metrics/online": {
         "query": "since=2026-11-24",
         "response": {"since": "2026-11-24T00:00:00Z", "window_hours": 24.0, "generated_at": "2026-12-01T08:31:03Z",
@@ -163,6 +215,26 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                                  "customers_control": 40}],
                      "events": {"attributed_by_list_id": 120, "attributed_by_window": 23, "unattributed": 5210,
                                 "flagged": 1, "list_id_of_another_customer": 0}},
+    },
+    "GET /v1/admin/rules": {"response": {"rules": [_RULE_OUT]}},
+    "POST /v1/admin/rules": {"request": _RULE, "response": {"rule": _RULE_OUT, "warnings": []}},
+    "GET /v1/admin/rules/{name}": {"path": {"name": "candles-week"}, "response": _RULE_OUT},
+    "PUT /v1/admin/rules/{name}": {"path": {"name": "candles-week"}, "request": {**_RULE, "priority": 5},
+                                   "response": {"rule": {**_RULE_OUT, "priority": 5}, "warnings": []}},
+    "POST /v1/admin/rules/{name}/pause": {"path": {"name": "candles-week"},
+                                          "response": {**_RULE_OUT, "status": "paused"}},
+    "POST /v1/admin/rules/{name}/resume": {"path": {"name": "candles-week"}, "response": _RULE_OUT},
+    "DELETE /v1/admin/rules/{name}": {"path": {"name": "candles-week"}, "response": {"deleted": "candles-week"}},
+    "POST /v1/admin/rules/preview": {
+        "request": {"rule": _RULE, "sample": 2, "n": 3},
+        "response": {"rule": {k: v for k, v in _RULE_OUT.items() if k not in ("created_at", "updated_at")},
+                     "removed": None, "lists": 2, "touched": 1, "emptied": 0, "share_touched": 0.5, "n": 3,
+                     "customers": [
+                         {"customer_id": "C0005", "before": ["P0004", "P0088", "P0058"],
+                          "after": ["P0004", "P0301", "P0088"], "changed": True,
+                          "rules": {"candles-week": {"placed": ["P0301"]}}},
+                         {"customer_id": "C0011", "before": ["P0301", "P0012", "P0090"],
+                          "after": ["P0301", "P0012", "P0090"], "changed": False, "rules": {}}]},
     },
     "GET /healthz": {"response": {"status": "ok"}},
     "GET /readyz": {"response": {"status": "ready", "model_version": VERSION, "problems": [],

@@ -74,6 +74,8 @@ class Export(BaseModel):
     interactions: list[dict[str, Any]]
     offers: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
+    value: dict[str, Any] | None = Field(None, description="The stored customer value and segment (profiling; "
+                                         "held only while `value.purpose` is granted), or null.")
     models_trained_on: list[str]
 
 

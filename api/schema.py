@@ -134,6 +134,15 @@ def _arm() -> Any:
                                    "pages).")
 
 
+RuleEffects = dict[str, dict[Literal["placed", "moved", "removed"], list[str]]]
+
+
+def _rules() -> Any:
+    return Field(None, description="Admin keys only: what each merchandising rule did to this list, "
+                                   "`{rule: {placed|moved|removed: [product ids]}}` (`{}` when no rule changed it; "
+                                   "docs/rules.md).")
+
+
 class Because(BaseModel):
     product_id: str
     name: str | None
@@ -155,7 +164,7 @@ class Item(BaseModel):
 # ran out (the list's source), then the catalogue rules, the caller's exclusions, purchases, diversity.
 ShortStep = Literal["catalogue", "model", "cooccurrence", "no_consent", "unknown_customer", "no_history", "no_model",
                     "not_in_model", "popular", "trending", "model_stale", "control", "category", "min_price",
-                    "max_price", "in_stock", "hidden", "expired", "exclude", "purchased", "diversity"]
+                    "max_price", "in_stock", "hidden", "expired", "exclude", "purchased", "rules", "diversity"]
 
 
 class Short(BaseModel):
@@ -171,7 +180,8 @@ class Short(BaseModel):
                     "(`no_history`, `popular`, ...: only popular products could fill it). Then the filters "
                     "`category`, `min_price`, `max_price`, `in_stock`, the shop's `hidden` and `expired` "
                     "products, the caller's `exclude`, `purchased` (what the customer already bought), `model` "
-                    "(the model proposed fewer products than the filters allow) and the `diversity` cap.")
+                    "(the model proposed fewer products than the filters allow), `rules` (a merchandising rule's "
+                    "exclusion or include-only) and the `diversity` cap.")
 
 
 class ItemList(BaseModel):
@@ -183,6 +193,7 @@ class ItemList(BaseModel):
     days: int | None = None
     list_id: str = _list_id()
     arm: Arm | None = _arm()
+    rules: RuleEffects | None = _rules()
 
 
 class Reranked(BaseModel):
@@ -192,6 +203,7 @@ class Reranked(BaseModel):
     products: list[str]
     list_id: str = _list_id()
     arm: Arm | None = _arm()
+    rules: RuleEffects | None = _rules()
 
 
 class OnlineQuery(Query):

@@ -239,6 +239,41 @@ class CampaignSettings:
     # offered to)) offers while other products can still fill them; only when nothing
     # else is left may it exceed that (stock and --max-per-product still hold). 1 = off.
     max_product_share: float = 0.25
+    # Lifecycle kinds (recommender/campaigns/lifecycle.py; docs/campaigns.md). Each has its percent
+    # off, validity in days from the customer's local run date, period of the ledger rule in days
+    # (at most one offer of the kind per customer within it; 0 = once ever) and a cap on customers
+    # per run (0 = none; the most valuable first, the oldest first order for second purchase).
+    # Win-back: customers in the top `winback_spend_top` share by spend so far whose chance of being
+    # active (value model, p_active) is below `winback_p_active_below`.
+    winback_discount: float = 20.0
+    winback_valid_days: int = 30
+    winback_every_days: int = 180
+    winback_max_customers: int = 0
+    winback_p_active_below: float = 0.3
+    winback_spend_top: float = 0.2
+    # Second purchase: customers with exactly one purchase day, `second_purchase_after_days` to
+    # `second_purchase_within_days` days after it (purchase history only: no profiling consent needed).
+    second_purchase_discount: float = 10.0
+    second_purchase_valid_days: int = 21
+    second_purchase_every_days: int = 0
+    second_purchase_max_customers: int = 0
+    second_purchase_after_days: int = 30
+    second_purchase_within_days: int = 90
+    # Thank-you: customers whose value segment is one of these.
+    thank_you_discount: float = 10.0
+    thank_you_valid_days: int = 30
+    thank_you_every_days: int = 365
+    thank_you_max_customers: int = 0
+    thank_you_segments: tuple[str, ...] = ("champions",)
+    # One live offer per customer across all kinds: a customer holding an offer that has not expired
+    # (held-out rows included) gets no other; within one run the first kind here wins.
+    priority: tuple[str, ...] = ("birthday", "anniversary", "winback", "second_purchase", "thank_you")
+    # The offers' holdout: this share of eligible customers of `holdout_kinds` is recorded but not
+    # sent an offer, by the keyed hash of the A/B arms (recommender/online/assignment.py) with its
+    # own salt, so the same customers are held out in every run. 0 = no holdout.
+    holdout_share: float = 0.1
+    holdout_kinds: tuple[str, ...] = ("winback", "second_purchase", "thank_you")
+    holdout_salt: str = ""
 
 
 @dataclass
@@ -310,6 +345,8 @@ class ValueSettings:
     """
 
     purpose: str = "personalization"
+    # Written before amounts of money on the console and in its sentences (e.g. "£"); empty: none.
+    currency: str = ""
     # Horizons, in days, of expected purchases and spend.
     horizons: tuple[float, ...] = (90.0, 180.0, 365.0)
     # ``recommender value evaluate`` without --cut: the holdout is the last this many days of history

@@ -46,6 +46,12 @@ median round is reported. Prints req/s, p50, p99, errors for each and
 ``ours / (bare + raw)`` (target <= 1.25), or with an ANN index
 ``ours / (bare + ann)`` (target <= 1.25), ``p99 ours / p99 bare`` (target <= 1.5)
 and recall@10 (target >= 0.95).
+
+With ``--rules N`` a sixth kind, ``ours_rules``, serves the same model from a copy of the
+shop's database holding N active merchandising rules (:func:`install_rules`: a realistic
+mix of boosts, buries, pins, promotions, exclusions and rotations, some scheduled, some
+for an audience), interleaved with the others, and the run prints
+``ours_rules / ours`` (target <= 1.1).
 """
 
 from __future__ import annotations
@@ -204,6 +210,46 @@ def make_retail_shop(workdir: Path, products: int, customers: int, factors: int,
     return db_path
 
 
+def install_rules(db_path: Path, count: int, seed: int = 5) -> dict[str, int]:
+    """``count`` active rules in a realistic mix, through the library (as the API and the CLI add them)."""
+    from recommender import store
+    from recommender.serving import merchandising
+
+    rng = np.random.default_rng(seed)
+    db = store.connect(db_path, migrate=True)
+    products = [r[0] for r in db.execute("SELECT id FROM products ORDER BY id LIMIT 5000")]
+    categories = sorted({r[0] for r in db.execute("SELECT DISTINCT category FROM products") if r[0]})
+    kinds: dict[str, int] = {}
+    schedule = {"start": "2020-01-01T00:00", "end": "2099-01-01T00:00", "timezone": "Pacific/Auckland"}
+    for k in range(count):
+        kind = ["boost", "boost", "boost", "bury", "bury", "pin", "promote", "exclude", "rotate", "boost"][k % 10]
+        cat = [str(c) for c in rng.choice(categories, size=2, replace=False)]
+        some = [str(p) for p in rng.choice(products, size=20, replace=False)]
+        if kind == "boost":
+            action = {"type": "boost", "condition": {"categories": cat[:1]} if k % 2 else
+                      {"min_price": float(rng.integers(1, 150)), "max_price": 200.0}, "amount": 0.05}
+        elif kind == "bury":
+            action = {"type": "bury", "condition": {"products": some} if k % 2 else {"max_stock": 2}, "amount": 0.1}
+        elif kind == "pin":
+            action = {"type": "pin", "product": str(rng.choice(products)), "position": int(rng.integers(3, 10))}
+        elif kind == "promote":
+            action = {"type": "promote", "condition": {"categories": cat}, "slots": 1, "of": 10}
+        elif kind == "exclude":
+            action = {"type": "exclude", "condition": {"products": some}}
+        else:
+            action = {"type": "rotate", "after": 5, "days": 7}
+        body = {"name": f"bench-{k:03d}-{kind}", "owner": "bench", "action": action,
+                "surfaces": ["recommendations", "offers", "popular"]}
+        if k % 3 == 0:
+            body["schedule"] = schedule
+        if k % 7 == 0:
+            body["audience"] = {"arms": ["model", "challenger"]}
+        merchandising.create_rule(db, body, "bench")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    db.conn.close()
+    return kinds
+
+
 def bare_app():
     from flask import Flask, jsonify
 
@@ -277,7 +323,8 @@ def floor_app():
 
 
 def start_server(kind: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
-    env = {**os.environ, "RECOMMENDER_DB": str(workdir / "shop.db"), "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
+    db = workdir / ("shop-rules.db" if kind == "ours_rules" else "shop.db")
+    env = {**os.environ, "RECOMMENDER_DB": str(db), "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
            "RECOMMENDER_ALS_FACTORS": "64",
            "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true"}
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind if kind in ("bare", "floor") else "ours",
@@ -436,6 +483,8 @@ def main() -> None:
     parser.add_argument("--retail-csv", type=Path,
                         default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz")
     parser.add_argument("--noise", type=float, default=0.25, help="relative noise of the scaled-up factors")
+    parser.add_argument("--rules", type=int, default=0, metavar="N",
+                        help="also serve from a copy of the shop with N active merchandising rules (ours_rules)")
     parser.add_argument("--serve", choices=["ours", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -467,7 +516,18 @@ def main() -> None:
     token = read_key(args.workdir / "shop.db")
     rng = np.random.default_rng(1)
     customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
-    kinds = ("bare", "floor", "ours", "ours_nolog")
+    kinds: tuple[str, ...] = ("bare", "floor", "ours", "ours_nolog")
+    if args.rules:
+        import sqlite3
+
+        copy = args.workdir / "shop-rules.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(copy) + suffix).unlink(missing_ok=True)
+        source, target = sqlite3.connect(args.workdir / "shop.db"), sqlite3.connect(copy)
+        source.backup(target)
+        source.close(), target.close()
+        print(f"rules installed in {copy.name}: {install_rules(copy, args.rules)}")
+        kinds += ("ours_rules",)
     servers, ports = {}, {}
     try:
         for kind in kinds:  # all up at once, so the rounds below can interleave them
@@ -504,7 +564,7 @@ def main() -> None:
           f"concurrency {args.concurrency}; {os.cpu_count()} cores; {args.rounds} interleaved rounds of "
           f"{args.requests} requests (median round shown); ours: mode {sample['mode']}, {auth}")
     print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
-    for kind in ("ours", "ours_nolog", "floor", "bare", "raw", "ann"):
+    for kind in ("ours", "ours_rules", "ours_nolog", "floor", "bare", "raw", "ann"):
         if kind not in results:
             continue
         r = results[kind]
@@ -536,6 +596,11 @@ def main() -> None:
           f"p99 ours / floor = {results['ours']['p99'] / floor['p99']:.2f}; errors {floor['errors']}")
     print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
           f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
+    if "ours_rules" in results:
+        r, o = results["ours_rules"], results["ours"]
+        print(f"merchandising rules ({args.rules} active): ours_rules / ours = {r['cost_ms'] / o['cost_ms']:.3f} "
+              f"(target <= 1.1); {r['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {r['p99']:.1f} vs "
+              f"{o['p99']:.1f} ms; errors {r['errors']}")
 
 
 def similar_quality(model, products: int = 200) -> dict:

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLite database [default: $RECOMMENDER_DB or ./recommender.db]")
     parser.add_argument("--config", help="TOML settings file")
-    parser.add_argument("--occasion", choices=["birthday", "anniversary", "all"], default="all")
+    parser.add_argument("--occasion", choices=["birthday", "anniversary", "winback", "second_purchase", "thank_you",
+                                               "all", "lifecycle", "every"], default="all")
     parser.add_argument("--date", help="Run date YYYY-MM-DD, read as 12:00 UTC [default: now]")
     parser.add_argument("--at", help="Run at this ISO 8601 instant instead")
     parser.add_argument("--days-ahead", type=int, default=7)

@@ -228,12 +228,14 @@ def test_a_million_customers_in_one_window():
 
 def test_run_makes_offers_with_codes_discounts_and_validity(db, settings):
     make_shop(db, [("A", "1990-06-03", "2010-06-05", "UTC"), ("B", "1990-06-04", None, "Europe/London"),
-                   ("C", "1990-09-01", None, "UTC")])
+                   ("C", "1990-09-01", None, "UTC"), ("D", None, "2011-06-06", "UTC")])
     result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=7)
     assert result.made() == {"birthday": 2, "anniversary": 1}
+    # one live offer per customer: A's birthday comes first (campaigns.priority), their anniversary waits
+    assert result.skipped["anniversary"]["lower_priority"] == 1
     rows = ledger(db)
     assert [(r["customer_id"], r["occasion"], r["occasion_year"]) for r in rows] == [
-        ("A", "anniversary", 2026), ("A", "birthday", 2026), ("B", "birthday", 2026)]
+        ("A", "birthday", 2026), ("B", "birthday", 2026), ("D", "anniversary", 2026)]
     a = next(o for o in result.offers if o.customer_id == "A" and o.occasion == "birthday")
     assert (a.discount, a.valid_from, a.valid_until, a.date) == (15.0, "2026-06-01", "2026-06-17", "2026-06-03")
     assert next(o for o in result.offers if o.occasion == "anniversary").discount == 10.0
@@ -243,9 +245,9 @@ def test_run_makes_offers_with_codes_discounts_and_validity(db, settings):
     assert all(len(json.loads(r["products"])) == 3 for r in rows)
     decisions = list(db.query("SELECT * FROM decisions ORDER BY customer_id, endpoint"))
     assert [(d["customer_id"], d["endpoint"], d["mode"], d["reason"]) for d in decisions] == [
-        ("A", "campaign:anniversary", "non_personalized", "no_model"),
         ("A", "campaign:birthday", "non_personalized", "no_model"),
-        ("B", "campaign:birthday", "non_personalized", "no_model")]
+        ("B", "campaign:birthday", "non_personalized", "no_model"),
+        ("D", "campaign:anniversary", "non_personalized", "no_model")]
     assert json.loads(decisions[0]["product_ids"]) == json.loads(rows[0]["products"])
 
 
@@ -315,7 +317,7 @@ def test_a_failed_run_leaves_no_half_campaign(db, settings, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_export_columns(db, settings, tmp_path, suffix):
-    make_shop(db, [("A", "1990-06-03", "2000-06-04", "UTC"), ("B", "1990-06-04", None, "UTC")])
+    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-04", None, "UTC"), ("C", None, "2000-06-04", "UTC")])
     out = tmp_path / f"offers{suffix}"
     result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=7, items=2, out=out)
     assert result.summary()["out"] == str(out)

@@ -145,6 +145,12 @@ def snap(driver, folder: Path, name: str, width: int = 1280) -> None:
 
 
 def text(driver) -> str:
+    """The page's text; a page replaced while it is read (a form just posted) is read again."""
+    for _ in range(50):
+        try:
+            return driver.find_element(By.TAG_NAME, "body").text
+        except StaleElementReferenceException:
+            time.sleep(0.05)
     return driver.find_element(By.TAG_NAME, "body").text
 
 
@@ -393,9 +399,12 @@ def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
     with sqlite3.connect(shop["db"]) as conn:
         customer = conn.execute("SELECT customer_id FROM offers ORDER BY id DESC LIMIT 1").fetchone()
         customer = customer[0] if customer else conn.execute("SELECT id FROM customers LIMIT 1").fetchone()[0]
+        profiled = conn.execute("SELECT customer_id FROM customer_values ORDER BY spend_to_date DESC LIMIT 1").fetchone()
     pages = [("overview", "/console/"), ("campaigns", "/console/campaigns"), ("campaign-preview", None),
              ("customer", f"/console/customer?id={customer}"), ("models", "/console/models"),
-             ("ledger", "/console/campaigns/ledger")]
+             ("ledger", "/console/campaigns/ledger"), ("value", "/console/value")]
+    assert profiled, "`train --publish` ends with the nightly housekeeping, which stores customer value"
+    pages.append(("customer-value", f"/console/customer?id={profiled[0]}"))
     if exports:
         pages.insert(3, ("campaign-run", f"/console/campaigns/runs/{exports[-1].name}"))
     problems: list[str] = []

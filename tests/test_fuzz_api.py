@@ -77,6 +77,9 @@ def test_every_operation_with_every_key_at_length(fuzz_app):
 ARRAY_AS_STRING = re.compile(r"- query: violates `\w+` at /properties/(\w+) \(was array, became string\)$")
 QUERY = re.compile(r"- query: violates `\w+` at /properties/(\w+)")
 AUTHORIZATION = re.compile(r"- header: violates `\w+` (at /properties/Authorization|\(was Authorization\))")
+# an unknown query parameter whose value writes nothing into the URL (``{"": []}``): the API, which refuses any
+# unknown parameter it sees with a 400, never saw it
+EXTRA_QUERY = re.compile(r"- query: violates `additionalProperties`$")
 
 
 def serialisation_artefact(failure: Exception, sent_query: dict | None = None) -> bool:
@@ -88,6 +91,8 @@ def serialisation_artefact(failure: Exception, sent_query: dict | None = None) -
     def artefact(line: str) -> bool:
         if ARRAY_AS_STRING.match(line) or AUTHORIZATION.match(line):
             return True
+        if EXTRA_QUERY.match(line):
+            return sent_query is not None and any(v is None or v == [] for v in sent_query.values())
         query = QUERY.match(line)
         return bool(query) and sent_query is not None and sent_query.get(query.group(1)) is None
 
@@ -110,6 +115,9 @@ def test_the_artefact_filter_keeps_every_other_violation():
     assert serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price", header), {"n": 3})
     assert not serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price"), {"min_price": "x"})
     assert not serialisation_artefact(failure("body: violates `type` at /properties/price (was number, became string)"))
+    extra = "query: violates `additionalProperties`"
+    assert serialisation_artefact(failure(extra, header), {"n": 3, "": []})
+    assert not serialisation_artefact(failure(extra, header), {"n": 3, "zzz": "1"})
 
 
 def fuzz(app, tokens: dict[str, str], examples: int) -> None:

@@ -22,7 +22,7 @@ from . import session as auth
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 NAV = (("console.overview", "Overview"), ("console.campaigns_page", "Campaigns"), ("console.customer", "Customer"),
-       ("console.models", "Models"))
+       ("console.value_page", "Value"), ("console.models", "Models"))
 
 
 # What each model family learns, in a marketer's words (the technical name is under "Technical details").

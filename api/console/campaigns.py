@@ -20,7 +20,7 @@ from typing import Any
 from flask import redirect, request, send_from_directory, url_for
 
 from recommender import campaigns, store
-from recommender.campaigns import occasions
+from recommender.campaigns import kinds as campaign_kinds, occasions
 from recommender.campaigns import eligibility
 from recommender.store.consents import MARKETING
 from recommender.durable import private_folder, private_folder_of
@@ -81,8 +81,8 @@ def _int(name: str, low: int, high: int | None, default: int | None) -> int | No
 def request_from_form() -> campaigns.CampaignRequest:
     """The campaign asked for by the form; each bad field is named (422 page)."""
     occasion = request.form.get("occasion", "all")
-    if occasion not in (*occasions.OCCASIONS, "all"):
-        raise ValidationError(f"occasion: must be birthday, anniversary or all, got {occasion!r}")
+    if occasion not in campaign_kinds.CHOICES:
+        raise ValidationError(f"occasion: must be one of {', '.join(campaign_kinds.CHOICES)}, got {occasion!r}")
     date = request.form.get("date", "").strip() or dt.datetime.now(dt.timezone.utc).date().isoformat()
     try:
         occasions.run_instant(date=date)

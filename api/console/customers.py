@@ -19,6 +19,7 @@ from recommender.values import MAX_ID_LENGTH, normalise_id
 
 from ..db import get_db
 from . import session as auth
+from . import values
 from .base import bp, page, settings
 
 # Why a list or an offer was not personal, in words (reasons as the ranking and campaigns record them).
@@ -64,7 +65,7 @@ def profile(customer_id: str) -> dict:
     return {"customer": customer, "consents": store.consent_state(db, conf, customer_id)["consents"],
             "history": store.consent_timeline(db, conf, customer_id)["history"], "decisions": decisions,
             "offers": sorted(offers, key=lambda o: o["created_at"], reverse=True),
-            "trained_on": privacy.trained_on(conf, customer_id)}
+            "trained_on": privacy.trained_on(conf, customer_id), "value": values.customer_card(customer_id)}
 
 
 @bp.get("/customer")

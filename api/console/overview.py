@@ -225,6 +225,30 @@ def headline(model: dict[str, Any] | None, report: dict[str, Any] | None, state:
     return out
 
 
+def value_panel() -> dict[str, Any]:
+    """Customers and revenue share per segment, movement since last month (api/console/values.py)."""
+    from . import values
+
+    try:
+        return values.overview_panel()
+    except Exception as exc:  # noqa: BLE001 - one panel's failure must not take the page down
+        log.exception("customer value panel failed")
+        return {"computed": False, "error": f"the customer value panel failed: {exc}"}
+
+
+def campaign_panel() -> dict[str, Any]:
+    """The campaign report's one sentence (recommender/campaigns/report.py): sent vs held out, in money."""
+    from recommender.campaigns import report as campaign_report
+
+    try:
+        payload = campaign_report.report(get_db(), settings())
+    except Exception as exc:  # noqa: BLE001 - one panel's failure must not take the page down
+        log.exception("campaign report panel failed")
+        return {"error": f"the campaign report failed: {exc}"}
+    return {"summary": payload["summary"], "offers": sum(g["arms"]["sent"]["offers"] for g in payload["kinds"]),
+            "held_out": sum(g["arms"]["held_out"]["offers"] for g in payload["kinds"])}
+
+
 @bp.get("/")
 def overview():
     db = get_db()
@@ -234,4 +258,5 @@ def overview():
                 first_week=firstweek.checklist(db, settings()),
                 activity=activity(), consents=queries.consent_rates(db, settings().consent_purposes),
                 online=report, decision_log=settings().privacy.decision_log, measure=state,
-                headline=headline(model, report, state), thousands=thousands)
+                headline=headline(model, report, state), thousands=thousands, value_panel=value_panel(),
+                campaign_panel=campaign_panel())

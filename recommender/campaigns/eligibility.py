@@ -1,4 +1,12 @@
-"""Who may get an offer: the request's checks, occasions in each customer's window, consent and the ledger."""
+"""Who may get an offer: the request's checks, occasions in each customer's window, consent and the ledger.
+
+The rules every kind shares are here (:func:`eligible`): marketing consent; the ledger's
+rule per kind (once per occasion year for birthdays and anniversaries, once per
+``campaigns.<kind>_every_days`` for the lifecycle kinds, 0 = once ever); one live offer per
+customer across all kinds (a ledger row whose ``valid_until`` is on or after the customer's
+local today, held-out rows included, blocks every other); and within one run the first kind
+of ``campaigns.priority``. Lifecycle candidates come from :mod:`.lifecycle`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import numpy as np
 import sqlite_utils
 
 from recommender import store
-from recommender.campaigns import occasions
+from recommender.campaigns import kinds as campaign_kinds, occasions
 from recommender.config import CampaignSettings
 from recommender.store.consents import MARKETING
 from recommender.errors import ConfigError, ValidationError
@@ -18,12 +26,7 @@ from recommender.campaigns.results import MAX_ITEMS, CampaignRequest
 
 def check(request: CampaignRequest, conf: CampaignSettings) -> tuple[tuple[str, ...], int]:
     """The occasions and items per offer a valid request asks for; our errors for anything else."""
-    if request.occasion == "all":
-        chosen = occasions.OCCASIONS
-    elif request.occasion in occasions.OCCASIONS:
-        chosen = (request.occasion,)
-    else:
-        raise ValidationError(f"occasion must be birthday, anniversary or all, got {request.occasion!r}")
+    chosen = campaign_kinds.parse(request.occasion)
     items = conf.items if request.items is None else request.items
     if not 1 <= items <= MAX_ITEMS:
         raise ValidationError(f"items must be between 1 and {MAX_ITEMS}, got {items}")
@@ -33,9 +36,7 @@ def check(request: CampaignRequest, conf: CampaignSettings) -> tuple[tuple[str, 
         raise ValidationError(f"days ahead must be between 0 and {occasions.MAX_DAYS_AHEAD}, got {request.days_ahead}")
     if conf.feb29_rule not in occasions.FEB29_RULES:
         raise ConfigError(f"campaigns.feb29_rule must be one of {', '.join(occasions.FEB29_RULES)}")
-    for o in chosen:
-        if not 0 < conf.discounts.get(o, 0) < 100:
-            raise ConfigError(f"campaigns.discounts needs a {o} discount between 0 and 100 (percent)")
+    campaign_kinds.check(conf, chosen)
     if conf.valid_days_before < 0 or conf.valid_days_after < 0:
         raise ConfigError("campaigns.valid_days_before and valid_days_after must be >= 0")
     if conf.min_price < 0 or conf.max_price < 0 or (conf.max_price and conf.max_price < conf.min_price):
@@ -60,6 +61,9 @@ class Candidate:
     from_model: int = 0
     first_rank: int = 0  # rank (1 = top) of the first product taken, among the choices it could take
     capped: bool = False  # some better choice of theirs was skipped because it was full
+    why: str | None = None  # a lifecycle kind's decision inputs (kind, rule, threshold crossed), for the decision log
+    order: float = 0.0  # a lifecycle kind's cap order: lower goes first (most valuable, oldest first order)
+    held_out: bool = False  # in the offers' holdout: recorded, never sent
 
 
 def find(db: sqlite_utils.Database, conf: CampaignSettings, chosen: tuple[str, ...], instant: dt.datetime,
@@ -81,17 +85,85 @@ def find(db: sqlite_utils.Database, conf: CampaignSettings, chosen: tuple[str, .
     return found
 
 
-def eligible(db: sqlite_utils.Database, found: list[Candidate], skipped: dict[str, dict[str, int]]) -> list[Candidate]:
-    """Candidates with marketing consent and no offer yet for this occasion-year; the rest counted."""
+def eligible(db: sqlite_utils.Database, found: list[Candidate], skipped: dict[str, dict[str, int]],
+             conf: CampaignSettings | None = None) -> list[Candidate]:
+    """Candidates with marketing consent, allowed by the ledger's rule of their kind, holding no live offer,
+    and (with ``conf``) only the first kind of ``conf.priority`` per customer; the rest counted by reason."""
     who = sorted({c.customer_id for c in found})
     consenting = store.consented_among(db, who, MARKETING)
     offered = store.offered_keys(db, who)
+    last = store.last_offered_on(db, who) if any(c.occasion in campaign_kinds.LIFECYCLE for c in found) else {}
+    live = store.live_offers_until(db, who)
     kept = []
     for c in found:
+        count = skipped.setdefault(c.occasion, {})
         if c.customer_id not in consenting:
-            skipped[c.occasion]["no_marketing_consent"] += 1
-        elif (c.customer_id, c.occasion, c.year) in offered:
-            skipped[c.occasion]["already_offered"] += 1
+            reason = "no_marketing_consent"
+        elif (c.occasion in campaign_kinds.OCCASIONS and (c.customer_id, c.occasion, c.year) in offered) \
+                or _within_period(c, last, conf):
+            reason = "already_offered"
+        elif live.get(c.customer_id, "") >= _iso(c.today):
+            reason = "live_offer"
         else:
             kept.append(c)
+            continue
+        count[reason] = count.get(reason, 0) + 1
+    if conf is None:
+        return kept
+    rank = {k: i for i, k in enumerate(conf.priority)}
+    first: dict[str, Candidate] = {}
+    for c in kept:
+        best = first.get(c.customer_id)
+        if best is None or rank.get(c.occasion, len(rank)) < rank.get(best.occasion, len(rank)):
+            first[c.customer_id] = c
+    out = []
+    for c in kept:
+        if first[c.customer_id] is c:
+            out.append(c)
+        else:
+            count = skipped.setdefault(c.occasion, {})
+            count["lower_priority"] = count.get("lower_priority", 0) + 1
+    return out
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def _iso(day: int) -> str:
+    return dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+def _within_period(c: Candidate, last: dict[tuple[str, str], str], conf: CampaignSettings | None) -> bool:
+    """A lifecycle kind's ledger rule: an earlier row of this kind less than its period ago (0 = ever)."""
+    if c.occasion not in campaign_kinds.LIFECYCLE or conf is None:
+        return False
+    before = last.get((c.customer_id, c.occasion))
+    if before is None:
+        return False
+    period = campaign_kinds.every_days(conf, c.occasion)
+    return period == 0 or c.today - (dt.date.fromisoformat(before).toordinal() - _EPOCH_ORDINAL) < period
+
+
+def in_segments(db: sqlite_utils.Database, purpose: str, found: list[Candidate], wanted: tuple[str, ...],
+                skipped: dict[str, dict[str, int]]) -> list[Candidate]:
+    """Candidates whose stored customer-value segment is in ``wanted`` (all when empty); the rest counted.
+
+    The segment is the nightly refresh's (``customer_values``), read only for customers who grant
+    ``purpose`` (``value.purpose``) now: a customer without a score is in no segment.
+    """
+    if not wanted:
+        return found
+    from recommender.value.segments import SEGMENTS
+
+    unknown = [s for s in wanted if s not in SEGMENTS]
+    if unknown:
+        raise ValidationError(f"unknown segment {unknown[0]!r} (known: {', '.join(SEGMENTS)})")
+    segment_of = store.value_segments_of(db, sorted({c.customer_id for c in found}), purpose)
+    kept = []
+    for c in found:
+        if segment_of.get(c.customer_id) in wanted:
+            kept.append(c)
+        else:
+            count = skipped.setdefault(c.occasion, {})
+            count["not_in_segment"] = count.get("not_in_segment", 0) + 1
     return kept

@@ -17,7 +17,7 @@ from recommender.campaigns import occasions
 from recommender.serving.catalogue import Catalogue
 from recommender.config import CampaignSettings, Settings
 from recommender.models.base import Recommender
-from recommender.campaigns import allocation, choice, eligibility, export, ledger
+from recommender.campaigns import allocation, choice, eligibility, export, kinds, ledger, lifecycle
 from recommender.campaigns.eligibility import Candidate
 from recommender.campaigns.results import CampaignRequest, CampaignResult, Offer
 
@@ -44,24 +44,34 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
     result = CampaignResult(campaign_id, dry_run, run_at,
                             request.days_ahead, chosen_occasions, k, model.version if model else None)
 
-    found = eligibility.find(db, conf, chosen_occasions, instant, request.days_ahead, result.skipped)
-    eligible = eligibility.eligible(db, found, result.skipped)
+    dated = tuple(o for o in chosen_occasions if o in kinds.OCCASIONS)
+    found = eligibility.find(db, conf, dated, instant, request.days_ahead, result.skipped) if dated else []
+    found += lifecycle.find(db, settings, tuple(o for o in chosen_occasions if o in kinds.LIFECYCLE), instant,
+                            result.skipped)
+    found = eligibility.in_segments(db, settings.value.purpose, found, tuple(request.segments), result.skipped)
+    eligible = lifecycle.cap(eligibility.eligible(db, found, result.skipped, conf), conf, result.skipped)
+    lifecycle.hold_out(db, conf, eligible)
+    held = sorted((c for c in eligible if c.held_out), key=lambda c: (c.customer_id, c.occasion))
+    eligible = [c for c in eligible if not c.held_out]
     if eligible:
         seed = f"{run_at}|{','.join(chosen_occasions)}|{request.days_ahead}"
         served, choices = _allocate(db, settings, model, eligible, k, request.max_per_product, seed, result)
         for c in eligible:
             if not c.chosen:
-                result.skipped[c.occasion]["no_products"] += 1
+                result.skipped[c.occasion]["no_products"] = result.skipped[c.occasion].get("no_products", 0) + 1
         contacts = store.customer_contacts(db, sorted({c.customer_id for c in served}))
         codes = ledger.new_codes([c.occasion for c in served], preview=dry_run)
         result.offers = [_offer(c, contacts.get(c.customer_id, (None, None)), conf, choices.catalogue, code)
                          for c, code in zip(served, codes)]
+    if held:
+        contacts = store.customer_contacts(db, [c.customer_id for c in held])
+        result.held_out = [_offer(c, contacts.get(c.customer_id, (None, None)), conf, None, None) for c in held]
 
     if dry_run:
         if out_path is not None:
             export.write(out_path, result.offers, force=force)
     else:
-        ledger.record(db, result, out_path, force)
+        ledger.record(db, result, out_path, force, conf)
     result.out = str(out_path) if out_path else None
     result.seconds = time.perf_counter() - started
     return result
@@ -91,17 +101,24 @@ def _allocate(db: sqlite_utils.Database, settings: Settings, model: Recommender 
     return served, choices
 
 
-def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignSettings, catalogue: Catalogue,
-           code: str) -> Offer:
+def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignSettings, catalogue: Catalogue | None,
+           code: str | None) -> Offer:
+    """The offer of a served candidate; with ``code`` None, the ledger row of a held-out one (no products)."""
     personalized = c.from_model > 0
-    reason = None if personalized else (c.reason or "capped")
+    reason = "holdout" if c.held_out else None if personalized else (c.reason or "capped")
+    if c.occasion in kinds.LIFECYCLE:  # valid from the customer's local run date for <kind>_valid_days
+        valid_from, valid_until = c.today, c.today + kinds.valid_days(conf, c.occasion)
+    else:
+        valid_from, valid_until = max(c.date - conf.valid_days_before, c.today), c.date + conf.valid_days_after
+    chosen = [] if catalogue is None else c.chosen
     return Offer(
         customer_id=c.customer_id, email=contact[0], name=contact[1], occasion=c.occasion,
-        date=choice.iso(c.date), occasion_year=c.year, code=code, discount=float(conf.discounts[c.occasion]),
-        valid_from=choice.iso(max(c.date - conf.valid_days_before, c.today)),
-        valid_until=choice.iso(c.date + conf.valid_days_after),
-        product_ids=[catalogue.ids[p] for p in c.chosen], product_names=[catalogue.names[p] for p in c.chosen],
-        mode="personalized" if personalized else "non_personalized", reason=reason)
+        date=choice.iso(c.date), occasion_year=c.year, code=code, discount=kinds.discount(conf, c.occasion),
+        valid_from=choice.iso(valid_from), valid_until=choice.iso(valid_until),
+        product_ids=[catalogue.ids[p] for p in chosen] if catalogue is not None else [],
+        product_names=[catalogue.names[p] for p in chosen] if catalogue is not None else [],
+        mode="held_out" if c.held_out else "personalized" if personalized else "non_personalized", reason=reason,
+        offered_on=choice.iso(c.today), why=c.why, held_out=c.held_out)
 
 
 def offer_dict(offer: Offer) -> dict[str, Any]:

@@ -9,7 +9,8 @@ EXPORT_COLUMNS = ("customer_id", "email", "name", "occasion", "date", "code", "d
                   "valid_until", "product_ids", "product_names", "preview", "list_id")
 EXPORT_FORMATS = (".csv", ".jsonl")
 MAX_ITEMS = 20
-CODE_PREFIX = {"birthday": "BDAY", "anniversary": "ANNV"}
+CODE_PREFIX = {"birthday": "BDAY", "anniversary": "ANNV", "winback": "BACK", "second_purchase": "NEXT",
+               "thank_you": "THNX"}
 # A dry run's codes start with this; the ledger refuses any code that does.
 PREVIEW_PREFIX = "PREVIEW-"
 
@@ -24,6 +25,8 @@ class CampaignRequest:
     days_ahead: int = 7
     items: int | None = None
     max_per_product: int | None = None
+    # Only customers whose stored value segment is one of these (empty: no filter); see eligibility.in_segments.
+    segments: tuple[str, ...] = ()
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Offer:
     occasion: str
     date: str
     occasion_year: int
-    code: str
+    code: str | None  # None for a held-out customer: recorded, never sent
     discount: float
     valid_from: str
     valid_until: str
@@ -44,10 +47,15 @@ class Offer:
     reason: str | None
     # The offer's id for online measurement, given when the ledger records it (a preview has none).
     list_id: str | None = None
+    # The customer's local run date: where the report's windows start.
+    offered_on: str | None = None
+    # A lifecycle kind's decision inputs (kind, rule, threshold crossed); None for occasions.
+    why: str | None = None
+    held_out: bool = False
 
     @property
     def preview(self) -> bool:
-        return self.code.startswith(PREVIEW_PREFIX)
+        return bool(self.code) and self.code.startswith(PREVIEW_PREFIX)
 
     def export_row(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in EXPORT_COLUMNS}
@@ -63,6 +71,8 @@ class CampaignResult:
     items: int
     model_version: str | None
     offers: list[Offer] = field(default_factory=list)
+    # Eligible customers in the offers' holdout (campaigns.holdout_share): in the ledger, no code, not exported.
+    held_out: list[Offer] = field(default_factory=list)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     out: str | None = None
     seconds: float = 0.0
@@ -77,6 +87,9 @@ class CampaignResult:
     def made(self) -> dict[str, int]:
         return {o: sum(1 for x in self.offers if x.occasion == o) for o in self.occasions}
 
+    def held(self) -> dict[str, int]:
+        return {o: sum(1 for x in self.held_out if x.occasion == o) for o in self.occasions}
+
     def summary(self) -> dict[str, Any]:
         """The run in numbers: offers per occasion, skips per reason (total and per occasion), caps."""
         totals: dict[str, int] = {}
@@ -90,6 +103,7 @@ class CampaignResult:
             "campaign_id": self.campaign_id, "dry_run": self.dry_run, "written": not self.dry_run,
             "run_at": self.run_at, "days_ahead": self.days_ahead, "items": self.items,
             "model_version": self.model_version, "offers": self.made(), "offers_total": len(self.offers),
+            "held_out": self.held(), "held_out_total": len(self.held_out),
             "short_offers": sum(1 for o in self.offers if len(o.product_ids) < self.items),
             "modes": modes, "skipped": totals, "skipped_by_occasion": self.skipped, "out": self.out,
             "capped_choices": self.capped_customers, "capped_first_pick": dict(self.capped),
@@ -103,6 +117,9 @@ class CampaignResult:
         lines = [head, f"run at {self.run_at}, window: each customer's local date + {self.days_ahead} days",
                  "offers: " + ", ".join(f"{k} {v:,}" for k, v in s["offers"].items())
                  + f" (total {len(self.offers):,})"]
+        if self.held_out:
+            lines.append("held out (recorded, not sent, for measurement): "
+                         + ", ".join(f"{k} {v:,}" for k, v in s["held_out"].items() if v))
         skipped = {k: v for k, v in s["skipped"].items() if v}
         lines.append("skipped: " + (", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "none"))
         lines.append(f"capped: {self.capped_customers:,} customer(s) got a lower choice because a product was full"

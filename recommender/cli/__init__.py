@@ -14,7 +14,7 @@ import sys
 import click
 
 from recommender import __version__
-from recommender.cli import campaign, data, privacy, reports, serving, training, value
+from recommender.cli import campaign, data, privacy, reports, rules, serving, training, value
 from recommender.cli.common import EngineGroup
 
 
@@ -37,7 +37,8 @@ for command in (
     privacy.resignup,
     campaign.campaign,
     reports.report,
-    value.value,
+    value.value, value.segments,
+    rules.rules,
 ):
     cli.add_command(command)
 

@@ -7,24 +7,27 @@ from pathlib import Path
 import click
 
 from recommender import campaigns
+from recommender.campaigns import kinds
 from recommender.config import Settings
 from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 
 
 @click.group(cls=EngineGroup)
 def campaign() -> None:
-    """Birthday and anniversary offers: find occasions, choose products, record and export.
+    """Birthday, anniversary and lifecycle offers (win-back, second purchase, thank-you).
 
-    Only customers with marketing consent get offers, and the ledger never
-    holds two offers for the same customer, occasion and year, so reruns and
-    overlapping windows are harmless.
+    Only customers with marketing consent get offers; the ledger never holds two offers for
+    the same customer, occasion and year (lifecycle kinds: one per configured period), and a
+    customer holding a live offer of any kind gets no other, so reruns and overlapping
+    windows are harmless.
     """
 
 
 @campaign.command("run")
 @with_settings
-@click.option("--occasion", type=click.Choice(["birthday", "anniversary", "all"]), required=True,
-              help="Which occasions to offer for.")
+@click.option("--occasion", type=click.Choice(list(kinds.CHOICES)), required=True,
+              help="Which kind: birthday, anniversary, winback, second_purchase, thank_you; all = birthday and "
+                   "anniversary; lifecycle = the three lifecycle kinds; every = all five.")
 @click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
               help="Run date, read as 12:00 UTC that day [default: now]. Each customer's window starts at "
                    "their local date at that instant.")

@@ -69,6 +69,19 @@ class Assigner:
         return arm_for(bucket(self.key(db), customer_id), self.conf)
 
 
+def holdout(db: sqlite_utils.Database, customer_ids, share: float, salt: str = "") -> set[str]:
+    """The customers among ``customer_ids`` held out of campaign offers: ``bucket < share``.
+
+    The same keyed hash as the arms, under its own key (the database's arm key mixed
+    with ``"offers-holdout|" + salt``), so who is held out of offers is stable across
+    runs and independent of who is in the API's control arm.
+    """
+    if share <= 0:
+        return set()
+    key = derive_key(db, "offers-holdout|" + salt)
+    return {cid for cid in customer_ids if bucket(key, cid) < share}
+
+
 def derive_key(db: sqlite_utils.Database, salt: str) -> bytes:
     """The experiment key: the database's random arm key, mixed with the configured salt."""
     value = store.meta_value(db, KEY_ROW)

@@ -38,6 +38,8 @@ def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
         "interactions": events,
         "offers": offers,
         "decisions": decisions,
+        # customer value (profiling): the stored score and segment, held only with value.purpose granted
+        "value": store.customer_value_row(db, customer_id, settings.value.purpose),
         "models_trained_on": models_containing(settings, customer_id),
     }
 

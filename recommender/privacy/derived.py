@@ -25,6 +25,7 @@ from recommender import store
 from recommender.models import registry
 from recommender.config import Settings
 from recommender.errors import ModelError
+from recommender.privacy import copies
 from recommender.privacy.counts import consented_events, signals_for  # noqa: F401  (signals_for: also the name tests and callers know)
 from recommender.privacy.reconcile import artifact_epoch, reconcile_artifact
 
@@ -47,8 +48,11 @@ def follow(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any] | No
     """Refresh when a privacy event is newer than what the current artifact was reconciled with.
 
     Cheap when nothing happened (one query and one small file read), so every door
-    that may record a withdrawal calls it after its write.
+    that may record a withdrawal calls it after its write. The value exports follow
+    first (:func:`.copies.follow_withdrawals`; the stored value rows themselves left
+    in the withdrawal's own transaction, by the schema's trigger).
     """
+    copies.follow_withdrawals(db, settings)
     reg = registry.Registry(settings.model_dir)
     version = reg.current_version()
     epoch = store.privacy_epoch(db)

@@ -58,6 +58,8 @@ class Context:
     now: dt.datetime | None = None
     _visitor: str | None = None
     _segment: tuple[str | None] | None = None
+    _seen: dict[int, dict[str, int]] = field(default_factory=dict)
+    _log: tuple[int, list[tuple[str, str]]] | None = None
 
     @property
     def at(self) -> dt.datetime:
@@ -85,13 +87,24 @@ class Context:
             self._segment = (segment_of(self.db, self.customer_id) if self.customer_id else None,)
         return self._segment[0]
 
+    def read_impressions(self, days: int) -> None:
+        """Read this customer's lists of the last ``days`` days from the decision log once (the longest window)."""
+        if self._log is None or self._log[0] < days:
+            since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._log = (days, store.recent_impressions(self.db, self.customer_id, since))
+            self._seen.clear()
+
     def impressions(self, days: int) -> dict[str, int]:
         """How many lists served to this customer in the last ``days`` days showed each product (decision log)."""
-        since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        counts: dict[str, int] = {}
-        for _, ids in store.recent_impressions(self.db, self.customer_id, since):
-            for pid in set(json.loads(ids)):
-                counts[pid] = counts.get(pid, 0) + 1
+        self.read_impressions(days)
+        counts = self._seen.get(days)
+        if counts is None:
+            since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            counts = self._seen[days] = {}
+            for at, ids in self._log[1]:
+                if at >= since:
+                    for pid in set(json.loads(ids)):
+                        counts[pid] = counts.get(pid, 0) + 1
         return counts
 
     def engaged(self, days: int) -> set[str]:
@@ -274,6 +287,8 @@ class ActiveSet:
         self.amounts = np.array([rule.action.amount * (1 if rule.action.type == "boost" else -1)
                                  for _, rule in self.boosts], dtype=np.float64)
         self.boost_cols = np.array([r for r, _ in self.boosts], dtype=np.int64)
+        self.boost_names = [rule.name for _, rule in self.boosts]
+        self.by_name = {rules[r].name: rules[r] for r in chosen}
         self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
         order = sorted(chosen, key=lambda r: (-rules[r].priority, rules[r].name))
         self.promotes = [(r, rules[r]) for r in order if rules[r].action.type == "promote"]
@@ -425,23 +440,24 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
     pinned product in (it must also pass the rules' exclusions); ``finish(order, k)``
     is the caller's diversity cap and length (default: the first ``k``).
     ``reorder_only`` (a re-ranking) keeps every product: exclusions move products to the end.
+
+    The work is on the candidates' rows of the rule bits (numpy), never on the catalogue.
     """
     finish = finish or (lambda order, k: list(order[:k]))
-    pool = [int(i) for i in pool]
-    base = finish(pool, n)
+    cand = [int(i) for i in pool]
+    base = finish(cand, n)
     base_set = set(base)
     scale = float(max(POOL, n))
     effects = Effects()
     name = space.name
-    rules = active.compiled.rules
-    rank = {i: r for r, i in enumerate(pool)}
-    cand = list(pool)
-    hits = _hits(active, name, cand)
-    scores = -np.arange(len(cand), dtype=np.float64) / scale
+    hits = _hits(active, name, cand)  # candidates x rules
+    ranks = np.arange(len(cand), dtype=np.int64)
+    scores = -ranks / scale
     acting: dict[int, list[str]] = {}
+    pool_len = len(cand)
 
     # 1. exclude / include_only
-    if active.filters:
+    if active.filters and len(cand):
         keep = np.ones(len(cand), dtype=bool)
         for r, rule in active.filters:
             bad = ~hits[:, r] if rule.action.type == "include_only" else hits[:, r]
@@ -454,76 +470,56 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
                 if cand[k] in base_set:
                     effects.add(rule.name, "removed", space.product_id(cand[k]))
             keep &= ~bad
-        if not reorder_only:
+        if not reorder_only and not keep.all():
             cand = [c for c, k in zip(cand, keep) if k]
-            hits, scores = hits[keep], scores[keep]
-            want = n + active.extra
-            if len(cand) < want and fill is not None:
-                more = [int(i) for i in fill(active.allow(name), want - len(cand), set(pool)) if i not in rank]
-                for j, i in enumerate(more):
-                    rank[i] = len(pool) + j
+            hits, scores, ranks = hits[keep], scores[keep], ranks[keep]
+            if len(cand) < n and fill is not None:
+                more = [int(i) for i in fill(active.allow(name), n - len(cand), set(pool))]
                 cand += more
                 hits = np.concatenate([hits, _hits(active, name, more)])
-                scores = np.concatenate([scores, -(len(pool) + np.arange(len(more), dtype=np.float64)) / scale])
+                extra = pool_len + np.arange(len(more), dtype=np.int64)
+                ranks = np.concatenate([ranks, extra])
+                scores = np.concatenate([scores, -extra / scale])
 
     # 2. boost / bury on the rank-normalised score, and rotation
+    boosted = None
     if active.boosts and len(cand):
         sub = hits[:, active.boost_cols]
         scores = scores + sub.astype(np.float64) @ active.amounts
-        for k in np.flatnonzero(sub.any(axis=1)):
-            acting.setdefault(cand[k], []).extend(rule.name for (_, rule), on in zip(active.boosts, sub[k]) if on)
+        boosted = sub
     if active.rotates and ctx.customer_id is not None and ctx.db is not None and len(cand):
+        ctx.read_impressions(max(rule.action.days for _, rule in active.rotates))
+        shown_times: dict[int, np.ndarray] = {}  # per window: how often each candidate was shown
         for r, rule in active.rotates:
             seen = ctx.impressions(rule.action.days)
             if not seen:
                 continue
             engaged = ctx.engaged(rule.action.days)
-            for k, i in enumerate(cand):
-                pid = space.product_id(i)
-                if hits[k, r] and seen.get(pid, 0) >= rule.action.after and pid not in engaged:
+            times = shown_times.get(rule.action.days)
+            if times is None:
+                times = shown_times[rule.action.days] = np.fromiter(
+                    (seen.get(space.product_id(i), 0) for i in cand), np.int64, len(cand))
+            tired = (times >= rule.action.after) & hits[:, r]
+            for k in np.flatnonzero(tired):
+                if space.product_id(cand[k]) not in engaged:
                     scores[k] -= rule.action.amount
-                    acting.setdefault(i, []).append(rule.name)
-    ranks = np.array([rank[i] for i in cand], dtype=np.int64)
-    order = [cand[k] for k in np.lexsort((ranks, -scores))]
-    matched = {i: hits[k] for k, i in enumerate(cand)}
+                    acting.setdefault(cand[k], []).append(rule.name)
+    # rounded, so a tie written down (0.1 = five places) is a tie in floating point too: the model's order decides
+    order_k = np.lexsort((ranks, -np.round(scores, 9)))  # candidate positions, best first
+    position_of = {i: k for k, i in enumerate(cand)}
 
-    # 3. promote: K of the first N slots to matching products, the best of them
+    # 3. pins, by priority then name; the hard filters and the exclusions still decide. Their positions are
+    #    reserved first, so a promotion counts the slots left around them.
     placed_by: dict[int, str] = {}
-    for r, rule in active.promotes:
-        of, slots = min(rule.action.of, n), rule.action.slots
-        first = order[:of]
-        have = [p for p, i in enumerate(first) if matched.get(i, _NONE)[r]]
-        need = min(slots, of) - len(have)
-        if need <= 0:
-            continue
-        outside = [i for i in order[of:] if matched.get(i, _NONE)[r]][:need]
-        if len(outside) < need and fill is not None:
-            more = [int(i) for i in fill(active.matching(name, r), need - len(outside), set(order))
-                    if i not in matched]
-            for i, h in zip(more, _hits(active, name, more)):
-                matched[i] = h
-            outside += more[:need - len(outside)]
-        free = [p for p, i in enumerate(first) if not matched.get(i, _NONE)[r] and i not in placed_by]
-        take = list(zip(sorted(free[len(free) - len(outside):]) if outside else [], outside))
-        if not take:
-            continue
-        displaced = [first[p] for p, _ in take]
-        new_first = list(first)
-        for p, i in take:
-            new_first[p] = i
-            placed_by[i] = rule.name
-        moved = {i for _, i in take}
-        order = new_first + displaced + [i for i in order[of:] if i not in moved]
-
-    # 4. pins, by priority then name; the hard filters and the exclusions still decide
     pins: dict[int, int] = {}
+    extra_hits: dict[int, np.ndarray] = {}
     rule_allow = active.allow(name)
-    for r, rule in active.pins:
+    for _, rule in active.pins:
         i = space.index_of(rule.action.product or "")
-        if i is None or i in pins.values() or (allowed is not None and not allowed(i)) \
+        if i is None or i in placed_by or (allowed is not None and not allowed(i)) \
                 or (rule_allow is not None and not reorder_only and not rule_allow[i]):
             continue
-        if reorder_only and i not in rank:
+        if reorder_only and i not in position_of:
             continue
         position = rule.action.position
         while position in pins:
@@ -532,9 +528,53 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
             continue
         pins[position] = i
         placed_by[i] = rule.name
+    order = [cand[k] for k in order_k]
     if pins:
         pinned = set(pins.values())
         order = [i for i in order if i not in pinned]
+
+    def row(i: int) -> np.ndarray:
+        k = position_of.get(i)
+        if k is not None:
+            return hits[k]
+        got = extra_hits.get(i)
+        if got is None:
+            got = extra_hits[i] = _hits(active, name, [i])[0]
+        return got
+
+    # 4. promote: K of the first N positions to matching products, the best of them (pinned ones count)
+    order_rows = None
+    for r, rule in active.promotes:
+        top = min(rule.action.of, n)
+        held = [i for p, i in pins.items() if p <= top]
+        of = top - len(held)
+        if of <= 0:
+            continue
+        if order_rows is None:  # the rule bits of the list in its current order (again after a promotion moved it)
+            order_rows = np.array([row(i) for i in order], dtype=bool).reshape(len(order), hits.shape[1])
+        ordered_hits = order_rows[:, r]
+        have = int(ordered_hits[:of].sum()) + sum(bool(row(i)[r]) for i in held)
+        need = min(rule.action.slots, top) - have
+        if need <= 0:
+            continue
+        outside = [order[of + k] for k in np.flatnonzero(ordered_hits[of:])[:need]]
+        if len(outside) < need and fill is not None:
+            more = [int(i) for i in fill(active.matching(name, r), need - len(outside), set(order) | set(held))
+                    if i not in position_of]
+            outside += more[:need - len(outside)]
+        first = order[:of]
+        free = [p for p in np.flatnonzero(~ordered_hits[:of]).tolist() if first[p] not in placed_by]
+        outside = outside[:len(free)]
+        if not outside:
+            continue
+        take = list(zip(free[len(free) - len(outside):], outside))
+        displaced = [first[p] for p, _ in take]
+        for p, i in take:
+            first[p] = i
+            placed_by[i] = rule.name
+        moved = set(outside)
+        order = first + displaced + [i for i in order[of:] if i not in moved]
+        order_rows = None
 
     # 5. the caller's diversity cap and length; pins keep their positions
     chosen = finish(order, n - len(pins))
@@ -551,21 +591,28 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
     final += [pins[p] for p in sorted(pins) if pins[p] not in final]
     final = final[:n]
 
-    # 6. what each rule did
+    # 6. what each rule did (read for the few products shown or dropped only)
     before = {i: p for p, i in enumerate(base)}
+    names_of = active.boost_names
+
+    def acted(i: int) -> list[str]:
+        out = acting.get(i, [])
+        k = position_of.get(i)
+        if boosted is not None and k is not None:
+            out = out + [names_of[b] for b in np.flatnonzero(boosted[k])]
+        return out
+
     for p, i in enumerate(final):
-        names = ([placed_by[i]] if i in placed_by else []) + acting.get(i, [])
-        if not names:
-            continue
         effect = "placed" if i not in before else "moved" if before[i] != p else None
-        if effect:
-            for rule_name in dict.fromkeys(names):
-                effects.add(rule_name, effect, space.product_id(i))
+        if effect is None:
+            continue
+        for rule_name in dict.fromkeys(([placed_by[i]] if i in placed_by else []) + acted(i)):
+            effects.add(rule_name, effect, space.product_id(i))
     shown = set(final)
     for i in base:
-        if i not in shown and i in acting:
-            for rule_name in dict.fromkeys(acting[i]):
-                rule = next((x for x in rules if x.name == rule_name), None)
+        if i not in shown:
+            for rule_name in dict.fromkeys(acted(i)):
+                rule = active.by_name.get(rule_name)
                 if rule is not None and rule.action.type in ("bury", "rotate", "exclude", "include_only"):
                     effects.add(rule_name, "removed", space.product_id(i))
     return Arranged(final, effects)
@@ -580,10 +627,11 @@ _NONE = _Nothing()
 
 
 def pool_size(n: int, active: ActiveSet | None) -> int:
-    """How many candidates to ask the model for: ``n``, or ``max(POOL, n)`` plus what promotions and pins need."""
+    """How many candidates to ask the model for: ``n``, or ``max(POOL, n)`` when rules apply (a promotion or an
+    exclusion that needs more asks the source again)."""
     if not active:
         return n
-    return max(POOL, n) + active.extra
+    return max(POOL, n)
 
 
 def rules_of(payload: str | None) -> dict[str, Any]:

@@ -57,13 +57,13 @@ def list_api_keys(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 def insert_decisions(db: sqlite_utils.Database, rows: Sequence[DecisionLogRow | tuple]) -> None:
     """Append decision-log rows: :class:`DecisionLogRow`, or a tuple in its order.
 
-    A tuple without the last fields, ``list_id``, ``arm`` and ``rules`` (as
+    A tuple without the last fields, ``list_id``, ``arm``, ``rules`` and ``why`` (as
     written before lists had ids, or rules existed), gets NULL for them.
     """
-    full = [tuple(r) + (None,) * (10 - len(r)) for r in rows]
+    full = [tuple(r) + (None,) * (11 - len(r)) for r in rows]
     with transaction(db):
         db.conn.executemany(
             "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, product_ids, "
-            "list_id, arm, rules) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "list_id, arm, rules, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             full,
         )

@@ -52,7 +52,7 @@ def erase_customer(db: sqlite_utils.Database, customer_id: str, subject_hash: st
     with transaction(db):
         db.conn.executemany("INSERT OR REPLACE INTO erased_emails (subject_hash, erased_at) VALUES (?, ?)",
                             [(h, erased_at) for h in also])
-        for table in ("decisions", "offers", "interactions", "consent_log", "consents"):
+        for table in ("decisions", "offers", "interactions", "customer_values", "consent_log", "consents"):
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]).rowcount
         deleted["customers"] = db.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount
         db.execute("INSERT OR REPLACE INTO erasures (subject_hash, erased_at) VALUES (?, ?)", [subject_hash, erased_at])

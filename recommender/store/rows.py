@@ -96,6 +96,9 @@ class DecisionLogRow(NamedTuple):
     # what merchandising rules did to the list: JSON {rule name: {"placed"|"moved"|"removed": [product ids]}}
     # (recommender.serving.rules), None when no rule changed it
     rules: str | None = None
+    # an offer decision's inputs, in words: the campaign kind, its rule and the threshold crossed
+    # (recommender.campaigns.lifecycle); None for lists and occasion offers
+    why: str | None = None
 
 
 __all__ = ["ConsentDecision", "CustomerRow", "DecisionLogRow", "EventRow", "ProductRow"]

@@ -302,6 +302,87 @@ MIGRATIONS: list[list[str]] = [
             BEGIN INSERT OR IGNORE INTO product_arrivals (product_id, first_seen)
                   VALUES (new.id, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')); END""",
     ],
+    # 13: customer value (recommender/value/refresh.py; docs/value.md): the nightly scores of each
+    #    profiled customer, replaced whole by each refresh (`value_runs`: the refresh that made them,
+    #    its estimator, as-of day and aggregates), and one aggregate snapshot per month for "movement
+    #    since last month" (segment counts and revenue shares, no customer id). Value is profiling: a
+    #    row is deleted with its customer (foreign key; erase_customer names the table too) and, by
+    #    the triggers, in the same transaction as a withdrawal of the purpose it was computed under
+    [
+        """CREATE TABLE value_runs (
+            id INTEGER PRIMARY KEY,
+            computed_at TEXT NOT NULL,
+            as_of TEXT,
+            purpose TEXT NOT NULL,
+            estimator TEXT NOT NULL,
+            horizons TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            seconds REAL NOT NULL
+        )""",
+        """CREATE TABLE customer_values (
+            customer_id TEXT PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE,
+            run_id INTEGER NOT NULL REFERENCES value_runs(id),
+            purpose TEXT NOT NULL,
+            segment TEXT NOT NULL,
+            p_active REAL NOT NULL CHECK (p_active >= 0 AND p_active <= 1),
+            purchases TEXT NOT NULL,
+            spend TEXT NOT NULL,
+            recency_days INTEGER NOT NULL,
+            purchase_days INTEGER NOT NULL,
+            spend_to_date REAL NOT NULL
+        )""",
+        "CREATE INDEX customer_values_segment ON customer_values(segment)",
+        """CREATE TABLE value_snapshots (
+            month TEXT PRIMARY KEY,
+            taken_at TEXT NOT NULL,
+            summary TEXT NOT NULL
+        )""",
+        """CREATE TRIGGER consent_withdrawn_drops_value AFTER UPDATE OF granted ON consents
+            WHEN new.granted = 0
+            BEGIN DELETE FROM customer_values WHERE customer_id = new.customer_id AND purpose = new.purpose; END""",
+        """CREATE TRIGGER consent_removed_drops_value AFTER DELETE ON consents
+            BEGIN DELETE FROM customer_values WHERE customer_id = old.customer_id AND purpose = old.purpose; END""",
+    ],
+    # 14: lifecycle campaigns and the offers' holdout (recommender/campaigns/lifecycle.py;
+    #    docs/campaigns.md). The ledger takes three more kinds (winback, second_purchase,
+    #    thank_you); a held-out customer is a ledger row without a code (held_out = 1: chosen, not
+    #    sent); offered_on is the customer's local run date, where the report's windows start (rows
+    #    before this version: the UTC date they were made). Once-per-occasion-year stays a unique
+    #    index for birthdays and anniversaries; the lifecycle kinds' period rule is checked in the
+    #    recording transaction. decisions.why holds an offer decision's inputs (kind, rule, the
+    #    threshold crossed). SQLite cannot alter a CHECK, so offers is rebuilt with the same rows and ids.
+    [
+        """CREATE TABLE offers_v14 (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            occasion TEXT NOT NULL CHECK (occasion IN ('birthday', 'anniversary', 'winback', 'second_purchase',
+                                                       'thank_you')),
+            occasion_year INTEGER NOT NULL,
+            code TEXT UNIQUE,
+            products TEXT NOT NULL,
+            discount REAL NOT NULL CHECK (discount > 0 AND discount < 100),
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            list_id TEXT,
+            held_out INTEGER NOT NULL DEFAULT 0 CHECK (held_out IN (0, 1)),
+            offered_on TEXT,
+            CHECK (valid_from <= valid_until),
+            CHECK ((held_out = 1) = (code IS NULL))
+        )""",
+        """INSERT INTO offers_v14 (id, customer_id, occasion, occasion_year, code, products, discount, valid_from,
+                                   valid_until, campaign_id, created_at, list_id, held_out, offered_on)
+            SELECT id, customer_id, occasion, occasion_year, code, products, discount, valid_from, valid_until,
+                   campaign_id, created_at, list_id, 0, substr(created_at, 1, 10) FROM offers""",
+        "DROP TABLE offers",
+        "ALTER TABLE offers_v14 RENAME TO offers",
+        "CREATE INDEX offers_campaign ON offers(campaign_id)",
+        """CREATE UNIQUE INDEX offers_occasion_once ON offers(customer_id, occasion, occasion_year)
+            WHERE occasion IN ('birthday', 'anniversary')""",
+        "CREATE INDEX offers_customer ON offers(customer_id, valid_until)",
+        "ALTER TABLE decisions ADD COLUMN why TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -309,5 +390,5 @@ TABLES = (
     "customers", "products", "interactions", "consents", "consent_log",
     "offers", "models", "decisions", "api_keys", "erasures", "erased_emails", "meta",
     "privacy_events", "copies", "event_keys", "interaction_updates", "product_changes",
-    "rules", "rule_audit", "product_arrivals",
+    "rules", "rule_audit", "product_arrivals", "value_runs", "customer_values", "value_snapshots",
 )

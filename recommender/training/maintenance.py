@@ -7,6 +7,11 @@ the registry's own repair, and a WAL checkpoint, so the ``-wal`` file (which
 keeps old page images, erased rows included) is folded back and truncated.
 It reports what it removed; each step is safe to run at any time.
 
+It also refits customer value (:func:`recommender.value.refresh.refresh`): every
+profiled customer's expected purchases and spend, chance still active and
+segment, replaced in one transaction; a failure there is reported under
+``values`` and stops nothing else.
+
 After an erasure it also VACUUMs the database. ``secure_delete`` zeroes the
 cells a DELETE removes, but a multi-row delete rebalances b-tree pages as it
 goes, and a rebalanced page keeps stale copies of cells that moved (the
@@ -50,13 +55,29 @@ def vacuum_after_erasure(db: sqlite_utils.Database) -> dict[str, Any]:
     return {"vacuumed": True, "seconds": round(time.perf_counter() - started, 3)}
 
 
+def refresh_values(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
+    """Refit customer value and store every profiled customer's score; ``{"error": ...}`` when it fails."""
+    from recommender.value import refresh
+
+    try:
+        done = refresh.refresh(db, settings)
+    except Exception as exc:  # noqa: BLE001 - the night's other steps must run whatever the value fit does
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"stored": done["stored"], "not_profiled": done["not_profiled"], "estimator": done["estimator"],
+            "as_of": done["as_of"], "seconds": done["seconds"]["total"]}
+
+
 def run(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
-    """Apply every retention, VACUUM after erasures, and checkpoint the WAL; returns what each step removed."""
+    """Apply every retention, refit customer value, VACUUM after erasures, and checkpoint the WAL.
+
+    Returns what each step removed or stored.
+    """
     from recommender.privacy.erasure import checkpoint_wal
 
     decisions = privacy.prune(db, settings)
     artifacts = registry.prune(db, settings)
     changes = store.compact_product_changes(db)
+    values = refresh_values(db, settings)
     vacuum = vacuum_after_erasure(db)
     return {
         "decisions_deleted": decisions["deleted"],
@@ -66,6 +87,7 @@ def run(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
         "model_bytes_freed": artifacts["bytes_freed"],
         "model_bytes_kept": artifacts["bytes_kept"],
         "product_changes_compacted": changes,
+        "values": values,
         "vacuum": vacuum,
         # after a VACUUM the whole file is in the WAL: retry while a reader holds an old snapshot
         "wal": checkpoint(db) if not vacuum["vacuumed"] else {**checkpoint_wal(db), **checkpoint(db)},

@@ -299,8 +299,11 @@ def _housekeeping(db: sqlite_utils.Database, settings: Settings, log: Log) -> di
     except RecommenderError as exc:  # housekeeping must never hide what the retrain itself did
         log(f"housekeeping failed: {exc}")
         return {"error": str(exc)}
+    values = done.get("values") or {}
     log(f"housekeeping: {done['decisions_deleted']} old decision(s), {len(done['models_removed'])} old model "
-        f"artifact(s) removed; WAL checkpointed")
+        f"artifact(s) removed; WAL checkpointed; customer value: "
+        + (f"failed ({values['error']})" if "error" in values else
+           f"{values.get('stored', 0):,} customer(s) scored in {values.get('seconds', 0):.1f} s"))
     return done
 
 
