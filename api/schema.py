@@ -262,6 +262,28 @@ class OnlineEvents(BaseModel):
                                                          "`list_id` is ignored and the event attributed by window.")
 
 
+class RuleSide(BaseModel):
+    lists: int
+    customers: int
+    clicks: int = Field(description="Lists with at least one attributed click.")
+    ctr: float
+    purchases: int = Field(description="Lists with at least one attributed purchase.")
+    conversion: float
+    revenue: float = Field(description="Quantity x price of the attributed purchases.")
+    revenue_per_list: float
+
+
+class RuleRow(BaseModel):
+    rule: str = Field(description="The rule's name (as logged: a rule deleted since still has its line).")
+    arm: str
+    surface: str
+    placed: int = Field(description="Products the rule placed on its touched lists (not there without rules).")
+    moved: int = Field(description="Products it moved to another position.")
+    removed: int = Field(description="Products it took out (an exclusion, a bury or a rotation).")
+    touched: RuleSide = Field(description="Lists of this arm and surface that the rule changed.")
+    untouched: RuleSide = Field(description="Lists of the same arm and surface that it did not change.")
+
+
 class OnlineReport(BaseModel):
     since: str | None
     window_hours: float
@@ -271,6 +293,8 @@ class OnlineReport(BaseModel):
     challenger_share: float
     arms: list[ArmRow]
     uplift: list[Uplift]
+    rules: list[RuleRow] = Field(default_factory=list, description="Per merchandising rule, arm and surface: the "
+                                                                    "lists it touched against those it did not.")
     events: OnlineEvents
 
 

@@ -98,6 +98,13 @@ class ServeSettings:
     catalogue_ttl_seconds: float = 60.0
     # Serve without API keys (demo only): refused unless host is a loopback address.
     open: bool = False
+    # New products' exploration share (docs/new-products.md): the expected share of a personal list's
+    # slots given to a product without interactions that arrived in the last `new_product_days`, the
+    # best of them by its content score for the customer. A list of n gets floor(n * share) such slots
+    # plus one more with probability frac(n * share) (10 slots at 0.05: one slot in half of the lists),
+    # at its end. 0 turns exploration off (new products then compete on their content score only).
+    new_product_share: float = 0.05
+    new_product_days: int = 30
 
 
 @dataclass
@@ -525,6 +532,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("als.half_life_days must be >= 0 (0 = no decay)")
     if settings.ease.regularization <= 0 or settings.ease.max_items < 1:
         raise ConfigError("ease.regularization must be > 0 and ease.max_items >= 1")
+    if not 0 <= settings.serve.new_product_share <= 1 or settings.serve.new_product_days < 0:
+        raise ConfigError("serve.new_product_share must be in [0, 1] and serve.new_product_days >= 0")
     ig = settings.itemgraph
     if ig.method not in ("rp3beta", "itemknn"):
         raise ConfigError(f"itemgraph.method must be rp3beta or itemknn, not {ig.method!r}")

@@ -304,7 +304,8 @@ def test_console_pages_show_value_in_words_for_marketers(shop, settings, keyed_a
     # F: 9 purchase days, the last 200 days before 30 Jun 2025 (~7 months)
     assert "segment: at risk — bought fairly often, but not for a while: bought 9 times, the last 7 months " \
            "before 30 Jun 2025" in page
-    assert re.search(r"Expected to spend about [0-9.,]+ in the next 6 months; \d+ % likely still active", page)
+    assert re.search(r"Expected to spend about [0-9.,]+ in the next 6 months; (\d+ %|over 99 %|under 1 %) likely "
+                     r"still active", page)
     assert "Technical details" in page and "Estimator" in page
     value = client.get("/console/value").get_data(as_text=True)
     assert 'id="segments"' in value and "can&#39;t lose" in value and "<svg" in value
@@ -320,6 +321,23 @@ def test_console_pages_show_value_in_words_for_marketers(shop, settings, keyed_a
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         other.post("/console/sign-in", data={"csrf": csrf, "key": tokens[role]})
         assert other.get("/console/value").status_code in (302, 303, 403), role
+
+
+def test_the_words_of_a_value():
+    assert [stored.chance(p) for p in (0.8, 0.996, 0.004, 0.5)] == ["80 %", "over 99 %", "under 1 %", "50 %"]
+    assert [stored.money(x, "£") for x in (119.6, 1250.0, 8.5)] == ["£120", "£1,250", "£8.50"]
+    assert [stored.span(d) for d in (1, 12, 21, 122, 800)] == ["1 day", "12 days", "3 weeks", "4 months", "2 years"]
+    assert [stored.horizon_words(h) for h in (90, 180, 365, 30)] == ["3 months", "6 months", "12 months", "30 days"]
+    value = {"segment": "at risk", "p_active": 0.8, "purchase_days": 7, "recency_days": 122, "as_of": "2025-06-30",
+             "expected": [{"days": 90, "purchases": 1.0, "spend": 60.0}, {"days": 180, "purchases": 2.0,
+                                                                         "spend": 119.6}]}
+    from recommender.config import Settings
+
+    conf = Settings()
+    conf.value.currency = "£"
+    assert stored.sentence(value, conf) == (
+        "Expected to spend about £120 in the next 6 months; 80 % likely still active; segment: at risk — bought "
+        "fairly often, but not for a while: bought 7 times, the last 4 months before 30 Jun 2025")
 
 
 def csv_ids_text(text: str) -> list[str]:

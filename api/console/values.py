@@ -70,6 +70,7 @@ def customer_card(customer_id: str) -> dict[str, Any]:
                         "purchases": e["purchases"]} for e in value["expected"]]
     out["why"] = stored.segment_why(value)
     out["spent"] = _money(value["spend_to_date"])
+    out["chance"] = stored.chance(value["p_active"])
     out["last"] = stored.span(value["recency_days"])
     out["as_of_words"] = stored.day_words(value["as_of"])
     out["first_horizon"] = stored.horizon_words(float(conf.value.horizons[0]))  # the horizon of p_active

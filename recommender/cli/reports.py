@@ -77,9 +77,27 @@ def human(payload: dict[str, Any]) -> str:
         rel = "" if u["relative"] is None else f" ({100 * u['relative']:+.1f} %)"
         lines.append(f"uplift {u['surface']} {u['metric']}: {u['treatment']} - {u['control']} = {fmt(u['difference'])}"
                      f"{rel}, 95 % CI [{fmt(lo)}, {fmt(hi)}], n = {u['n_treatment']} / {u['n_control']} lists")
+    lines.extend(rule_lines(payload.get("rules") or []))
     e = payload["events"]
     lines.append(f"events attributed: {e['attributed_by_list_id']} by list_id, {e['attributed_by_window']} by window; "
                  f"{e['unattributed']} not from a list")
     lines.append(f"events flagged (implausible price or quantity above the cap, counted at the catalogue price and "
                  f"the cap): {e['flagged']}; list_id of another customer (ignored): {e['list_id_of_another_customer']}")
     return "\n".join(lines)
+
+
+def rule_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per rule, arm and surface: lists the rule touched against the lists of that arm and surface it did not."""
+    if not rows:
+        return ["by rule: no list was changed by a rule"]
+    out = ["by rule (lists the rule touched vs the lists of the same arm and surface it did not):",
+           f"{'rule':<20} {'surface':<16} {'arm':<11} {'':<9} {'lists':>7} {'clicks':>7} {'CTR':>8} "
+           f"{'bought':>7} {'conv.':>8} {'revenue':>10} {'rev/list':>9}"]
+    for r in rows:
+        for label, side in (("touched", r["touched"]), ("untouched", r["untouched"])):
+            head = (f"{r['rule'][:20]:<20} {r['surface']:<16} {r['arm']:<11}" if label == "touched"
+                    else f"{'':<20} {'':<16} {'':<11}")
+            out.append(f"{head} {label:<9} {side['lists']:>7} {side['clicks']:>7} {_pct(side['ctr']):>8} "
+                       f"{side['purchases']:>7} {_pct(side['conversion']):>8} {side['revenue']:>10.2f} "
+                       f"{side['revenue_per_list']:>9.2f}")
+    return out

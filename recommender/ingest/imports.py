@@ -227,6 +227,7 @@ def _parse_products(db, path, settings, progress) -> list[ProductRow]:
                 in_stock=parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
                 hidden=int(parse_flag(hidden, what="hidden")) if hidden else 0,
                 available_until=parse_date(until, what="available_until").isoformat() if until else None,
+                description=_text(row, "description"),  # optional: new products' content features
             ))
         except ValueError as exc:
             errors.add(line, str(exc))

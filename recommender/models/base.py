@@ -36,6 +36,7 @@ IDS_FILE = "ids.json"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 DEFAULT_FAMILY = "factors"
+CONTENT_PREFIX = "content_"  # the content mapping's arrays (recommender.models.content)
 
 # family name -> "module:Class"; imported only when an artifact of that family is loaded.
 FAMILIES: dict[str, str] = {
@@ -191,7 +192,8 @@ class Recommender(abc.ABC):
 
     def files(self) -> list[str]:
         """Every file of this model's artifact, manifest excluded (rewrite order)."""
-        return [f"{n}.npy" for n in self.arrays()] + [IDS_FILE] + [f"signal_{n}.npy" for n in self.signals]
+        return ([f"{n}.npy" for n in self.arrays()] + [IDS_FILE] + [f"signal_{n}.npy" for n in self.signals]
+                + [f"{CONTENT_PREFIX}{n}.npy" for n in getattr(self, "content_arrays", {})])
 
     def save(self, directory: str | Path) -> dict[str, Any]:
         """Write the artifact files (fsynced) and the manifest with their checksums."""
@@ -200,10 +202,13 @@ class Recommender(abc.ABC):
         checksums = {}
         own = self.arrays()
         for name in own:
-            if name.startswith("signal_"):
-                raise ModelError(f"array name {name!r} is reserved for signals")
+            if name.startswith("signal_") or name.startswith(CONTENT_PREFIX):
+                raise ModelError(f"array name {name!r} is reserved for signals and content")
+        # the content mapping of new products (recommender.models.content), item-side arrays only
+        content = dict(getattr(self, "content_arrays", None) or {})
         files = {**{f"{n}.npy": a for n, a in own.items()},
-                 **{f"signal_{n}.npy": a for n, a in self.signals.items()}}
+                 **{f"signal_{n}.npy": a for n, a in self.signals.items()},
+                 **{f"{CONTENT_PREFIX}{n}.npy": a for n, a in content.items()}}
         for name, array in files.items():
             array = np.ascontiguousarray(array)
             if name.startswith("signal_") and array.shape[0] != len(self.item_ids):
@@ -228,6 +233,7 @@ class Recommender(abc.ABC):
             users=len(self.user_ids),
             items=len(self.item_ids),
             signals=sorted(self.signals),
+            content_arrays=sorted(content),
             checksums=checksums,
             **self.manifest_fields(),
         )
@@ -288,7 +294,12 @@ def load_model(directory: str | Path, *, verify: bool = True, mmap: bool = True)
                   for name in cls.array_names(manifest)}
         signals = {name: np.load(directory / f"signal_{name}.npy", allow_pickle=False)
                    for name in manifest.get("signals", [])}
-        return cls.from_arrays(arrays, ids["users"], ids["items"], manifest, signals)
+        content = {name: np.load(directory / f"{CONTENT_PREFIX}{name}.npy", allow_pickle=False)
+                   for name in manifest.get("content_arrays", [])}
+        model = cls.from_arrays(arrays, ids["users"], ids["items"], manifest, signals)
+        if content:
+            model.content_arrays = content  # type: ignore[attr-defined]
+        return model
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:

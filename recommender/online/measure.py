@@ -236,6 +236,59 @@ def _uplift(lists: list[Served]) -> list[dict[str, Any]]:
     return out
 
 
+def _rule_side(group: list[Served]) -> dict[str, Any]:
+    n = len(group)
+    clicks = sum(s.clicked for s in group)
+    purchases = sum(s.purchased for s in group)
+    revenue = sum(s.revenue for s in group)
+    return {"lists": n, "customers": len({s.customer_id for s in group if s.customer_id is not None}),
+            "clicks": clicks, "ctr": round(clicks / n, 6) if n else 0.0,
+            "purchases": purchases, "conversion": round(purchases / n, 6) if n else 0.0,
+            "revenue": round(revenue, 2), "revenue_per_list": round(revenue / n, 6) if n else 0.0}
+
+
+def by_rule(lists: list[Served], effects: dict[str, dict[str, dict[str, list[str]]]]) -> list[dict[str, Any]]:
+    """Per rule, arm and surface: the lists the rule touched against the lists it did not, with what came of them.
+
+    ``effects`` is ``{list_id: {rule: {"placed" | "moved" | "removed": [product ids]}}}`` (the
+    decision log's ``rules``). A rule's comparison is the lists of the same arm and surface
+    that it did not touch (other rules may have touched them); a surface or arm where the rule
+    touched no list has no row. ``placed`` / ``moved`` / ``removed`` count the products it
+    placed, moved and removed over its touched lists.
+    """
+    groups: dict[tuple[str, str], list[Served]] = defaultdict(list)
+    for s in lists:
+        groups[s.arm, s.surface].append(s)
+    order = {MODEL: 0, CHALLENGER: 1, CONTROL: 2, UNASSIGNED: 3}
+    out = []
+    for (arm, surface), group in groups.items():
+        names = sorted({r for s in group for r in effects.get(s.list_id, {})})
+        for rule in names:
+            touched = [s for s in group if rule in effects.get(s.list_id, {})]
+            others = [s for s in group if rule not in effects.get(s.list_id, {})]
+            counts = {e: sum(len(effects[s.list_id][rule].get(e, [])) for s in touched)
+                      for e in ("placed", "moved", "removed")}
+            out.append({"rule": rule, "arm": arm, "surface": surface, **counts,
+                        "touched": _rule_side(touched), "untouched": _rule_side(others)})
+    out.sort(key=lambda r: (r["rule"], r["surface"], order.get(r["arm"], 9), r["arm"]))
+    return out
+
+
+def rule_effects(db: sqlite_utils.Database, since: str | None) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """``{list_id: {rule: effects}}`` of every logged list that a rule changed (decisions.rules), since ``since``."""
+    out: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for list_id, _cid, _at, _endpoint, _arm, rules in store.rule_effect_rows(db, since):
+        if list_id is None or not rules:
+            continue
+        try:
+            found = json.loads(rules)
+        except ValueError:
+            continue
+        if isinstance(found, dict) and found:
+            out[list_id] = found
+    return out
+
+
 def report(db: sqlite_utils.Database, settings: Settings, since: str | None = None) -> dict[str, Any]:
     """Lists served, click-through, conversion and revenue per arm, surface and model; uplift over control.
 
@@ -265,6 +318,7 @@ def report(db: sqlite_utils.Database, settings: Settings, since: str | None = No
             "challenger": conf.challenger or None, "challenger_share": conf.challenger_share,
             "arms": [_arm_row(k, groups[k]) for k in keys],
             "uplift": _uplift(found.lists),
+            "rules": by_rule(found.lists, rule_effects(db, since_iso)),
             "events": {"attributed_by_list_id": found.explicit, "attributed_by_window": found.implicit,
                        "unattributed": found.unattributed, "flagged": found.flagged,
                        "list_id_of_another_customer": found.not_theirs}}

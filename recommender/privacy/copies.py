@@ -65,18 +65,15 @@ def follow_withdrawals(db: sqlite_utils.Database, settings: Settings) -> dict[st
     if epoch <= seen:
         return None
     purpose = settings.value.purpose
+    files = [Path(e["path"]) for e in store.registered_copies(db) if e["kind"] == VALUE_EXPORT]
     withdrawn = {r["customer_id"] for r in store.privacy_events_since(db, seen)
-                 if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]}
+                 if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]} if files else set()
     removed: dict[str, int] = {}
-    if withdrawn:
-        for entry in store.registered_copies(db):
-            path = Path(entry["path"])
-            if entry["kind"] != VALUE_EXPORT:
-                continue
-            if not path.exists():
-                store.forget_copy(db, path)
-                continue
-            removed[str(path)] = rewrite_campaign_file(path, withdrawn)
+    for path in files if withdrawn else []:
+        if not path.exists():
+            store.forget_copy(db, path)
+            continue
+        removed[str(path)] = rewrite_campaign_file(path, withdrawn)
     store.set_meta(db, VALUE_EXPORTS_EPOCH, str(epoch))
     return {"withdrawn": len(withdrawn), "rows_removed": removed, "epoch": epoch}
 

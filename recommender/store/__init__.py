@@ -15,7 +15,7 @@ One module per table family (:mod:`.schema`, :mod:`.connection`,
 :mod:`.events`, :mod:`.consents`, :mod:`.access`, :mod:`.privacy`,
 :mod:`.offers`, :mod:`.models`) or per reader of many tables (:mod:`.bulk`:
 training's and the export's bulk reads; :mod:`.catalogue`: a serving worker's
-products; :mod:`.online`: the measurement report; :mod:`.value`: purchase days for customer value; :mod:`.rules`: merchandising rules and their audit); callers use the flat names
+products; :mod:`.content`: products' texts and arrivals for new products' content features; :mod:`.online`: the measurement report; :mod:`.value`: purchase days for customer value; :mod:`.rules`: merchandising rules and their audit); callers use the flat names
 re-exported here (``store.connect``, ``store.apply_consents``...). The rows the doors hand
 to the store (customers, products, events, consent decisions, decision-log
 entries) are the named tuples of :mod:`.rows`.
@@ -31,6 +31,7 @@ from recommender.store.access import *  # noqa: F403
 from recommender.store.bulk import *  # noqa: F403
 from recommender.store.catalogue import *  # noqa: F403
 from recommender.store.connection import *  # noqa: F403
+from recommender.store.content import *  # noqa: F403
 from recommender.store.consents import *  # noqa: F403
 from recommender.store.events import *  # noqa: F403
 from recommender.store.firstweek import *  # noqa: F403

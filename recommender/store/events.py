@@ -14,7 +14,7 @@ from recommender.store.rows import CustomerRow, EventRow, ProductRow
 # --- writes ------------------------------------------------------------------
 
 CUSTOMER_COLUMNS = ("id", "email", "name", "birth_date", "anniversary_date", "timezone", "created_at")
-PRODUCT_COLUMNS = ("id", "name", "category", "price", "in_stock", "hidden", "available_until")
+PRODUCT_COLUMNS = ("id", "name", "category", "price", "in_stock", "hidden", "available_until", "description")
 INTERACTION_COLUMNS = ("customer_id", "product_id", "event_type", "quantity", "occurred_at")
 
 

@@ -44,6 +44,7 @@ class ProductRow(NamedTuple):
     in_stock: int | None = None
     hidden: int = 0
     available_until: str | None = None
+    description: str | None = None  # free text for new products' content features
 
 
 class EventRow(NamedTuple):

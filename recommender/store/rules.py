@@ -97,9 +97,13 @@ def preview_customers(db: sqlite_utils.Database, purpose: str, limit: int) -> li
 
 
 def rule_effect_rows(db: sqlite_utils.Database, since: str | None = None) -> list[tuple[Any, ...]]:
-    """``(list_id, customer_id, created_at, endpoint, arm, rules JSON)`` of logged lists (for per-rule reports)."""
-    return db.execute("SELECT list_id, customer_id, created_at, endpoint, arm, rules FROM decisions "
-                      "WHERE created_at >= ? ORDER BY id", [since or ""]).fetchall()
+    """``(list_id, customer_id, created_at, endpoint, arm, rules JSON)`` of logged lists that a rule changed
+    (for per-rule reports); none on a database from before rules existed."""
+    try:
+        return db.execute("SELECT list_id, customer_id, created_at, endpoint, arm, rules FROM decisions "
+                          "WHERE created_at >= ? AND rules IS NOT NULL ORDER BY id", [since or ""]).fetchall()
+    except sqlite3.OperationalError:
+        return []
 
 
 __all__ = ["RULES_VERSION", "arrivals_since", "preview_customers", "recent_impressions", "rule_audit", "rule_effect_rows", "rule_row",

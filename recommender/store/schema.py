@@ -383,6 +383,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX offers_customer ON offers(customer_id, valid_until)",
         "ALTER TABLE decisions ADD COLUMN why TEXT",
     ],
+    # 15: new products get a place on day one (recommender/models/content.py; docs/new-products.md): a
+    #    product's description, read with its name, category and price as its content features
+    [
+        "ALTER TABLE products ADD COLUMN description TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,8 @@
 
 Value and segment are profiling: only customers who granted ``value.purpose``
 (default ``personalization``) are read, scored or kept; the others are counted in
-``not_profiled`` and nothing else. Every figure is recomputed from the store on use.
+``not_profiled`` and nothing else. The nightly refresh stores every profiled
+customer's score (``customer_values``); a withdrawal or an erasure deletes it at once.
 
 The library API (everything a face or a job needs)::
 
@@ -21,10 +22,19 @@ The library API (everything a face or a job needs)::
     payload = evaluate.evaluate(tx, settings, cut="2011-06-08", horizon=None)   # the protocol, JSON-ready
     print(evaluate.table(payload)); evaluate.write_report("out/", payload)
 
+    from recommender.value import refresh, stored
+
+    refresh.refresh(db, settings)              # the nightly refit: score and replace customer_values atomically
+    stored.customer_value(db, settings, "C1")  # one stored score, or {"profiled": False, "reason": ...}
+    stored.report(db, settings)                # segments: customers, revenue share, movement since last month
+    stored.export_csv(db, settings, "v.csv")   # the CSV for the e-mail tool (csvsafe; registered copy)
+
 Modules, bottom up: :mod:`.transactions` (the store read; ``Transactions.from_rows``
 builds one from any rows), :mod:`.features` (the RFM summary at a cut),
 :mod:`.bgnbd` (BG/NBD and Gamma-Gamma on scipy), :mod:`.estimators` (the anchors and
 candidates), :mod:`.segments` (the RFM rules), :mod:`.metrics`, :mod:`.model`
-(selection on a validation period cut from the past only; fit; score) and
-:mod:`.evaluate` (calibration/holdout protocol and report). See docs/value.md.
+(selection on a validation period cut from the past only; fit; score),
+:mod:`.evaluate` (calibration/holdout protocol and report), :mod:`.refresh` (the nightly
+refit into the stored table) and :mod:`.stored` (the stored scores as the faces show them).
+See docs/value.md.
 """

@@ -124,12 +124,22 @@ def segment_why(value: dict[str, Any]) -> str:
     return f"{segments.why(value['segment'])}: {bought}"
 
 
+def chance(p: float) -> str:
+    """A probability as a marketer reads it: "80 %", "over 99 %", "under 1 %" (never a certain 100 % or 0 %)."""
+    pct = 100 * float(p)
+    if pct >= 99.5:
+        return "over 99 %"
+    if pct < 0.5:
+        return "under 1 %"
+    return f"{round(pct)} %"
+
+
 def sentence(value: dict[str, Any], settings: Settings) -> str:
     """The customer page's line: "Expected to spend about £120 in the next 6 months; 80 % likely still active; …"."""
     h = display_horizon(settings)
     row = next((e for e in value["expected"] if float(e["days"]) == h), value["expected"][0])
     return (f"Expected to spend about {money(row['spend'], settings.value.currency)} in the next "
-            f"{horizon_words(float(row['days']))}; {round(100 * value['p_active'])} % likely still active; "
+            f"{horizon_words(float(row['days']))}; {chance(value['p_active'])} likely still active; "
             f"segment: {value['segment']} — {segment_why(value)}")
 
 
