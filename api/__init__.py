@@ -28,17 +28,20 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     live = LiveModel(str(settings.model_dir), check_interval=settings.serve.model_check_seconds,
                      catalogue_ttl=settings.serve.catalogue_ttl_seconds, settings=settings)
     app.extensions["recommender"] = Service(settings, live)
+    from recommender.serving.visits import Visits
+
+    app.extensions["recommender.visits"] = Visits(app.extensions["recommender"])  # visit lists and their index
     store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 
     from . import auth, customers, errors, events, ids, limits, metrics, offers, online, ops, privacy, products, rules
-    from . import values
+    from . import values, visits
 
     ids.register(app)  # <id:...> in paths, before any route is added
     errors.register(app)
     limits.register(app)
     metrics.register(app)
     auth.register(app)
-    for module in (customers, products, events, offers, privacy, ops, online, rules, values):
+    for module in (customers, products, events, offers, privacy, ops, online, rules, values, visits):
         app.register_blueprint(module.bp)
     from . import console
 

@@ -64,6 +64,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 {"product_id": "P0058", "name": "Scandi Lip Balm — Charcoal", "weight": 0.030778}]}],
             "short": None, "list_id": _LIST, "arm": "model"},
     },
+    "POST /v1/recommendations": {
+        "request": {"products": [{"product_id": "P0058", "event_type": "view", "at": "2026-12-01T08:29:10Z"},
+                                 {"product_id": "P0002", "event_type": "add_to_cart", "at": "2026-12-01T08:30:02Z"}],
+                    "visitor_id": "v-5f1c0e7a", "n": 2, "diversity": 0.5},
+        "response": {"mode": "session", "reason": None, "model_version": VERSION, "items": [
+            {**_MUG, "score": 0.812004}, {**_TRAIN, "score": 0.540117}],
+            "short": None, "list_id": "9a1e4c7b2d0f48e6b3c5a7d9e1f20b64", "arm": None},
+    },
     "POST /v1/customers/{customer_id}/rerank": {
         "path": {"customer_id": "C0005"},
         "request": {"products": ["P0001", "P0002", "P0003"]},

@@ -122,6 +122,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
             db = store.connect(settings.db, migrate=False)
             try:
                 app.extensions["recommender"].warm(db)
+                app.extensions["recommender.visits"].warm(db)  # the session index, when the shop's scorer reads one
             finally:
                 db.conn.close()
         except Exception:  # noqa: BLE001 - the first request loads and reports it instead

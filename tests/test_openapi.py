@@ -27,7 +27,7 @@ def operations(spec):
 
 def test_every_operation_lists_every_status_it_can_answer(spec):
     ops = list(operations(spec))
-    assert len(ops) == 28 and PROBES <= {path for path, _, _ in ops}
+    assert len(ops) == 29 and PROBES <= {path for path, _, _ in ops}
     for path, method, op in ops:
         codes = set(op["responses"])
         where = f"{method.upper()} {path}"
@@ -162,7 +162,7 @@ def test_the_docs_page_is_enough_to_integrate_from(client, spec):
     assert set(page.links) <= page.ids  # every link to a type or operation lands somewhere
     for path, method, op in operations(spec):
         assert op["operationId"] in page.ids and f"{method.upper()} {path}" in text
-    assert text.count("curl -X ") == 28
+    assert text.count("curl -X ") == 29
     assert "Request body (JSON)" in text and "event_id" in page.code
     assert "Example response (201, application/json)" in text and '"duplicates": 0' in text
     assert "string | null (date-time)" in text  # a readable nullable type, with its format

@@ -21,8 +21,8 @@ from . import session as auth
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
-NAV = (("console.overview", "Overview"), ("console.campaigns_page", "Campaigns"), ("console.customer", "Customer"),
-       ("console.value_page", "Value"), ("console.models", "Models"))
+NAV = (("console.overview", "Overview"), ("console.campaigns_page", "Campaigns"), ("console.rules_page", "Rules"),
+       ("console.customer", "Customer"), ("console.value_page", "Value"), ("console.models", "Models"))
 
 
 # What each model family learns, in a marketer's words (the technical name is under "Technical details").

@@ -249,6 +249,13 @@ def campaign_panel() -> dict[str, Any]:
             "held_out": sum(g["arms"]["held_out"]["offers"] for g in payload["kinds"])}
 
 
+def rule_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The online report's per-rule lines in words (api/console/rules.py), for the "What rules earned" card."""
+    from . import rules
+
+    return rules.overview_rows(report if report and not report.get("error") else None)
+
+
 @bp.get("/")
 def overview():
     db = get_db()
@@ -259,4 +266,5 @@ def overview():
                 activity=activity(), consents=queries.consent_rates(db, settings().consent_purposes),
                 online=report, decision_log=settings().privacy.decision_log, measure=state,
                 headline=headline(model, report, state), thousands=thousands, value_panel=value_panel(),
+                rule_rows=rule_rows(report),
                 campaign_panel=campaign_panel())

@@ -23,6 +23,7 @@ import sqlite_utils
 from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
+from recommender.serving.newproducts import NewProducts
 from recommender.serving.catalogue import Catalogue, ListFilters
 from recommender.online import Assigner
 from recommender.serving.rules import OFFERS
@@ -95,6 +96,8 @@ def choose(db: sqlite_utils.Database, settings: Settings, model: Recommender | N
     conf = settings.campaigns
     catalogue = Catalogue(model.item_ids if model is not None else [], ttl=0.0)
     catalogue.refresh(db, force=True)
+    # products imported since the retrain, or never bought, ranked by their content (docs/new-products.md)
+    model, catalogue = NewProducts(settings).follow(db, model, catalogue)
     on = iso(min(c.date for c in eligible))
     band = catalogue.product_mask(occasion_filters(conf, (), on))
     kinds = sorted({c.occasion for c in eligible})

@@ -14,7 +14,7 @@ import sys
 import click
 
 from recommender import __version__
-from recommender.cli import campaign, data, privacy, reports, rules, serving, training, value
+from recommender.cli import campaign, coldstart, data, privacy, reports, rules, serving, sessions, training, value
 from recommender.cli.common import EngineGroup
 
 
@@ -32,6 +32,8 @@ for command in (
     data.init, data.load_sample, data.import_group, data.import_transactions, data.stats, data.export_interactions,
     data.checklist,
     training.train, training.evaluate, training.select, training.tune, training.models,
+    sessions.sessions,
+    coldstart.coldstart,
     serving.serve, serving.keys,
     privacy.consent, privacy.forget, privacy.export_customer, privacy.prune,
     privacy.resignup,

@@ -42,6 +42,7 @@ from recommender import store
 from recommender.data import interactions
 from recommender.training import recipes
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.newproducts import Exploration
 from recommender.serving.rules import Effects
 from recommender.serving.rulesets import ActiveSet, Context, Rulebook, arrange, items_space, pool_size
 from recommender.config import Settings
@@ -137,7 +138,8 @@ def customer_state(db: sqlite_utils.Database, settings: Settings, model: Recomme
 
 def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, state: CustomerState, n: int,
                filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-               explain: bool = False, rules: ActiveSet | None = None, context: Context | None = None) -> Ranked:
+               explain: bool = False, rules: ActiveSet | None = None, context: Context | None = None,
+               explore: Exploration | None = None) -> Ranked:
     """Top-``n`` of the catalogue for a customer state, under ``filters``, with the merchandising ``rules`` that apply.
 
     ``catalogue`` must be aligned with ``model`` (built from its ``item_ids``) and refreshed.
@@ -181,6 +183,11 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
             score_of.update(zip(missing, np.asarray(model.score(state.vector, np.array(missing))).tolist()))
     else:
         chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
+    if explore is not None:  # new products' exploration slots (recommender.serving.newproducts)
+        protected = {model.item_index[p] for e in effects.by_rule.values() for ps in e.values() for p in ps
+                     if p in model.item_index}
+        chosen, _ = explore.apply(model, state.vector, chosen, score_of, n, allow, banned, protected,
+                                  rules.allow("items") if rules else None)
     because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}
     removed = {} if len(chosen) >= n else removals(catalogue, filters, allow, excluded, n, purchased=purchased,
                                                    proposed=len(ranked), depth=depth, diversity=len(skipped),
@@ -245,7 +252,8 @@ def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommen
                   customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
                   diversity: float = 0.0, explain: bool = False,
                   withheld: str | None = None, rulebook: Rulebook | None = None,
-                  context: Context | None = None) -> tuple[str | None, Ranked | None]:
+                  context: Context | None = None, explore: Exploration | None = None
+                  ) -> tuple[str | None, Ranked | None]:
     """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
 
     Reasons as :func:`customer_state`. ``rulebook`` holds the merchandising rules;
@@ -261,7 +269,7 @@ def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommen
         context.events = state.events
         rules = rulebook.active(db, catalogue, context)
     return None, rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
-                            diversity=diversity, explain=explain, rules=rules, context=context)
+                            diversity=diversity, explain=explain, rules=rules, context=context, explore=explore)
 
 
 def rerank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str,

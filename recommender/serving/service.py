@@ -28,6 +28,7 @@ from recommender import store
 from recommender.serving import ranking
 from recommender.models import registry
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.newproducts import NewProducts
 from recommender.serving.rules import Effects
 from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
 from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
@@ -173,6 +174,8 @@ class Service:
         self._popular_order: tuple[Any, np.ndarray] | None = None  # (model, its items by popularity)
         # merchandising rules: follows meta.rules_version on every request (recommender.serving.rulesets)
         self.rulebook = Rulebook()
+        # products the model lacks or never saw bought, represented by content (recommender.serving.newproducts)
+        self.new_products = NewProducts(settings)
 
     def context(self, db: sqlite_utils.Database, surface: str, customer_id: str | None = None,
                 arm: str | None = None) -> Context:
@@ -199,7 +202,7 @@ class Service:
                 self._no_model_catalogue = Catalogue([], ttl=self.live.catalogue_ttl, background=True)
             catalogue = self._no_model_catalogue
         catalogue.refresh(db)
-        return model, catalogue
+        return self.new_products.follow(db, model, catalogue, self.live)
 
     def _popular_ids(self, db: sqlite_utils.Database, model: Recommender | None, days: int | None,
                      limit: int) -> list[tuple[str, float]]:
@@ -386,7 +389,8 @@ class Service:
         reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
                                                options.filters, exclude_purchased=options.exclude_purchased,
                                                diversity=options.diversity, explain=options.explain,
-                                               withheld=withheld, rulebook=rulebook, context=context)
+                                               withheld=withheld, rulebook=rulebook, context=context,
+                                               explore=None if served else self.new_products.exploration(model))
         if reason is not None:
             # an unknown or non-consenting visitor is anonymous to the rules too (no rotation, no profile)
             anonymous = reason in ANONYMOUS_REASONS
@@ -450,6 +454,8 @@ class Service:
     def _similar(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
+        if model is not None and product_id not in model.item_index:  # imported since: represented by content
+            model, catalogue = self.new_products.follow(db, self.live.model, catalogue, self.live)
         stale = model is not None and self._stale()
         if model is None or product_id not in model.item_index or stale:
             reason = "no_model" if model is None else "model_stale" if stale else "not_in_model"

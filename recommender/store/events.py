@@ -43,7 +43,15 @@ def upsert_products(db: sqlite_utils.Database, rows: Iterable[ProductRow]) -> in
     """Insert or update products (a :class:`ProductRow` is a tuple in ``PRODUCT_COLUMNS`` order);
     returns how many rows were inserted or changed (a row equal to the stored one is neither)."""
     with transaction(db):
-        return max(db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), rows).rowcount, 0)
+        return max(db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), _full_products(rows)
+                                       ).rowcount, 0)
+
+
+def _full_products(rows: Iterable[Sequence[Any]]) -> Iterable[Sequence[Any]]:
+    """Product rows of every width callers write: a row without the later columns (``description``) has them NULL."""
+    width = len(PRODUCT_COLUMNS)
+    for r in rows:
+        yield r if len(r) == width else (*r, *([None] * (width - len(r))))
 
 
 def compact_product_changes(db: sqlite_utils.Database) -> int:
@@ -68,7 +76,7 @@ def insert_missing(db: sqlite_utils.Database, table: str, rows: Sequence[Custome
     with transaction(db):
         # The statement's own row count: total_changes would also count the rows that triggers
         # write (a new product is logged in product_changes).
-        return max(db.conn.executemany(sql, rows).rowcount, 0)
+        return max(db.conn.executemany(sql, _full_products(rows) if table == "products" else rows).rowcount, 0)
 
 
 # An import binds the first five fields of an :class:`EventRow` (``INTERACTION_COLUMNS``) and replaces

@@ -340,6 +340,12 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
         model = recipes.refit(chosen, model, full, data.user_ids, data.item_ids, engine=engine, fitter=fitter,
                               progress=progress)
     model.signals = signals.compute(data, settings.purchase_events)
+    # new products get a place on day one: the mapping from content to this model's items (docs/new-products.md)
+    from recommender.training import coldstart
+
+    mapping = coldstart.attach_mapping(db, model, full)
+    log(f"content mapping ({', '.join(mapping.kinds)}) over {mapping.featuriser.width:,} features; "
+        f"{len(mapping.cold):,} products without interactions represented by content")
     run.lap("refit")
     counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
               "pairs": int(full.nnz), "reference_time": int(data.reference_time), "read_at": int(data.read_at),

@@ -438,6 +438,7 @@ class Result:
     ndcg: float
     ndcg_se: float
     cases: int
+    per_case: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def as_dict(self) -> dict[str, Any]:
         return {"hit_rate": round(self.hit, 6), "mrr": round(self.mrr, 6), "ndcg": round(self.ndcg, 6),
@@ -449,7 +450,7 @@ def _result(rows: list[tuple[float, float, float]]) -> Result:
         return Result(0.0, 0.0, 0.0, 0.0, 0)
     table = np.array(rows, dtype=np.float64)
     se = float(table[:, 2].std(ddof=1) / np.sqrt(len(table))) if len(table) > 1 else 0.0
-    return Result(*(float(x) for x in table.mean(axis=0)), se, len(table))
+    return Result(*(float(x) for x in table.mean(axis=0)), se, len(table), table[:, 2])
 
 
 def score_cases(cases: Cases, scorers: Mapping[str, SessionScorer], k: int = K,
@@ -574,7 +575,10 @@ def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitt
                      "test": test_scores[name].as_dict(), "chosen": name == chosen})
     shipped = names[chosen]
     anchors_best = max((r["test"]["ndcg"] for r in rows if r["anchor"]), default=0.0)
+    best_anchor = max((r["scorer"] for r in rows if r["anchor"]), key=lambda n: test_scores[n].ndcg)
     chosen_test = test_scores[chosen]
+    diff = chosen_test.per_case - test_scores[best_anchor].per_case
+    diff_se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return {
         "k": K,
         "given": list(given),
@@ -593,6 +597,9 @@ def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitt
                    "evaluated": True, "validation_ndcg": round(val_scores[chosen].ndcg, 6),
                    "test_ndcg": round(chosen_test.ndcg, 6), "test_ndcg_se": round(chosen_test.ndcg_se, 6)},
         "beats_every_anchor_on_test": bool(chosen_test.ndcg > anchors_best),
+        # the shipped scorer against the best anchor on test, case by case (paired standard error)
+        "against_best_anchor": {"anchor": best_anchor, "difference": round(float(diff.mean()) if len(diff) else 0.0, 6),
+                                "paired_se": round(diff_se, 6)},
         "seconds": round(time.perf_counter() - started, 1),
     }
 
