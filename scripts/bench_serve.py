@@ -47,6 +47,13 @@ median round is reported. Prints req/s, p50, p99, errors for each and
 ``ours / (bare + ann)`` (target <= 1.25), ``p99 ours / p99 bare`` (target <= 1.5)
 and recall@10 (target >= 0.95).
 
+With ``--visits SCORER`` a kind ``ours_visit`` posts a visit (the last three products of the same
+random customers, as a page would send them) to ``POST /v1/recommendations`` of the same server,
+scored by SCORER (recorded in the shop's database as ``recommender sessions evaluate`` would:
+``mix`` = the model × 0.35 + V-SKNN k=100 m=1000, Online Retail's choice; or ``vsknn``,
+``cooccurrence``, ``model``), interleaved with the others, and the run prints
+``ours_visit / ours`` (target <= 1.2).
+
 With ``--rules N`` a sixth kind, ``ours_rules``, serves the same model from a copy of the
 shop's database holding N active merchandising rules (:func:`install_rules`: a realistic
 mix of boosts, buries, pins, promotions, exclusions and rotations, some scheduled, some
@@ -345,7 +352,7 @@ def start_server(kind: str, port: int, workers: int, workdir: Path) -> subproces
 
 
 def load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
-         headers: dict[str, str] | None = None) -> dict:
+         headers: dict[str, str] | None = None, bodies: list[bytes] | None = None) -> dict:
     latencies: list[float] = []
     errors = 0
     counter = iter(range(max_requests))
@@ -362,7 +369,11 @@ def load(port: int, paths: list[str], concurrency: int, max_requests: int, max_s
                 break
             t0 = time.perf_counter()
             try:
-                conn.request("GET", paths[n % len(paths)], headers=headers or {})
+                if bodies:
+                    conn.request("POST", paths[n % len(paths)], body=bodies[n % len(bodies)],
+                                 headers={**(headers or {}), "Content-Type": "application/json"})
+                else:
+                    conn.request("GET", paths[n % len(paths)], headers=headers or {})
                 response = conn.getresponse()
                 response.read()
                 ok = response.status == 200
@@ -485,6 +496,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.25, help="relative noise of the scaled-up factors")
     parser.add_argument("--rules", type=int, default=0, metavar="N",
                         help="also serve from a copy of the shop with N active merchandising rules (ours_rules)")
+    parser.add_argument("--visits", choices=["mix", "vsknn", "cooccurrence", "model"], default=None,
+                        help="also time visit lists (POST /v1/recommendations) scored by this session scorer")
     parser.add_argument("--serve", choices=["ours", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -528,6 +541,9 @@ def main() -> None:
         source.close(), target.close()
         print(f"rules installed in {copy.name}: {install_rules(copy, args.rules)}")
         kinds += ("ours_rules",)
+    bodies: dict[str, list[bytes]] = {}
+    if args.visits:
+        bodies["ours_visit"] = visit_bodies(args.workdir / "shop.db", customers, args.visits)
     servers, ports = {}, {}
     try:
         for kind in kinds:  # all up at once, so the rounds below can interleave them
@@ -535,10 +551,14 @@ def main() -> None:
             servers[kind] = start_server(kind, ports[kind], workers, args.workdir)
         paths = {kind: ([f"/{kind}/{c}" for c in customers] if kind in ("bare", "floor")
                         else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]) for kind in kinds}
+        if args.visits:  # the same server as ours, another endpoint
+            kinds += ("ours_visit",)
+            ports["ours_visit"], paths["ours_visit"] = ports["ours"], ["/v1/recommendations"]
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:  # warm up every worker: a large model and catalogue take a while to load
             for _ in range(10):
-                if load(ports[kind], paths[kind][:300], args.concurrency, 300, 120, headers)["errors"] == 0:
+                if load(ports[kind], paths[kind][:300], args.concurrency, 300, 120, headers,
+                        bodies.get(kind))["errors"] == 0:
                     break
         conn = http.client.HTTPConnection("127.0.0.1", ports["ours"], timeout=120)
         conn.request("GET", paths["ours"][0], headers=headers)
@@ -550,7 +570,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for kind in kinds:
                 rounds[kind].append(load(ports[kind], paths[kind], args.concurrency, args.requests, args.seconds,
-                                         headers))
+                                         headers, bodies.get(kind)))
             rounds["raw"].append(raw_scoring(args.workdir, args.requests))
             if has_ann:
                 rounds["ann"].append(raw_scoring(args.workdir, args.requests, target=_ann_worker))
@@ -564,7 +584,7 @@ def main() -> None:
           f"concurrency {args.concurrency}; {os.cpu_count()} cores; {args.rounds} interleaved rounds of "
           f"{args.requests} requests (median round shown); ours: mode {sample['mode']}, {auth}")
     print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
-    for kind in ("ours", "ours_rules", "ours_nolog", "floor", "bare", "raw", "ann"):
+    for kind in ("ours", "ours_visit", "ours_rules", "ours_nolog", "floor", "bare", "raw", "ann"):
         if kind not in results:
             continue
         r = results[kind]
@@ -596,11 +616,38 @@ def main() -> None:
           f"p99 ours / floor = {results['ours']['p99'] / floor['p99']:.2f}; errors {floor['errors']}")
     print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
           f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
+    if "ours_visit" in results:
+        v, o = results["ours_visit"], results["ours"]
+        print(f"visit lists ({args.visits}): ours_visit / ours = {v['cost_ms'] / o['cost_ms']:.3f} (target <= 1.2); "
+              f"{v['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {v['p99']:.1f} vs {o['p99']:.1f} ms; "
+              f"errors {v['errors']}")
     if "ours_rules" in results:
         r, o = results["ours_rules"], results["ours"]
         print(f"merchandising rules ({args.rules} active): ours_rules / ours = {r['cost_ms'] / o['cost_ms']:.3f} "
               f"(target <= 1.1); {r['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {r['p99']:.1f} vs "
               f"{o['p99']:.1f} ms; errors {r['errors']}")
+
+
+def visit_bodies(db_path: Path, customers: list[str], scorer: str) -> list[bytes]:
+    """Record ``scorer`` as the shop's session scorer; one visit per customer: their last three products."""
+    import sqlite3
+
+    from recommender import store
+    from recommender.training import sessions
+
+    params = {"mix": {"k": 100, "m": 1000, "w": 0.35}, "vsknn": {"k": 100, "m": 1000}}.get(scorer, {})
+    db = store.connect(db_path, migrate=False)
+    sessions.record_choice(db, {"choice": {"scorer": scorer, "params": params, "evaluated": True}})
+    db.conn.close()
+    conn = sqlite3.connect(db_path)
+    out = []
+    for c in customers:
+        rows = conn.execute("SELECT product_id, event_type FROM interactions WHERE customer_id = ? "
+                            "ORDER BY occurred_at DESC LIMIT 3", [c]).fetchall()
+        out.append(json.dumps({"products": [{"product_id": p, "event_type": e} for p, e in reversed(rows)],
+                               "n": 10}).encode())
+    conn.close()
+    return out
 
 
 def similar_quality(model, products: int = 200) -> dict:

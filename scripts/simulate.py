@@ -28,6 +28,11 @@ event is dated on its day. Each day:
    ``recommender report online --json`` (saved as ``online-report.json`` in the workdir)
    and its uplift of the model over the control arm.
 
+With ``--promotion CATEGORY`` one merchandising rule runs the whole month: it reserves
+one of the first five places of every recommendations list for that category
+(``recommender rules add``, docs/rules.md), and the report ends with the rule's lines
+(lists it touched vs lists it did not, per arm).
+
 On ``--accident-day`` a batch of events dated in 2100 is written straight into
 the database (a broken import that bypassed the doors) and removed the next
 day: that night's retrain must be refused and the next night's must publish.
@@ -219,11 +224,22 @@ class Simulation:
         self.plant_old_decisions()
         self.seed_arm_key()
         self.seen_versions.add(e.must("train", "--publish", "--json")["version"])
+        if self.args.promotion:
+            self.install_promotion(self.args.promotion)
         for role in ("admin", "write"):
             self.keys[role] = e.must("keys", "create", "--role", role, "--name", f"simulate-{role}", "--json")["key"]
         helps = e.help_texts(*(("import", kind) for kind in IMPORT_KINDS))
         self.skip_erased = {kind: "--skip-erased" in text for kind, text in zip(IMPORT_KINDS, helps)}
         self.server = Server(e, self.args.workers)
+
+    def install_promotion(self, category: str) -> None:
+        """One promotion rule for the whole run, from a file, as a shop keeps its rules under version control."""
+        rule = {"name": f"promote-{category}", "owner": "simulate", "surfaces": ["recommendations"],
+                "description": f"one of the first five places for {category}",
+                "action": {"type": "promote", "condition": {"categories": [category]}, "slots": 1, "of": 5}}
+        path = self.source / "promotion.json"
+        path.write_text(json.dumps(rule), encoding="utf-8")
+        self.engine.must("rules", "add", str(path), "--actor", "simulate", "--json")
 
     def export(self) -> dict[str, Path]:
         """The shop system's full export, as it holds the data (erased customers included)."""
@@ -477,6 +493,11 @@ class Simulation:
                      f"{u['control']} {u['control_value']:.4f}, difference {u['difference']:+.4f} "
                      f"(95 % CI {lo:+.4f} .. {hi:+.4f}; {u['n_treatment']} / {u['n_control']} lists, "
                      f"{u['customers_treatment']} / {u['customers_control']} customers)")
+        if self.args.promotion:
+            from recommender.cli.reports import rule_lines
+
+            for line in rule_lines(payload.get("rules") or []):
+                self.say(line)
         return payload
 
     def granted(self, customer_id: str, purpose: str) -> bool:
@@ -580,6 +601,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Storefront visits per day that answer a recommendation list (default 60).")
     parser.add_argument("--control-share", type=float, default=0.3,
                         help="Share of customers in the A/B control arm (online.control_share; default 0.3).")
+    parser.add_argument("--promotion", default=None, metavar="CATEGORY",
+                        help="Run one promotion rule all along: one of the first 5 places of every recommendations "
+                             "list for this category; the report shows the rule's lines [default: no rule].")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the server (default 2).")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="Keep the shop (database, models, exports, server log) in this folder "

@@ -123,6 +123,8 @@ def served(trained_template, tmp_path):
     settings.als.factors = 16
     settings.serve.model_check_seconds = 0.0
     settings.serve.catalogue_ttl_seconds = 0.0
+    # lists compared with the model's own ranking: no random exploration slots (tests/test_new_products.py has them)
+    settings.serve.new_product_share = 0.0
     return settings
 
 

@@ -245,4 +245,5 @@ def test_a_made_up_product_id_is_refused_without_reading_the_catalogue_again(ser
     # an id added since the last refresh is found (the refresh it forces reads only that row)
     store.upsert_products(db, [("brand-new", "New", None, 3.0, 1, 0, None)])
     result = service.similar(db, "brand-new", 5, ListFilters())
-    assert result.reason == "not_in_model" and catalogue.full_loads == 1
+    # served by the model through its content representation (docs/new-products.md), no full read either
+    assert result.mode == "model" and catalogue.full_loads == 1 and service.live.catalogue.full_loads == 0

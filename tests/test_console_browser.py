@@ -390,6 +390,24 @@ def page_shot(driver, folder: Path, name: str, width: int) -> None:
     driver.save_screenshot(str(folder / f"{name}-{width}.png"))
 
 
+def rule_preview(driver, base: str) -> None:
+    """Fill the new-rule form (a promotion of candles) and preview it."""
+    driver.get(base + "/console/rules/new")
+    form = driver.find_element(By.ID, "rule-form")
+    form.find_element(By.NAME, "name").send_keys("layout-check")
+    form.find_element(By.NAME, "action.condition.categories").send_keys("candles")
+    form.find_element(By.NAME, "action.slots").send_keys("2")
+    form.find_element(By.NAME, "action.of").send_keys("5")
+    form.find_element(By.ID, "preview-button").click()
+    wait_title(driver, "Rule preview", 60)
+
+
+def rule_saved_paused(driver, base: str) -> None:
+    """On the preview page: "Save paused", which lands on the rules list."""
+    driver.find_element(By.CSS_SELECTOR, "#preview button[value=pause]").click()
+    WebDriverWait(driver, 60).until(lambda d: "saved=layout-check" in d.current_url)
+
+
 def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
     """Every console page at a desktop's 1280 px and a phone's 390 px: no table or chart sticks out of its box
     (tables scroll inside their own box), chart text is at least 11 px; a screenshot of each at both widths."""
@@ -405,6 +423,9 @@ def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
              ("ledger", "/console/campaigns/ledger"), ("value", "/console/value")]
     assert profiled, "`train --publish` ends with the nightly housekeeping, which stores customer value"
     pages.append(("customer-value", f"/console/customer?id={profiled[0]}"))
+    # the rules pages (a paused rule, so the lists of the other tests stay the model's own)
+    pages += [("rule-new", "/console/rules/new"), ("rule-previewed", rule_preview),
+              ("rule-list", rule_saved_paused), ("rule-edit", "/console/rules/edit/layout-check")]
     if exports:
         pages.insert(3, ("campaign-run", f"/console/campaigns/runs/{exports[-1].name}"))
     problems: list[str] = []
@@ -414,6 +435,8 @@ def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
             if path is None:
                 start = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=3)).isoformat()
                 preview(driver, server, start, 30)
+            elif callable(path):
+                path(driver, server)
             else:
                 driver.get(server + path)
             assert "sign-in" not in driver.current_url, name

@@ -30,7 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+import sqlite_utils
 
+from recommender import store
 from recommender.errors import ModelError
 from recommender.models.base import Recommender, as_index_array, top_k
 
@@ -571,3 +573,22 @@ class ContentExtended(Recommender):
     @classmethod
     def from_arrays(cls, arrays, user_ids, item_ids, manifest, signals):  # pragma: no cover - never saved
         raise ModelError("a model extended with new products is never loaded from an artifact")
+
+
+def database_texts(db: sqlite_utils.Database) -> dict[str, ProductText]:
+    """Every product's content as the store holds it."""
+    return {r[0]: ProductText(*r) for r in store.product_texts(db)}
+
+
+def trained_items(matrix: sp.spmatrix) -> np.ndarray:
+    """Per item, whether the matrix the model was fitted on has an interaction with it."""
+    return np.diff(sp.csc_matrix(matrix).indptr) > 0
+
+
+def attach_mapping(db: sqlite_utils.Database, model: Recommender, matrix: sp.spmatrix,
+                   texts: Mapping[str, ProductText] | None = None) -> ContentMapping:
+    """Learn ``model``'s content mapping on ``matrix`` (what it was fitted on) and save it with the model."""
+    mapping = ContentMapping.fit(model, texts if texts is not None else database_texts(db), trained_items(matrix))
+    mapping.attach(model)
+    model._content_mapping = mapping  # type: ignore[attr-defined]
+    return mapping

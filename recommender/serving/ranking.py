@@ -184,8 +184,8 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
     else:
         chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
     if explore is not None:  # new products' exploration slots (recommender.serving.newproducts)
-        protected = {model.item_index[p] for e in effects.by_rule.values() for ps in e.values() for p in ps
-                     if p in model.item_index}
+        protected = {model.item_index[p] for e in effects.by_rule.values() for ps in e.values()
+                     if isinstance(ps, list) for p in ps if p in model.item_index}  # not a held_out marker
         chosen, _ = explore.apply(model, state.vector, chosen, score_of, n, allow, banned, protected,
                                   rules.allow("items") if rules else None)
     because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}

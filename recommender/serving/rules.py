@@ -238,6 +238,7 @@ class Rule:
     status: str = "active"
     priority: int = 0
     description: str = ""
+    holdout_share: float = 0.0  # customers held out of the rule (a stable keyed hash), to measure it against none
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "owner": self.owner, "description": self.description,
@@ -245,6 +246,8 @@ class Rule:
                                "action": self.action.to_dict()}
         if not self.audience.everyone():
             out["audience"] = self.audience.to_dict()
+        if self.holdout_share:
+            out["holdout_share"] = self.holdout_share
         if self.schedule.start is not None or self.schedule.end is not None or self.schedule.timezone != "UTC":
             out["schedule"] = self.schedule.to_dict()
         return out
@@ -438,7 +441,7 @@ def parse_rule(data: Any, *, name: str | None = None) -> Rule:
     """
     data = _object(data, "body")
     _known(data, ("name", "owner", "description", "surfaces", "audience", "schedule", "status", "priority",
-                  "action"), "")
+                  "action", "holdout_share"), "")
     rule_name = data.get("name", name)
     rule_name = _text(rule_name, "name", limit=100)
     if not NAME_PATTERN.match(rule_name):
@@ -471,6 +474,8 @@ def parse_rule(data: Any, *, name: str | None = None) -> Rule:
         kw["status"] = data["status"]
     if "priority" in data:
         kw["priority"] = int(_number(data["priority"], "priority", -1000, 1000, integer=True))
+    if data.get("holdout_share") is not None:
+        kw["holdout_share"] = _number(data["holdout_share"], "holdout_share", 0, 0.5)
     return Rule(**kw)
 
 
@@ -492,6 +497,10 @@ class Effects:
         if product_id not in got:
             got.append(product_id)
 
+    def hold_out(self, rule: str) -> None:
+        """This customer is in ``rule``'s holdout: the list was served without it (``{"held_out": true}``)."""
+        self.by_rule[rule] = {"held_out": True}  # type: ignore[dict-item]
+
     def __bool__(self) -> bool:
         return bool(self.by_rule)
 
@@ -499,6 +508,7 @@ class Effects:
         return sorted(self.by_rule)
 
     def payload(self) -> dict[str, dict[str, list[str]]]:
+        """``{rule: {"placed" | "moved" | "removed": [product ids]}}``, or ``{rule: {"held_out": true}}``."""
         return {r: dict(e) for r, e in sorted(self.by_rule.items())}
 
     def to_json(self) -> str | None:

@@ -30,6 +30,7 @@ import numpy as np
 import sqlite_utils
 
 from recommender import store
+from recommender.online.assignment import bucket, derive_key
 from recommender.serving.catalogue import Catalogue, day_number
 from recommender.serving.rules import POOL, Condition, Effects, Rule, RuleError, attribute_reader, parse_rule, \
     segment_of
@@ -216,10 +217,14 @@ class Compiled:
                 mask = condition_mask(rule.condition, catalogue, columns, got, today)
             self.matches.append(int(mask.sum()))
             self.row_bits[:, r >> 3] |= mask.astype(np.uint8) << np.uint8(7 - (r & 7))
+        # rule r's bit in a row read as one big-endian int (see _codes)
+        self.bit = [1 << ((width - 1 - (r >> 3)) * 8 + 7 - (r & 7)) for r in range(len(self.rules))]
+        self._holdout_keys: dict[str, bytes] = {}
         known = catalogue.rows_of_items >= 0
         self.item_bits = np.zeros((len(catalogue.item_ids), width), dtype=np.uint8)
         self.item_bits[known] = self.row_bits[catalogue.rows_of_items[known]]
         self._active: dict[tuple, ActiveSet] = {}
+        self._held: dict[tuple, tuple[ActiveSet, ActiveSet]] = {}
         self._needs: dict[str, tuple[bool, bool]] = {}
 
     def _arrivals(self, db: sqlite_utils.Database, days: int) -> set[str]:
@@ -274,6 +279,31 @@ class Compiled:
         self._active[key] = out = ActiveSet(self, chosen, since, until)
         return out
 
+    def holdout_key(self, db: sqlite_utils.Database, rule: Rule) -> bytes:
+        """The keyed hash of a rule's holdout: the database's arm key mixed with the rule's name (kept per process)."""
+        got = self._holdout_keys.get(rule.name)
+        if got is None:
+            got = self._holdout_keys[rule.name] = derive_key(db, "rule-holdout|" + rule.name)
+        return got
+
+    def with_holdouts(self, active: "ActiveSet", ctx: Context) -> "ActiveSet":
+        """``active`` less the rules whose holdout share this customer falls in (recorded as held out)."""
+        if not active.holdouts or ctx.customer_id is None or ctx.db is None:
+            return active
+        held = tuple(r for r, rule in active.holdouts
+                     if bucket(self.holdout_key(ctx.db, rule), ctx.customer_id) < rule.holdout_share)
+        if not held:
+            return active
+        key = (id(active), held)
+        hit = self._held.get(key)
+        if hit is None or hit[0] is not active:
+            if len(self._held) > 256:
+                self._held.clear()
+            out = ActiveSet(self, [r for r in active.columns if r not in held], active.since, active.until)
+            out.held_out = [self.rules[r].name for r in held]
+            hit = self._held[key] = (active, out)
+        return hit[1]
+
 
 class ActiveSet:
     """The rules of one request kind, by action; the masks they need, made on first use and kept."""
@@ -287,17 +317,48 @@ class ActiveSet:
         self.amounts = np.array([rule.action.amount * (1 if rule.action.type == "boost" else -1)
                                  for _, rule in self.boosts], dtype=np.float64)
         self.boost_cols = np.array([r for r, _ in self.boosts], dtype=np.int64)
-        self.boost_names = [rule.name for _, rule in self.boosts]
         self.by_name = {rules[r].name: rules[r] for r in chosen}
         self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
         order = sorted(chosen, key=lambda r: (-rules[r].priority, rules[r].name))
         self.promotes = [(r, rules[r]) for r in order if rules[r].action.type == "promote"]
         self.pins = [(r, rules[r]) for r in order if rules[r].action.type == "pin"]
+        self.holdouts = [(r, rules[r]) for r in chosen if rules[r].holdout_share]
+        self.held_out: list[str] = []  # rules this customer is held out of (set by Compiled.with_holdouts)
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
+        self._boost: dict[str, np.ndarray] = {}
+        self._boost_bits = [(compiled.bit[r], rule.name) for r, rule in self.boosts]
+        self._boost_mask = 0
+        for b, _ in self._boost_bits:
+            self._boost_mask |= b
+        self._names: dict[tuple[str, int], list[str]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.columns)
+        return bool(self.columns) or bool(self.held_out)
+
+    def boost_vector(self, space: str) -> np.ndarray:
+        """Every product's boost amounts minus bury amounts, added up once per rule set and space."""
+        got = self._boost.get(space)
+        if got is None:
+            bits = self.bits(space)
+            got = np.zeros(len(bits), dtype=np.float64)
+            for (r, _), amount in zip(self.boosts, self.amounts.tolist()):
+                got[_column(bits, r)] += amount
+            got.flags.writeable = False
+            self._boost[space] = got
+        return got
+
+    def boost_names_of(self, space: str, i: int, code: int) -> list[str]:
+        """The boost and bury rules matching product ``i`` (rule bits ``code``), in rule order; kept per product."""
+        if not code & self._boost_mask:
+            return []
+        key = (space, i)
+        got = self._names.get(key)
+        if got is None:
+            if len(self._names) > 100_000:
+                self._names.clear()
+            got = self._names[key] = [name for b, name in self._boost_bits if code & b]
+        return got
 
     @property
     def extra(self) -> int:
@@ -348,6 +409,7 @@ class Rulebook:
         self.rules: tuple[Rule, ...] = tuple(rules or ())
         self.version: int | None = None
         self._compiled: dict[int, tuple[tuple, Compiled]] = {}
+        self._live: tuple[tuple[Rule, ...], list[Rule]] | None = None
 
     def refresh(self, db: sqlite_utils.Database) -> None:
         if self.fixed:
@@ -369,7 +431,9 @@ class Rulebook:
         """The active-status rules compiled for ``catalogue`` now; None when no rule is active (costs nothing)."""
         if db is not None:
             self.refresh(db)
-        live = [r for r in self.rules if r.status == "active"]
+        if self._live is None or self._live[0] is not self.rules:
+            self._live = (self.rules, [r for r in self.rules if r.status == "active"])
+        live = self._live[1]
         if not live:
             return None
         now = now or utc_now()
@@ -388,7 +452,7 @@ class Rulebook:
         compiled = self.compiled(db, catalogue, ctx.now)
         if compiled is None:
             return None
-        active = compiled.active(ctx)
+        active = compiled.with_holdouts(compiled.active(ctx), ctx)
         return active if active else None
 
 
@@ -429,6 +493,17 @@ def _hits(active: ActiveSet, space: str, idx: Sequence[int]) -> np.ndarray:
     return np.unpackbits(active.bits(space)[np.asarray(idx, dtype=np.int64)], axis=1, count=width).astype(bool)
 
 
+def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
+    """Each candidate's rule bits as one Python int (one gather and one copy for the whole pool)."""
+    if not len(idx):
+        return []
+    bits = active.bits(space)
+    w = bits.shape[1]
+    raw = bits[np.asarray(idx, dtype=np.int64)].tobytes()
+    read = int.from_bytes
+    return [read(raw[k:k + w], "big") for k in range(0, len(raw), w)]
+
+
 def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: Context, *,
             fill: Fill | None = None, allowed: Callable[[int], bool] | None = None,
             finish: Callable[[list[int], int], list[int]] | None = None, reorder_only: bool = False) -> Arranged:
@@ -441,85 +516,99 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
     is the caller's diversity cap and length (default: the first ``k``).
     ``reorder_only`` (a re-ranking) keeps every product: exclusions move products to the end.
 
-    The work is on the candidates' rows of the rule bits (numpy), never on the catalogue.
+    The work is on the candidates only: their rule bits read once as Python ints (one gather of
+    the packed rows), the rule set's combined boost vector (made once per rule-set version),
+    and the exclusions' combined mask; never a loop over the catalogue or over every rule.
     """
     finish = finish or (lambda order, k: list(order[:k]))
     cand = [int(i) for i in pool]
     base = finish(cand, n)
-    base_set = set(base)
     scale = float(max(POOL, n))
     effects = Effects()
     name = space.name
-    hits = _hits(active, name, cand)  # candidates x rules
+    bit = active.compiled.bit
+    codes = _codes(active, name, cand)
     ranks = np.arange(len(cand), dtype=np.int64)
-    scores = -ranks / scale
     acting: dict[int, list[str]] = {}
     pool_len = len(cand)
+    penalty: list[list[int]] | None = None
 
     # 1. exclude / include_only
-    if active.filters and len(cand):
-        keep = np.ones(len(cand), dtype=bool)
-        for r, rule in active.filters:
-            bad = ~hits[:, r] if rule.action.type == "include_only" else hits[:, r]
-            if reorder_only:
-                scores[bad] -= 1000.0
-                for k in np.flatnonzero(bad):
+    if active.filters and cand:
+        if reorder_only:
+            penalty = []  # per exclusion, the candidates it moves to the end (applied in order below)
+            for r, rule in active.filters:
+                b, only = bit[r], rule.action.type == "include_only"
+                bad = [k for k, c in enumerate(codes) if bool(c & b) != only]
+                penalty.append(bad)
+                for k in bad:
                     acting.setdefault(cand[k], []).append(rule.name)
-                continue
-            for k in np.flatnonzero(bad & keep):
-                if cand[k] in base_set:
-                    effects.add(rule.name, "removed", space.product_id(cand[k]))
-            keep &= ~bad
-        if not reorder_only and not keep.all():
-            cand = [c for c, k in zip(cand, keep) if k]
-            hits, scores, ranks = hits[keep], scores[keep], ranks[keep]
-            if len(cand) < n and fill is not None:
-                more = [int(i) for i in fill(active.allow(name), n - len(cand), set(pool))]
-                cand += more
-                hits = np.concatenate([hits, _hits(active, name, more)])
-                extra = pool_len + np.arange(len(more), dtype=np.int64)
-                ranks = np.concatenate([ranks, extra])
-                scores = np.concatenate([scores, -extra / scale])
+        else:
+            keep = active.allow(name)[np.asarray(cand, dtype=np.int64)]
+            if not keep.all():
+                base_set = set(base)
+                for k in np.flatnonzero(~keep).tolist():
+                    if cand[k] in base_set:  # the first exclusion that removes it says so
+                        for r, rule in active.filters:
+                            if bool(codes[k] & bit[r]) != (rule.action.type == "include_only"):
+                                effects.add(rule.name, "removed", space.product_id(cand[k]))
+                                break
+                kept = np.flatnonzero(keep).tolist()
+                cand, codes, ranks = [cand[k] for k in kept], [codes[k] for k in kept], ranks[keep]
+                if len(cand) < n and fill is not None:
+                    more = [int(i) for i in fill(active.allow(name), n - len(cand), set(pool))]
+                    cand += more
+                    codes += _codes(active, name, more)
+                    ranks = np.concatenate([ranks, pool_len + np.arange(len(more), dtype=np.int64)])
+    scores = -ranks / scale
+    for bad in penalty or ():
+        scores[bad] -= 1000.0
 
-    # 2. boost / bury on the rank-normalised score, and rotation
-    boosted = None
-    if active.boosts and len(cand):
-        sub = hits[:, active.boost_cols]
-        scores = scores + sub.astype(np.float64) @ active.amounts
-        boosted = sub
-    if active.rotates and ctx.customer_id is not None and ctx.db is not None and len(cand):
+    # 2. boost / bury on the rank-normalised score (the rule set's combined amounts), and rotation
+    if active.boosts and cand:
+        scores = scores + active.boost_vector(name)[np.asarray(cand, dtype=np.int64)]
+    if active.rotates and ctx.customer_id is not None and ctx.db is not None and cand:
         ctx.read_impressions(max(rule.action.days for _, rule in active.rotates))
-        shown_times: dict[int, np.ndarray] = {}  # per window: how often each candidate was shown
+        shown_times: dict[int, list[int]] = {}  # per window: how often each candidate was shown
+        engaged_in: dict[int, set[str]] = {}
         for r, rule in active.rotates:
             seen = ctx.impressions(rule.action.days)
             if not seen:
                 continue
-            engaged = ctx.engaged(rule.action.days)
             times = shown_times.get(rule.action.days)
             if times is None:
-                times = shown_times[rule.action.days] = np.fromiter(
-                    (seen.get(space.product_id(i), 0) for i in cand), np.int64, len(cand))
-            tired = (times >= rule.action.after) & hits[:, r]
-            for k in np.flatnonzero(tired):
-                if space.product_id(cand[k]) not in engaged:
+                times = shown_times[rule.action.days] = [seen.get(space.product_id(i), 0) for i in cand]
+            after = rule.action.after
+            if max(times) < after:
+                continue
+            engaged = engaged_in.get(rule.action.days)
+            if engaged is None:
+                engaged = engaged_in[rule.action.days] = ctx.engaged(rule.action.days)
+            b = bit[r]
+            for k, t in enumerate(times):
+                if t >= after and codes[k] & b and space.product_id(cand[k]) not in engaged:
                     scores[k] -= rule.action.amount
                     acting.setdefault(cand[k], []).append(rule.name)
     # rounded, so a tie written down (0.1 = five places) is a tie in floating point too: the model's order decides
     order_k = np.lexsort((ranks, -np.round(scores, 9)))  # candidate positions, best first
-    position_of = {i: k for k, i in enumerate(cand)}
+    code_of = dict(zip(cand, codes))  # the candidates' rule bits
+    known = dict(code_of)  # and those of pinned and filled-in products
+
+    def learn(items: Sequence[int]) -> None:
+        new = [i for i in items if i not in known]
+        known.update(zip(new, _codes(active, name, new)))
 
     # 3. pins, by priority then name; the hard filters and the exclusions still decide. Their positions are
     #    reserved first, so a promotion counts the slots left around them.
     placed_by: dict[int, str] = {}
     pins: dict[int, int] = {}
-    extra_hits: dict[int, np.ndarray] = {}
     rule_allow = active.allow(name)
     for _, rule in active.pins:
         i = space.index_of(rule.action.product or "")
         if i is None or i in placed_by or (allowed is not None and not allowed(i)) \
                 or (rule_allow is not None and not reorder_only and not rule_allow[i]):
             continue
-        if reorder_only and i not in position_of:
+        if reorder_only and i not in code_of:
             continue
         position = rule.action.position
         while position in pins:
@@ -528,42 +617,37 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
             continue
         pins[position] = i
         placed_by[i] = rule.name
-    order = [cand[k] for k in order_k]
+    order = [cand[k] for k in order_k.tolist()]
     if pins:
         pinned = set(pins.values())
         order = [i for i in order if i not in pinned]
-
-    def row(i: int) -> np.ndarray:
-        k = position_of.get(i)
-        if k is not None:
-            return hits[k]
-        got = extra_hits.get(i)
-        if got is None:
-            got = extra_hits[i] = _hits(active, name, [i])[0]
-        return got
+        learn(list(pinned))
 
     # 4. promote: K of the first N positions to matching products, the best of them (pinned ones count)
-    order_rows = None
     for r, rule in active.promotes:
         top = min(rule.action.of, n)
         held = [i for p, i in pins.items() if p <= top]
         of = top - len(held)
         if of <= 0:
             continue
-        if order_rows is None:  # the rule bits of the list in its current order (again after a promotion moved it)
-            order_rows = np.array([row(i) for i in order], dtype=bool).reshape(len(order), hits.shape[1])
-        ordered_hits = order_rows[:, r]
-        have = int(ordered_hits[:of].sum()) + sum(bool(row(i)[r]) for i in held)
+        b = bit[r]
+        first = order[:of]
+        have = sum(1 for i in first if known[i] & b) + sum(1 for i in held if known[i] & b)
         need = min(rule.action.slots, top) - have
         if need <= 0:
             continue
-        outside = [order[of + k] for k in np.flatnonzero(ordered_hits[of:])[:need]]
+        outside: list[int] = []
+        for i in order[of:]:
+            if known[i] & b:
+                outside.append(i)
+                if len(outside) == need:
+                    break
         if len(outside) < need and fill is not None:
             more = [int(i) for i in fill(active.matching(name, r), need - len(outside), set(order) | set(held))
-                    if i not in position_of]
+                    if i not in code_of]
             outside += more[:need - len(outside)]
-        first = order[:of]
-        free = [p for p in np.flatnonzero(~ordered_hits[:of]).tolist() if first[p] not in placed_by]
+            learn(outside)
+        free = [p for p, i in enumerate(first) if not known[i] & b and i not in placed_by]
         outside = outside[:len(free)]
         if not outside:
             continue
@@ -574,7 +658,6 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
             placed_by[i] = rule.name
         moved = set(outside)
         order = first + displaced + [i for i in order[of:] if i not in moved]
-        order_rows = None
 
     # 5. the caller's diversity cap and length; pins keep their positions
     chosen = finish(order, n - len(pins))
@@ -593,13 +676,13 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
 
     # 6. what each rule did (read for the few products shown or dropped only)
     before = {i: p for p, i in enumerate(base)}
-    names_of = active.boost_names
+    boosts = bool(active.boosts)
 
     def acted(i: int) -> list[str]:
         out = acting.get(i, [])
-        k = position_of.get(i)
-        if boosted is not None and k is not None:
-            out = out + [names_of[b] for b in np.flatnonzero(boosted[k])]
+        c = code_of.get(i) if boosts else None
+        if c is not None:
+            out = out + active.boost_names_of(name, i, c)
         return out
 
     for p, i in enumerate(final):
@@ -615,6 +698,8 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
                 rule = active.by_name.get(rule_name)
                 if rule is not None and rule.action.type in ("bury", "rotate", "exclude", "include_only"):
                     effects.add(rule_name, "removed", space.product_id(i))
+    for rule_name in active.held_out:
+        effects.hold_out(rule_name)
     return Arranged(final, effects)
 
 
@@ -629,7 +714,7 @@ _NONE = _Nothing()
 def pool_size(n: int, active: ActiveSet | None) -> int:
     """How many candidates to ask the model for: ``n``, or ``max(POOL, n)`` when rules apply (a promotion or an
     exclusion that needs more asks the source again)."""
-    if not active:
+    if not active or not active.columns:
         return n
     return max(POOL, n)
 

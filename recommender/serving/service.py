@@ -29,7 +29,8 @@ from recommender.serving import ranking
 from recommender.models import registry
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.serving.newproducts import NewProducts
-from recommender.serving.rules import Effects
+from recommender.serving.rules import Effects, set_segment_source
+from recommender.value.lookup import SegmentSource
 from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
 from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
                                          Because, ServedItem, ServedList, Short, short_of)
@@ -174,6 +175,8 @@ class Service:
         self._popular_order: tuple[Any, np.ndarray] | None = None  # (model, its items by popularity)
         # merchandising rules: follows meta.rules_version on every request (recommender.serving.rulesets)
         self.rulebook = Rulebook()
+        # audience.segments: the stored customer-value segment (recommender.value.lookup.SegmentSource)
+        set_segment_source(SegmentSource(settings))
         # products the model lacks or never saw bought, represented by content (recommender.serving.newproducts)
         self.new_products = NewProducts(settings)
 

@@ -31,7 +31,6 @@ import numpy as np
 import scipy.sparse as sp
 import sqlite_utils
 
-from recommender import store
 from recommender.config import Settings
 from recommender.errors import ValidationError
 from recommender.models import content
@@ -45,23 +44,9 @@ def _quiet(_: str) -> None:
     pass
 
 
-def product_texts(db: sqlite_utils.Database) -> dict[str, content.ProductText]:
-    return {r[0]: content.ProductText(*r) for r in store.product_texts(db)}
-
-
-def trained_items(matrix: sp.spmatrix) -> np.ndarray:
-    """Per item, whether the matrix the model was fitted on has an interaction with it."""
-    return np.diff(sp.csc_matrix(matrix).indptr) > 0
-
-
-def attach_mapping(db: sqlite_utils.Database, model: Recommender, matrix: sp.spmatrix,
-                   texts: dict[str, content.ProductText] | None = None) -> content.ContentMapping:
-    """Learn ``model``'s content mapping on ``matrix`` (what it was fitted on) and save it with the model."""
-    mapping = content.ContentMapping.fit(model, texts if texts is not None else product_texts(db),
-                                         trained_items(matrix))
-    mapping.attach(model)
-    model._content_mapping = mapping  # type: ignore[attr-defined]
-    return mapping
+product_texts = content.database_texts
+trained_items = content.trained_items
+attach_mapping = content.attach_mapping
 
 
 def _top_in_pool(scores: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:

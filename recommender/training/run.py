@@ -31,7 +31,7 @@ from recommender.training import gate
 from recommender.training import schedule
 from recommender.data import interactions
 from recommender.training import recipes
-from recommender.models import registry
+from recommender.models import content, registry
 from recommender.data import signals
 from recommender.config import Settings
 from recommender.models.engines import Engine, get_engine
@@ -341,9 +341,7 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
                               progress=progress)
     model.signals = signals.compute(data, settings.purchase_events)
     # new products get a place on day one: the mapping from content to this model's items (docs/new-products.md)
-    from recommender.training import coldstart
-
-    mapping = coldstart.attach_mapping(db, model, full)
+    mapping = content.attach_mapping(db, model, full)
     log(f"content mapping ({', '.join(mapping.kinds)}) over {mapping.featuriser.width:,} features; "
         f"{len(mapping.cold):,} products without interactions represented by content")
     run.lap("refit")

@@ -13,6 +13,8 @@ source, only this function changes.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -20,6 +22,7 @@ import numpy as np
 import sqlite_utils
 from scipy.stats import rankdata
 
+from recommender import store
 from recommender.config import Settings
 from recommender.value import model, transactions
 
@@ -65,3 +68,36 @@ def for_customers(db: sqlite_utils.Database, settings: Settings, ids: Iterable[s
             spend_to_date=float(scores.spend_to_date[i]), purchase_days=int(scores.purchase_days[i]),
             recency_days=int(scores.recency_days[i]), spend_top=float(np.asarray(top)[i]))
     return Values(scores.as_of, out, n, scores.not_profiled)
+
+
+class SegmentSource:
+    """A customer's stored RFM segment for merchandising audiences: the one place rules read segments from.
+
+    Reads the nightly refresh's ``customer_values`` through the store's consent rule for
+    ``value.purpose``: a customer who does not grant it has no segment, whatever a stale row
+    says. When that purpose is ``personalization`` (the default) each answer is kept ``ttl``
+    seconds per process, since the ranking path checks that consent on every request anyway
+    (a customer who withdrew it is anonymous to the rules and never asked about); for another
+    purpose every call reads the table (one indexed query). ``source(db, customer_id)`` ->
+    segment name or None.
+    """
+
+    def __init__(self, settings: Settings, ttl: float = 60.0, size: int = 50_000) -> None:
+        self.purpose, self.ttl, self.size = settings.value.purpose, ttl, size
+        self.cached = self.purpose == "personalization"
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    def __call__(self, db: sqlite_utils.Database, customer_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._cache.get(customer_id) if self.cached else None
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            segment = store.value_segments_of(db, [customer_id], self.purpose).get(customer_id)
+        except sqlite3.OperationalError:  # a database from before customer value: nobody has a segment
+            segment = None
+        if self.cached:
+            if len(self._cache) >= self.size:
+                self._cache.clear()
+            self._cache[customer_id] = (now, segment)
+        return segment
