@@ -105,6 +105,9 @@ class ServeSettings:
     # at its end. 0 turns exploration off (new products then compete on their content score only).
     new_product_share: float = 0.05
     new_product_days: int = 30
+    # Products the model has no row for (new, or never bought) are represented by their content
+    # (docs/new-products.md). Off: they appear only in popular lists until a retrain learns them.
+    represent_new_products: bool = True
 
 
 @dataclass

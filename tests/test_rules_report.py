@@ -17,7 +17,7 @@ from recommender import online, store
 from recommender.cli import cli
 from recommender.store.rows import CustomerRow, DecisionLogRow, EventRow, ProductRow
 
-T0 = dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.UTC)
 LISTS = {name: f"{n:032x}" for n, name in enumerate(("L1", "L2", "L3", "L4", "L5", "L6"), start=1)}
 
 

@@ -52,6 +52,9 @@ def shop(tmp_path_factory):
                                                     "selection": {"enabled": False}})
     settings.als.factors = 4
     settings.als.iterations = 5
+    # K9 stands for a product the model cannot see: what a list lacks is told without the content
+    # representation of new products (tested on its own in tests/test_new_products.py)
+    settings.serve.represent_new_products = False
     db = store.connect(settings.db, create=True)
     customers = ["BUYER", "NEWBIE", *[f"C{i:02d}" for i in range(30)]]
     store.upsert_customers(db, [(c, None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for c in customers])

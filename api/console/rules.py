@@ -20,7 +20,7 @@ from flask import g, redirect, request, url_for
 from recommender import store
 from recommender.errors import NotFoundError, ValidationError
 from recommender.serving import merchandising
-from recommender.serving.rules import MAX_POSITION, POOL, SURFACES, VISITORS, RuleError, parse_rule
+from recommender.serving.rules import MAX_POSITION, POOL, SURFACES, RuleError, parse_rule
 
 from ..db import get_db, get_service
 from .base import bp, page

@@ -116,7 +116,8 @@ class NewProducts:
         When the model's item axis grows, a catalogue aligned with it is returned (and handed to
         ``live``, the worker's :class:`~recommender.serving.service.LiveModel`, for the next request).
         """
-        if model is None or content.ContentMapping.of(model) is None:
+        if model is None or not self.settings.serve.represent_new_products or \
+                content.ContentMapping.of(model) is None:
             return model, catalogue
         with self._lock:
             if self._base is not model:
