@@ -143,7 +143,8 @@ def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_w
     assert service.live.model.last_search == "ann"
 
     def passes(pid: str) -> bool:  # the rules, by hand from the rows
-        _, _, cat, price, stock, hidden, until = rows[pid]
+        row = rows[pid]
+        cat, price, stock, hidden, until = row.category, row.price, row.in_stock, row.hidden, row.available_until
         return (cat in ("cat0", "cat1", "cat3") and 10.0 <= price <= 80.0 and stock > 0 and not hidden
                 and until is None and pid not in exclude and pid not in bought)
 

@@ -190,9 +190,15 @@ def test_similar_and_bought_together(client, served):
 def test_a_product_newer_than_the_model_gets_its_category(client, served):
     store.upsert_products(db_of(served), [ProductRow("NEW1", "New mug", "kitchen", 9.0, in_stock=5)])
     body = get_list(client, "/v1/products/NEW1/similar?n=4")
-    # no retrain: the model places it by its content (docs/new-products.md), its own category first
-    assert body["mode"] == "model" and len(body["items"]) == 4 and "NEW1" not in {i["product_id"] for i in body["items"]}
-    assert body["items"][0]["category"] == "kitchen", body["items"]
+    from recommender.models import content, registry
+
+    if content.ContentMapping.of(registry.Registry(served.model_dir).load()) is not None:
+        # no retrain: the model places it by its content (docs/new-products.md), its own category first
+        assert body["mode"] == "model" and len(body["items"]) == 4
+        assert "NEW1" not in {i["product_id"] for i in body["items"]}
+        assert body["items"][0]["category"] == "kitchen", body["items"]
+    else:  # a model published without a content mapping: popular products of its category
+        assert body["reason"] == "not_in_model" and {i["category"] for i in body["items"]} == {"kitchen"}
 
 
 def test_popular_by_category_and_trending_window(client, served):

@@ -94,7 +94,9 @@ def test_migration_to_v10_keeps_every_row_and_its_import_key(tmp_path):
     path = tmp_path / "v9.db"
     old = store.connect(path, create=True, target_version=9)
     store.upsert_customers(old, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
-    store.upsert_products(old, [("p1", "Mug", None, 1.0, None, 0, None)])
+    # a product row as version 9 stored it (today's writer knows later columns)
+    old.conn.execute("INSERT INTO products (id, name, category, price, in_stock, hidden, available_until) "
+                     "VALUES ('p1', 'Mug', NULL, 1.0, NULL, 0, NULL)")
     old.conn.executemany(
         "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)", [("c1", "p1", "view", 2.0, 100, None, None),

@@ -66,8 +66,10 @@ def follow_withdrawals(db: sqlite_utils.Database, settings: Settings) -> dict[st
         return None
     purpose = settings.value.purpose
     files = [Path(e["path"]) for e in store.registered_copies(db) if e["kind"] == VALUE_EXPORT]
+    if not files:  # nothing to follow (a new export starts following from its own epoch): write nothing
+        return None
     withdrawn = {r["customer_id"] for r in store.privacy_events_since(db, seen)
-                 if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]} if files else set()
+                 if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]}
     removed: dict[str, int] = {}
     for path in files if withdrawn else []:
         if not path.exists():

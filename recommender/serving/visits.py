@@ -38,12 +38,12 @@ import sqlite_utils
 
 from recommender import store
 from recommender.data import interactions
+from recommender.models.base import Recommender
 from recommender.serving import ranking
 from recommender.serving.catalogue import ListFilters
 from recommender.serving.results import Because, ServedItem, ServedList, short_of
 from recommender.store.consents import PERSONALIZATION
 from recommender.training import recipes, sessions
-from recommender.models.base import Recommender
 
 VISIT = "visit"  # the surface: the decision log's endpoint, the metrics' surface
 RULES_SURFACE = "recommendations"  # visit lists follow the rules of the personal lists
@@ -127,10 +127,7 @@ class Visits:
         choice = self.choice(db)
         kind = choice.get("scorer", "model")
         settings = recipes.serving_settings(model, self.service.settings)
-        if kind == "model":
-            index = _popularity_index(model)
-        else:
-            index = self.index(db, model)
+        index = _popularity_index(model) if kind == "model" else self.index(db, model)
         return sessions.SessionScorer(kind, index, model, choice.get("params") or {}, settings)
 
     def warm(self, db: sqlite_utils.Database) -> None:
@@ -190,7 +187,7 @@ class Visits:
                             rules=ranked.effects.payload() or None)
         return service._served(result, customer_id, arm)
 
-    def _popular(self, db, model, catalogue, options: "_Options", reason: str, context) -> ServedList:
+    def _popular(self, db, model, catalogue, options: _Options, reason: str, context) -> ServedList:
         items, short, effects = self.service._popular_list(db, model, catalogue, options.n, options.filters, reason,
                                                            context=context)
         return ServedList(VISIT, "non_personalized", reason, model.version if model is not None else None, items,

@@ -53,4 +53,5 @@ def set_model_status(db: sqlite_utils.Database, version: str, status: str) -> No
 
 
 def model_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM models ORDER BY created_at DESC, version DESC"))
+    # rowid breaks ties: versions made within one second are named with a random suffix, not in order
+    return list(db.query("SELECT * FROM models ORDER BY created_at DESC, rowid DESC"))

@@ -101,7 +101,7 @@ class Sessions:
         lo, hi = self.indptr[s], self.indptr[s + 1]
         return self.items[lo:hi], self.weights[lo:hi]
 
-    def subset(self, mask: np.ndarray) -> "Sessions":
+    def subset(self, mask: np.ndarray) -> Sessions:
         """The sessions where ``mask`` is True, in the same order."""
         chosen = np.flatnonzero(mask)
         lengths = self.lengths()[chosen]
@@ -238,7 +238,7 @@ class VisitState:
     conf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
-    def vector(self) -> "VisitState":
+    def vector(self) -> VisitState:
         return self
 
 
@@ -393,7 +393,7 @@ def _allowed(items: np.ndarray, scores: np.ndarray, exclude: np.ndarray,
 
 def case_metrics(ranked: Sequence[int], relevant: Iterable[int], k: int = K) -> tuple[float, float, float]:
     """``(hit, reciprocal rank, NDCG)`` at ``k`` of one ranked list against the relevant products."""
-    relevant = set(int(r) for r in relevant)
+    relevant = {int(r) for r in relevant}
     hits = [int(i) in relevant for i in list(ranked)[:k]]
     if not relevant or not any(hits):
         return 0.0, 0.0, 0.0
@@ -626,7 +626,7 @@ def _all(p: Period, settings: Settings, k: int, m: int) -> tuple[dict[str, Resul
 
 
 def _day(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d")
 
 
 def replace_settings(settings: Settings, **changes: Any) -> Settings:
@@ -641,8 +641,8 @@ CHOICE_KEY = "session_scorer"
 def shop_recipe(db: Any, settings: Settings) -> Any:
     """The shop's model recipe: the last search's, else the serving model's, else the configured ALS."""
     from recommender import store
-    from recommender.models import registry
     from recommender.errors import ModelError
+    from recommender.models import registry
     from recommender.training import recipes, schedule
 
     last = store.last_search(db)
@@ -690,7 +690,7 @@ def record_choice(db: Any, payload: Mapping[str, Any]) -> None:
     from recommender.store.privacy import set_meta
 
     choice = dict(payload["choice"])
-    choice["chosen_at"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    choice["chosen_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     choice["recipe"] = payload.get("recipe")
     set_meta(db, CHOICE_KEY, json.dumps(choice, sort_keys=True))
 
