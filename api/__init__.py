@@ -8,7 +8,8 @@ result (the request's database and the service handle come from :mod:`api.db`); 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, g
 
@@ -25,16 +26,35 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: 1,000 events fit with room to spare
     app.config["SETTINGS"] = settings
-    live = LiveModel(str(settings.model_dir), check_interval=settings.serve.model_check_seconds,
-                     catalogue_ttl=settings.serve.catalogue_ttl_seconds, settings=settings)
+    live = LiveModel(
+        str(settings.model_dir),
+        check_interval=settings.serve.model_check_seconds,
+        catalogue_ttl=settings.serve.catalogue_ttl_seconds,
+        settings=settings,
+    )
     app.extensions["recommender"] = Service(settings, live)
     from recommender.serving.visits import Visits
 
     app.extensions["recommender.visits"] = Visits(app.extensions["recommender"])  # visit lists and their index
     store.connect(settings.db).conn.close()  # refuse a missing database; migrate once, not per request
 
-    from . import auth, customers, errors, events, ids, limits, metrics, offers, online, ops, privacy, products, rules
-    from . import values, visits
+    from . import (
+        auth,
+        customers,
+        errors,
+        events,
+        ids,
+        limits,
+        metrics,
+        offers,
+        online,
+        ops,
+        privacy,
+        products,
+        rules,
+        values,
+        visits,
+    )
 
     ids.register(app)  # <id:...> in paths, before any route is added
     errors.register(app)

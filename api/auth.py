@@ -45,7 +45,7 @@ def missing_key_message(header: str) -> str:
     if not rest.strip() and scheme.lower() != "bearer":
         return "the Authorization header has no scheme: add 'Bearer ' before the key (Authorization: Bearer <key>)"
     if scheme.lower() != "bearer":
-        return (f"the Authorization scheme must be Bearer, not {scheme[:20]!r}: send 'Authorization: Bearer <key>'")
+        return f"the Authorization scheme must be Bearer, not {scheme[:20]!r}: send 'Authorization: Bearer <key>'"
     return "missing API key after 'Bearer ' (Authorization: Bearer <key>)"
 
 
@@ -54,8 +54,10 @@ def register(app: Flask) -> None:
     # The app's auth state: fixed when the app is made (tests may flip it); no key cache.
     state = app.extensions["recommender_auth"] = {"open": bool(app.config["SETTINGS"].serve.open)}
     if state["open"]:
-        log.warning("API OPEN: serve.open is set, requests from this machine need no API key. "
-                    "Never expose this server; create keys with: recommender keys create --role admin")
+        log.warning(
+            "API OPEN: serve.open is set, requests from this machine need no API key. "
+            "Never expose this server; create keys with: recommender keys create --role admin"
+        )
 
     @app.before_request
     def check_key():

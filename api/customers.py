@@ -16,8 +16,13 @@ bp = Blueprint("customers", __name__, url_prefix="/v1/customers")
 
 
 def filters_of(query) -> ListFilters:
-    return ListFilters(categories=tuple(query.category), min_price=query.min_price, max_price=query.max_price,
-                       in_stock_only=query.in_stock_only, exclude=tuple(query.exclude))
+    return ListFilters(
+        categories=tuple(query.category),
+        min_price=query.min_price,
+        max_price=query.max_price,
+        in_stock_only=query.in_stock_only,
+        exclude=tuple(query.exclude),
+    )
 
 
 def listed(result: ServedList) -> dict:
@@ -43,8 +48,13 @@ def recommendations(customer_id: str, query: RecommendationQuery):
     A list with fewer than `n` items names in `short` the filters and steps
     that removed the candidates (`null` when the list is full).
     """
-    options = ListOptions(n=query.n, filters=filters_of(query), exclude_purchased=query.exclude_purchased,
-                          diversity=query.diversity, explain=query.explain)
+    options = ListOptions(
+        n=query.n,
+        filters=filters_of(query),
+        exclude_purchased=query.exclude_purchased,
+        diversity=query.diversity,
+        explain=query.explain,
+    )
     return listed(get_service().recommend(get_db(), customer_id, options))
 
 

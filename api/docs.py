@@ -14,12 +14,14 @@ import json
 import re
 from typing import Any
 
-STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:64em;margin:2em auto;padding:0 1em;color:#222}"
-         "code,pre{background:#f4f4f4;font:13px/1.4 ui-monospace,monospace}code{padding:0 3px}"
-         "pre{padding:.6em;overflow-x:auto}table{border-collapse:collapse;margin:.5em 0}"
-         "td,th{padding:3px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e4e4e4}"
-         "h2{margin-top:2.2em;border-top:2px solid #ddd;padding-top:.6em}h3{font-size:1em;margin-bottom:.2em}"
-         "nav li{font-family:ui-monospace,monospace;font-size:13px}")
+STYLE = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:64em;margin:2em auto;padding:0 1em;color:#222}"
+    "code,pre{background:#f4f4f4;font:13px/1.4 ui-monospace,monospace}code{padding:0 3px}"
+    "pre{padding:.6em;overflow-x:auto}table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{padding:3px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e4e4e4}"
+    "h2{margin-top:2.2em;border-top:2px solid #ddd;padding-top:.6em}h3{font-size:1em;margin-bottom:.2em}"
+    "nav li{font-family:ui-monospace,monospace;font-size:13px}"
+)
 
 
 def inline(text: str) -> str:
@@ -49,8 +51,10 @@ def type_of(schema: dict[str, Any]) -> str:
     kind = schema.get("type")
     if kind == "array":
         text = "array of " + type_of(schema.get("items", {}))
-        limits = [f"at least {schema['minItems']}" if "minItems" in schema else "",
-                  f"at most {schema['maxItems']}" if "maxItems" in schema else ""]
+        limits = [
+            f"at least {schema['minItems']}" if "minItems" in schema else "",
+            f"at most {schema['maxItems']}" if "maxItems" in schema else "",
+        ]
         return text + "".join(f", {x}" for x in limits if x)
     if kind == "object":
         extra = schema.get("additionalProperties")
@@ -60,8 +64,11 @@ def type_of(schema: dict[str, Any]) -> str:
     text = html.escape(str(kind))
     if "format" in schema:
         text += f" ({html.escape(schema['format'])})"
-    bounds = [(k, s) for k, s in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
-                                   ("exclusiveMaximum", "<")) if k in schema]
+    bounds = [
+        (k, s)
+        for k, s in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+        if k in schema
+    ]
     text += "".join(f", {sign} {_number(schema[k])}" for k, sign in bounds)
     if "minLength" in schema or "maxLength" in schema:
         text += f", {schema.get('minLength', 0)} to {schema.get('maxLength', '…')} characters"
@@ -84,9 +91,11 @@ def fields_table(schema: dict[str, Any]) -> str:
     rows = []
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
-        rows.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{type_of(prop)}</td>"
-                    f"<td>{_presence(name in required, prop)}</td>"
-                    f"<td>{markdown(prop.get('description', ''))}</td></tr>")
+        rows.append(
+            f"<tr><td><code>{html.escape(name)}</code></td><td>{type_of(prop)}</td>"
+            f"<td>{_presence(name in required, prop)}</td>"
+            f"<td>{markdown(prop.get('description', ''))}</td></tr>"
+        )
     if not rows:
         return "<p>" + type_of(schema) + "</p>"
     return "<table><tr><th>field</th><th>type</th><th></th><th>meaning</th></tr>" + "".join(rows) + "</table>"
@@ -101,7 +110,7 @@ def curl(method: str, path: str, op: dict[str, Any]) -> str:
         url += "?" + op["x-example-query"]
     parts = [f"curl -X {method.upper()} 'http://localhost:8000{url}'"]
     if op.get("security"):
-        parts.append("-H \"Authorization: Bearer $KEY\"")
+        parts.append('-H "Authorization: Bearer $KEY"')
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     if "example" in body:
         parts.append("-H 'Content-Type: application/json'")
@@ -116,20 +125,30 @@ def render(spec: dict[str, Any]) -> str:
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
             anchor = op.get("operationId", f"{method}-{path}")
-            toc.append(f"<li><a href='#{html.escape(anchor)}'>{method.upper()} {html.escape(path)}</a> — "
-                       f"{inline(op['summary'])}</li>")
-            part = [f"<h2 id='{html.escape(anchor)}'><code>{method.upper()} {html.escape(path)}</code></h2>",
-                    f"<p><b>{inline(op['summary'])}</b></p>", markdown(op.get("description", ""))]
+            toc.append(
+                f"<li><a href='#{html.escape(anchor)}'>{method.upper()} {html.escape(path)}</a> — "
+                f"{inline(op['summary'])}</li>"
+            )
+            part = [
+                f"<h2 id='{html.escape(anchor)}'><code>{method.upper()} {html.escape(path)}</code></h2>",
+                f"<p><b>{inline(op['summary'])}</b></p>",
+                markdown(op.get("description", "")),
+            ]
             if not op.get("security"):
                 part.append("<p>No API key needed.</p>")
             params = op.get("parameters", [])
             if params:
-                part.append("<h3>Parameters</h3><table><tr><th>name</th><th>in</th><th>type</th><th></th>"
-                            "<th>meaning</th></tr>" + "".join(
-                                f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                                f"<td>{type_of(p['schema'])}</td><td>{_presence(p.get('required', False), p['schema'])}"
-                                f"</td><td>{markdown(p.get('description', ''))}</td></tr>" for p in params)
-                            + "</table>")
+                part.append(
+                    "<h3>Parameters</h3><table><tr><th>name</th><th>in</th><th>type</th><th></th>"
+                    "<th>meaning</th></tr>"
+                    + "".join(
+                        f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
+                        f"<td>{type_of(p['schema'])}</td><td>{_presence(p.get('required', False), p['schema'])}"
+                        f"</td><td>{markdown(p.get('description', ''))}</td></tr>"
+                        for p in params
+                    )
+                    + "</table>"
+                )
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             if body:
                 part.append("<h3>Request body (JSON)</h3>")
@@ -144,27 +163,40 @@ def render(spec: dict[str, Any]) -> str:
                 part.append("<pre>" + html.escape(text or "") + "</pre>")
                 if "$ref" in content.get("schema", {}):
                     part.append("<p>Type: " + type_of(content["schema"]) + "</p>")
-            part.append("<h3>Statuses</h3><table>" + "".join(
-                f"<tr><td>{html.escape(code)}</td><td>{markdown(r['description'])}</td></tr>"
-                for code, r in op["responses"].items()) + "</table>")
+            part.append(
+                "<h3>Statuses</h3><table>"
+                + "".join(
+                    f"<tr><td>{html.escape(code)}</td><td>{markdown(r['description'])}</td></tr>"
+                    for code, r in op["responses"].items()
+                )
+                + "</table>"
+            )
             sections.append("".join(part))
-    types = [f"<h3 id='type-{html.escape(name)}'>{html.escape(name)}</h3>{markdown(schema.get('description', ''))}"
-             + _schema_fields({"$ref": f"#/components/schemas/{name}"}, schemas)
-             for name, schema in sorted(schemas.items())]
+    types = [
+        f"<h3 id='type-{html.escape(name)}'>{html.escape(name)}</h3>{markdown(schema.get('description', ''))}"
+        + _schema_fields({"$ref": f"#/components/schemas/{name}"}, schemas)
+        for name, schema in sorted(schemas.items())
+    ]
     info = spec["info"]
-    return "\n".join([
-        "<!doctype html><html lang=en><meta charset=utf-8>",
-        f"<title>{html.escape(info['title'])} API</title><style>{STYLE}</style>",
-        f"<h1>{html.escape(info['title'])} API {html.escape(info['version'])}</h1>",
-        "<p>JSON over HTTP. Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
-        "Authenticate with <code>Authorization: Bearer &lt;key&gt;</code> (a key from "
-        "<code>recommender keys create --role read|write|admin|marketer</code>; roles nest read &lt; write &lt; admin; "
-        "marketer may read lists and preview campaigns, nothing else).</p>",
-        markdown(info.get("description", "")),
-        "<nav><ul>" + "".join(toc) + "</ul></nav>",
-        *sections,
-        "<h2 id='types'>Types</h2>", *types,
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "<!doctype html><html lang=en><meta charset=utf-8>",
+                f"<title>{html.escape(info['title'])} API</title><style>{STYLE}</style>",
+                f"<h1>{html.escape(info['title'])} API {html.escape(info['version'])}</h1>",
+                "<p>JSON over HTTP. Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
+                "Authenticate with <code>Authorization: Bearer &lt;key&gt;</code> (a key from "
+                "<code>recommender keys create --role read|write|admin|marketer</code>; roles nest read &lt; write &lt; admin; "
+                "marketer may read lists and preview campaigns, nothing else).</p>",
+                markdown(info.get("description", "")),
+                "<nav><ul>" + "".join(toc) + "</ul></nav>",
+                *sections,
+                "<h2 id='types'>Types</h2>",
+                *types,
+            ]
+        )
+        + "\n"
+    )
 
 
 def _schema_fields(schema: dict[str, Any], schemas: dict[str, Any]) -> str:

@@ -32,10 +32,19 @@ class Forbidden(RecommenderError):
     code = "forbidden"
 
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-              414: "uri_too_long", 431: "headers_too_large"}
-HTTP_MESSAGES = {413: "request body larger than 1 MiB", 414: "request line longer than the server accepts",
-                 431: "too many or too large request headers"}
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+}
+HTTP_MESSAGES = {
+    413: "request body larger than 1 MiB",
+    414: "request line longer than the server accepts",
+    431: "too many or too large request headers",
+}
 
 
 def error(code: str, message: str, status: int):

@@ -13,13 +13,21 @@ from flask import Flask, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REQUESTS = Counter("recommender_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
-LATENCY = Histogram("recommender_http_request_seconds", "HTTP request latency", ["endpoint"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+LATENCY = Histogram(
+    "recommender_http_request_seconds",
+    "HTTP request latency",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 EVENTS = Counter("recommender_events_ingested_total", "Events stored through the API")
-LISTS = Counter("recommender_lists_served_total", "Lists served, by surface and A/B arm (arm 'none' = not assigned)",
-                ["surface", "arm"])
-MODEL = Gauge("recommender_model_info", "The model version a worker serves (value 1)", ["version"],
-              multiprocess_mode="liveall")
+LISTS = Counter(
+    "recommender_lists_served_total",
+    "Lists served, by surface and A/B arm (arm 'none' = not assigned)",
+    ["surface", "arm"],
+)
+MODEL = Gauge(
+    "recommender_model_info", "The model version a worker serves (value 1)", ["version"], multiprocess_mode="liveall"
+)
 
 
 def register(app: Flask) -> None:

@@ -21,8 +21,12 @@ def healthz():
 
 
 @bp.get("/readyz")
-@endpoint("/readyz", role=None, response=Readiness,
-          responses={503: ("Not ready: what is missing is in `problems`", Readiness)})
+@endpoint(
+    "/readyz",
+    role=None,
+    response=Readiness,
+    responses={503: ("Not ready: what is missing is in `problems`", Readiness)},
+)
 def readyz():
     """Readiness: the database is reachable and a model is loaded (no key needed).
 
@@ -38,14 +42,21 @@ def readyz():
     model = service.live.get(get_db())
     if model is None:
         problems.append("model: " + (service.live.last_error or "none published (recommender train --publish)"))
-    body = {"status": "ready" if not problems else "not_ready", "model_version": model.version if model else None,
-            "problems": problems}
+    body = {
+        "status": "ready" if not problems else "not_ready",
+        "model_version": model.version if model else None,
+        "problems": problems,
+    }
     # A stale model still answers (non-personalized past the cap), so it is reported, not failed.
     hours = service.live.stale_hours() if model else None
     cap = service.settings.privacy.max_stale_hours
-    body["model_stale"] = {"stale": hours is not None, "stale_since": service.live.stale.get("stale_since"),
-                           "hours": None if hours is None else round(hours, 3), "max_stale_hours": cap,
-                           "serving_factors": hours is None or hours <= cap}
+    body["model_stale"] = {
+        "stale": hours is not None,
+        "stale_since": service.live.stale.get("stale_since"),
+        "hours": None if hours is None else round(hours, 3),
+        "max_stale_hours": cap,
+        "serving_factors": hours is None or hours <= cap,
+    }
     return (jsonify(body), 200 if not problems else 503)
 
 
@@ -64,15 +75,21 @@ def openapi_json():
 
 
 @bp.post("/v1/admin/reload")
-@endpoint("/v1/admin/reload", "POST", role="admin", response=Reloaded,
-          responses={503: "The current model cannot be loaded; the one loaded before keeps serving"})
+@endpoint(
+    "/v1/admin/reload",
+    "POST",
+    role="admin",
+    response=Reloaded,
+    responses={503: "The current model cannot be loaded; the one loaded before keeps serving"},
+)
 def reload():
     """Load the current model now instead of within the next second; an unloadable one is refused."""
     live = get_service().live
     version = live.reload(force=True)
     if live.last_error:
-        return jsonify({"error": {"code": "model_unavailable", "message": live.last_error},
-                        "model_version": version}), 503
+        return jsonify(
+            {"error": {"code": "model_unavailable", "message": live.last_error}, "model_version": version}
+        ), 503
     return {"model_version": version}
 
 

@@ -7,9 +7,8 @@ from typing import Any
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field
 
-from recommender import privacy
+from recommender import privacy, store
 from recommender.ingest import consent
-from recommender import store
 
 from .db import get_db
 from .schema import Body, endpoint
@@ -20,9 +19,14 @@ bp = Blueprint("privacy", __name__, url_prefix="/v1/customers")
 class ConsentChange(Body):
     consents: dict[str, bool] = Field(min_length=1, description="purpose -> granted")
     source: str = Field("api", min_length=1, max_length=100, description="Who or what made the change.")
-    decided_at: str | None = Field(None, max_length=64, description=(
-        "When the customer decided (ISO 8601; default now). A decision older than the current one is not "
-        "applied and is listed under `stale`."))
+    decided_at: str | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "When the customer decided (ISO 8601; default now). A decision older than the current one is not "
+            "applied and is listed under `stale`."
+        ),
+    )
 
 
 class ConsentState(BaseModel):
@@ -74,8 +78,11 @@ class Export(BaseModel):
     interactions: list[dict[str, Any]]
     offers: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
-    value: dict[str, Any] | None = Field(None, description="The stored customer value and segment (profiling; "
-                                         "held only while `value.purpose` is granted), or null.")
+    value: dict[str, Any] | None = Field(
+        None,
+        description="The stored customer value and segment (profiling; "
+        "held only while `value.purpose` is granted), or null.",
+    )
     models_trained_on: list[str]
 
 
@@ -105,8 +112,9 @@ def put_consents(customer_id: str, body: ConsentChange):
     nothing and is listed in `stale`. An erased customer is a 422
     (`erased_customer`). The log records the API key that made the change.
     """
-    return consent.set_consents(get_db(), settings(), customer_id, body.consents, body.source,
-                                decided_at=body.decided_at, actor=actor())
+    return consent.set_consents(
+        get_db(), settings(), customer_id, body.consents, body.source, decided_at=body.decided_at, actor=actor()
+    )
 
 
 @bp.get("/<id:customer_id>/consents/history")

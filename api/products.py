@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .db import get_db, get_service
 from .customers import filters_of, listed
+from .db import get_db, get_service
 from .schema import ItemList, ListQuery, PopularQuery, endpoint
 
 bp = Blueprint("products", __name__, url_prefix="/v1/products")

@@ -27,8 +27,11 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,99}$"
 
 
 class AttributeCondition(Body):
-    name: str = Field(min_length=1, max_length=200, description="A product attribute: `name`, `category`, "
-                                                                "`price`, `in_stock`, `available_until`.")
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A product attribute: `name`, `category`, `price`, `in_stock`, `available_until`.",
+    )
     equals: str | float | None = None
     one_of: list[str | float] | None = Field(None, max_length=1000)
     contains: str | None = Field(None, max_length=200, description="Case-insensitive substring (text attributes).")
@@ -42,8 +45,9 @@ class Condition(Body):
     attribute: AttributeCondition | None = None
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
-    new_within_days: int | None = Field(None, ge=1, le=3650, description="First seen by the engine this many "
-                                                                          "days ago or less.")
+    new_within_days: int | None = Field(
+        None, ge=1, le=3650, description="First seen by the engine this many days ago or less."
+    )
     min_stock: float | None = Field(None, ge=0)
     max_stock: float | None = Field(None, ge=0)
 
@@ -51,14 +55,20 @@ class Condition(Body):
 class Action(Body):
     type: Literal["boost", "bury", "pin", "promote", "exclude", "include_only", "rotate"]
     condition: Condition | None = None
-    amount: float | None = Field(None, gt=0, le=10, description="boost/bury: share of the candidate list "
-                                                                "(0.1 = 5 places of 50), above 0 and at most 1; "
-                                                                "rotate: the demotion (default 1).")
+    amount: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        description="boost/bury: share of the candidate list "
+        "(0.1 = 5 places of 50), above 0 and at most 1; "
+        "rotate: the demotion (default 1).",
+    )
     product: str | None = Field(None, min_length=1, max_length=200, description="pin: the product.")
     position: int | None = Field(None, ge=1, description=f"pin: 1-based position, at most {MAX_POSITION}.")
     slots: int | None = Field(None, ge=1, description="promote: at least this many matching products ...")
-    of: int | None = Field(None, ge=1, description=f"promote: ... in the first `of` positions (at most "
-                                                   f"{MAX_POSITION}).")
+    of: int | None = Field(
+        None, ge=1, description=f"promote: ... in the first `of` positions (at most {MAX_POSITION})."
+    )
     after: int | None = Field(None, ge=1, le=1000, description="rotate: shown this many times ...")
     days: int | None = Field(None, ge=1, le=365, description="rotate: ... in this many days, without a click.")
 
@@ -70,8 +80,9 @@ class Audience(Body):
 
 
 class Schedule(Body):
-    start: str | None = Field(None, max_length=40, description="ISO 8601 local date-time in `timezone` (or with "
-                                                               "an offset); active from here.")
+    start: str | None = Field(
+        None, max_length=40, description="ISO 8601 local date-time in `timezone` (or with an offset); active from here."
+    )
     end: str | None = Field(None, max_length=40, description="Active up to, not including, this moment.")
     timezone: str = Field("UTC", min_length=1, max_length=64, description="IANA time zone, e.g. Pacific/Auckland.")
 
@@ -80,8 +91,7 @@ class RuleBody(Body):
     name: str = Field(pattern=NAME, description="Unique; letters, digits, space and `_ . : -`.")
     owner: str = Field("", max_length=200)
     description: str = Field("", max_length=1000)
-    surfaces: list[Surface] | None = Field(None, min_length=1, description="Where it acts [default: every "
-                                                                           "surface].")
+    surfaces: list[Surface] | None = Field(None, min_length=1, description="Where it acts [default: every surface].")
     audience: Audience | None = None
     schedule: Schedule | None = None
     status: Literal["active", "paused"] = "active"
@@ -117,11 +127,16 @@ class RuleDeleted(BaseModel):
 
 
 class PreviewRules(Body):
-    rule: RuleBody | None = Field(None, description="A rule to add (or to replace the one of its name), previewed "
-                                                    "as active.")
+    rule: RuleBody | None = Field(
+        None, description="A rule to add (or to replace the one of its name), previewed as active."
+    )
     remove: str | None = Field(None, max_length=100, description="A rule to preview without.")
-    sample: int = Field(merchandising.PREVIEW_SAMPLE, ge=1, le=merchandising.MAX_PREVIEW_SAMPLE,
-                        description="How many real customers (most recently active, with consent).")
+    sample: int = Field(
+        merchandising.PREVIEW_SAMPLE,
+        ge=1,
+        le=merchandising.MAX_PREVIEW_SAMPLE,
+        description="How many real customers (most recently active, with consent).",
+    )
     n: int = Field(10, ge=1, le=100)
 
 

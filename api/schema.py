@@ -12,12 +12,12 @@ import inspect
 import json
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Literal
 
 from flask import current_app, has_app_context, request
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
-from pydantic import ValidationError as PydanticError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError as PydanticError
 
 from recommender.errors import ValidationError
 from recommender.online.ids import LIST_ID_PATTERN
@@ -56,7 +56,9 @@ class ListQuery(Query):
     category: list[str] = Field(default_factory=list, description="Only these categories (repeatable).")
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
-    in_stock_only: bool = Field(True, description="Leave out products with zero stock (untracked stock counts as available).")
+    in_stock_only: bool = Field(
+        True, description="Leave out products with zero stock (untracked stock counts as available)."
+    )
     exclude: list[str] = Field(default_factory=list, description="Product ids to leave out (repeatable).")
 
 
@@ -80,23 +82,41 @@ class RerankBody(Body):
 class Event(Body):
     customer_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    event_type: str = Field(min_length=1, max_length=50, description="One of the configured event types "
-                                                                      "(`view`, `add_to_cart`, `purchase` by default).")
+    event_type: str = Field(
+        min_length=1,
+        max_length=50,
+        description="One of the configured event types (`view`, `add_to_cart`, `purchase` by default).",
+    )
     quantity: float | None = Field(None, gt=0, le=MAX_QUANTITY, description="Default 1.")
-    occurred_at: str | None = Field(None, min_length=1, pattern=TIME_PATTERN,
-                                    description="ISO 8601 date-time (no offset = UTC), 1970 to 2100 and not ahead "
-                                                "of the server's clock by more than `time.max_future_seconds`; "
-                                                "leave it out (or null) for now. An empty string is refused.",
-                                    json_schema_extra=DATE_TIME)
-    event_id: str | None = Field(None, min_length=1, max_length=100,
-                                 description="Your id for this event, unique per event: a repeat is acknowledged "
-                                             "and not stored again, so a retry is safe.")
-    list_id: str | None = Field(None, pattern=LIST_ID_PATTERN,
-                                description="The `list_id` of the served list (or offer) this event came from; "
-                                            "without it the event is attributed to the latest list that showed "
-                                            "this customer this product within `online.window_hours`.")
-    price: float | None = Field(None, ge=0, le=MAX_PRICE, description="Unit price paid (revenue = quantity x "
-                                                                      "price); default the product's current price.")
+    occurred_at: str | None = Field(
+        None,
+        min_length=1,
+        pattern=TIME_PATTERN,
+        description="ISO 8601 date-time (no offset = UTC), 1970 to 2100 and not ahead "
+        "of the server's clock by more than `time.max_future_seconds`; "
+        "leave it out (or null) for now. An empty string is refused.",
+        json_schema_extra=DATE_TIME,
+    )
+    event_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Your id for this event, unique per event: a repeat is acknowledged "
+        "and not stored again, so a retry is safe.",
+    )
+    list_id: str | None = Field(
+        None,
+        pattern=LIST_ID_PATTERN,
+        description="The `list_id` of the served list (or offer) this event came from; "
+        "without it the event is attributed to the latest list that showed "
+        "this customer this product within `online.window_hours`.",
+    )
+    price: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_PRICE,
+        description="Unit price paid (revenue = quantity x price); default the product's current price.",
+    )
 
 
 class EventBatch(Body):
@@ -107,8 +127,11 @@ def _event_shape(value: Any) -> str:
     return "batch" if isinstance(value, dict) and "events" in value else "event"
 
 
-class EventsBody(RootModel[Annotated[Union[Annotated[EventBatch, Tag("batch")], Annotated[Event, Tag("event")]],
-                                     Discriminator(_event_shape)]]):
+class EventsBody(
+    RootModel[
+        Annotated[Annotated[EventBatch, Tag("batch")] | Annotated[Event, Tag("event")], Discriminator(_event_shape)]
+    ]
+):
     """One event, or ``{"events": [...]}`` with up to 1,000."""
 
     def events(self) -> list[Event]:
@@ -118,29 +141,46 @@ class EventsBody(RootModel[Annotated[Union[Annotated[EventBatch, Tag("batch")], 
 # --- responses -------------------------------------------------------------------------
 
 Mode = Literal["personalized", "non_personalized", "model", "cooccurrence"]
-Reason = Literal["no_consent", "unknown_customer", "no_history", "no_model", "not_in_model", "popular", "trending",
-                 "model_stale", "control"]
+Reason = Literal[
+    "no_consent",
+    "unknown_customer",
+    "no_history",
+    "no_model",
+    "not_in_model",
+    "popular",
+    "trending",
+    "model_stale",
+    "control",
+]
 Arm = Literal["model", "control", "challenger"]
 
 
 def _list_id() -> Any:
-    return Field(description="This list's id: send it back with the events it leads to (`list_id`).",
-                 json_schema_extra={"pattern": LIST_ID_PATTERN})
+    return Field(
+        description="This list's id: send it back with the events it leads to (`list_id`).",
+        json_schema_extra={"pattern": LIST_ID_PATTERN},
+    )
 
 
 def _arm() -> Any:
-    return Field(None, description="The A/B arm the customer is in (`control` gets the non-personalized list); "
-                                   "null when nobody was assigned (unknown or non-consenting visitors, product "
-                                   "pages).")
+    return Field(
+        None,
+        description="The A/B arm the customer is in (`control` gets the non-personalized list); "
+        "null when nobody was assigned (unknown or non-consenting visitors, product "
+        "pages).",
+    )
 
 
 RuleEffects = dict[str, dict[Literal["placed", "moved", "removed"], list[str]]]
 
 
 def _rules() -> Any:
-    return Field(None, description="Admin keys only: what each merchandising rule did to this list, "
-                                   "`{rule: {placed|moved|removed: [product ids]}}` (`{}` when no rule changed it; "
-                                   "docs/rules.md).")
+    return Field(
+        None,
+        description="Admin keys only: what each merchandising rule did to this list, "
+        "`{rule: {placed|moved|removed: [product ids]}}` (`{}` when no rule changed it; "
+        "docs/rules.md).",
+    )
 
 
 class Because(BaseModel):
@@ -162,9 +202,30 @@ class Item(BaseModel):
 
 # What removed the candidates of a short list, in the order a list is made: where they come from
 # ran out (the list's source), then the catalogue rules, the caller's exclusions, purchases, diversity.
-ShortStep = Literal["catalogue", "model", "cooccurrence", "no_consent", "unknown_customer", "no_history", "no_model",
-                    "not_in_model", "popular", "trending", "model_stale", "control", "category", "min_price",
-                    "max_price", "in_stock", "hidden", "expired", "exclude", "purchased", "rules", "diversity"]
+ShortStep = Literal[
+    "catalogue",
+    "model",
+    "cooccurrence",
+    "no_consent",
+    "unknown_customer",
+    "no_history",
+    "no_model",
+    "not_in_model",
+    "popular",
+    "trending",
+    "model_stale",
+    "control",
+    "category",
+    "min_price",
+    "max_price",
+    "in_stock",
+    "hidden",
+    "expired",
+    "exclude",
+    "purchased",
+    "rules",
+    "diversity",
+]
 
 
 class Short(BaseModel):
@@ -174,14 +235,15 @@ class Short(BaseModel):
     returned: int = Field(description="How many items the list holds (fewer than `asked`).")
     because: list[ShortStep] = Field(
         description="Each step that removed candidates which would otherwise have filled the list, in the order "
-                    "a list is made (a candidate refused by several steps counts against the first). Where the "
-                    "candidates come from ran out: `catalogue` (the model knows fewer products), `cooccurrence` "
-                    "(too few products bought with this one), or a non-personalized list's `reason` "
-                    "(`no_history`, `popular`, ...: only popular products could fill it). Then the filters "
-                    "`category`, `min_price`, `max_price`, `in_stock`, the shop's `hidden` and `expired` "
-                    "products, the caller's `exclude`, `purchased` (what the customer already bought), `model` "
-                    "(the model proposed fewer products than the filters allow), `rules` (a merchandising rule's "
-                    "exclusion or include-only) and the `diversity` cap.")
+        "a list is made (a candidate refused by several steps counts against the first). Where the "
+        "candidates come from ran out: `catalogue` (the model knows fewer products), `cooccurrence` "
+        "(too few products bought with this one), or a non-personalized list's `reason` "
+        "(`no_history`, `popular`, ...: only popular products could fill it). Then the filters "
+        "`category`, `min_price`, `max_price`, `in_stock`, the shop's `hidden` and `expired` "
+        "products, the caller's `exclude`, `purchased` (what the customer already bought), `model` "
+        "(the model proposed fewer products than the filters allow), `rules` (a merchandising rule's "
+        "exclusion or include-only) and the `diversity` cap."
+    )
 
 
 class ItemList(BaseModel):
@@ -207,16 +269,21 @@ class Reranked(BaseModel):
 
 
 class OnlineQuery(Query):
-    since: str | None = Field(None, min_length=1, pattern=TIME_PATTERN,
-                              description="Only lists served (and events) from this ISO 8601 date or date-time "
-                                          "on (1970 to 2100); leave it out for every list the decision log holds "
-                                          "(an empty value is refused).")
+    since: str | None = Field(
+        None,
+        min_length=1,
+        pattern=TIME_PATTERN,
+        description="Only lists served (and events) from this ISO 8601 date or date-time "
+        "on (1970 to 2100); leave it out for every list the decision log holds "
+        "(an empty value is refused).",
+    )
 
 
 class ArmRow(BaseModel):
     arm: str = Field(description="`model`, `control`, `challenger`, or `unassigned` (nobody was assigned).")
-    surface: str = Field(description="`recommendations`, `rerank`, `similar`, `bought_together`, `popular`, "
-                                     "`trending` or `offers`.")
+    surface: str = Field(
+        description="`recommendations`, `rerank`, `similar`, `bought_together`, `popular`, `trending` or `offers`."
+    )
     model_version: str | None
     lists: int
     customers: int
@@ -229,9 +296,11 @@ class ArmRow(BaseModel):
     revenue: float = Field(description="Quantity x price of the attributed purchases.")
     revenue_per_list: float
     events: int
-    flagged: int = Field(description="Attributed purchases whose price was implausible against the catalogue price "
-                                     "(`online.max_price_factor`) or whose quantity was above `online.max_quantity`: "
-                                     "revenue counts them at the catalogue price and the capped quantity.")
+    flagged: int = Field(
+        description="Attributed purchases whose price was implausible against the catalogue price "
+        "(`online.max_price_factor`) or whose quantity was above `online.max_quantity`: "
+        "revenue counts them at the catalogue price and the capped quantity."
+    )
     flagged_share: float = Field(description="flagged / events.")
 
 
@@ -244,8 +313,11 @@ class Uplift(BaseModel):
     control_value: float
     difference: float = Field(description="Treatment minus control.")
     relative: float | None = Field(description="Difference / control value (null when the control value is 0).")
-    ci95: list[float] = Field(description="95 % interval of the difference (normal approximation, customers as "
-                                          "clusters).", min_length=2, max_length=2)
+    ci95: list[float] = Field(
+        description="95 % interval of the difference (normal approximation, customers as clusters).",
+        min_length=2,
+        max_length=2,
+    )
     n_treatment: int = Field(description="Lists in the treatment arm.")
     n_control: int = Field(description="Lists in the control arm.")
     customers_treatment: int
@@ -256,10 +328,13 @@ class OnlineEvents(BaseModel):
     attributed_by_list_id: int
     attributed_by_window: int
     unattributed: int
-    flagged: int = Field(description="Purchases flagged by the revenue rule (`flagged` of the arms, and those "
-                                     "attributed to no list).")
-    list_id_of_another_customer: int = Field(description="Events naming a list served to another customer: the "
-                                                         "`list_id` is ignored and the event attributed by window.")
+    flagged: int = Field(
+        description="Purchases flagged by the revenue rule (`flagged` of the arms, and those attributed to no list)."
+    )
+    list_id_of_another_customer: int = Field(
+        description="Events naming a list served to another customer: the "
+        "`list_id` is ignored and the event attributed by window."
+    )
 
 
 class RuleSide(BaseModel):
@@ -293,15 +368,20 @@ class OnlineReport(BaseModel):
     challenger_share: float
     arms: list[ArmRow]
     uplift: list[Uplift]
-    rules: list[RuleRow] = Field(default_factory=list, description="Per merchandising rule, arm and surface: the "
-                                                                    "lists it touched against those it did not.")
+    rules: list[RuleRow] = Field(
+        default_factory=list,
+        description="Per merchandising rule, arm and surface: the lists it touched against those it did not.",
+    )
     events: OnlineEvents
 
 
 class Accepted(BaseModel):
     accepted: int = Field(description="Events stored by this request.")
-    duplicates: int = Field(0, description="Events whose `event_id` was already stored (or repeated in the batch): "
-                                           "acknowledged, not stored again.")
+    duplicates: int = Field(
+        0,
+        description="Events whose `event_id` was already stored (or repeated in the batch): "
+        "acknowledged, not stored again.",
+    )
 
 
 class Health(BaseModel):
@@ -313,16 +393,19 @@ class Staleness(BaseModel):
     stale_since: str | None = Field(json_schema_extra={"format": "date-time"})
     hours: float | None
     max_stale_hours: float
-    serving_factors: bool = Field(description="False once the stale-model window is over: lists fall back to "
-                                              "non-personalized (reason model_stale) until a clean model is published.")
+    serving_factors: bool = Field(
+        description="False once the stale-model window is over: lists fall back to "
+        "non-personalized (reason model_stale) until a clean model is published."
+    )
 
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     model_version: str | None
     problems: list[str] = Field(description="What is missing; empty when ready.")
-    model_stale: Staleness | None = Field(None, description="Whether the served model still carries someone "
-                                                            "erased or withdrawn since it was trained.")
+    model_stale: Staleness | None = Field(
+        None, description="Whether the served model still carries someone erased or withdrawn since it was trained."
+    )
 
 
 class Reloaded(BaseModel):
@@ -364,8 +447,15 @@ OPERATIONS: list[Operation] = []
 # malformed JSON. A field whose value is wrong (a wrong JSON type, a bound, a pattern) is a 422 naming
 # the field, as it always was: clients branch on that status.
 _SHAPE_ERRORS = {"extra_forbidden", "model_type", "model_attributes_type", "union_tag_invalid", "union_tag_not_found"}
-_JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array",
-               dict: "an object", type(None): "null"}
+_JSON_TYPES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
 
 
 def _is_shape_error(error: dict[str, Any]) -> bool:
@@ -421,7 +511,7 @@ def load_json(data: bytes) -> Any:
 def parse_query(model: type[Query]) -> Query:
     data: dict[str, Any] = {}
     fields = model.model_fields
-    for key in request.args.keys():
+    for key in request.args:
         if key not in fields:
             raise BadRequest(f"unknown query parameter {key!r} (known: {', '.join(fields)})")
         values = request.args.getlist(key)
@@ -451,10 +541,18 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         raise kind(_message(exc, "body")) from None
 
 
-def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query: type[Query] | None = None,
-             body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-             status: int = 200, responses: dict[int, Any] | None = None,
-             media: str = "application/json") -> Callable:
+def endpoint(
+    path: str,
+    method: str = "GET",
+    *,
+    role: str | None = "read",
+    query: type[Query] | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    responses: dict[int, Any] | None = None,
+    media: str = "application/json",
+) -> Callable:
     """Declare a view's contract; the view receives ``query=`` and/or ``body=`` already validated.
 
     ``responses`` adds statuses the view itself returns (``{503: "no model"}``);
@@ -463,8 +561,21 @@ def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query
 
     def wrap(view: Callable) -> Callable:
         doc = inspect.cleandoc(view.__doc__ or "").split("\n\n")
-        OPERATIONS.append(Operation(path, method, doc[0].strip(), "\n\n".join(doc[1:]).strip(), role, query,
-                                    body, response, status, dict(responses or {}), media))
+        OPERATIONS.append(
+            Operation(
+                path,
+                method,
+                doc[0].strip(),
+                "\n\n".join(doc[1:]).strip(),
+                role,
+                query,
+                body,
+                response,
+                status,
+                dict(responses or {}),
+                media,
+            )
+        )
 
         @functools.wraps(view)
         def inner(**kwargs: Any) -> Any:
@@ -485,13 +596,18 @@ def endpoint(path: str, method: str = "GET", *, role: str | None = "read", query
 def statuses(op: Operation) -> dict[int, Any]:
     """Every status ``op`` can answer with, and why: the contract the fuzz test holds the app to."""
     out: dict[int, Any] = {op.status: "OK" if op.status == 200 else "Created"}
-    out[400] = ("Malformed request: bad JSON (a key given twice in one object, `NaN`, nested too deeply), a JSON "
-                "value of the wrong type (`\"12\"` or `true` for a number), an unknown field or query parameter")
+    out[400] = (
+        "Malformed request: bad JSON (a key given twice in one object, `NaN`, nested too deeply), a JSON "
+        'value of the wrong type (`"12"` or `true` for a number), an unknown field or query parameter'
+    )
     if op.role:
         out[401] = "Missing, unknown or revoked API key (`Authorization: Bearer <key>`)"
         if op.role != "read":
-            out[403] = (f"The key's role is below `{op.role}`" if op.role != "marketer"
-                        else "The key's role is neither `marketer` nor `admin`")
+            out[403] = (
+                f"The key's role is below `{op.role}`"
+                if op.role != "marketer"
+                else "The key's role is neither `marketer` nor `admin`"
+            )
     if "<" in op.path:
         out[404] = "Not found: the path matches no resource (or, per operation, an unknown id)"
     if op.body is not None:
@@ -528,15 +644,29 @@ def openapi(title: str, version: str) -> dict[str, Any]:
     for op in OPERATIONS:
         openapi_path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", op.path)
         example = EXAMPLES.get(f"{op.method} {openapi_path}", {})
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
-                   **({"example": example["path"][name]} if name in example.get("path", {}) else {})}
-                  for name in re.findall(r"<(?:\w+:)?(\w+)>", op.path)]
+        params = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                **({"example": example["path"][name]} if name in example.get("path", {}) else {}),
+            }
+            for name in re.findall(r"<(?:\w+:)?(\w+)>", op.path)
+        ]
         if op.query is not None:
             schema = op.query.model_json_schema()
             for name, prop in schema["properties"].items():
-                params.append({"name": name, "in": "query", "required": name in schema.get("required", []),
-                               "description": prop.get("description", ""), "schema": prop,
-                               **({"explode": True} if prop.get("type") == "array" else {})})
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in schema.get("required", []),
+                        "description": prop.get("description", ""),
+                        "schema": prop,
+                        **({"explode": True} if prop.get("type") == "array" else {}),
+                    }
+                )
         responses: dict[str, Any] = {}
         for status, why in statuses(op).items():
             if status == op.status:
@@ -549,8 +679,10 @@ def openapi(title: str, version: str) -> dict[str, Any]:
                 responses[str(status)] = entry_ok
             else:
                 why, model = why if isinstance(why, tuple) else (why, None)
-                responses[str(status)] = {"description": why, "content": {"application/json": {
-                    "schema": ref(model) if model is not None else error}}}
+                responses[str(status)] = {
+                    "description": why,
+                    "content": {"application/json": {"schema": ref(model) if model is not None else error}},
+                }
         entry: dict[str, Any] = {
             "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', openapi_path.lower()).strip('_')}",
             "summary": op.summary,
@@ -574,12 +706,17 @@ def openapi(title: str, version: str) -> dict[str, Any]:
         paths.setdefault(openapi_path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Every error is `{\"error\": {\"code\", \"message\"}}` with a trailing newline. "
-                                "A method a path does not have answers 405 with an `Allow` header. "
-                                "Request lines over 8,190 bytes get 414 and more than 100 headers 431 "
-                                "(from the server, as JSON)."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": 'Every error is `{"error": {"code", "message"}}` with a trailing newline. '
+            "A method a path does not have answers 405 with an `Allow` header. "
+            "Request lines over 8,190 bytes get 414 and more than 100 headers 431 "
+            "(from the server, as JSON).",
+        },
         "paths": paths,
-        "components": {"schemas": _with_event_types(components),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": _with_event_types(components),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from recommender.config import Settings
 
@@ -29,16 +30,26 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     """
     from .limits import LIMIT_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
-    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "api.server.JSONErrorWorker",
-            "timeout": 60, "graceful_timeout": 30, "keepalive": 5, "accesslog": None,
-            "limit_request_line": LIMIT_REQUEST_LINE, "limit_request_fields": LIMIT_REQUEST_FIELDS,
-            "limit_request_field_size": LIMIT_FIELD_SIZE}
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "api.server.JSONErrorWorker",
+        "timeout": 60,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": None,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_FIELD_SIZE,
+    }
 
 
 def _json_error(status: int, reason: str, code: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": code, "message": message}}).encode() + b"\n"
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
     return head + body
 
 
@@ -54,15 +65,26 @@ class JSONErrorWorker(SyncWorker):  # type: ignore[misc,valid-type]
 
     def handle_error(self, req, client, addr, exc):  # noqa: ANN001 - gunicorn's signature
         if isinstance(exc, _http_errors.LimitRequestLine):
-            answer = _json_error(414, "URI Too Long", "uri_too_long",
-                                 "request line longer than the server accepts (limit_request_line)")
+            answer = _json_error(
+                414, "URI Too Long", "uri_too_long", "request line longer than the server accepts (limit_request_line)"
+            )
         elif isinstance(exc, _http_errors.LimitRequestHeaders):
-            answer = _json_error(431, "Request Header Fields Too Large", "headers_too_large",
-                                 "too many or too large request headers (limit_request_fields)")
-        elif isinstance(exc, (_http_errors.InvalidRequestLine, _http_errors.InvalidRequestMethod,
-                              _http_errors.InvalidHTTPVersion, _http_errors.InvalidHeader,
-                              _http_errors.InvalidHeaderName)) and not isinstance(
-                exc, (_http_errors.InvalidResponseHeader, _http_errors.InvalidResponseHeaderName)):
+            answer = _json_error(
+                431,
+                "Request Header Fields Too Large",
+                "headers_too_large",
+                "too many or too large request headers (limit_request_fields)",
+            )
+        elif isinstance(
+            exc,
+            (
+                _http_errors.InvalidRequestLine,
+                _http_errors.InvalidRequestMethod,
+                _http_errors.InvalidHTTPVersion,
+                _http_errors.InvalidHeader,
+                _http_errors.InvalidHeaderName,
+            ),
+        ) and not isinstance(exc, (_http_errors.InvalidResponseHeader, _http_errors.InvalidResponseHeaderName)):
             answer = _json_error(400, "Bad Request", "bad_request", f"malformed HTTP request: {exc}")
         else:
             return super().handle_error(req, client, addr, exc)

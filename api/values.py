@@ -33,19 +33,21 @@ class CustomerValue(BaseModel):
     profiled: bool = Field(description="False: no score is held (see `reason`); every figure is then null.")
     reason: Literal["no_consent", "not_scored", "no_refresh"] | None = Field(
         description="Why there is no score: `no_consent` (the customer does not grant `purpose`), `not_scored` "
-                    "(no purchase before the last refresh, or consent given since), `no_refresh` (customer "
-                    "value was never computed).")
+        "(no purchase before the last refresh, or consent given since), `no_refresh` (customer "
+        "value was never computed)."
+    )
     purpose: str = Field(description="The consent purpose that allows the profiling (`value.purpose`).")
-    segment: str | None = Field(description="RFM segment (docs/value.md): champions, loyal, promising, new, needs "
-                                            "attention, at risk, can't lose, hibernating, lost.")
+    segment: str | None = Field(
+        description="RFM segment (docs/value.md): champions, loyal, promising, new, needs "
+        "attention, at risk, can't lose, hibernating, lost."
+    )
     segment_rule: str | None = Field(description="The segment's rule in words.")
     p_active: float | None = Field(description="Chance of at least one purchase within the first horizon.")
     expected: list[ExpectedValue]
     recency_days: int | None = Field(description="Days from the last purchase to `as_of`.")
     purchase_days: int | None = Field(description="Days with a purchase so far.")
     spend_to_date: float | None
-    as_of: str | None = Field(description="The last purchase day the scores were computed at.",
-                              json_schema_extra=DATE)
+    as_of: str | None = Field(description="The last purchase day the scores were computed at.", json_schema_extra=DATE)
     computed_at: str | None = Field(description="When the refresh ran (UTC).", json_schema_extra=DATE_TIME)
     estimator: str | None = Field(description="The estimators chosen on validation (technical).")
 

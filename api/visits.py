@@ -23,43 +23,62 @@ MAX_VISIT_PRODUCTS = 200
 
 class VisitProduct(Body):
     product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    event_type: str = Field(min_length=1, max_length=50, description="One of the configured event types "
-                                                                      "(`view`, `add_to_cart`, `purchase` by default).")
-    at: str | None = Field(None, min_length=1, pattern=TIME_PATTERN,
-                           description="When it happened (ISO 8601; no offset = UTC). The visit is read in this "
-                                       "order, products without `at` after those with one, in the order sent.",
-                           json_schema_extra=DATE_TIME)
+    event_type: str = Field(
+        min_length=1,
+        max_length=50,
+        description="One of the configured event types (`view`, `add_to_cart`, `purchase` by default).",
+    )
+    at: str | None = Field(
+        None,
+        min_length=1,
+        pattern=TIME_PATTERN,
+        description="When it happened (ISO 8601; no offset = UTC). The visit is read in this "
+        "order, products without `at` after those with one, in the order sent.",
+        json_schema_extra=DATE_TIME,
+    )
 
 
 class VisitBody(Body):
-    products: list[VisitProduct] = Field(max_length=MAX_VISIT_PRODUCTS,
-                                         description="The products of the current visit or basket, oldest first. "
-                                                     "Nothing of it is stored.")
-    visitor_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH,
-                                   description="The storefront's anonymous visitor id. Never stored: the list is "
-                                               "logged anonymously, and an event that names its `list_id` is "
-                                               "attributed to it.")
-    customer_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH,
-                                    description="A signed-in customer. Read for consent only: their stored history "
-                                                "is never read here. With personalization consent the list is "
-                                                "logged under their id and A/B arm; without it, anonymously.")
+    products: list[VisitProduct] = Field(
+        max_length=MAX_VISIT_PRODUCTS,
+        description="The products of the current visit or basket, oldest first. Nothing of it is stored.",
+    )
+    visitor_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The storefront's anonymous visitor id. Never stored: the list is "
+        "logged anonymously, and an event that names its `list_id` is "
+        "attributed to it.",
+    )
+    customer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="A signed-in customer. Read for consent only: their stored history "
+        "is never read here. With personalization consent the list is "
+        "logged under their id and A/B arm; without it, anonymously.",
+    )
     n: int = Field(10, ge=1, le=100, description="How many items to return.")
     category: list[str] = Field(default_factory=list, description="Only these categories.")
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
-    in_stock_only: bool = Field(True, description="Leave out products with zero stock (untracked stock counts as "
-                                                  "available).")
+    in_stock_only: bool = Field(
+        True, description="Leave out products with zero stock (untracked stock counts as available)."
+    )
     exclude: list[str] = Field(default_factory=list, description="Product ids to leave out.")
     exclude_visited: bool = Field(True, description="Leave out the visit's own products.")
     diversity: float = Field(0.0, ge=0, le=1, description="0 = pure ranking; 1 = at most one product per category.")
-    explain: bool = Field(False, description="Add, per item, the visit's products that contributed most (when the "
-                                             "model scores).")
+    explain: bool = Field(
+        False, description="Add, per item, the visit's products that contributed most (when the model scores)."
+    )
 
 
 class VisitList(ItemList):
     mode: Literal["session", "non_personalized"] = Field(
         description="`session`: scored from the visit by the shop's session scorer; `non_personalized`: popular "
-                    "products, with the `reason`.")
+        "products, with the `reason`."
+    )
 
 
 assert set(VisitBody.model_fields) >= set(RecommendationQuery.model_fields) - {"exclude_purchased"}
@@ -77,8 +96,9 @@ def request_of(body: VisitBody, event_types: tuple[str, ...] | list[str]) -> Vis
     events = []
     for j, p in enumerate(body.products):
         if p.event_type not in event_types:
-            raise ValidationError(f"products[{j}].event_type: unknown event type {p.event_type!r} "
-                                  f"(one of {', '.join(event_types)})")
+            raise ValidationError(
+                f"products[{j}].event_type: unknown event type {p.event_type!r} (one of {', '.join(event_types)})"
+            )
         at = None
         if p.at is not None:
             try:
@@ -86,8 +106,16 @@ def request_of(body: VisitBody, event_types: tuple[str, ...] | list[str]) -> Vis
             except ValueError as exc:
                 raise ValidationError(str(exc)) from None
         events.append(VisitEvent(p.product_id, p.event_type, at))
-    return VisitRequest(events, body.customer_id, body.visitor_id, body.n, filters_of(body), body.exclude_visited,
-                        body.diversity, body.explain)
+    return VisitRequest(
+        events,
+        body.customer_id,
+        body.visitor_id,
+        body.n,
+        filters_of(body),
+        body.exclude_visited,
+        body.diversity,
+        body.explain,
+    )
 
 
 @bp.post("/recommendations")

@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from recommender.durable import private_folder_of
 from recommender.errors import ConfigError
@@ -372,9 +373,7 @@ class Settings:
     db: Path = Path("recommender.db")
     # Relative paths are taken from the database's folder (see anchor_paths).
     model_dir: Path = Path("models")
-    event_weights: dict[str, float] = field(
-        default_factory=lambda: {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
-    )
+    event_weights: dict[str, float] = field(default_factory=lambda: {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0})
     # Event types that mean "bought": exclude-purchased, bought-together and the campaigns'
     # already-bought filter read these (each must be in event_weights).
     purchase_events: tuple[str, ...] = ("purchase",)
@@ -541,8 +540,9 @@ def validate(settings: Settings) -> None:
     if ig.method not in ("rp3beta", "itemknn"):
         raise ConfigError(f"itemgraph.method must be rp3beta or itemknn, not {ig.method!r}")
     if ig.neighbours < 1 or ig.alpha <= 0 or ig.beta < 0 or ig.shrink < 0:
-        raise ConfigError("itemgraph.neighbours must be >= 1, itemgraph.alpha > 0, itemgraph.beta and "
-                          "itemgraph.shrink >= 0")
+        raise ConfigError(
+            "itemgraph.neighbours must be >= 1, itemgraph.alpha > 0, itemgraph.beta and itemgraph.shrink >= 0"
+        )
     if not 0 < settings.evaluation.cut_quantile < 1:
         raise ConfigError("evaluation.cut_quantile must be between 0 and 1")
     if settings.evaluation.k < 1:
@@ -551,35 +551,55 @@ def validate(settings: Settings) -> None:
     # The default names "purchase"; a shop without any buying event (views and likes only)
     # simply has none. A list the operator set must name configured types.
     if unknown and tuple(settings.purchase_events) != ("purchase",):
-        raise ConfigError(f"purchase_events {', '.join(unknown)} not in event_weights "
-                          f"({', '.join(settings.event_weights)})")
+        raise ConfigError(
+            f"purchase_events {', '.join(unknown)} not in event_weights ({', '.join(settings.event_weights)})"
+        )
     if settings.models.keep_previous < 0 or settings.models.max_age_days < 0:
         raise ConfigError("models.keep_previous and models.max_age_days must be >= 0")
     g = settings.gate
-    if g.tolerance < 0 or not 0 <= g.max_future_share <= 1 or not 0 <= g.min_nonzero_share <= 1 \
-            or not 0 <= g.max_data_drop <= 1:
+    if (
+        g.tolerance < 0
+        or not 0 <= g.max_future_share <= 1
+        or not 0 <= g.min_nonzero_share <= 1
+        or not 0 <= g.max_data_drop <= 1
+    ):
         raise ConfigError("gate.tolerance must be >= 0 and the gate shares between 0 and 1")
     if settings.time.max_future_seconds < 0:
         raise ConfigError("time.max_future_seconds must be >= 0")
     sel = settings.selection
-    if sel.max_seconds <= 0 or sel.switch_margin < 0 or any(h < 0 for h in sel.half_lives) or any(
-            v <= 0 for v in (*sel.als_scales, *sel.ease_scales, *sel.graph_neighbours, *sel.graph_alphas)) \
-            or any(b < 0 for b in sel.graph_betas) or any(not 0 < w < 1 for w in sel.blend_weights):
-        raise ConfigError("selection: max_seconds, scales, neighbours and alphas must be > 0, half-lives and betas "
-                          ">= 0, blend weights between 0 and 1")
+    if (
+        sel.max_seconds <= 0
+        or sel.switch_margin < 0
+        or any(h < 0 for h in sel.half_lives)
+        or any(v <= 0 for v in (*sel.als_scales, *sel.ease_scales, *sel.graph_neighbours, *sel.graph_alphas))
+        or any(b < 0 for b in sel.graph_betas)
+        or any(not 0 < w < 1 for w in sel.blend_weights)
+    ):
+        raise ConfigError(
+            "selection: max_seconds, scales, neighbours and alphas must be > 0, half-lives and betas "
+            ">= 0, blend weights between 0 and 1"
+        )
     if any(not 0 < q < 1 for q in sel.folds) or sel.tie_standard_errors < 0:
-        raise ConfigError("selection: folds must be between 0 and 1 (quantiles of the training period), "
-                          "tie_standard_errors >= 0")
-    if sel.every_days < 0 or not 0 <= sel.losing_ground_share < 1 or sel.losing_ground_standard_errors < 0 \
-            or sel.max_memory_bytes < 0:
-        raise ConfigError("selection: every_days, losing_ground_standard_errors and max_memory_bytes must be >= 0, "
-                          "losing_ground_share between 0 and 1")
+        raise ConfigError(
+            "selection: folds must be between 0 and 1 (quantiles of the training period), tie_standard_errors >= 0"
+        )
+    if (
+        sel.every_days < 0
+        or not 0 <= sel.losing_ground_share < 1
+        or sel.losing_ground_standard_errors < 0
+        or sel.max_memory_bytes < 0
+    ):
+        raise ConfigError(
+            "selection: every_days, losing_ground_standard_errors and max_memory_bytes must be >= 0, "
+            "losing_ground_share between 0 and 1"
+        )
     if settings.privacy.max_stale_hours <= 0:
         raise ConfigError("privacy.max_stale_hours must be > 0")
     o = settings.online
     if not 0 <= o.control_share <= 1 or not 0 <= o.challenger_share <= 1 or o.control_share + o.challenger_share > 1:
-        raise ConfigError("online.control_share and online.challenger_share must be between 0 and 1, "
-                          "and together at most 1")
+        raise ConfigError(
+            "online.control_share and online.challenger_share must be between 0 and 1, and together at most 1"
+        )
     if o.challenger_share > 0 and not o.challenger:
         raise ConfigError("online.challenger_share needs online.challenger (a model version)")
     if o.window_hours <= 0:
@@ -592,10 +612,18 @@ def validate(settings: Settings) -> None:
     if not v.horizons or any(h <= 0 for h in v.horizons) or v.evaluation_days <= 0 or v.bootstrap < 0:
         raise ConfigError("value: horizons and evaluation_days must be > 0, bootstrap >= 0")
     a = settings.ann
-    if a.min_products < 0 or a.lists < 0 or a.probes < 0 or a.candidates < 1 \
-            or not 0 < a.target_recall <= 1 or not 0 <= a.min_allowed_share <= 1:
-        raise ConfigError("ann: min_products, lists, probes must be >= 0, candidates >= 1, "
-                          "target_recall in (0, 1], min_allowed_share in [0, 1]")
+    if (
+        a.min_products < 0
+        or a.lists < 0
+        or a.probes < 0
+        or a.candidates < 1
+        or not 0 < a.target_recall <= 1
+        or not 0 <= a.min_allowed_share <= 1
+    ):
+        raise ConfigError(
+            "ann: min_products, lists, probes must be >= 0, candidates >= 1, "
+            "target_recall in (0, 1], min_allowed_share in [0, 1]"
+        )
 
 
 def to_toml(settings: Settings) -> str:

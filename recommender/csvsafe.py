@@ -17,7 +17,8 @@ Every CSV the engine writes goes through :func:`writer` or :func:`cell`.
 from __future__ import annotations
 
 import csv
-from typing import IO, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
 
 # What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection").
 DANGEROUS_FIRST = ("=", "+", "-", "@", "\t", "\r")

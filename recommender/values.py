@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import ipaddress
 import functools
+import ipaddress
 import math
 import re
 import unicodedata
@@ -49,8 +49,8 @@ MAX_QUANTITY = 1e6
 # Times as text start with a year in EARLIEST_TIME.year .. LATEST_TIME.year: the pattern the
 # OpenAPI document gives such fields, so the document refuses what parse_datetime refuses.
 TIME_PATTERN = r"^(?:19[7-9][0-9]|20[0-9][0-9]|2100)-"
-EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-LATEST_TIME = dt.datetime(2100, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime(2100, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
 _SHOWN = 60
@@ -67,8 +67,9 @@ def _prefix(what: str | None) -> str:
     return f"{what}: " if what else ""
 
 
-def parse_date(text: str, *, earliest: dt.date = EARLIEST_DATE, latest: dt.date = LATEST_DATE,
-               what: str | None = None) -> dt.date:
+def parse_date(
+    text: str, *, earliest: dt.date = EARLIEST_DATE, latest: dt.date = LATEST_DATE, what: str | None = None
+) -> dt.date:
     """A calendar date written ``YYYY-MM-DD`` (29 February only in leap years), within ``earliest..latest``.
 
     ``what`` (a field name) starts the message when given.
@@ -81,8 +82,9 @@ def parse_date(text: str, *, earliest: dt.date = EARLIEST_DATE, latest: dt.date 
     except ValueError:
         raise ValueError(f"{_prefix(what)}bad date {show(text)} (no such day)") from None
     if not earliest <= value <= latest:
-        raise ValueError(f"{_prefix(what)}date {text!r} is out of range "
-                         f"(want {earliest.isoformat()} .. {latest.isoformat()})")
+        raise ValueError(
+            f"{_prefix(what)}date {text!r} is out of range (want {earliest.isoformat()} .. {latest.isoformat()})"
+        )
     return value
 
 
@@ -106,28 +108,32 @@ def parse_datetime(text: str, *, what: str | None = None) -> dt.datetime:
     except ValueError:
         raise ValueError(f"{_prefix(what)}bad timestamp {show(text)} ({hint})") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     # The local year is at most a day away from the UTC one: outside this the
     # conversion itself could overflow (year 1 or 9999 with an offset).
     if not EARLIEST_TIME.year - 1 <= value.year <= LATEST_TIME.year + 1:
         raise ValueError(_time_range_message(what, text))
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     if not EARLIEST_TIME <= value <= LATEST_TIME:
         raise ValueError(_time_range_message(what, text))
     return value
 
 
 def _time_range_message(what: str | None, text: str) -> str:
-    return (f"{_prefix(what)}timestamp {show(text)} is out of range "
-            f"(want {iso_utc(EARLIEST_TIME)} .. {iso_utc(LATEST_TIME)})")
+    return (
+        f"{_prefix(what)}timestamp {show(text)} is out of range "
+        f"(want {iso_utc(EARLIEST_TIME)} .. {iso_utc(LATEST_TIME)})"
+    )
 
 
 def check_not_future(epoch: int, *, now: float, skew_seconds: int, what: str | None = None) -> int:
     """Refuse a time more than ``skew_seconds`` ahead of ``now`` (one bad clock must not move the model's time)."""
     if epoch > now + skew_seconds:
         ahead = epoch - int(now)
-        raise ValueError(f"{_prefix(what)}{epoch_to_iso(epoch)} is in the future ({_duration(ahead)} ahead of this "
-                         f"machine's clock; at most {skew_seconds} s is accepted, setting time.max_future_seconds)")
+        raise ValueError(
+            f"{_prefix(what)}{epoch_to_iso(epoch)} is in the future ({_duration(ahead)} ahead of this "
+            f"machine's clock; at most {skew_seconds} s is accepted, setting time.max_future_seconds)"
+        )
     return epoch
 
 
@@ -143,15 +149,21 @@ def to_epoch(value: dt.datetime) -> int:
 
 
 def iso_utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch_to_iso(seconds: int) -> str:
-    return iso_utc(dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc))
+    return iso_utc(dt.datetime.fromtimestamp(int(seconds), dt.UTC))
 
 
-def parse_number(text: str, *, what: str = "number", minimum: float | None = None, exclusive: bool = False,
-                 maximum: float | None = None) -> float:
+def parse_number(
+    text: str,
+    *,
+    what: str = "number",
+    minimum: float | None = None,
+    exclusive: bool = False,
+    maximum: float | None = None,
+) -> float:
     """A decimal number as a spreadsheet writes it, within ``minimum`` (``exclusive``: strictly above) .. ``maximum``."""
     if not isinstance(text, str) or not _NUMBER_RE.match(text.strip()):
         raise ValueError(f"{what} {show(str(text))} is not a number (want digits with an optional '.' and sign)")

@@ -12,9 +12,10 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 CHECKS = ("integrity", "imports", "api", "retrain", "stock", "decisions", "artifacts", "erased", "lists", "consent")
 
@@ -66,8 +67,9 @@ def _age_days(created_at: str, now: dt.datetime) -> float:
     return (now - when).total_seconds() / 86400
 
 
-def excess_artifacts(db_path: str | Path, model_dir: str | Path, keep_previous: int, max_age_days: float,
-                     now: dt.datetime) -> list[str]:
+def excess_artifacts(
+    db_path: str | Path, model_dir: str | Path, keep_previous: int, max_age_days: float, now: dt.datetime
+) -> list[str]:
     """Model directories beyond the retention: current + ``keep_previous`` published + young candidates.
 
     A directory with no row in ``models`` (an orphan), a candidate or rejected
@@ -87,13 +89,21 @@ def excess_artifacts(db_path: str | Path, model_dir: str | Path, keep_previous: 
     if orphans:
         failures.append(f"{len(orphans)} director{'y' if len(orphans) == 1 else 'ies'} with no model row")
     previous = [d for d in dirs if d in rows and d != current and rows[d][0] in ("published", "retired")]
-    old = [d for d in dirs if d in rows and d != current and rows[d][0] not in ("published", "retired")
-           and _age_days(rows[d][1], now) > max_age_days]
+    old = [
+        d
+        for d in dirs
+        if d in rows
+        and d != current
+        and rows[d][0] not in ("published", "retired")
+        and _age_days(rows[d][1], now) > max_age_days
+    ]
     young = [d for d in dirs if d in rows and d != current and d not in previous and d not in old]
     allowed = (1 if current in dirs else 0) + keep_previous + len(young)
     if len(previous) > keep_previous or old or len(dirs) > allowed:
-        failures.append(f"{len(dirs)} directories > {allowed} allowed (current + {keep_previous} previous "
-                        f"+ {len(young)} young candidates; {len(previous)} previous, {len(old)} too old)")
+        failures.append(
+            f"{len(dirs)} directories > {allowed} allowed (current + {keep_previous} previous "
+            f"+ {len(young)} young candidates; {len(previous)} previous, {len(old)} too old)"
+        )
     return failures
 
 
@@ -114,7 +124,9 @@ def erased_traces(db_path: str | Path, model_dir: str | Path, secrets: Sequence[
     with closing(read_only(db_path)) as conn:
         marks = ",".join("?" * len(secrets))
         for table, column in _text_columns(conn):
-            n = conn.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}" IN ({marks})', list(secrets)).fetchone()[0]
+            n = conn.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}" IN ({marks})', list(secrets)).fetchone()[
+                0
+            ]
             if n:
                 found.append(f"{n} row(s) in {table}.{column}")
     pattern = re.compile(b"|".join(re.escape(s.encode()) for s in sorted(secrets, key=len, reverse=True)))
@@ -148,8 +160,9 @@ def unexplained(answers: Iterable[tuple[str, int, Any]]) -> list[str]:
     return bad
 
 
-def consent_drift(db_path: str | Path, expected: dict[tuple[str, str], bool],
-                  answers: Iterable[tuple[str, int, Any]]) -> list[str]:
+def consent_drift(
+    db_path: str | Path, expected: dict[tuple[str, str], bool], answers: Iterable[tuple[str, int, Any]]
+) -> list[str]:
     """Consent states that differ from the customer's last decision, and personal lists served without it."""
     bad = []
     if expected:
@@ -158,11 +171,17 @@ def consent_drift(db_path: str | Path, expected: dict[tuple[str, str], bool],
         wrong = sorted(k for k, v in expected.items() if held.get(k, False) != v)
         if wrong:
             c, p = wrong[0]
-            bad.append(f"{len(wrong)} consent state(s) differ from the last decision (first: {c} {p} "
-                       f"should be {'granted' if expected[wrong[0]] else 'withdrawn'})")
+            bad.append(
+                f"{len(wrong)} consent state(s) differ from the last decision (first: {c} {p} "
+                f"should be {'granted' if expected[wrong[0]] else 'withdrawn'})"
+            )
     for customer, status, body in answers:
-        if (status == 200 and isinstance(body, dict) and body.get("mode") == "personalized"
-                and expected.get((customer, "personalization")) is False):
+        if (
+            status == 200
+            and isinstance(body, dict)
+            and body.get("mode") == "personalized"
+            and expected.get((customer, "personalization")) is False
+        ):
             bad.append(f"{customer}: personalized list without personalization consent")
     return bad
 

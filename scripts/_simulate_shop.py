@@ -25,9 +25,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -52,11 +52,11 @@ CART_AFTER_CLICK, BUY_AFTER_CART = 0.5, 0.6
 
 
 def iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def day_start(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 @dataclass
@@ -112,9 +112,17 @@ class Shop:
             married = born + dt.timedelta(int(self.rng.integers(365 * 20, 365 * 40)))
             anniversary = min(married, dt.date.today() - dt.timedelta(days=1)).isoformat()
         seg = int(self.rng.integers(len(self.segments))) if segment is None else segment
-        customer = Customer(cid, f"{first}.{last}.{cid}@example.com".lower(), f"{first} {last}", born.isoformat(),
-                            anniversary, ZONES[self.rng.integers(len(ZONES))], created, seg,
-                            float(np.clip(self.rng.lognormal(-2.3, 0.8), 0.01, 0.6)))
+        customer = Customer(
+            cid,
+            f"{first}.{last}.{cid}@example.com".lower(),
+            f"{first} {last}",
+            born.isoformat(),
+            anniversary,
+            ZONES[self.rng.integers(len(ZONES))],
+            created,
+            seg,
+            float(np.clip(self.rng.lognormal(-2.3, 0.8), 0.01, 0.6)),
+        )
         self.customers[cid] = customer
         return customer
 
@@ -247,24 +255,38 @@ def _scarce(products: list[list[str]], popularity: np.ndarray) -> None:
         products[int(i)][4] = str(SCARCE_STOCK)
 
 
-def small_shop(seed: int, n_customers: int = 300, n_products: int = 60, first_day: dt.date | None = None,
-               history_days: int = 60) -> Shop:
+def small_shop(
+    seed: int, n_customers: int = 300, n_products: int = 60, first_day: dt.date | None = None, history_days: int = 60
+) -> Shop:
     """A generated shop: ``n_products`` in six categories, ``n_customers`` with ``history_days`` of history."""
     rng = np.random.default_rng(seed)
     cats = list(SMALL_CATEGORIES)
     products = []
     for i in range(n_products):
         cat = cats[i % len(cats)]
-        products.append([f"P{i + 1:03d}", f"{cat.title()} item {i + 1}", cat, f"{rng.uniform(3, 60):.2f}",
-                         "" if rng.random() < 0.5 else str(int(rng.integers(20, 200))), "0", ""])
+        products.append(
+            [
+                f"P{i + 1:03d}",
+                f"{cat.title()} item {i + 1}",
+                cat,
+                f"{rng.uniform(3, 60):.2f}",
+                "" if rng.random() < 0.5 else str(int(rng.integers(20, 200))),
+                "0",
+                "",
+            ]
+        )
     base = 1.0 / np.arange(1, n_products + 1) ** 0.8
     base = base[rng.permutation(n_products)]
     best = np.argsort(-base)[:SCARCE_PRODUCTS]
     segments = []
     for s in range(len(cats)):
         liked_cats = {cats[s], cats[(s + 2) % len(cats)]}
-        w = np.array([base[i] * (LIKED if products[i][2] in liked_cats and rng.random() < 0.5 else OTHER)
-                      for i in range(n_products)])
+        w = np.array(
+            [
+                base[i] * (LIKED if products[i][2] in liked_cats and rng.random() < 0.5 else OTHER)
+                for i in range(n_products)
+            ]
+        )
         w[best] += w.mean() * BOOST  # bestsellers: everyone's
         segments.append(w / w.sum())
     shop = Shop(rng, products, cats, np.array(segments), new_per_day=max(1.0, n_customers / 100))
@@ -293,12 +315,12 @@ def sample_shop(seed: int, directory: Path) -> Shop:
     """
     rng = np.random.default_rng(seed)
     with open(directory / "products.csv", encoding="utf-8", newline="") as fh:
-        products = [row for row in csv.reader(fh)][1:]
+        products = list(csv.reader(fh))[1:]
     index = {p[0]: i for i, p in enumerate(products)}
     cats = sorted({p[2] for p in products})
     cat_of = {p[0]: cats.index(p[2]) for p in products}
     with gzip.open(directory / "interactions.csv.gz", "rt", encoding="utf-8", newline="") as fh:
-        history = [row for row in csv.reader(fh)][1:]
+        history = list(csv.reader(fh))[1:]
     per_customer: dict[str, np.ndarray] = {}
     popularity = np.zeros(len(products))
     days: dict[str, set[str]] = {}
@@ -322,9 +344,17 @@ def sample_shop(seed: int, directory: Path) -> Shop:
             cid = row["id"]
             created = int(dt.datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")).timestamp())
             active = len(days.get(cid, ()))
-            shop.customers[cid] = Customer(cid, row["email"], row["name"], row["birth_date"], row["anniversary_date"],
-                                           row["timezone"], created, seg_of.get(cid, int(rng.integers(len(cats)))),
-                                           float(min(0.5, 3.0 * (active + 0.5) / span_days)))
+            shop.customers[cid] = Customer(
+                cid,
+                row["email"],
+                row["name"],
+                row["birth_date"],
+                row["anniversary_date"],
+                row["timezone"],
+                created,
+                seg_of.get(cid, int(rng.integers(len(cats)))),
+                float(min(0.5, 3.0 * (active + 0.5) / span_days)),
+            )
             shop.next_number = max(shop.next_number, int(cid[1:]) + 1)
     with open(directory / "consents.csv", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -332,4 +362,3 @@ def sample_shop(seed: int, directory: Path) -> Shop:
             shop.consents[row["customer_id"], row["purpose"]] = (row["granted"] == "true", when, row["source"])
     _scarce(products, popularity * ~hidden)
     return shop
-

@@ -48,10 +48,17 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--noise", type=float, default=0.25)
-    parser.add_argument("--base", type=Path, default=None,
-                        help="where the Online Retail model is cached [default: bench_serve.py --norms retail's]")
-    parser.add_argument("--retail-csv", type=Path,
-                        default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="where the Online Retail model is cached [default: bench_serve.py --norms retail's]",
+    )
+    parser.add_argument(
+        "--retail-csv",
+        type=Path,
+        default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz",
+    )
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -68,15 +75,24 @@ def main() -> None:
     rng = np.random.default_rng(0)
     picked = rng.permutation(len(users))
     queries = users[picked[: min(args.queries, len(users) // 2)]]
-    calibration = users[picked[len(users) // 2:]]  # the index is tuned on other customers than it is timed on
-    print(f"Online Retail model: {len(y):,} products x {y.shape[1]}; {len(queries)} real customers as queries; "
-          f"noise {args.noise}")
-    print(f"{'products':>10}{'exact p50':>11}{'p99':>8}{'scanned':>9}{'ann p50':>9}{'p99':>8}{'full p50':>10}"
-          f"{'recall@10':>11}{'probes':>8}{'lists':>7}{'build s':>9}{'index MB':>10}")
+    calibration = users[picked[len(users) // 2 :]]  # the index is tuned on other customers than it is timed on
+    print(
+        f"Online Retail model: {len(y):,} products x {y.shape[1]}; {len(queries)} real customers as queries; "
+        f"noise {args.noise}"
+    )
+    print(
+        f"{'products':>10}{'exact p50':>11}{'p99':>8}{'scanned':>9}{'ann p50':>9}{'p99':>8}{'full p50':>10}"
+        f"{'recall@10':>11}{'probes':>8}{'lists':>7}{'build s':>9}{'index MB':>10}"
+    )
     for size in [int(s) for s in args.sizes.split(",")]:
         items, _ = scale_up(y, size, args.noise, np.random.default_rng(size))
-        model = FactorModel(calibration, items, [f"u{i}" for i in range(len(calibration))],
-                            [f"p{i}" for i in range(size)], real.regularization)
+        model = FactorModel(
+            calibration,
+            items,
+            [f"u{i}" for i in range(len(calibration))],
+            [f"p{i}" for i in range(size)],
+            real.regularization,
+        )
         t0 = time.perf_counter()
         model.attach_ann(AnnSettings(min_products=0), log=lambda _: None)
         build = time.perf_counter() - t0
@@ -101,10 +117,13 @@ def main() -> None:
         full_lat, _ = timed(full, queries)
         recall = np.mean([len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(ann_ids, exact_ids)])
         p = model.ann_params
-        print(f"{size:>10,}{np.median(exact_lat):>11.2f}{np.percentile(exact_lat, 99):>8.2f}"
-              f"{np.median(scanned):>9.1%}{np.median(ann_lat):>9.2f}{np.percentile(ann_lat, 99):>8.2f}"
-              f"{np.median(full_lat):>10.2f}{recall:>11.3f}{p['probes']:>8}{p['lists']:>7}{build:>9.1f}"
-              f"{model.ann_data.nbytes / 1e6:>10.1f}", flush=True)
+        print(
+            f"{size:>10,}{np.median(exact_lat):>11.2f}{np.percentile(exact_lat, 99):>8.2f}"
+            f"{np.median(scanned):>9.1%}{np.median(ann_lat):>9.2f}{np.percentile(ann_lat, 99):>8.2f}"
+            f"{np.median(full_lat):>10.2f}{recall:>11.3f}{p['probes']:>8}{p['lists']:>7}{build:>9.1f}"
+            f"{model.ann_data.nbytes / 1e6:>10.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,15 +34,26 @@ from pathlib import Path
 
 import numpy as np
 
-ZONES = ["Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angeles", "Asia/Tokyo",
-         "Australia/Sydney", "Pacific/Auckland", "Pacific/Kiritimati", "Pacific/Honolulu", "Pacific/Pago_Pago",
-         "Asia/Kolkata", "America/Sao_Paulo"]
+ZONES = [
+    "Europe/London",
+    "Europe/Paris",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Pacific/Kiritimati",
+    "Pacific/Honolulu",
+    "Pacific/Pago_Pago",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+]
 
 
 def make_shop(workdir: Path, customers: int, products: int, active: int, events: int, seed: int) -> None:
     from recommender import store
-    from recommender.training import run as training
     from recommender.config import load_settings
+    from recommender.training import run as training
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -58,10 +69,16 @@ def make_shop(workdir: Path, customers: int, products: int, active: int, events:
     birth = (np.datetime64("1940-01-01") + rng.integers(0, 68 * 365, customers)).astype(str)
     anniversary = (np.datetime64("1975-01-01") + rng.integers(0, 45 * 365, customers)).astype(str)
     married = rng.random(customers) < 0.5
-    zones = rng.choice(np.array(ZONES), customers, p=[.3, .15, .12, .1, .08, .06, .05, .02, .04, .02, .04, .02])
-    store.upsert_customers(db, (
-        (c, f"{c}@example.com", f"Customer {c[1:]}", str(b), str(a) if m else None, str(z), "2025-01-01T00:00:00Z")
-        for c, b, a, m, z in zip(ids, birth, anniversary, married, zones)))
+    zones = rng.choice(
+        np.array(ZONES), customers, p=[0.3, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.02, 0.04, 0.02, 0.04, 0.02]
+    )
+    store.upsert_customers(
+        db,
+        (
+            (c, f"{c}@example.com", f"Customer {c[1:]}", str(b), str(a) if m else None, str(z), "2025-01-01T00:00:00Z")
+            for c, b, a, m, z in zip(ids, birth, anniversary, married, zones)
+        ),
+    )
     log(f"{customers:,} customers", started)
 
     categories = rng.integers(0, 40, products)
@@ -69,9 +86,21 @@ def make_shop(workdir: Path, customers: int, products: int, active: int, events:
     hidden = rng.random(products) < 0.02
     expired = rng.random(products) < 0.01
     prices = np.round(rng.uniform(2, 150, products), 2)
-    store.upsert_products(db, (
-        (f"p{j:06d}", f"Product {j}", f"cat{categories[j]}", float(prices[j]), None if stock[j] < 0 else int(stock[j]),
-         int(hidden[j]), "2025-12-31" if expired[j] else None) for j in range(products)))
+    store.upsert_products(
+        db,
+        (
+            (
+                f"p{j:06d}",
+                f"Product {j}",
+                f"cat{categories[j]}",
+                float(prices[j]),
+                None if stock[j] < 0 else int(stock[j]),
+                int(hidden[j]),
+                "2025-12-31" if expired[j] else None,
+            )
+            for j in range(products)
+        ),
+    )
 
     marketing = rng.choice(np.array([1, 0, -1]), customers, p=[0.9, 0.05, 0.05])  # -1 = never asked
     personal = rng.random(customers) < 0.6
@@ -93,12 +122,20 @@ def make_shop(workdir: Path, customers: int, products: int, active: int, events:
     kinds = rng.choice(np.array(["view", "add_to_cart", "purchase"]), events, p=[0.7, 0.2, 0.1])
     times = 1_735_689_600 + rng.integers(0, 365 * 86400, events)
     order = np.lexsort((times, items, users))
-    store.upsert_interactions(db, ((ids[u], f"p{i:06d}", str(k), 1.0, int(t)) for u, i, k, t in
-                                   zip(users[order], items[order], kinds[order], times[order])))
+    store.upsert_interactions(
+        db,
+        (
+            (ids[u], f"p{i:06d}", str(k), 1.0, int(t))
+            for u, i, k, t in zip(users[order], items[order], kinds[order], times[order])
+        ),
+    )
     log(f"{events:,} events", started)
     result = training.train(db, settings, publish=True, force=True)
-    log(f"model {result.version}: {result.data['customers']:,} customers x {result.data['products']:,} products, "
-        f"NDCG {result.metrics['model']['ndcg']:.4f} (popularity {result.metrics['popularity']['ndcg']:.4f})", started)
+    log(
+        f"model {result.version}: {result.data['customers']:,} customers x {result.data['products']:,} products, "
+        f"NDCG {result.metrics['model']['ndcg']:.4f} (popularity {result.metrics['popularity']['ndcg']:.4f})",
+        started,
+    )
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     (workdir / "READY").write_text(json.dumps({"customers": customers, "products": products, "events": events}))
@@ -141,22 +178,33 @@ def main() -> None:
     seconds = time.perf_counter() - started
     summary = result.summary()
     skipped = summary["skipped"]
-    in_window = (summary["offers_total"] + skipped["no_marketing_consent"] + skipped["already_offered"]
-                 + skipped["no_products"])
+    in_window = (
+        summary["offers_total"] + skipped["no_marketing_consent"] + skipped["already_offered"] + skipped["no_products"]
+    )
     eligible = in_window - skipped["no_marketing_consent"] - skipped["already_offered"]
     ledger = store.counts(db)["offers"]
     report = {
-        "customers": args.customers, "window": f"{args.date} + {args.days_ahead} days", "seconds": round(seconds, 2),
-        "in_window": in_window, "eligible": eligible, "offers": summary["offers_total"], "ledger_rows": ledger,
+        "customers": args.customers,
+        "window": f"{args.date} + {args.days_ahead} days",
+        "seconds": round(seconds, 2),
+        "in_window": in_window,
+        "eligible": eligible,
+        "offers": summary["offers_total"],
+        "ledger_rows": ledger,
         "every_eligible_customer_has_an_offer": summary["offers_total"] == eligible == ledger,
-        "short_offers": summary["short_offers"], "modes": summary["modes"], "skipped": skipped,
-        "capped_choices": summary["capped_choices"], "capped_first_pick": summary["capped_first_pick"],
+        "short_offers": summary["short_offers"],
+        "modes": summary["modes"],
+        "skipped": skipped,
+        "capped_choices": summary["capped_choices"],
+        "capped_first_pick": summary["capped_first_pick"],
         "product_cap": summary["product_cap"],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     print(json.dumps(report, indent=2))
-    print(f"{args.days_ahead}-day birthday campaign over {args.customers:,} customers: {seconds:.1f} s, "
-          f"{summary['offers_total']:,} offers for {eligible:,} eligible customers (target <= 30 s)")
+    print(
+        f"{args.days_ahead}-day birthday campaign over {args.customers:,} customers: {seconds:.1f} s, "
+        f"{summary['offers_total']:,} offers for {eligible:,} eligible customers (target <= 30 s)"
+    )
 
 
 if __name__ == "__main__":

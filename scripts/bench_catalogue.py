@@ -33,8 +33,7 @@ def feed(n: int, seed: int, price_shift: float = 0.0) -> list[tuple]:
     cats = rng.integers(0, 40, size=n)
     prices = rng.integers(1, 200, size=n).astype(float) + price_shift
     stock = rng.integers(0, 50, size=n)
-    return [(f"p{i:07d}", f"Product {i}", f"cat{cats[i]}", float(prices[i]), int(stock[i]), 0, None)
-            for i in range(n)]
+    return [(f"p{i:07d}", f"Product {i}", f"cat{cats[i]}", float(prices[i]), int(stock[i]), 0, None) for i in range(n)]
 
 
 def timed(fn) -> float:
@@ -72,8 +71,10 @@ def main() -> None:
     t_logged = cpu(lambda: store.upsert_products(db, rows[:half]))
     t_logged += cpu(lambda: store.upsert_products(db, rows[half:]))
     t_plain += cpu(lambda: store.upsert_products(plain, rows[half:]))
-    print(f"import {args.products:,} products: {t_logged:.2f} s CPU with the change log, {t_plain:.2f} s without "
-          f"(x{t_logged / t_plain:.2f})")
+    print(
+        f"import {args.products:,} products: {t_logged:.2f} s CPU with the change log, {t_plain:.2f} s without "
+        f"(x{t_logged / t_plain:.2f})"
+    )
 
     item_ids = [r[0] for r in rows[: min(len(rows), 200_000)]]
     catalogue = Catalogue(item_ids, ttl=0.0)
@@ -93,9 +94,11 @@ def main() -> None:
     unchanged = [r for r in rows if r[0] not in touched]
     t_again = cpu(lambda: store.upsert_products(db, unchanged))
     assert db.execute("SELECT max(seq) FROM product_changes").fetchone()[0] == before
-    print(f"full load {t_full:.2f} s; refresh, nothing changed {t_none * 1000:.2f} ms; refresh after "
-          f"{args.changes:,} changed + 10 added + 10 deleted {t_patch * 1000:.1f} ms "
-          f"(full / incremental x{t_full / t_patch:.0f})")
+    print(
+        f"full load {t_full:.2f} s; refresh, nothing changed {t_none * 1000:.2f} ms; refresh after "
+        f"{args.changes:,} changed + 10 added + 10 deleted {t_patch * 1000:.1f} ms "
+        f"(full / incremental x{t_full / t_patch:.0f})"
+    )
     print(f"re-import of the unchanged feed: {t_again:.2f} s CPU, nothing logged")
 
     # 5. A feed changing every product's price: read in the request (a batch job's catalogue) against
@@ -119,10 +122,12 @@ def main() -> None:
     t_done = time.perf_counter() - started
     assert all(serving.products[p] == blocking.products[p] for p in sample if p in blocking.products)
     waits_ms = np.array(waits or [0.0]) * 1000
-    print(f"every price changed: read in the request {t_block:.2f} s; in the background the refresh returned in "
-          f"{t_return * 1000:.1f} ms and the new products were in after {t_done:.2f} s; "
-          f"{len(waits)} request-sized reads meanwhile: p50 {np.percentile(waits_ms, 50):.2f} ms, "
-          f"p99 {np.percentile(waits_ms, 99):.2f} ms, max {waits_ms.max():.2f} ms")
+    print(
+        f"every price changed: read in the request {t_block:.2f} s; in the background the refresh returned in "
+        f"{t_return * 1000:.1f} ms and the new products were in after {t_done:.2f} s; "
+        f"{len(waits)} request-sized reads meanwhile: p50 {np.percentile(waits_ms, 50):.2f} ms, "
+        f"p99 {np.percentile(waits_ms, 99):.2f} ms, max {waits_ms.max():.2f} ms"
+    )
 
 
 if __name__ == "__main__":

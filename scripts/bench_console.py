@@ -33,10 +33,10 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from api import create_app  # noqa: E402
 from recommender import store
+from recommender.config import load_settings  # noqa: E402
 from recommender.ingest import imports
 from recommender.serving import keys
 from recommender.training import run as training  # noqa: E402
-from recommender.config import load_settings  # noqa: E402
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -59,19 +59,27 @@ def main() -> None:
         csrf = TOKEN.search(client.get("/console/sign-in").get_data(as_text=True)).group(1)
         client.post("/console/sign-in", data={"csrf": csrf, "key": token})
         csrf = TOKEN.search(client.get("/console/campaigns").get_data(as_text=True)).group(1)
-        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        today = dt.datetime.now(dt.UTC).date().isoformat()
         form = {"csrf": csrf, "occasion": "all", "date": today, "days_ahead": "7"}
         ran = client.post("/console/campaigns/run", data={**form, "confirm": "yes"})
         run_page = ran.headers["Location"]
         with sqlite3.connect(settings.db) as conn:
             customer = conn.execute("SELECT customer_id FROM offers LIMIT 1").fetchone()[0]
-        pages = [("overview", "GET", "/console/", None), ("campaigns", "GET", "/console/campaigns", None),
-                 ("campaign preview", "POST", "/console/campaigns/preview",
-                  {**form, "date": (dt.date.fromisoformat(today) + dt.timedelta(days=8)).isoformat()}),
-                 ("campaign run result", "GET", run_page, None),
-                 ("ledger search", "GET", f"/console/campaigns/ledger?q={customer}", None),
-                 ("customer", "GET", f"/console/customer?id={customer}", None),
-                 ("models", "GET", "/console/models", None), ("sign-in", "GET", "/console/sign-in", None)]
+        pages = [
+            ("overview", "GET", "/console/", None),
+            ("campaigns", "GET", "/console/campaigns", None),
+            (
+                "campaign preview",
+                "POST",
+                "/console/campaigns/preview",
+                {**form, "date": (dt.date.fromisoformat(today) + dt.timedelta(days=8)).isoformat()},
+            ),
+            ("campaign run result", "GET", run_page, None),
+            ("ledger search", "GET", f"/console/campaigns/ledger?q={customer}", None),
+            ("customer", "GET", f"/console/customer?id={customer}", None),
+            ("models", "GET", "/console/models", None),
+            ("sign-in", "GET", "/console/sign-in", None),
+        ]
         rows = []
         for name, method, path, data in pages:
             times, size = [], 0
@@ -83,9 +91,15 @@ def main() -> None:
                 assert response.status_code == 200, (name, response.status_code)
                 size = len(body)
             times.sort()
-            rows.append({"page": name, "path": path.split("?")[0], "bytes": size,
-                         "median_ms": round(statistics.median(times), 2),
-                         "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2)})
+            rows.append(
+                {
+                    "page": name,
+                    "path": path.split("?")[0],
+                    "bytes": size,
+                    "median_ms": round(statistics.median(times), 2),
+                    "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+                }
+            )
     if args.json:
         print(json.dumps({"repeat": args.repeat, "pages": rows}, indent=2))
         return

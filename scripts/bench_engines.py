@@ -33,10 +33,10 @@ DATASET = ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from recommender import store
-    from recommender.ingest import imports
-    from recommender.training import run as training
     from recommender.config import load_settings
+    from recommender.ingest import imports
     from recommender.models.engines import spark as spark_engine
+    from recommender.training import run as training
 
     overrides: dict[str, Any] = {"db": workdir / "retail.db", "model_dir": workdir / "models"}
     settings = load_settings(environ={}, overrides=overrides)
@@ -49,11 +49,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"imported {imported.new:,} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     data = training.load_data(db, settings)
 
-    results: dict[str, Any] = {"settings": {k: getattr(settings.als, k) for k in
-                                            ("factors", "regularization", "alpha", "iterations", "half_life_days")},
-                               "data": {"interactions": len(data), "customers": data.shape[0],
-                                        "products": data.shape[1]},
-                               "cores": os.cpu_count(), "engines": {}}
+    results: dict[str, Any] = {
+        "settings": {
+            k: getattr(settings.als, k) for k in ("factors", "regularization", "alpha", "iterations", "half_life_days")
+        },
+        "data": {"interactions": len(data), "customers": data.shape[0], "products": data.shape[1]},
+        "cores": os.cpu_count(),
+        "engines": {},
+    }
     started = time.perf_counter()
     spark = spark_engine.spark_session(args.master, {})
     results["spark_startup_seconds"] = round(time.perf_counter() - started, 2)
@@ -69,13 +72,16 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result = training.evaluate(db, settings, engine=engine, data=data, timings=timings, engine_options=options)
         wall = time.perf_counter() - started
         payload = result.payload
-        results["engines"][engine] = {"wall_seconds": round(wall, 2), "fit_seconds": timings["fit"],
-                                      **{m: payload["model"][m] for m in ("ndcg", "precision", "recall", "map",
-                                                                          "coverage")}}
+        results["engines"][engine] = {
+            "wall_seconds": round(wall, 2),
+            "fit_seconds": timings["fit"],
+            **{m: payload["model"][m] for m in ("ndcg", "precision", "recall", "map", "coverage")},
+        }
         if engine == "spark":
             results["engines"][engine]["reg_param"] = round(result.model.manifest["spark"]["reg_param"], 4)
-        results["popularity"] = {m: payload["popularity"][m] for m in ("ndcg", "precision", "recall", "map",
-                                                                       "coverage")}
+        results["popularity"] = {
+            m: payload["popularity"][m] for m in ("ndcg", "precision", "recall", "map", "coverage")
+        }
         results["test_customers"] = payload["users"]
     return results
 
@@ -83,16 +89,24 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
-        (f"Online Retail: {results['data']['interactions']:,} events, {results['data']['customers']:,} customers x "
-         f"{results['data']['products']:,} products; {results['test_customers']:,} test customers; "
-         f"{results['cores']} cores"),
-        (f"settings: factors={s['factors']} regularization={s['regularization']} alpha={s['alpha']} "
-         f"iterations={s['iterations']} half_life_days={s['half_life_days']}"),
-        (f"Java {results['java_version']}, Spark {results['spark_version']} ({results['spark_master']}, "
-         f"session start-up {results['spark_startup_seconds']:.1f} s, not counted below)"),
+        (
+            f"Online Retail: {results['data']['interactions']:,} events, {results['data']['customers']:,} customers x "
+            f"{results['data']['products']:,} products; {results['test_customers']:,} test customers; "
+            f"{results['cores']} cores"
+        ),
+        (
+            f"settings: factors={s['factors']} regularization={s['regularization']} alpha={s['alpha']} "
+            f"iterations={s['iterations']} half_life_days={s['half_life_days']}"
+        ),
+        (
+            f"Java {results['java_version']}, Spark {results['spark_version']} ({results['spark_master']}, "
+            f"session start-up {results['spark_startup_seconds']:.1f} s, not counted below)"
+        ),
         "",
-        (f"| {'engine':10} | {'wall s':>7} | {'fit s':>7} | {'NDCG@10':>8} | {'P@10':>7} | {'MAP@10':>7} "
-         f"| {'coverage':>8} |"),
+        (
+            f"| {'engine':10} | {'wall s':>7} | {'fit s':>7} | {'NDCG@10':>8} | {'P@10':>7} | {'MAP@10':>7} "
+            f"| {'coverage':>8} |"
+        ),
         f"|{'-' * 12}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|",
     ]
     rows = [(name, r["wall_seconds"], r["fit_seconds"], r) for name, r in results["engines"].items()]
@@ -100,11 +114,15 @@ def table(results: dict[str, Any]) -> str:
     for name, wall, fit, r in rows:
         wall_s = f"{wall:>7.1f}" if wall is not None else f"{'-':>7}"
         fit_s = f"{fit:>7.1f}" if fit is not None else f"{'-':>7}"
-        lines.append(f"| {name:10} | {wall_s} | {fit_s} | {r['ndcg']:>8.4f} | {r['precision']:>7.4f} | "
-                     f"{r['map']:>7.4f} | {r['coverage']:>8.4f} |")
+        lines.append(
+            f"| {name:10} | {wall_s} | {fit_s} | {r['ndcg']:>8.4f} | {r['precision']:>7.4f} | "
+            f"{r['map']:>7.4f} | {r['coverage']:>8.4f} |"
+        )
     if "spark" in results["engines"]:
-        lines.append(f"\nspark regParam {results['engines']['spark']['reg_param']} "
-                     f"(= regularization / max mean pairs per customer or product)")
+        lines.append(
+            f"\nspark regParam {results['engines']['spark']['reg_param']} "
+            f"(= regularization / max mean pairs per customer or product)"
+        )
     return "\n".join(lines)
 
 

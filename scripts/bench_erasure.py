@@ -41,7 +41,9 @@ def _active(db: str, offset: int) -> str:
         return conn.execute(
             "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
             "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-            "ORDER BY c.customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+            "ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+            [offset],
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -68,8 +70,12 @@ def erase_once(args: argparse.Namespace, kind: str, customer: str) -> dict[str, 
     if kind == "api":
         body = _request(f"{args.url}/v1/customers/{customer}", args.key, method="DELETE")
     else:
-        out = subprocess.run([str(Path(sys.executable).parent / "recommender"), "forget", customer, "--yes", "--json",
-                              "--db", args.db], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "recommender"), "forget", customer, "--yes", "--json", "--db", args.db],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         body = json.loads(out)
     returned = time.perf_counter() - origin
     time.sleep(1.0)
@@ -77,11 +83,17 @@ def erase_once(args: argparse.Namespace, kind: str, customer: str) -> dict[str, 
     for t in threads:
         t.join()
     stale = [(s, e) for s, e, same in log if same and s >= called]
-    return {"kind": kind, "counted_before": popular() != before, "seconds": round(returned - called, 3),
-            "engine_seconds": body.get("seconds"), "wal_checkpoint": body.get("wal_checkpoint"), "polls": len(log),
-            "stale_answers": len(stale),
-            "last_stale_end_s": round(max((e for _, e in stale), default=called) - called, 3),
-            "stale_started_after_return": sum(1 for s, _, same in log if same and s >= returned)}
+    return {
+        "kind": kind,
+        "counted_before": popular() != before,
+        "seconds": round(returned - called, 3),
+        "engine_seconds": body.get("seconds"),
+        "wal_checkpoint": body.get("wal_checkpoint"),
+        "polls": len(log),
+        "stale_answers": len(stale),
+        "last_stale_end_s": round(max((e for _, e in stale), default=called) - called, 3),
+        "stale_started_after_return": sum(1 for s, _, same in log if same and s >= returned),
+    }
 
 
 def main() -> None:

@@ -64,8 +64,11 @@ def bodies(n_batches: int, size: int, customers: int, products: int, event_ids: 
     for b in range(n_batches):
         events = []
         for k in range(size):
-            e = {"customer_id": f"C{rng.randrange(customers):06d}", "product_id": f"P{rng.randrange(products):06d}",
-                 "event_type": rng.choice(kinds)}
+            e = {
+                "customer_id": f"C{rng.randrange(customers):06d}",
+                "product_id": f"P{rng.randrange(products):06d}",
+                "event_type": rng.choice(kinds),
+            }
             if event_ids:
                 e["event_id"] = f"s{seed}-b{b}-e{k}"
             events.append(e)
@@ -79,13 +82,34 @@ def measure(checkout: Path, args: argparse.Namespace, seed: int) -> float:
     env.pop("RECOMMENDER_CONFIG", None)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "shop.db"
-        token = subprocess.run([sys.executable, "-c", SETUP, str(db), str(args.customers), str(args.products)],
-                               env=env, cwd=tmp, check=True, capture_output=True, text=True).stdout.split()[-1]
+        token = subprocess.run(
+            [sys.executable, "-c", SETUP, str(db), str(args.customers), str(args.products)],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[-1]
         port = free_port()
         env.update(RECOMMENDER_DB=str(db), RECOMMENDER_MODEL_DIR=str(Path(tmp) / "models"))
-        proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
-                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from recommender.cli import main; main()",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.time() + 60
             while True:
@@ -99,8 +123,9 @@ def measure(checkout: Path, args: argparse.Namespace, seed: int) -> float:
                 if time.time() > deadline or proc.poll() is not None:
                     raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
                 time.sleep(0.2)
-            work = bodies(args.warmup + args.batches, args.batch_size, args.customers, args.products,
-                          args.event_ids, seed)
+            work = bodies(
+                args.warmup + args.batches, args.batch_size, args.customers, args.products, args.event_ids, seed
+            )
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             errors: list[str] = []
 
@@ -114,10 +139,11 @@ def measure(checkout: Path, args: argparse.Namespace, seed: int) -> float:
                         errors.append(f"{response.status} {answer[:200]!r}")
                 conn.close()
 
-            run(work[:args.warmup])
-            timed = work[args.warmup:]
-            threads = [threading.Thread(target=run, args=(timed[i::args.concurrency],))
-                       for i in range(args.concurrency)]
+            run(work[: args.warmup])
+            timed = work[args.warmup :]
+            threads = [
+                threading.Thread(target=run, args=(timed[i :: args.concurrency],)) for i in range(args.concurrency)
+            ]
             started = time.perf_counter()
             for t in threads:
                 t.start()
@@ -155,19 +181,30 @@ def main() -> None:
             rate = measure(checkout.resolve(), args, seed=r)
             runs[name].append(rate)
             print(f"round {r + 1} {name:<4} {checkout}: {rate:,.0f} events/s", file=sys.stderr)
-    result = {name: {"median_events_per_s": round(statistics.median(v)), "runs": [round(x) for x in v]}
-              for name, v in runs.items()}
-    result["setup"] = {"batches": args.batches, "batch_size": args.batch_size, "concurrency": args.concurrency,
-                       "workers": args.workers, "event_ids": args.event_ids, "cpus": os.cpu_count()}
+    result = {
+        name: {"median_events_per_s": round(statistics.median(v)), "runs": [round(x) for x in v]}
+        for name, v in runs.items()
+    }
+    result["setup"] = {
+        "batches": args.batches,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "event_ids": args.event_ids,
+        "cpus": os.cpu_count(),
+    }
     if args.base:
-        result["ratio_this_over_base"] = round(result["this"]["median_events_per_s"]
-                                               / result["base"]["median_events_per_s"], 3)
+        result["ratio_this_over_base"] = round(
+            result["this"]["median_events_per_s"] / result["base"]["median_events_per_s"], 3
+        )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for name in runs:
-            print(f"{name}: median {result[name]['median_events_per_s']:,} events/s "
-                  f"(runs: {', '.join(f'{x:,}' for x in result[name]['runs'])})")
+            print(
+                f"{name}: median {result[name]['median_events_per_s']:,} events/s "
+                f"(runs: {', '.join(f'{x:,}' for x in result[name]['runs'])})"
+            )
         if args.base:
             print(f"this / base = {result['ratio_this_over_base']}")
 

@@ -73,15 +73,21 @@ def run_import(code: Path, db: Path, file: Path, grant: list[str]) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{code}: import failed:\n{done.stdout}\n{done.stderr}")
     body = json.loads(done.stdout)
-    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "seconds": body.get("seconds", float("nan")), "rows": body.get("rows"), "new": body.get("new")}
+    return {
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "seconds": body.get("seconds", float("nan")),
+        "rows": body.get("rows"),
+        "new": body.get("new"),
+    }
 
 
 def fingerprint(db: Path) -> dict[str, str]:
     conn = sqlite3.connect(db)
     try:
-        return {t: hashlib.sha256(repr(conn.execute(q).fetchall()).encode()).hexdigest()[:12]
-                for t, q in CHECKED.items()}
+        return {
+            t: hashlib.sha256(repr(conn.execute(q).fetchall()).encode()).hexdigest()[:12] for t, q in CHECKED.items()
+        }
     finally:
         conn.close()
 
@@ -89,8 +95,12 @@ def fingerprint(db: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help="order export [Online Retail]")
-    parser.add_argument("--against", action="append", default=None,
-                        help="another checkout: a folder or a git revision (repeatable) [HEAD]")
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=None,
+        help="another checkout: a folder or a git revision (repeatable) [HEAD]",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds [5]")
     parser.add_argument("--grant", action="append", default=None, help="--grant PURPOSE [personalization]")
     args = parser.parse_args()
@@ -112,23 +122,34 @@ def main() -> None:
                     prints[name] = fingerprint(db)
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{db}{suffix}").unlink(missing_ok=True)
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(
-                f"{n} {times[n][-1]['wall']:.2f} s wall / {times[n][-1]['cpu']:.2f} s CPU" for n in names),
-                file=sys.stderr)
+            print(
+                f"round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{n} {times[n][-1]['wall']:.2f} s wall / {times[n][-1]['cpu']:.2f} s CPU" for n in names),
+                file=sys.stderr,
+            )
     load = os.getloadavg()
-    print(f"import-transactions {args.file.name}, {args.rounds} interleaved rounds, fresh database each, "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'checkout':<28} {'wall s (median)':>16} {'CPU s user+sys':>15} {'import s':>9} {'rows':>9} "
-          f"{'new':>8}  same data")
+    print(
+        f"import-transactions {args.file.name}, {args.rounds} interleaved rounds, fresh database each, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(
+        f"{'checkout':<28} {'wall s (median)':>16} {'CPU s user+sys':>15} {'import s':>9} {'rows':>9} "
+        f"{'new':>8}  same data"
+    )
     reference = prints[names[0]]
     for name in names:
         rows = times[name]
-        same = "yes" if prints[name] == reference else \
-            "NO: " + ", ".join(t for t in reference if prints[name][t] != reference[t])
-        print(f"{name[:28]:<28} {statistics.median(r['wall'] for r in rows):>16.2f} "
-              f"{statistics.median(r['cpu'] for r in rows):>15.2f} "
-              f"{statistics.median(r['seconds'] for r in rows):>9.2f} "
-              f"{rows[0]['rows']:>9} {rows[0]['new']:>8}  {same}")
+        same = (
+            "yes"
+            if prints[name] == reference
+            else "NO: " + ", ".join(t for t in reference if prints[name][t] != reference[t])
+        )
+        print(
+            f"{name[:28]:<28} {statistics.median(r['wall'] for r in rows):>16.2f} "
+            f"{statistics.median(r['cpu'] for r in rows):>15.2f} "
+            f"{statistics.median(r['seconds'] for r in rows):>9.2f} "
+            f"{rows[0]['rows']:>9} {rows[0]['new']:>8}  {same}"
+        )
         if name != names[0]:
             wall = statistics.median(r["wall"] for r in times[names[0]]) / statistics.median(r["wall"] for r in rows)
             cpu = statistics.median(r["cpu"] for r in times[names[0]]) / statistics.median(r["cpu"] for r in rows)

@@ -54,8 +54,12 @@ def child(kind: str, db_path: Path, model_dir: Path) -> dict:
         started = time.perf_counter()
         result = training.train(db, settings, publish=True, force=True, select=True if kind == "search" else None)
         out["seconds"] = time.perf_counter() - started
-        out.update(stages=result.seconds, ndcg=result.metrics["model"]["ndcg"],
-                   schedule=result.metrics.get("schedule"), published=result.published)
+        out.update(
+            stages=result.seconds,
+            ndcg=result.metrics["model"]["ndcg"],
+            schedule=result.metrics.get("schedule"),
+            published=result.published,
+        )
         sel = result.metrics.get("selection") or {}
         out["chosen"] = (sel.get("chosen") or {}).get("label")
         out["candidates"] = len(sel.get("candidates", []))
@@ -87,8 +91,11 @@ def child(kind: str, db_path: Path, model_dir: Path) -> dict:
 
 
 def run_child(kind: str, db_path: Path, model_dir: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", kind, "--db", str(db_path),
-                           "--model-dir", str(model_dir)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--db", str(db_path), "--model-dir", str(model_dir)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,23 +149,35 @@ def main() -> None:
         for kind in ("nightly", "plain", "fit"):
             rows[kind].append(run_child(kind, db_path, models))
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in rows.items()}
-    report = {"search": search, "runs": rows, "median_seconds": med,
-              "ratio_nightly_plain": med["nightly"] / med["plain"], "ratio_nightly_fit": med["nightly"] / med["fit"]}
+    report = {
+        "search": search,
+        "runs": rows,
+        "median_seconds": med,
+        "ratio_nightly_plain": med["nightly"] / med["plain"],
+        "ratio_nightly_fit": med["nightly"] / med["fit"],
+    }
     if args.json:
         print(json.dumps(report))
         return
     searched = [r["schedule"]["searched"] for r in rows["nightly"]]
-    print(f"Online Retail; search: {search['seconds']:.1f} s, {search['candidates']} candidates, chose "
-          f"{search['chosen']}; NDCG@10 {search['ndcg']:.4f}")
+    print(
+        f"Online Retail; search: {search['seconds']:.1f} s, {search['candidates']} candidates, chose "
+        f"{search['chosen']}; NDCG@10 {search['ndcg']:.4f}"
+    )
     print(f"{'run':44}{'seconds (each)':>22}{'median':>9}{'NDCG@10':>9}")
-    names = {"nightly": "nightly: train --publish (no search)", "plain": "plain retrain of the recipe (pinned)",
-             "fit": "one fit of the recipe on all data"}
+    names = {
+        "nightly": "nightly: train --publish (no search)",
+        "plain": "plain retrain of the recipe (pinned)",
+        "fit": "one fit of the recipe on all data",
+    }
     for kind, label in names.items():
         each = ", ".join(f"{r['seconds']:.1f}" for r in rows[kind])
         ndcg = rows[kind][0].get("ndcg")
         print(f"{label:44}{each:>22}{med[kind]:>9.1f}{(f'{ndcg:.4f}' if ndcg is not None else '-'):>9}")
-    print(f"nightly / plain = {report['ratio_nightly_plain']:.2f} (target <= 1.3); nightly / one fit = "
-          f"{report['ratio_nightly_fit']:.2f}; the nightly runs searched: {searched}")
+    print(
+        f"nightly / plain = {report['ratio_nightly_plain']:.2f} (target <= 1.3); nightly / one fit = "
+        f"{report['ratio_nightly_fit']:.2f}; the nightly runs searched: {searched}"
+    )
     print(f"nightly stages: {rows['nightly'][0]['stages']}")
     print(f"plain stages:   {rows['plain'][0]['stages']}")
 

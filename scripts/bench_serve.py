@@ -76,6 +76,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from recommender.store.consents import PERSONALIZATION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,8 +90,8 @@ def free_port() -> int:
 
 def make_shop(workdir: Path, products: int, customers: int, events: int, factors: int, seed: int) -> Path:
     from recommender import store
-    from recommender.training import run as training
     from recommender.config import load_settings
+    from recommender.training import run as training
 
     db_path = workdir / "shop.db"
     settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": workdir / "models"})
@@ -103,8 +104,21 @@ def make_shop(workdir: Path, products: int, customers: int, events: int, factors
     rng = np.random.default_rng(seed)
     db = store.connect(db_path, create=True)
     cats = rng.integers(0, 40, size=products)
-    store.upsert_products(db, ((f"p{i:06d}", f"Product {i}", f"cat{cats[i]}", float(rng.integers(1, 200)),
-                                int(rng.integers(0, 50)), 0, None) for i in range(products)))
+    store.upsert_products(
+        db,
+        (
+            (
+                f"p{i:06d}",
+                f"Product {i}",
+                f"cat{cats[i]}",
+                float(rng.integers(1, 200)),
+                int(rng.integers(0, 50)),
+                0,
+                None,
+            )
+            for i in range(products)
+        ),
+    )
     cids = [f"c{i:06d}" for i in range(customers)]
     store.upsert_customers(db, ((c, None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for c in cids))
     store.set_consents(db, [(c, "personalization", True, "2025-01-01T00:00:00Z", "bench") for c in cids])
@@ -121,8 +135,9 @@ def make_shop(workdir: Path, products: int, customers: int, events: int, factors
     items = np.where(rng.random(events) < 0.6, segment_pick, global_pick)
     kinds = rng.choice(np.array(["view", "add_to_cart", "purchase"]), size=events, p=[0.7, 0.2, 0.1])
     times = 1_735_689_600 + rng.integers(0, 300 * 86400, size=events)
-    store.upsert_interactions(db, ((cids[u], f"p{i:06d}", str(k), 1.0, int(t))
-                                   for u, i, k, t in zip(users, items, kinds, times)))
+    store.upsert_interactions(
+        db, ((cids[u], f"p{i:06d}", str(k), 1.0, int(t)) for u, i, k, t in zip(users, items, kinds, times))
+    )
     training.train(db, settings, publish=True, force=True)
     db.conn.close()
     return db_path
@@ -138,9 +153,11 @@ def retail_model(base: Path, factors: int, csv: Path):
         base.mkdir(parents=True)
         real_db = str(base / "retail.db")
         cli = shutil.which("recommender") or str(Path(sys.executable).with_name("recommender"))
-        for cmd in (["init", "--db", real_db],
-                    ["import-transactions", "--db", real_db, str(csv), "--grant", "personalization"],
-                    ["train", "--db", real_db, "--publish", "--force", "--no-select"]):  # ALS factors
+        for cmd in (
+            ["init", "--db", real_db],
+            ["import-transactions", "--db", real_db, str(csv), "--grant", "personalization"],
+            ["train", "--db", real_db, "--publish", "--force", "--no-select"],
+        ):  # ALS factors
             subprocess.run([cli, *cmd], env=env, check=True, stdout=subprocess.DEVNULL)
     return registry.Registry(base / "models").load()
 
@@ -150,17 +167,21 @@ def scale_up(y: np.ndarray, products: int, noise: float, rng: np.random.Generato
     src = np.concatenate([np.arange(len(y)), rng.integers(0, len(y), products - len(y))])
     rng.shuffle(src)
     norms = np.linalg.norm(y, axis=1)
-    items = y[src] + rng.standard_normal((products, y.shape[1])).astype(np.float32) * (
-        noise * norms[src] / np.sqrt(y.shape[1]))[:, None]
+    items = (
+        y[src]
+        + rng.standard_normal((products, y.shape[1])).astype(np.float32)
+        * (noise * norms[src] / np.sqrt(y.shape[1]))[:, None]
+    )
     return items.astype(np.float32), src
 
 
-def make_retail_shop(workdir: Path, products: int, customers: int, factors: int, seed: int, csv: Path,
-                     noise: float) -> Path:
+def make_retail_shop(
+    workdir: Path, products: int, customers: int, factors: int, seed: int, csv: Path, noise: float
+) -> Path:
     """A shop of ``products`` products whose factors are noisy copies of a model fitted on Online Retail."""
     from recommender import store
-    from recommender.models import registry
     from recommender.config import load_settings
+    from recommender.models import registry
     from recommender.models.factor import FactorModel
 
     db_path = workdir / "shop.db"
@@ -170,8 +191,9 @@ def make_retail_shop(workdir: Path, products: int, customers: int, factors: int,
     real = retail_model(base, factors, csv)
     real_db = store.connect(base / "retail.db", migrate=False)
     history: dict[str, list[tuple[int, str, float, int]]] = {}
-    for c, p, e, q, t in real_db.execute("SELECT customer_id, product_id, event_type, quantity, occurred_at "
-                                         "FROM interactions"):
+    for c, p, e, q, t in real_db.execute(
+        "SELECT customer_id, product_id, event_type, quantity, occurred_at FROM interactions"
+    ):
         if c in real.user_index and p in real.item_index:
             history.setdefault(c, []).append((real.item_index[p], e, q, t))
     real_db.conn.close()
@@ -187,8 +209,10 @@ def make_retail_shop(workdir: Path, products: int, customers: int, factors: int,
     pids = [f"p{i:07d}" for i in range(products)]
     cats = rng.integers(0, 40, size=products)
     prices, stock = rng.integers(1, 200, size=products), rng.integers(0, 50, size=products)
-    store.upsert_products(db, ((pids[i], f"Product {i}", f"cat{cats[i]}", float(prices[i]), int(stock[i]), 0, None)
-                               for i in range(products)))
+    store.upsert_products(
+        db,
+        ((pids[i], f"Product {i}", f"cat{cats[i]}", float(prices[i]), int(stock[i]), 0, None) for i in range(products)),
+    )
     donors = sorted(history)
     cids = [f"c{i:06d}" for i in range(customers)]
     store.upsert_customers(db, ((c, None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for c in cids))
@@ -207,8 +231,15 @@ def make_retail_shop(workdir: Path, products: int, customers: int, factors: int,
     db.conn.close()
     manifest = {k: v for k, v in real.manifest.items() if k in ("engine", "params", "data", "metrics", "created_at")}
     manifest["bench"] = {"norms": "retail", "noise": noise, "source_products": len(y)}
-    model = FactorModel(np.asarray(real.user_factors)[user_rows], items, cids, pids, real.regularization, manifest,
-                        signals={"popularity": counts.astype(np.float32)})
+    model = FactorModel(
+        np.asarray(real.user_factors)[user_rows],
+        items,
+        cids,
+        pids,
+        real.regularization,
+        manifest,
+        signals={"popularity": counts.astype(np.float32)},
+    )
     model.attach_ann(settings.ann, log=print)
     reg = registry.Registry(settings.model_dir)
     version = registry.new_version()
@@ -233,8 +264,13 @@ def install_rules(db_path: Path, count: int, seed: int = 5) -> dict[str, int]:
         cat = [str(c) for c in rng.choice(categories, size=2, replace=False)]
         some = [str(p) for p in rng.choice(products, size=20, replace=False)]
         if kind == "boost":
-            action = {"type": "boost", "condition": {"categories": cat[:1]} if k % 2 else
-                      {"min_price": float(rng.integers(1, 150)), "max_price": 200.0}, "amount": 0.05}
+            action = {
+                "type": "boost",
+                "condition": {"categories": cat[:1]}
+                if k % 2
+                else {"min_price": float(rng.integers(1, 150)), "max_price": 200.0},
+                "amount": 0.05,
+            }
         elif kind == "bury":
             action = {"type": "bury", "condition": {"products": some} if k % 2 else {"max_stock": 2}, "amount": 0.1}
         elif kind == "pin":
@@ -245,8 +281,12 @@ def install_rules(db_path: Path, count: int, seed: int = 5) -> dict[str, int]:
             action = {"type": "exclude", "condition": {"products": some}}
         else:
             action = {"type": "rotate", "after": 5, "days": 7}
-        body = {"name": f"bench-{k:03d}-{kind}", "owner": "bench", "action": action,
-                "surfaces": ["recommendations", "offers", "popular"]}
+        body = {
+            "name": f"bench-{k:03d}-{kind}",
+            "owner": "bench",
+            "action": action,
+            "surfaces": ["recommendations", "offers", "popular"],
+        }
         if k % 3 == 0:
             body["schedule"] = schedule
         if k % 7 == 0:
@@ -261,7 +301,10 @@ def bare_app():
     from flask import Flask, jsonify
 
     app = Flask("bare")
-    payload = {"mode": "personalized", "items": [{"product_id": f"p{i:06d}", "score": 1.0 / (i + 1)} for i in range(10)]}
+    payload = {
+        "mode": "personalized",
+        "items": [{"product_id": f"p{i:06d}", "score": 1.0 / (i + 1)} for i in range(10)],
+    }
 
     @app.get("/bare/<customer_id>")
     def bare(customer_id: str):
@@ -289,12 +332,11 @@ def floor_app():
     from threadpoolctl import threadpool_limits
 
     from recommender import store
-    from recommender.data import interactions
-    from recommender.serving import keys
-    from recommender.serving import ranking
-    from recommender.training import recipes
-    from recommender.models import registry
     from recommender.config import load_settings
+    from recommender.data import interactions
+    from recommender.models import registry
+    from recommender.serving import keys, ranking
+    from recommender.training import recipes
 
     threadpool_limits(1)
     settings = load_settings()
@@ -317,10 +359,17 @@ def floor_app():
         state = model.fold_in(items, conf)
         if state is None:
             abort(404)
-        top, scores = model.recommend(state, 10, exclude=ranking.purchased_items(model, events,
-                                                                                 settings.purchase_events, local))
-        return jsonify({"mode": "personalized", "items": [{"product_id": model.item_ids[i], "score": float(s)}
-                                                          for i, s in zip(top.tolist(), scores.tolist())]})
+        top, scores = model.recommend(
+            state, 10, exclude=ranking.purchased_items(model, events, settings.purchase_events, local)
+        )
+        return jsonify(
+            {
+                "mode": "personalized",
+                "items": [
+                    {"product_id": model.item_ids[i], "score": float(s)} for i, s in zip(top.tolist(), scores.tolist())
+                ],
+            }
+        )
 
     @app.get("/healthz")
     def healthz():
@@ -331,13 +380,29 @@ def floor_app():
 
 def start_server(kind: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
     db = workdir / ("shop-rules.db" if kind == "ours_rules" else "shop.db")
-    env = {**os.environ, "RECOMMENDER_DB": str(db), "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
-           "RECOMMENDER_ALS_FACTORS": "64",
-           "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true"}
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind if kind in ("bare", "floor") else "ours",
-                             "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"server-{kind}.log", "w"),
-                            cwd=str(workdir))
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(db),
+        "RECOMMENDER_MODEL_DIR": str(workdir / "models"),
+        "RECOMMENDER_ALS_FACTORS": "64",
+        "RECOMMENDER_PRIVACY_DECISION_LOG": "false" if kind == "ours_nolog" else "true",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            kind if kind in ("bare", "floor") else "ours",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"server-{kind}.log", "w"),  # noqa: SIM115 - the server process owns it until the end
+        cwd=str(workdir),
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -351,8 +416,15 @@ def start_server(kind: str, port: int, workers: int, workdir: Path) -> subproces
     raise RuntimeError(f"{kind} server did not start")
 
 
-def load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
-         headers: dict[str, str] | None = None, bodies: list[bytes] | None = None) -> dict:
+def load(
+    port: int,
+    paths: list[str],
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    headers: dict[str, str] | None = None,
+    bodies: list[bytes] | None = None,
+) -> dict:
     latencies: list[float] = []
     errors = 0
     counter = iter(range(max_requests))
@@ -370,8 +442,12 @@ def load(port: int, paths: list[str], concurrency: int, max_requests: int, max_s
             t0 = time.perf_counter()
             try:
                 if bodies:
-                    conn.request("POST", paths[n % len(paths)], body=bodies[n % len(bodies)],
-                                 headers={**(headers or {}), "Content-Type": "application/json"})
+                    conn.request(
+                        "POST",
+                        paths[n % len(paths)],
+                        body=bodies[n % len(bodies)],
+                        headers={**(headers or {}), "Content-Type": "application/json"},
+                    )
                 else:
                     conn.request("GET", paths[n % len(paths)], headers=headers or {})
                 response = conn.getresponse()
@@ -392,8 +468,15 @@ def load(port: int, paths: list[str], concurrency: int, max_requests: int, max_s
         t.join()
     wall = time.perf_counter() - started
     lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "rps": len(lat) / wall, "cost_ms": wall * 1000 / len(lat),
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "latencies": lat}
+    return {
+        "requests": len(lat),
+        "errors": errors,
+        "rps": len(lat) / wall,
+        "cost_ms": wall * 1000 / len(lat),
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "latencies": lat,
+    }
 
 
 def _raw_worker(model_dir: str, picks: np.ndarray, barrier, out) -> None:
@@ -462,8 +545,10 @@ def raw_scoring(workdir: Path, calls: int, target=None) -> dict:
     cores = os.cpu_count() or 1
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(cores), ctx.Queue()
-    procs = [ctx.Process(target=target or _raw_worker, args=(str(workdir / "models"), part, barrier, out))
-             for part in np.array_split(picks, cores)]
+    procs = [
+        ctx.Process(target=target or _raw_worker, args=(str(workdir / "models"), part, barrier, out))
+        for part in np.array_split(picks, cores)
+    ]
     for proc in procs:
         proc.start()
     results = [out.get() for _ in procs]
@@ -471,9 +556,16 @@ def raw_scoring(workdir: Path, calls: int, target=None) -> dict:
         proc.join()
     wall = max(r[1] for r in results) - min(r[0] for r in results)
     lat = np.concatenate([np.array(r[2]) for r in results]) * 1000
-    return {"requests": calls, "errors": 0, "rps": calls / wall, "cost_ms": wall * 1000 / calls,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "shape": shape,
-            "latencies": lat}
+    return {
+        "requests": calls,
+        "errors": 0,
+        "rps": calls / wall,
+        "cost_ms": wall * 1000 / calls,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "shape": shape,
+        "latencies": lat,
+    }
 
 
 def main() -> None:
@@ -487,17 +579,34 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="requests per round and kind")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is reported)")
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="[default: /tmp/recommender-bench-serve, -retail for --norms retail]")
-    parser.add_argument("--norms", choices=["synthetic", "retail"], default="synthetic",
-                        help="factor norms: the synthetic shop's, or Online Retail's factors scaled up with noise")
-    parser.add_argument("--retail-csv", type=Path,
-                        default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="[default: /tmp/recommender-bench-serve, -retail for --norms retail]"
+    )
+    parser.add_argument(
+        "--norms",
+        choices=["synthetic", "retail"],
+        default="synthetic",
+        help="factor norms: the synthetic shop's, or Online Retail's factors scaled up with noise",
+    )
+    parser.add_argument(
+        "--retail-csv",
+        type=Path,
+        default=ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.csv.gz",
+    )
     parser.add_argument("--noise", type=float, default=0.25, help="relative noise of the scaled-up factors")
-    parser.add_argument("--rules", type=int, default=0, metavar="N",
-                        help="also serve from a copy of the shop with N active merchandising rules (ours_rules)")
-    parser.add_argument("--visits", choices=["mix", "vsknn", "cooccurrence", "model"], default=None,
-                        help="also time visit lists (POST /v1/recommendations) scored by this session scorer")
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve from a copy of the shop with N active merchandising rules (ours_rules)",
+    )
+    parser.add_argument(
+        "--visits",
+        choices=["mix", "vsknn", "cooccurrence", "model"],
+        default=None,
+        help="also time visit lists (POST /v1/recommendations) scored by this session scorer",
+    )
     parser.add_argument("--serve", choices=["ours", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -549,16 +658,26 @@ def main() -> None:
         for kind in kinds:  # all up at once, so the rounds below can interleave them
             ports[kind] = free_port()
             servers[kind] = start_server(kind, ports[kind], workers, args.workdir)
-        paths = {kind: ([f"/{kind}/{c}" for c in customers] if kind in ("bare", "floor")
-                        else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]) for kind in kinds}
+        paths = {
+            kind: (
+                [f"/{kind}/{c}" for c in customers]
+                if kind in ("bare", "floor")
+                else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]
+            )
+            for kind in kinds
+        }
         if args.visits:  # the same server as ours, another endpoint
             kinds += ("ours_visit",)
             ports["ours_visit"], paths["ours_visit"] = ports["ours"], ["/v1/recommendations"]
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:  # warm up every worker: a large model and catalogue take a while to load
             for _ in range(10):
-                if load(ports[kind], paths[kind][:300], args.concurrency, 300, 120, headers,
-                        bodies.get(kind))["errors"] == 0:
+                if (
+                    load(ports[kind], paths[kind][:300], args.concurrency, 300, 120, headers, bodies.get(kind))[
+                        "errors"
+                    ]
+                    == 0
+                ):
                     break
         conn = http.client.HTTPConnection("127.0.0.1", ports["ours"], timeout=120)
         conn.request("GET", paths["ours"][0], headers=headers)
@@ -569,8 +688,17 @@ def main() -> None:
         # Interleaved rounds, so a noisy neighbour on a shared machine hits every kind alike.
         for _ in range(args.rounds):
             for kind in kinds:
-                rounds[kind].append(load(ports[kind], paths[kind], args.concurrency, args.requests, args.seconds,
-                                         headers, bodies.get(kind)))
+                rounds[kind].append(
+                    load(
+                        ports[kind],
+                        paths[kind],
+                        args.concurrency,
+                        args.requests,
+                        args.seconds,
+                        headers,
+                        bodies.get(kind),
+                    )
+                )
             rounds["raw"].append(raw_scoring(args.workdir, args.requests))
             if has_ann:
                 rounds["ann"].append(raw_scoring(args.workdir, args.requests, target=_ann_worker))
@@ -580,52 +708,74 @@ def main() -> None:
             proc.wait(timeout=30)
     results = {kind: summarise(runs) for kind, runs in rounds.items() if runs}
     shape = rounds["raw"][0]["shape"]
-    print(f"model {shape[0]:,} products x {shape[1]} factors; gunicorn {workers} sync workers; "
-          f"concurrency {args.concurrency}; {os.cpu_count()} cores; {args.rounds} interleaved rounds of "
-          f"{args.requests} requests (median round shown); ours: mode {sample['mode']}, {auth}")
+    print(
+        f"model {shape[0]:,} products x {shape[1]} factors; gunicorn {workers} sync workers; "
+        f"concurrency {args.concurrency}; {os.cpu_count()} cores; {args.rounds} interleaved rounds of "
+        f"{args.requests} requests (median round shown); ours: mode {sample['mode']}, {auth}"
+    )
     print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
     for kind in ("ours", "ours_visit", "ours_rules", "ours_nolog", "floor", "bare", "raw", "ann"):
         if kind not in results:
             continue
         r = results[kind]
-        print(f"{kind:10}{r['rps']:>9.0f}{r['cost_ms']:>9.2f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}"
-              f"{r['requests']:>10}")
+        print(
+            f"{kind:10}{r['rps']:>9.0f}{r['cost_ms']:>9.2f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}"
+            f"{r['requests']:>10}"
+        )
     quality = served_quality(args.workdir, customers[:500])
-    print(f"norms: {args.norms}; exact path scores {quality['scanned'][0]:.1%} of the products per request (median; "
-          f"p90 {quality['scanned'][1]:.1%}): the exact norm bound of recommender.models.topk skips the rest; raw scores all")
+    print(
+        f"norms: {args.norms}; exact path scores {quality['scanned'][0]:.1%} of the products per request (median; "
+        f"p90 {quality['scanned'][1]:.1%}): the exact norm bound of recommender.models.topk skips the rest; raw scores all"
+    )
     if has_ann:
-        print(f"ANN index {quality['ann']}; answered {quality['ann_share']:.0%} of the lists; recall@10 of served "
-              f"lists vs exact {quality['recall']:.3f} (target >= 0.95)")
+        print(
+            f"ANN index {quality['ann']}; answered {quality['ann_share']:.0%} of the lists; recall@10 of served "
+            f"lists vs exact {quality['recall']:.3f} (target >= 0.95)"
+        )
         ratio = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["ann"]["cost_ms"])
-        print(f"ratio ours / (bare + ann) = {ratio:.2f} (target <= 1.25); p99 ours / bare = "
-              f"{results['ours']['p99'] / results['bare']['p99']:.2f} (target <= 1.5); errors {results['ours']['errors']}")
+        print(
+            f"ratio ours / (bare + ann) = {ratio:.2f} (target <= 1.25); p99 ours / bare = "
+            f"{results['ours']['p99'] / results['bare']['p99']:.2f} (target <= 1.5); errors {results['ours']['errors']}"
+        )
         if "similar" in quality:
             sim = quality["similar"]
-            print(f"similar products (in process, 200 products): cosine index {sim['ann_ms']:.2f} ms vs every product "
-                  f"{sim['exact_ms']:.2f} ms per call; recall@10 {sim['recall']:.3f}")
+            print(
+                f"similar products (in process, 200 products): cosine index {sim['ann_ms']:.2f} ms vs every product "
+                f"{sim['exact_ms']:.2f} ms per call; recall@10 {sim['recall']:.3f}"
+            )
     else:
         ratio = results["ours"]["cost_ms"] / (results["bare"]["cost_ms"] + results["raw"]["cost_ms"])
-        print(f"ratio ours / (bare + raw) = {ratio:.2f} (target <= 1.25); p99 ours {results['ours']['p99']:.1f} ms "
-              f"(target < 20 ms); p99 ours / bare = {results['ours']['p99'] / results['bare']['p99']:.2f}; "
-              f"errors {results['ours']['errors']}")
+        print(
+            f"ratio ours / (bare + raw) = {ratio:.2f} (target <= 1.25); p99 ours {results['ours']['p99']:.1f} ms "
+            f"(target < 20 ms); p99 ours / bare = {results['ours']['p99'] / results['bare']['p99']:.2f}; "
+            f"errors {results['ours']['errors']}"
+        )
     scoring = results["ann" if has_ann else "raw"]
     floor = results["floor"]
-    print(f"floor (the contract's least work, see floor_app): floor / (bare + {'ann' if has_ann else 'raw'}) = "
-          f"{floor['cost_ms'] / (results['bare']['cost_ms'] + scoring['cost_ms']):.2f}, p99 floor / bare = "
-          f"{floor['p99'] / results['bare']['p99']:.2f}; ours / floor = {results['ours']['cost_ms'] / floor['cost_ms']:.2f}, "
-          f"p99 ours / floor = {results['ours']['p99'] / floor['p99']:.2f}; errors {floor['errors']}")
-    print(f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
-          f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})")
+    print(
+        f"floor (the contract's least work, see floor_app): floor / (bare + {'ann' if has_ann else 'raw'}) = "
+        f"{floor['cost_ms'] / (results['bare']['cost_ms'] + scoring['cost_ms']):.2f}, p99 floor / bare = "
+        f"{floor['p99'] / results['bare']['p99']:.2f}; ours / floor = {results['ours']['cost_ms'] / floor['cost_ms']:.2f}, "
+        f"p99 ours / floor = {results['ours']['p99'] / floor['p99']:.2f}; errors {floor['errors']}"
+    )
+    print(
+        f"decision log cost: {results['ours']['cost_ms'] - results['ours_nolog']['cost_ms']:+.2f} ms per request "
+        f"({results['ours']['cost_ms'] / results['ours_nolog']['cost_ms'] - 1:+.1%})"
+    )
     if "ours_visit" in results:
         v, o = results["ours_visit"], results["ours"]
-        print(f"visit lists ({args.visits}): ours_visit / ours = {v['cost_ms'] / o['cost_ms']:.3f} (target <= 1.2); "
-              f"{v['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {v['p99']:.1f} vs {o['p99']:.1f} ms; "
-              f"errors {v['errors']}")
+        print(
+            f"visit lists ({args.visits}): ours_visit / ours = {v['cost_ms'] / o['cost_ms']:.3f} (target <= 1.2); "
+            f"{v['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {v['p99']:.1f} vs {o['p99']:.1f} ms; "
+            f"errors {v['errors']}"
+        )
     if "ours_rules" in results:
         r, o = results["ours_rules"], results["ours"]
-        print(f"merchandising rules ({args.rules} active): ours_rules / ours = {r['cost_ms'] / o['cost_ms']:.3f} "
-              f"(target <= 1.1); {r['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {r['p99']:.1f} vs "
-              f"{o['p99']:.1f} ms; errors {r['errors']}")
+        print(
+            f"merchandising rules ({args.rules} active): ours_rules / ours = {r['cost_ms'] / o['cost_ms']:.3f} "
+            f"(target <= 1.1); {r['cost_ms']:.2f} vs {o['cost_ms']:.2f} ms per request; p99 {r['p99']:.1f} vs "
+            f"{o['p99']:.1f} ms; errors {r['errors']}"
+        )
 
 
 def visit_bodies(db_path: Path, customers: list[str], scorer: str) -> list[bytes]:
@@ -642,10 +792,13 @@ def visit_bodies(db_path: Path, customers: list[str], scorer: str) -> list[bytes
     conn = sqlite3.connect(db_path)
     out = []
     for c in customers:
-        rows = conn.execute("SELECT product_id, event_type FROM interactions WHERE customer_id = ? "
-                            "ORDER BY occurred_at DESC LIMIT 3", [c]).fetchall()
-        out.append(json.dumps({"products": [{"product_id": p, "event_type": e} for p, e in reversed(rows)],
-                               "n": 10}).encode())
+        rows = conn.execute(
+            "SELECT product_id, event_type FROM interactions WHERE customer_id = ? ORDER BY occurred_at DESC LIMIT 3",
+            [c],
+        ).fetchall()
+        out.append(
+            json.dumps({"products": [{"product_id": p, "event_type": e} for p, e in reversed(rows)], "n": 10}).encode()
+        )
     conn.close()
     return out
 
@@ -724,9 +877,14 @@ def summarise(runs: list[dict]) -> dict:
     """The median round by cost; p50/p99 over every request of every round; errors summed."""
     median = sorted(runs, key=lambda r: r["cost_ms"])[len(runs) // 2]
     lat = np.concatenate([r["latencies"] for r in runs])
-    return {"rps": median["rps"], "cost_ms": median["cost_ms"], "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "errors": sum(r["errors"] for r in runs),
-            "requests": sum(r["requests"] for r in runs)}
+    return {
+        "rps": median["rps"],
+        "cost_ms": median["cost_ms"],
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "errors": sum(r["errors"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+    }
 
 
 if __name__ == "__main__":

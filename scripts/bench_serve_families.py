@@ -53,17 +53,15 @@ def shop(workdir: Path, products: int, customers: int, events: int) -> Path:
 def publish(workdir: Path, family: str, neighbours: int) -> str:
     """Put a model of ``family`` behind CURRENT for the shop in ``workdir``; returns a description."""
     from recommender import store
-    from recommender.models import families
-    from recommender.data import interactions
-    from recommender.models import registry
-    from recommender.data import signals
     from recommender.config import load_settings
+    from recommender.data import interactions, signals
+    from recommender.models import families, registry
     from recommender.models.families.ease import EASE
 
     settings = load_settings(environ={}, overrides={"db": workdir / "shop.db", "model_dir": workdir / "models"})
     db = store.connect(settings.db)
     reg = registry.Registry(settings.model_dir)
-    current = reg.current_version()
+
     def newest(of: str) -> str | None:
         found = [v for v in reg.versions() if reg.manifest(v).get("family", "factors") == of]
         return found[-1] if found else None
@@ -83,19 +81,25 @@ def publish(workdir: Path, family: str, neighbours: int) -> str:
         rng = np.random.default_rng(0)
         weights = np.empty((m, m), dtype=np.float32)
         for start in range(0, m, 2048):  # seeded, block by block: no float64 m x m temporary
-            weights[start:start + 2048] = rng.standard_normal((min(2048, m - start), m), dtype=np.float32) * 0.01
+            weights[start : start + 2048] = rng.standard_normal((min(2048, m - start), m), dtype=np.float32) * 0.01
         np.fill_diagonal(weights, 0.0)
         model = EASE(weights, np.arange(m), data.user_ids, data.item_ids, 500.0)
         how = f"ease: random dense B {m:,} x {m:,} float32 ({weights.nbytes / 2**30:.2f} GiB), not fitted"
     else:
         settings.itemgraph.neighbours = neighbours
         model = families.fit("rp3beta", data.matrix(settings.als), data.user_ids, data.item_ids, settings)
-        how = (f"itemgraph rp3beta: {data.shape[1]:,} products, K={neighbours}, {len(model.data):,} edges, "
-               f"fitted in {time.perf_counter() - started:.1f} s")
+        how = (
+            f"itemgraph rp3beta: {data.shape[1]:,} products, K={neighbours}, {len(model.data):,} edges, "
+            f"fitted in {time.perf_counter() - started:.1f} s"
+        )
     model.signals = signals.compute(data, settings.purchase_events)
     version = registry.new_version()
-    model.manifest.update(version=version, created_at=store.utcnow(), engine="numpy",
-                          data={"reference_time": int(data.reference_time), "privacy_epoch": int(data.epoch)})
+    model.manifest.update(
+        version=version,
+        created_at=store.utcnow(),
+        engine="numpy",
+        data={"reference_time": int(data.reference_time), "privacy_epoch": int(data.epoch)},
+    )
     path = reg.save(model, version)
     registry.record(db, model, path, "published")
     reg.set_current(version)
@@ -112,20 +116,26 @@ def _raw_worker(workdir: str, picks: np.ndarray, barrier, out) -> None:
     from threadpoolctl import threadpool_limits
 
     from recommender import store
+    from recommender.config import load_settings
     from recommender.data import interactions
     from recommender.models import registry
-    from recommender.config import load_settings
 
     threadpool_limits(1)
-    settings = load_settings(environ={}, overrides={"db": Path(workdir) / "shop.db",
-                                                   "model_dir": Path(workdir) / "models"})
+    settings = load_settings(
+        environ={}, overrides={"db": Path(workdir) / "shop.db", "model_dir": Path(workdir) / "models"}
+    )
     model = registry.Registry(settings.model_dir).load()
     model.warm_up()
     db = store.connect(settings.db, migrate=False)
     matrix = interactions.load(db, settings).matrix(settings.als)
     db.conn.close()
-    rows = [(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]].astype(np.int64),
-             matrix.data[matrix.indptr[u]:matrix.indptr[u + 1]]) for u in picks]
+    rows = [
+        (
+            matrix.indices[matrix.indptr[u] : matrix.indptr[u + 1]].astype(np.int64),
+            matrix.data[matrix.indptr[u] : matrix.indptr[u + 1]],
+        )
+        for u in picks
+    ]
 
     def one(items: np.ndarray, conf: np.ndarray) -> None:
         state = model.fold_in(items, conf)
@@ -152,8 +162,10 @@ def raw_scoring(workdir: Path, customers: int, calls: int) -> dict:
     cores = os.cpu_count() or 1
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(cores), ctx.Queue()
-    procs = [ctx.Process(target=_raw_worker, args=(str(workdir), part, barrier, out))
-             for part in np.array_split(picks, cores)]
+    procs = [
+        ctx.Process(target=_raw_worker, args=(str(workdir), part, barrier, out))
+        for part in np.array_split(picks, cores)
+    ]
     for proc in procs:
         proc.start()
     results = [out.get() for _ in procs]
@@ -161,8 +173,15 @@ def raw_scoring(workdir: Path, customers: int, calls: int) -> dict:
         proc.join()
     wall = max(r[1] for r in results) - min(r[0] for r in results)
     lat = np.concatenate([np.array(r[2]) for r in results]) * 1000
-    return {"requests": calls, "errors": 0, "rps": calls / wall, "cost_ms": wall * 1000 / calls,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "latencies": lat}
+    return {
+        "requests": calls,
+        "errors": 0,
+        "rps": calls / wall,
+        "cost_ms": wall * 1000 / calls,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "latencies": lat,
+    }
 
 
 def bench_family(family: str, workdir: Path, args, workers: int) -> dict:
@@ -179,15 +198,19 @@ def bench_family(family: str, workdir: Path, args, workers: int) -> dict:
         for kind in kinds:
             ports[kind] = bench_serve.free_port()
             servers[kind] = bench_serve.start_server(kind, ports[kind], workers, workdir)
-        paths = {"bare": [f"/bare/{c}" for c in customers], "floor": [f"/floor/{c}" for c in customers],
-                 "ours": [f"/v1/customers/{c}/recommendations?n=10" for c in customers]}
+        paths = {
+            "bare": [f"/bare/{c}" for c in customers],
+            "floor": [f"/floor/{c}" for c in customers],
+            "ours": [f"/v1/customers/{c}/recommendations?n=10" for c in customers],
+        }
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:
             bench_serve.load(ports[kind], paths[kind][:300], args.concurrency, 300, 20, headers)  # warm up
         for _ in range(args.rounds):
             for kind in kinds:
-                rounds[kind].append(bench_serve.load(ports[kind], paths[kind], args.concurrency, args.requests,
-                                                     args.seconds, headers))
+                rounds[kind].append(
+                    bench_serve.load(ports[kind], paths[kind], args.concurrency, args.requests, args.seconds, headers)
+                )
             rounds["raw"].append(raw_scoring(workdir, args.customers, args.requests))
     finally:
         for proc in servers.values():
@@ -229,17 +252,24 @@ def main() -> None:
         products = args.ease_products if family == "ease" else args.products
         r = bench_family(family, args.workdir / f"shop-{products}", args, workers)
         lines.append((family, r))
-        print(f"\n{r['how']}; gunicorn {workers} sync workers; concurrency {args.concurrency}; "
-              f"{os.cpu_count()} cores; {args.rounds} interleaved rounds of {args.requests} requests (median round)")
+        print(
+            f"\n{r['how']}; gunicorn {workers} sync workers; concurrency {args.concurrency}; "
+            f"{os.cpu_count()} cores; {args.rounds} interleaved rounds of {args.requests} requests (median round)"
+        )
         print(f"{'':10}{'req/s':>9}{'cost ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
         for kind in ("ours", "floor", "bare", "raw"):
             k = r[kind]
-            print(f"{kind:10}{k['rps']:>9.0f}{k['cost_ms']:>9.2f}{k['p50']:>9.2f}{k['p99']:>9.2f}{k['errors']:>8}"
-                  f"{k['requests']:>10}")
-        print(f"{family}: ratio ours / (bare + raw) = {r['ratio']:.2f} (target <= 1.25); "
-              f"p99 ours {r['ours']['p99']:.1f} ms; errors {r['ours']['errors']}; floor / (bare + raw) = "
-              f"{r['floor_ratio']:.2f}, ours / floor = {r['ours']['cost_ms'] / r['floor']['cost_ms']:.2f} "
-              f"(the contract's least work: bench_serve.floor_app)", flush=True)
+            print(
+                f"{kind:10}{k['rps']:>9.0f}{k['cost_ms']:>9.2f}{k['p50']:>9.2f}{k['p99']:>9.2f}{k['errors']:>8}"
+                f"{k['requests']:>10}"
+            )
+        print(
+            f"{family}: ratio ours / (bare + raw) = {r['ratio']:.2f} (target <= 1.25); "
+            f"p99 ours {r['ours']['p99']:.1f} ms; errors {r['ours']['errors']}; floor / (bare + raw) = "
+            f"{r['floor_ratio']:.2f}, ours / floor = {r['ours']['cost_ms'] / r['floor']['cost_ms']:.2f} "
+            f"(the contract's least work: bench_serve.floor_app)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

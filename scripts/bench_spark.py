@@ -61,8 +61,8 @@ def make_shop(root: Path, events: int, products: int, seed: int) -> tuple[Path, 
     import pyarrow.compute as pc
 
     from recommender import store
-    from recommender.data import exports
     from recommender.config import load_settings
+    from recommender.data import exports
 
     rng = np.random.default_rng(seed)
     customers = max(events // 25, 100)
@@ -74,8 +74,11 @@ def make_shop(root: Path, events: int, products: int, seed: int) -> tuple[Path, 
     with db.conn:
         db.conn.executemany("INSERT INTO customers (id, created_at) VALUES (?, ?)", ((c, now) for c in cids))
         db.conn.executemany("INSERT INTO products (id, name) VALUES (?, ?)", ((p, p) for p in pids))
-        db.conn.executemany("INSERT INTO consents (customer_id, purpose, granted, updated_at, source) "
-                            "VALUES (?, 'personalization', 1, ?, 'bench')", ((c, now) for c in cids))
+        db.conn.executemany(
+            "INSERT INTO consents (customer_id, purpose, granted, updated_at, source) "
+            "VALUES (?, 'personalization', 1, ?, 'bench')",
+            ((c, now) for c in cids),
+        )
     db.conn.close()
     clusters = 50
     cluster_of = rng.integers(0, clusters, products)
@@ -86,9 +89,16 @@ def make_shop(root: Path, events: int, products: int, seed: int) -> tuple[Path, 
     out.mkdir()
     end = 1_790_000_000  # 2026-09-21
     start = end - 365 * 86400
-    marker = {"layout": exports.LAYOUT, "files": [], "watermark": events, "update_watermark": 0,
-              "customers_file": exports._write_customers(out, "bench", cids), "purpose": "personalization",
-              "event_weights": {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}, "created_at": now}
+    marker = {
+        "layout": exports.LAYOUT,
+        "files": [],
+        "watermark": events,
+        "update_watermark": 0,
+        "customers_file": exports._write_customers(out, "bench", cids),
+        "purpose": "personalization",
+        "event_weights": {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0},
+        "created_at": now,
+    }
     chunk = 2_000_000
     types = np.array(["view", "add_to_cart", "purchase"], dtype=object)
     weights = np.array([1.0, 3.0, 5.0], dtype=np.float32)
@@ -107,16 +117,18 @@ def make_shop(root: Path, events: int, products: int, seed: int) -> tuple[Path, 
         kind = rng.choice(3, size=size, p=[0.7, 0.2, 0.1])
         when = rng.integers(start, end, size)
         months = when.astype("datetime64[s]").astype("datetime64[M]").astype(str)
-        table = pa.table({
-            "event_id": pa.array(np.arange(lo + 1, lo + size + 1, dtype=np.int64)),
-            "customer_id": pa.DictionaryArray.from_arrays(pa.array(user.astype(np.int32)), pa.array(cids)),
-            "product_id": pa.DictionaryArray.from_arrays(pa.array(item.astype(np.int32)), pa.array(pids)),
-            "event_type": pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int16)), pa.array(types.tolist())),
-            "quantity": pa.array(np.ones(size, np.float32)),
-            "weight": pa.array(weights[kind]),
-            "occurred_at": pa.array(when * 1000, pa.timestamp("ms", tz="UTC")),
-            "month": pa.array(months),
-        })
+        table = pa.table(
+            {
+                "event_id": pa.array(np.arange(lo + 1, lo + size + 1, dtype=np.int64)),
+                "customer_id": pa.DictionaryArray.from_arrays(pa.array(user.astype(np.int32)), pa.array(cids)),
+                "product_id": pa.DictionaryArray.from_arrays(pa.array(item.astype(np.int32)), pa.array(pids)),
+                "event_type": pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int16)), pa.array(types.tolist())),
+                "quantity": pa.array(np.ones(size, np.float32)),
+                "weight": pa.array(weights[kind]),
+                "occurred_at": pa.array(when * 1000, pa.timestamp("ms", tz="UTC")),
+                "month": pa.array(months),
+            }
+        )
         for month in sorted(set(months.tolist())):
             part = table.filter(pc.equal(table.column("month"), month))
             marker["files"].append(exports._write_file(out, f"month={month}/part-bench-{n}.parquet", part))
@@ -143,15 +155,28 @@ def executor_times(log_dir: Path) -> dict[str, float]:
 
 def one_size(args: argparse.Namespace, events: int) -> dict:
     from recommender import store
-    from recommender.training import run as training
     from recommender.config import load_settings
+    from recommender.training import run as training
 
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
         # Generated in a process of its own, so the peaks below are the retrain's alone.
-        subprocess.run([sys.executable, __file__, "--generate", str(events), "--root", str(root), "--products",
-                        str(args.products), "--seed", str(args.seed)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                str(events),
+                "--root",
+                str(root),
+                "--products",
+                str(args.products),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+        )
         db_path, export = root / "shop.db", root / "export"
         generated = time.perf_counter() - started
         before_training = rss_peak_mib()
@@ -164,9 +189,14 @@ def one_size(args: argparse.Namespace, events: int) -> dict:
             settings.als.iterations = args.iterations
         if args.regularization:
             settings.als.regularization = args.regularization
-        conf = {"spark.driver.memory": args.driver_memory, "spark.eventLog.enabled": "true",
-                "spark.eventLog.dir": str(log_dir),
-                "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false", "spark.sql.shuffle.partitions": str(args.shuffle_partitions)}
+        conf = {
+            "spark.driver.memory": args.driver_memory,
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": str(log_dir),
+            "spark.eventLog.compress": "false",
+            "spark.eventLog.rolling.enabled": "false",
+            "spark.sql.shuffle.partitions": str(args.shuffle_partitions),
+        }
         options = {"master": args.master, "conf": conf, "interactions_path": str(export)}
         db = store.connect(db_path)
         started = time.perf_counter()
@@ -180,15 +210,23 @@ def one_size(args: argparse.Namespace, events: int) -> dict:
         spark.stop()
         times = executor_times(log_dir)
         return {
-            "events": events, "customers": result.data["customers"], "products": result.data["products"],
-            "pairs": result.data["pairs"], "generate_s": round(generated, 1), "train_wall_s": round(wall, 1),
-            "stages_s": result.seconds, **times,
+            "events": events,
+            "customers": result.data["customers"],
+            "products": result.data["products"],
+            "pairs": result.data["pairs"],
+            "generate_s": round(generated, 1),
+            "train_wall_s": round(wall, 1),
+            "stages_s": result.seconds,
+            **times,
             "driver_python_peak_mib": round(rss_peak_mib(), 1),
             "driver_python_peak_before_training_mib": round(before_training, 1),
             "driver_jvm_peak_rss_mib": round(jvm_peak, 1),
-            "ndcg_model": result.metrics["model"]["ndcg"], "ndcg_popularity": result.metrics["popularity"]["ndcg"],
-            "evaluated_customers": result.metrics["users"], "factors": settings.als.factors,
-            "iterations": settings.als.iterations, "regularization": settings.als.regularization,
+            "ndcg_model": result.metrics["model"]["ndcg"],
+            "ndcg_popularity": result.metrics["popularity"]["ndcg"],
+            "evaluated_customers": result.metrics["users"],
+            "factors": settings.als.factors,
+            "iterations": settings.als.iterations,
+            "regularization": settings.als.regularization,
             "master": args.master,
         }
 
@@ -199,8 +237,12 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--factors", type=int, default=0, help="0: the default ALS settings")
     parser.add_argument("--iterations", type=int, default=0, help="0: the default ALS settings")
-    parser.add_argument("--regularization", type=float, default=0.0,
-                        help="0: the default ALS settings (30, tuned on Online Retail, flattens this sparser shop)")
+    parser.add_argument(
+        "--regularization",
+        type=float,
+        default=0.0,
+        help="0: the default ALS settings (30, tuned on Online Retail, flattens this sparser shop)",
+    )
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
@@ -217,23 +259,46 @@ def main() -> None:
         return
     rows = []
     for events in args.events:
-        child = [sys.executable, __file__, "--one", str(events), "--products", str(args.products),
-                 "--factors", str(args.factors), "--iterations", str(args.iterations),
-                 "--regularization", str(args.regularization), "--master", args.master,
-                 "--driver-memory", args.driver_memory, "--shuffle-partitions", str(args.shuffle_partitions),
-                 "--seed", str(args.seed)]
+        child = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(events),
+            "--products",
+            str(args.products),
+            "--factors",
+            str(args.factors),
+            "--iterations",
+            str(args.iterations),
+            "--regularization",
+            str(args.regularization),
+            "--master",
+            args.master,
+            "--driver-memory",
+            args.driver_memory,
+            "--shuffle-partitions",
+            str(args.shuffle_partitions),
+            "--seed",
+            str(args.seed),
+        ]
         proc = subprocess.run(child, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if proc.returncode != 0:
-            sys.exit(f"Error: the run with {events:,} events failed: "
-                     f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+            sys.exit(
+                f"Error: the run with {events:,} events failed: "
+                f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}"
+            )
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr)
-    print(f"{'events':>12}{'pairs':>12}{'wall s':>9}{'exec run s':>12}{'exec cpu s':>12}{'py peak MiB':>13}"
-          f"{'JVM peak MiB':>14}{'NDCG':>8}{'pop NDCG':>10}")
+    print(
+        f"{'events':>12}{'pairs':>12}{'wall s':>9}{'exec run s':>12}{'exec cpu s':>12}{'py peak MiB':>13}"
+        f"{'JVM peak MiB':>14}{'NDCG':>8}{'pop NDCG':>10}"
+    )
     for r in rows:
-        print(f"{r['events']:>12,}{r['pairs']:>12,}{r['train_wall_s']:>9.1f}{r['executor_run_s']:>12.1f}"
-              f"{r['executor_cpu_s']:>12.1f}{r['driver_python_peak_mib']:>13.1f}{r['driver_jvm_peak_rss_mib']:>14.1f}"
-              f"{r['ndcg_model']:>8.4f}{r['ndcg_popularity']:>10.4f}")
+        print(
+            f"{r['events']:>12,}{r['pairs']:>12,}{r['train_wall_s']:>9.1f}{r['executor_run_s']:>12.1f}"
+            f"{r['executor_cpu_s']:>12.1f}{r['driver_python_peak_mib']:>13.1f}{r['driver_jvm_peak_rss_mib']:>14.1f}"
+            f"{r['ndcg_model']:>8.4f}{r['ndcg_popularity']:>10.4f}"
+        )
 
 
 if __name__ == "__main__":

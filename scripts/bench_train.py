@@ -79,17 +79,24 @@ def make_shop(db_path: Path, customers: int, products: int, interactions: int, s
     batch = 1_000_000
     for start in range(0, interactions, batch):
         stop = min(start + batch, interactions)
-        store.upsert_interactions(db, (
-            (cust_ids[u], prod_ids[i], str(t), 1.0, int(ts))
-            for u, i, t, ts in zip(users[start:stop], items[start:stop], types[start:stop], times[start:stop])
-        ))
+        store.upsert_interactions(
+            db,
+            (
+                (cust_ids[u], prod_ids[i], str(t), 1.0, int(ts))
+                for u, i, t, ts in zip(users[start:stop], items[start:stop], types[start:stop], times[start:stop])
+            ),
+        )
         print(f"  wrote {stop:,} events", file=sys.stderr, flush=True)
     db.conn.close()
 
 
 def run_child(kind: str, db_path: Path, model_dir: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--db", str(db_path), "--model-dir", str(model_dir)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--db", str(db_path), "--model-dir", str(model_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -97,9 +104,9 @@ def child(kind: str, db_path: Path, model_dir: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from recommender import store
+    from recommender.config import load_settings
     from recommender.data import interactions
     from recommender.training import run as training
-    from recommender.config import load_settings
 
     settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": model_dir})
     settings.selection.enabled = kind == "selected"
@@ -109,12 +116,20 @@ def child(kind: str, db_path: Path, model_dir: Path) -> None:
         started = time.perf_counter()
         # "selected" searches every time (--select): the shop's database keeps the last search between runs.
         trained = training.train(db, settings, publish=True, force=True, select=True if kind == "selected" else None)
-        result = {"seconds": time.perf_counter() - started, "stages": trained.seconds,
-                  "ndcg": trained.metrics["model"]["ndcg"], "popularity_ndcg": trained.metrics["popularity"]["ndcg"]}
+        result = {
+            "seconds": time.perf_counter() - started,
+            "stages": trained.seconds,
+            "ndcg": trained.metrics["model"]["ndcg"],
+            "popularity_ndcg": trained.metrics["popularity"]["ndcg"],
+        }
         sel = trained.metrics.get("selection")
         if sel:
-            result.update(chosen=sel["chosen"]["label"], candidates=len(sel["candidates"]),
-                          stopped_early=sel["stopped_early"], skipped=sel["skipped"])
+            result.update(
+                chosen=sel["chosen"]["label"],
+                candidates=len(sel["candidates"]),
+                stopped_early=sel["stopped_early"],
+                skipped=sel["skipped"],
+            )
     else:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -122,9 +137,14 @@ def child(kind: str, db_path: Path, model_dir: Path) -> None:
         matrix = data.matrix(settings.als)
         als = settings.als
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=als.factors, regularization=als.regularization, alpha=1.0,
-                                            iterations=als.iterations, random_state=als.random_state,
-                                            calculate_training_loss=False)
+            model = AlternatingLeastSquares(
+                factors=als.factors,
+                regularization=als.regularization,
+                alpha=1.0,
+                iterations=als.iterations,
+                random_state=als.random_state,
+                calculate_training_loss=False,
+            )
             started = time.perf_counter()
             model.fit(matrix, show_progress=False)
             result = {"seconds": time.perf_counter() - started, "nnz": int(matrix.nnz), "shape": list(matrix.shape)}
@@ -156,8 +176,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recommender-bench-train"))
     parser.add_argument("--no-selection", action="store_true", help="Skip the run with selection on.")
-    parser.add_argument("--scaling", default=None, metavar="N1,N2,...",
-                        help="Measure the selected retrain at these event counts and extrapolate to --interactions.")
+    parser.add_argument(
+        "--scaling",
+        default=None,
+        metavar="N1,N2,...",
+        help="Measure the selected retrain at these event counts and extrapolate to --interactions.",
+    )
     parser.add_argument("--child", choices=["end_to_end", "raw_fit", "selected"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
@@ -172,19 +196,25 @@ def main() -> None:
     db_path = shop(args.workdir, args.customers, args.products, args.interactions, args.seed)
     e2e = run_child("end_to_end", db_path, args.workdir / "models")
     raw = run_child("raw_fit", db_path, args.workdir / "models")
-    print(f"shop: {args.customers:,} customers x {args.products:,} products, {args.interactions:,} events "
-          f"({raw['nnz']:,} pairs), cores: {os.cpu_count()}")
+    print(
+        f"shop: {args.customers:,} customers x {args.products:,} products, {args.interactions:,} events "
+        f"({raw['nnz']:,} pairs), cores: {os.cpu_count()}"
+    )
     print(f"{'':12}{'seconds':>10}{'peak RSS MiB':>14}")
     print(f"{'end_to_end':12}{e2e['seconds']:>10.1f}{e2e['peak_rss_mib']:>14.0f}   stages {e2e['stages']}")
     print(f"{'raw_fit':12}{raw['seconds']:>10.1f}{raw['peak_rss_mib']:>14.0f}")
-    print(f"ratio end_to_end / raw_fit = {e2e['seconds'] / raw['seconds']:.2f} (target <= 1.3); "
-          f"NDCG@10 model {e2e['ndcg']:.4f} vs popularity {e2e['popularity_ndcg']:.4f}")
+    print(
+        f"ratio end_to_end / raw_fit = {e2e['seconds'] / raw['seconds']:.2f} (target <= 1.3); "
+        f"NDCG@10 model {e2e['ndcg']:.4f} vs popularity {e2e['popularity_ndcg']:.4f}"
+    )
     if not args.no_selection:
         sel = run_child("selected", db_path, args.workdir / "models")
         print(f"{'selected':12}{sel['seconds']:>10.1f}{sel['peak_rss_mib']:>14.0f}   stages {sel['stages']}")
-        print(f"retrain ratio selection on / off = {sel['seconds'] / e2e['seconds']:.2f}; chose {sel['chosen']} "
-              f"({sel['candidates']} candidates{', stopped at selection.max_seconds' if sel['stopped_early'] else ''}"
-              f"; skipped {sel['skipped'] or 'none'}); NDCG@10 {sel['ndcg']:.4f} vs {e2e['ndcg']:.4f} without")
+        print(
+            f"retrain ratio selection on / off = {sel['seconds'] / e2e['seconds']:.2f}; chose {sel['chosen']} "
+            f"({sel['candidates']} candidates{', stopped at selection.max_seconds' if sel['stopped_early'] else ''}"
+            f"; skipped {sel['skipped'] or 'none'}); NDCG@10 {sel['ndcg']:.4f} vs {e2e['ndcg']:.4f} without"
+        )
 
 
 def shop(workdir: Path, customers: int, products: int, interactions: int, seed: int) -> Path:
@@ -210,15 +240,20 @@ def scaling(args: argparse.Namespace) -> None:
         plain = run_child("end_to_end", db_path, args.workdir / f"models-{n}")
         sel = run_child("selected", db_path, args.workdir / f"models-{n}")
         rows.append((n, plain["seconds"], sel["seconds"]))
-        print(f"{n:>12,}{plain['seconds']:>10.1f}{sel['seconds']:>12.1f}{sel['seconds'] / plain['seconds']:>8.2f}  "
-              f"{sel['chosen']} ({sel['candidates']} candidates, skipped {sel['skipped'] or 'none'})", flush=True)
+        print(
+            f"{n:>12,}{plain['seconds']:>10.1f}{sel['seconds']:>12.1f}{sel['seconds'] / plain['seconds']:>8.2f}  "
+            f"{sel['chosen']} ({sel['candidates']} candidates, skipped {sel['skipped'] or 'none'})",
+            flush=True,
+        )
     if len(rows) >= 2:
         x = np.log([r[0] for r in rows])
         for name, col in (("plain", 1), ("selected", 2)):
             slope, icept = np.polyfit(x, np.log([r[col] for r in rows]), 1)
             at = float(np.exp(icept + slope * np.log(args.interactions)))
-            print(f"EXTRAPOLATION (not measured): {name} retrain at {args.interactions:,} events ~ {at:,.0f} s "
-                  f"(time ~ events^{slope:.2f} fitted on {len(rows)} sizes)")
+            print(
+                f"EXTRAPOLATION (not measured): {name} retrain at {args.interactions:,} events ~ {at:,.0f} s "
+                f"(time ~ events^{slope:.2f} fitted on {len(rows)} sizes)"
+            )
 
 
 if __name__ == "__main__":

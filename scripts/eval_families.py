@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recommender import store
-from recommender.training import evaluation
-from recommender.models import families
-from recommender.data import interactions  # noqa: E402
 from recommender.config import load_settings  # noqa: E402
+from recommender.data import interactions  # noqa: E402
+from recommender.models import families
+from recommender.training import evaluation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ease-lambda", default="500", help="comma-separated λ values for EASE^R")
     parser.add_argument("--neighbours", default="200", help="comma-separated K values for the item graphs")
     parser.add_argument("--families", default="als,ease,rp3beta,itemknn")
-    parser.add_argument("--blend", default="", help="e.g. als,ease: also score an equal-weight blend of the "
-                        "first fit of each named family")
+    parser.add_argument(
+        "--blend",
+        default="",
+        help="e.g. als,ease: also score an equal-weight blend of the first fit of each named family",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     settings = load_settings(overrides={"db": args.db})
@@ -82,14 +85,21 @@ def main(argv: list[str] | None = None) -> int:
 
         names = args.blend.split(",")
         started = time.perf_counter()
-        report("blend", "+".join(names) + " equal weights", Blend([fitted[n] for n in names], [1.0] * len(names)),
-               started)
+        report(
+            "blend", "+".join(names) + " equal weights", Blend([fitted[n] for n in names], [1.0] * len(names)), started
+        )
     if args.json:
-        print(json.dumps([{"family": n, "config": c, "ndcg": round(v, 6), "seconds": round(t, 2)}
-                          for n, c, v, t in rows], indent=2))
+        print(
+            json.dumps(
+                [{"family": n, "config": c, "ndcg": round(v, 6), "seconds": round(t, 2)} for n, c, v, t in rows],
+                indent=2,
+            )
+        )
     else:
-        print(f"{'popularity':10s} {'':28s} NDCG@{k} {rows[0][2]:.4f}   period={args.period}, "
-              f"{len(split.users)} users, {data.shape[1]} products")
+        print(
+            f"{'popularity':10s} {'':28s} NDCG@{k} {rows[0][2]:.4f}   period={args.period}, "
+            f"{len(split.users)} users, {data.shape[1]} products"
+        )
     return 0
 
 

@@ -28,6 +28,7 @@ Why the data looks the way it does (the structure a model can learn):
   time zones on both sides of the date line, missing birth dates, hidden,
   out-of-stock and expired seasonal products.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,11 @@ import csv
 import gzip
 import io
 import pathlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-UTC = timezone.utc
+UTC = UTC
 HISTORY_START = datetime(2025, 5, 1, tzinfo=UTC)
 HISTORY_END = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 END_DATE = date(2026, 10, 31)
@@ -48,66 +49,107 @@ TARGET_SESSIONS = 11_500  # tuned so the event log lands near 60,000 rows
 
 # category: (product count, median price, price sigma, nouns, consumable)
 CATEGORIES: dict[str, tuple[int, float, float, list[str], bool]] = {
-    "kitchen": (40, 22.0, 0.5, "Mug|Teapot|Chopping Board|Apron|Mixing Bowl|Tea Towel|Cafetière|"
-                "Oven Glove".split("|"), False),
-    "garden": (30, 25.0, 0.6, "Planter|Trowel|Bird Feeder|Watering Can|Seed Tin|Kneeler|"
-               "Lantern".split("|"), False),
-    "toys": (35, 20.0, 0.5, "Wooden Train|Jigsaw|Plush Fox|Stacking Blocks|Kite|Puppet|"
-             "Board Game".split("|"), False),
-    "books": (40, 12.0, 0.3, "Cookbook|Field Guide|Notecard Set|Poetry Anthology|Atlas|"
-              "Puzzle Book|Journal".split("|"), False),
-    "jewellery": (30, 45.0, 0.6, "Pendant|Bangle|Stud Earrings|Charm Bracelet|Ring|"
-                  "Locket".split("|"), False),
-    "candles": (30, 18.0, 0.35, "Soy Candle|Tealight Set|Reed Diffuser|Pillar Candle|Wax Melts|"
-                "Travel Candle".split("|"), True),
-    "stationery": (35, 6.0, 0.4, "Notebook|Pen Set|Washi Tape|Planner|Greeting Card|Sticky Notes|"
-                   "Pencil Case".split("|"), False),
-    "beauty": (35, 16.0, 0.4, "Hand Cream|Lip Balm|Bath Salts|Face Mist|Soap Bar|Body Oil|"
-               "Bath Bomb".split("|"), True),
-    "home-decor": (35, 30.0, 0.5, "Cushion|Throw|Vase|Photo Frame|Wall Print|Doorstop|"
-                   "Trinket Dish".split("|"), False),
-    "electronics": (30, 60.0, 0.6, "Bluetooth Speaker|Desk Lamp|Power Bank|Earbuds|Alarm Clock|"
-                    "Charging Stand".split("|"), False),
-    "sports": (30, 35.0, 0.5, "Yoga Mat|Water Bottle|Gym Bag|Skipping Rope|Resistance Band|"
-               "Running Cap".split("|"), False),
-    "pet-supplies": (30, 14.0, 0.5, "Dog Treats|Cat Toy|Pet Bed|Lead|Food Bowl|Grooming Brush|"
-                     "Catnip Pouch".split("|"), True),
+    "kitchen": (
+        40,
+        22.0,
+        0.5,
+        "Mug|Teapot|Chopping Board|Apron|Mixing Bowl|Tea Towel|Cafetière|Oven Glove".split("|"),
+        False,
+    ),
+    "garden": (30, 25.0, 0.6, "Planter|Trowel|Bird Feeder|Watering Can|Seed Tin|Kneeler|Lantern".split("|"), False),
+    "toys": (35, 20.0, 0.5, "Wooden Train|Jigsaw|Plush Fox|Stacking Blocks|Kite|Puppet|Board Game".split("|"), False),
+    "books": (
+        40,
+        12.0,
+        0.3,
+        "Cookbook|Field Guide|Notecard Set|Poetry Anthology|Atlas|Puzzle Book|Journal".split("|"),
+        False,
+    ),
+    "jewellery": (30, 45.0, 0.6, "Pendant|Bangle|Stud Earrings|Charm Bracelet|Ring|Locket".split("|"), False),
+    "candles": (
+        30,
+        18.0,
+        0.35,
+        "Soy Candle|Tealight Set|Reed Diffuser|Pillar Candle|Wax Melts|Travel Candle".split("|"),
+        True,
+    ),
+    "stationery": (
+        35,
+        6.0,
+        0.4,
+        "Notebook|Pen Set|Washi Tape|Planner|Greeting Card|Sticky Notes|Pencil Case".split("|"),
+        False,
+    ),
+    "beauty": (35, 16.0, 0.4, "Hand Cream|Lip Balm|Bath Salts|Face Mist|Soap Bar|Body Oil|Bath Bomb".split("|"), True),
+    "home-decor": (35, 30.0, 0.5, "Cushion|Throw|Vase|Photo Frame|Wall Print|Doorstop|Trinket Dish".split("|"), False),
+    "electronics": (
+        30,
+        60.0,
+        0.6,
+        "Bluetooth Speaker|Desk Lamp|Power Bank|Earbuds|Alarm Clock|Charging Stand".split("|"),
+        False,
+    ),
+    "sports": (
+        30,
+        35.0,
+        0.5,
+        "Yoga Mat|Water Bottle|Gym Bag|Skipping Rope|Resistance Band|Running Cap".split("|"),
+        False,
+    ),
+    "pet-supplies": (
+        30,
+        14.0,
+        0.5,
+        "Dog Treats|Cat Toy|Pet Bed|Lead|Food Bowl|Grooming Brush|Catnip Pouch".split("|"),
+        True,
+    ),
 }
-ADJECTIVES = ("Ceramic Classic Handmade Organic Vintage Scandi Rustic Deluxe Mini Linen Bamboo "
-              "Recycled Cosy Botanical").split()
-COLOURS = ("Sage Navy Mustard Blush Charcoal Ivory Terracotta Teal Lilac Forest Oat Coral Slate "
-           "Plum").split()
+ADJECTIVES = (
+    "Ceramic Classic Handmade Organic Vintage Scandi Rustic Deluxe Mini Linen Bamboo Recycled Cosy Botanical"
+).split()
+COLOURS = ("Sage Navy Mustard Blush Charcoal Ivory Terracotta Teal Lilac Forest Oat Coral Slate Plum").split()
 
 # segment: ({category: weight}, share of customers)
 SEGMENTS: list[tuple[dict[str, float], float]] = [
-    ({"kitchen": 0.6, "home-decor": 0.25, "candles": 0.15}, 0.14),   # home cook
-    ({"garden": 0.7, "home-decor": 0.3}, 0.10),                      # gardener
-    ({"toys": 0.6, "books": 0.25, "stationery": 0.15}, 0.12),        # young family
-    ({"books": 0.65, "stationery": 0.2, "candles": 0.15}, 0.10),     # bookworm
-    ({"beauty": 0.55, "candles": 0.3, "jewellery": 0.15}, 0.12),     # pamper
-    ({"electronics": 0.75, "sports": 0.25}, 0.08),                   # gadget fan
-    ({"pet-supplies": 0.8, "garden": 0.2}, 0.10),                    # pet owner
-    ({"sports": 0.6, "beauty": 0.2, "electronics": 0.2}, 0.08),      # active
+    ({"kitchen": 0.6, "home-decor": 0.25, "candles": 0.15}, 0.14),  # home cook
+    ({"garden": 0.7, "home-decor": 0.3}, 0.10),  # gardener
+    ({"toys": 0.6, "books": 0.25, "stationery": 0.15}, 0.12),  # young family
+    ({"books": 0.65, "stationery": 0.2, "candles": 0.15}, 0.10),  # bookworm
+    ({"beauty": 0.55, "candles": 0.3, "jewellery": 0.15}, 0.12),  # pamper
+    ({"electronics": 0.75, "sports": 0.25}, 0.08),  # gadget fan
+    ({"pet-supplies": 0.8, "garden": 0.2}, 0.10),  # pet owner
+    ({"sports": 0.6, "beauty": 0.2, "electronics": 0.2}, 0.08),  # active
     ({"jewellery": 0.5, "candles": 0.25, "home-decor": 0.25}, 0.09),  # gift giver
-    ({"stationery": 0.6, "books": 0.25, "electronics": 0.15}, 0.07), # student / crafter
+    ({"stationery": 0.6, "books": 0.25, "electronics": 0.15}, 0.07),  # student / crafter
 ]
 TIMEZONES: list[tuple[str, int, float]] = [  # name, approx UTC offset (h), share
-    ("Europe/London", 0, 0.58), ("Europe/Paris", 1, 0.08), ("Europe/Berlin", 1, 0.05),
-    ("Europe/Dublin", 0, 0.04), ("America/New_York", -5, 0.07), ("America/Chicago", -6, 0.02),
-    ("America/Los_Angeles", -8, 0.04), ("Asia/Tokyo", 9, 0.03), ("Australia/Sydney", 10, 0.04),
-    ("Pacific/Auckland", 12, 0.015), ("Pacific/Kiritimati", 14, 0.004),
-    ("Pacific/Honolulu", -10, 0.006), ("Pacific/Pago_Pago", -11, 0.004),
+    ("Europe/London", 0, 0.58),
+    ("Europe/Paris", 1, 0.08),
+    ("Europe/Berlin", 1, 0.05),
+    ("Europe/Dublin", 0, 0.04),
+    ("America/New_York", -5, 0.07),
+    ("America/Chicago", -6, 0.02),
+    ("America/Los_Angeles", -8, 0.04),
+    ("Asia/Tokyo", 9, 0.03),
+    ("Australia/Sydney", 10, 0.04),
+    ("Pacific/Auckland", 12, 0.015),
+    ("Pacific/Kiritimati", 14, 0.004),
+    ("Pacific/Honolulu", -10, 0.006),
+    ("Pacific/Pago_Pago", -11, 0.004),
 ]
-DATE_LINE_ZONES = ["Pacific/Auckland", "Pacific/Kiritimati", "Pacific/Honolulu",
-                   "Pacific/Pago_Pago"]
-FIRST_NAMES = ("Olivia Amelia Isla Ava Mia Grace Freya Lily Sophie Emily Chloe Ella Ruby Zara "
-               "Priya Aisha Hannah Megan Lucy Niamh Oliver George Harry Noah Jack Leo Arthur Oscar "
-               "Charlie Jacob Thomas James William Samuel Daniel Mohammed Rohan Ethan Callum "
-               "Finn").split()
-LAST_NAMES = ("Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Robinson Wright "
-              "Thompson Evans Walker White Roberts Green Hall Wood Jackson Clarke Khan Hughes "
-              "Edwards Turner Murphy O'Connor Singh Baker Price Morgan Bennett Ng Kowalski Fraser "
-              "Campbell Ali Shaw Lloyd Ellis").split()
+DATE_LINE_ZONES = ["Pacific/Auckland", "Pacific/Kiritimati", "Pacific/Honolulu", "Pacific/Pago_Pago"]
+FIRST_NAMES = (
+    "Olivia Amelia Isla Ava Mia Grace Freya Lily Sophie Emily Chloe Ella Ruby Zara "
+    "Priya Aisha Hannah Megan Lucy Niamh Oliver George Harry Noah Jack Leo Arthur Oscar "
+    "Charlie Jacob Thomas James William Samuel Daniel Mohammed Rohan Ethan Callum "
+    "Finn"
+).split()
+LAST_NAMES = (
+    "Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Robinson Wright "
+    "Thompson Evans Walker White Roberts Green Hall Wood Jackson Clarke Khan Hughes "
+    "Edwards Turner Murphy O'Connor Singh Baker Price Morgan Bennett Ng Kowalski Fraser "
+    "Campbell Ali Shaw Lloyd Ellis"
+).split()
 
 
 def _iso(ts: int) -> str:
@@ -158,8 +200,7 @@ def _make_products(rng: np.random.Generator) -> list[dict]:
                     break
             price = max(1.0, np.round(median * np.exp(rng.normal(0, sigma)) * 2) / 2) - 0.01
             stock = 0 if rng.random() < 0.05 else int(min(500, max(1, rng.lognormal(2.8, 1.2))))
-            products.append({"name": name, "category": cat, "price": f"{price:.2f}",
-                             "in_stock": stock})
+            products.append({"name": name, "category": cat, "price": f"{price:.2f}", "in_stock": stock})
     order = rng.permutation(len(products))  # ids are not grouped by category
     products = [products[i] for i in order]
     for i, p in enumerate(products):
@@ -168,8 +209,20 @@ def _make_products(rng: np.random.Generator) -> list[dict]:
         p["available_until"] = ""
     for i in rng.choice(len(products), 8, replace=False):
         products[i]["hidden"] = 1
-    ends = ["2025-09-30", "2025-12-31", "2026-01-06", "2026-02-15", "2026-03-31", "2026-06-30",
-            "2026-08-31", "2026-11-30", "2026-12-24", "2026-12-31", "2027-01-31", "2027-03-31"]
+    ends = [
+        "2025-09-30",
+        "2025-12-31",
+        "2026-01-06",
+        "2026-02-15",
+        "2026-03-31",
+        "2026-06-30",
+        "2026-08-31",
+        "2026-11-30",
+        "2026-12-24",
+        "2026-12-31",
+        "2027-01-31",
+        "2027-03-31",
+    ]
     for i, end in zip(rng.choice(len(products), len(ends), replace=False), ends):
         products[i]["available_until"] = end
     return products
@@ -202,9 +255,17 @@ def _make_customers(rng: np.random.Generator) -> list[dict]:
         birth: date | None = END_DATE - timedelta(age_days)
         if rng.random() < 0.08:
             birth = None
-        customers.append({"id": f"C{i + 1:04d}", "email": f"{local}.{i + 1}@example.com",
-                          "name": f"{first} {last}", "birth": birth, "anniv": None,
-                          "timezone": str(tzs[i]), "created": created[i]})
+        customers.append(
+            {
+                "id": f"C{i + 1:04d}",
+                "email": f"{local}.{i + 1}@example.com",
+                "name": f"{first} {last}",
+                "birth": birth,
+                "anniv": None,
+                "timezone": str(tzs[i]),
+                "created": created[i],
+            }
+        )
     with_birth = [c for c in customers if c["birth"] is not None]
     for k in rng.choice(len(with_birth), 6, replace=False):  # leap-day birthdays
         with_birth[k]["birth"] = date(int(rng.choice(range(1952, 2005, 4))), 2, 29)
@@ -224,14 +285,12 @@ def _make_customers(rng: np.random.Generator) -> list[dict]:
     return customers
 
 
-def _make_interactions(rng: np.random.Generator, customers: list[dict],
-                       products: list[dict]) -> list[tuple]:
+def _make_interactions(rng: np.random.Generator, customers: list[dict], products: list[dict]) -> list[tuple]:
     pids = np.array([p["id"] for p in products])
     cat_names = list(CATEGORIES)
-    cat_items = {c: np.array([i for i, p in enumerate(products) if p["category"] == c])
-                 for c in cat_names}
+    cat_items = {c: np.array([i for i, p in enumerate(products) if p["category"] == c]) for c in cat_names}
     base = np.zeros(len(products))
-    for c, items in cat_items.items():  # Zipf-like popularity inside each category
+    for items in cat_items.values():  # Zipf-like popularity inside each category
         base[items[rng.permutation(len(items))]] = 1.0 / np.arange(1, len(items) + 1) ** 1.05
     cat_pop = np.array([base[cat_items[c]].sum() * CATEGORIES[c][0] for c in cat_names])
     explore_cat_cdf = _cdf(cat_pop)
@@ -248,13 +307,18 @@ def _make_interactions(rng: np.random.Generator, customers: list[dict],
             per[c] = _cdf(base[cat_items[c]] * np.where(liked, 9.0, 1.0))
         seg_item_cdf.append(per)
     consumable = np.array([CATEGORIES[p["category"]][4] for p in products])
-    expiry = np.array([_epoch(datetime.fromisoformat(p["available_until"] + "T23:59:59+00:00"))
-                       if p["available_until"] else 2**40 for p in products])
+    expiry = np.array(
+        [
+            _epoch(datetime.fromisoformat(p["available_until"] + "T23:59:59+00:00")) if p["available_until"] else 2**40
+            for p in products
+        ]
+    )
 
     days = _days(HISTORY_START.date(), END_DATE + timedelta(1))
     dw = _day_weights(days)
-    hour_w = np.array([1, .5, .3, .2, .2, .3, .8, 1.5, 2, 2.2, 2.4, 2.6, 3.2, 3, 2.6, 2.4, 2.4, 2.8,
-                       3.4, 4, 4.2, 3.8, 2.6, 1.6])
+    hour_w = np.array(
+        [1, 0.5, 0.3, 0.2, 0.2, 0.3, 0.8, 1.5, 2, 2.2, 2.4, 2.6, 3.2, 3, 2.6, 2.4, 2.4, 2.8, 3.4, 4, 4.2, 3.8, 2.6, 1.6]
+    )
     hour_cdf = _cdf(hour_w)
     tz_off = {t[0]: t[1] for t in TIMEZONES}
     h0, end_ts = _epoch(HISTORY_START), _epoch(HISTORY_END)
@@ -265,7 +329,7 @@ def _make_interactions(rng: np.random.Generator, customers: list[dict],
     # engagement fades with time since signup but never disappears
     lag = [max(0, (h0 - c["created"]) // 86400) for c in customers]  # signed up before history
     fade = 0.45 + 0.55 * np.exp(-np.arange(len(days) + max(lag)) / 300.0)
-    active = np.array([(dw[f:] * fade[g: g + len(days) - f]).sum() for f, g in zip(first_day, lag)])
+    active = np.array([(dw[f:] * fade[g : g + len(days) - f]).sum() for f, g in zip(first_day, lag)])
     rates = rng.lognormal(0.0, 1.25, len(customers)) * active
     floor = 0.7  # most customers come back at least once
     scaled = floor + rates * (TARGET_SESSIONS - floor * len(customers)) / rates.sum()
@@ -278,7 +342,7 @@ def _make_interactions(rng: np.random.Generator, customers: list[dict],
         fav_cats = [cats[_draw(rng, ccdf)] for _ in range(4)]  # a few personal favourites
         favs = [int(cat_items[c][_draw(rng, seg_item_cdf[seg][c])]) for c in fav_cats]
         f0 = first_day[ci]
-        sub_cdf = _cdf(dw[f0:] * fade[lag[ci]: lag[ci] + len(days) - f0])
+        sub_cdf = _cdf(dw[f0:] * fade[lag[ci] : lag[ci] + len(days) - f0])
         starts = []
         for _ in range(n_sessions[ci]):
             day = f0 + _draw(rng, sub_cdf)
@@ -339,8 +403,7 @@ def _make_interactions(rng: np.random.Generator, customers: list[dict],
     # nothing after the end of history, nothing for a seasonal item after it expired
     events = [e for e in events if e[0] <= min(end_ts, expiry[e[3]])]
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    return [(customers[ci]["id"], str(pids[item]), kind, qty, _iso(ts))
-            for ts, ci, _, item, kind, qty in events]
+    return [(customers[ci]["id"], str(pids[item]), kind, qty, _iso(ts)) for ts, ci, _, item, kind, qty in events]
 
 
 def _make_consents(rng: np.random.Generator, customers: list[dict]) -> list[tuple]:
@@ -383,13 +446,13 @@ History covers 2025-05-01 to 2026-10-31T23:59:59Z. Timestamps are ISO 8601 UTC
 (`YYYY-MM-DDTHH:MM:SSZ`), dates are `YYYY-MM-DD`, empty cells mean "unknown/none".
 All files are UTF-8 CSV with a header row and `\\n` line endings.
 
-- `customers.csv` ({counts['customers.csv']} rows): id, email, name, birth_date,
+- `customers.csv` ({counts["customers.csv"]} rows): id, email, name, birth_date,
   anniversary_date, timezone (IANA name), created_at.
-- `products.csv` ({counts['products.csv']} rows): id, name, category, price (2 decimals),
+- `products.csv` ({counts["products.csv"]} rows): id, name, category, price (2 decimals),
   in_stock (units, 0 = out of stock), hidden (0/1), available_until (date or empty).
-- `interactions.csv.gz` ({counts['interactions.csv.gz']} rows): customer_id, product_id,
+- `interactions.csv.gz` ({counts["interactions.csv.gz"]} rows): customer_id, product_id,
   event_type (view / add_to_cart / purchase), quantity (>= 1), occurred_at.
-- `consents.csv` ({counts['consents.csv']} rows): customer_id, purpose (personalization /
+- `consents.csv` ({counts["consents.csv"]} rows): customer_id, purpose (personalization /
   marketing), granted (true / false), updated_at, source (signup / preference_centre /
   checkout).
 
@@ -420,24 +483,34 @@ def generate(out_dir: pathlib.Path, seed: int = 42) -> dict[str, int]:
     files = {
         "customers.csv": _csv_bytes(
             ["id", "email", "name", "birth_date", "anniversary_date", "timezone", "created_at"],
-            [(c["id"], c["email"], c["name"], fmt(c["birth"]), fmt(c["anniv"]), c["timezone"],
-              _iso(c["created"])) for c in customers]),
+            [
+                (c["id"], c["email"], c["name"], fmt(c["birth"]), fmt(c["anniv"]), c["timezone"], _iso(c["created"]))
+                for c in customers
+            ],
+        ),
         "products.csv": _csv_bytes(
             ["id", "name", "category", "price", "in_stock", "hidden", "available_until"],
-            [(p["id"], p["name"], p["category"], p["price"], p["in_stock"], p["hidden"],
-              p["available_until"]) for p in products]),
-        "consents.csv": _csv_bytes(
-            ["customer_id", "purpose", "granted", "updated_at", "source"], consents),
+            [
+                (p["id"], p["name"], p["category"], p["price"], p["in_stock"], p["hidden"], p["available_until"])
+                for p in products
+            ],
+        ),
+        "consents.csv": _csv_bytes(["customer_id", "purpose", "granted", "updated_at", "source"], consents),
     }
-    counts = {"customers.csv": len(customers), "products.csv": len(products),
-              "interactions.csv.gz": len(interactions), "consents.csv": len(consents)}
+    counts = {
+        "customers.csv": len(customers),
+        "products.csv": len(products),
+        "interactions.csv.gz": len(interactions),
+        "consents.csv": len(consents),
+    }
     for name, data in files.items():
         (out_dir / name).write_bytes(data)
-    raw = _csv_bytes(["customer_id", "product_id", "event_type", "quantity", "occurred_at"],
-                     interactions)
-    with open(out_dir / "interactions.csv.gz", "wb") as f:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
-            gz.write(raw)
+    raw = _csv_bytes(["customer_id", "product_id", "event_type", "quantity", "occurred_at"], interactions)
+    with (
+        open(out_dir / "interactions.csv.gz", "wb") as f,
+        gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz,
+    ):
+        gz.write(raw)
     (out_dir / "README.md").write_text(_readme(counts, seed), encoding="utf-8", newline="\n")
     return counts
 
@@ -445,12 +518,18 @@ def generate(out_dir: pathlib.Path, seed: int = 42) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: generate the files and print one line per file."""
     default_out = pathlib.Path(__file__).resolve().parent.parent / "sample_data"
-    parser = argparse.ArgumentParser(description="Generate deterministic synthetic shop data "
-                                     "(customers, products, interactions, consents).")
-    parser.add_argument("--seed", type=int, default=42,
-                        help="random seed; the same seed gives byte-identical files (default 42)")
-    parser.add_argument("--out", type=pathlib.Path, default=default_out,
-                        help="output directory (default: sample_data/ at the repository root)")
+    parser = argparse.ArgumentParser(
+        description="Generate deterministic synthetic shop data (customers, products, interactions, consents)."
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed; the same seed gives byte-identical files (default 42)"
+    )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=default_out,
+        help="output directory (default: sample_data/ at the repository root)",
+    )
     args = parser.parse_args(argv)
     counts = generate(args.out, args.seed)
     for name, rows in counts.items():

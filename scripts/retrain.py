@@ -17,10 +17,10 @@ import json
 import sys
 
 from recommender import store
-from recommender.data import bulk
-from recommender.training import run as training
 from recommender.config import load_settings
+from recommender.data import bulk
 from recommender.errors import GateRefused, RecommenderError
+from recommender.training import run as training
 
 EXIT_REFUSED = 3
 

@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLite database [default: $RECOMMENDER_DB or ./recommender.db]")
     parser.add_argument("--config", help="TOML settings file")
-    parser.add_argument("--occasion", choices=["birthday", "anniversary", "winback", "second_purchase", "thank_you",
-                                               "all", "lifecycle", "every"], default="all")
+    parser.add_argument(
+        "--occasion",
+        choices=["birthday", "anniversary", "winback", "second_purchase", "thank_you", "all", "lifecycle", "every"],
+        default="all",
+    )
     parser.add_argument("--date", help="Run date YYYY-MM-DD, read as 12:00 UTC [default: now]")
     parser.add_argument("--at", help="Run at this ISO 8601 instant instead")
     parser.add_argument("--days-ahead", type=int, default=7)
@@ -40,11 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, overrides={"db": args.db} if args.db else None)
-        request = campaigns.CampaignRequest(occasion=args.occasion, date=args.date, at=args.at,
-                                            days_ahead=args.days_ahead, items=args.items,
-                                            max_per_product=args.max_per_product)
-        result = campaigns.run(store.connect(settings.db), settings, request, dry_run=args.dry_run, out=args.out,
-                               force=args.force)
+        request = campaigns.CampaignRequest(
+            occasion=args.occasion,
+            date=args.date,
+            at=args.at,
+            days_ahead=args.days_ahead,
+            items=args.items,
+            max_per_product=args.max_per_product,
+        )
+        result = campaigns.run(
+            store.connect(settings.db), settings, request, dry_run=args.dry_run, out=args.out, force=args.force
+        )
     except RecommenderError as exc:
         print(json.dumps({"status": "error", "reason": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)

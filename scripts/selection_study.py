@@ -53,12 +53,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from recommender import store
-from recommender.training import evaluation
-from recommender.data import interactions
-from recommender.training import recipes  # noqa: E402
 from recommender.config import Settings, load_settings  # noqa: E402
+from recommender.data import interactions
 from recommender.models.engines import get_engine  # noqa: E402
 from recommender.models.families.blend import Blend  # noqa: E402
+from recommender.training import (
+    evaluation,
+    recipes,  # noqa: E402
+)
 
 
 def per_user_ndcg(top: np.ndarray, split: evaluation.Split, k: int) -> np.ndarray:
@@ -67,9 +69,9 @@ def per_user_ndcg(top: np.ndarray, split: evaluation.Split, k: int) -> np.ndarra
     rel = split.relevant
     out = np.zeros(len(split.users))
     for row, user in enumerate(split.users):
-        items = rel.indices[rel.indptr[user]:rel.indptr[user + 1]]
+        items = rel.indices[rel.indptr[user] : rel.indptr[user + 1]]
         hits = np.isin(top[row, :k], items) & (top[row, :k] >= 0)
-        out[row] = discounts[hits].sum() / discounts[:min(len(items), k)].sum()
+        out[row] = discounts[hits].sum() / discounts[: min(len(items), k)].sum()
     return out
 
 
@@ -100,26 +102,59 @@ def panel(base: Settings, quick: bool) -> tuple[list[tuple[str, str, Settings]],
     ks = (50, 200, 800) if quick else (50, 200, 800, 1600)
     for hl in (7.0, 14.0):
         for k in ks:
-            singles.append((f"rp3 K{k} a.5 b.6 hl{hl:g}", "rp3beta", variant(
-                base, **{"als.half_life_days": hl, "itemgraph.method": "rp3beta", "itemgraph.neighbours": k,
-                         "itemgraph.alpha": 0.5, "itemgraph.beta": 0.6})))
+            singles.append(
+                (
+                    f"rp3 K{k} a.5 b.6 hl{hl:g}",
+                    "rp3beta",
+                    variant(
+                        base,
+                        **{
+                            "als.half_life_days": hl,
+                            "itemgraph.method": "rp3beta",
+                            "itemgraph.neighbours": k,
+                            "itemgraph.alpha": 0.5,
+                            "itemgraph.beta": 0.6,
+                        },
+                    ),
+                )
+            )
     for k, hl in ((200, 7.0), (200, 0.0), (800, 0.0)):
-        singles.append((f"rp3 K{k} a1 b.3 hl{hl:g}", "rp3beta", variant(
-            base, **{"als.half_life_days": hl, "itemgraph.method": "rp3beta", "itemgraph.neighbours": k,
-                     "itemgraph.alpha": 1.0, "itemgraph.beta": 0.3})))
+        singles.append(
+            (
+                f"rp3 K{k} a1 b.3 hl{hl:g}",
+                "rp3beta",
+                variant(
+                    base,
+                    **{
+                        "als.half_life_days": hl,
+                        "itemgraph.method": "rp3beta",
+                        "itemgraph.neighbours": k,
+                        "itemgraph.alpha": 1.0,
+                        "itemgraph.beta": 0.3,
+                    },
+                ),
+            )
+        )
     for k, hl in ((12, 30.0), (200, 14.0)):
-        singles.append((f"knn K{k} hl{hl:g}", "itemknn", variant(
-            base, **{"als.half_life_days": hl, "itemgraph.method": "itemknn", "itemgraph.neighbours": k})))
-    blends = [("blend als+ease hl7", ["als hl7", "ease 10x hl7"]),
-              ("blend als+rp3 K50 hl7", ["als hl7", "rp3 K50 a.5 b.6 hl7"]),
-              ("blend als+rp3 K800 hl7", ["als hl7", "rp3 K800 a.5 b.6 hl7"]),
-              ("blend ease+rp3 K800 hl7", ["ease 10x hl7", "rp3 K800 a.5 b.6 hl7"]),
-              ("blend als+ease+rp3 K800 hl7", ["als hl7", "ease 10x hl7", "rp3 K800 a.5 b.6 hl7"]),
-              ("blend als+ease hl14", ["als hl14", "ease 10x hl14"]),
-              ("blend als+ease hl0", ["als hl0", "ease 10x hl0"]),
-              ("blend als+rp3 K800 hl0", ["als hl0", "rp3 K800 a1 b.3 hl0"]),
-              ("blend als+ease+rp3 K800 hl0", ["als hl0", "ease 10x hl0", "rp3 K800 a1 b.3 hl0"]),
-              ("blend als+ease+rp3 K800 hl14", ["als hl14", "ease 10x hl14", "rp3 K800 a.5 b.6 hl14"])]
+        singles.append(
+            (
+                f"knn K{k} hl{hl:g}",
+                "itemknn",
+                variant(base, **{"als.half_life_days": hl, "itemgraph.method": "itemknn", "itemgraph.neighbours": k}),
+            )
+        )
+    blends = [
+        ("blend als+ease hl7", ["als hl7", "ease 10x hl7"]),
+        ("blend als+rp3 K50 hl7", ["als hl7", "rp3 K50 a.5 b.6 hl7"]),
+        ("blend als+rp3 K800 hl7", ["als hl7", "rp3 K800 a.5 b.6 hl7"]),
+        ("blend ease+rp3 K800 hl7", ["ease 10x hl7", "rp3 K800 a.5 b.6 hl7"]),
+        ("blend als+ease+rp3 K800 hl7", ["als hl7", "ease 10x hl7", "rp3 K800 a.5 b.6 hl7"]),
+        ("blend als+ease hl14", ["als hl14", "ease 10x hl14"]),
+        ("blend als+ease hl0", ["als hl0", "ease 10x hl0"]),
+        ("blend als+rp3 K800 hl0", ["als hl0", "rp3 K800 a1 b.3 hl0"]),
+        ("blend als+ease+rp3 K800 hl0", ["als hl0", "ease 10x hl0", "rp3 K800 a1 b.3 hl0"]),
+        ("blend als+ease+rp3 K800 hl14", ["als hl14", "ease 10x hl14", "rp3 K800 a.5 b.6 hl14"]),
+    ]
     return singles, blends
 
 
@@ -136,12 +171,12 @@ def splits(data: interactions.Interactions, settings: Settings, als: Any) -> dic
     period = data.time < test_cut
     out = {"test": evaluation.temporal_split(data, als, ev)}
     for q in (0.7, 0.8, 0.9):
-        out[f"q{q:g}"] = evaluation.temporal_split(data, als, dataclasses.replace(ev, cut_quantile=q),
-                                                   base_mask=period)
+        out[f"q{q:g}"] = evaluation.temporal_split(data, als, dataclasses.replace(ev, cut_quantile=q), base_mask=period)
     window = int(data.time.max()) - test_cut
     share = float(np.mean(data.time[period] < test_cut - window))
-    out["window"] = evaluation.temporal_split(data, als, dataclasses.replace(ev, cut_quantile=max(share, 0.05)),
-                                              base_mask=period)
+    out["window"] = evaluation.temporal_split(
+        data, als, dataclasses.replace(ev, cut_quantile=max(share, 0.05)), base_mask=period
+    )
     return out
 
 
@@ -186,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 if family == "ease":
                     lam = s.selection.ease_scales[0] * recipes.mean_gram_diagonal(split.train)
                     fs = variant(s, **{"ease.regularization": float(lam)})
-                model = recipes.fit(recipes.Recipe(family, fs), split.train, list(data.user_ids),
-                                    list(data.item_ids), fitter=fitter)
+                model = recipes.fit(
+                    recipes.Recipe(family, fs), split.train, list(data.user_ids), list(data.item_ids), fitter=fitter
+                )
                 top = model.batch_recommend(split.users, split.train[split.users], k)
                 scores[label][name] = per_user_ndcg(top, split, k)
                 if any(label in parts for _, parts in blends):
@@ -198,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                     test = by_hl[hl]["test"]
                     top = model.batch_recommend(test.users, test.train[test.users], k)
                     diag["no_refit"][label] = round(float(per_user_ndcg(top, test, k).mean()), 4)
-            print(f"  {label}: " + " ".join(f"{n} {v.mean():.4f}" for n, v in scores[label].items()),
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"  {label}: " + " ".join(f"{n} {v.mean():.4f}" for n, v in scores[label].items()),
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
         for label, parts in blends:
             scores[label] = {}
             for name in scores[parts[0]]:
@@ -209,10 +248,15 @@ def main(argv: list[str] | None = None) -> int:
                 scores[label][name] = per_user_ndcg(top, split, k)
             print(f"  {label}: " + " ".join(f"{n} {v.mean():.4f}" for n, v in scores[label].items()), flush=True)
     any_hl = next(iter(by_hl.values()))
-    diag["splits"] = {name: {"users": int(len(sp_.users)), "cut_time": int(sp_.cut_time),
-                             "mean_history": round(float(np.diff(sp_.train.indptr)[sp_.users].mean()), 2),
-                             "mean_relevant": round(float(np.diff(sp_.relevant.indptr)[sp_.users].mean()), 2)}
-                      for name, sp_ in any_hl.items()}
+    diag["splits"] = {
+        name: {
+            "users": len(sp_.users),
+            "cut_time": int(sp_.cut_time),
+            "mean_history": round(float(np.diff(sp_.train.indptr)[sp_.users].mean()), 2),
+            "mean_relevant": round(float(np.diff(sp_.relevant.indptr)[sp_.users].mean()), 2),
+        }
+        for name, sp_ in any_hl.items()
+    }
     report = summarise(scores, [lab for lab, _ in blends])
     report["diagnostics"] = diag
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -236,8 +280,12 @@ def summarise(scores: dict[str, dict[str, np.ndarray]], blend_labels: list[str])
     for design, folds in DESIGNS.items():
         val = {lab: float(np.mean([scores[lab][f].mean() for f in folds])) for lab in labels}
         best = max(labels, key=lambda lab: val[lab])
-        entry = {"validation": val, "spearman": spearman([val[x] for x in labels], [test[x] for x in labels]),
-                 "choice": best, "choice_test": test[best]}
+        entry = {
+            "validation": val,
+            "spearman": spearman([val[x] for x in labels], [test[x] for x in labels]),
+            "choice": best,
+            "choice_test": test[best],
+        }
         # Tie rule: paired SE of the fold-averaged per-customer difference (folds' SEs combined).
         tied = []
         for lab in labels:
@@ -254,8 +302,7 @@ def summarise(scores: dict[str, dict[str, np.ndarray]], blend_labels: list[str])
             f = lab.split()[0] if not lab.startswith("blend") else "blend"
             if f not in fams or val[lab] > val[fams[f]]:
                 fams[f] = lab
-        entry["family_best"] = {f: {"label": lab, "validation": val[lab], "test": test[lab]}
-                                for f, lab in fams.items()}
+        entry["family_best"] = {f: {"label": lab, "validation": val[lab], "test": test[lab]} for f, lab in fams.items()}
     out["oracle"] = max(labels, key=lambda lab: test[lab])
     return out
 
@@ -264,14 +311,19 @@ def print_report(r: dict[str, Any]) -> None:
     labels = list(r["test"])
     print("\n" + "candidate".ljust(32) + "".join(d.rjust(9) for d in r["designs"]) + "test".rjust(9))
     for lab in labels:
-        print(lab.ljust(32) + "".join(f"{r['designs'][d]['validation'][lab]:9.4f}" for d in r["designs"])
-              + f"{r['test'][lab]:9.4f}")
+        print(
+            lab.ljust(32)
+            + "".join(f"{r['designs'][d]['validation'][lab]:9.4f}" for d in r["designs"])
+            + f"{r['test'][lab]:9.4f}"
+        )
     print(f"\noracle (best on test): {r['oracle']} {r['test'][r['oracle']]:.4f}")
     for d, e in r["designs"].items():
         fb = ", ".join(f"{f} {v['label']} {v['validation']:.4f}/{v['test']:.4f}" for f, v in e["family_best"].items())
-        print(f"design {d}: spearman {e['spearman']:.3f}; choice {e['choice']} -> test {e['choice_test']:.4f}; "
-              f"tie rule -> {e['tie_choice']} test {e['tie_choice_test']:.4f} (tied: {len(e['tied'])})\n"
-              f"   family best val/test: {fb}")
+        print(
+            f"design {d}: spearman {e['spearman']:.3f}; choice {e['choice']} -> test {e['choice_test']:.4f}; "
+            f"tie rule -> {e['tie_choice']} test {e['tie_choice_test']:.4f} (tied: {len(e['tied'])})\n"
+            f"   family best val/test: {fb}"
+        )
     print("\ndiagnostics:", json.dumps(r["diagnostics"], indent=1))
     print(f"{r['seconds']} s")
 

@@ -73,7 +73,7 @@ from recommender.config import load_settings  # noqa: E402
 SCRIPTS = Path(__file__).resolve().parent
 SAMPLE_DIR = SCRIPTS.parent / "sample_data"
 EXIT_FAILED, EXIT_SETUP = 1, 2
-ACCIDENT_TIME = int(dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+ACCIDENT_TIME = int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp())
 IMPORT_KINDS = ("customers", "interactions", "consents")
 
 
@@ -119,8 +119,17 @@ class Engine:
 
     def help_texts(self, *commands: tuple[str, ...]) -> list[str]:
         """``--help`` of several commands, run side by side (each start costs about a second)."""
-        procs = [subprocess.Popen([*self.base, *args, "--help"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  text=True, env=self.env, cwd=self.workdir) for args in commands]
+        procs = [
+            subprocess.Popen(
+                [*self.base, *args, "--help"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=self.env,
+                cwd=self.workdir,
+            )
+            for args in commands
+        ]
         self.calls += len(procs)
         return [p.communicate(timeout=120)[0] for p in procs]
 
@@ -133,11 +142,25 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = engine.workdir / "server.log"
-        self._log_fh = open(self.log, "wb")
-        self.proc = subprocess.Popen([*engine.base, "serve", "--db", str(engine.db), "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--workers", str(workers)],
-                                     env=engine.env, cwd=engine.workdir, stdout=self._log_fh,
-                                     stderr=subprocess.STDOUT)
+        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - kept open for the server process, closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                *engine.base,
+                "serve",
+                "--db",
+                str(engine.db),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            env=engine.env,
+            cwd=engine.workdir,
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -190,7 +213,7 @@ class Simulation:
         self.engine = Engine(self.db, workdir)
         self.engine.env["RECOMMENDER_ONLINE_CONTROL_SHARE"] = str(args.control_share)
         self.settings = load_settings(overrides={"db": self.db})
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         self.dates = [today - dt.timedelta(args.days - 1 - i) for i in range(args.days)]
         if args.sample:
             self.shop = shopmod.sample_shop(args.seed, SAMPLE_DIR)
@@ -234,29 +257,47 @@ class Simulation:
 
     def install_promotion(self, category: str) -> None:
         """One promotion rule for the whole run, from a file, as a shop keeps its rules under version control."""
-        rule = {"name": f"promote-{category}", "owner": "simulate", "surfaces": ["recommendations"],
-                "description": f"one of the first five places for {category}",
-                "action": {"type": "promote", "condition": {"categories": [category]}, "slots": 1, "of": 5}}
+        rule = {
+            "name": f"promote-{category}",
+            "owner": "simulate",
+            "surfaces": ["recommendations"],
+            "description": f"one of the first five places for {category}",
+            "action": {"type": "promote", "condition": {"categories": [category]}, "slots": 1, "of": 5},
+        }
         path = self.source / "promotion.json"
         path.write_text(json.dumps(rule), encoding="utf-8")
         self.engine.must("rules", "add", str(path), "--actor", "simulate", "--json")
 
     def export(self) -> dict[str, Path]:
         """The shop system's full export, as it holds the data (erased customers included)."""
-        return {"customers": self.shop.write_customers(self.source / "customers.csv"),
-                "interactions": self.shop.write_interactions(self.source / "interactions.csv"),
-                "consents": self.shop.write_consents(self.source / "consents.csv")}
+        return {
+            "customers": self.shop.write_customers(self.source / "customers.csv"),
+            "interactions": self.shop.write_interactions(self.source / "interactions.csv"),
+            "consents": self.shop.write_consents(self.source / "consents.csv"),
+        }
 
     def plant_old_decisions(self) -> None:
         """The engine ran before day 1: its decision log holds rows past the retention, which must go."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         ids = list(self.shop.customers)[:10]
-        rows = [(cid, (now - dt.timedelta(days=self.settings.privacy.retention_days + 1 + i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 f"/v1/customers/{cid}/recommendations", None, "non_personalized", "no_model", "[]")
-                for i, cid in enumerate(ids)]
+        rows = [
+            (
+                cid,
+                (now - dt.timedelta(days=self.settings.privacy.retention_days + 1 + i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                f"/v1/customers/{cid}/recommendations",
+                None,
+                "non_personalized",
+                "no_model",
+                "[]",
+            )
+            for i, cid in enumerate(ids)
+        ]
         with closing(sqlite3.connect(self.db, timeout=30)) as conn, conn:
-            conn.executemany("INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
-                             "product_ids) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
+                "product_ids) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def seed_arm_key(self) -> None:
         """The A/B arms follow from ``--seed`` (the engine makes its arm key at random), so a seed replays them."""
@@ -296,6 +337,7 @@ class Simulation:
             now_ = time.perf_counter()
             rec["timings"][name] = round(now_ - last[0], 2)
             last[0] = now_
+
         if self.accident_ids:
             rec["accident"] = f"removed {self.remove_accident()}"
             lap("accident removal")
@@ -308,8 +350,9 @@ class Simulation:
                 failures["imports"].append(f"new customers: {err}")
         for customer, chosen in joined:
             if chosen:
-                status, body = self.api("PUT", f"/v1/customers/{customer.id}/consents",
-                                        {"consents": chosen, "source": "signup"})
+                status, body = self.api(
+                    "PUT", f"/v1/customers/{customer.id}/consents", {"consents": chosen, "source": "signup"}
+                )
                 if status != 200:
                     failures["api"].append(f"sign-up consent of a just-imported customer: HTTP {status} {body}")
                 for purpose, granted in chosen.items():
@@ -319,8 +362,10 @@ class Simulation:
 
         events = self.shop.shop_day(day, latest, self.gone)
         for i in range(0, len(events), 1000):
-            batch = [{"customer_id": c, "product_id": p, "event_type": t, "quantity": q, "occurred_at": shopmod.iso(s)}
-                     for c, p, t, q, s in events[i:i + 1000]]
+            batch = [
+                {"customer_id": c, "product_id": p, "event_type": t, "quantity": q, "occurred_at": shopmod.iso(s)}
+                for c, p, t, q, s in events[i : i + 1000]
+            ]
             status, body = self.api("POST", "/v1/events", {"events": batch}, role="write")
             if status != 201:
                 failures["api"].append(f"POST /v1/events: HTTP {status} {body}")
@@ -329,19 +374,24 @@ class Simulation:
 
         changed = self.shop.consent_changes(day, latest, self.gone, self.per_day["consent"])
         for cid, purpose, granted, _ in changed:
-            status, body = self.api("PUT", f"/v1/customers/{cid}/consents",
-                                    {"consents": {purpose: granted}, "source": "preference_centre"})
+            status, body = self.api(
+                "PUT", f"/v1/customers/{cid}/consents", {"consents": {purpose: granted}, "source": "preference_centre"}
+            )
             if status != 200:
                 failures["api"].append(f"PUT consents: HTTP {status} {body}")
             self.expected[cid, purpose] = granted
         rec["consent_changes"] = len(changed)
         rec["support_changes"] = 0
         if number % 2 == 0:  # now and then, the support desk withdraws on the phone
-            granted = [c for (c, p), (g, _, _) in self.shop.consents.items()
-                       if p == "personalization" and g and c not in self.gone and c not in self.support]
+            granted = [
+                c
+                for (c, p), (g, _, _) in self.shop.consents.items()
+                if p == "personalization" and g and c not in self.gone and c not in self.support
+            ]
             for cid in self.shop.pick(granted, 1):
-                rc, _, err = self.engine.cli("consent", "set", cid, "personalization", "withdrawn",
-                                             "--source", "support", "--json")
+                rc, _, err = self.engine.cli(
+                    "consent", "set", cid, "personalization", "withdrawn", "--source", "support", "--json"
+                )
                 if rc != 0:
                     failures["consent"].append(f"consent set: {err}")
                 self.expected[cid, "personalization"] = False
@@ -385,34 +435,46 @@ class Simulation:
         expected = "refused" if number == self.args.accident_day else "published"
         rc, payload, err = self.engine.retrain()
         outcome = {0: "published", 3: "refused"}.get(rc, "error")
-        rec.update(retrain=outcome, expected=expected,
-                   reason=(payload or {}).get("reason") or (err if outcome == "error" else None))
+        rec.update(
+            retrain=outcome,
+            expected=expected,
+            reason=(payload or {}).get("reason") or (err if outcome == "error" else None),
+        )
         if outcome != expected:
-            failures["retrain"].append(f"expected {expected}, got {outcome}" + (f" ({rec['reason']})" if rec["reason"] else ""))
+            failures["retrain"].append(
+                f"expected {expected}, got {outcome}" + (f" ({rec['reason']})" if rec["reason"] else "")
+            )
         rec.update(self.tonights_model((payload or {}).get("version")))
 
         lap("retrain")
-        rc, payload, err = self.engine.cli("campaign", "run", "--occasion", "all", "--date", day.isoformat(),
-                                           "--days-ahead", "7", "--json")
+        rc, payload, err = self.engine.cli(
+            "campaign", "run", "--occasion", "all", "--date", day.isoformat(), "--days-ahead", "7", "--json"
+        )
         rec["offers"] = (payload or {}).get("offers_total", 0)
         if rc != 0:
             failures["stock"].append(f"campaign failed: {err}")
 
         lap("campaign")
         answers = self.serve_lists(number, [c for c, _, _, _ in changed], [c.id for c, _ in joined])
-        rec["lists"] = {m: sum(1 for _, s, b in answers if isinstance(b, dict) and b.get("mode") == m)
-                        for m in ("personalized", "non_personalized")}
+        rec["lists"] = {
+            m: sum(1 for _, s, b in answers if isinstance(b, dict) and b.get("mode") == m)
+            for m in ("personalized", "non_personalized")
+        }
 
         lap("lists")
         rec["storefront"] = self.storefront(failures)
         lap("storefront")
-        at = dt.datetime.now(dt.timezone.utc)
+        at = dt.datetime.now(dt.UTC)
         conf = self.settings
         for name, check in (
             ("stock", lambda: checks.over_promised(self.db, day.isoformat())),
             ("decisions", lambda: checks.stale_decisions(self.db, conf.privacy.retention_days, at)),
-            ("artifacts", lambda: checks.excess_artifacts(self.db, conf.model_dir, conf.models.keep_previous,
-                                                          conf.models.max_age_days, at)),
+            (
+                "artifacts",
+                lambda: checks.excess_artifacts(
+                    self.db, conf.model_dir, conf.models.keep_previous, conf.models.max_age_days, at
+                ),
+            ),
             ("erased", lambda: checks.erased_traces(self.db, conf.model_dir, self.secrets)),
             ("lists", lambda: checks.unexplained(answers)),
             ("consent", lambda: checks.consent_drift(self.db, self.expected, answers)),
@@ -433,18 +495,26 @@ class Simulation:
         rows = (payload or {}).get("models", [])
         new = [r for r in rows if r["version"] not in self.seen_versions]
         self.seen_versions |= {r["version"] for r in rows}
-        row = next((r for r in rows if r["version"] == version), None) or (max(new, key=lambda r: r["version"]) if new else None)
+        row = next((r for r in rows if r["version"] == version), None) or (
+            max(new, key=lambda r: r["version"]) if new else None
+        )
         if row is None:
             return {"version": None, "ndcg": None, "popularity_ndcg": None}
         metrics = row.get("metrics") or {}
-        return {"version": row["version"], "ndcg": (metrics.get("model") or {}).get("ndcg"),
-                "popularity_ndcg": (metrics.get("popularity") or {}).get("ndcg")}
+        return {
+            "version": row["version"],
+            "ndcg": (metrics.get("model") or {}).get("ndcg"),
+            "popularity_ndcg": (metrics.get("popularity") or {}).get("ndcg"),
+        }
 
     def serve_lists(self, number: int, changed: list[str], joined: list[str]) -> list[tuple[str, int, Any]]:
         """Ask for recommendations as a storefront would: changed, new, withdrawn-by-support, random, unknown."""
         live = [c for c in self.shop.customers if c not in self.gone]
-        wanted = list(dict.fromkeys([*changed[:4], *joined[:2], *self.support[-3:], *self.shop.pick(live, 6),
-                                     f"visitor-{number}"]))
+        wanted = list(
+            dict.fromkeys(
+                [*changed[:4], *joined[:2], *self.support[-3:], *self.shop.pick(live, 6), f"visitor-{number}"]
+            )
+        )
         answers = []
         for cid in wanted:
             if cid in self.gone:
@@ -469,12 +539,21 @@ class Simulation:
             out["control"] += body.get("arm") == "control"
             t = int(time.time())  # after the list was served: inside its attribution window
             for c, p, kind, q, when, price in self.shop.respond(cid, body.get("items", []), t):
-                batch.append({"customer_id": c, "product_id": p, "event_type": kind, "quantity": q,
-                              "occurred_at": shopmod.iso(when), "price": price, "list_id": body["list_id"]})
+                batch.append(
+                    {
+                        "customer_id": c,
+                        "product_id": p,
+                        "event_type": kind,
+                        "quantity": q,
+                        "occurred_at": shopmod.iso(when),
+                        "price": price,
+                        "list_id": body["list_id"],
+                    }
+                )
                 self.shop.events.append((c, p, kind, q, when))  # the shop's own system records the sale too
                 out["purchases"] += kind == "purchase"
         for i in range(0, len(batch), 1000):
-            status, body = self.api("POST", "/v1/events", {"events": batch[i:i + 1000]}, role="write")
+            status, body = self.api("POST", "/v1/events", {"events": batch[i : i + 1000]}, role="write")
             if status != 201:
                 failures["api"].append(f"POST /v1/events (storefront): HTTP {status} {body}")
         out["events"] = len(batch)
@@ -489,10 +568,12 @@ class Simulation:
         (self.workdir / "online-report.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
         for u in payload.get("uplift", []):
             lo, hi = u["ci95"]
-            self.say(f"online uplift {u['surface']} {u['metric']}: {u['treatment']} {u['treatment_value']:.4f} vs "
-                     f"{u['control']} {u['control_value']:.4f}, difference {u['difference']:+.4f} "
-                     f"(95 % CI {lo:+.4f} .. {hi:+.4f}; {u['n_treatment']} / {u['n_control']} lists, "
-                     f"{u['customers_treatment']} / {u['customers_control']} customers)")
+            self.say(
+                f"online uplift {u['surface']} {u['metric']}: {u['treatment']} {u['treatment_value']:.4f} vs "
+                f"{u['control']} {u['control_value']:.4f}, difference {u['difference']:+.4f} "
+                f"(95 % CI {lo:+.4f} .. {hi:+.4f}; {u['n_treatment']} / {u['n_control']} lists, "
+                f"{u['customers_treatment']} / {u['customers_control']} customers)"
+            )
         if self.args.promotion:
             from recommender.cli.reports import rule_lines
 
@@ -511,12 +592,19 @@ class Simulation:
         pool = [c for c in self.shop.customers if c not in self.gone and self.granted(c, "personalization")]
         who = self.shop.pick(pool, self.per_day["accident"])
         products = self.shop.product_ids
-        rows = [(cid, products[(i * 7) % len(products)], "purchase", 1.0, ACCIDENT_TIME + i)
-                for i, cid in enumerate(who * 2)]
+        rows = [
+            (cid, products[(i * 7) % len(products)], "purchase", 1.0, ACCIDENT_TIME + i)
+            for i, cid in enumerate(who * 2)
+        ]
         with closing(sqlite3.connect(self.db, timeout=30)) as conn, conn:
-            self.accident_ids = [conn.execute("INSERT INTO interactions (customer_id, product_id, event_type, quantity, "
-                                              "occurred_at) VALUES (?, ?, ?, ?, ?) RETURNING id", r).fetchone()[0]
-                                 for r in rows]
+            self.accident_ids = [
+                conn.execute(
+                    "INSERT INTO interactions (customer_id, product_id, event_type, quantity, "
+                    "occurred_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    r,
+                ).fetchone()[0]
+                for r in rows
+            ]
         return len(self.accident_ids)
 
     def remove_accident(self) -> int:
@@ -547,8 +635,10 @@ class Simulation:
         self.online_report()
         self.say(markdown_table(self.days))
         used = checks.disk_usage(self.settings.model_dir)
-        self.say(f"\nmodel artifacts: {len(checks.artifact_directories(self.settings.model_dir))} directories, "
-                 f"{used / 2**20:.1f} MiB under {self.settings.model_dir}; {self.engine.calls} CLI calls")
+        self.say(
+            f"\nmodel artifacts: {len(checks.artifact_directories(self.settings.model_dir))} directories, "
+            f"{used / 2**20:.1f} MiB under {self.settings.model_dir}; {self.engine.calls} CLI calls"
+        )
         failed = [(d["day"], name, msgs) for d in self.days for name, msgs in d["failures"].items()]
         for number, name, msgs in failed:
             self.say(f"FAILED day {number} {name}: " + "; ".join(msgs))
@@ -570,46 +660,79 @@ def day_line(rec: dict[str, Any], days: int) -> str:
     retrain = rec["retrain"] + (f": {rec['reason']}" if rec["retrain"] != "published" and rec["reason"] else "")
     checks_text = "checks ok" if rec["ok"] else "FAILED " + ", ".join(rec["failures"])
     accident = f"; accident {rec['accident']}" if rec.get("accident") else ""
-    return (f"day {rec['day']:>2}/{days} {rec['date']}: {rec['events']} events, {rec['new_customers']} new, "
-            f"{rec['consent_changes'] + rec['support_changes']} consent changes, "
-            f"{erased['api'] + erased['cli']} erased{accident}; retrain {retrain}; NDCG@10 {_ndcg(rec['ndcg'])} "
-            f"vs popularity {_ndcg(rec['popularity_ndcg'])}; {rec['offers']} offers; {checks_text}")
+    return (
+        f"day {rec['day']:>2}/{days} {rec['date']}: {rec['events']} events, {rec['new_customers']} new, "
+        f"{rec['consent_changes'] + rec['support_changes']} consent changes, "
+        f"{erased['api'] + erased['cli']} erased{accident}; retrain {retrain}; NDCG@10 {_ndcg(rec['ndcg'])} "
+        f"vs popularity {_ndcg(rec['popularity_ndcg'])}; {rec['offers']} offers; {checks_text}"
+    )
 
 
 def markdown_table(days: list[dict[str, Any]]) -> str:
-    head = ("| day | date | events | new | consent | erased | retrain | NDCG@10 | popularity | offers | "
-            "artifacts | failed checks |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = [f"| {d['day']} | {d['date']} | {d['events']} | {d['new_customers']} | "
-            f"{d['consent_changes'] + d['support_changes']} | {d['erased']['api'] + d['erased']['cli']} | "
-            f"{d['retrain']}{' (accident)' if d['expected'] == 'refused' else ''} | {_ndcg(d['ndcg'])} | "
-            f"{_ndcg(d['popularity_ndcg'])} | {d['offers']} | {d['artifact_dirs']} | "
-            f"{', '.join(d['failures']) or '–'} |" for d in days]
+    head = (
+        "| day | date | events | new | consent | erased | retrain | NDCG@10 | popularity | offers | "
+        "artifacts | failed checks |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {d['day']} | {d['date']} | {d['events']} | {d['new_customers']} | "
+        f"{d['consent_changes'] + d['support_changes']} | {d['erased']['api'] + d['erased']['cli']} | "
+        f"{d['retrain']}{' (accident)' if d['expected'] == 'refused' else ''} | {_ndcg(d['ndcg'])} | "
+        f"{_ndcg(d['popularity_ndcg'])} | {d['offers']} | {d['artifact_dirs']} | "
+        f"{', '.join(d['failures']) or '–'} |"
+        for d in days
+    ]
     return "\n".join([head, *rows])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30, help="Days to simulate, ending today (default 30).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the shop and of everything that happens (default 0).")
-    parser.add_argument("--sample", action="store_true", help="Play the bundled demo shop (sample_data/) instead of a "
-                                                              "small generated one.")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed of the shop and of everything that happens (default 0)."
+    )
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="Play the bundled demo shop (sample_data/) instead of a small generated one.",
+    )
     parser.add_argument("--customers", type=int, default=300, help="Customers of the generated shop (default 300).")
     parser.add_argument("--products", type=int, default=60, help="Products of the generated shop (default 60).")
-    parser.add_argument("--accident-day", type=int, default=None,
-                        help="Day (1..N) of the planted future-dated batch [default: the middle day].")
-    parser.add_argument("--shoppers", type=int, default=60,
-                        help="Storefront visits per day that answer a recommendation list (default 60).")
-    parser.add_argument("--control-share", type=float, default=0.3,
-                        help="Share of customers in the A/B control arm (online.control_share; default 0.3).")
-    parser.add_argument("--promotion", default=None, metavar="CATEGORY",
-                        help="Run one promotion rule all along: one of the first 5 places of every recommendations "
-                             "list for this category; the report shows the rule's lines [default: no rule].")
+    parser.add_argument(
+        "--accident-day",
+        type=int,
+        default=None,
+        help="Day (1..N) of the planted future-dated batch [default: the middle day].",
+    )
+    parser.add_argument(
+        "--shoppers",
+        type=int,
+        default=60,
+        help="Storefront visits per day that answer a recommendation list (default 60).",
+    )
+    parser.add_argument(
+        "--control-share",
+        type=float,
+        default=0.3,
+        help="Share of customers in the A/B control arm (online.control_share; default 0.3).",
+    )
+    parser.add_argument(
+        "--promotion",
+        default=None,
+        metavar="CATEGORY",
+        help="Run one promotion rule all along: one of the first 5 places of every recommendations "
+        "list for this category; the report shows the rule's lines [default: no rule].",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the server (default 2).")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="Keep the shop (database, models, exports, server log) in this folder "
-                             "[default: a temporary folder, removed afterwards].")
-    parser.add_argument("--json", action="store_true", help="Print the days as one JSON list on stdout "
-                                                            "(the human lines go to stderr).")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="Keep the shop (database, models, exports, server log) in this folder "
+        "[default: a temporary folder, removed afterwards].",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="Print the days as one JSON list on stdout (the human lines go to stderr)."
+    )
     args = parser.parse_args(argv)
     if args.days < 2:
         parser.error("--days must be at least 2 (the accident needs a day after it)")

@@ -25,8 +25,9 @@ os.environ["RECOMMENDER_SELECTION_ENABLED"] = "0"
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models",
-                                                **NO_SELECT})
+    return load_settings(
+        environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models", **NO_SELECT}
+    )
 
 
 @pytest.fixture
@@ -57,20 +58,36 @@ def small_shop(db, settings, tmp_path):
     """Three customers, four products, a few events and consents, imported through the real importers."""
     from recommender.ingest import imports
 
-    write_csv(tmp_path / "customers.csv", "id,email,name,birth_date,anniversary_date,timezone,created_at",
-              "c1,a@example.com,Ann,1990-02-28,,Europe/London,2025-01-01T00:00:00Z",
-              "c2,b@example.com,Bob,1992-02-29,2015-06-01,Pacific/Auckland,2025-01-02T00:00:00Z",
-              "c3,,Cy,,,,")
-    write_csv(tmp_path / "products.csv", "id,name,category,price,in_stock,hidden,available_until",
-              "p1,Mug,kitchen,9.5,10,0,", "p2,Pan,kitchen,25,0,0,", "p3,Rose,garden,4,3,1,",
-              "p4,Spade,garden,19.99,,0,2025-12-31")
-    write_csv(tmp_path / "interactions.csv", "customer_id,product_id,event_type,quantity,occurred_at",
-              "c1,p1,view,1,2025-03-01T10:00:00Z", "c1,p1,purchase,2,2025-03-01T10:05:00Z",
-              "c2,p2,view,,2025-03-02T10:00:00+02:00", "c3,p4,add_to_cart,1,2025-03-03 12:00:00")
-    write_csv(tmp_path / "consents.csv", "customer_id,purpose,granted,updated_at,source",
-              "c1,personalization,true,2025-01-01T00:00:00Z,signup",
-              "c1,marketing,false,2025-01-01T00:00:00Z,signup",
-              "c2,personalization,1,,checkout")
+    write_csv(
+        tmp_path / "customers.csv",
+        "id,email,name,birth_date,anniversary_date,timezone,created_at",
+        "c1,a@example.com,Ann,1990-02-28,,Europe/London,2025-01-01T00:00:00Z",
+        "c2,b@example.com,Bob,1992-02-29,2015-06-01,Pacific/Auckland,2025-01-02T00:00:00Z",
+        "c3,,Cy,,,,",
+    )
+    write_csv(
+        tmp_path / "products.csv",
+        "id,name,category,price,in_stock,hidden,available_until",
+        "p1,Mug,kitchen,9.5,10,0,",
+        "p2,Pan,kitchen,25,0,0,",
+        "p3,Rose,garden,4,3,1,",
+        "p4,Spade,garden,19.99,,0,2025-12-31",
+    )
+    write_csv(
+        tmp_path / "interactions.csv",
+        "customer_id,product_id,event_type,quantity,occurred_at",
+        "c1,p1,view,1,2025-03-01T10:00:00Z",
+        "c1,p1,purchase,2,2025-03-01T10:05:00Z",
+        "c2,p2,view,,2025-03-02T10:00:00+02:00",
+        "c3,p4,add_to_cart,1,2025-03-03 12:00:00",
+    )
+    write_csv(
+        tmp_path / "consents.csv",
+        "customer_id,purpose,granted,updated_at,source",
+        "c1,personalization,true,2025-01-01T00:00:00Z,signup",
+        "c1,marketing,false,2025-01-01T00:00:00Z,signup",
+        "c2,personalization,1,,checkout",
+    )
     for kind in ("customers", "products", "interactions", "consents"):
         imports.import_file(db, kind, tmp_path / f"{kind}.csv", settings)
     return db
@@ -100,8 +117,7 @@ def trained_template(tmp_path_factory):
     from recommender.training import run as training
 
     root = tmp_path_factory.mktemp("template")
-    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models",
-                                                    **NO_SELECT})
+    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models", **NO_SELECT})
     settings.als.factors = 16
     db = store.connect(settings.db, create=True)
     imports.load_sample(db, settings)
@@ -118,8 +134,9 @@ def served(trained_template, tmp_path):
 
     shutil.copy(trained_template / "shop.db", tmp_path / "shop.db")
     shutil.copytree(trained_template / "models", tmp_path / "models")
-    settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models",
-                                                    **NO_SELECT})
+    settings = load_settings(
+        environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models", **NO_SELECT}
+    )
     settings.als.factors = 16
     settings.serve.model_check_seconds = 0.0
     settings.serve.catalogue_ttl_seconds = 0.0

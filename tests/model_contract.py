@@ -148,8 +148,9 @@ class RecommenderContract:
             b = loaded.recommend(loaded.fold_in(items, conf), 5, exclude=items)
             assert a[0].tolist() == b[0].tolist()
             np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
-            np.testing.assert_allclose(model.score(model.fold_in(items, conf)),
-                                       loaded.score(loaded.fold_in(items, conf)), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(
+                model.score(model.fold_in(items, conf)), loaded.score(loaded.fold_in(items, conf)), rtol=1e-6, atol=1e-7
+            )
         for i in range(N_ITEMS):
             assert model.similar_items(i, 3)[0].tolist() == loaded.similar_items(i, 3)[0].tolist()
         users = np.arange(N_USERS)

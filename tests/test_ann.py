@@ -15,15 +15,15 @@ import pytest
 pytest.importorskip("faiss")
 
 from recommender import store
-from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
-from recommender.models import registry  # noqa: E402
-from recommender.serving.catalogue import ListFilters  # noqa: E402
 from recommender.config import AnnSettings  # noqa: E402
 from recommender.errors import ModelError  # noqa: E402
-from recommender.models.factor import FactorModel  # noqa: E402
+from recommender.models import registry  # noqa: E402
 from recommender.models.base import load_model, sha256  # noqa: E402
+from recommender.models.factor import FactorModel  # noqa: E402
 from recommender.privacy import DecisionLog  # noqa: E402
+from recommender.serving.catalogue import ListFilters  # noqa: E402
 from recommender.serving.service import ListOptions, Service  # noqa: E402
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 
 RANK = 16
 NOW = 1_767_225_600  # 2026-01-01
@@ -60,8 +60,14 @@ def model_with_index():
     rng = np.random.default_rng(5)
     items = clustered(rng, 6000)
     users = (items[rng.integers(0, len(items), (300, 4))].sum(axis=1) / 4).astype(np.float32)
-    model = FactorModel(users, items, [f"u{i}" for i in range(300)], [f"p{i:05d}" for i in range(6000)], 1.0,
-                        manifest={"data": {"reference_time": NOW}})
+    model = FactorModel(
+        users,
+        items,
+        [f"u{i}" for i in range(300)],
+        [f"p{i:05d}" for i in range(6000)],
+        1.0,
+        manifest={"data": {"reference_time": NOW}},
+    )
     assert model.attach_ann(small_index_settings())
     return model, rng
 
@@ -111,9 +117,17 @@ def shop(settings, model: FactorModel) -> dict:
     db = store.connect(settings.db, create=True)
     rows = []
     for i, pid in enumerate(model.item_ids):
-        rows.append(ProductRow(pid, f"Product {i}", category=f"cat{i % 5}", price=float(i % 100 + 1),
-                               in_stock=0 if i % 7 == 0 else 5, hidden=1 if i % 11 == 0 else 0,
-                               available_until="2000-01-01" if i % 13 == 0 else None))
+        rows.append(
+            ProductRow(
+                pid,
+                f"Product {i}",
+                category=f"cat{i % 5}",
+                price=float(i % 100 + 1),
+                in_stock=0 if i % 7 == 0 else 5,
+                hidden=1 if i % 11 == 0 else 0,
+                available_until="2000-01-01" if i % 13 == 0 else None,
+            )
+        )
     store.upsert_products(db, rows)
     store.upsert_customers(db, [CustomerRow("c1", created_at="2025-01-01T00:00:00Z")])
     store.set_consents(db, [ConsentDecision("c1", "personalization", True, "2025-01-01T00:00:00Z", "test")])
@@ -131,8 +145,11 @@ def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_w
     taste = np.argsort(-np.linalg.norm(items, axis=1))[:40]  # well-known products, so the top of the list is theirs
     viewed = [model.item_ids[i] for i in taste[:8]]
     bought = [model.item_ids[i] for i in taste[8:12]]
-    store.upsert_interactions(db, [EventRow("c1", p, "view", 1.0, NOW - 3600 + k) for k, p in enumerate(viewed)]
-                              + [EventRow("c1", p, "purchase", 1.0, NOW - 60 + k) for k, p in enumerate(bought)])
+    store.upsert_interactions(
+        db,
+        [EventRow("c1", p, "view", 1.0, NOW - 3600 + k) for k, p in enumerate(viewed)]
+        + [EventRow("c1", p, "purchase", 1.0, NOW - 60 + k) for k, p in enumerate(bought)],
+    )
     service = Service(settings, decisions=DecisionLog(settings.db, enabled=False))
     filters = ListFilters(categories=("cat0", "cat1", "cat3"), min_price=10.0, max_price=80.0)
     first = service.recommend(db, "c1", ListOptions(n=30, filters=filters))
@@ -145,15 +162,23 @@ def test_ann_path_returns_only_products_that_pass_every_filter(settings, model_w
     def passes(pid: str) -> bool:  # the rules, by hand from the rows
         row = rows[pid]
         cat, price, stock, hidden, until = row.category, row.price, row.in_stock, row.hidden, row.available_until
-        return (cat in ("cat0", "cat1", "cat3") and 10.0 <= price <= 80.0 and stock > 0 and not hidden
-                and until is None and pid not in exclude and pid not in bought)
+        return (
+            cat in ("cat0", "cat1", "cat3")
+            and 10.0 <= price <= 80.0
+            and stock > 0
+            and not hidden
+            and until is None
+            and pid not in exclude
+            and pid not in bought
+        )
 
     served = result.product_ids
     assert len(served) == 30 and len(set(served)) == 30
     assert all(passes(p) for p in served), [p for p in served if not passes(p)]
     # The filters bite: the unfiltered ranking of the same customer would show products they forbid.
-    unfiltered = service.recommend(db, "c1", ListOptions(n=30, filters=ListFilters(in_stock_only=False),
-                                                         exclude_purchased=False))
+    unfiltered = service.recommend(
+        db, "c1", ListOptions(n=30, filters=ListFilters(in_stock_only=False), exclude_purchased=False)
+    )
     assert any(not passes(p) for p in unfiltered.product_ids)
     db.conn.close()
 
@@ -179,8 +204,13 @@ def test_an_artifact_whose_index_fails_its_checksum_is_refused(settings, model_w
 
 def test_small_catalogues_get_no_index():
     rng = np.random.default_rng(1)
-    model = FactorModel(rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((50, 4)).astype(np.float32),
-                        [f"u{i}" for i in range(5)], [f"p{i}" for i in range(50)], 1.0)
+    model = FactorModel(
+        rng.standard_normal((5, 4)).astype(np.float32),
+        rng.standard_normal((50, 4)).astype(np.float32),
+        [f"u{i}" for i in range(5)],
+        [f"p{i}" for i in range(50)],
+        1.0,
+    )
     assert not model.attach_ann(AnnSettings(min_products=51))
     assert "ann_index" not in model.arrays()
     assert not model.attach_ann(AnnSettings(enabled=False, min_products=0))
@@ -205,8 +235,12 @@ def test_similar_products_come_from_the_cosine_index_and_pass_every_filter(setti
         ids, scores = model.similar_items(int(item), 10)
         assert model.last_similar == "ann" and int(item) not in ids.tolist()
         y = items.astype(np.float64)
-        np.testing.assert_allclose(scores, (y[ids] @ y[item]) / (np.linalg.norm(y[ids], axis=1)
-                                                                  * np.linalg.norm(y[item])), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            scores,
+            (y[ids] @ y[item]) / (np.linalg.norm(y[ids], axis=1) * np.linalg.norm(y[item])),
+            rtol=1e-4,
+            atol=1e-5,
+        )
         hits += len(set(ids.tolist()) & set(brute_cosine(items, int(item), 10)))
     assert hits / (10 * len(probes)) >= 0.9
     # a loose filter: only allowed products, still from the index
@@ -221,15 +255,19 @@ def test_similar_products_come_from_the_cosine_index_and_pass_every_filter(setti
     few[rng.choice(len(items), 30, replace=False)] = True
     few.flags.writeable = False
     ids, _ = model.similar_items(int(probes[0]), 10, allow=few)
-    assert model.last_similar == "subset" and ids.tolist() == brute_cosine(items, int(probes[0]), 10, np.flatnonzero(few))
+    assert model.last_similar == "subset" and ids.tolist() == brute_cosine(
+        items, int(probes[0]), 10, np.flatnonzero(few)
+    )
     # switched off, every product is scored: the exact answer
     model.configure_ann(AnnSettings(enabled=False))
     ids, _ = model.similar_items(int(probes[1]), 10)
     assert model.last_similar == "exact" and ids.tolist() == brute_cosine(items, int(probes[1]), 10)
     # saved and loaded, the cosine index is checksummed like the other arrays
     path = registry.Registry(settings.model_dir).save(model, "v1")
-    assert load_model(path).similar_items(int(probes[2]), 10)[0].tolist() == switched_on(model).similar_items(
-        int(probes[2]), 10)[0].tolist()
+    assert (
+        load_model(path).similar_items(int(probes[2]), 10)[0].tolist()
+        == switched_on(model).similar_items(int(probes[2]), 10)[0].tolist()
+    )
     flip_a_byte(path / "ann_similar_index.npy")
     with pytest.raises(ModelError, match="checksum mismatch in ann_similar_index.npy"):
         load_model(path)
@@ -245,8 +283,14 @@ def test_a_blend_of_a_large_catalogue_searches_its_factor_part_through_the_index
 
     model, rng = model_with_index
     items = np.asarray(model.item_factors)
-    plain = FactorModel(np.asarray(model.user_factors), items, model.user_ids, model.item_ids, 1.0,
-                        manifest={"data": {"reference_time": NOW}})
+    plain = FactorModel(
+        np.asarray(model.user_factors),
+        items,
+        model.user_ids,
+        model.item_ids,
+        1.0,
+        manifest={"data": {"reference_time": NOW}},
+    )
     other = FactorModel(np.asarray(model.user_factors), items[:, ::-1].copy(), model.user_ids, model.item_ids, 1.0)
     blend = Blend([plain, other], [0.6, 0.4])
     assert blend.attach_ann(small_index_settings())  # the publish step builds the parts' indexes

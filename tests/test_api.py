@@ -9,8 +9,8 @@ import pytest
 
 from api.schema import Accepted, ItemList, Reranked
 from recommender import store
-from recommender.store.rows import CustomerRow, ProductRow
 from recommender.models import registry
+from recommender.store.rows import CustomerRow, ProductRow
 from recommender.training import run as training
 
 
@@ -25,9 +25,13 @@ def pick(settings, sql, *params):
 
 
 def consenting_customer(settings, offset=0):
-    return pick(settings, "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
-                          "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id "
-                          "HAVING count(*) > 20 ORDER BY c.customer_id LIMIT 1 OFFSET ?", offset)
+    return pick(
+        settings,
+        "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
+        "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id "
+        "HAVING count(*) > 20 ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+        offset,
+    )
 
 
 def get_list(client, url, status=200):
@@ -47,8 +51,12 @@ def test_personalized_recommendations(client, served):
     assert len(body["items"]) == 7
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    purchased = {r[0] for r in db_of(served).execute(
-        "SELECT product_id FROM interactions WHERE customer_id = ? AND event_type = 'purchase'", [cid])}
+    purchased = {
+        r[0]
+        for r in db_of(served).execute(
+            "SELECT product_id FROM interactions WHERE customer_id = ? AND event_type = 'purchase'", [cid]
+        )
+    }
     assert not purchased & {i["product_id"] for i in body["items"]}
 
 
@@ -58,8 +66,9 @@ def test_hidden_and_expired_products_never_appear(client, served):
     assert banned
     for offset in range(5):
         cid = consenting_customer(served, offset)
-        body = get_list(client, f"/v1/customers/{cid}/recommendations"
-                                "?n=100&in_stock_only=false&exclude_purchased=false")
+        body = get_list(
+            client, f"/v1/customers/{cid}/recommendations?n=100&in_stock_only=false&exclude_purchased=false"
+        )
         assert not banned & {i["product_id"] for i in body["items"]}
     popular = get_list(client, "/v1/products/popular?n=100&in_stock_only=false")
     assert not banned & {i["product_id"] for i in popular["items"]}
@@ -71,8 +80,11 @@ def test_fallbacks_are_popular_lists_with_a_reason(client, served, reason):
     if reason == "unknown_customer":
         cid = "nobody-at-all"
     elif reason == "no_consent":
-        cid = pick(served, "SELECT id FROM customers WHERE id NOT IN "
-                           "(SELECT customer_id FROM consents WHERE purpose='personalization' AND granted=1) LIMIT 1")
+        cid = pick(
+            served,
+            "SELECT id FROM customers WHERE id NOT IN "
+            "(SELECT customer_id FROM consents WHERE purpose='personalization' AND granted=1) LIMIT 1",
+        )
     else:
         store.upsert_customers(db, [CustomerRow("fresh", created_at="2026-11-01T00:00:00Z")])
         store.set_consents(db, [("fresh", "personalization", True, "2026-11-01T00:00:00Z", "test")])
@@ -98,15 +110,19 @@ def test_without_a_model_everyone_gets_popular_and_readyz_says_why(served, tmp_p
 
 def test_filters_category_price_stock_exclude(client, served):
     cid = consenting_customer(served)
-    body = get_list(client, f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden"
-                            "&min_price=5&max_price=30")
+    body = get_list(
+        client, f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden&min_price=5&max_price=30"
+    )
     assert body["items"]
     for item in body["items"]:
         assert item["category"] in ("kitchen", "garden") and 5 <= item["price"] <= 30
         assert item["in_stock"] is None or item["in_stock"] > 0
     first = body["items"][0]["product_id"]
-    again = get_list(client, f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden"
-                             f"&min_price=5&max_price=30&exclude={first}")
+    again = get_list(
+        client,
+        f"/v1/customers/{cid}/recommendations?n=20&category=kitchen&category=garden"
+        f"&min_price=5&max_price=30&exclude={first}",
+    )
     assert first not in {i["product_id"] for i in again["items"]}
     out_of_stock = pick(served, "SELECT id FROM products WHERE in_stock = 0 AND hidden = 0 LIMIT 1")
     listed = get_list(client, f"/v1/customers/{cid}/recommendations?n=100")
@@ -157,12 +173,22 @@ def test_an_event_changes_the_next_recommendation(client, served):
     before = get_list(client, f"/v1/customers/{cid}/recommendations?n=10&exclude_purchased=false")
     # The customer suddenly buys a lot from a category they never touched.
     db = db_of(served)
-    touched = {r[0] for r in db.execute("SELECT DISTINCT p.category FROM interactions i JOIN products p "
-                                        "ON p.id = i.product_id WHERE i.customer_id = ?", [cid])}
-    new_category = pick(served, "SELECT category FROM products WHERE category NOT IN (%s) LIMIT 1"
-                        % ",".join("?" * len(touched)), *sorted(touched))
-    products = [r[0] for r in db.execute("SELECT id FROM products WHERE category = ? AND hidden = 0 LIMIT 8",
-                                         [new_category])]
+    touched = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT p.category FROM interactions i JOIN products p "
+            "ON p.id = i.product_id WHERE i.customer_id = ?",
+            [cid],
+        )
+    }
+    new_category = pick(
+        served,
+        f"SELECT category FROM products WHERE category NOT IN ({','.join('?' * len(touched))}) LIMIT 1",
+        *sorted(touched),
+    )
+    products = [
+        r[0] for r in db.execute("SELECT id FROM products WHERE category = ? AND hidden = 0 LIMIT 8", [new_category])
+    ]
     events = [{"customer_id": cid, "product_id": p, "event_type": "purchase", "quantity": 3} for p in products]
     response = client.post("/v1/events", json={"events": events})
     assert response.status_code == 201 and Accepted.model_validate(response.get_json()).accepted == len(products)
@@ -174,8 +200,11 @@ def test_an_event_changes_the_next_recommendation(client, served):
 
 
 def test_similar_and_bought_together(client, served):
-    product = pick(served, "SELECT product_id FROM interactions WHERE event_type='purchase' "
-                           "GROUP BY product_id ORDER BY count(*) DESC LIMIT 1")
+    product = pick(
+        served,
+        "SELECT product_id FROM interactions WHERE event_type='purchase' "
+        "GROUP BY product_id ORDER BY count(*) DESC LIMIT 1",
+    )
     similar = get_list(client, f"/v1/products/{product}/similar?n=5")
     assert similar["mode"] == "model" and len(similar["items"]) == 5
     assert product not in {i["product_id"] for i in similar["items"]}
@@ -229,15 +258,16 @@ def test_rerank_orders_by_the_model(client, served):
     model = registry.Registry(served.model_dir).load()
     from recommender.data import interactions
 
-    items, conf = interactions.customer_confidences(db_of(served), served, cid, model.item_index,
-                                                    model.manifest["data"]["reference_time"])
+    items, conf = interactions.customer_confidences(
+        db_of(served), served, cid, model.item_index, model.manifest["data"]["reference_time"]
+    )
     known = [p for p in products if p in model.item_index]
     index = np.array([model.item_index[p] for p in known])
     scores = dict(zip(known, np.asarray(model.score(model.fold_in(items, conf), index), dtype=float).tolist()))
-    ordered = body.products[:len(known)]
+    ordered = body.products[: len(known)]
     assert set(ordered) == set(known)
     assert all(scores[a] >= scores[b] - 1e-5 for a, b in itertools.pairwise(ordered)), [scores[p] for p in ordered]
-    assert body.products[len(known):] == [p for p in products if p not in scores]  # unknown to the model: last
+    assert body.products[len(known) :] == [p for p in products if p not in scores]  # unknown to the model: last
     unknown = client.post(f"/v1/customers/{cid}/rerank", json={"products": ["P0001", "GHOST"]})
     assert unknown.status_code == 422 and "GHOST" in unknown.get_json()["error"]["message"]
     plain = client.post("/v1/customers/nobody/rerank", json={"products": products}).get_json()
@@ -266,8 +296,12 @@ def test_rerank_follows_hand_set_factors(client, served):
     model = FactorModel(np.zeros((1, 2), np.float32), item_factors, [cid], touched + list(candidates), 0.1)
     version = registry.new_version()
     reference = db.execute("SELECT max(occurred_at) FROM interactions").fetchone()[0]
-    model.manifest.update(version=version, created_at=store.utcnow(), engine="numpy",
-                          data={"reference_time": int(reference), "privacy_epoch": store.privacy_epoch(db)})
+    model.manifest.update(
+        version=version,
+        created_at=store.utcnow(),
+        engine="numpy",
+        data={"reference_time": int(reference), "privacy_epoch": store.privacy_epoch(db)},
+    )
     registry.publish(db, registry.Registry(served.model_dir), model, version)
     body = rerank(client, cid, [outside, a, c, e, d, b])
     assert (body.mode, body.reason, body.model_version) == ("personalized", None, version)
@@ -279,17 +313,20 @@ def test_rerank_follows_hand_set_factors(client, served):
     assert withdrawn.products == [outside, a, c, e, d, b]
 
 
-@pytest.mark.parametrize("url, status, fragment", [
-    ("/v1/customers/C0001/recommendations?n=0", 422, "greater than or equal to 1"),
-    ("/v1/customers/C0001/recommendations?n=101", 422, "less than or equal to 100"),
-    ("/v1/customers/C0001/recommendations?n=ten", 422, "valid integer"),
-    ("/v1/customers/C0001/recommendations?diversity=2", 422, "diversity"),
-    ("/v1/customers/C0001/recommendations?explain=maybe", 422, "explain"),
-    ("/v1/customers/C0001/recommendations?colour=red", 400, "unknown query parameter 'colour'"),
-    ("/v1/customers/C0001/recommendations?n=1&n=2", 400, "more than once"),
-    ("/v1/products/popular?days=0", 422, "days"),
-    ("/v1/nothing-here", 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "url, status, fragment",
+    [
+        ("/v1/customers/C0001/recommendations?n=0", 422, "greater than or equal to 1"),
+        ("/v1/customers/C0001/recommendations?n=101", 422, "less than or equal to 100"),
+        ("/v1/customers/C0001/recommendations?n=ten", 422, "valid integer"),
+        ("/v1/customers/C0001/recommendations?diversity=2", 422, "diversity"),
+        ("/v1/customers/C0001/recommendations?explain=maybe", 422, "explain"),
+        ("/v1/customers/C0001/recommendations?colour=red", 400, "unknown query parameter 'colour'"),
+        ("/v1/customers/C0001/recommendations?n=1&n=2", 400, "more than once"),
+        ("/v1/products/popular?days=0", 422, "days"),
+        ("/v1/nothing-here", 404, "not found"),
+    ],
+)
 def test_bad_requests_are_json_errors(client, url, status, fragment):
     response = client.get(url)
     assert response.status_code == status
@@ -297,17 +334,23 @@ def test_bad_requests_are_json_errors(client, url, status, fragment):
     assert fragment.lower() in error["message"].lower() and error["code"]
 
 
-@pytest.mark.parametrize("payload, status, fragment", [
-    ({"customer_id": "C0001", "product_id": "P9999", "event_type": "view"}, 422, "unknown product 'P9999'"),
-    ({"customer_id": "ghost", "product_id": "P0001", "event_type": "view"}, 422, "unknown customer 'ghost'"),
-    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "dance"}, 422, "unknown event type"),
-    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "quantity": -1}, 422, "greater than 0"),
-    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": "soon"}, 422,
-     "bad timestamp"),
-    ({"customer_id": 5, "product_id": "P0001", "event_type": "view"}, 422, "string"),
-    ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "colour": "red"}, 400, "extra"),
-    ({"events": []}, 422, "at least 1"),
-])
+@pytest.mark.parametrize(
+    "payload, status, fragment",
+    [
+        ({"customer_id": "C0001", "product_id": "P9999", "event_type": "view"}, 422, "unknown product 'P9999'"),
+        ({"customer_id": "ghost", "product_id": "P0001", "event_type": "view"}, 422, "unknown customer 'ghost'"),
+        ({"customer_id": "C0001", "product_id": "P0001", "event_type": "dance"}, 422, "unknown event type"),
+        ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "quantity": -1}, 422, "greater than 0"),
+        (
+            {"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "occurred_at": "soon"},
+            422,
+            "bad timestamp",
+        ),
+        ({"customer_id": 5, "product_id": "P0001", "event_type": "view"}, 422, "string"),
+        ({"customer_id": "C0001", "product_id": "P0001", "event_type": "view", "colour": "red"}, 400, "extra"),
+        ({"events": []}, 422, "at least 1"),
+    ],
+)
 def test_bad_events_are_rejected_and_nothing_is_stored(client, served, payload, status, fragment):
     before = db_of(served)["interactions"].count
     response = client.post("/v1/events", json=payload)
@@ -356,9 +399,15 @@ def test_hot_swap_to_a_new_model_and_refusal_of_a_corrupt_one(client, served):
 
 def test_openapi_docs_and_metrics(client):
     spec = client.get("/openapi.json").get_json()
-    for path in ("/v1/customers/{customer_id}/recommendations", "/v1/products/{product_id}/similar",
-                 "/v1/products/{product_id}/bought-together", "/v1/products/popular",
-                 "/v1/customers/{customer_id}/rerank", "/v1/events", "/v1/admin/reload"):
+    for path in (
+        "/v1/customers/{customer_id}/recommendations",
+        "/v1/products/{product_id}/similar",
+        "/v1/products/{product_id}/bought-together",
+        "/v1/products/popular",
+        "/v1/customers/{customer_id}/rerank",
+        "/v1/events",
+        "/v1/admin/reload",
+    ):
         assert path in spec["paths"], path
     params = {p["name"] for p in spec["paths"]["/v1/customers/{customer_id}/recommendations"]["get"]["parameters"]}
     assert {"n", "category", "diversity", "explain", "exclude_purchased", "customer_id"} <= params
@@ -378,8 +427,9 @@ def test_served_scores_match_the_model(client, served):
     model = registry.Registry(served.model_dir).load()
     from recommender.data import interactions
 
-    items, conf = interactions.customer_confidences(db_of(served), served, cid, model.item_index,
-                                                    model.manifest["data"]["reference_time"])
+    items, conf = interactions.customer_confidences(
+        db_of(served), served, cid, model.item_index, model.manifest["data"]["reference_time"]
+    )
     vector = model.recalculate_user(items, conf)
     for item in body["items"]:
         expected = float(model.item_factors[model.item_index[item["product_id"]]] @ vector)

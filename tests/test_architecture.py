@@ -18,8 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Bottom first. A module may import its own layer (no circles) and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground", ("recommender.config", "recommender.errors", "recommender.values", "recommender.durable",
-                "recommender.csvsafe", "recommender")),
+    (
+        "ground",
+        (
+            "recommender.config",
+            "recommender.errors",
+            "recommender.values",
+            "recommender.durable",
+            "recommender.csvsafe",
+            "recommender",
+        ),
+    ),
     ("store", ("recommender.store",)),
     ("online", ("recommender.online",)),
     ("data", ("recommender.data",)),
@@ -87,8 +96,11 @@ def layer_of(module: str) -> tuple[int, str]:
     for rank, (name, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
             if prefix == "recommender":
-                if module.count(".") <= 1 and module.startswith("recommender") and \
-                        not any(module == p or module.startswith(p + ".") for _, ps in LAYERS[1:] for p in ps):
+                if (
+                    module.count(".") <= 1
+                    and module.startswith("recommender")
+                    and not any(module == p or module.startswith(p + ".") for _, ps in LAYERS[1:] for p in ps)
+                ):
                     candidate = (0, rank, name)
                 else:
                     continue
@@ -130,7 +142,7 @@ def test_there_is_no_import_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -147,14 +159,20 @@ def test_the_library_never_imports_the_web_app(graph):
 
 
 def test_no_lazy_loader_hides_an_import():
-    lazy = [str(p.relative_to(ROOT)) for p in ROOT.joinpath("recommender").rglob("*.py")
-            if re.search(r"^def __getattr__\(", p.read_text(encoding="utf-8"), re.M)]
+    lazy = [
+        str(p.relative_to(ROOT))
+        for p in ROOT.joinpath("recommender").rglob("*.py")
+        if re.search(r"^def __getattr__\(", p.read_text(encoding="utf-8"), re.M)
+    ]
     assert lazy == []
 
 
-SQL = re.compile(r"""\s*(SELECT\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|
+SQL = re.compile(
+    r"""\s*(SELECT\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|
                       WITH\s+(RECURSIVE\s+)?\w+(\([^)]*\))?\s+AS\s|REPLACE\s+INTO\s|PRAGMA\s|
-                      (CREATE|DROP)\s+(TABLE|INDEX|TRIGGER|VIEW)\s|ALTER\s+TABLE\s|VACUUM\s*$)""", re.X)
+                      (CREATE|DROP)\s+(TABLE|INDEX|TRIGGER|VIEW)\s|ALTER\s+TABLE\s|VACUUM\s*$)""",
+    re.X,
+)
 
 
 def _sql_strings(tree: ast.AST):
@@ -173,39 +191,48 @@ def test_sql_is_written_only_in_store():
         outside += [f"{path.relative_to(ROOT)}:{line}: {text}" for line, text in _sql_strings(tree)]
         # a query run through a connection is SQL too, whatever builds its text
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr in ("execute", "executemany", "executescript", "query"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "executemany", "executescript", "query")
+            ):
                 outside.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.func.attr}(...)")
     assert outside == []
 
 
 def test_the_sql_check_sees_sql():
     """The check above is only as good as its pattern: it must see the shapes SQL is written in."""
-    source = "\n".join([
-        'a = "SELECT 1"',
-        'b = f"""',
-        '  DELETE FROM t WHERE id = {x}"""',
-        'c = "Select a file"',
-        'd = "DELETE /v1/customers/{id}"',
-        'e = "VACUUM after an erasure"',
-        'f = "UPDATE products\\n SET price = ?"',
-    ])
+    source = "\n".join(
+        [
+            'a = "SELECT 1"',
+            'b = f"""',
+            '  DELETE FROM t WHERE id = {x}"""',
+            'c = "Select a file"',
+            'd = "DELETE /v1/customers/{id}"',
+            'e = "VACUUM after an erasure"',
+            'f = "UPDATE products\\n SET price = ?"',
+        ]
+    )
     assert sorted(line for line, _ in _sql_strings(ast.parse(source))) == [1, 2, 7]
 
 
 def test_each_consent_purpose_is_named_once():
     pattern = re.compile(r"^(PERSONALIZATION|MARKETING|PURPOSES)\s*(:[^=]*)?=", re.M)
-    where = [(m.group(1), str(p.relative_to(ROOT)))
-             for p in [*ROOT.joinpath("recommender").rglob("*.py"), *ROOT.joinpath("api").rglob("*.py")]
-             for m in pattern.finditer(p.read_text(encoding="utf-8"))]
+    where = [
+        (m.group(1), str(p.relative_to(ROOT)))
+        for p in [*ROOT.joinpath("recommender").rglob("*.py"), *ROOT.joinpath("api").rglob("*.py")]
+        for m in pattern.finditer(p.read_text(encoding="utf-8"))
+    ]
     names = [name for name, _ in where]
     assert sorted(set(names)) == sorted(names), where
 
 
 def test_the_code_map_names_every_package():
     text = ROOT.joinpath("docs", "architecture.md").read_text(encoding="utf-8")
-    packages = sorted({_module_name(p.parent) for p in ROOT.joinpath("recommender").rglob("__init__.py")}
-                      | {_module_name(p.parent) for p in ROOT.joinpath("api").rglob("__init__.py")})
+    packages = sorted(
+        {_module_name(p.parent) for p in ROOT.joinpath("recommender").rglob("__init__.py")}
+        | {_module_name(p.parent) for p in ROOT.joinpath("api").rglob("__init__.py")}
+    )
     missing = [p for p in packages if f"`{p.replace('.', '/')}/`" not in text]
     assert missing == []
     # and every layer of the test's list is described there, in the same order

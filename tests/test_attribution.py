@@ -49,9 +49,21 @@ class Server:
         _, self.token = keys.create(store.connect(settings.db), "admin", "attribution-test")
         self.port = _free_port()
         env = {**os.environ, "RECOMMENDER_DB": str(settings.db), "RECOMMENDER_MODEL_DIR": str(settings.model_dir)}
-        self.proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
-                                      "--port", str(self.port), "--workers", "2"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from recommender.cli import main; main()",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -116,9 +128,14 @@ def server(served):
 
 def consenting(settings, n: int) -> list[str]:
     with sqlite3.connect(settings.db) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
-            "ORDER BY customer_id LIMIT ?", [n])]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
+                "ORDER BY customer_id LIMIT ?",
+                [n],
+            )
+        ]
 
 
 def catalogue_price(settings, product: str) -> float:
@@ -128,9 +145,11 @@ def catalogue_price(settings, product: str) -> float:
 
 def rows_of(settings, customer: str, product: str) -> list[tuple]:
     with sqlite3.connect(settings.db) as conn:
-        return conn.execute("SELECT event_type, quantity, occurred_at, list_id, price FROM interactions "
-                            "WHERE customer_id = ? AND product_id = ? AND event_type = 'purchase' ORDER BY id",
-                            [customer, product]).fetchall()
+        return conn.execute(
+            "SELECT event_type, quantity, occurred_at, list_id, price FROM interactions "
+            "WHERE customer_id = ? AND product_id = ? AND event_type = 'purchase' ORDER BY id",
+            [customer, product],
+        ).fetchall()
 
 
 def now_iso() -> str:
@@ -166,25 +185,47 @@ def test_another_customers_list_id_with_an_absurd_price_changes_nothing_but_a_fl
     assert status == 200 and listed["products"] == [product], listed
     victims_list = listed["list_id"]
     when = now_iso()
-    server.events({"customer_id": victim, "product_id": product, "event_type": "purchase", "quantity": 1,
-                   "price": price, "list_id": victims_list, "occurred_at": when})
+    server.events(
+        {
+            "customer_id": victim,
+            "product_id": product,
+            "event_type": "purchase",
+            "quantity": 1,
+            "price": price,
+            "list_id": victims_list,
+            "occurred_at": when,
+        }
+    )
     before = server.report([victims_list])
     rerank = next(a for a in before["arms"] if a["surface"] == "rerank")
     assert rerank["purchases"] == 1 and rerank["revenue"] == round(price, 2) and rerank["flagged"] == 0
 
     # The attack of the issue: a write key puts an absurd purchase on the victim's list.
-    sent = server.attack({"customer_id": attacker, "product_id": product, "event_type": "purchase",
-                          "quantity": 1000000, "price": 999999999999, "list_id": victims_list, "occurred_at": when})
+    sent = server.attack(
+        {
+            "customer_id": attacker,
+            "product_id": product,
+            "event_type": "purchase",
+            "quantity": 1000000,
+            "price": 999999999999,
+            "list_id": victims_list,
+            "occurred_at": when,
+        }
+    )
     after = server.report([victims_list])
 
     # Every arm, every uplift: unchanged (the attacker was shown no list, so their event is nobody's).
     assert after["arms"] == before["arms"] and after["uplift"] == before["uplift"]
-    assert after["events"] == {**before["events"], "flagged": before["events"]["flagged"] + 1,
-                               "list_id_of_another_customer": before["events"]["list_id_of_another_customer"] + 1,
-                               "unattributed": before["events"]["unattributed"] + 1}
+    assert after["events"] == {
+        **before["events"],
+        "flagged": before["events"]["flagged"] + 1,
+        "list_id_of_another_customer": before["events"]["list_id_of_another_customer"] + 1,
+        "unattributed": before["events"]["unattributed"] + 1,
+    }
     # Nothing is silently dropped: the raw event is stored as it was sent.
-    assert rows_of(served, attacker, product) == [("purchase", 1000000.0, rows_of(served, victim, product)[0][2],
-                                                  victims_list, float(sent["price"]))]
+    assert rows_of(served, attacker, product) == [
+        ("purchase", 1000000.0, rows_of(served, victim, product)[0][2], victims_list, float(sent["price"]))
+    ]
     # The CLI says the same, and shows the flag.
     from recommender.cli import cli as main
 
@@ -209,13 +250,28 @@ def test_a_same_second_second_purchase_is_its_own_row_and_cannot_rewrite_the_fir
     assert status == 200, listed
     own, other = listed["list_id"], popular["list_id"]
     when = now_iso()
-    legit = {"customer_id": victim, "product_id": product, "event_type": "purchase", "quantity": 1,
-             "price": price, "list_id": own, "occurred_at": when, "event_id": "order-1-line-1"}
+    legit = {
+        "customer_id": victim,
+        "product_id": product,
+        "event_type": "purchase",
+        "quantity": 1,
+        "price": price,
+        "list_id": own,
+        "occurred_at": when,
+        "event_id": "order-1-line-1",
+    }
     server.events(legit)
     before = server.report([own, other])
 
-    attack = {"customer_id": victim, "product_id": product, "event_type": "purchase", "quantity": 1,
-              "price": 5e11, "list_id": other, "occurred_at": when}
+    attack = {
+        "customer_id": victim,
+        "product_id": product,
+        "event_type": "purchase",
+        "quantity": 1,
+        "price": 5e11,
+        "list_id": other,
+        "occurred_at": when,
+    }
     attack = server.attack(attack)
     # A retry of the legitimate event is still a duplicate ...
     assert server.events(legit) == {"accepted": 0, "duplicates": 1}
@@ -239,8 +295,9 @@ def test_a_same_second_second_purchase_is_its_own_row_and_cannot_rewrite_the_fir
     assert after["events"]["flagged"] == before["events"]["flagged"] + 1
     # Had the attacker sent the catalogue price, the report would read the same but for the flag.
     with sqlite3.connect(served.db) as conn:
-        conn.execute("UPDATE interactions SET price = ? WHERE list_id = ? AND price = ?",
-                     [price, other, attack["price"]])
+        conn.execute(
+            "UPDATE interactions SET price = ? WHERE list_id = ? AND price = ?", [price, other, attack["price"]]
+        )
     honest = online.report(store.connect(served.db), served)
     assert without_flags(honest) == without_flags(after)
     assert honest["events"]["flagged"] == after["events"]["flagged"] - 1
@@ -264,13 +321,22 @@ def epoch(minutes: float) -> int:
 def shop(db, settings):
     """Customers a, b, c; pA (10.00), pB (20.00), pN (no price); a's and b's lists, and an anonymous popular one."""
     store.upsert_customers(db, [(c, None, None, None, None, "UTC", "2026-01-01T00:00:00Z") for c in "abc"])
-    store.upsert_products(db, [("pA", "A", "x", 10.0, None, 0, None), ("pB", "B", "x", 20.0, None, 0, None),
-                               ("pN", "N", "x", None, None, 0, None)])
-    store.insert_decisions(db, [
-        ("a", at(0), "recommendations", "v1", "personalized", None, json.dumps(["pA", "pB", "pN"]), LA, "model"),
-        ("b", at(0), "recommendations", "v1", "personalized", None, json.dumps(["pA"]), LB, "model"),
-        (None, at(0), "popular", "v1", "non_personalized", "popular", json.dumps(["pA"]), LP, None),
-    ])
+    store.upsert_products(
+        db,
+        [
+            ("pA", "A", "x", 10.0, None, 0, None),
+            ("pB", "B", "x", 20.0, None, 0, None),
+            ("pN", "N", "x", None, None, 0, None),
+        ],
+    )
+    store.insert_decisions(
+        db,
+        [
+            ("a", at(0), "recommendations", "v1", "personalized", None, json.dumps(["pA", "pB", "pN"]), LA, "model"),
+            ("b", at(0), "recommendations", "v1", "personalized", None, json.dumps(["pA"]), LB, "model"),
+            (None, at(0), "popular", "v1", "non_personalized", "popular", json.dumps(["pA"]), LP, None),
+        ],
+    )
     return db, settings
 
 
@@ -278,13 +344,16 @@ def test_the_revenue_of_a_hand_made_shop_with_one_implausible_price(shop):
     db, settings = shop
     assert (settings.online.max_price_factor, settings.online.max_quantity) == (3.0, 100.0)
     # (customer, product, type, quantity, time, list_id, price)
-    store.add_interactions(db, [
-        ("a", "pA", "view", 1, epoch(1), LA, None),
-        ("a", "pA", "purchase", 2, epoch(2), LA, 9.5),      # 9.5 in [10/3, 30]: 2 x 9.50 = 19.00
-        ("a", "pB", "purchase", 1, epoch(2), LA, 5e11),     # implausible: flagged, 1 x 20.00 = 20.00
-        ("b", "pA", "purchase", 1, epoch(3), None, None),   # by window to LB, no price: 1 x 10.00
-        ("b", "pA", "purchase", 3, epoch(4), LP, 7.0),      # the anonymous popular list: 3 x 7.00 = 21.00
-    ])
+    store.add_interactions(
+        db,
+        [
+            ("a", "pA", "view", 1, epoch(1), LA, None),
+            ("a", "pA", "purchase", 2, epoch(2), LA, 9.5),  # 9.5 in [10/3, 30]: 2 x 9.50 = 19.00
+            ("a", "pB", "purchase", 1, epoch(2), LA, 5e11),  # implausible: flagged, 1 x 20.00 = 20.00
+            ("b", "pA", "purchase", 1, epoch(3), None, None),  # by window to LB, no price: 1 x 10.00
+            ("b", "pA", "purchase", 3, epoch(4), LP, 7.0),  # the anonymous popular list: 3 x 7.00 = 21.00
+        ],
+    )
     got = online.report(db, settings)
     arms = {(a["surface"], a["arm"]): a for a in got["arms"]}
     model, popular = arms["recommendations", "model"], arms["popular", "unassigned"]
@@ -292,30 +361,43 @@ def test_the_revenue_of_a_hand_made_shop_with_one_implausible_price(shop):
     assert (model["purchases"], model["events"], model["flagged"], model["flagged_share"]) == (2, 4, 1, 0.25)
     assert model["revenue_per_list"] == 24.5
     assert (popular["revenue"], popular["purchases"], popular["flagged"]) == (21.0, 1, 0)
-    assert got["events"] == {"attributed_by_list_id": 4, "attributed_by_window": 1, "unattributed": 0,
-                             "flagged": 1, "list_id_of_another_customer": 0}
+    assert got["events"] == {
+        "attributed_by_list_id": 4,
+        "attributed_by_window": 1,
+        "unattributed": 0,
+        "flagged": 1,
+        "list_id_of_another_customer": 0,
+    }
     # The stored event keeps what was sent.
     assert db.execute("SELECT price FROM interactions WHERE product_id = 'pB'").fetchone()[0] == 5e11
 
 
 def test_the_quantity_cap_a_missing_catalogue_price_and_a_foreign_list(shop):
     db, settings = shop
-    store.add_interactions(db, [
-        ("a", "pA", "purchase", 500, epoch(1), LA, None),   # above the cap: 100 x 10.00 = 1000.00, flagged
-        ("a", "pN", "purchase", 1, epoch(2), LA, 4.0),      # no catalogue price to check 4.00: 0, flagged
-        ("a", "pN", "purchase", 2, epoch(3), LA, None),     # no price at all: 0, not flagged
-        # c names a's list: not theirs; c was shown nothing, so the event is nobody's (flagged all the same)
-        ("c", "pA", "purchase", 1000000, epoch(4), LA, 999999999999),
-        # b names a's list for pA, which b's own list LB showed: attributed to LB by window, at 10.00
-        ("b", "pA", "purchase", 1, epoch(5), LA, 10.0),
-    ])
+    store.add_interactions(
+        db,
+        [
+            ("a", "pA", "purchase", 500, epoch(1), LA, None),  # above the cap: 100 x 10.00 = 1000.00, flagged
+            ("a", "pN", "purchase", 1, epoch(2), LA, 4.0),  # no catalogue price to check 4.00: 0, flagged
+            ("a", "pN", "purchase", 2, epoch(3), LA, None),  # no price at all: 0, not flagged
+            # c names a's list: not theirs; c was shown nothing, so the event is nobody's (flagged all the same)
+            ("c", "pA", "purchase", 1000000, epoch(4), LA, 999999999999),
+            # b names a's list for pA, which b's own list LB showed: attributed to LB by window, at 10.00
+            ("b", "pA", "purchase", 1, epoch(5), LA, 10.0),
+        ],
+    )
     got = online.report(db, settings)
     arms = {(a["surface"], a["arm"]): a for a in got["arms"]}
     model = arms["recommendations", "model"]
     assert model["revenue"] == 1000.0 + 0.0 + 0.0 + 10.0
     assert (model["purchases"], model["events"], model["flagged"]) == (2, 4, 2)
-    assert got["events"] == {"attributed_by_list_id": 3, "attributed_by_window": 1, "unattributed": 1,
-                             "flagged": 3, "list_id_of_another_customer": 2}
+    assert got["events"] == {
+        "attributed_by_list_id": 3,
+        "attributed_by_window": 1,
+        "unattributed": 1,
+        "flagged": 3,
+        "list_id_of_another_customer": 2,
+    }
     assert db.execute("SELECT count(*) FROM interactions").fetchone()[0] == 5
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from recommender import store
-from recommender.serving import keys
 from recommender.cli import cli
+from recommender.serving import keys
 
 EVENT = {"customer_id": "C0001", "product_id": "P0001", "event_type": "view"}
 
@@ -32,8 +32,12 @@ def closed(closed_app):
 def test_without_any_key_nothing_is_open(closed, served):
     db = store.connect(served.db)
     assert store.live_api_keys(db) == 0
-    for method, url, body in [("get", "/v1/products/popular", None), ("post", "/v1/events", EVENT),
-                              ("get", "/v1/customers/C0005/export", None), ("delete", "/v1/customers/C0005", None)]:
+    for method, url, body in [
+        ("get", "/v1/products/popular", None),
+        ("post", "/v1/events", EVENT),
+        ("get", "/v1/customers/C0005/export", None),
+        ("delete", "/v1/customers/C0005", None),
+    ]:
         response = getattr(closed, method)(url, json=body)
         assert response.status_code == 401, url
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -114,9 +118,14 @@ def test_open_mode_is_loud_and_for_this_machine_only(client, served):
     assert client.post("/v1/events", json=EVENT, headers=auth(read_key)).status_code == 403
 
 
-@pytest.mark.parametrize("args, env", [(["--open", "--host", "0.0.0.0"], {}),
-                                       (["--open", "--host", "shop.example.com"], {}),
-                                       (["--host", "0.0.0.0"], {"RECOMMENDER_SERVE_OPEN": "true"})])
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        (["--open", "--host", "0.0.0.0"], {}),
+        (["--open", "--host", "shop.example.com"], {}),
+        (["--host", "0.0.0.0"], {"RECOMMENDER_SERVE_OPEN": "true"}),
+    ],
+)
 def test_serve_refuses_open_on_a_public_address(runner, monkeypatch, args, env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)

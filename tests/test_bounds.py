@@ -10,7 +10,6 @@ only fails here.
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_csv
 
 from recommender import store
@@ -63,15 +62,22 @@ def test_a_quantity_at_the_bound_is_taken_and_one_over_is_refused_by_a_csv_impor
 EVENT = {"customer_id": "c1", "product_id": "p2", "event_type": "purchase"}
 
 
-@pytest.mark.parametrize("field, at, over, bound", [("price", 1000000000, 1000000001, "1000000000"),
-                                                    ("price", 1e9, 1.000000001e9, "1000000000"),
-                                                    ("quantity", 1000000, 1000001, "1000000")])
+@pytest.mark.parametrize(
+    "field, at, over, bound",
+    [
+        ("price", 1000000000, 1000000001, "1000000000"),
+        ("price", 1e9, 1.000000001e9, "1000000000"),
+        ("quantity", 1000000, 1000001, "1000000"),
+    ],
+)
 def test_the_api_takes_the_bound_and_refuses_just_over_it(client, small_shop, field, at, over, bound):
     before = small_shop["interactions"].count
     assert client.post("/v1/events", json={**EVENT, field: at}).status_code == 201
     refused = client.post("/v1/events", json={**EVENT, field: over})
     assert refused.status_code == 422
-    message = refused.get_json()["error"]["message"]  # e.g. "body.event.price: Input should be less than or equal to 1000000000"
+    message = refused.get_json()["error"][
+        "message"
+    ]  # e.g. "body.event.price: Input should be less than or equal to 1000000000"
     assert f"body.event.{field}: " in message and f"less than or equal to {bound}" in message
     assert small_shop["interactions"].count == before + 1
     document = client.get("/openapi.json").get_json()["components"]["schemas"]["Event"]["properties"][field]

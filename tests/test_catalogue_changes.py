@@ -19,8 +19,14 @@ LATER = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 EARLIER = (dt.date.today() - dt.timedelta(days=3)).isoformat()
 
 
-def product(i: int, price: float = 10.0, stock: int | None = 5, hidden: int = 0, until: str | None = None,
-            category: str | None = "kitchen") -> tuple:
+def product(
+    i: int,
+    price: float = 10.0,
+    stock: int | None = 5,
+    hidden: int = 0,
+    until: str | None = None,
+    category: str | None = "kitchen",
+) -> tuple:
     return (f"p{i:04d}", f"Product {i}", category, price, stock, hidden, until)
 
 
@@ -34,8 +40,10 @@ def db(tmp_path):
 
 def allowed_by_sql(db, max_price: float | None = None, category: str | None = None) -> set[str]:
     """The list rules as one SQL query: visible, available today, in stock (or untracked), in the band."""
-    sql = ("SELECT id FROM products WHERE hidden = 0 AND (available_until IS NULL OR available_until >= ?) "
-           "AND (in_stock IS NULL OR in_stock > 0)")
+    sql = (
+        "SELECT id FROM products WHERE hidden = 0 AND (available_until IS NULL OR available_until >= ?) "
+        "AND (in_stock IS NULL OR in_stock > 0)"
+    )
     args: list = [TODAY]
     if max_price is not None:
         sql += " AND price <= ?"
@@ -113,10 +121,19 @@ def test_after_a_month_of_random_changes_the_catalogue_equals_the_table(db):
                     db.conn.execute("DELETE FROM products WHERE id = ?", [f"p{i:04d}"])
                 alive.discard(i)
             else:
-                store.upsert_products(db, [product(i, price=float(rng.randrange(1, 40)),
-                                                   stock=rng.choice([None, 0, 3]), hidden=int(rng.random() < 0.1),
-                                                   until=rng.choice([None, EARLIER, LATER]),
-                                                   category=rng.choice(["kitchen", "garden", None]))])
+                store.upsert_products(
+                    db,
+                    [
+                        product(
+                            i,
+                            price=float(rng.randrange(1, 40)),
+                            stock=rng.choice([None, 0, 3]),
+                            hidden=int(rng.random() < 0.1),
+                            until=rng.choice([None, EARLIER, LATER]),
+                            category=rng.choice(["kitchen", "garden", None]),
+                        )
+                    ],
+                )
                 alive.add(i)
         catalogue.refresh(db)
         assert set(catalogue.products) == {r[0] for r in db.execute("SELECT id FROM products")}, day
@@ -126,8 +143,9 @@ def test_after_a_month_of_random_changes_the_catalogue_equals_the_table(db):
         fresh = Catalogue(catalogue.item_ids, ttl=0.0)
         fresh.refresh(db)
         assert np.array_equal(catalogue.mask(ListFilters()), fresh.mask(ListFilters()))
-        assert [catalogue.ids[r] if r >= 0 else None for r in catalogue.rows_of_items] == \
-            [fresh.ids[r] if r >= 0 else None for r in fresh.rows_of_items]
+        assert [catalogue.ids[r] if r >= 0 else None for r in catalogue.rows_of_items] == [
+            fresh.ids[r] if r >= 0 else None for r in fresh.rows_of_items
+        ]
     assert catalogue.full_loads == 1
 
 
@@ -191,8 +209,9 @@ def test_a_warmed_worker_has_its_model_and_products_before_the_first_request(ser
     assert service.warm(db) == current
     catalogue = service.live.catalogue
     assert catalogue is not None and catalogue.full_loads == 1 and len(catalogue.products) > 0
-    customer = db.execute("SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
-                          "LIMIT 1").fetchone()[0]
+    customer = db.execute(
+        "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 LIMIT 1"
+    ).fetchone()[0]
     body = service.recommend(db, customer, ListOptions(n=3, filters=Filters()))
     assert body.items and service.live.catalogue is catalogue and catalogue.full_loads == 1
 

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import write_csv
+
 from recommender.cli import cli
 
 
@@ -56,10 +56,24 @@ def test_import_json_reports_counts(runner, tmp_path):
 
 
 def test_import_transactions_options(runner, tmp_path):
-    path = write_csv(tmp_path / "o.csv", "inv,sku,cust,ts,n",
-                     "1,A,u1,2024-01-01 10:00,2", "C2,A,u1,2024-01-02 10:00,-2", "3,B,,2024-01-03 10:00,1")
-    args = ["import-transactions", str(path), "--map", "order=inv,product=sku,customer=cust,occurred_at=ts,quantity=n,price=,name=",
-            "--grant", "personalization", "--grant", "marketing", "--json"]
+    path = write_csv(
+        tmp_path / "o.csv",
+        "inv,sku,cust,ts,n",
+        "1,A,u1,2024-01-01 10:00,2",
+        "C2,A,u1,2024-01-02 10:00,-2",
+        "3,B,,2024-01-03 10:00,1",
+    )
+    args = [
+        "import-transactions",
+        str(path),
+        "--map",
+        "order=inv,product=sku,customer=cust,occurred_at=ts,quantity=n,price=,name=",
+        "--grant",
+        "personalization",
+        "--grant",
+        "marketing",
+        "--json",
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
@@ -69,11 +83,14 @@ def test_import_transactions_options(runner, tmp_path):
     assert stats["consents"] == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["import-transactions", "x.csv", "--map", "oops"], "bad --map item"),
-    (["import-transactions", "x.csv", "--grant", "spying"], "unknown purpose"),
-    (["import", "customers", "absent.csv"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["import-transactions", "x.csv", "--map", "oops"], "bad --map item"),
+        (["import-transactions", "x.csv", "--grant", "spying"], "unknown purpose"),
+        (["import", "customers", "absent.csv"], "no such file"),
+    ],
+)
 def test_bad_options_exit_non_zero_with_one_line(runner, args, message):
     result = runner.invoke(cli, args)
     assert result.exit_code != 0

@@ -41,5 +41,6 @@ def test_the_nearer_db_wins_and_an_unknown_one_is_a_one_line_error(tmp_path):
     result = runner.invoke(cli, ["--db", str(db), "stats", "--db", str(missing)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: database {missing} does not exist (run `recommender init` to create one)"]
+        f"Error: database {missing} does not exist (run `recommender init` to create one)"
+    ]
     assert not missing.exists()

@@ -16,7 +16,9 @@ def test_defaults_work_without_file_or_environment():
 
 def test_file_then_environment_then_overrides(tmp_path):
     path = tmp_path / "r.toml"
-    path.write_text('db = "from-file.db"\n[als]\nfactors = 16\niterations = 3\n[event_weights]\nview = 0.5\npurchase = 9\n')
+    path.write_text(
+        'db = "from-file.db"\n[als]\nfactors = 16\niterations = 3\n[event_weights]\nview = 0.5\npurchase = 9\n'
+    )
     env = {"RECOMMENDER_ALS_FACTORS": "32", "RECOMMENDER_ALS_LOG_SCALING": "false"}
     settings = load_settings(path, environ=env)
     assert settings.db == Path("from-file.db")

@@ -3,8 +3,8 @@
 import json
 
 from recommender import store
-from recommender.serving import keys
 from recommender.cli import cli
+from recommender.serving import keys
 
 
 def one_error_line(result):

@@ -30,18 +30,25 @@ from recommender.store.consents import MARKETING, PERSONALIZATION
 WHEN = 1_735_689_600  # 2025-01-01T00:00:00Z
 CUSTOMERS = ["A", "B", "C", "D", "E", "F"]
 CONSENTS = [
-    ("A", "personalization", 1), ("A", "marketing", 1),
-    ("B", "personalization", 1), ("B", "marketing", 0),
+    ("A", "personalization", 1),
+    ("A", "marketing", 1),
+    ("B", "personalization", 1),
+    ("B", "marketing", 0),
     ("C", "personalization", 0),
     ("E", "marketing", 1),
     ("F", "personalization", 1),
 ]
 EVENTS = [
-    ("A", "p1", "purchase"), ("A", "p2", "view"),
-    ("B", "p1", "view"), ("B", "p3", "purchase"),
-    ("C", "p1", "purchase"), ("C", "p2", "purchase"),
-    ("D", "p1", "purchase"), ("D", "p2", "view"),
-    ("E", "p2", "purchase"), ("E", "p3", "view"),
+    ("A", "p1", "purchase"),
+    ("A", "p2", "view"),
+    ("B", "p1", "view"),
+    ("B", "p3", "purchase"),
+    ("C", "p1", "purchase"),
+    ("C", "p2", "purchase"),
+    ("D", "p1", "purchase"),
+    ("D", "p2", "view"),
+    ("E", "p2", "purchase"),
+    ("E", "p3", "view"),
 ]
 # By hand, from the table above.
 PERSONALIZED_WITH_EVENTS = ["A", "B"]
@@ -53,13 +60,19 @@ POPULARITY = {"p1": 2, "p2": 1, "p3": 1}  # distinct customers among A and B
 
 @pytest.fixture
 def shop(db):
-    db.conn.executemany("INSERT INTO customers (id, created_at) VALUES (?, '2024-12-01T00:00:00Z')",
-                        [(c,) for c in CUSTOMERS])
+    db.conn.executemany(
+        "INSERT INTO customers (id, created_at) VALUES (?, '2024-12-01T00:00:00Z')", [(c,) for c in CUSTOMERS]
+    )
     db.conn.executemany("INSERT INTO products (id, name) VALUES (?, ?)", [("p1", "Mug"), ("p2", "Pan"), ("p3", "Rose")])
-    db.conn.executemany("INSERT INTO consents (customer_id, purpose, granted, updated_at, source) "
-                        "VALUES (?, ?, ?, '2024-12-01T00:00:00Z', 'test')", CONSENTS)
-    db.conn.executemany("INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
-                        "VALUES (?, ?, ?, 1, ?)", [(c, p, t, WHEN + n) for n, (c, p, t) in enumerate(EVENTS)])
+    db.conn.executemany(
+        "INSERT INTO consents (customer_id, purpose, granted, updated_at, source) "
+        "VALUES (?, ?, ?, '2024-12-01T00:00:00Z', 'test')",
+        CONSENTS,
+    )
+    db.conn.executemany(
+        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) VALUES (?, ?, ?, 1, ?)",
+        [(c, p, t, WHEN + n) for n, (c, p, t) in enumerate(EVENTS)],
+    )
     return db
 
 
@@ -67,8 +80,12 @@ def test_the_store_answers_the_rule_for_each_customer(shop):
     assert store.consenting_customers(shop, PERSONALIZATION) == PERSONALIZED
     assert store.consenting_customers(shop, MARKETING) == MARKETABLE
     assert [c for c in CUSTOMERS if store.has_consent(shop, c, PERSONALIZATION)] == PERSONALIZED
-    assert [store.customer_consent(shop, c, PERSONALIZATION) for c in ("A", "C", "D", "nobody")] == \
-        [(True, True), (True, False), (True, False), (False, False)]
+    assert [store.customer_consent(shop, c, PERSONALIZATION) for c in ("A", "C", "D", "nobody")] == [
+        (True, True),
+        (True, False),
+        (True, False),
+        (False, False),
+    ]
     assert sorted({c for c, *_ in store.consented_event_rows(shop, PERSONALIZATION)}) == PERSONALIZED_WITH_EVENTS
     assert store.popular_since(shop, 0, 10) == [("p1", 2), ("p2", 1), ("p3", 1)]
 

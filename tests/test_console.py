@@ -57,8 +57,15 @@ def some_customer(settings) -> str:
         return conn.execute("SELECT id FROM customers ORDER BY id LIMIT 1").fetchone()[0]
 
 
-PAGES = ["/console/", "/console/campaigns", "/console/customer", "/console/customer?id=C0002",
-         "/console/models", "/console/campaigns/ledger", "/console/campaigns/ledger?q=C0002"]
+PAGES = [
+    "/console/",
+    "/console/campaigns",
+    "/console/customer",
+    "/console/customer?id=C0002",
+    "/console/models",
+    "/console/campaigns/ledger",
+    "/console/campaigns/ledger?q=C0002",
+]
 
 
 def test_every_page_answers_200_for_admin_and_redirects_without_a_session(console):
@@ -87,11 +94,15 @@ def test_sign_in_refuses_unknown_and_storefront_keys(console):
 
 def test_sign_in_goes_back_only_to_console_pages(console):
     app, tokens, _ = console
-    for target, expected in (("/console/models", "/console/models"), ("https://evil.example/", "/console/"),
-                             ("//evil.example/console", "/console/")):
+    for target, expected in (
+        ("/console/models", "/console/models"),
+        ("https://evil.example/", "/console/"),
+        ("//evil.example/console", "/console/"),
+    ):
         client = app.test_client()
-        response = client.post("/console/sign-in", data={"csrf": csrf_of(client), "key": tokens["admin"],
-                                                         "next": target})
+        response = client.post(
+            "/console/sign-in", data={"csrf": csrf_of(client), "key": tokens["admin"], "next": target}
+        )
         assert response.status_code == 303 and response.headers["Location"] == expected
 
 
@@ -105,8 +116,9 @@ def test_posts_without_the_csrf_token_are_refused(console):
     assert client.post("/console/campaigns/preview", data={**form, "csrf": "forged"}).status_code == 403
     victim = some_customer(settings)
     assert client.post(f"/console/customer/{victim}/erase", data={"confirm": victim}).status_code == 400
-    assert client.post(f"/console/customer/{victim}/erase",
-                       data={"confirm": victim, "csrf": "x" * 43}).status_code == 403
+    assert (
+        client.post(f"/console/customer/{victim}/erase", data={"confirm": victim, "csrf": "x" * 43}).status_code == 403
+    )
     assert count(settings, "SELECT count(*) FROM customers WHERE id = ?", victim) == 1
     # a token from another session is not this session's token
     other = signed_in(app, tokens["admin"])
@@ -121,8 +133,7 @@ def test_the_token_changes_at_sign_in(console):
     client.post("/console/sign-in", data={"csrf": before, "key": tokens["admin"]})
     after = fresh_csrf(client)
     assert before != after
-    response = client.post("/console/campaigns/preview", data={"occasion": "all", "days_ahead": "7",
-                                                               "csrf": before})
+    response = client.post("/console/campaigns/preview", data={"occasion": "all", "days_ahead": "7", "csrf": before})
     assert response.status_code == 403
 
 
@@ -161,8 +172,11 @@ def test_cookie_flags_and_the_secret_outside_the_database(console):
     assert "Secure" not in cookie
     secure = app.test_client()
     page = secure.get("/console/sign-in", base_url="https://localhost").get_data(as_text=True)
-    answer = secure.post("/console/sign-in", base_url="https://localhost",
-                         data={"csrf": TOKEN.search(page).group(1), "key": tokens["admin"]})
+    answer = secure.post(
+        "/console/sign-in",
+        base_url="https://localhost",
+        data={"csrf": TOKEN.search(page).group(1), "key": tokens["admin"]},
+    )
     assert "Secure" in answer.headers["Set-Cookie"]
     secret = settings.privacy.key_file.parent / (settings.privacy.key_file.name + ".console-secret")
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -183,10 +197,21 @@ def test_open_mode_does_not_open_the_console(served):
 
 # Hand-written: what each role may do (the wording, not the code's table).
 MAY = {
-    ("read", "read"): True, ("read", "write"): False, ("read", "admin"): False, ("read", "marketer"): False,
-    ("write", "read"): True, ("write", "write"): True, ("write", "admin"): False, ("write", "marketer"): False,
-    ("admin", "read"): True, ("admin", "write"): True, ("admin", "admin"): True, ("admin", "marketer"): True,
-    ("marketer", "read"): True, ("marketer", "write"): False, ("marketer", "admin"): False,
+    ("read", "read"): True,
+    ("read", "write"): False,
+    ("read", "admin"): False,
+    ("read", "marketer"): False,
+    ("write", "read"): True,
+    ("write", "write"): True,
+    ("write", "admin"): False,
+    ("write", "marketer"): False,
+    ("admin", "read"): True,
+    ("admin", "write"): True,
+    ("admin", "admin"): True,
+    ("admin", "marketer"): True,
+    ("marketer", "read"): True,
+    ("marketer", "write"): False,
+    ("marketer", "admin"): False,
     ("marketer", "marketer"): True,
 }
 
@@ -200,7 +225,7 @@ def test_roles_allow_what_the_table_says():
 def test_marketer_previews_and_runs_a_campaign_but_cannot_erase_export_or_roll_back(console):
     app, tokens, settings = console
     client = signed_in(app, tokens["marketer"])
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
     form = {"occasion": "all", "date": today, "days_ahead": "30"}
     preview = client.post("/console/campaigns/preview", data={**form, "csrf": fresh_csrf(client)})
     assert preview.status_code == 200
@@ -231,8 +256,12 @@ def test_marketer_previews_and_runs_a_campaign_but_cannot_erase_export_or_roll_b
     assert client.get(f"/console/customer/{victim}/export.json").status_code == 403
     with sqlite3.connect(settings.db) as conn:
         version = conn.execute("SELECT version FROM models LIMIT 1").fetchone()[0]
-    assert client.post("/console/models/rollback", data={"version": version, "confirm": "yes",
-                                                         "csrf": fresh_csrf(client)}).status_code == 403
+    assert (
+        client.post(
+            "/console/models/rollback", data={"version": version, "confirm": "yes", "csrf": fresh_csrf(client)}
+        ).status_code
+        == 403
+    )
     assert client.get(f"/console/customer?id={victim}").status_code == 200  # reading the page is allowed
 
 
@@ -244,10 +273,12 @@ def test_admin_exports_and_erases_with_a_typed_confirmation(console):
     assert export.status_code == 200 and "attachment" in export.headers["Content-Disposition"]
     body = json.loads(export.get_data(as_text=True))
     assert body["profile"]["id"] == victim
-    assert len(body["interactions"]) == count(settings, "SELECT count(*) FROM interactions WHERE customer_id = ?",
-                                              victim)
-    wrong = client.post(f"/console/customer/{victim}/erase", data={"confirm": victim.lower() + "?",
-                                                                 "csrf": fresh_csrf(client)})
+    assert len(body["interactions"]) == count(
+        settings, "SELECT count(*) FROM interactions WHERE customer_id = ?", victim
+    )
+    wrong = client.post(
+        f"/console/customer/{victim}/erase", data={"confirm": victim.lower() + "?", "csrf": fresh_csrf(client)}
+    )
     assert wrong.status_code == 422 and "confirm" in wrong.get_data(as_text=True)
     assert count(settings, "SELECT count(*) FROM customers WHERE id = ?", victim) == 1
     done = client.post(f"/console/customer/{victim}/erase", data={"confirm": victim, "csrf": fresh_csrf(client)})
@@ -261,8 +292,14 @@ def test_admin_exports_and_erases_with_a_typed_confirmation(console):
 def test_bad_form_values_are_named_pages_not_tracebacks(console):
     app, tokens, _ = console
     client = signed_in(app, tokens["admin"])
-    for field, value in (("days_ahead", "soon"), ("days_ahead", "999"), ("date", "2026-02-30"),
-                         ("items", "0"), ("occasion", "wedding"), ("max_per_product", "-1")):
+    for field, value in (
+        ("days_ahead", "soon"),
+        ("days_ahead", "999"),
+        ("date", "2026-02-30"),
+        ("items", "0"),
+        ("occasion", "wedding"),
+        ("max_per_product", "-1"),
+    ):
         form = {"occasion": "all", "days_ahead": "7", field: value, "csrf": fresh_csrf(client)}
         response = client.post("/console/campaigns/preview", data=form)
         assert response.status_code == 422, (field, value)
@@ -280,15 +317,19 @@ def test_exports_are_served_only_from_their_folder(console):
 def test_ledger_finds_offers_by_customer_code_prefix_and_campaign(console):
     app, tokens, settings = console
     client = signed_in(app, tokens["admin"])
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    client.post("/console/campaigns/run", data={"occasion": "all", "date": today, "days_ahead": "30",
-                                                "confirm": "yes", "csrf": fresh_csrf(client)})
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    client.post(
+        "/console/campaigns/run",
+        data={"occasion": "all", "date": today, "days_ahead": "30", "confirm": "yes", "csrf": fresh_csrf(client)},
+    )
     with sqlite3.connect(settings.db) as conn:
         customer, code, campaign = conn.execute("SELECT customer_id, code, campaign_id FROM offers LIMIT 1").fetchone()
         total = conn.execute("SELECT count(*) FROM offers").fetchone()[0]
         of_customer = conn.execute("SELECT count(*) FROM offers WHERE customer_id = ?", [customer]).fetchone()[0]
+
     def rows(q):
         return client.get("/console/campaigns/ledger", query_string={"q": q}).get_data(as_text=True).count("<tr><td>")
+
     assert rows(customer) == of_customer
     assert rows(code) == 1 and rows(code[:14].lower()) == 1
     assert rows(campaign) == min(total, 100)
@@ -299,22 +340,28 @@ def test_marketer_keys_through_the_cli_and_the_api(console, runner):
     app, tokens, settings = console
     from recommender.cli import cli
 
-    made = runner.invoke(cli, ["keys", "create", "--role", "marketer", "--name", "mia", "--json",
-                                "--db", str(settings.db)])
+    made = runner.invoke(
+        cli, ["keys", "create", "--role", "marketer", "--name", "mia", "--json", "--db", str(settings.db)]
+    )
     assert made.exit_code == 0, made.output
     assert json.loads(made.output)["role"] == "marketer"
     listed = runner.invoke(cli, ["keys", "list", "--db", str(settings.db)])
     assert "marketer" in listed.output and "mia" in listed.output
     api = app.test_client()
     bearer = {"Authorization": f"Bearer {tokens['marketer']}"}
-    preview = api.post("/v1/admin/campaigns/preview", headers=bearer,
-                       json={"occasion": "all", "date": "2026-06-01", "days_ahead": 7})
+    preview = api.post(
+        "/v1/admin/campaigns/preview", headers=bearer, json={"occasion": "all", "date": "2026-06-01", "days_ahead": 7}
+    )
     assert preview.status_code == 200
     victim = some_customer(settings)
     assert api.delete(f"/v1/customers/{victim}", headers=bearer).status_code == 403
     assert api.get(f"/v1/customers/{victim}/export", headers=bearer).status_code == 403
-    assert api.post("/v1/events", headers=bearer, json={"customer_id": victim, "product_id": "P0001",
-                                                        "event_type": "view"}).status_code == 403
+    assert (
+        api.post(
+            "/v1/events", headers=bearer, json={"customer_id": victim, "product_id": "P0001", "event_type": "view"}
+        ).status_code
+        == 403
+    )
 
 
 def test_the_marketer_migration_keeps_existing_keys(tmp_path):
@@ -338,14 +385,51 @@ def test_overview_shows_the_online_report_per_arm(console, monkeypatch):
 
     import recommender
 
-    report = {"since": "2026-11-01T00:00:00Z", "window_hours": 24, "arms": [
-        {"arm": "model", "surface": "recommendations", "model_version": "v1", "lists": 1200, "customers": 300,
-         "clicks": 96, "ctr": 0.08, "add_to_cart": 30, "purchases": 18, "conversion": 0.015, "revenue": 412.5},
-        {"arm": "control", "surface": "recommendations", "model_version": None, "lists": 400, "customers": 100,
-         "clicks": 20, "ctr": 0.05, "add_to_cart": 6, "purchases": 4, "conversion": 0.01, "revenue": 80.0}],
-        "uplift": [{"surface": "recommendations", "metric": "ctr", "treatment": 0.08, "control": 0.05,
-                    "difference": 0.03, "relative": 0.6, "ci95": [0.004, 0.056], "n_treatment": 1200,
-                    "n_control": 400}]}
+    report = {
+        "since": "2026-11-01T00:00:00Z",
+        "window_hours": 24,
+        "arms": [
+            {
+                "arm": "model",
+                "surface": "recommendations",
+                "model_version": "v1",
+                "lists": 1200,
+                "customers": 300,
+                "clicks": 96,
+                "ctr": 0.08,
+                "add_to_cart": 30,
+                "purchases": 18,
+                "conversion": 0.015,
+                "revenue": 412.5,
+            },
+            {
+                "arm": "control",
+                "surface": "recommendations",
+                "model_version": None,
+                "lists": 400,
+                "customers": 100,
+                "clicks": 20,
+                "ctr": 0.05,
+                "add_to_cart": 6,
+                "purchases": 4,
+                "conversion": 0.01,
+                "revenue": 80.0,
+            },
+        ],
+        "uplift": [
+            {
+                "surface": "recommendations",
+                "metric": "ctr",
+                "treatment": 0.08,
+                "control": 0.05,
+                "difference": 0.03,
+                "relative": 0.6,
+                "ci95": [0.004, 0.056],
+                "n_treatment": 1200,
+                "n_control": 400,
+            }
+        ],
+    }
     fake = types.ModuleType("recommender.online")
     fake.report = lambda db, settings, since=None: json.loads(json.dumps(report))
     monkeypatch.setitem(sys.modules, "recommender.online", fake)
@@ -353,8 +437,18 @@ def test_overview_shows_the_online_report_per_arm(console, monkeypatch):
     app, tokens, _ = console
     page = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
     assert "No online measurement yet" not in page
-    for text in ("8.00 %", "5.00 %", "412.50", "1,200", "+60.0 %", "+0.40 to +5.60 pt: above zero", "1,200 / 400",
-                 "+3.00 pt", "lists that were clicked", "what we compare against"):
+    for text in (
+        "8.00 %",
+        "5.00 %",
+        "412.50",
+        "1,200",
+        "+60.0 %",
+        "+0.40 to +5.60 pt: above zero",
+        "1,200 / 400",
+        "+3.00 pt",
+        "lists that were clicked",
+        "what we compare against",
+    ):
         assert text in page, text
     assert page.count("<svg") >= 2  # the events chart and the uplift chart
 
@@ -383,13 +477,18 @@ def test_overview_says_when_there_is_no_online_measurement(console, monkeypatch)
 
     customer = some_customer(served)
     with sqlite3.connect(served.db) as conn:
-        conn.execute("INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
-                     "product_ids, list_id, arm) VALUES (?, ?, 'recommendations', 'v-hand', 'personalized', NULL, "
-                     "'[\"P0001\", \"P0002\"]', 'L-hand-written', 'model')",
-                     [customer, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")])
+        conn.execute(
+            "INSERT INTO decisions (customer_id, created_at, endpoint, model_version, mode, reason, "
+            "product_ids, list_id, arm) VALUES (?, ?, 'recommendations', 'v-hand', 'personalized', NULL, "
+            "'[\"P0001\", \"P0002\"]', 'L-hand-written', 'model')",
+            [customer, dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")],
+        )
     page = client.get("/console/").get_data(as_text=True)
     assert "No online measurement yet" not in page and arms_table in page
-    row = re.search(r'<tr><th scope="row">customers who get the model&#39;s picks</th><td>recommendations</td>\s*'
-                    r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>', page)
+    row = re.search(
+        r'<tr><th scope="row">customers who get the model&#39;s picks</th><td>recommendations</td>\s*'
+        r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>',
+        page,
+    )
     assert "<code>v-hand</code>" in page  # the version is under "Technical details"
-    assert row and row.groups() == ("1", "1"), page[page.index('id="h-online"'):][:2000]  # 1 list, 1 customer
+    assert row and row.groups() == ("1", "1"), page[page.index('id="h-online"') :][:2000]  # 1 list, 1 customer

@@ -35,16 +35,28 @@ CLI = [sys.executable, "-c", "from recommender.cli import main; main()"]
 pytest.importorskip("gunicorn")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    pytest.skip("no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
-                "chromium-driver); .ci/run does", allow_module_level=True)
+    pytest.skip(
+        "no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
+        "chromium-driver); .ci/run does",
+        allow_module_level=True,
+    )
 
-from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
 
 
 def cli(db: Path, *args: str) -> str:
@@ -77,8 +89,12 @@ def server(shop):
     port = free_port()
     env = {**os.environ, "RECOMMENDER_DB": str(shop["db"])}
     env.pop("RECOMMENDER_CONFIG", None)
-    proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -111,8 +127,9 @@ def browser(tmp_path_factory, downloads):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument("--window-size=1280,900")
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(60)
@@ -207,7 +224,7 @@ def wait_title(driver, words: str, seconds: float = 60) -> None:
     """Wait for a page whose title holds ``words``; on a timeout, say which page came instead."""
     try:
         WebDriverWait(driver, seconds).until(lambda d: words in d.title)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to see the page is reported with the page we got
         raise AssertionError(f"expected {words!r}, got {driver.title!r}: {text(driver)[:1500]}") from None
 
 
@@ -227,7 +244,7 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     assert "The model" in text(driver) and "Hit rate vs bestsellers" in text(driver)
     snap(driver, shots, "overview")
 
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
     driver.get(server + "/console/campaigns")
     snap(driver, extra_shots, "campaigns")
     campaign_id, name, made = preview_and_run(driver, server, today, 7)
@@ -260,8 +277,9 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     snap(driver, shots, "campaign-preview")
 
     # customer lookup: a list served by the API shows up with its reason, then erasure
-    request = urllib.request.Request(f"{server}/v1/customers/{victim}/recommendations?n=5",
-                                     headers={"Authorization": f"Bearer {shop['admin']}"})
+    request = urllib.request.Request(
+        f"{server}/v1/customers/{victim}/recommendations?n=5", headers={"Authorization": f"Bearer {shop['admin']}"}
+    )
     with urllib.request.urlopen(request, timeout=30) as r:
         served = json.loads(r.read())
     time.sleep(1.5)  # the decision log is written by a background thread every 0.5 s
@@ -273,8 +291,9 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     page = text(driver)
     assert rows[0]["code"] in page and "marketing" in page and "personalization" in page
     with sqlite3.connect(db) as conn:  # logged with the id only with personalization consent
-        logged = conn.execute("SELECT count(*) FROM decisions WHERE customer_id = ? AND endpoint = "
-                              "'recommendations'", [victim]).fetchone()[0]
+        logged = conn.execute(
+            "SELECT count(*) FROM decisions WHERE customer_id = ? AND endpoint = 'recommendations'", [victim]
+        ).fetchone()[0]
     assert "Nothing in the decision log" not in page  # the campaign's offer is logged with its reason
     assert ("recommendations" in page) == (logged > 0) and served["items"]
     snap(driver, shots, "customer")
@@ -284,7 +303,8 @@ def test_admin_preview_run_download_then_lookup_and_erase(shop, server, browser,
     erase.find_element(By.ID, "erase").click()
     # back on the customer's page with the error beside the form (the old page goes stale: keep polling)
     WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: d.find_elements(By.ID, "erase-error"))
+        lambda d: d.find_elements(By.ID, "erase-error")
+    )
     assert "nothing was erased" in driver.find_element(By.ID, "erase-error").text
     assert "Profile" in text(driver) and "(422)" not in driver.find_element(By.TAG_NAME, "h1").text
     with sqlite3.connect(db) as conn:
@@ -311,13 +331,14 @@ def test_marketer_runs_a_campaign_but_is_refused_erasure(shop, server, browser):
     driver, db = browser, shop["db"]
     sign_in(driver, server, shop["marketer"])
     assert "role marketer" in text(driver)
-    start = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=40)).isoformat()
+    start = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40)).isoformat()
     campaign_id, _, made = preview_and_run(driver, server, start, 10)
     assert made == ledger_count(db, campaign_id) > 0
 
     with sqlite3.connect(db) as conn:
-        someone = conn.execute("SELECT customer_id FROM offers WHERE campaign_id = ? LIMIT 1",
-                               [campaign_id]).fetchone()[0]
+        someone = conn.execute(
+            "SELECT customer_id FROM offers WHERE campaign_id = ? LIMIT 1", [campaign_id]
+        ).fetchone()[0]
     driver.get(f"{server}/console/customer?id={someone}")
     assert "cannot export or erase" in text(driver)
     erase = driver.find_element(By.CSS_SELECTOR, "form[action$='/erase']")
@@ -325,7 +346,8 @@ def test_marketer_runs_a_campaign_but_is_refused_erasure(shop, server, browser):
     erase.find_element(By.ID, "erase").click()
     # the page with the form goes stale when its answer replaces it: keep polling
     WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: "Refused (403)" in d.find_element(By.TAG_NAME, "h1").text)
+        lambda d: "Refused (403)" in d.find_element(By.TAG_NAME, "h1").text
+    )
     assert "'admin'" in text(driver) and "'marketer'" in text(driver)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM customers WHERE id = ?", [someone]).fetchone()[0] == 1
@@ -417,15 +439,27 @@ def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
     with sqlite3.connect(shop["db"]) as conn:
         customer = conn.execute("SELECT customer_id FROM offers ORDER BY id DESC LIMIT 1").fetchone()
         customer = customer[0] if customer else conn.execute("SELECT id FROM customers LIMIT 1").fetchone()[0]
-        profiled = conn.execute("SELECT customer_id FROM customer_values ORDER BY spend_to_date DESC LIMIT 1").fetchone()
-    pages = [("overview", "/console/"), ("campaigns", "/console/campaigns"), ("campaign-preview", None),
-             ("customer", f"/console/customer?id={customer}"), ("models", "/console/models"),
-             ("ledger", "/console/campaigns/ledger"), ("value", "/console/value")]
+        profiled = conn.execute(
+            "SELECT customer_id FROM customer_values ORDER BY spend_to_date DESC LIMIT 1"
+        ).fetchone()
+    pages = [
+        ("overview", "/console/"),
+        ("campaigns", "/console/campaigns"),
+        ("campaign-preview", None),
+        ("customer", f"/console/customer?id={customer}"),
+        ("models", "/console/models"),
+        ("ledger", "/console/campaigns/ledger"),
+        ("value", "/console/value"),
+    ]
     assert profiled, "`train --publish` ends with the nightly housekeeping, which stores customer value"
     pages.append(("customer-value", f"/console/customer?id={profiled[0]}"))
     # the rules pages (a paused rule, so the lists of the other tests stay the model's own)
-    pages += [("rule-new", "/console/rules/new"), ("rule-previewed", rule_preview),
-              ("rule-list", rule_saved_paused), ("rule-edit", "/console/rules/edit/layout-check")]
+    pages += [
+        ("rule-new", "/console/rules/new"),
+        ("rule-previewed", rule_preview),
+        ("rule-list", rule_saved_paused),
+        ("rule-edit", "/console/rules/edit/layout-check"),
+    ]
     if exports:
         pages.insert(3, ("campaign-run", f"/console/campaigns/runs/{exports[-1].name}"))
     problems: list[str] = []
@@ -433,7 +467,7 @@ def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
         for name, path in pages:
             driver.set_window_size(1280, 900)
             if path is None:
-                start = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=3)).isoformat()
+                start = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
                 preview(driver, server, start, 30)
             elif callable(path):
                 path(driver, server)

@@ -41,7 +41,7 @@ def tech_split(page: str) -> tuple[str, str]:
     """The page without its "Technical details" element, and that element."""
     m = re.search(r'<details class="tech".*?</details>\s*</main>', page, re.S)
     assert m, "no Technical details element"
-    return page[:m.start()] + page[m.end():], m.group(0)
+    return page[: m.start()] + page[m.end() :], m.group(0)
 
 
 def svg_texts(svg: str, anchors: bool = False) -> list:
@@ -56,8 +56,7 @@ def today() -> str:
 
 
 def run_campaign(client, days: int = 30):
-    form = {"occasion": "all", "date": today(), "days_ahead": str(days), "confirm": "yes",
-            "csrf": fresh_csrf(client)}
+    form = {"occasion": "all", "date": today(), "days_ahead": str(days), "confirm": "yes", "csrf": fresh_csrf(client)}
     ran = client.post("/console/campaigns/run", data=form)
     assert ran.status_code == 303, ran.get_data(as_text=True)[:2000]
     return client.get(ran.headers["Location"]).get_data(as_text=True), ran.headers["Location"]
@@ -78,8 +77,11 @@ def test_overview_speaks_to_marketers_with_the_engineering_terms_under_technical
         assert not re.search(rf"\b{re.escape(term)}\b", re.sub(r"<[^>]+>", " ", plain)), term
         assert term in tech or term in ("Engine", "NDCG"), term
     assert version in tech and "ndcg" in tech and "map" in tech and "coverage" in tech
-    assert re.search(r'id="headline"><strong>It is working: the model finds what customers buy next \d+ % more often '
-                     r"than bestsellers do\.</strong>", page)
+    assert re.search(
+        r'id="headline"><strong>It is working: the model finds what customers buy next \d+ % more often '
+        r"than bestsellers do\.</strong>",
+        page,
+    )
 
 
 def test_a_blend_is_described_as_what_it_is():
@@ -116,14 +118,53 @@ def test_uplift_panel_says_how_to_switch_measurement_on_when_it_is_off(console):
 def test_uplift_panel_shows_the_uplift_and_its_interval_when_measurement_is_on(console, monkeypatch):
     import recommender
 
-    report = {"since": None, "window_hours": 24, "arms": [
-        {"arm": "model", "surface": "recommendations", "model_version": "v1", "lists": 12000, "customers": 3000,
-         "clicks": 960, "ctr": 0.08, "add_to_cart": 300, "purchases": 180, "conversion": 0.015, "revenue": 4125.5},
-        {"arm": "control", "surface": "recommendations", "model_version": None, "lists": 1300, "customers": 330,
-         "clicks": 65, "ctr": 0.05, "add_to_cart": 20, "purchases": 13, "conversion": 0.01, "revenue": 300.0}],
-        "uplift": [{"surface": "recommendations", "metric": "revenue_per_list", "treatment": "model",
-                    "control": "control", "treatment_value": 0.34, "control_value": 0.23, "difference": 0.11,
-                    "relative": 0.48, "ci95": [0.05, 0.17], "n_treatment": 12000, "n_control": 1300}]}
+    report = {
+        "since": None,
+        "window_hours": 24,
+        "arms": [
+            {
+                "arm": "model",
+                "surface": "recommendations",
+                "model_version": "v1",
+                "lists": 12000,
+                "customers": 3000,
+                "clicks": 960,
+                "ctr": 0.08,
+                "add_to_cart": 300,
+                "purchases": 180,
+                "conversion": 0.015,
+                "revenue": 4125.5,
+            },
+            {
+                "arm": "control",
+                "surface": "recommendations",
+                "model_version": None,
+                "lists": 1300,
+                "customers": 330,
+                "clicks": 65,
+                "ctr": 0.05,
+                "add_to_cart": 20,
+                "purchases": 13,
+                "conversion": 0.01,
+                "revenue": 300.0,
+            },
+        ],
+        "uplift": [
+            {
+                "surface": "recommendations",
+                "metric": "revenue_per_list",
+                "treatment": "model",
+                "control": "control",
+                "treatment_value": 0.34,
+                "control_value": 0.23,
+                "difference": 0.11,
+                "relative": 0.48,
+                "ci95": [0.05, 0.17],
+                "n_treatment": 12000,
+                "n_control": 1300,
+            }
+        ],
+    }
     fake = types.ModuleType("recommender.online")
     fake.report = lambda db, settings, since=None: json.loads(json.dumps(report))
     monkeypatch.setitem(sys.modules, "recommender.online", fake)
@@ -144,11 +185,14 @@ def test_events_chart_shows_the_history_by_its_own_dates_despite_a_live_event_to
     app, tokens, settings = console
     with sqlite3.connect(settings.db) as conn:
         customer, product = conn.execute("SELECT customer_id, product_id FROM interactions LIMIT 1").fetchone()
-        conn.execute("INSERT INTO interactions (customer_id, product_id, event_type, occurred_at) "
-                     "VALUES (?, ?, 'view', strftime('%s', 'now'))", [customer, product])
+        conn.execute(
+            "INSERT INTO interactions (customer_id, product_id, event_type, occurred_at) "
+            "VALUES (?, ?, 'view', strftime('%s', 'now'))",
+            [customer, product],
+        )
         total, first = conn.execute("SELECT count(*), date(min(occurred_at), 'unixepoch') FROM interactions").fetchone()
     page = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
-    events = page[page.index('id="h-events"'):]
+    events = page[page.index('id="h-events"') :]
     shown = re.search(r"([\d,]+) events from", events)
     assert shown and int(shown.group(1).replace(",", "")) == total  # not 1 (today's live event alone)
     day = dt.date.fromisoformat(first)
@@ -166,8 +210,12 @@ def test_count_axes_tick_at_whole_numbers_only():
 
 
 def test_neighbouring_bar_labels_are_compact_and_never_overlap():
-    points = [(f"{m:02d}-01", v) for m, v in zip(range(1, 13), [900, 1200, 3279, 3071, 2000, 2500, 2400, 2600,
-                                                                 2800, 3000, 3050, 3100], strict=True)]
+    points = [
+        (f"{m:02d}-01", v)
+        for m, v in zip(
+            range(1, 13), [900, 1200, 3279, 3071, 2000, 2500, 2400, 2600, 2800, 3000, 3050, 3100], strict=True
+        )
+    ]
     svg = str(charts.bars(points, "per month"))
     for part in svg.split("</svg>")[:-1]:
         texts = svg_texts(part)
@@ -178,7 +226,7 @@ def test_neighbouring_bar_labels_are_compact_and_never_overlap():
             lo = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
             boxes.append((lo, lo + w, y))
         for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 if abs(a[2] - b[2]) < 8:
                     assert a[1] <= b[0] or b[1] <= a[0], (a, b)
 
@@ -208,16 +256,18 @@ def test_ledger_shows_product_names(console):
     with sqlite3.connect(settings.db) as conn:
         products = json.loads(conn.execute("SELECT products FROM offers ORDER BY id DESC LIMIT 1").fetchone()[0])
         names = dict(conn.execute("SELECT id, name FROM products"))
-    first_row = page[page.index("<tbody>"):].split("</tr>")[0]
+    first_row = page[page.index("<tbody>") :].split("</tr>")[0]
     assert ", ".join(names[p] for p in products) in first_row
 
 
 def test_share_of_products_offered_adds_up_to_100_percent(console):
     app, tokens, _ = console
     client = signed_in(app, tokens["marketer"])
-    page = client.post("/console/campaigns/preview", data={"occasion": "all", "date": today(), "days_ahead": "60",
-                                                           "csrf": fresh_csrf(client)}).get_data(as_text=True)
-    spread = page[page.index('id="h-spread"'):page.index("</section>", page.index('id="h-spread"'))]
+    page = client.post(
+        "/console/campaigns/preview",
+        data={"occasion": "all", "date": today(), "days_ahead": "60", "csrf": fresh_csrf(client)},
+    ).get_data(as_text=True)
+    spread = page[page.index('id="h-spread"') : page.index("</section>", page.index('id="h-spread"'))]
     shares = [float(s) for s in re.findall(r'<td class="num">([\d.]+) %</td>', spread)]
     assert shares and abs(sum(shares) - 100) < 0.1 * len(shares), shares
     assert "share of products offered" in spread
@@ -234,8 +284,10 @@ def test_an_empty_preview_says_so_at_the_top(console):
     with sqlite3.connect(settings.db) as conn:
         conn.execute("UPDATE customers SET birth_date = NULL, anniversary_date = NULL")
     client = signed_in(app, tokens["marketer"])
-    response = client.post("/console/campaigns/preview", data={"occasion": "all", "date": today(),
-                                                               "days_ahead": "7", "csrf": fresh_csrf(client)})
+    response = client.post(
+        "/console/campaigns/preview",
+        data={"occasion": "all", "date": today(), "days_ahead": "7", "csrf": fresh_csrf(client)},
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     message = re.search(r'<p class="error" role="status" id="empty-preview">([^<]+)</p>', page)
@@ -248,8 +300,9 @@ def test_a_wrong_erasure_confirmation_returns_to_the_customer_page_with_the_erro
     client = signed_in(app, tokens["admin"])
     with sqlite3.connect(settings.db) as conn:
         victim = conn.execute("SELECT id FROM customers ORDER BY id LIMIT 1").fetchone()[0]
-    response = client.post(f"/console/customer/{victim}/erase", data={"confirm": victim + "x",
-                                                                     "csrf": fresh_csrf(client)})
+    response = client.post(
+        f"/console/customer/{victim}/erase", data={"confirm": victim + "x", "csrf": fresh_csrf(client)}
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Cannot do that" not in page and "Profile" in page and 'id="erase"' in page
@@ -261,10 +314,15 @@ def test_numbers_are_formatted_once_by_a_filter_with_thousands_separators(consol
     from api.console.base import percent, thousands
 
     assert (thousands(54639), thousands(1234.5, 2), thousands(None), percent(0.1234)) == (
-        "54,639", "1,234.50", "–", "12.3 %")
+        "54,639",
+        "1,234.50",
+        "–",
+        "12.3 %",
+    )
     for template in TEMPLATES.glob("*.html"):
-        text = "\n".join(line for line in template.read_text(encoding="utf-8").splitlines()
-                         if "flagged" not in line)  # the flagged-events lines are another change's
+        text = "\n".join(
+            line for line in template.read_text(encoding="utf-8").splitlines() if "flagged" not in line
+        )  # the flagged-events lines are another change's
         assert '"{:,}".format' not in text and '"{:,.2f}".format' not in text, template.name
     app, tokens, settings = console
     page = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
@@ -272,8 +330,10 @@ def test_numbers_are_formatted_once_by_a_filter_with_thousands_separators(consol
     assert f"{n:,}" in page and n >= 1000
 
 
-@pytest.mark.parametrize("page", ["/console/", "/console/models", "/console/campaigns", "/console/customer?id=C0002",
-                                  "/console/campaigns/ledger"])
+@pytest.mark.parametrize(
+    "page",
+    ["/console/", "/console/models", "/console/campaigns", "/console/customer?id=C0002", "/console/campaigns/ledger"],
+)
 def test_every_page_has_technical_details_one_click_away(console, page):
     app, tokens, _ = console
     body = signed_in(app, tokens["admin"]).get(page).get_data(as_text=True)

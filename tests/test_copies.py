@@ -10,9 +10,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from recommender import campaigns, privacy, store
-from recommender.data import exports
 from recommender.campaigns import CampaignRequest
 from recommender.cli import cli
+from recommender.data import exports
 
 
 def _export_rows(folder: Path) -> list[dict]:
@@ -23,7 +23,9 @@ def _active(db, offset=0):
     return db.execute(
         "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
         "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-        "ORDER BY c.customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+        "ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+        [offset],
+    ).fetchone()[0]
 
 
 def test_erasure_rewrites_the_parquet_export_without_the_customer(served, runner, tmp_path):
@@ -75,9 +77,11 @@ def test_an_erasure_during_an_export_leaves_it_before_the_swap(served, tmp_path,
 
 
 def _campaign_shop(db):
-    db.execute("INSERT INTO customers (id, email, name, birth_date, timezone, created_at) VALUES "
-               "('K1', 'k1@example.com', 'Kim One', '1990-06-03', 'UTC', '2025-01-01T00:00:00Z'), "
-               "('K2', 'k2@example.com', 'Kai Two', '1991-06-04', 'UTC', '2025-01-01T00:00:00Z')")
+    db.execute(
+        "INSERT INTO customers (id, email, name, birth_date, timezone, created_at) VALUES "
+        "('K1', 'k1@example.com', 'Kim One', '1990-06-03', 'UTC', '2025-01-01T00:00:00Z'), "
+        "('K2', 'k2@example.com', 'Kai Two', '1991-06-04', 'UTC', '2025-01-01T00:00:00Z')"
+    )
     for cid in ("K1", "K2"):
         store.set_consents(db, [(cid, "marketing", True, store.utcnow(), "test")])
 
@@ -109,4 +113,5 @@ def test_erasure_rewrites_campaign_files_and_drops_missing_copies(served, tmp_pa
         assert [r["customer_id"] for r in rows] == [o.customer_id for o in result.offers if o.customer_id != "K1"]
     else:
         assert [json.loads(line)["customer_id"] for line in text.splitlines()] == [
-            o.customer_id for o in result.offers if o.customer_id != "K1"]
+            o.customer_id for o in result.offers if o.customer_id != "K1"
+        ]

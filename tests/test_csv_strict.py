@@ -4,19 +4,18 @@ Each expected message, line number and value below is written by hand from the
 file the test builds, not computed by the importer.
 """
 
-import re
 import gzip
 import json
+import re
 import time
 
 import pytest
-
 from conftest import write_csv
+
 from recommender import store, values
-from recommender.ingest import events
-from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.errors import ValidationError
+from recommender.ingest import events, imports
 
 
 def dump(db):
@@ -43,10 +42,7 @@ def refused(db, settings, kind, path, pattern):
 
 def test_unbalanced_quote_names_the_line_where_it_opened(db, settings, tmp_path):
     path = tmp_path / "c.csv"
-    path.write_text('id,name,birth_date,timezone\n'
-                    'U1,"Unclosed,1990-01-01,UTC\n'
-                    'U2,Bob,1991-01-01,UTC\n'
-                    'U3,Cy,,UTC\n')
+    path.write_text('id,name,birth_date,timezone\nU1,"Unclosed,1990-01-01,UTC\nU2,Bob,1991-01-01,UTC\nU3,Cy,,UTC\n')
     refused(db, settings, "customers", path, f"{path}:2: unbalanced quote: a quoted cell opens on line 2")
 
 
@@ -60,7 +56,13 @@ def test_unbalanced_quote_closed_by_a_later_line_is_refused_too(db, settings, tm
 def test_quoted_cell_with_a_line_break_is_refused(db, settings, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text('id,name\nP1,"Two\nlines"\n')
-    refused(db, settings, "products", path, f"{path}:2: unbalanced quote: a quoted cell opens on line 2 and runs on to line 3")
+    refused(
+        db,
+        settings,
+        "products",
+        path,
+        f"{path}:2: unbalanced quote: a quoted cell opens on line 2 and runs on to line 3",
+    )
 
 
 def test_quote_after_a_quoted_cell_is_refused(db, settings, tmp_path):
@@ -109,15 +111,20 @@ def test_id_with_a_control_character_is_refused(db, settings, tmp_path, cell, co
 @pytest.mark.parametrize("quantity", ["1_000", "1e400", "0x10", "nan", "inf", "-inf", "Infinity", "١٢", "1,5"])
 def test_quantity_in_a_form_no_spreadsheet_writes_is_refused(small_shop, settings, tmp_path, quantity):
     path = tmp_path / "e.csv"
-    path.write_text(f'customer_id,product_id,event_type,quantity,occurred_at\nc1,p1,view,"{quantity}",2025-03-01T00:00:00Z\n')
+    path.write_text(
+        f'customer_id,product_id,event_type,quantity,occurred_at\nc1,p1,view,"{quantity}",2025-03-01T00:00:00Z\n'
+    )
     message = refused(small_shop, settings, "interactions", path, f"{path}:2: quantity ")
     assert "not a number" in message or "not finite" in message
 
 
 @pytest.mark.parametrize("quantity, stored", [("2", 2.0), ("2.5", 2.5), (".5", 0.5), ("1.5E+2", 150.0), ("+3", 3.0)])
 def test_quantity_as_spreadsheets_write_it_is_accepted(small_shop, settings, tmp_path, quantity, stored):
-    path = write_csv(tmp_path / "e.csv", "customer_id,product_id,event_type,quantity,occurred_at",
-                     f"c2,p3,view,{quantity},2025-06-01T00:00:00Z")
+    path = write_csv(
+        tmp_path / "e.csv",
+        "customer_id,product_id,event_type,quantity,occurred_at",
+        f"c2,p3,view,{quantity},2025-06-01T00:00:00Z",
+    )
     imports.import_file(small_shop, "interactions", path, settings)
     row = next(small_shop.query("SELECT quantity FROM interactions WHERE customer_id='c2' AND product_id='p3'"))
     assert row["quantity"] == stored
@@ -157,13 +164,17 @@ def test_utf16_file_is_named(db, settings, tmp_path):
 
 
 def test_shopify_export_without_map_suggests_it(db, settings, tmp_path):
-    path = write_csv(tmp_path / "orders_export.csv",
-                     "Name,Email,Financial Status,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku",
-                     "#1001,a@example.com,paid,2024-01-01T10:00:00Z,1,Mug,9.5,M1")
+    path = write_csv(
+        tmp_path / "orders_export.csv",
+        "Name,Email,Financial Status,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku",
+        "#1001,a@example.com,paid,2024-01-01T10:00:00Z,1,Mug,9.5,M1",
+    )
     message = refused(db, settings, "transactions", path, f"{path}:1: missing column(s) 'CustomerID' (customer), ")
     assert "Shopify" in message
-    assert ('--map "customer=Email,product=Lineitem sku,quantity=Lineitem quantity,occurred_at=Created at,'
-            'price=Lineitem price,name=Lineitem name,order=Name"') in message
+    assert (
+        '--map "customer=Email,product=Lineitem sku,quantity=Lineitem quantity,occurred_at=Created at,'
+        'price=Lineitem price,name=Lineitem name,order=Name"'
+    ) in message
     # ... and the suggested mapping does import it.
     result = imports.import_transactions(db, path, settings, mapping=imports.parse_mapping(imports.SHOPIFY_MAP))
     assert result.created == {"customers": 1, "products": 1}
@@ -189,9 +200,12 @@ def test_empty_file_says_it_is_empty(db, settings, tmp_path):
     refused(db, settings, "products", gz, f"{gz} is empty")
 
 
-@pytest.mark.parametrize("header", [
-    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+    ],
+)
 def test_raw_order_export_given_to_import_interactions(db, settings, tmp_path, header):
     path = write_csv(tmp_path / "retail.csv", header, "1,A,Mug,1,2011-01-01 10:00,2.5,17850,UK")
     message = refused(db, settings, "interactions", path, f"{path}:1: missing column(s) customer_id")
@@ -199,8 +213,9 @@ def test_raw_order_export_given_to_import_interactions(db, settings, tmp_path, h
 
 
 def test_shopify_export_given_to_import_interactions(db, settings, tmp_path):
-    path = write_csv(tmp_path / "s.csv", "Name,Email,Created at,Lineitem quantity,Lineitem sku",
-                     "#1,a@example.com,2024-01-01,1,M1")
+    path = write_csv(
+        tmp_path / "s.csv", "Name,Email,Created at,Lineitem quantity,Lineitem sku", "#1,a@example.com,2024-01-01,1,M1"
+    )
     message = refused(db, settings, "interactions", path, f"{path}:1: missing column(s) customer_id")
     assert "import-transactions" in message and "--map" in message
 
@@ -229,13 +244,16 @@ def test_damaged_gzip_is_one_line(db, settings, tmp_path):
 # --- ranges ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("9999-12-31T23:59:59-14:00", "out of range"),
-    ("0001-01-01T00:00:00+14:00", "out of range"),
-    ("1969-12-31T23:59:59Z", "out of range"),
-    ("2101-01-01T00:00:00Z", "out of range"),
-    ("1970-01-01T00:00:00+01:00", "out of range"),  # 1969-12-31T23:00Z
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("9999-12-31T23:59:59-14:00", "out of range"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+        ("1969-12-31T23:59:59Z", "out of range"),
+        ("2101-01-01T00:00:00Z", "out of range"),
+        ("1970-01-01T00:00:00+01:00", "out of range"),  # 1969-12-31T23:00Z
+    ],
+)
 def test_timestamps_outside_1970_to_2100_are_value_errors(text, reason):
     with pytest.raises(ValueError, match=reason):
         values.parse_datetime(text)
@@ -260,7 +278,9 @@ def test_dates_have_ranges():
 
 def test_birth_date_in_the_future_is_refused(db, settings, tmp_path):
     path = write_csv(tmp_path / "c.csv", "id,birth_date", "U1,2099-05-01")
-    refused(db, settings, "customers", path, f"{path}:2: birth_date: date '2099-05-01' is out of range (want 1900-01-01 .. ")
+    refused(
+        db, settings, "customers", path, f"{path}:2: birth_date: date '2099-05-01' is out of range (want 1900-01-01 .. "
+    )
     old = write_csv(tmp_path / "o.csv", "id,anniversary_date", "U1,1899-05-01")
     refused(db, settings, "customers", old, f"{old}:2: anniversary_date: date '1899-05-01' is out of range")
 
@@ -278,9 +298,15 @@ def test_numbers_have_ranges(db, settings, tmp_path):
 
 
 def test_future_event_in_an_import_is_refused(small_shop, settings, tmp_path):
-    path = write_csv(tmp_path / "e.csv", "customer_id,product_id,event_type,occurred_at",
-                     "c1,p1,view,2025-03-01T00:00:00Z", "c1,p2,view,2100-01-01T00:00:00Z")
-    message = refused(small_shop, settings, "interactions", path, f"{path}:3: occurred_at: 2100-01-01T00:00:00Z is in the future")
+    path = write_csv(
+        tmp_path / "e.csv",
+        "customer_id,product_id,event_type,occurred_at",
+        "c1,p1,view,2025-03-01T00:00:00Z",
+        "c1,p2,view,2100-01-01T00:00:00Z",
+    )
+    message = refused(
+        small_shop, settings, "interactions", path, f"{path}:3: occurred_at: 2100-01-01T00:00:00Z is in the future"
+    )
     assert "time.max_future_seconds" in message
 
 
@@ -296,23 +322,36 @@ def test_skew_allows_a_little_future(small_shop, settings, tmp_path):
 
 
 def test_future_consent_and_creation_times_are_refused(small_shop, settings, tmp_path):
-    consents = write_csv(tmp_path / "k.csv", "customer_id,purpose,granted,updated_at", "c3,marketing,true,2099-01-01T00:00:00Z")
-    refused(small_shop, settings, "consents", consents, f"{consents}:2: updated_at: 2099-01-01T00:00:00Z is in the future")
+    consents = write_csv(
+        tmp_path / "k.csv", "customer_id,purpose,granted,updated_at", "c3,marketing,true,2099-01-01T00:00:00Z"
+    )
+    refused(
+        small_shop, settings, "consents", consents, f"{consents}:2: updated_at: 2099-01-01T00:00:00Z is in the future"
+    )
     customers = write_csv(tmp_path / "c.csv", "id,created_at", "c9,2099-01-01T00:00:00Z")
-    refused(small_shop, settings, "customers", customers, f"{customers}:2: created_at: 2099-01-01T00:00:00Z is in the future")
+    refused(
+        small_shop,
+        settings,
+        "customers",
+        customers,
+        f"{customers}:2: created_at: 2099-01-01T00:00:00Z is in the future",
+    )
 
 
 def test_future_transaction_is_refused(db, settings, tmp_path):
-    path = write_csv(tmp_path / "o.csv", "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID",
-                     "1,A,Mug,1,2011-01-01 10:00,2.5,17850", "2,A,Mug,1,2100-01-01 10:00,2.5,17850")
+    path = write_csv(
+        tmp_path / "o.csv",
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID",
+        "1,A,Mug,1,2011-01-01 10:00,2.5,17850",
+        "2,A,Mug,1,2100-01-01 10:00,2.5,17850",
+    )
     refused(db, settings, "transactions", path, f"{path}:3: InvoiceDate: 2100-01-01T10:00:00Z is in the future")
 
 
 def test_future_event_at_the_events_door(small_shop, settings):
     good = {"customer_id": "c1", "product_id": "p1", "event_type": "view", "occurred_at": "2025-03-01T00:00:00Z"}
     before = dump(small_shop)
-    for stamp, reason in (("2100-01-01T00:00:00Z", "is in the future"),
-                          ("9999-12-31T23:59:59-14:00", "out of range")):
+    for stamp, reason in (("2100-01-01T00:00:00Z", "is in the future"), ("9999-12-31T23:59:59-14:00", "out of range")):
         with pytest.raises(ValidationError, match=r"^events\[1\]\.occurred_at: .*" + reason):
             events.ingest(small_shop, settings, [good, {**good, "occurred_at": stamp}])
     assert dump(small_shop) == before
@@ -329,11 +368,19 @@ def test_api_answers_422_for_a_future_or_absurd_time(client, served):
 
 def test_late_and_out_of_order_events_are_accepted(small_shop, settings, tmp_path):
     # Older than what is stored, and out of order within the file: each counts at its own time.
-    path = write_csv(tmp_path / "late.csv", "customer_id,product_id,event_type,occurred_at",
-                     "c2,p4,view,2025-02-01T00:00:00Z", "c2,p4,view,2024-12-01T00:00:00Z")
+    path = write_csv(
+        tmp_path / "late.csv",
+        "customer_id,product_id,event_type,occurred_at",
+        "c2,p4,view,2025-02-01T00:00:00Z",
+        "c2,p4,view,2024-12-01T00:00:00Z",
+    )
     imports.import_file(small_shop, "interactions", path, settings)
-    stamps = [r[0] for r in small_shop.execute(
-        "SELECT occurred_at FROM interactions WHERE customer_id='c2' AND product_id='p4' ORDER BY occurred_at")]
+    stamps = [
+        r[0]
+        for r in small_shop.execute(
+            "SELECT occurred_at FROM interactions WHERE customer_id='c2' AND product_id='p4' ORDER BY occurred_at"
+        )
+    ]
     assert stamps == [1733011200, 1738368000]  # 2024-12-01, 2025-02-01 (UTC midnight)
 
 
@@ -354,7 +401,9 @@ def test_cli_customer_created_in_year_9999(runner, tmp_path):
     assert line.startswith(f"Error: {path}:2: created_at: timestamp '9999-12-31T23:59:59-14:00' is out of range")
 
 
-@pytest.mark.parametrize("content", [b"id,name\nU1,\"Ann\n", b"\xff\xfe\x00\x00", b"id;name\nU1;Ann\n", b"", b"\x00\x00\x00"])
+@pytest.mark.parametrize(
+    "content", [b'id,name\nU1,"Ann\n', b"\xff\xfe\x00\x00", b"id;name\nU1;Ann\n", b"", b"\x00\x00\x00"]
+)
 def test_cli_bad_files_are_one_line(runner, tmp_path, content):
     path = tmp_path / "c.csv"
     path.write_bytes(content)
@@ -363,10 +412,13 @@ def test_cli_bad_files_are_one_line(runner, tmp_path, content):
     assert stats["customers"] == 0
 
 
-@pytest.mark.parametrize("content, says", [
-    (b"id,name\nU1,Ann\n", "is not an SQLite database"),
-    (b"", "is an empty file"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"id,name\nU1,Ann\n", "is not an SQLite database"),
+        (b"", "is an empty file"),
+    ],
+)
 def test_cli_db_that_is_not_a_database(runner, tmp_path, content, says):
     target = tmp_path / "not.db"
     target.write_bytes(content)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recommender import store
-from recommender.models import registry
 from recommender.config import load_settings
+from recommender.models import registry
 from recommender.models.factor import FactorModel
 from recommender.privacy import derived, reconcile
 from tests.conftest import write_csv
@@ -32,18 +32,42 @@ def tiny(tmp_path):
     db = store.connect(settings.db, create=True)
     write_csv(tmp_path / "c.csv", "id,email,name", *(f"c{i},c{i}@example.com,Name{i}" for i in range(1, 5)))
     write_csv(tmp_path / "p.csv", "id,name,category,price", *(f"p{i},Thing{i},home,{i}" for i in range(1, 5)))
-    events = [("c1", "p1", 1), ("c1", "p2", 1), ("c1", "p1", 5), ("c1", "p2", 5), ("c2", "p1", 2), ("c2", "p3", 2),
-              ("c2", "p1", 6), ("c2", "p3", 6), ("c3", "p3", 3), ("c3", "p4", 4), ("c4", "p4", 7), ("c4", "p1", 7)]
-    write_csv(tmp_path / "i.csv", "customer_id,product_id,event_type,quantity,occurred_at",
-              *(f"{c},{p},purchase,1,2025-03-{d:02d}T10:00:00Z" for c, p, d in events))
-    write_csv(tmp_path / "k.csv", "customer_id,purpose,granted,updated_at,source",
-              *(f"c{i},personalization,true,2025-01-01T00:00:00Z,signup" for i in range(1, 5)))
+    events = [
+        ("c1", "p1", 1),
+        ("c1", "p2", 1),
+        ("c1", "p1", 5),
+        ("c1", "p2", 5),
+        ("c2", "p1", 2),
+        ("c2", "p3", 2),
+        ("c2", "p1", 6),
+        ("c2", "p3", 6),
+        ("c3", "p3", 3),
+        ("c3", "p4", 4),
+        ("c4", "p4", 7),
+        ("c4", "p1", 7),
+    ]
+    write_csv(
+        tmp_path / "i.csv",
+        "customer_id,product_id,event_type,quantity,occurred_at",
+        *(f"{c},{p},purchase,1,2025-03-{d:02d}T10:00:00Z" for c, p, d in events),
+    )
+    write_csv(
+        tmp_path / "k.csv",
+        "customer_id,purpose,granted,updated_at,source",
+        *(f"c{i},personalization,true,2025-01-01T00:00:00Z,signup" for i in range(1, 5)),
+    )
     for kind, name in (("customers", "c"), ("products", "p"), ("interactions", "i"), ("consents", "k")):
         imports.import_file(db, kind, tmp_path / f"{name}.csv", settings)
     rng = np.random.default_rng(1)
     items = ["p1", "p2", "p3", "p4"]
-    model = FactorModel(rng.random((4, 3), dtype=np.float32), rng.random((4, 3), dtype=np.float32),
-                        ["c1", "c2", "c3", "c4"], items, 0.1, {"data": {"privacy_epoch": 0}})
+    model = FactorModel(
+        rng.random((4, 3), dtype=np.float32),
+        rng.random((4, 3), dtype=np.float32),
+        ["c1", "c2", "c3", "c4"],
+        items,
+        0.1,
+        {"data": {"privacy_epoch": 0}},
+    )
     model.signals = derived.signals_for(db, settings, items)
     reg = registry.Registry(settings.model_dir)
     reg.save(model, "v1")
@@ -104,9 +128,12 @@ def test_trending_and_popularity_forget_a_withdrawn_customer_in_every_worker(tin
 
 
 def _backdated_withdrawal(db, customer_id: str, hours: float) -> None:
-    at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    db.execute("INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) "
-               "VALUES ('withdrawal', ?, 'personalization', ?)", [customer_id, at])
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    db.execute(
+        "INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) "
+        "VALUES ('withdrawal', ?, 'personalization', ?)",
+        [customer_id, at],
+    )
 
 
 def test_a_model_stale_past_the_cap_stops_serving_its_factors(served):
@@ -146,16 +173,20 @@ def test_an_event_about_someone_the_model_never_saw_does_not_make_it_stale(serve
     db = store.connect(served.db)
     model = registry.Registry(served.model_dir).load()
     _backdated_withdrawal(db, "someone-else", hours=100)
-    db.execute("INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, ?)",
-               ["0" * 64, "2020-01-01T00:00:00Z"])
-    assert reconcile.staleness(db, model.manifest, model.user_index) == {"stale": False, "stale_since": None,
-                                                                        "hours": None}
+    db.execute(
+        "INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, ?)",
+        ["0" * 64, "2020-01-01T00:00:00Z"],
+    )
+    assert reconcile.staleness(db, model.manifest, model.user_index) == {
+        "stale": False,
+        "stale_since": None,
+        "hours": None,
+    }
 
 
 def test_the_in_process_read_counts_what_the_bulk_reader_counts(sample_db, settings):
     """Small shops skip the bulk reader's child process; both reads must give the same signals."""
-    from recommender.data import interactions
-    from recommender.data import signals
+    from recommender.data import interactions, signals
 
     bulk, small = interactions.load(sample_db, settings), derived.consented_events(sample_db, settings)
     assert list(small.user_ids) == list(bulk.user_ids) and list(small.item_ids) == list(bulk.item_ids)
@@ -170,8 +201,11 @@ def test_a_consents_import_that_withdraws_refreshes_the_signals(tiny, tmp_path):
     settings, db = tiny
     (worker,) = _workers(settings, 1)
     assert _popular(worker) == {"p1": 3.0, "p3": 2.0, "p4": 2.0, "p2": 1.0}
-    path = write_csv(tmp_path / "withdraw.csv", "customer_id,purpose,granted,updated_at,source",
-                     "c1,personalization,false,2026-01-01T00:00:00Z,centre")
+    path = write_csv(
+        tmp_path / "withdraw.csv",
+        "customer_id,purpose,granted,updated_at,source",
+        "c1,personalization,false,2026-01-01T00:00:00Z,centre",
+    )
     imports.import_file(db, "consents", path, settings)
     assert _popular(worker) == {"p1": 2.0, "p3": 2.0, "p4": 2.0}
     assert _together(worker) == [("p3", 1.1111)]  # as without c1 (see the erasure test)

@@ -5,12 +5,12 @@ import json
 import time
 
 import pytest
-
 from conftest import write_csv
+
 from recommender import privacy, store
-from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.errors import ErasedCustomerError, ValidationError
+from recommender.ingest import imports
 
 TODAY = dt.date.today().isoformat()
 TX_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID"
@@ -34,7 +34,9 @@ def test_reimporting_a_full_export_does_not_bring_an_erased_customer_back(small_
     privacy.forget(db, settings, "c1")
     before = store.counts(db)
     expected = {  # lines of c1 in the fixture's files (hand-counted)
-        "customers": (2, 1), "interactions": (2, 2), "consents": (2, 2),
+        "customers": (2, 1),
+        "interactions": (2, 2),
+        "consents": (2, 2),
     }
     for kind, (first_line, n) in expected.items():
         path = tmp_path / f"{kind}.csv"
@@ -55,10 +57,13 @@ def test_reimporting_a_full_export_does_not_bring_an_erased_customer_back(small_
 def test_skipping_keeps_line_numbers_of_other_errors(small_shop, settings, tmp_path):
     db = small_shop
     privacy.forget(db, settings, "c1")
-    path = write_csv(tmp_path / "events.csv", "customer_id,product_id,event_type,quantity,occurred_at",
-                     "c1,p1,view,1,2025-05-01T00:00:00Z",
-                     "c2,p1,view,1,2025-05-01T00:00:00Z",
-                     "c2,p1,view,1,yesterday")
+    path = write_csv(
+        tmp_path / "events.csv",
+        "customer_id,product_id,event_type,quantity,occurred_at",
+        "c1,p1,view,1,2025-05-01T00:00:00Z",
+        "c2,p1,view,1,2025-05-01T00:00:00Z",
+        "c2,p1,view,1,yesterday",
+    )
     with pytest.raises(ValidationError) as info:
         imports.import_file(db, "interactions", path, settings, skip_erased=True)
     assert str(info.value).startswith(f"{path}:4: occurred_at: bad timestamp")
@@ -66,8 +71,12 @@ def test_skipping_keeps_line_numbers_of_other_errors(small_shop, settings, tmp_p
     import gzip
 
     gz = tmp_path / "events.csv.gz"
-    gz.write_bytes(gzip.compress(b"customer_id,product_id,event_type,occurred_at\n"
-                                 b"c2,p2,view,2025-06-01T00:00:00Z\nc1,p2,view,2025-06-01T00:00:00Z\n"))
+    gz.write_bytes(
+        gzip.compress(
+            b"customer_id,product_id,event_type,occurred_at\n"
+            b"c2,p2,view,2025-06-01T00:00:00Z\nc1,p2,view,2025-06-01T00:00:00Z\n"
+        )
+    )
     result = imports.import_file(db, "interactions", gz, settings, skip_erased=True)
     assert (result.rows, result.new, result.skipped) == (2, 1, {"erased": 1})  # rows read: every line counted once
 
@@ -81,8 +90,9 @@ def test_import_cli_refuses_or_skips_erased_lines(runner, settings, small_shop, 
     assert "--skip-erased" in refused.output
     human = runner.invoke(cli, ["import", "customers", str(path), "--skip-erased"])
     assert human.exit_code == 0 and "skipped erased=1" in human.output, human.output
-    as_json = json.loads(runner.invoke(cli, ["import", "consents", str(tmp_path / "consents.csv"),
-                                             "--skip-erased", "--json"]).output)
+    as_json = json.loads(
+        runner.invoke(cli, ["import", "consents", str(tmp_path / "consents.csv"), "--skip-erased", "--json"]).output
+    )
     assert as_json["skipped"]["erased"] == 2 and as_json["rows"] == 3 and sum(as_json["outcomes"].values()) == 3
     events = runner.invoke(cli, ["import", "interactions", str(tmp_path / "interactions.csv"), "--skip-erased"])
     assert events.exit_code == 0 and "skipped erased=2" in events.output, events.output
@@ -94,17 +104,21 @@ def test_import_cli_refuses_or_skips_erased_lines(runner, settings, small_shop, 
 
 def test_import_transactions_door(runner, settings, small_shop, tmp_path):
     privacy.forget(small_shop, settings, "c1")
-    path = write_csv(tmp_path / "orders.csv", TX_HEADER,
-                     "5001,p1,Mug,1,2025-07-01 10:00:00,9.5,NEW1",
-                     "5001,p2,Pan,2,2025-07-01 10:00:00,25,c1",
-                     "5002,p2,Pan,1,2025-07-02 10:00:00,25,c1",
-                     "C5003,p2,Pan,-1,2025-07-03 10:00:00,25,NEW1")
+    path = write_csv(
+        tmp_path / "orders.csv",
+        TX_HEADER,
+        "5001,p1,Mug,1,2025-07-01 10:00:00,9.5,NEW1",
+        "5001,p2,Pan,2,2025-07-01 10:00:00,25,c1",
+        "5002,p2,Pan,1,2025-07-02 10:00:00,25,c1",
+        "C5003,p2,Pan,-1,2025-07-03 10:00:00,25,NEW1",
+    )
     refused = runner.invoke(cli, ["import-transactions", str(path), "--grant", "personalization"])
     assert refused.exit_code == 1 and f"{path}:3: customer 'c1' was erased" in refused.output
     assert "and 1 more line" in refused.output
     assert store.get_customer(store.connect(settings.db), "NEW1") is None  # nothing was written
-    done = runner.invoke(cli, ["import-transactions", str(path), "--grant", "personalization", "--skip-erased",
-                               "--json"])
+    done = runner.invoke(
+        cli, ["import-transactions", str(path), "--grant", "personalization", "--skip-erased", "--json"]
+    )
     assert done.exit_code == 0, done.output
     body = json.loads(done.output)
     assert body["skipped"]["erased"] == 2 and body["skipped"]["cancelled"] == 1 and body["new"] == 1
@@ -149,24 +163,48 @@ def test_resignup_is_the_one_way_back(runner, settings, small_shop, tmp_path):
     assert bad_tz.exit_code == 1 and "Error: --timezone: unknown time zone" in bad_tz.output
     assert store.erasure_count(store.connect(settings.db)) == 1  # refused attempts keep the tombstone
     started = store.utcnow()
-    out = runner.invoke(cli, ["resignup", "c1", "--grant", "personalization", "--source", "signup",
-                              "--email", "new@example.com", "--name", "Ann Again", "--timezone", "Europe/Paris",
-                              "--json"])
+    out = runner.invoke(
+        cli,
+        [
+            "resignup",
+            "c1",
+            "--grant",
+            "personalization",
+            "--source",
+            "signup",
+            "--email",
+            "new@example.com",
+            "--name",
+            "Ann Again",
+            "--timezone",
+            "Europe/Paris",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     body = json.loads(out.output)
     assert body["tombstone_removed"] is True
     assert body["consents"]["personalization"]["granted"] is True
-    assert body["consents"]["marketing"] == {"granted": False, "recorded": True,
-                                             "updated_at": body["created_at"], "source": "signup"}
+    assert body["consents"]["marketing"] == {
+        "granted": False,
+        "recorded": True,
+        "updated_at": body["created_at"],
+        "source": "signup",
+    }
     db = store.connect(settings.db)
     assert store.erasure_count(db) == 0
     profile = db["customers"].get("c1")
     assert (profile["email"], profile["name"], profile["timezone"]) == ("new@example.com", "Ann Again", "Europe/Paris")
     assert profile["birth_date"] is None  # the erased profile had 1990-02-28: nothing of it returns
-    log = list(db.query("SELECT purpose, new_granted, actor, decided_at FROM consent_log WHERE customer_id = 'c1' "
-                        "ORDER BY purpose"))
-    assert [(r["purpose"], r["new_granted"], r["actor"]) for r in log] == [("marketing", 0, "cli:signup"),
-                                                                            ("personalization", 1, "cli:signup")]
+    log = list(
+        db.query(
+            "SELECT purpose, new_granted, actor, decided_at FROM consent_log WHERE customer_id = 'c1' ORDER BY purpose"
+        )
+    )
+    assert [(r["purpose"], r["new_granted"], r["actor"]) for r in log] == [
+        ("marketing", 0, "cli:signup"),
+        ("personalization", 1, "cli:signup"),
+    ]
     assert all(r["decided_at"] >= started for r in log)
     assert db["interactions"].count_where("customer_id = 'c1'") == 0  # nothing of the erased record came back
     # Now the doors let them in again.
@@ -177,10 +215,14 @@ def test_resignup_is_the_one_way_back(runner, settings, small_shop, tmp_path):
 
 def test_decision_log_keeps_nothing_personal_for_unknown_or_non_consenting(client, app, served):
     db = store.connect(served.db)
-    consenting = db.execute("SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
-                            "ORDER BY customer_id LIMIT 1").fetchone()[0]
-    refusing = db.execute("SELECT id FROM customers WHERE id NOT IN (SELECT customer_id FROM consents WHERE "
-                          "purpose = 'personalization' AND granted = 1) ORDER BY id LIMIT 1").fetchone()[0]
+    consenting = db.execute(
+        "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 "
+        "ORDER BY customer_id LIMIT 1"
+    ).fetchone()[0]
+    refusing = db.execute(
+        "SELECT id FROM customers WHERE id NOT IN (SELECT customer_id FROM consents WHERE "
+        "purpose = 'personalization' AND granted = 1) ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     email = "someone.private@example.org"
     client.get(f"/v1/customers/{email}/recommendations?n=3")
     client.get(f"/v1/customers/{refusing}/recommendations?n=3")
@@ -189,15 +231,21 @@ def test_decision_log_keeps_nothing_personal_for_unknown_or_non_consenting(clien
     assert app.extensions["recommender"].decisions.flush() == 4
     rows = list(db.query("SELECT customer_id, endpoint, reason, product_ids FROM decisions ORDER BY id"))
     assert [(r["customer_id"], r["reason"]) for r in rows] == [
-        (None, "unknown_customer"), (None, "no_consent"), (None, "no_consent"), (consenting, None)]
+        (None, "unknown_customer"),
+        (None, "no_consent"),
+        (None, "no_consent"),
+        (consenting, None),
+    ]
     assert rows[2]["endpoint"] == "rerank" and json.loads(rows[2]["product_ids"]) == []
     assert traces(db, email, substring=True) == [] and ("decisions", "customer_id") not in traces(db, refusing)
 
 
 def test_decision_log_thread_prunes_old_entries_by_itself(served):
     db = store.connect(served.db)
-    db.execute("INSERT INTO decisions (customer_id, created_at, endpoint, mode, product_ids) "
-               "VALUES (NULL, '2020-01-01T00:00:00Z', 'recommendations', 'non_personalized', '[]')")
+    db.execute(
+        "INSERT INTO decisions (customer_id, created_at, endpoint, mode, product_ids) "
+        "VALUES (NULL, '2020-01-01T00:00:00Z', 'recommendations', 'non_personalized', '[]')"
+    )
     log = privacy.DecisionLog(served.db, interval=0.02, retention_days=30, prune_every=0.05)
     log.record(None, "recommendations", None, "non_personalized", "unknown_customer", ["P0001"])
     deadline = time.time() + 10

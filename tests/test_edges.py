@@ -49,11 +49,27 @@ def gunicorn_server(served):
     pytest.importorskip("gunicorn")
     _, token = keys.create(store.connect(served.db), "write", "edge-test")
     port = _free_port()
-    env = {**os.environ, "RECOMMENDER_DB": str(served.db), "RECOMMENDER_MODEL_DIR": str(served.model_dir),
-           "RECOMMENDER_PRIVACY_DECISION_LOG": "0"}
-    proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
-                             "--port", str(port), "--workers", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(served.db),
+        "RECOMMENDER_MODEL_DIR": str(served.model_dir),
+        "RECOMMENDER_PRIVACY_DECISION_LOG": "0",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from recommender.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 30
     while True:
         try:
@@ -74,11 +90,13 @@ def gunicorn_server(served):
 
 def _chunked(port: int, token: str, body: bytes, chunk: int = 64 << 10) -> tuple[int, dict]:
     """POST /v1/events with ``body`` sent as chunks (no Content-Length); the status and the JSON answer."""
-    head = (f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
     framed = bytearray(head)
     for start in range(0, len(body), chunk):
-        piece = body[start:start + chunk]
+        piece = body[start : start + chunk]
         framed += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     framed += b"0\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
@@ -155,10 +173,21 @@ def _csrf(client, path="/console/sign-in") -> str:
     return TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
 
 
-@pytest.mark.parametrize("target", [
-    "/console/models\r\nSet-Cookie: evil=1", "/console/\nx", "/console/\rx", "/console/\x00", "/console/\tx",
-    "/console/\x7f", "/console/\x85", "/console/\u2028", "/console/\x1b[31m", "/console\\..\\x",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/models\r\nSet-Cookie: evil=1",
+        "/console/\nx",
+        "/console/\rx",
+        "/console/\x00",
+        "/console/\tx",
+        "/console/\x7f",
+        "/console/\x85",
+        "/console/\u2028",
+        "/console/\x1b[31m",
+        "/console\\..\\x",
+    ],
+)
 def test_a_control_character_in_next_leads_to_the_default_page(console, target):
     app, tokens, _ = console
     client = app.test_client()
@@ -173,21 +202,36 @@ def test_a_control_character_in_next_leads_to_the_default_page(console, target):
 
 def test_next_keeps_a_console_page_of_any_customer(console):
     app, tokens, _ = console
-    for target, expected in (("/console/models", "/console/models"),
-                             ("/console/customer?id=J%C3%BCrgen", "/console/customer?id=J%C3%BCrgen"),
-                             ("/console/customer/Jürgen 2/export.json",
-                              "/console/customer/J%C3%BCrgen%202/export.json"),
-                             ("/consolex", "/console/"), ("/console//evil.example", "/console//evil.example")):
+    for target, expected in (
+        ("/console/models", "/console/models"),
+        ("/console/customer?id=J%C3%BCrgen", "/console/customer?id=J%C3%BCrgen"),
+        ("/console/customer/Jürgen 2/export.json", "/console/customer/J%C3%BCrgen%202/export.json"),
+        ("/consolex", "/console/"),
+        ("/console//evil.example", "/console//evil.example"),
+    ):
         client = app.test_client()
-        response = client.post("/console/sign-in", data={"csrf": _csrf(client), "key": tokens["admin"],
-                                                         "next": target})
+        response = client.post("/console/sign-in", data={"csrf": _csrf(client), "key": tokens["admin"], "next": target})
         assert response.status_code == 303 and response.headers["Location"] == expected, target
 
 
 # --- every id the importer accepts works in every path ----------------------------------------
 
-ODD_CUSTOMERS = ["SLASH/2", "PCT%2", "PCT%2F", "Q?x=1&y", "HASH#3", "SP ACE", "Jürgen", "日本/顧客",
-                 "A//B", "/lead", "trail/", "+plus;semi", "..x", "it's \"quoted\" <b>"]
+ODD_CUSTOMERS = [
+    "SLASH/2",
+    "PCT%2",
+    "PCT%2F",
+    "Q?x=1&y",
+    "HASH#3",
+    "SP ACE",
+    "Jürgen",
+    "日本/顧客",
+    "A//B",
+    "/lead",
+    "trail/",
+    "+plus;semi",
+    "..x",
+    'it\'s "quoted" <b>',
+]
 ODD_PRODUCTS = ["P/1", "P%20", "P?#", "Pé ñ", "P//2"]
 
 
@@ -204,18 +248,49 @@ def odd_shop(served, tmp_path):
     """The demo shop plus customers and products whose ids need encoding in a URL, imported the usual way."""
     db = store.connect(served.db)
     _, catalogue = _customers_and_products(served, 3)
-    imports.import_file(db, "customers", _write(tmp_path / "c.csv", [
-        ["id", "email", "name"], *[[c, f"odd{i}@example.com", f"Odd {i}"] for i, c in enumerate(ODD_CUSTOMERS)]]),
-        served)
-    imports.import_file(db, "products", _write(tmp_path / "p.csv", [
-        ["id", "name", "category", "price"], *[[p, f"Odd {i}", "odd", "5"] for i, p in enumerate(ODD_PRODUCTS)]]),
-        served)
-    imports.import_file(db, "interactions", _write(tmp_path / "i.csv", [
-        ["customer_id", "product_id", "event_type", "quantity", "occurred_at"],
-        *[[c, p, "purchase", "1", "2025-03-01T10:00:00Z"] for c in ODD_CUSTOMERS for p in ODD_PRODUCTS[:2] + catalogue],
-    ]), served)
-    imports.import_file(db, "consents", _write(tmp_path / "k.csv", [
-        ["customer_id", "purpose", "granted"], *[[c, "personalization", "true"] for c in ODD_CUSTOMERS]]), served)
+    imports.import_file(
+        db,
+        "customers",
+        _write(
+            tmp_path / "c.csv",
+            [["id", "email", "name"], *[[c, f"odd{i}@example.com", f"Odd {i}"] for i, c in enumerate(ODD_CUSTOMERS)]],
+        ),
+        served,
+    )
+    imports.import_file(
+        db,
+        "products",
+        _write(
+            tmp_path / "p.csv",
+            [["id", "name", "category", "price"], *[[p, f"Odd {i}", "odd", "5"] for i, p in enumerate(ODD_PRODUCTS)]],
+        ),
+        served,
+    )
+    imports.import_file(
+        db,
+        "interactions",
+        _write(
+            tmp_path / "i.csv",
+            [
+                ["customer_id", "product_id", "event_type", "quantity", "occurred_at"],
+                *[
+                    [c, p, "purchase", "1", "2025-03-01T10:00:00Z"]
+                    for c in ODD_CUSTOMERS
+                    for p in ODD_PRODUCTS[:2] + catalogue
+                ],
+            ],
+        ),
+        served,
+    )
+    imports.import_file(
+        db,
+        "consents",
+        _write(
+            tmp_path / "k.csv",
+            [["customer_id", "purpose", "granted"], *[[c, "personalization", "true"] for c in ODD_CUSTOMERS]],
+        ),
+        served,
+    )
     stored = {r[0] for r in db.execute("SELECT id FROM customers").fetchall()}
     db.conn.close()
     assert set(ODD_CUSTOMERS) <= stored  # the importer took every one of them as written
@@ -244,8 +319,9 @@ def test_every_api_path_takes_any_imported_customer_id(client, odd_shop, custome
     export = client.get(f"/v1/customers/{c}/export")
     assert export.status_code == 200 and export.get_json()["profile"]["id"] == customer
     assert len(export.get_json()["interactions"]) == 5
-    event = client.post("/v1/events", json={"customer_id": customer, "product_id": ODD_PRODUCTS[0],
-                                            "event_type": "view"})
+    event = client.post(
+        "/v1/events", json={"customer_id": customer, "product_id": ODD_PRODUCTS[0], "event_type": "view"}
+    )
     assert event.status_code == 201, event.get_json()
     gone = client.delete(f"/v1/customers/{c}")
     assert gone.status_code == 200 and gone.get_json()["erased"] is True, gone.get_json()
@@ -301,12 +377,32 @@ def test_the_console_customer_page_exports_and_erases_any_imported_id(console, o
 
 # --- one id rule at every door -----------------------------------------------------------------
 
-@pytest.mark.parametrize("written, read", [
-    ("17850", "17850"), (" 17850 ", "17850"), ("17850.0", "17850"), ("17850.00", "17850"), ("17850.", "17850"),
-    ("1.785E+4", "17850"), ("1.785e4", "17850"), ("1.785E+04", "17850"), ("2E+04", "20000"), ("0.0", "0"),
-    ("007", "007"), ("007.0", "007.0"), ("12E4", "12E4"), ("1E-1", "1E-1"), ("17850.5", "17850.5"),
-    ("-5.0", "-5.0"), ("C0834.0", "C0834.0"), ("c0834", "c0834"), ("Cafe\u0301", "Caf\u00e9"), ("9.9E+999", "9.9E+999"),
-])
+
+@pytest.mark.parametrize(
+    "written, read",
+    [
+        ("17850", "17850"),
+        (" 17850 ", "17850"),
+        ("17850.0", "17850"),
+        ("17850.00", "17850"),
+        ("17850.", "17850"),
+        ("1.785E+4", "17850"),
+        ("1.785e4", "17850"),
+        ("1.785E+04", "17850"),
+        ("2E+04", "20000"),
+        ("0.0", "0"),
+        ("007", "007"),
+        ("007.0", "007.0"),
+        ("12E4", "12E4"),
+        ("1E-1", "1E-1"),
+        ("17850.5", "17850.5"),
+        ("-5.0", "-5.0"),
+        ("C0834.0", "C0834.0"),
+        ("c0834", "c0834"),
+        ("Cafe\u0301", "Caf\u00e9"),
+        ("9.9E+999", "9.9E+999"),
+    ],
+)
 def test_the_id_rule(written, read):
     from recommender.values import normalise_id, parse_id
 
@@ -324,21 +420,41 @@ def test_ids_a_path_cannot_carry_are_refused_at_import(bad):
 
 
 def _import(db, settings, tmp_path, kind, rows, **kwargs):
-    return imports.import_file(db, kind, _write(tmp_path / f"{kind}-{time.monotonic_ns()}.csv", rows), settings,
-                               **kwargs)
+    return imports.import_file(
+        db, kind, _write(tmp_path / f"{kind}-{time.monotonic_ns()}.csv", rows), settings, **kwargs
+    )
 
 
 @pytest.fixture
 def spreadsheet_shop(served, tmp_path):
     """The demo shop plus numeric customers as a spreadsheet writes them, and one with leading zeros."""
     db = store.connect(served.db)
-    _import(db, served, tmp_path, "customers", [["id", "email", "name"], ["17850.0", "ann@example.com", "Ann"],
-                                                 ["007", "bond@example.com", "Bond"], ["7", "seven@example.com", "7"]])
+    _import(
+        db,
+        served,
+        tmp_path,
+        "customers",
+        [
+            ["id", "email", "name"],
+            ["17850.0", "ann@example.com", "Ann"],
+            ["007", "bond@example.com", "Bond"],
+            ["7", "seven@example.com", "7"],
+        ],
+    )
     _, (product, *_) = _customers_and_products(served, 1)
-    _import(db, served, tmp_path, "interactions", [["customer_id", "product_id", "event_type", "occurred_at"],
-                                                    ["1.785E+4", product, "purchase", "2025-03-01T10:00:00Z"]])
-    _import(db, served, tmp_path, "consents", [["customer_id", "purpose", "granted"],
-                                                ["17850", "personalization", "true"]])
+    _import(
+        db,
+        served,
+        tmp_path,
+        "interactions",
+        [
+            ["customer_id", "product_id", "event_type", "occurred_at"],
+            ["1.785E+4", product, "purchase", "2025-03-01T10:00:00Z"],
+        ],
+    )
+    _import(
+        db, served, tmp_path, "consents", [["customer_id", "purpose", "granted"], ["17850", "personalization", "true"]]
+    )
     yield db, product
     db.conn.close()
 
@@ -361,8 +477,9 @@ def test_every_door_reads_a_spreadsheet_id_alike(client, served, spreadsheet_sho
     assert db.execute("SELECT count(*) FROM interactions WHERE customer_id = '17850'").fetchone()[0] == 2
 
 
-def test_an_erased_person_cannot_come_back_through_another_rendering_of_their_id(client, served, spreadsheet_shop,
-                                                                                  tmp_path):
+def test_an_erased_person_cannot_come_back_through_another_rendering_of_their_id(
+    client, served, spreadsheet_shop, tmp_path
+):
     from recommender.errors import ErasedCustomerError
 
     db, product = spreadsheet_shop
@@ -372,13 +489,18 @@ def test_an_erased_person_cannot_come_back_through_another_rendering_of_their_id
         with pytest.raises(ErasedCustomerError):
             _import(db, served, tmp_path, "customers", [["id", "email"], [rendering, "new@example.com"]])
         with pytest.raises(ErasedCustomerError):
-            _import(db, served, tmp_path, "consents", [["customer_id", "purpose", "granted"],
-                                                        [rendering, "personalization", "true"]])
-        event = client.post("/v1/events", json={"customer_id": rendering, "product_id": product,
-                                                "event_type": "view"})
+            _import(
+                db,
+                served,
+                tmp_path,
+                "consents",
+                [["customer_id", "purpose", "granted"], [rendering, "personalization", "true"]],
+            )
+        event = client.post("/v1/events", json={"customer_id": rendering, "product_id": product, "event_type": "view"})
         assert event.status_code == 422 and "erased" in event.get_json()["error"]["message"], event.get_json()
-        change = client.put(f"/v1/customers/{_path(rendering)}/consents",
-                            json={"consents": {"marketing": True}, "source": "test"})
+        change = client.put(
+            f"/v1/customers/{_path(rendering)}/consents", json={"consents": {"marketing": True}, "source": "test"}
+        )
         assert change.status_code == 422 and "erased" in change.get_json()["error"]["message"]
     assert db.execute("SELECT count(*) FROM customers WHERE id IN ('17850', '17850.0', '1.785E+4')").fetchone()[0] == 0
 
@@ -397,8 +519,14 @@ def test_an_erased_persons_email_cannot_come_back_under_a_new_id(client, served,
         assert "ann" not in str(refused.value).lower()
     assert db.execute("SELECT count(*) FROM customers WHERE id IN ('fresh1', 'C0834.0', 'X1')").fetchone()[0] == 0
     # --skip-erased leaves that line out and imports the rest; another e-mail is another person.
-    result = _import(db, served, tmp_path, "customers", [["id", "email"], ["fresh1", "f@example.com"],
-                                                          ["C0834.0", "ann.lee@example.com"]], skip_erased=True)
+    result = _import(
+        db,
+        served,
+        tmp_path,
+        "customers",
+        [["id", "email"], ["fresh1", "f@example.com"], ["C0834.0", "ann.lee@example.com"]],
+        skip_erased=True,
+    )
     assert result.skipped["erased"] == 1
     _import(db, served, tmp_path, "customers", [["id", "email"], ["C0834.0", "someone.else@example.com"]])
     stored = dict(db.execute("SELECT id, email FROM customers WHERE id IN ('fresh1', 'C0834.0')").fetchall())
@@ -422,6 +550,7 @@ def test_every_customer_and_product_route_reads_ids_with_the_id_converter(app):
 
 # --- the contract, both ways ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def open_client(client, served):
     _, (product, *_) = _customers_and_products(served, 1)
@@ -429,10 +558,20 @@ def open_client(client, served):
     return client, {"customer_id": customer, "product_id": product, "event_type": "purchase"}
 
 
-@pytest.mark.parametrize("field, value", [
-    ("price", "12"), ("price", True), ("price", [12]), ("quantity", True), ("quantity", "2"), ("customer_id", 5),
-    ("event_type", ["view"]), ("list_id", 7), ("occurred_at", 1_700_000_000),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("price", "12"),
+        ("price", True),
+        ("price", [12]),
+        ("quantity", True),
+        ("quantity", "2"),
+        ("customer_id", 5),
+        ("event_type", ["view"]),
+        ("list_id", 7),
+        ("occurred_at", 1_700_000_000),
+    ],
+)
 def test_a_json_value_of_the_wrong_type_is_a_422_naming_the_field(open_client, served, field, value):
     client, event = open_client
     before = _event_count(served)
@@ -447,11 +586,13 @@ def test_a_json_value_of_the_wrong_type_is_a_422_naming_the_field(open_client, s
 
 def test_booleans_and_numbers_are_strict_in_every_body(open_client):
     client, event = open_client
-    preview = client.post("/v1/admin/campaigns/preview", json={"occasion": "all", "date": "2026-01-01", "days_ahead": 7,
-                                                                  "limit": False})
+    preview = client.post(
+        "/v1/admin/campaigns/preview", json={"occasion": "all", "date": "2026-01-01", "days_ahead": 7, "limit": False}
+    )
     assert preview.status_code == 422 and "limit" in preview.get_json()["error"]["message"]
-    consent = client.put(f"/v1/customers/{event['customer_id']}/consents",
-                         json={"consents": {"marketing": 1}, "source": "test"})
+    consent = client.put(
+        f"/v1/customers/{event['customer_id']}/consents", json={"consents": {"marketing": 1}, "source": "test"}
+    )
     assert consent.status_code == 422 and "consents.marketing" in consent.get_json()["error"]["message"]
     rerank = client.post(f"/v1/customers/{event['customer_id']}/rerank", json={"products": [""]})
     assert rerank.status_code == 422 and "products.0" in rerank.get_json()["error"]["message"]
@@ -472,15 +613,26 @@ def test_the_price_bound_is_one_constant_of_the_schema_and_the_check(open_client
     assert client.post("/v1/events", json={**event, "price": 1e12}).status_code == 422
 
 
-@pytest.mark.parametrize("when, accepted", [
-    ("2025-03-01T10:00:00Z", True), ("2025-03-01T10:00:00", True), ("2101-01-01T00:00:00Z", False),
-    ("1969-12-31T23:59:59Z", False), ("9999-12-31T23:59:59Z", False), ("", False), ("   ", False),
-])
+@pytest.mark.parametrize(
+    "when, accepted",
+    [
+        ("2025-03-01T10:00:00Z", True),
+        ("2025-03-01T10:00:00", True),
+        ("2101-01-01T00:00:00Z", False),
+        ("1969-12-31T23:59:59Z", False),
+        ("9999-12-31T23:59:59Z", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
 def test_times_the_document_allows_are_the_times_the_api_takes(open_client, when, accepted):
     client, event = open_client
     spec = client.get("/openapi.json").get_json()
-    occurred = next(s for s in spec["components"]["schemas"]["Event"]["properties"]["occurred_at"]["anyOf"]
-                    if s.get("type") == "string")
+    occurred = next(
+        s
+        for s in spec["components"]["schemas"]["Event"]["properties"]["occurred_at"]["anyOf"]
+        if s.get("type") == "string"
+    )
     since = next(p for p in spec["paths"]["/v1/admin/metrics/online"]["get"]["parameters"] if p["name"] == "since")
     since = next(s for s in since["schema"]["anyOf"] if s.get("type") == "string")
     for documented_as in (occurred, since):  # minLength and pattern, as a JSON Schema validator reads them
@@ -512,10 +664,16 @@ def test_the_event_types_of_the_schema_are_the_configured_ones(open_client, serv
     assert client.post("/v1/events", json={**event, "event_type": "dance"}).status_code == 422
 
 
-@pytest.mark.parametrize("header, hint", [
-    ("{token}", "add 'Bearer '"), ("Token {token}", "must be Bearer"), ("Basic {token}", "must be Bearer"),
-    ("Bearer", "missing API key"), ("", "missing API key"),
-])
+@pytest.mark.parametrize(
+    "header, hint",
+    [
+        ("{token}", "add 'Bearer '"),
+        ("Token {token}", "must be Bearer"),
+        ("Basic {token}", "must be Bearer"),
+        ("Bearer", "missing API key"),
+        ("", "missing API key"),
+    ],
+)
 def test_a_key_without_bearer_is_told_to_add_it(served, header, hint):
     from api import create_app
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 
 from recommender import store
+from recommender.privacy import erasure
 from recommender.store.rows import CustomerRow, EventRow, ProductRow
 from recommender.training import maintenance
-from recommender.privacy import erasure
 
 
 def test_housekeeping_after_an_erasure_leaves_no_erased_id_in_the_file(db, settings):
@@ -37,8 +37,11 @@ def test_housekeeping_after_an_erasure_leaves_no_erased_id_in_the_file(db, setti
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def left() -> list[str]:
-        data = settings.db.read_bytes() + (settings.db.with_name(settings.db.name + "-wal").read_bytes()
-                                           if settings.db.with_name(settings.db.name + "-wal").exists() else b"")
+        data = settings.db.read_bytes() + (
+            settings.db.with_name(settings.db.name + "-wal").read_bytes()
+            if settings.db.with_name(settings.db.name + "-wal").exists()
+            else b""
+        )
         return [v for v in victims if v.encode() in data]
 
     assert left(), "this SQLite left no stale copy: the case no longer exercises the rebalance"

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from recommender import privacy, store
+from recommender.cli import cli
 from recommender.data import bulk
 from recommender.models import registry
-from recommender.cli import cli
 from recommender.models.factor import FactorModel
 from recommender.privacy import reconcile
 
@@ -29,8 +29,9 @@ def _env(settings) -> dict[str, str]:
     config = Path(settings.db).with_name("quick.toml")
     config.write_text("[als]\nfactors = 16\niterations = 8\n[selection]\nenabled = false\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-    env.update(RECOMMENDER_DB=str(settings.db), RECOMMENDER_MODEL_DIR=str(settings.model_dir),
-               RECOMMENDER_CONFIG=str(config))
+    env.update(
+        RECOMMENDER_DB=str(settings.db), RECOMMENDER_MODEL_DIR=str(settings.model_dir), RECOMMENDER_CONFIG=str(config)
+    )
     return env
 
 
@@ -38,17 +39,22 @@ def _active(db, offset: int = 0) -> str:
     return db.execute(
         "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
         "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-        "ORDER BY c.customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+        "ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+        [offset],
+    ).fetchone()[0]
 
 
 def _popularity_by_sql(db, settings, item_ids) -> np.ndarray:
     """Distinct consenting customers per product over weighted event types, counted by SQL."""
     types = [t for t, w in settings.event_weights.items() if w > 0]
-    rows = dict(db.execute(
-        "SELECT i.product_id, count(DISTINCT i.customer_id) FROM interactions i JOIN consents c "
-        "ON c.customer_id = i.customer_id AND c.purpose = 'personalization' AND c.granted = 1 "
-        f"WHERE i.event_type IN ({', '.join('?' * len(types))}) AND i.quantity > 0 GROUP BY i.product_id",
-        types).fetchall())
+    rows = dict(
+        db.execute(
+            "SELECT i.product_id, count(DISTINCT i.customer_id) FROM interactions i JOIN consents c "
+            "ON c.customer_id = i.customer_id AND c.purpose = 'personalization' AND c.granted = 1 "
+            f"WHERE i.event_type IN ({', '.join('?' * len(types))}) AND i.quantity > 0 GROUP BY i.product_id",
+            types,
+        ).fetchall()
+    )
     return np.array([rows.get(p, 0) for p in item_ids], dtype=np.float32)
 
 
@@ -56,8 +62,13 @@ def test_a_train_overlapping_an_erasure_publishes_no_trace_of_them(served, runne
     db = store.connect(served.db)
     cid = _active(db)
     old = registry.Registry(served.model_dir).current_version()
-    proc = subprocess.Popen([RECOMMENDER, "train", "--publish", "--force"], env=_env(served),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [RECOMMENDER, "train", "--publish", "--force"],
+        env=_env(served),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for line in proc.stderr:  # erase right after the trainer has read the data and starts fitting
         seen.append(line)
@@ -83,8 +94,7 @@ def test_a_train_overlapping_an_erasure_publishes_no_trace_of_them(served, runne
         if path.is_file():
             assert cid.encode() not in path.read_bytes(), path
 
-    listed = json.loads(runner.invoke(cli,
-                                      ["models", "--customer", cid, "--json"]).output)
+    listed = json.loads(runner.invoke(cli, ["models", "--customer", cid, "--json"]).output)
     by_version = {m["version"]: m for m in listed["models"]}
     for version in (old, new):
         assert by_version[version]["trained_on_customer"] is True
@@ -93,8 +103,14 @@ def test_a_train_overlapping_an_erasure_publishes_no_trace_of_them(served, runne
 
 def _tiny_model(user_ids):
     rng = np.random.default_rng(0)
-    return FactorModel(rng.random((len(user_ids), 3), dtype=np.float32), rng.random((2, 3), dtype=np.float32),
-                       list(user_ids), ["P0001", "P0002"], 0.1, {"version": "v"})
+    return FactorModel(
+        rng.random((len(user_ids), 3), dtype=np.float32),
+        rng.random((2, 3), dtype=np.float32),
+        list(user_ids),
+        ["P0001", "P0002"],
+        0.1,
+        {"version": "v"},
+    )
 
 
 def test_reconcile_model_removes_only_those_erased_or_withdrawn_after_the_epoch(served):
@@ -125,8 +141,9 @@ def _scratch(pid: int) -> list[Path]:
 
 
 def test_sigterm_during_the_read_leaves_no_scratch_folder(served):
-    proc = subprocess.Popen([RECOMMENDER, "train"], env=_env(served), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [RECOMMENDER, "train"], env=_env(served), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     found: list[Path] = []
     while time.monotonic() < deadline and proc.poll() is None and not found:

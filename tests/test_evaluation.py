@@ -1,12 +1,12 @@
-import pytest
 import math
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from recommender.training import evaluation
 from recommender.config import load_settings
 from recommender.data.interactions import Interactions
+from recommender.training import evaluation
 
 
 def test_metrics_match_hand_computed_values():
@@ -38,9 +38,15 @@ def tiny_data():
     time = np.array([0, 1, 2, 3, 4, 5, 6, 8, 8, 9, 9], dtype=np.int64)
     n = len(user)
     return Interactions(
-        user_ids=np.array(["a", "b", "c"], dtype=object), item_ids=np.array([f"p{i}" for i in range(6)], dtype=object),
-        user=user, item=item, event=np.zeros(n, np.int16), quantity=np.ones(n, np.float32),
-        event_types=np.array(["purchase"], dtype=object), weight=np.ones(n, np.float32), time=time,
+        user_ids=np.array(["a", "b", "c"], dtype=object),
+        item_ids=np.array([f"p{i}" for i in range(6)], dtype=object),
+        user=user,
+        item=item,
+        event=np.zeros(n, np.int16),
+        quantity=np.ones(n, np.float32),
+        event_types=np.array(["purchase"], dtype=object),
+        weight=np.ones(n, np.float32),
+        time=time,
         recommendable=np.ones(6, dtype=bool),
     )
 

@@ -6,15 +6,21 @@ import pytest
 
 from recommender import store
 
-EVENT = {"customer_id": "C0001", "product_id": "P0001", "event_type": "purchase", "quantity": 1,
-         "occurred_at": "2026-11-01T10:00:00Z"}
+EVENT = {
+    "customer_id": "C0001",
+    "product_id": "P0001",
+    "event_type": "purchase",
+    "quantity": 1,
+    "occurred_at": "2026-11-01T10:00:00Z",
+}
 
 
 def stored(settings, **where):
     db = store.connect(settings.db)
     clause = " AND ".join(f"{k} = ?" for k in where) or "1"
-    rows = db.execute(f"SELECT count(*), coalesce(sum(quantity), 0) FROM interactions WHERE {clause}",
-                      list(where.values())).fetchone()
+    rows = db.execute(
+        f"SELECT count(*), coalesce(sum(quantity), 0) FROM interactions WHERE {clause}", list(where.values())
+    ).fetchone()
     db.conn.close()
     return tuple(rows)
 
@@ -62,8 +68,10 @@ def test_a_retry_after_a_server_side_failure_is_safe(client, served):
     db = store.connect(served.db)
     before = stored(served)
     # A real failure inside the storing transaction, after the event row was written.
-    db.execute("CREATE TRIGGER fail_key BEFORE INSERT ON event_keys WHEN NEW.event_id = 'flaky' "
-               "BEGIN SELECT RAISE(ABORT, 'disk hiccup'); END")
+    db.execute(
+        "CREATE TRIGGER fail_key BEFORE INSERT ON event_keys WHEN NEW.event_id = 'flaky' "
+        "BEGIN SELECT RAISE(ABORT, 'disk hiccup'); END"
+    )
     event = {**EVENT, "event_id": "flaky"}
     failed = client.post("/v1/events", json=event)
     assert failed.status_code == 500 and failed.get_json()["error"]["code"] == "internal_error"

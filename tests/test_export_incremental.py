@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from recommender import privacy, store
-from recommender.data import exports
-from recommender.data import interactions
 from recommender.cli import cli
+from recommender.data import exports, interactions
 
 COLUMNS = ("event_id", "customer_id", "product_id", "event_type", "quantity", "weight", "occurred_at")
 
@@ -34,22 +33,26 @@ def consenting_with_events(db, offset: int) -> str:
     return db.execute(
         "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
         "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-        "ORDER BY c.customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+        "ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+        [offset],
+    ).fetchone()[0]
 
 
 def refusing_with_events(db) -> str:
     return db.execute(
         "SELECT i.customer_id FROM interactions i LEFT JOIN consents c ON c.customer_id = i.customer_id "
         "AND c.purpose = 'personalization' WHERE coalesce(c.granted, 0) = 0 GROUP BY i.customer_id "
-        "HAVING count(*) > 5 ORDER BY i.customer_id LIMIT 1").fetchone()[0]
+        "HAVING count(*) > 5 ORDER BY i.customer_id LIMIT 1"
+    ).fetchone()[0]
 
 
 def consent(db, customer_id: str, granted: bool) -> None:
     store.set_consents(db, [(customer_id, "personalization", granted, store.utcnow(), "test")])
 
 
-def test_incremental_export_equals_a_full_export_after_inserts_late_events_updates_and_privacy(sample_db, settings,
-                                                                                               tmp_path):
+def test_incremental_export_equals_a_full_export_after_inserts_late_events_updates_and_privacy(
+    sample_db, settings, tmp_path
+):
     db = sample_db
     out = tmp_path / "incremental"
     first = exports.export_interactions(db, settings, out, incremental=True)
@@ -58,26 +61,30 @@ def test_incremental_export_equals_a_full_export_after_inserts_late_events_updat
     data = interactions.load(db, settings)
     assert first["rows"] == len(data)
     exported = exports.read_export(out)
-    assert Counter(zip(exported.column("customer_id").to_pylist(), exported.column("product_id").to_pylist())) == \
-        Counter(zip(data.user_ids[data.user].tolist(), data.item_ids[data.item].tolist()))
+    assert Counter(
+        zip(exported.column("customer_id").to_pylist(), exported.column("product_id").to_pylist())
+    ) == Counter(zip(data.user_ids[data.user].tolist(), data.item_ids[data.item].tolist()))
 
     buyer, withdrawer, erased = (consenting_with_events(db, i) for i in range(3))
     newcomer = refusing_with_events(db)
     product = db.execute("SELECT id FROM products ORDER BY id LIMIT 1").fetchone()[0]
     # 1. A new event, and a late one: dated in the first month of the history, inserted now.
-    store.add_interactions(db, [(buyer, product, "purchase", 1, 1793000000),
-                                (buyer, product, "view", 1, 1746100000)])
+    store.add_interactions(db, [(buyer, product, "purchase", 1, 1793000000), (buyer, product, "view", 1, 1746100000)])
     step = exports.export_interactions(db, settings, out, incremental=True)
     assert step["mode"] == "incremental" and step["appended"] == 2
-    assert {(r[1], r[3], r[6].timestamp()) for r in rows(out) if r[1] == buyer and r[2] == product} >= \
-        {(buyer, "purchase", 1793000000.0), (buyer, "view", 1746100000.0)}
+    assert {(r[1], r[3], r[6].timestamp()) for r in rows(out) if r[1] == buyer and r[2] == product} >= {
+        (buyer, "purchase", 1793000000.0),
+        (buyer, "view", 1746100000.0),
+    }
     # 2. The same event again: events are a log, so it is a row of its own, appended.
     store.add_interactions(db, [(buyer, product, "view", 2, 1746100000)])
     step = exports.export_interactions(db, settings, out, incremental=True)
     assert step["appended"] == 1 and step["updated_rows"] == 0
     late = [r for r in rows(out) if r[1] == buyer and r[6].timestamp() == 1746100000.0 and r[3] == "view"]
-    assert sorted((r[4], r[5]) for r in late) == [(1.0, settings.event_weights["view"]),
-                                                  (2.0, 2.0 * settings.event_weights["view"])]
+    assert sorted((r[4], r[5]) for r in late) == [
+        (1.0, settings.event_weights["view"]),
+        (2.0, 2.0 * settings.event_weights["view"]),
+    ]
     # 2b. An imported row re-imported with another quantity: the import replaces it, the export follows.
     store.upsert_interactions(db, [(buyer, product, "add_to_cart", 1, 1746100000)])
     assert exports.export_interactions(db, settings, out, incremental=True)["appended"] == 1
@@ -152,8 +159,12 @@ def test_an_export_killed_before_its_commit_leaves_the_previous_export_usable(sa
     store.add_interactions(db, [(buyer, product, "purchase", 1, 1793000000)])
     consent(db, withdrawer, False)  # so the killed run also rewrites files
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    proc = subprocess.run([sys.executable, "-c", KILL_BEFORE_COMMIT, str(settings.db), str(out),
-                           str(settings.model_dir)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_BEFORE_COMMIT, str(settings.db), str(out), str(settings.model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     # It had written new files (not listed) and committed nothing: the export reads as before.
     listed = {str(out / e["path"]) for e in json.loads(marker)["files"]}
@@ -181,8 +192,11 @@ def test_cli_incremental_export(sample_db, settings, tmp_path):
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
     result = json.loads(second.output)
-    assert result["mode"] == "incremental" and result["appended"] == 0 and result["rows"] == json.loads(
-        first.output)["rows"]
+    assert (
+        result["mode"] == "incremental"
+        and result["appended"] == 0
+        and result["rows"] == json.loads(first.output)["rows"]
+    )
     human = CliRunner().invoke(cli, args[:-1])
     assert human.exit_code == 0 and "incremental: 0 new rows" in human.output
     assert os.path.isfile(out / exports.MARKER)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from model_contract import RecommenderContract
-from recommender.models import families
+
 from recommender.config import ALSSettings, EASESettings, ItemGraphSettings, load_settings
-from recommender.models.engines import get_engine
 from recommender.errors import ConfigError, ModelError
+from recommender.models import families
+from recommender.models.base import FAMILIES, load_model
+from recommender.models.engines import get_engine
+from recommender.models.factor import FactorModel
 from recommender.models.families.blend import Blend
 from recommender.models.families.ease import EASE, EASETooLarge
 from recommender.models.families.itemgraph import ItemGraph
-from recommender.models.factor import FactorModel
-from recommender.models.base import FAMILIES, load_model
 
 
 def fit_als(matrix, user_ids, item_ids):
@@ -52,15 +52,16 @@ class TestRP3betaContract(RecommenderContract):
 
 class TestItemKNNContract(RecommenderContract):
     def make_model(self, matrix, user_ids, item_ids):
-        return ItemGraph.fit(matrix, user_ids, item_ids, ItemGraphSettings(neighbours=3, shrink=1.0),
-                             method="itemknn")
+        return ItemGraph.fit(matrix, user_ids, item_ids, ItemGraphSettings(neighbours=3, shrink=1.0), method="itemknn")
 
 
 class TestBlendContract(RecommenderContract):
     def make_model(self, matrix, user_ids, item_ids):
-        parts = [fit_als(matrix, user_ids, item_ids),
-                 EASE.fit(matrix, user_ids, item_ids, EASESettings(regularization=2.0)),
-                 ItemGraph.fit(matrix, user_ids, item_ids, ItemGraphSettings(neighbours=3), method="rp3beta")]
+        parts = [
+            fit_als(matrix, user_ids, item_ids),
+            EASE.fit(matrix, user_ids, item_ids, EASESettings(regularization=2.0)),
+            ItemGraph.fit(matrix, user_ids, item_ids, ItemGraphSettings(neighbours=3), method="rp3beta"),
+        ]
         return Blend(parts, [0.5, 0.3, 0.2], depth=1)
 
     training_state = staticmethod(factor_state)
@@ -144,8 +145,9 @@ def test_rp3beta_weights_equal_the_random_walk():
     x = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float32))
     model = ItemGraph.fit(x, ["u1", "u2"], ["p", "q", "r"], ItemGraphSettings(alpha=2.0, beta=0.5), method="rp3beta")
     w = sp.csr_matrix((model.data, model.indices, model.indptr), shape=(3, 3)).toarray()
-    np.testing.assert_allclose(w, [[0, 0.25 / np.sqrt(2), 0], [1 / 16, 0, 1 / 16], [0, 0.25 / np.sqrt(2), 0]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        w, [[0, 0.25 / np.sqrt(2), 0], [1 / 16, 0, 1 / 16], [0, 0.25 / np.sqrt(2), 0]], rtol=1e-6
+    )
     # u1 walks with weight (½)² = ¼ from p and from q: score(r) = ¼·W[p,r] + ¼·W[q,r] = ¼·1/16.
     state = model.fold_in(np.array([0, 1]), np.array([1.0, 1.0]))
     assert model.score(state)[2] == pytest.approx(1 / 64, rel=1e-6)
@@ -162,8 +164,7 @@ def test_itemknn_is_the_shrunk_cosine():
 
 
 def test_item_graph_keeps_k_neighbours_and_fills_from_popularity():
-    x = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 1, 0]],
-                               dtype=np.float32))
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 1, 0]], dtype=np.float32))
     model = ItemGraph.fit(x, list("abcd"), list("pqrst"), ItemGraphSettings(neighbours=1), method="itemknn")
     assert np.diff(model.indptr).max() == 1
     # p's one neighbour: q and r tie (cosine 1/(√2 + 10)), the lower index wins. The rest of the list is
@@ -178,8 +179,13 @@ def test_item_graph_fit_is_blockwise_on_a_wide_catalogue():
     n = 50_000
     rows = np.repeat(np.arange(n // 2), 2)
     x = sp.csr_matrix((np.ones(n, np.float32), (rows, np.arange(n))), shape=(n // 2, n))
-    model = ItemGraph.fit(x, [str(u) for u in range(n // 2)], [str(i) for i in range(n)],
-                          ItemGraphSettings(neighbours=10), method="rp3beta")
+    model = ItemGraph.fit(
+        x,
+        [str(u) for u in range(n // 2)],
+        [str(i) for i in range(n)],
+        ItemGraphSettings(neighbours=10),
+        method="rp3beta",
+    )
     assert len(model.data) == n  # each product's one partner
     assert model.similar_items(10, 5)[0].tolist() == [11]
 
@@ -188,14 +194,18 @@ def test_item_graph_fit_is_blockwise_on_a_wide_catalogue():
 
 
 def test_families_fit_by_name(tmp_path):
-    settings = load_settings(environ={}, overrides={"db": tmp_path / "x.db", "ease": {"regularization": 2.0},
-                                                    "itemgraph": {"neighbours": 3}})
+    settings = load_settings(
+        environ={}, overrides={"db": tmp_path / "x.db", "ease": {"regularization": 2.0}, "itemgraph": {"neighbours": 3}}
+    )
     from model_contract import contract_matrix
 
     matrix = contract_matrix()
     users, items = [f"u{i}" for i in range(12)], [f"p{i}" for i in range(8)]
-    for name, cls, family in (("ease", EASE, "ease"), ("rp3beta", ItemGraph, "itemgraph"),
-                              ("itemknn", ItemGraph, "itemgraph")):
+    for name, cls, family in (
+        ("ease", EASE, "ease"),
+        ("rp3beta", ItemGraph, "itemgraph"),
+        ("itemknn", ItemGraph, "itemgraph"),
+    ):
         model = families.fit(name, matrix, users, items, settings)
         assert isinstance(model, cls) and model.family == family and family in FAMILIES
         model.save(tmp_path / name)
@@ -206,21 +216,26 @@ def test_families_fit_by_name(tmp_path):
         families.fit("svd", matrix, users, items, settings)
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    ({"ease": {"regularization": 0}}, "ease.regularization"),
-    ({"ease": {"max_items": 0}}, "ease.max_items"),
-    ({"itemgraph": {"method": "pagerank"}}, "itemgraph.method"),
-    ({"itemgraph": {"neighbours": 0}}, "itemgraph.neighbours"),
-    ({"itemgraph": {"beta": -1}}, "itemgraph.beta"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"ease": {"regularization": 0}}, "ease.regularization"),
+        ({"ease": {"max_items": 0}}, "ease.max_items"),
+        ({"itemgraph": {"method": "pagerank"}}, "itemgraph.method"),
+        ({"itemgraph": {"neighbours": 0}}, "itemgraph.neighbours"),
+        ({"itemgraph": {"beta": -1}}, "itemgraph.beta"),
+    ],
+)
 def test_bad_family_settings_are_refused(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_settings(environ={}, overrides={"db": tmp_path / "x.db", **overrides})
 
 
 def test_family_settings_from_the_environment(tmp_path):
-    s = load_settings(environ={"RECOMMENDER_EASE_REGULARIZATION": "250", "RECOMMENDER_ITEMGRAPH_METHOD": "itemknn"},
-                      overrides={"db": tmp_path / "x.db"})
+    s = load_settings(
+        environ={"RECOMMENDER_EASE_REGULARIZATION": "250", "RECOMMENDER_ITEMGRAPH_METHOD": "itemknn"},
+        overrides={"db": tmp_path / "x.db"},
+    )
     assert s.ease.regularization == 250.0 and s.itemgraph.method == "itemknn"
 
 
@@ -244,8 +259,10 @@ def test_a_blend_of_one_part_ranks_like_the_part(tmp_path):
     blend = Blend([part], [1.0])
     for u in range(12):
         items, conf = row(m, u)
-        assert blend.recommend(blend.fold_in(items, conf), 4, exclude=items)[0].tolist() == \
-            part.recommend(part.fold_in(items, conf), 4, exclude=items)[0].tolist()
+        assert (
+            blend.recommend(blend.fold_in(items, conf), 4, exclude=items)[0].tolist()
+            == part.recommend(part.fold_in(items, conf), 4, exclude=items)[0].tolist()
+        )
     blend.save(tmp_path / "b")
     manifest = load_model(tmp_path / "b").manifest
     assert manifest["family"] == "blend" and manifest["parts"][0]["family"] == "ease"

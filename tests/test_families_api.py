@@ -13,22 +13,29 @@ import shutil
 
 import numpy as np
 import pytest
+from test_api import (  # noqa: F401  (tests collected again below)
+    consenting_customer,
+    db_of,
+    get_list,
+    test_a_product_newer_than_the_model_gets_its_category,
+    test_an_event_changes_the_next_recommendation,
+    test_diversity_caps_items_per_category,
+    test_explain_names_the_customers_own_products,
+    test_fallbacks_are_popular_lists_with_a_reason,
+    test_filters_category_price_stock_exclude,
+    test_hidden_and_expired_products_never_appear,
+    test_personalized_recommendations,
+    test_rerank_orders_by_the_model,
+    test_similar_and_bought_together,
+)
 
 from recommender import store
-from recommender.models import families
-from recommender.data import interactions
-from recommender.models import registry
-from recommender.data import signals
-from recommender.serving.catalogue import Catalogue, ListFilters
 from recommender.config import load_settings
-from recommender.models.families.blend import Blend
+from recommender.data import interactions, signals
+from recommender.models import families, registry
 from recommender.models.base import load_model
-from test_api import (consenting_customer, db_of, get_list,  # noqa: F401  (tests collected again below)
-                      test_an_event_changes_the_next_recommendation, test_diversity_caps_items_per_category,
-                      test_explain_names_the_customers_own_products, test_fallbacks_are_popular_lists_with_a_reason,
-                      test_filters_category_price_stock_exclude, test_hidden_and_expired_products_never_appear,
-                      test_personalized_recommendations, test_a_product_newer_than_the_model_gets_its_category,
-                      test_rerank_orders_by_the_model, test_similar_and_bought_together)
+from recommender.models.families.blend import Blend
+from recommender.serving.catalogue import Catalogue, ListFilters
 
 FAMILIES = ("ease", "rp3beta", "itemknn", "blend")
 
@@ -38,15 +45,21 @@ def publish_family(db, settings, name: str) -> str:
     data = interactions.load(db, settings)
     full = data.matrix(settings.als)
     if name == "blend":
-        parts = [families.fit("als", full, data.user_ids, data.item_ids, settings),
-                 families.fit("ease", full, data.user_ids, data.item_ids, settings)]
+        parts = [
+            families.fit("als", full, data.user_ids, data.item_ids, settings),
+            families.fit("ease", full, data.user_ids, data.item_ids, settings),
+        ]
         model = Blend(parts, [0.5, 0.5])
     else:
         model = families.fit(name, full, data.user_ids, data.item_ids, settings)
     model.signals = signals.compute(data, settings.purchase_events)
     version = registry.new_version()
-    model.manifest.update(version=version, created_at=store.utcnow(), engine="numpy",
-                          data={"reference_time": int(data.reference_time), "privacy_epoch": int(data.epoch)})
+    model.manifest.update(
+        version=version,
+        created_at=store.utcnow(),
+        engine="numpy",
+        data={"reference_time": int(data.reference_time), "privacy_epoch": int(data.epoch)},
+    )
     registry.publish(db, registry.Registry(settings.model_dir), model, version)
     return version
 
@@ -89,8 +102,9 @@ def test_served_scores_are_the_models_scores_of_the_current_history(client, serv
     cid = consenting_customer(served)
     body = get_list(client, f"/v1/customers/{cid}/recommendations?n=5&exclude_purchased=false&in_stock_only=false")
     model = registry.Registry(served.model_dir).load()
-    items, conf = interactions.customer_confidences(db_of(served), served, cid, model.item_index,
-                                                    model.manifest["data"]["reference_time"])
+    items, conf = interactions.customer_confidences(
+        db_of(served), served, cid, model.item_index, model.manifest["data"]["reference_time"]
+    )
     state = model.fold_in(items, conf)
     if isinstance(model, Blend):  # blended scores are normalised over the candidates: rank them the same way
         catalogue = Catalogue(model.item_ids)

@@ -17,8 +17,9 @@ from conftest import write_csv
 
 from recommender.cli import cli
 
-SHOPIFY_HEADER = ("Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address City,"
-                  "Total Spent,Birthday")
+SHOPIFY_HEADER = (
+    "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address City,Total Spent,Birthday"
+)
 CUSTOMERS_LINE = "recommender import customers --map shopify customers.csv"
 
 
@@ -29,17 +30,25 @@ def rows(settings, sql: str, *args) -> list[tuple]:
 
 def orders(tmp_path, *ids: str):
     """An Online Retail order export: one line per customer id, products A1/B2."""
-    lines = [f"{1000 + n},{'A1' if n % 2 else 'B2'},THING {n},1,2011-01-0{n + 1} 10:00:00,2.5,{cid},UK"
-             for n, cid in enumerate(ids)]
-    return write_csv(tmp_path / "orders.csv", "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,"
-                                              "CustomerID,Country", *lines)
+    lines = [
+        f"{1000 + n},{'A1' if n % 2 else 'B2'},THING {n},1,2011-01-0{n + 1} 10:00:00,2.5,{cid},UK"
+        for n, cid in enumerate(ids)
+    ]
+    return write_csv(
+        tmp_path / "orders.csv",
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        *lines,
+    )
 
 
 def shopify_customers(tmp_path, name="customers.csv"):
-    return write_csv(tmp_path / name, SHOPIFY_HEADER,
-                     "101,Ann,Lee,ann@example.com,yes,Leeds,12.50,1990-05-12",
-                     "102,Bob,Marr,bob@example.com,no,York,0.00,",
-                     "103,Cy,,cy@example.com,,Bath,3.00,1985-12-01")
+    return write_csv(
+        tmp_path / name,
+        SHOPIFY_HEADER,
+        "101,Ann,Lee,ann@example.com,yes,Leeds,12.50,1990-05-12",
+        "102,Bob,Marr,bob@example.com,no,York,0.00,",
+        "103,Cy,,cy@example.com,,Bath,3.00,1985-12-01",
+    )
 
 
 def test_shopify_preset_maps_email_name_birthday_and_marketing(runner, settings, tmp_path):
@@ -53,8 +62,9 @@ def test_shopify_preset_maps_email_name_birthday_and_marketing(runner, settings,
         "marketing=Accepts Email Marketing",
         "consent from the file: marketing: 1 granted, 1 refused",
     ]
-    assert rows(settings, "SELECT id, email, name, birth_date, anniversary_date, timezone FROM customers "
-                          "ORDER BY id") == [
+    assert rows(
+        settings, "SELECT id, email, name, birth_date, anniversary_date, timezone FROM customers ORDER BY id"
+    ) == [
         ("ann@example.com", "ann@example.com", "Ann Lee", "1990-05-12", None, "UTC"),
         ("bob@example.com", "bob@example.com", "Bob Marr", None, None, "UTC"),
         ("cy@example.com", "cy@example.com", "Cy", "1985-12-01", None, "UTC"),
@@ -76,48 +86,73 @@ def test_shopify_preset_maps_email_name_birthday_and_marketing(runner, settings,
 def test_a_preset_with_an_added_column_and_fields_left_out_keep_what_is_stored(runner, settings, tmp_path):
     first = write_csv(tmp_path / "ours.csv", "id,email,timezone", "ann@example.com,ann@example.com,Europe/Paris")
     assert runner.invoke(cli, ["import", "customers", str(first)]).exit_code == 0
-    path = write_csv(tmp_path / "customers.csv", "Email,First Name,Last Name,Date of birth,Wedding day",
-                     "ann@example.com,Ann,Lee,1990-05-12,2015-06-20")
-    result = runner.invoke(cli, ["import", "customers", "--map",
-                                 "shopify,birth_date=Date of birth,anniversary_date=Wedding day", str(path)])
+    path = write_csv(
+        tmp_path / "customers.csv",
+        "Email,First Name,Last Name,Date of birth,Wedding day",
+        "ann@example.com,Ann,Lee,1990-05-12,2015-06-20",
+    )
+    result = runner.invoke(
+        cli,
+        ["import", "customers", "--map", "shopify,birth_date=Date of birth,anniversary_date=Wedding day", str(path)],
+    )
     assert result.exit_code == 0, result.output
     assert "1 rows = 0 new + 1 updated;" in result.stdout
     # the Shopify export has no time zone: the stored one stays
     assert rows(settings, "SELECT name, birth_date, anniversary_date, timezone FROM customers") == [
-        ("Ann Lee", "1990-05-12", "2015-06-20", "Europe/Paris")]
+        ("Ann Lee", "1990-05-12", "2015-06-20", "Europe/Paris")
+    ]
 
 
 def test_woocommerce_and_magento_presets_read_their_exports(runner, settings, tmp_path):
-    woo = write_csv(tmp_path / "woo.csv", "customer_id,first_name,last_name,user_login,email,date_registered,"
-                                          "billing_city,total_spent,order_count",
-                    "7,Dee,Moss,dee,dee@example.com,2020-02-03 10:00:00,Hull,10.00,1")
+    woo = write_csv(
+        tmp_path / "woo.csv",
+        "customer_id,first_name,last_name,user_login,email,date_registered,billing_city,total_spent,order_count",
+        "7,Dee,Moss,dee,dee@example.com,2020-02-03 10:00:00,Hull,10.00,1",
+    )
     result = runner.invoke(cli, ["import", "customers", "--map", "woocommerce", str(woo), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["columns"] == {"id": "email", "email": "email", "name": "first_name+last_name"}
-    magento = write_csv(tmp_path / "magento.csv", "email,_website,_store,created_at,dob,firstname,gender,lastname",
-                        "eve@example.com,base,default,2019-01-01 09:00:00,1979-03-04 00:00:00,Eve,2,Park")
+    magento = write_csv(
+        tmp_path / "magento.csv",
+        "email,_website,_store,created_at,dob,firstname,gender,lastname",
+        "eve@example.com,base,default,2019-01-01 09:00:00,1979-03-04 00:00:00,Eve,2,Park",
+    )
     result = runner.invoke(cli, ["import", "customers", "--map", "magento", str(magento)])
     assert result.exit_code == 0, result.output
     assert rows(settings, "SELECT id, name, birth_date FROM customers ORDER BY id") == [
-        ("dee@example.com", "Dee Moss", None), ("eve@example.com", "Eve Park", "1979-03-04")]
+        ("dee@example.com", "Dee Moss", None),
+        ("eve@example.com", "Eve Park", "1979-03-04"),
+    ]
 
 
-@pytest.mark.parametrize("mapping, message", [
-    ("shopify,birth_date=Birthdate",
-     "Error: {path}: --map birth_date=Birthdate: no column 'Birthdate' in the file; closest header: 'Birthday' "
-     "(say which column holds it: --map birth_date=COLUMN)"),
-    ("magento",
-     "Error: {path}: --map magento reads the customer id from column 'email', which the file lacks; closest "
-     "header: 'Email' (say which column holds it: --map id=COLUMN)"),
-    ("shopfy",
-     "Error: unknown --map preset 'shopfy' (presets: shopify, woocommerce, magento; or field=Column); "
-     "did you mean 'shopify'?"),
-    ("shopify,emial=Email",
-     "Error: unknown --map field 'emial' (known: id, email, name, birth_date, anniversary_date, timezone, "
-     "created_at, personalization, marketing); did you mean 'email'?"),
-])
-def test_a_wrong_map_is_one_error_line_naming_the_column_and_the_closest_header(runner, settings, tmp_path,
-                                                                                mapping, message):
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        (
+            "shopify,birth_date=Birthdate",
+            "Error: {path}: --map birth_date=Birthdate: no column 'Birthdate' in the file; closest header: 'Birthday' "
+            "(say which column holds it: --map birth_date=COLUMN)",
+        ),
+        (
+            "magento",
+            "Error: {path}: --map magento reads the customer id from column 'email', which the file lacks; closest "
+            "header: 'Email' (say which column holds it: --map id=COLUMN)",
+        ),
+        (
+            "shopfy",
+            "Error: unknown --map preset 'shopfy' (presets: shopify, woocommerce, magento; or field=Column); "
+            "did you mean 'shopify'?",
+        ),
+        (
+            "shopify,emial=Email",
+            "Error: unknown --map field 'emial' (known: id, email, name, birth_date, anniversary_date, timezone, "
+            "created_at, personalization, marketing); did you mean 'email'?",
+        ),
+    ],
+)
+def test_a_wrong_map_is_one_error_line_naming_the_column_and_the_closest_header(
+    runner, settings, tmp_path, mapping, message
+):
     path = shopify_customers(tmp_path)
     result = runner.invoke(cli, ["import", "customers", "--map", mapping, str(path)])
     assert result.exit_code == 1
@@ -126,13 +161,18 @@ def test_a_wrong_map_is_one_error_line_naming_the_column_and_the_closest_header(
 
 
 def test_a_consent_answer_that_is_not_yes_or_no_fails_the_file(runner, settings, tmp_path):
-    path = write_csv(tmp_path / "customers.csv", "Email,Accepts Email Marketing",
-                     "ann@example.com,subscribed", "bob@example.com,maybe")
+    path = write_csv(
+        tmp_path / "customers.csv",
+        "Email,Accepts Email Marketing",
+        "ann@example.com,subscribed",
+        "bob@example.com,maybe",
+    )
     result = runner.invoke(cli, ["import", "customers", "--map", "shopify", str(path)])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"Error: {path}:3: Accepts Email Marketing 'maybe' is not a consent answer (yes: yes, y, true, t, 1, "
-        "subscribed; no: no, n, false, f, 0, unsubscribed; blank or pending: not recorded) (nothing was imported)")
+        "subscribed; no: no, n, false, f, 0, unsubscribed; blank or pending: not recorded) (nothing was imported)"
+    )
     assert rows(settings, "SELECT count(*) FROM customers") == [(0,)]
 
 
@@ -173,7 +213,8 @@ def test_orders_without_a_customer_file_or_consent_say_what_is_missing(runner, s
     assert trained.stderr.strip() == (
         "Error: no interactions from customers with personalization consent: nothing to train on (record consent "
         "with `recommender import consents consents.csv`, or, if your shop's terms allow it, "
-        "`recommender import-transactions orders.csv --grant personalization`)")
+        "`recommender import-transactions orders.csv --grant personalization`)"
+    )
 
 
 def test_grant_on_a_second_import_reaches_customers_without_a_decision_but_not_a_refusal(runner, settings, tmp_path):
@@ -185,15 +226,18 @@ def test_grant_on_a_second_import_reaches_customers_without_a_decision_but_not_a
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["missing_for_training"] == ""
     assert "personalization" not in result.stderr
-    assert rows(settings, "SELECT customer_id, granted, source FROM consents WHERE purpose = 'personalization' "
-                          "ORDER BY customer_id") == [("12000", 0, "cli"), ("17850", 1, "import")]
+    assert rows(
+        settings,
+        "SELECT customer_id, granted, source FROM consents WHERE purpose = 'personalization' ORDER BY customer_id",
+    ) == [("12000", 0, "cli"), ("17850", 1, "import")]
 
 
 def test_a_customer_file_that_meets_the_orders_silences_the_campaign_hint(runner, settings, tmp_path):
     path = orders(tmp_path, "ann@example.com", "bob@example.com")
     assert runner.invoke(cli, ["import-transactions", str(path), "--grant", "personalization"]).exit_code == 0
-    assert runner.invoke(cli, ["import", "customers", "--map", "shopify",
-                               str(shopify_customers(tmp_path))]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["import", "customers", "--map", "shopify", str(shopify_customers(tmp_path))]).exit_code == 0
+    )
     result = runner.invoke(cli, ["import-transactions", str(path), "--json"])
     payload = json.loads(result.stdout)
     assert payload["missing_for_campaigns"] == "" and payload["missing_for_training"] == ""
@@ -223,28 +267,51 @@ def test_checklist_names_each_missing_step_and_its_fix(runner, settings, tmp_pat
     payload = json.loads(runner.invoke(cli, ["checklist", "--json"]).stdout)
     assert payload["done"] is False
     assert [(s["key"], s["done"]) for s in payload["steps"]] == [
-        ("data", False), ("consent", False), ("model", False), ("campaign", False), ("measure", False)]
-    assert payload["counts"] == {"customers": 1, "events": 1, "with_email": 0, "with_occasion": 0, "reachable": 0,
-                                 "offers": 0, "granted:personalization": 0, "granted:marketing": 0}
+        ("data", False),
+        ("consent", False),
+        ("model", False),
+        ("campaign", False),
+        ("measure", False),
+    ]
+    assert payload["counts"] == {
+        "customers": 1,
+        "events": 1,
+        "with_email": 0,
+        "with_occasion": 0,
+        "reachable": 0,
+        "offers": 0,
+        "granted:personalization": 0,
+        "granted:marketing": 0,
+    }
 
 
 def test_checklist_is_done_after_the_first_week(runner, settings, tmp_path, monkeypatch):
     today = dt.date.today()
     birthday = today.replace(year=1990) if (today.month, today.day) != (2, 29) else dt.date(1990, 3, 1)
     people = ["ann@example.com", "bob@example.com"] + [f"c{n}@example.com" for n in range(8)]
-    lines = [f"{100 + 10 * i + k},P{(3 * i + k) % 12},THING,1,2011-01-{1 + 3 * k + i % 3:02d} 10:00:00,2.5,{who},UK"
-             for i, who in enumerate(people) for k in range(5)]
-    path = write_csv(tmp_path / "orders.csv", "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,"
-                                              "CustomerID,Country", *lines)
+    lines = [
+        f"{100 + 10 * i + k},P{(3 * i + k) % 12},THING,1,2011-01-{1 + 3 * k + i % 3:02d} 10:00:00,2.5,{who},UK"
+        for i, who in enumerate(people)
+        for k in range(5)
+    ]
+    path = write_csv(
+        tmp_path / "orders.csv",
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        *lines,
+    )
     assert runner.invoke(cli, ["import-transactions", str(path), "--grant", "personalization"]).exit_code == 0
-    customers = write_csv(tmp_path / "customers.csv", "Email,First Name,Last Name,Accepts Email Marketing,Birthday",
-                          f"ann@example.com,Ann,Lee,yes,{birthday.isoformat()}",
-                          f"bob@example.com,Bob,Marr,yes,{birthday.isoformat()}")
+    customers = write_csv(
+        tmp_path / "customers.csv",
+        "Email,First Name,Last Name,Accepts Email Marketing,Birthday",
+        f"ann@example.com,Ann,Lee,yes,{birthday.isoformat()}",
+        f"bob@example.com,Bob,Marr,yes,{birthday.isoformat()}",
+    )
     assert runner.invoke(cli, ["import", "customers", "--map", "shopify", str(customers)]).exit_code == 0
     trained = runner.invoke(cli, ["train", "--publish", "--force"])
     assert trained.exit_code == 0, trained.output
-    run = runner.invoke(cli, ["campaign", "run", "--occasion", "all", "--days-ahead", "7",
-                              "--out", str(tmp_path / "offers.csv")])
+    run = runner.invoke(
+        cli, ["campaign", "run", "--occasion", "all", "--days-ahead", "7", "--out", str(tmp_path / "offers.csv")]
+    )
     assert run.exit_code == 0, run.output
     monkeypatch.setenv("RECOMMENDER_ONLINE_CONTROL_SHARE", "0.1")
     result = runner.invoke(cli, ["checklist"])
@@ -271,7 +338,7 @@ def test_the_console_overview_shows_the_same_checklist_with_its_fixes(runner, se
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     assert client.post("/console/sign-in", data={"csrf": csrf, "key": token}).status_code == 303
     html = client.get("/console/").get_data(as_text=True)
-    card = html[html.index('id="first-week"'):html.index("</section>", html.index('id="first-week"'))]
+    card = html[html.index('id="first-week"') : html.index("</section>", html.index('id="first-week"'))]
     assert "First week: 0 of 5 steps done" in card
     assert f"<code>{CUSTOMERS_LINE}</code>" in card
     assert "<code>recommender train --publish</code>" in card

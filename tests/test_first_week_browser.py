@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.by import By  # noqa: E402
 from test_console_browser import (  # the browser helpers of the console's own test; skips without a browser
     CHROMEDRIVER,
     CHROMIUM,
@@ -37,15 +38,19 @@ from test_console_browser import (  # the browser helpers of the console's own t
     webdriver,
 )
 
-from selenium.webdriver.common.by import By  # noqa: E402
-
 CUSTOMERS = 24  # customer ids 20001.. ; every third one has a birthday in the coming days
 PRODUCTS = 15
 
 
 def run(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([*CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=300,
-                          cwd=db.parent, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [*CLI, *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=db.parent,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -62,28 +67,34 @@ def write_exports(folder: Path, today: dt.date) -> tuple[Path, Path, int, int]:
         for k in range(6):
             day = dt.date(2011, 1, 3) + dt.timedelta(days=7 * k + c % 5)
             product = (c * 2 + k * 3) % PRODUCTS
-            orders.append(f"{invoice},8512{product:02d},GIFT NUMBER {product},{1 + k % 3},{day} 10:{c:02d}:00,"
-                          f"{2.5 + product:.2f},{20001 + c}.0,United Kingdom")
+            orders.append(
+                f"{invoice},8512{product:02d},GIFT NUMBER {product},{1 + k % 3},{day} 10:{c:02d}:00,"
+                f"{2.5 + product:.2f},{20001 + c}.0,United Kingdom"
+            )
             invoice += 1
     (folder / "orders.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
 
-    customers = ["Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address City,"
-                 "Default Address Country Code,Phone,Total Spent,Total Orders,Tags,Birthday"]
+    customers = [
+        "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address City,"
+        "Default Address Country Code,Phone,Total Spent,Total Orders,Tags,Birthday"
+    ]
     accepting = soon = 0
     for c in range(CUSTOMERS):
         marketing = "yes" if c % 4 != 3 else "no"
         upcoming = c % 3 == 0
         if upcoming:
             day = today + dt.timedelta(days=1 + c % 5)
-            birthday = (day.replace(year=1980) if (day.month, day.day) != (2, 29) else dt.date(1980, 2, 29))
+            birthday = day.replace(year=1980) if (day.month, day.day) != (2, 29) else dt.date(1980, 2, 29)
         else:
             birthday = dt.date(1975, 1 + c % 12, 1 + c % 27) if c % 2 else None
             if birthday and 0 <= ((birthday.replace(year=today.year) - today).days) <= 7:
                 birthday = None
         accepting += marketing == "yes"
         soon += marketing == "yes" and upcoming
-        customers.append(f"{20001 + c},Name{c},Family{c},customer{c}@example.com,{marketing},Leeds,GB,,"
-                         f"{10 * c}.00,6,,{birthday.isoformat() if birthday else ''}")
+        customers.append(
+            f"{20001 + c},Name{c},Family{c},customer{c}@example.com,{marketing},Leeds,GB,,"
+            f"{10 * c}.00,6,,{birthday.isoformat() if birthday else ''}"
+        )
     (folder / "customers.csv").write_text("\n".join(customers) + "\n", encoding="utf-8")
     return folder / "orders.csv", folder / "customers.csv", accepting, soon
 
@@ -117,8 +128,13 @@ def start_server(db: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "RECOMMENDER_DB": str(db), "RECOMMENDER_ONLINE_CONTROL_SHARE": "0.1"}
     env.pop("RECOMMENDER_CONFIG", None)
     with open(db.parent / "server.log", "wb") as log:  # a file, not a pipe nobody reads: a full one blocks
-        proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=db.parent)
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=db.parent,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -146,7 +162,7 @@ def checklist_shot(driver, folder: Path, width: int) -> None:
 
 def test_first_week_from_two_exports_to_a_campaign_run(tmp_path, browser, shots):
     driver, db = browser, tmp_path / "shop.db"
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     orders, customers, accepting, soon = write_exports(tmp_path, today)
     assert soon > 0
 
@@ -154,27 +170,38 @@ def test_first_week_from_two_exports_to_a_campaign_run(tmp_path, browser, shots)
     imported = run(db, "import-transactions", str(orders), "--grant", "personalization")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*), (SELECT count(*) FROM products) FROM customers").fetchone() == (
-            CUSTOMERS, PRODUCTS)
+            CUSTOMERS,
+            PRODUCTS,
+        )
     # orders alone: the one line that says what campaigns lack and the command that adds it
     assert imported.stderr.splitlines() == [
         "note: campaigns need birthdays, e-mails and marketing consent, which an order file does not carry: import "
         "the shop's customer export with `recommender import customers --map shopify customers.csv` (presets: "
-        "shopify, woocommerce, magento; see docs/operations.md)"]
+        "shopify, woocommerce, magento; see docs/operations.md)"
+    ]
 
     # the Shopify preset keys customers by e-mail; these orders name them by the shop's customer id
     added = run(db, "import", "customers", "--map", "shopify,id=Customer ID", str(customers))
     assert added.stdout.splitlines()[1:] == [
         "columns: id=Customer ID, email=Email, name=First Name+Last Name, birth_date=Birthday, "
         "marketing=Accepts Email Marketing",
-        f"consent from the file: marketing: {accepting} granted, {CUSTOMERS - accepting} refused"]
+        f"consent from the file: marketing: {accepting} granted, {CUSTOMERS - accepting} refused",
+    ]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == CUSTOMERS  # met the orders' ids
         assert conn.execute("SELECT name, email FROM customers WHERE id = '20001'").fetchone() == (
-            "Name0 Family0", "customer0@example.com")
+            "Name0 Family0",
+            "customer0@example.com",
+        )
 
     steps = json.loads(run(db, "checklist", "--json").stdout)["steps"]
     assert [(s["key"], s["done"]) for s in steps] == [
-        ("data", True), ("consent", True), ("model", False), ("campaign", False), ("measure", False)]
+        ("data", True),
+        ("consent", True),
+        ("model", False),
+        ("campaign", False),
+        ("measure", False),
+    ]
     assert steps[2]["fix"] == "recommender train --publish"
 
     run(db, "train", "--publish", "--force")
@@ -198,8 +225,9 @@ def test_first_week_from_two_exports_to_a_campaign_run(tmp_path, browser, shots)
         assert "Campaigns" in driver.title
         campaign_id, _, made = preview_and_run(driver, server, today.isoformat(), 7)
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM offers WHERE campaign_id = ?", [campaign_id]).fetchone()[0] \
-                == made
+            assert (
+                conn.execute("SELECT count(*) FROM offers WHERE campaign_id = ?", [campaign_id]).fetchone()[0] == made
+            )
         assert 0 < made <= soon
 
         driver.get(server + "/console/")

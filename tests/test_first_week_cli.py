@@ -16,7 +16,7 @@ def test_stats_shows_the_shops_data_first_in_a_stable_layout(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.rstrip("\n").splitlines()
     assert lines[0] == "shop data"
-    shop = lines[1:lines.index("engine bookkeeping")]
+    shop = lines[1 : lines.index("engine bookkeeping")]
     assert [line.split("  ")[1].strip() for line in shop][:3] == ["customers", "products", "events"]
     # every count ends in the same column, in both blocks
     counted = [line for line in lines if line.startswith("  ")]
@@ -26,10 +26,23 @@ def test_stats_shows_the_shops_data_first_in_a_stable_layout(tmp_path):
 
 def _payload(cut: int) -> dict:
     scores = {"precision": 0.1, "recall": 0.2, "ndcg": 0.3, "map": 0.05, "coverage": 0.4}
-    als = {"factors": 8, "regularization": 0.1, "alpha": 1.0, "iterations": 3, "log_scaling": True,
-           "half_life_days": 7.0}
-    return {"k": 10, "users": 3, "eligible_users": 4, "cut_time": cut, "model": scores, "popularity": scores,
-            "params": {"engine": "implicit", "als": als, "event_weights": {"purchase": 1.0}}}
+    als = {
+        "factors": 8,
+        "regularization": 0.1,
+        "alpha": 1.0,
+        "iterations": 3,
+        "log_scaling": True,
+        "half_life_days": 7.0,
+    }
+    return {
+        "k": 10,
+        "users": 3,
+        "eligible_users": 4,
+        "cut_time": cut,
+        "model": scores,
+        "popularity": scores,
+        "params": {"engine": "implicit", "als": als, "event_weights": {"purchase": 1.0}},
+    }
 
 
 def test_the_report_writes_the_cut_as_a_date_never_as_unix_seconds(tmp_path):

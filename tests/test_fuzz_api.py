@@ -29,15 +29,20 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from recommender import store
+from recommender import store  # noqa: E402
 from recommender.serving import keys  # noqa: E402
 
 # Per operation, key and mode; RECOMMENDER_FUZZ_EXAMPLES=100 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("RECOMMENDER_FUZZ_EXAMPLES", "8"))
 # Both ways: every answer fits the document (status, media type, body schema), and data the
 # document forbids (negative generation) is refused with a 4xx, never taken.
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +90,9 @@ EXTRA_QUERY = re.compile(r"- query: violates `additionalProperties`$")
 def serialisation_artefact(failure: Exception, sent_query: dict | None = None) -> bool:
     if not isinstance(failure, AcceptedNegativeData) or "Invalid component:" not in str(failure.message):
         return False
-    lines = [line.strip() for line in str(failure.message).split("Invalid component:", 1)[1].splitlines()
-             if line.strip()]
+    lines = [
+        line.strip() for line in str(failure.message).split("Invalid component:", 1)[1].splitlines() if line.strip()
+    ]
 
     def artefact(line: str) -> bool:
         if ARRAY_AS_STRING.match(line) or AUTHORIZATION.match(line):
@@ -101,17 +107,22 @@ def serialisation_artefact(failure: Exception, sent_query: dict | None = None) -
 
 def test_the_artefact_filter_keeps_every_other_violation():
     def failure(*components: str) -> AcceptedNegativeData:
-        return AcceptedNegativeData(operation="GET /x", status_code=200, expected_statuses=["4xx"],
-                                    message="Invalid data should have been rejected\nExpected: 400\n"
-                                            "Invalid component:\n" + "\n".join(f"  - {c}" for c in components))
+        return AcceptedNegativeData(
+            operation="GET /x",
+            status_code=200,
+            expected_statuses=["4xx"],
+            message="Invalid data should have been rejected\nExpected: 400\n"
+            "Invalid component:\n" + "\n".join(f"  - {c}" for c in components),
+        )
 
     array = "query: violates `type` at /properties/exclude (was array, became string)"
     header = "header: violates `required` (was Authorization)"
     assert serialisation_artefact(failure(array, header))
     assert serialisation_artefact(failure(array))
     assert not serialisation_artefact(failure(header))
-    assert not serialisation_artefact(failure(array, "query: violates `maximum` at /properties/n (was 100, became 101)"),
-                                      {"n": 101})
+    assert not serialisation_artefact(
+        failure(array, "query: violates `maximum` at /properties/n (was 100, became 101)"), {"n": 101}
+    )
     assert serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price", header), {"n": 3})
     assert not serialisation_artefact(failure("query: violates `anyOf` at /properties/min_price"), {"min_price": "x"})
     assert not serialisation_artefact(failure("body: violates `type` at /properties/price (was number, became string)"))
@@ -136,9 +147,14 @@ def fuzz(app, tokens: dict[str, str], examples: int) -> None:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 strategy = operation.as_strategy(generation_mode=mode)
 
-                @hsettings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                           phases=[Phase.explicit, Phase.generate],
-                           suppress_health_check=list(HealthCheck))
+                @hsettings(
+                    max_examples=examples,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 @given(case=strategy)
                 def run(case):
                     response = case.call(headers=headers)
@@ -157,9 +173,11 @@ def fuzz(app, tokens: dict[str, str], examples: int) -> None:
                     # Nothing to make invalid (no parameters, no body): the positive run covered it.
                     assert mode is GenerationMode.NEGATIVE, operation.label
     total = sum(sent.values())
-    print(f"\nschemathesis: {total} requests ({modes[GenerationMode.POSITIVE]} positive, "
-          f"{modes[GenerationMode.NEGATIVE]} negative), {len(operations)} operations x {len(tokens)} keys, "
-          f"statuses {dict(sorted(statuses.items()))}")
+    print(
+        f"\nschemathesis: {total} requests ({modes[GenerationMode.POSITIVE]} positive, "
+        f"{modes[GenerationMode.NEGATIVE]} negative), {len(operations)} operations x {len(tokens)} keys, "
+        f"statuses {dict(sorted(statuses.items()))}"
+    )
     assert set(sent) == {"read", "write", "admin", "marketer"}
     assert not [s for s in statuses if s >= 500]
     assert modes[GenerationMode.POSITIVE] and modes[GenerationMode.NEGATIVE]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from recommender.data import interactions
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.errors import GateRefused
+from recommender.models import registry
 from recommender.models.factor import FACTOR_FILES, MANIFEST_FILE, _sha256
+from recommender.training import run as training
 
 
 @pytest.fixture
@@ -68,21 +68,29 @@ def test_the_current_models_own_factors_are_never_scored(sample_db, fast_setting
     for name in FACTOR_FILES:
         array = np.load(directory / name)
         np.save(directory / name, np.random.default_rng(0).normal(size=array.shape).astype(np.float32))
-    rewrite_manifest(fast_settings, first.version,
-                     lambda m: m["checksums"].update({n: _sha256(directory / n) for n in FACTOR_FILES}))
+    rewrite_manifest(
+        fast_settings, first.version, lambda m: m["checksums"].update({n: _sha256(directory / n) for n in FACTOR_FILES})
+    )
     after = training.train(sample_db, fast_settings, publish=False)
     reg = registry.Registry(fast_settings.model_dir)
-    assert reg.manifest(after.version)["gate"]["incumbent"]["ndcg"] == \
-        reg.manifest(before.version)["gate"]["incumbent"]["ndcg"]
+    assert (
+        reg.manifest(after.version)["gate"]["incumbent"]["ndcg"]
+        == reg.manifest(before.version)["gate"]["incumbent"]["ndcg"]
+    )
 
 
 def plant_future_events(db, n, when="2100-01-01"):
     epoch = int(time.mktime(time.strptime(when, "%Y-%m-%d")))
-    rows = db.execute("SELECT i.customer_id, i.product_id FROM interactions i JOIN consents c ON c.customer_id = "
-                      "i.customer_id AND c.purpose = 'personalization' AND c.granted = 1 ORDER BY i.id LIMIT ?",
-                      [n]).fetchall()
-    db.conn.executemany("INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
-                        "VALUES (?, ?, 'purchase', 1, ?)", [(c, p, epoch + i) for i, (c, p) in enumerate(rows)])
+    rows = db.execute(
+        "SELECT i.customer_id, i.product_id FROM interactions i JOIN consents c ON c.customer_id = "
+        "i.customer_id AND c.purpose = 'personalization' AND c.granted = 1 ORDER BY i.id LIMIT ?",
+        [n],
+    ).fetchall()
+    db.conn.executemany(
+        "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at) "
+        "VALUES (?, ?, 'purchase', 1, ?)",
+        [(c, p, epoch + i) for i, (c, p) in enumerate(rows)],
+    )
     return epoch
 
 
@@ -117,10 +125,17 @@ def test_a_history_that_lost_most_of_its_rows_is_refused(sample_db, fast_setting
 def test_withdrawals_do_not_make_the_nightly_retrain_fail(sample_db, fast_settings):
     """The reproduction of the issue: 10 % withdraw, the same settings retrain nightly."""
     training.train(sample_db, fast_settings, publish=True)
-    customers = [r[0] for r in sample_db.execute(
-        "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 ORDER BY customer_id")]
+    customers = [
+        r[0]
+        for r in sample_db.execute(
+            "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = 1 ORDER BY customer_id"
+        )
+    ]
     for night in range(3):
         chosen = customers[night::30][: len(customers) // 30]
-        sample_db.execute("UPDATE consents SET granted = 0 WHERE purpose = 'personalization' AND customer_id IN "
-                          "(SELECT value FROM json_each(?))", [json.dumps(chosen)])
+        sample_db.execute(
+            "UPDATE consents SET granted = 0 WHERE purpose = 'personalization' AND customer_id IN "
+            "(SELECT value FROM json_each(?))",
+            [json.dumps(chosen)],
+        )
         assert training.train(sample_db, fast_settings, publish=True).published

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_csv
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import write_csv
 from recommender import store
-from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.config import load_settings
+from recommender.ingest import imports
 
 EXAMPLES = int(os.environ.get("IMPORT_FUZZ_EXAMPLES", "70"))
 FUZZ = settings(
@@ -42,54 +42,163 @@ COLUMNS = {
     "products": ["id", "name", "category", "price", "in_stock", "hidden", "available_until"],
     "interactions": ["customer_id", "product_id", "event_type", "quantity", "occurred_at"],
     "consents": ["customer_id", "purpose", "granted", "updated_at", "source"],
-    "transactions": ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
-                     "CustomerID", "Country"],
+    "transactions": [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ],
 }
 COMMANDS = {kind: ["import", kind] for kind in imports.KINDS} | {"transactions": ["import-transactions"]}
 
 PLAUSIBLE = [
-    "c1", "c2", "c3", "p1", "p2", "p4", "C0001", "17850.0", "12000", "A1", "C1002",
-    "view", "purchase", "add_to_cart", "personalization", "marketing", "true", "false", "1", "0",
-    "2025-03-01T00:00:00Z", "2011-01-02 10:00:00", "2025-03-02T10:00:00+02:00", "1990-02-28", "2024-02-29",
-    "2.5", "3", "-6", "UTC", "Europe/London", "a@example.com", "Mug", "kitchen", "signup",
+    "c1",
+    "c2",
+    "c3",
+    "p1",
+    "p2",
+    "p4",
+    "C0001",
+    "17850.0",
+    "12000",
+    "A1",
+    "C1002",
+    "view",
+    "purchase",
+    "add_to_cart",
+    "personalization",
+    "marketing",
+    "true",
+    "false",
+    "1",
+    "0",
+    "2025-03-01T00:00:00Z",
+    "2011-01-02 10:00:00",
+    "2025-03-02T10:00:00+02:00",
+    "1990-02-28",
+    "2024-02-29",
+    "2.5",
+    "3",
+    "-6",
+    "UTC",
+    "Europe/London",
+    "a@example.com",
+    "Mug",
+    "kitchen",
+    "signup",
 ]
 TRICKY = [
-    "", " ", '"', '""', 'a"b', '"a', "\x00", "a\x00b", "\n", "\r", "\r\n", ";", "\t", ",", "|",
-    "1_000", "1e400", "1E+3", "nan", "inf", "-inf", "0x10", " 0x10", "١٢", "-1", "0", "1e-400",
-    "99999999999999999999999", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
-    "2100-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "0001-01-01", "9999-12-31", "2023-02-29",
-    "x" * 201, "y" * 5000, "\u2028", "\x85", "\x1b[31m", "é", "\ufeff", "\U0001f600",
-    "Mars/Olympus", "../../etc/passwd", "=HYPERLINK(\"x\")", "maybe", "C", "c1.0", "NULL",
+    "",
+    " ",
+    '"',
+    '""',
+    'a"b',
+    '"a',
+    "\x00",
+    "a\x00b",
+    "\n",
+    "\r",
+    "\r\n",
+    ";",
+    "\t",
+    ",",
+    "|",
+    "1_000",
+    "1e400",
+    "1E+3",
+    "nan",
+    "inf",
+    "-inf",
+    "0x10",
+    " 0x10",
+    "١٢",
+    "-1",
+    "0",
+    "1e-400",
+    "99999999999999999999999",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "2100-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "0001-01-01",
+    "9999-12-31",
+    "2023-02-29",
+    "x" * 201,
+    "y" * 5000,
+    "\u2028",
+    "\x85",
+    "\x1b[31m",
+    "é",
+    "\ufeff",
+    "\U0001f600",
+    "Mars/Olympus",
+    "../../etc/passwd",
+    '=HYPERLINK("x")',
+    "maybe",
+    "C",
+    "c1.0",
+    "NULL",
 ]
 
 # Values each real column would hold in a good file: rows are mostly these, with a few
 # tricky cells, so a case gets past the early checks and reaches the deep ones.
 VALID = {
-    "id": ["c1", "c7", "U1", "17850.0"], "email": ["a@example.com", ""], "name": ["Ann", "Mug", ""],
-    "birth_date": ["1990-02-28", ""], "anniversary_date": ["2015-06-01", ""], "timezone": ["UTC", "Europe/London", ""],
-    "created_at": ["2025-01-01T00:00:00Z", ""], "category": ["kitchen", ""], "price": ["9.5", "0", ""],
-    "in_stock": ["3", ""], "hidden": ["0", "1", ""], "available_until": ["2025-12-31", ""],
-    "customer_id": ["c1", "c2", "c3"], "product_id": ["p1", "p2", "p3"], "event_type": ["view", "purchase"],
-    "quantity": ["1", "2.5", ""], "occurred_at": ["2025-03-01T00:00:00Z", "2025-03-02 10:00:00"],
-    "purpose": ["personalization", "marketing"], "granted": ["true", "false"],
-    "updated_at": ["2025-01-01T00:00:00Z", ""], "source": ["signup", ""],
-    "InvoiceNo": ["1001", "C1002"], "StockCode": ["A1", "B2"], "Description": ["RED MUG", ""],
-    "Quantity": ["6", "-6", "0"], "InvoiceDate": ["2011-01-02 10:00:00"], "UnitPrice": ["2.5", ""],
-    "CustomerID": ["17850.0", "12000", ""], "Country": ["UK"],
+    "id": ["c1", "c7", "U1", "17850.0"],
+    "email": ["a@example.com", ""],
+    "name": ["Ann", "Mug", ""],
+    "birth_date": ["1990-02-28", ""],
+    "anniversary_date": ["2015-06-01", ""],
+    "timezone": ["UTC", "Europe/London", ""],
+    "created_at": ["2025-01-01T00:00:00Z", ""],
+    "category": ["kitchen", ""],
+    "price": ["9.5", "0", ""],
+    "in_stock": ["3", ""],
+    "hidden": ["0", "1", ""],
+    "available_until": ["2025-12-31", ""],
+    "customer_id": ["c1", "c2", "c3"],
+    "product_id": ["p1", "p2", "p3"],
+    "event_type": ["view", "purchase"],
+    "quantity": ["1", "2.5", ""],
+    "occurred_at": ["2025-03-01T00:00:00Z", "2025-03-02 10:00:00"],
+    "purpose": ["personalization", "marketing"],
+    "granted": ["true", "false"],
+    "updated_at": ["2025-01-01T00:00:00Z", ""],
+    "source": ["signup", ""],
+    "InvoiceNo": ["1001", "C1002"],
+    "StockCode": ["A1", "B2"],
+    "Description": ["RED MUG", ""],
+    "Quantity": ["6", "-6", "0"],
+    "InvoiceDate": ["2011-01-02 10:00:00"],
+    "UnitPrice": ["2.5", ""],
+    "CustomerID": ["17850.0", "12000", ""],
+    "Country": ["UK"],
 }
 
 # Wrong values by the type of the column, for the one bad cell of an otherwise good row.
 BAD = {
-    "time": ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
-             "2025-13-01T00:00:00Z", "2025-03-01T25:00:00", "yesterday", "1e9", "2025-03-01T00:00:00+25:00"],
+    "time": [
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "2100-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2025-13-01T00:00:00Z",
+        "2025-03-01T25:00:00",
+        "yesterday",
+        "1e9",
+        "2025-03-01T00:00:00+25:00",
+    ],
     "date": ["9999-12-31", "0001-01-01", "2099-01-01", "1899-12-31", "2023-02-29", "31/12/1990", "1990-1-1"],
     "number": ["1_000", "1e400", "0x10", "nan", "inf", "-0", "99999999999999999999999", "1e-400", "١٢", "1,5", "-1"],
     "id": ["x" * 201, "a\x01b", "a\u2028b", "\x1b[31m", " ", "0.0", ".0", "17850.00"],
 }
-COLUMN_TYPE = {c: "time" for c in ("created_at", "updated_at", "occurred_at", "InvoiceDate")}
-COLUMN_TYPE |= {c: "date" for c in ("birth_date", "anniversary_date", "available_until")}
-COLUMN_TYPE |= {c: "number" for c in ("price", "in_stock", "quantity", "Quantity", "UnitPrice", "hidden", "granted")}
-COLUMN_TYPE |= {c: "id" for c in ("id", "customer_id", "product_id", "StockCode", "CustomerID")}
+COLUMN_TYPE = dict.fromkeys(("created_at", "updated_at", "occurred_at", "InvoiceDate"), "time")
+COLUMN_TYPE |= dict.fromkeys(("birth_date", "anniversary_date", "available_until"), "date")
+COLUMN_TYPE |= dict.fromkeys(("price", "in_stock", "quantity", "Quantity", "UnitPrice", "hidden", "granted"), "number")
+COLUMN_TYPE |= dict.fromkeys(("id", "customer_id", "product_id", "StockCode", "CustomerID"), "id")
 
 
 def bad_for(column: str) -> st.SearchStrategy[str]:
@@ -107,8 +216,12 @@ cell = st.one_of(
 
 def header_for(kind: str) -> st.SearchStrategy[list[str]]:
     real = COLUMNS[kind]
-    junk = st.one_of(st.text(max_size=10), st.sampled_from(["", " id", "ID", "id ", "Email", "Lineitem sku",
-                                                            "Created at", "InvoiceNo;StockCode", "\ufeffid"]))
+    junk = st.one_of(
+        st.text(max_size=10),
+        st.sampled_from(
+            ["", " id", "ID", "id ", "Email", "Lineitem sku", "Created at", "InvoiceNo;StockCode", "\ufeffid"]
+        ),
+    )
     return st.one_of(
         st.permutations(real),
         st.lists(st.one_of(st.sampled_from(real), junk), max_size=9),
@@ -131,6 +244,7 @@ def quote(text: str, how: int) -> str:
 def csv_files(draw, kind: str) -> tuple[bytes, str]:
     header = draw(header_for(kind))
     width = len(header)
+
     def good(column: str) -> st.SearchStrategy[str]:
         return st.sampled_from(VALID.get(column, ["", "x"]))
 
@@ -180,12 +294,25 @@ def template(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     config = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models"})
     db = store.connect(config.db, create=True)
-    write_csv(root / "customers.csv", ",".join(COLUMNS["customers"]),
-              "c1,a@example.com,Ann,1990-02-28,,Europe/London,2025-01-01T00:00:00Z", "c2,,Bob,,,,", "c3,,,,,,")
-    write_csv(root / "products.csv", ",".join(COLUMNS["products"]), "p1,Mug,kitchen,9.5,10,0,", "p2,Pan,kitchen,25,0,0,",
-              "p3,Rose,garden,4,3,1,", "p4,Spade,garden,19.99,,0,2025-12-31")
+    write_csv(
+        root / "customers.csv",
+        ",".join(COLUMNS["customers"]),
+        "c1,a@example.com,Ann,1990-02-28,,Europe/London,2025-01-01T00:00:00Z",
+        "c2,,Bob,,,,",
+        "c3,,,,,,",
+    )
+    write_csv(
+        root / "products.csv",
+        ",".join(COLUMNS["products"]),
+        "p1,Mug,kitchen,9.5,10,0,",
+        "p2,Pan,kitchen,25,0,0,",
+        "p3,Rose,garden,4,3,1,",
+        "p4,Spade,garden,19.99,,0,2025-12-31",
+    )
     write_csv(root / "interactions.csv", ",".join(COLUMNS["interactions"]), "c1,p1,view,1,2025-03-01T10:00:00Z")
-    write_csv(root / "consents.csv", ",".join(COLUMNS["consents"]), "c1,personalization,true,2025-01-01T00:00:00Z,signup")
+    write_csv(
+        root / "consents.csv", ",".join(COLUMNS["consents"]), "c1,personalization,true,2025-01-01T00:00:00Z,signup"
+    )
     for kind in imports.KINDS:
         imports.import_file(db, kind, root / f"{kind}.csv", config)
     db.conn.close()

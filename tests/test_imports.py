@@ -1,11 +1,11 @@
 import gzip
 
 import pytest
-
 from conftest import ONLINE_RETAIL, write_csv
+
 from recommender import store
-from recommender.ingest import imports
 from recommender.errors import ValidationError
+from recommender.ingest import imports
 
 CUSTOMERS = "id,email,name,birth_date,anniversary_date,timezone,created_at"
 PRODUCTS = "id,name,category,price,in_stock,hidden,available_until"
@@ -121,7 +121,8 @@ ORDERS = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Custome
 
 def test_transactions_create_customers_products_and_purchases(db, settings, tmp_path):
     path = write_csv(
-        tmp_path / "orders.csv", ORDERS,
+        tmp_path / "orders.csv",
+        ORDERS,
         "1001,A1,RED MUG,6,2011-01-02 10:00:00,2.5,17850.0,UK",
         "1001,A1,RED MUG,2,2011-01-02 10:00:00,2.5,17850.0,UK",
         "1001,B2,BLUE PAN,1,2011-01-02 10:00:00,7.0,17850.0,UK",
@@ -149,8 +150,12 @@ def test_transactions_create_customers_products_and_purchases(db, settings, tmp_
 
 
 def test_transactions_with_a_custom_mapping_and_a_bad_line(db, settings, tmp_path):
-    path = write_csv(tmp_path / "shopify.csv", "order,sku,email,when,qty",
-                     "1,S1,x@y.z,2024-01-01T10:00:00Z,1", "2,S2,x@y.z,not a date,1")
+    path = write_csv(
+        tmp_path / "shopify.csv",
+        "order,sku,email,when,qty",
+        "1,S1,x@y.z,2024-01-01T10:00:00Z,1",
+        "2,S2,x@y.z,not a date,1",
+    )
     mapping = imports.parse_mapping("customer=email,product=sku,occurred_at=when,quantity=qty,order=order,price=,name=")
     with pytest.raises(ValidationError, match=r"shopify.csv:3: when: bad timestamp"):
         imports.import_transactions(db, path, settings, mapping=mapping)
@@ -173,7 +178,9 @@ def test_online_retail_import(db, settings):
     # 397,924 kept lines; lines repeating (customer, product, time) are merged into one event.
     total = db.execute("SELECT count(*), sum(quantity) FROM interactions").fetchone()
     assert 380_000 < total[0] <= 397_924
-    assert db.execute("SELECT count(DISTINCT customer_id || '/' || product_id) FROM interactions").fetchone()[0] == 266_802
+    assert (
+        db.execute("SELECT count(DISTINCT customer_id || '/' || product_id) FROM interactions").fetchone()[0] == 266_802
+    )
     assert len(store.consenting_customers(db, "personalization")) == 4339
 
 

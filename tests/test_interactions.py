@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from recommender import store
-from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
-from recommender.data import interactions
 from recommender.config import load_settings
+from recommender.data import interactions
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
 
 
 def make_shop(db, consent, events):
@@ -15,8 +15,11 @@ def make_shop(db, consent, events):
     store.upsert_products(db, [ProductRow(f"p{j}", f"P{j}", price=1.0) for j in range(5)])
     rows = [EventRow(f"c{u}", f"p{i}", e, float(q), 1_700_000_000 + t) for u, i, e, q, t in events]
     store.upsert_interactions(db, rows)
-    consent_rows = [ConsentDecision(f"c{i}", "personalization", g, "2025-01-01T00:00:00Z", "test")
-                    for i, g in enumerate(consent) if g is not None]
+    consent_rows = [
+        ConsentDecision(f"c{i}", "personalization", g, "2025-01-01T00:00:00Z", "test")
+        for i, g in enumerate(consent)
+        if g is not None
+    ]
     store.set_consents(db, consent_rows)
 
 
@@ -24,8 +27,13 @@ def make_shop(db, consent, events):
 @given(
     consent=st.lists(st.sampled_from([True, False, None]), min_size=1, max_size=8),
     raw_events=st.lists(
-        st.tuples(st.integers(0, 7), st.integers(0, 4), st.sampled_from(["view", "add_to_cart", "purchase"]),
-                  st.integers(1, 5), st.integers(0, 10_000)),
+        st.tuples(
+            st.integers(0, 7),
+            st.integers(0, 4),
+            st.sampled_from(["view", "add_to_cart", "purchase"]),
+            st.integers(1, 5),
+            st.integers(0, 10_000),
+        ),
         max_size=40,
     ),
 )
@@ -86,8 +94,9 @@ def test_customer_confidences_match_the_training_matrix(sample_db, half_life):
     matrix = data.matrix(settings.als)
     item_index = {p: i for i, p in enumerate(data.item_ids)}
     for u in (0, 5, 50):
-        items, conf = interactions.customer_confidences(sample_db, settings, data.user_ids[u], item_index,
-                                                        reference_time=int(data.time.max()))
+        items, conf = interactions.customer_confidences(
+            sample_db, settings, data.user_ids[u], item_index, reference_time=int(data.time.max())
+        )
         row = matrix[u]
         assert list(items) == list(row.indices)
         assert np.allclose(conf, row.data, rtol=1e-5)

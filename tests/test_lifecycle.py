@@ -17,9 +17,7 @@ import re
 import pytest
 
 from recommender import campaigns, store
-from recommender.campaigns import lifecycle
-from recommender.campaigns import report as campaign_report
-from recommender.campaigns import CampaignRequest
+from recommender.campaigns import CampaignRequest, lifecycle, report as campaign_report
 from recommender.online.assignment import holdout
 from recommender.value.lookup import CustomerValue, Values
 
@@ -28,7 +26,7 @@ RUN = "2026-06-01"
 
 
 def epoch(day: str, hour: int = 12) -> int:
-    return int(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour), dt.timezone.utc).timestamp())
+    return int(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour), dt.UTC).timestamp())
 
 
 def shift(day: str, days: int) -> str:
@@ -37,10 +35,12 @@ def shift(day: str, days: int) -> str:
 
 def make_shop(db, ids, *, marketing=None, birthdays=None, events=()):
     birthdays = birthdays or {}
-    store.upsert_customers(db, [(cid, f"{cid.lower()}@example.com", f"Name {cid}", birthdays.get(cid), None, "UTC",
-                                 CREATED) for cid in ids])
+    store.upsert_customers(
+        db,
+        [(cid, f"{cid.lower()}@example.com", f"Name {cid}", birthdays.get(cid), None, "UTC", CREATED) for cid in ids],
+    )
     store.upsert_products(db, [(f"P{i}", f"Product {i}", "misc", 10.0, None, 0, None) for i in range(1, 6)])
-    granted = {cid: True for cid in ids} if marketing is None else marketing
+    granted = dict.fromkeys(ids, True) if marketing is None else marketing
     store.set_consents(db, [(cid, "marketing", g, CREATED, "test") for cid, g in granted.items()])
     if events:
         store.upsert_interactions(db, events)
@@ -82,10 +82,10 @@ def no_holdout(settings):
 def test_winback_takes_valuable_customers_whose_chance_fell_and_says_why(db, no_holdout, values):
     settings = no_holdout
     make_shop(db, ["W1", "W2", "W3", "W4"], marketing={"W1": True, "W2": True, "W3": True, "W4": False})
-    values["W1"] = value("W1", top=0.05, p=0.10)   # top 5 %, p_active 0.10 < 0.30: win-back
-    values["W2"] = value("W2", top=0.05, p=0.50)   # still active
-    values["W3"] = value("W3", top=0.50, p=0.10)   # slipping away, but not among the valuable
-    values["W4"] = value("W4", top=0.10, p=0.20)   # would be, but no marketing consent
+    values["W1"] = value("W1", top=0.05, p=0.10)  # top 5 %, p_active 0.10 < 0.30: win-back
+    values["W2"] = value("W2", top=0.05, p=0.50)  # still active
+    values["W3"] = value("W3", top=0.50, p=0.10)  # slipping away, but not among the valuable
+    values["W4"] = value("W4", top=0.10, p=0.20)  # would be, but no marketing consent
     result = go(db, settings, "winback")
     assert [o.customer_id for o in result.offers] == ["W1"]
     o = result.offers[0]
@@ -105,19 +105,26 @@ def test_thank_you_goes_to_the_top_segment(db, no_holdout, values):
     result = go(db, no_holdout, "thank_you")
     assert [(o.customer_id, o.discount, o.valid_until) for o in result.offers] == [("T1", 10.0, shift(RUN, 30))]
     assert result.summary()["skipped"]["no_marketing_consent"] == 1
-    assert db.execute("SELECT why FROM decisions").fetchone()[0] == \
-        "thank_you: segment champions (rule: segment in champions)"
+    assert (
+        db.execute("SELECT why FROM decisions").fetchone()[0]
+        == "thank_you: segment champions (rule: segment in champions)"
+    )
 
 
 def test_second_purchase_reads_purchase_history_and_needs_only_marketing_consent(db, no_holdout):
     buy = lambda cid, day: (cid, "P1", "purchase", 1.0, epoch(day))  # noqa: E731
-    events = [buy("A", shift(RUN, -40)),                               # one purchase day, 40 days ago: yes
-              buy("B", shift(RUN, -10)),                               # too early
-              buy("C", shift(RUN, -40)), buy("C", shift(RUN, -20)),   # two purchase days: not a one-time buyer
-              buy("D", shift(RUN, -200)),                              # too late
-              buy("E", shift(RUN, -45)),                               # no marketing consent
-              buy("F", shift(RUN, -40)), ("F", "P2", "purchase", 1.0, epoch(shift(RUN, -40), 15)),  # one day, 2 lines
-              buy("G", shift(RUN, -35)), buy("G", shift(RUN, 3))]      # bought again after the run: not seen
+    events = [
+        buy("A", shift(RUN, -40)),  # one purchase day, 40 days ago: yes
+        buy("B", shift(RUN, -10)),  # too early
+        buy("C", shift(RUN, -40)),
+        buy("C", shift(RUN, -20)),  # two purchase days: not a one-time buyer
+        buy("D", shift(RUN, -200)),  # too late
+        buy("E", shift(RUN, -45)),  # no marketing consent
+        buy("F", shift(RUN, -40)),
+        ("F", "P2", "purchase", 1.0, epoch(shift(RUN, -40), 15)),  # one day, 2 lines
+        buy("G", shift(RUN, -35)),
+        buy("G", shift(RUN, 3)),
+    ]  # bought again after the run: not seen
     make_shop(db, list("ABCDEFG"), marketing={c: c != "E" for c in "ABCDEFG"}, events=events)
     # nobody granted personalization (the profiling purpose): second purchase does not need it
     result = go(db, no_holdout, "second_purchase")
@@ -155,8 +162,11 @@ def test_each_kind_keeps_its_ledger_period(db, no_holdout, values):
     assert go(db, settings, "thank_you", shift(RUN, 364)).offers == []
     assert [o.customer_id for o in go(db, settings, "thank_you", shift(RUN, 365)).offers] == ["T"]
     assert [(r["customer_id"], r["occasion"], r["offered_on"]) for r in ledger(db)] == [
-        ("T", "thank_you", RUN), ("T", "thank_you", shift(RUN, 365)),
-        ("W", "winback", RUN), ("W", "winback", shift(RUN, 180))]
+        ("T", "thank_you", RUN),
+        ("T", "thank_you", shift(RUN, 365)),
+        ("W", "winback", RUN),
+        ("W", "winback", shift(RUN, 180)),
+    ]
 
 
 def test_second_purchase_is_once_ever(db, no_holdout):
@@ -197,10 +207,11 @@ def test_product_caps_hold_for_lifecycle_kinds(db, no_holdout, values):
 def test_one_live_offer_across_kinds_with_the_priority(db, no_holdout, values):
     settings = no_holdout
     assert settings.campaigns.priority == ("birthday", "anniversary", "winback", "second_purchase", "thank_you")
-    make_shop(db, ["X", "Y"], birthdays={"X": "1990-06-03"},
-              events=[("Y", "P1", "purchase", 1.0, epoch(shift(RUN, -40)))])
-    values["X"] = value("X", top=0.01, p=0.05, segment="champions")   # birthday, win-back and thank-you at once
-    values["Y"] = value("Y", top=0.9, p=0.9, segment="champions")     # second purchase and thank-you at once
+    make_shop(
+        db, ["X", "Y"], birthdays={"X": "1990-06-03"}, events=[("Y", "P1", "purchase", 1.0, epoch(shift(RUN, -40)))]
+    )
+    values["X"] = value("X", top=0.01, p=0.05, segment="champions")  # birthday, win-back and thank-you at once
+    values["Y"] = value("Y", top=0.9, p=0.9, segment="champions")  # second purchase and thank-you at once
     first = go(db, settings, "every")
     assert sorted((o.customer_id, o.occasion) for o in first.offers) == [("X", "birthday"), ("Y", "second_purchase")]
     assert first.summary()["skipped"]["lower_priority"] == 3
@@ -231,12 +242,12 @@ def test_a_held_out_customer_holds_the_slot_like_one_sent(db, settings, values):
 def test_the_holdout_is_stable_and_its_share_is_within_tolerance(db, settings):
     ids = [f"C{i:06d}" for i in range(20_000)]
     first = holdout(db, ids, 0.1)
-    assert first == holdout(db, ids, 0.1)                       # same customers every run
-    assert first == holdout(db, list(reversed(ids)), 0.1)       # whatever the order
+    assert first == holdout(db, ids, 0.1)  # same customers every run
+    assert first == holdout(db, list(reversed(ids)), 0.1)  # whatever the order
     # 20,000 customers at 0.1: standard error 0.0021; the tolerance ±0.01 is 4.7 of them
     assert abs(len(first) / len(ids) - 0.1) <= 0.01
-    assert holdout(db, ids[:100], 0.1) == {c for c in ids[:100] if c in first}   # a customer's draw is their own
-    assert holdout(db, ids, 0.1, salt="next") != first          # a new salt is a new draw
+    assert holdout(db, ids[:100], 0.1) == {c for c in ids[:100] if c in first}  # a customer's draw is their own
+    assert holdout(db, ids, 0.1, salt="next") != first  # a new salt is a new draw
     assert holdout(db, ids, 0.0) == set()
 
 
@@ -252,8 +263,9 @@ def test_held_out_customers_are_recorded_not_sent(db, settings, values, tmp_path
     assert held == {o.customer_id for o in preview.held_out} == holdout(db, ids, 0.5)
     assert 0 < len(held) < 40 and held.isdisjoint(o.customer_id for o in result.offers)
     rows = {r["customer_id"]: r for r in ledger(db)}
-    assert all(rows[c]["held_out"] == 1 and rows[c]["code"] is None and json.loads(rows[c]["products"]) == []
-               for c in held)
+    assert all(
+        rows[c]["held_out"] == 1 and rows[c]["code"] is None and json.loads(rows[c]["products"]) == [] for c in held
+    )
     assert all(rows[c]["held_out"] == 0 and rows[c]["code"] for c in set(ids) - held)
     modes = dict(db.execute("SELECT customer_id, mode FROM decisions").fetchall())
     assert {c for c, m in modes.items() if m == "held_out"} == held
@@ -271,19 +283,41 @@ def test_the_report_matches_the_hand_computed_uplift(db, settings):
     """Win-back offers on 2026-03-01: S1, S2, S3 sent, H1, H2 held out; purchases written by hand."""
     make_shop(db, ["S1", "S2", "S3", "H1", "H2", "Z"])
     day = "2026-03-01"
-    rows = [(cid, "winback", 2026, None if held else f"BACK-{cid}", "[]", 20.0, day, "2026-03-31", "camp", CREATED,
-             None, held, day) for cid, held in (("S1", 0), ("S2", 0), ("S3", 0), ("H1", 1), ("H2", 1))]
+    rows = [
+        (
+            cid,
+            "winback",
+            2026,
+            None if held else f"BACK-{cid}",
+            "[]",
+            20.0,
+            day,
+            "2026-03-31",
+            "camp",
+            CREATED,
+            None,
+            held,
+            day,
+        )
+        for cid, held in (("S1", 0), ("S2", 0), ("S3", 0), ("H1", 1), ("H2", 1))
+    ]
     store.insert_offers(db, rows)
-    buy = lambda cid, pid, days, qty=1.0, price=None: (cid, pid, "purchase", qty, epoch(shift(day, days), 10),  # noqa: E731
-                                                       None, price)
-    store.upsert_interactions(db, [
-        buy("S1", "P1", 5, 10.0),              # 10 x 10.00 = 100 in both windows
-        buy("S3", "P2", 20, 5.0),              # 50 in both windows
-        buy("S3", "P3", 60, 1.0),              # +10 in the 90-day window only
-        buy("H1", "P1", 29, 2.0),              # 20 in both windows
-        buy("H2", "P1", -1, 1.0),              # the day before the offer: counts in neither
-        buy("H2", "P4", 95, 1.0),              # after 90 days: neither
-        buy("Z", "P1", 5, 1.0)])               # no offer: not in the report
+
+    def buy(cid, pid, days, qty=1.0, price=None):
+        return (cid, pid, "purchase", qty, epoch(shift(day, days), 10), None, price)
+
+    store.upsert_interactions(
+        db,
+        [
+            buy("S1", "P1", 5, 10.0),  # 10 x 10.00 = 100 in both windows
+            buy("S3", "P2", 20, 5.0),  # 50 in both windows
+            buy("S3", "P3", 60, 1.0),  # +10 in the 90-day window only
+            buy("H1", "P1", 29, 2.0),  # 20 in both windows
+            buy("H2", "P1", -1, 1.0),  # the day before the offer: counts in neither
+            buy("H2", "P4", 95, 1.0),  # after 90 days: neither
+            buy("Z", "P1", 5, 1.0),
+        ],
+    )  # no offer: not in the report
     payload = campaign_report.report(db, settings, as_of=epoch("2026-12-31"))
     [g] = payload["kinds"]
     sent, held = g["arms"]["sent"]["windows"], g["arms"]["held_out"]["windows"]
@@ -305,15 +339,16 @@ def test_the_report_matches_the_hand_computed_uplift(db, settings):
     assert u["repeat_rate"]["ci95"] == pytest.approx([1 / 6 - rhalf, 1 / 6 + rhalf])
     # 90 days: sent 100, 0, 60 -> mean 160/3; Var = ((100-160/3)² + (160/3)² + (60-160/3)²) / 9
     m = 160 / 3
-    var = ((100 - m) ** 2 + m ** 2 + (60 - m) ** 2) / 9
+    var = ((100 - m) ** 2 + m**2 + (60 - m) ** 2) / 9
     u90 = g["uplift"]["90"]
     assert u90["revenue_per_customer"]["difference"] == pytest.approx(m - 10)
     half90 = 1.959963984540054 * math.sqrt(var + 50)
     assert u90["revenue_per_customer"]["ci95"] == pytest.approx([m - 10 - half90, m - 10 + half90])
     assert u90["incremental_revenue"] == pytest.approx(3 * (m - 10))
     assert payload["measured_kinds"] == ["winback"]
-    assert payload["summary"].startswith("In the 90 days after a win-back offer, the 3 customers who got one spent "
-                                         "43.33 more each than the 2 held out")
+    assert payload["summary"].startswith(
+        "In the 90 days after a win-back offer, the 3 customers who got one spent 43.33 more each than the 2 held out"
+    )
     # windows not over yet are pending, in both arms alike
     early = campaign_report.report(db, settings, as_of=epoch("2026-04-15"))
     assert early["kinds"][0]["arms"]["sent"]["windows"]["90"]["pending"] == 3

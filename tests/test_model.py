@@ -6,8 +6,8 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from recommender.data import interactions
-from recommender.models.engines import get_engine
 from recommender.errors import ConfigError, ModelError
+from recommender.models.engines import get_engine
 from recommender.models.factor import FactorModel, batch_top_k
 
 
@@ -72,7 +72,9 @@ def test_explain_contributions_add_up_to_the_score(fitted):
     target = int(model.recommend(vec, 1, exclude=row.indices)[0][0])
     parts = model.explain(row.indices, row.data, target, n=len(row.indices))
     a, _ = model._system(row.indices, row.data)
-    all_parts = row.data * (model.item_factors[row.indices] @ np.linalg.solve(a, model.item_factors[target].astype(np.float64)))
+    all_parts = row.data * (
+        model.item_factors[row.indices] @ np.linalg.solve(a, model.item_factors[target].astype(np.float64))
+    )
     assert np.isclose(all_parts.sum(), float(model.item_factors[target] @ vec), rtol=1e-3)
     assert [i for i, _ in parts] == [int(row.indices[j]) for j in np.argsort(-all_parts) if all_parts[j] > 0]
 
@@ -100,8 +102,9 @@ def test_corrupt_or_incomplete_artifacts_are_refused(fitted, tmp_path):
 
 def test_warm_start_continues_from_given_factors(fitted, fast_settings):
     model, matrix, data = fitted
-    zero = get_engine("implicit").fit(matrix, data.user_ids, data.item_ids, fast_settings.als,
-                                      warm_start=model, iterations=0)
+    zero = get_engine("implicit").fit(
+        matrix, data.user_ids, data.item_ids, fast_settings.als, warm_start=model, iterations=0
+    )
     assert np.array_equal(zero.item_factors, model.item_factors)
 
 

@@ -19,10 +19,22 @@ from recommender.serving.newproducts import Exploration
 from recommender.serving.service import ListOptions, Service
 from recommender.store.rows import ProductRow
 
-KITCHEN = {"k1": "Steel Kettle Small", "k2": "Steel Kettle Large", "k3": "Ceramic Mug Blue",
-           "k4": "Ceramic Mug Red", "k5": "Chef Knife Forged", "k6": "Cutting Board Oak"}
-GARDEN = {"g1": "Rose Bush Red", "g2": "Rose Bush White", "g3": "Garden Spade", "g4": "Watering Can Zinc",
-          "g5": "Flower Pot Clay", "g6": "Seed Tray Plastic"}
+KITCHEN = {
+    "k1": "Steel Kettle Small",
+    "k2": "Steel Kettle Large",
+    "k3": "Ceramic Mug Blue",
+    "k4": "Ceramic Mug Red",
+    "k5": "Chef Knife Forged",
+    "k6": "Cutting Board Oak",
+}
+GARDEN = {
+    "g1": "Rose Bush Red",
+    "g2": "Rose Bush White",
+    "g3": "Garden Spade",
+    "g4": "Watering Can Zinc",
+    "g5": "Flower Pot Clay",
+    "g6": "Seed Tray Plastic",
+}
 NEW = ProductRow("k7", "Steel Kettle Deluxe", "kitchen", 30.0, description="A steel kettle for the kitchen")
 
 
@@ -31,8 +43,9 @@ def _shop(db, settings, tmp_path):
 
     lines = [f"{p},{n},kitchen,{10 + i},5,0," for i, (p, n) in enumerate(KITCHEN.items())]
     lines += [f"{p},{n},garden,{10 + i},5,0," for i, (p, n) in enumerate(GARDEN.items())]
-    (tmp_path / "products.csv").write_text("id,name,category,price,in_stock,hidden,available_until\n"
-                                           + "\n".join(lines) + "\n")
+    (tmp_path / "products.csv").write_text(
+        "id,name,category,price,in_stock,hidden,available_until\n" + "\n".join(lines) + "\n"
+    )
     kitchen, garden = sorted(KITCHEN), sorted(GARDEN)
     events, consents, customers = [], [], []
     for c in range(24):
@@ -43,12 +56,15 @@ def _shop(db, settings, tmp_path):
         for j in range(4):  # four of the six products of their category, rotating
             p = own[(c + j) % 6]
             events.append(f"{cid},{p},purchase,1,2025-03-{1 + (c + j) % 27:02d}T10:00:00Z")
-    (tmp_path / "customers.csv").write_text("id,email,name,birth_date,anniversary_date,timezone,created_at\n"
-                                            + "\n".join(customers) + "\n")
-    (tmp_path / "interactions.csv").write_text("customer_id,product_id,event_type,quantity,occurred_at\n"
-                                               + "\n".join(events) + "\n")
-    (tmp_path / "consents.csv").write_text("customer_id,purpose,granted,updated_at,source\n"
-                                           + "\n".join(consents) + "\n")
+    (tmp_path / "customers.csv").write_text(
+        "id,email,name,birth_date,anniversary_date,timezone,created_at\n" + "\n".join(customers) + "\n"
+    )
+    (tmp_path / "interactions.csv").write_text(
+        "customer_id,product_id,event_type,quantity,occurred_at\n" + "\n".join(events) + "\n"
+    )
+    (tmp_path / "consents.csv").write_text(
+        "customer_id,purpose,granted,updated_at,source\n" + "\n".join(consents) + "\n"
+    )
     for kind in ("customers", "products", "interactions", "consents"):
         imports.import_file(db, kind, tmp_path / f"{kind}.csv", settings)
 
@@ -140,8 +156,10 @@ def _factor_model() -> FactorModel:
 
 def test_the_mapping_is_saved_with_the_artifact_as_arrays_and_loads_back_without_pickle(tmp_path):
     model = _factor_model()
-    texts = {**{p: content.ProductText(p, n, None, "kitchen", 10.0) for p, n in KITCHEN.items()},
-             **{p: content.ProductText(p, n, None, "garden", 12.0) for p, n in GARDEN.items()}}
+    texts = {
+        **{p: content.ProductText(p, n, None, "kitchen", 10.0) for p, n in KITCHEN.items()},
+        **{p: content.ProductText(p, n, None, "garden", 12.0) for p, n in GARDEN.items()},
+    }
     trained = np.ones(model.n_items, dtype=bool)
     trained[5] = False
     mapping = content.ContentMapping.fit(model, texts, trained)
@@ -156,8 +174,9 @@ def test_the_mapping_is_saved_with_the_artifact_as_arrays_and_loads_back_without
     assert again.featuriser.vocabulary == mapping.featuriser.vocabulary
     new = [content.ProductText("k7", NEW.name, NEW.description, "kitchen", 30.0)]
     x = mapping.featuriser.transform(new)
-    np.testing.assert_allclose(again.predict_factors(0, again.featuriser.transform(new)),
-                               mapping.predict_factors(0, x), rtol=1e-6)
+    np.testing.assert_allclose(
+        again.predict_factors(0, again.featuriser.transform(new)), mapping.predict_factors(0, x), rtol=1e-6
+    )
     extended = content.extend(loaded, new, base_products=texts)
     assert extended.item_ids[-1] == "k7" and list(content.cold_items(extended)) == [5, 12]
     # the cold k6 and the new k7 are kitchen products to the factor model now
@@ -168,13 +187,14 @@ def test_the_mapping_is_saved_with_the_artifact_as_arrays_and_loads_back_without
 
 def test_the_exploration_share_holds_over_many_requests():
     model = _factor_model()
-    texts = {p: content.ProductText(p, n, None, "kitchen" if p in KITCHEN else "garden", 10.0)
-             for p, n in {**KITCHEN, **GARDEN}.items()}
+    texts = {
+        p: content.ProductText(p, n, None, "kitchen" if p in KITCHEN else "garden", 10.0)
+        for p, n in {**KITCHEN, **GARDEN}.items()
+    }
     trained = np.ones(model.n_items, dtype=bool)
     trained[5] = False
     content.ContentMapping.fit(model, texts, trained).attach(model)
-    extended = content.extend(model, [content.ProductText("k7", NEW.name, None, "kitchen", 30.0)],
-                              base_products=texts)
+    extended = content.extend(model, [content.ProductText("k7", NEW.name, None, "kitchen", 30.0)], base_products=texts)
     eligible = content.cold_items(extended)
     exploration = Exploration(0.05, eligible, np.random.default_rng(11))
     state = np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32)  # a garden customer: new kitchen products rank low
@@ -183,8 +203,9 @@ def test_the_exploration_share_holds_over_many_requests():
     for _ in range(requests):
         top, scores = extended.recommend(state, n, exclude=eligible, allow=allow)  # a list without new products
         chosen = top.tolist()
-        out, explored = exploration.apply(extended, state, chosen, dict(zip(top.tolist(), scores.tolist())), n,
-                                          allow, np.zeros(0, np.int64))
+        out, explored = exploration.apply(
+            extended, state, chosen, dict(zip(top.tolist(), scores.tolist())), n, allow, np.zeros(0, np.int64)
+        )
         assert len(out) == n and len(explored) <= 1
         if explored:
             assert out[-1] == explored[0]  # the last slot, the best content score for this customer

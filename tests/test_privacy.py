@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from recommender import privacy, store
-from recommender.serving import keys
-from recommender.models import registry
 from recommender.cli import cli
+from recommender.models import registry
+from recommender.serving import keys
 
 
 def db_of(settings):
@@ -17,10 +17,16 @@ def db_of(settings):
 
 
 def active_customer(settings, offset=0):
-    return db_of(settings).execute(
-        "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
-        "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-        "ORDER BY c.customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+    return (
+        db_of(settings)
+        .execute(
+            "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
+            "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
+            "ORDER BY c.customer_id LIMIT 1 OFFSET ?",
+            [offset],
+        )
+        .fetchone()[0]
+    )
 
 
 def recommend(client, cid):
@@ -30,8 +36,9 @@ def recommend(client, cid):
 def test_withdrawal_takes_effect_on_the_very_next_request(client, served):
     cid = active_customer(served)
     assert recommend(client, cid)["mode"] == "personalized"
-    response = client.put(f"/v1/customers/{cid}/consents",
-                          json={"consents": {"personalization": False}, "source": "preference_centre"})
+    response = client.put(
+        f"/v1/customers/{cid}/consents", json={"consents": {"personalization": False}, "source": "preference_centre"}
+    )
     assert response.status_code == 200
     assert response.get_json()["consents"]["personalization"]["granted"] is False
     body = recommend(client, cid)
@@ -39,8 +46,10 @@ def test_withdrawal_takes_effect_on_the_very_next_request(client, served):
     client.put(f"/v1/customers/{cid}/consents", json={"consents": {"personalization": True}, "source": "support"})
     assert recommend(client, cid)["mode"] == "personalized"
     history = client.get(f"/v1/customers/{cid}/consents/history").get_json()["history"]
-    assert [(h["old"], h["new"], h["source"]) for h in history[-2:]] == [(True, False, "preference_centre"),
-                                                                         (False, True, "support")]
+    assert [(h["old"], h["new"], h["source"]) for h in history[-2:]] == [
+        (True, False, "preference_centre"),
+        (False, True, "support"),
+    ]
 
 
 def test_consent_api_errors(client):
@@ -70,8 +79,10 @@ def all_traces(db, customer_id):
     found = []
     for table in db.table_names():
         for column in db[table].columns_dict:
-            n = db.execute(f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) = ? '
-                           f'OR CAST("{column}" AS TEXT) LIKE ?', [customer_id, f'%"{customer_id}"%']).fetchone()[0]
+            n = db.execute(
+                f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) = ? OR CAST("{column}" AS TEXT) LIKE ?',
+                [customer_id, f'%"{customer_id}"%'],
+            ).fetchone()[0]
             if n:
                 found.append((table, column, n))
     return found
@@ -82,11 +93,20 @@ def test_erasure_leaves_no_trace_in_tables_live_model_or_artifacts(client, app, 
     db = db_of(served)
     assert recommend(client, cid)["mode"] == "personalized"
     app.extensions["recommender"].decisions.flush()
-    db.execute("INSERT INTO offers (customer_id, occasion, occasion_year, code, products, discount, valid_from, "
-               "valid_until, campaign_id, created_at) VALUES (?, 'birthday', 2026, 'CODE1', '[\"P0001\"]', 15, "
-               "'2026-01-01', '2026-01-10', 'c1', '2026-01-01T00:00:00Z')", [cid])
-    assert {t for t, _, _ in all_traces(db, cid)} >= {"customers", "interactions", "consents", "consent_log",
-                                                       "offers", "decisions"}
+    db.execute(
+        "INSERT INTO offers (customer_id, occasion, occasion_year, code, products, discount, valid_from, "
+        "valid_until, campaign_id, created_at) VALUES (?, 'birthday', 2026, 'CODE1', '[\"P0001\"]', 15, "
+        "'2026-01-01', '2026-01-10', 'c1', '2026-01-01T00:00:00Z')",
+        [cid],
+    )
+    assert {t for t, _, _ in all_traces(db, cid)} >= {
+        "customers",
+        "interactions",
+        "consents",
+        "consent_log",
+        "offers",
+        "decisions",
+    }
     live = app.extensions["recommender"].live
     assert cid in live.model.user_index
     before_version = live.model.version
@@ -129,10 +149,15 @@ def test_export_holds_everything(client, app, served):
     body = client.get(f"/v1/customers/{cid}/export").get_json()
     db = db_of(served)
     assert body["profile"]["id"] == cid
-    assert len(body["interactions"]) == db.execute("SELECT count(*) FROM interactions WHERE customer_id=?", [cid]).fetchone()[0]
+    assert (
+        len(body["interactions"])
+        == db.execute("SELECT count(*) FROM interactions WHERE customer_id=?", [cid]).fetchone()[0]
+    )
     assert body["interactions"][0]["occurred_at"].endswith("Z")
     assert body["consents"]["personalization"]["granted"] is True and body["consent_history"]
-    assert body["decisions"][0]["endpoint"] == "recommendations" and isinstance(body["decisions"][0]["product_ids"], list)
+    assert body["decisions"][0]["endpoint"] == "recommendations" and isinstance(
+        body["decisions"][0]["product_ids"], list
+    )
     assert body["models_trained_on"] == [registry.Registry(served.model_dir).current_version()]
 
 
@@ -164,11 +189,13 @@ def test_privacy_endpoints_need_the_admin_role(client, served):
     _, write_key = keys.create(db, "write", "tracker")
     _, admin_key = keys.create(db, "admin", "dpo")
     client.application.extensions["recommender_auth"]["open"] = False  # an app served without --open
-    calls = [("get", "/v1/customers/C0001/consents", None),
-             ("put", "/v1/customers/C0001/consents", {"consents": {"marketing": True}}),
-             ("get", "/v1/customers/C0001/consents/history", None),
-             ("get", "/v1/customers/C0001/export", None),
-             ("delete", "/v1/customers/C0001", None)]
+    calls = [
+        ("get", "/v1/customers/C0001/consents", None),
+        ("put", "/v1/customers/C0001/consents", {"consents": {"marketing": True}}),
+        ("get", "/v1/customers/C0001/consents/history", None),
+        ("get", "/v1/customers/C0001/export", None),
+        ("delete", "/v1/customers/C0001", None),
+    ]
     for method, url, body in calls:
         assert getattr(client, method)(url, json=body).status_code == 401, url
         for key in (read_key, write_key):
@@ -189,8 +216,10 @@ def test_decision_log_records_lists_and_prune_keeps_retention(client, app, serve
     assert json.loads(rows[0]["product_ids"]) == [i["product_id"] for i in served_list["items"]]
     assert rows[0]["model_version"] == served_list["model_version"]
     assert rows[1]["reason"] == "unknown_customer"
-    db_of(served).execute("INSERT INTO decisions (customer_id, created_at, endpoint, mode, product_ids) "
-                          "VALUES ('C0001', '2020-01-01T00:00:00Z', 'recommendations', 'personalized', '[]')")
+    db_of(served).execute(
+        "INSERT INTO decisions (customer_id, created_at, endpoint, mode, product_ids) "
+        "VALUES ('C0001', '2020-01-01T00:00:00Z', 'recommendations', 'personalized', '[]')"
+    )
     monkeypatch.setenv("RECOMMENDER_DB", str(served.db))
     result = json.loads(runner.invoke(cli, ["prune", "--json"]).output)
     assert result["deleted"] == 1 and result["retention_days"] == 90
@@ -210,16 +239,21 @@ def test_decision_log_thread_writes_in_the_background(served):
     # and one to a customer who is gone by the time the thread writes (an erasure in between: dropped).
     log.record(first, "recommendations", version, "personalized", None, products[:3], list_id="L1", arm="model")
     log.record(second, "similar", version, "personalized", None, products[3:], list_id="L2")
-    log.record(second, "recommendations", version, "non_personalized", "no_consent", products[1:4], list_id="L3",
-               arm="control")
+    log.record(
+        second, "recommendations", version, "non_personalized", "no_consent", products[1:4], list_id="L3", arm="control"
+    )
     log.record("GONE-BEFORE-THE-WRITE", "recommendations", version, "personalized", None, products[:1])
     deadline = time.time() + 5  # no flush() here: only the writer thread can put the rows there
     while time.time() < deadline and db_of(served)["decisions"].count < 3:
         time.sleep(0.05)
     time.sleep(0.2)  # a few more of the thread's rounds: nothing else may arrive
-    rows = [(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in db_of(served).execute(
-        "SELECT customer_id, endpoint, model_version, mode, reason, product_ids, list_id, arm FROM decisions "
-        "ORDER BY id")]
+    rows = [
+        (r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7])
+        for r in db_of(served).execute(
+            "SELECT customer_id, endpoint, model_version, mode, reason, product_ids, list_id, arm FROM decisions "
+            "ORDER BY id"
+        )
+    ]
     assert rows == [
         (first, "recommendations", version, "personalized", None, products[:3], "L1", "model"),
         (second, "similar", version, "personalized", None, products[3:], "L2", None),

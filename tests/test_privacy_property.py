@@ -15,21 +15,29 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, settings as hsettings, strategies as st
 
 from recommender import campaigns, privacy, store
-from recommender.ingest import consent
-from recommender.ingest import events
-from recommender.data import exports
-from recommender.ingest import imports
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.campaigns import CampaignRequest
 from recommender.config import load_settings
+from recommender.data import exports
 from recommender.errors import NotFoundError, ValidationError
+from recommender.ingest import consent, events, imports
+from recommender.models import registry
 from recommender.models.factor import IDS_FILE
+from recommender.training import run as training
 from tests.conftest import write_csv
 
 N_CUSTOMERS = 10
-FIRST_NAMES = ["Aurelio", "Brunhild", "Cassiopeia", "Dagoberto", "Eulalie", "Fitzgerald", "Griselda", "Hieronymus",
-               "Isolde", "Jehoshaphat"]
+FIRST_NAMES = [
+    "Aurelio",
+    "Brunhild",
+    "Cassiopeia",
+    "Dagoberto",
+    "Eulalie",
+    "Fitzgerald",
+    "Griselda",
+    "Hieronymus",
+    "Isolde",
+    "Jehoshaphat",
+]
 CIDS = [f"QZ{i:02d}X" for i in range(N_CUSTOMERS)]
 
 
@@ -45,17 +53,28 @@ def build_shop(root: Path):
     settings.privacy.decision_log = False
     settings.evaluation.k = 5  # fewer than the 8 products
     db = store.connect(settings.db, create=True)
-    write_csv(root / "c.csv", "id,email,name,birth_date,timezone",
-              *(f"{p['id']},{p['email']},{p['name']},1990-06-0{1 + i % 7},UTC" for i, p in
-                ((i, person(i)) for i in range(N_CUSTOMERS))))
+    write_csv(
+        root / "c.csv",
+        "id,email,name,birth_date,timezone",
+        *(
+            f"{p['id']},{p['email']},{p['name']},1990-06-0{1 + i % 7},UTC"
+            for i, p in ((i, person(i)) for i in range(N_CUSTOMERS))
+        ),
+    )
     write_csv(root / "p.csv", "id,name,category,price", *(f"P{j},Item{j},home,{j + 1}" for j in range(8)))
     rng = np.random.default_rng(7)
-    lines = [f"{CIDS[i]},P{rng.integers(8)},{'purchase' if rng.random() < .5 else 'view'},1,"
-             f"2025-0{1 + d // 28}-{1 + d % 28:02d}T12:00:00Z"
-             for i in range(N_CUSTOMERS) for d in sorted(rng.choice(100, 12, replace=False))]
+    lines = [
+        f"{CIDS[i]},P{rng.integers(8)},{'purchase' if rng.random() < 0.5 else 'view'},1,"
+        f"2025-0{1 + d // 28}-{1 + d % 28:02d}T12:00:00Z"
+        for i in range(N_CUSTOMERS)
+        for d in sorted(rng.choice(100, 12, replace=False))
+    ]
     write_csv(root / "i.csv", "customer_id,product_id,event_type,quantity,occurred_at", *lines)
-    write_csv(root / "k.csv", "customer_id,purpose,granted,updated_at,source",
-              *(f"{c},{p},true,2025-01-01T00:00:00Z,signup" for c in CIDS for p in ("personalization", "marketing")))
+    write_csv(
+        root / "k.csv",
+        "customer_id,purpose,granted,updated_at,source",
+        *(f"{c},{p},true,2025-01-01T00:00:00Z,signup" for c in CIDS for p in ("personalization", "marketing")),
+    )
     for kind, name in (("customers", "c"), ("products", "p"), ("interactions", "i"), ("consents", "k")):
         imports.import_file(db, kind, root / f"{name}.csv", settings)
         (root / f"{name}.csv").unlink()  # the shop's own input files, not something the engine wrote
@@ -94,6 +113,7 @@ class World:
         real = training.load_data
         hook = contextlib.nullcontext()
         if erase_during is not None:
+
             def read_then_erase(db, settings):
                 data = real(db, settings)
                 self.erase(erase_during)  # committed after the trainer's read, before its save and publish
@@ -107,13 +127,19 @@ class World:
         self.step += 1
         kind, *args = op
         if kind == "import" and self.alive(args[0]):
-            path = write_csv(self.root / f"more-{self.step}.csv", "customer_id,product_id,event_type,quantity,occurred_at",
-                             f"{CIDS[args[0]]},P{self.step % 8},purchase,1,2025-04-0{1 + self.step % 9}T08:00:00Z")
+            path = write_csv(
+                self.root / f"more-{self.step}.csv",
+                "customer_id,product_id,event_type,quantity,occurred_at",
+                f"{CIDS[args[0]]},P{self.step % 8},purchase,1,2025-04-0{1 + self.step % 9}T08:00:00Z",
+            )
             imports.import_file(self.db, "interactions", path, self.settings)
             path.unlink()
         elif kind == "event" and self.alive(args[0]):
-            events.ingest(self.db, self.settings, [{"customer_id": CIDS[args[0]], "product_id": f"P{self.step % 8}",
-                                                    "event_type": "purchase"}])
+            events.ingest(
+                self.db,
+                self.settings,
+                [{"customer_id": CIDS[args[0]], "product_id": f"P{self.step % 8}", "event_type": "purchase"}],
+            )
         elif kind == "consent" and self.alive(args[0]):
             consent.set_consents(self.db, self.settings, CIDS[args[0]], {"personalization": args[1]}, "test")
         elif kind == "erase":
@@ -125,8 +151,9 @@ class World:
         elif kind == "campaign":
             out = self.root / "out" / f"offers-{self.step}.{'csv' if self.step % 2 else 'jsonl'}"
             out.parent.mkdir(exist_ok=True)  # the campaign job never creates folders
-            campaigns.run(self.db, self.settings, CampaignRequest(occasion="birthday", date="2026-06-01",
-                                                                  days_ahead=7), out=out)
+            campaigns.run(
+                self.db, self.settings, CampaignRequest(occasion="birthday", date="2026-06-01", days_ahead=7), out=out
+            )
         elif kind == "export":
             out = self.root / "out" / f"parquet-{self.step}"
             exports.export_interactions(self.db, self.settings, out)
@@ -137,8 +164,9 @@ def _traces(db, needles: list[str]) -> list[tuple[str, str, str]]:
     for table in db.table_names():
         for column in db[table].columns_dict:
             for needle in needles:
-                n = db.execute(f'SELECT count(*) FROM "{table}" WHERE instr(CAST("{column}" AS TEXT), ?) > 0',
-                               [needle]).fetchone()[0]
+                n = db.execute(
+                    f'SELECT count(*) FROM "{table}" WHERE instr(CAST("{column}" AS TEXT), ?) > 0', [needle]
+                ).fetchone()[0]
                 if n:
                     found.append((table, column, needle))
     return found
@@ -161,12 +189,25 @@ def check(world: World) -> None:
 
 
 # Bounded to about a minute: few examples, no shrinking (a failure prints its operations as they are).
-@hsettings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck),
-           phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@hsettings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 @given(ops=st.lists(OPS, min_size=3, max_size=7))
 # Found by this test: a filtered Parquet export kept the erased id in its column dictionaries.
-@example(ops=[("campaign",), ("event", 2), ("export",), ("consent", 9, False), ("train_overlapping_erasure", 4),
-              ("erase", 0), ("import", 2)])
+@example(
+    ops=[
+        ("campaign",),
+        ("event", 2),
+        ("export",),
+        ("consent", 9, False),
+        ("train_overlapping_erasure", 4),
+        ("erase", 0),
+        ("import", 2),
+    ]
+)
 def test_nothing_of_an_erased_or_withdrawn_customer_survives(ops):
     root = Path(tempfile.mkdtemp(prefix="privacy-property-"))
     try:

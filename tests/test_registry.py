@@ -7,10 +7,10 @@ import os
 import pytest
 
 from recommender import store
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.cli import cli
 from recommender.errors import ModelError, NotFoundError, ValidationError
+from recommender.models import registry
+from recommender.training import run as training
 
 
 def consistent(runner, settings):
@@ -31,16 +31,21 @@ def consistent(runner, settings):
 
 
 @pytest.mark.parametrize("step", ["write", "rename", "record", "pointer", "status"])
-def test_a_kill_at_each_step_of_publish_is_healed_by_the_next_command(step, runner, sample_db, fast_settings,
-                                                                      monkeypatch):
+def test_a_kill_at_each_step_of_publish_is_healed_by_the_next_command(
+    step, runner, sample_db, fast_settings, monkeypatch
+):
     first = training.train(sample_db, fast_settings, publish=True)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt(f"killed at {step}")
 
-    target = {"write": (registry.Recommender, "save"), "rename": (registry.os, "rename"),
-              "record": (registry, "record"), "pointer": (registry.os, "replace"),
-              "status": (registry, "set_status")}[step]
+    target = {
+        "write": (registry.Recommender, "save"),
+        "rename": (registry.os, "rename"),
+        "record": (registry, "record"),
+        "pointer": (registry.os, "replace"),
+        "status": (registry, "set_status"),
+    }[step]
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
         patched.setattr(*target, killed)
         training.train(sample_db, fast_settings, publish=True, force=True)
@@ -62,7 +67,7 @@ def test_retention_keeps_current_previous_and_young(runner, sample_db, fast_sett
     # published before the one previous: gone however young; the young candidate stays a while
     assert done["kept"] == {versions[-1]: "current", versions[-2]: "rollback", candidate: "young"}
     assert sorted(done["removed"]) == sorted(versions[:2])
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=8)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
     assert registry.prune(sample_db, fast_settings, now=later)["removed"] == [candidate]
     assert sorted(registry.Registry(fast_settings.model_dir).versions()) == sorted(versions[-2:])
     statuses = {r["version"]: r["status"] for r in registry.list_models(sample_db)}
@@ -121,8 +126,23 @@ def test_the_model_folder_follows_the_database_not_the_current_directory(trained
         monkeypatch.delenv(var, raising=False)
     from click.testing import CliRunner
 
-    result = CliRunner().invoke(cli, ["campaign", "run", "--db", str(shop / "shop.db"), "--occasion", "all",
-                                      "--date", "2026-06-01", "--days-ahead", "30", "--dry-run", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "campaign",
+            "run",
+            "--db",
+            str(shop / "shop.db"),
+            "--occasion",
+            "all",
+            "--date",
+            "2026-06-01",
+            "--days-ahead",
+            "30",
+            "--dry-run",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     expected = (shop / "models" / "CURRENT").read_text().strip()
@@ -131,8 +151,9 @@ def test_the_model_folder_follows_the_database_not_the_current_directory(trained
     assert list(elsewhere.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, content", [("no/such/dir/x.db", None), ("typo.db", None), ("data.csv", b"id,name\n1,a\n"),
-                                           ("empty.db", b"")])
+@pytest.mark.parametrize(
+    "name, content", [("no/such/dir/x.db", None), ("typo.db", None), ("data.csv", b"id,name\n1,a\n"), ("empty.db", b"")]
+)
 def test_commands_refuse_a_database_that_is_not_ours(name, content, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
@@ -158,18 +179,27 @@ def test_the_nightly_job_applies_retention_and_checkpoints(sample_db, fast_setti
 
     from conftest import ROOT
 
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")
     store.insert_decisions(sample_db, [(None, old, "recommendations", None, "non_personalized", "popular", "[]")] * 7)
-    env = {**os.environ, "RECOMMENDER_DB": str(fast_settings.db), "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
-           "RECOMMENDER_ALS_FACTORS": "16", "RECOMMENDER_MODELS_KEEP_PREVIOUS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "retrain.py")], env=env, capture_output=True,
-                         text=True)
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(fast_settings.db),
+        "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
+        "RECOMMENDER_ALS_FACTORS": "16",
+        "RECOMMENDER_MODELS_KEEP_PREVIOUS": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "retrain.py")], env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["status"] == "published"
     assert report["maintenance"]["decisions_deleted"] == 7
     assert report["maintenance"]["wal"]["busy"] == 0
-    assert sample_db.execute("SELECT count(*) FROM decisions WHERE created_at < ?", [old[:4] + "-12-31"]).fetchone()[0] == 0
+    assert (
+        sample_db.execute("SELECT count(*) FROM decisions WHERE created_at < ?", [old[:4] + "-12-31"]).fetchone()[0]
+        == 0
+    )
 
 
 def _tiny_model():
@@ -178,8 +208,14 @@ def _tiny_model():
     from recommender.models.factor import FactorModel
 
     rng = np.random.default_rng(0)
-    return FactorModel(rng.random((2, 3), dtype=np.float32), rng.random((2, 3), dtype=np.float32),
-                       ["c1", "c2"], ["p1", "p2"], 0.1, {"created_at": "2025-01-01T00:00:00Z"})
+    return FactorModel(
+        rng.random((2, 3), dtype=np.float32),
+        rng.random((2, 3), dtype=np.float32),
+        ["c1", "c2"],
+        ["p1", "p2"],
+        0.1,
+        {"created_at": "2025-01-01T00:00:00Z"},
+    )
 
 
 def test_publish_saves_records_and_moves_the_pointer_checking_before_each_step(db, settings):

@@ -52,20 +52,31 @@ def shop(tmp_path):
     settings = load_settings(environ={}, overrides={"db": tmp_path / "shop.db", "model_dir": tmp_path / "models"})
     settings.privacy.decision_log_flush_seconds = 3600  # flushed by hand in the tests
     db = store.connect(settings.db, create=True)
-    store.upsert_products(db, [(p, f"Product {p}", _category(p), 10.0 + F[p], 0 if p == "P12" else 5,
-                                1 if p == "P11" else 0, None) for p in F])
+    store.upsert_products(
+        db,
+        [
+            (p, f"Product {p}", _category(p), 10.0 + F[p], 0 if p == "P12" else 5, 1 if p == "P11" else 0, None)
+            for p in F
+        ],
+    )
     customers = ["C1", "C2", "BUYER"]
     store.upsert_customers(db, [(c, None, None, None, None, "UTC", "2025-01-01T00:00:00Z") for c in customers])
     store.set_consents(db, [(c, "personalization", True, "2025-01-01T00:00:00Z", "test") for c in customers])
     now = int(time.time()) - 3600
-    store.upsert_interactions(db, [(c, "H0", "view", 1.0, now) for c in customers]
-                              + [("BUYER", "P02", "purchase", 1.0, now + 1)])
+    store.upsert_interactions(
+        db, [(c, "H0", "view", 1.0, now) for c in customers] + [("BUYER", "P02", "purchase", 1.0, now + 1)]
+    )
     ids = list(F)
-    model = FactorModel(np.zeros((1, 2), np.float32), np.array([(F[p], 0.0) for p in ids], np.float32), ["C1"], ids,
-                        0.1)
+    model = FactorModel(
+        np.zeros((1, 2), np.float32), np.array([(F[p], 0.0) for p in ids], np.float32), ["C1"], ids, 0.1
+    )
     version = registry.new_version()
-    model.manifest.update(version=version, created_at=store.utcnow(), engine="numpy",
-                          data={"reference_time": now + 10, "privacy_epoch": store.privacy_epoch(db)})
+    model.manifest.update(
+        version=version,
+        created_at=store.utcnow(),
+        engine="numpy",
+        data={"reference_time": now + 10, "privacy_epoch": store.privacy_epoch(db)},
+    )
     registry.publish(db, registry.Registry(settings.model_dir), model, version)
     yield settings, db
     db.conn.close()
@@ -96,31 +107,57 @@ def test_without_rules_the_list_is_the_models(shop):
     assert result.product_ids == BASE and result.rules is None
 
 
-@pytest.mark.parametrize("action, expected, effects", [
-    # garden (ranks 5..9) up 5 places: P06 ties P01 at 0 and P07 ties P02 at -0.02; the model's order breaks ties
-    ({"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0.1},
-     ["P01", "P06", "P02", "P07", "P03"], {"placed": ["P06", "P07"]}),
-    # P01 down 5 places: -0.1 ties P06 (rank 5), and P01's rank 0 comes first
-    ({"type": "bury", "condition": {"products": ["P01"]}, "amount": 0.1},
-     ["P02", "P03", "P04", "P05", "P01"], {"moved": ["P01"]}),
-    # down 6 places: -0.12, after P06 (-0.10): out of the five
-    ({"type": "bury", "condition": {"products": ["P01"]}, "amount": 0.12},
-     ["P02", "P03", "P04", "P05", "P06"], {"removed": ["P01"]}),
-    ({"type": "pin", "product": "P09", "position": 2},
-     ["P01", "P09", "P02", "P03", "P04"], {"placed": ["P09"]}),
-    # 2 of the first 5 to garden, the model's best of it (P06, P07) in place of the lowest others (P04, P05)
-    ({"type": "promote", "condition": {"categories": ["garden"]}, "slots": 2, "of": 5},
-     ["P01", "P02", "P03", "P06", "P07"], {"placed": ["P06", "P07"]}),
-    ({"type": "exclude", "condition": {"categories": ["kitchen"]}},
-     ["P06", "P07", "P08", "P09", "P10"], {"removed": BASE}),
-    ({"type": "include_only", "condition": {"attribute": {"name": "category", "one_of": ["garden"]}}},
-     ["P06", "P07", "P08", "P09", "P10"], {"removed": BASE}),
-    # price = 10 + f: P03 costs 18, P04 17
-    ({"type": "exclude", "condition": {"min_price": 17, "max_price": 18}},
-     ["P01", "P02", "P05", "P06", "P07"], {"removed": ["P03", "P04"]}),
-    ({"type": "boost", "condition": {"attribute": {"name": "name", "contains": "product p08"}}, "amount": 1},
-     ["P08", "P01", "P02", "P03", "P04"], {"placed": ["P08"]}),
-])
+@pytest.mark.parametrize(
+    "action, expected, effects",
+    [
+        # garden (ranks 5..9) up 5 places: P06 ties P01 at 0 and P07 ties P02 at -0.02; the model's order breaks ties
+        (
+            {"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0.1},
+            ["P01", "P06", "P02", "P07", "P03"],
+            {"placed": ["P06", "P07"]},
+        ),
+        # P01 down 5 places: -0.1 ties P06 (rank 5), and P01's rank 0 comes first
+        (
+            {"type": "bury", "condition": {"products": ["P01"]}, "amount": 0.1},
+            ["P02", "P03", "P04", "P05", "P01"],
+            {"moved": ["P01"]},
+        ),
+        # down 6 places: -0.12, after P06 (-0.10): out of the five
+        (
+            {"type": "bury", "condition": {"products": ["P01"]}, "amount": 0.12},
+            ["P02", "P03", "P04", "P05", "P06"],
+            {"removed": ["P01"]},
+        ),
+        ({"type": "pin", "product": "P09", "position": 2}, ["P01", "P09", "P02", "P03", "P04"], {"placed": ["P09"]}),
+        # 2 of the first 5 to garden, the model's best of it (P06, P07) in place of the lowest others (P04, P05)
+        (
+            {"type": "promote", "condition": {"categories": ["garden"]}, "slots": 2, "of": 5},
+            ["P01", "P02", "P03", "P06", "P07"],
+            {"placed": ["P06", "P07"]},
+        ),
+        (
+            {"type": "exclude", "condition": {"categories": ["kitchen"]}},
+            ["P06", "P07", "P08", "P09", "P10"],
+            {"removed": BASE},
+        ),
+        (
+            {"type": "include_only", "condition": {"attribute": {"name": "category", "one_of": ["garden"]}}},
+            ["P06", "P07", "P08", "P09", "P10"],
+            {"removed": BASE},
+        ),
+        # price = 10 + f: P03 costs 18, P04 17
+        (
+            {"type": "exclude", "condition": {"min_price": 17, "max_price": 18}},
+            ["P01", "P02", "P05", "P06", "P07"],
+            {"removed": ["P03", "P04"]},
+        ),
+        (
+            {"type": "boost", "condition": {"attribute": {"name": "name", "contains": "product p08"}}, "amount": 1},
+            ["P08", "P01", "P02", "P03", "P04"],
+            {"placed": ["P08"]},
+        ),
+    ],
+)
 def test_each_action_on_an_exact_list(shop, action, expected, effects):
     settings, db = shop
     add(db, rule("r", action))
@@ -133,12 +170,16 @@ def test_each_action_on_an_exact_list(shop, action, expected, effects):
 
 def test_overlapping_pins_go_by_priority_then_name(shop):
     settings, db = shop
-    add(db, rule("a-pin", {"type": "pin", "product": "P09", "position": 1}),
-        rule("b-pin", {"type": "pin", "product": "P08", "position": 1}))
+    add(
+        db,
+        rule("a-pin", {"type": "pin", "product": "P09", "position": 1}),
+        rule("b-pin", {"type": "pin", "product": "P08", "position": 1}),
+    )
     # same priority: by name, a-pin first; b-pin takes the next free position
     assert served(settings, db).product_ids == ["P09", "P08", "P01", "P02", "P03"]
-    merchandising.update_rule(db, "b-pin", rule("b-pin", {"type": "pin", "product": "P08", "position": 1},
-                                                priority=5), "test")
+    merchandising.update_rule(
+        db, "b-pin", rule("b-pin", {"type": "pin", "product": "P08", "position": 1}, priority=5), "test"
+    )
     assert served(settings, db).product_ids == ["P08", "P09", "P01", "P02", "P03"]
     # a pin beyond a shorter list does not show
     assert served(settings, db, n=1).product_ids == ["P08"]
@@ -153,16 +194,22 @@ def test_pins_keep_their_place_through_the_diversity_cap(shop):
 
 def test_hard_filters_win_over_rules(shop):
     settings, db = shop
-    add(db, rule("hidden", {"type": "pin", "product": "P11", "position": 1}),
+    add(
+        db,
+        rule("hidden", {"type": "pin", "product": "P11", "position": 1}),
         rule("bought", {"type": "pin", "product": "P02", "position": 2}),
-        rule("no-stock", {"type": "boost", "condition": {"products": ["P12"]}, "amount": 1}))
+        rule("no-stock", {"type": "boost", "condition": {"products": ["P12"]}, "amount": 1}),
+    )
     assert served(settings, db).product_ids == ["P01", "P02", "P03", "P04", "P05"]  # P02 pinned: C1 did not buy it
     buyer = served(settings, db, customer="BUYER")
     assert "P02" not in buyer.product_ids and "P11" not in buyer.product_ids and "P12" not in buyer.product_ids
     assert buyer.product_ids == ["P01", "P03", "P04", "P05", "P06"]
     # the caller's filters too: a pinned product outside the category asked for is not placed
-    kitchen_only = served(settings, db, filters=__import__("recommender.serving.catalogue", fromlist=["x"])
-                          .ListFilters(categories=("garden",)))
+    kitchen_only = served(
+        settings,
+        db,
+        filters=__import__("recommender.serving.catalogue", fromlist=["x"]).ListFilters(categories=("garden",)),
+    )
     assert kitchen_only.product_ids == ["P06", "P07", "P08", "P09", "P10"]
 
 
@@ -198,17 +245,26 @@ def test_a_change_reaches_every_worker_on_its_next_request(shop):
     assert served(settings, db, service=worker).product_ids == BASE
     trail = merchandising.audit(db, "pin")
     assert [a["action"] for a in trail] == ["delete", "resume", "pause", "create"]
-    assert trail[0]["before"]["action"] == {"type": "pin", "product": "P10", "position": 1} and trail[0]["after"] is None
+    assert (
+        trail[0]["before"]["action"] == {"type": "pin", "product": "P10", "position": 1} and trail[0]["after"] is None
+    )
 
 
 def test_audience_arms_and_visitors(shop):
     settings, db = shop
-    add(db, rule("returning", {"type": "pin", "product": "P10", "position": 1}, audience={"visitors": ["returning"]}),
-        rule("anon", {"type": "pin", "product": "P09", "position": 1}, audience={"visitors": ["anonymous"]}))
+    add(
+        db,
+        rule("returning", {"type": "pin", "product": "P10", "position": 1}, audience={"visitors": ["returning"]}),
+        rule("anon", {"type": "pin", "product": "P09", "position": 1}, audience={"visitors": ["anonymous"]}),
+    )
     assert served(settings, db, customer="C1").product_ids[0] != "P10"  # new: bought nothing
     assert served(settings, db, customer="BUYER").product_ids[0] == "P10"
-    assert Service(settings).popular(db, 3, __import__("recommender.serving.catalogue", fromlist=["x"])
-                                     .ListFilters(), None).product_ids[0] == "P09"
+    assert (
+        Service(settings)
+        .popular(db, 3, __import__("recommender.serving.catalogue", fromlist=["x"]).ListFilters(), None)
+        .product_ids[0]
+        == "P09"
+    )
 
 
 # --- the schedule, in a non-UTC zone across a DST change ---------------------------------------------
@@ -224,9 +280,12 @@ def test_the_schedule_at_its_edges_in_auckland(shop):
     catalogue = Catalogue(list(F), ttl=0)
     catalogue.refresh(db, force=True)
     # NZ daylight time starts 2026-09-27 02:00 NZST (+12) -> 03:00 NZDT (+13); it ends 2026-04-05 03:00 NZDT -> 02:00
-    spring = rule("spring", {"type": "pin", "product": "P10", "position": 1},
-                  schedule={"start": "2026-09-27T03:00", "end": "2026-10-01T00:00", "timezone": "Pacific/Auckland"})
-    utc = dt.timezone.utc
+    spring = rule(
+        "spring",
+        {"type": "pin", "product": "P10", "position": 1},
+        schedule={"start": "2026-09-27T03:00", "end": "2026-10-01T00:00", "timezone": "Pacific/Auckland"},
+    )
+    utc = dt.UTC
     start = dt.datetime(2026, 9, 26, 14, 0, tzinfo=utc)  # 03:00 NZDT
     assert not _active([spring], start - dt.timedelta(seconds=1), catalogue)
     assert _active([spring], start, catalogue)
@@ -234,13 +293,19 @@ def test_the_schedule_at_its_edges_in_auckland(shop):
     assert _active([spring], end - dt.timedelta(seconds=1), catalogue)
     assert not _active([spring], end, catalogue)
     # 02:30 does not exist that night: read with the offset before the change (+12), i.e. 03:30 NZDT
-    gap = rule("gap", {"type": "pin", "product": "P10", "position": 1},
-               schedule={"start": "2026-09-27T02:30", "timezone": "Pacific/Auckland"})
+    gap = rule(
+        "gap",
+        {"type": "pin", "product": "P10", "position": 1},
+        schedule={"start": "2026-09-27T02:30", "timezone": "Pacific/Auckland"},
+    )
     assert not _active([gap], dt.datetime(2026, 9, 26, 14, 29, 59, tzinfo=utc), catalogue)
     assert _active([gap], dt.datetime(2026, 9, 26, 14, 30, tzinfo=utc), catalogue)
     # 02:30 on 2026-04-05 happens twice: the first (daylight, +13) is meant
-    autumn = rule("autumn", {"type": "pin", "product": "P10", "position": 1},
-                  schedule={"end": "2026-04-05T02:30", "timezone": "Pacific/Auckland"})
+    autumn = rule(
+        "autumn",
+        {"type": "pin", "product": "P10", "position": 1},
+        schedule={"end": "2026-04-05T02:30", "timezone": "Pacific/Auckland"},
+    )
     assert _active([autumn], dt.datetime(2026, 4, 4, 13, 29, 59, tzinfo=utc), catalogue)
     assert not _active([autumn], dt.datetime(2026, 4, 4, 13, 30, tzinfo=utc), catalogue)
 
@@ -253,10 +318,16 @@ def test_campaigns_and_the_api_apply_the_same_rules_identically(shop):
     from recommender.campaigns.eligibility import Candidate
 
     settings, db = shop
-    add(db, rule("pin", {"type": "pin", "product": "P05", "position": 2}, surfaces=["recommendations", "offers"]),
-        rule("promote", {"type": "promote", "condition": {"categories": ["garden"]}, "slots": 1, "of": 4},
-             surfaces=["recommendations", "offers"]),
-        rule("only-api", {"type": "exclude", "condition": {"products": ["P01"]}}, surfaces=["recommendations"]))
+    add(
+        db,
+        rule("pin", {"type": "pin", "product": "P05", "position": 2}, surfaces=["recommendations", "offers"]),
+        rule(
+            "promote",
+            {"type": "promote", "condition": {"categories": ["garden"]}, "slots": 1, "of": 4},
+            surfaces=["recommendations", "offers"],
+        ),
+        rule("only-api", {"type": "exclude", "condition": {"products": ["P01"]}}, surfaces=["recommendations"]),
+    )
     api_list = served(settings, db, n=6).product_ids
     today = (dt.date.today() - dt.date(1970, 1, 1)).days
     candidate = Candidate("C1", "birthday", today + 3, dt.date.today().year, today)
@@ -266,8 +337,14 @@ def test_campaigns_and_the_api_apply_the_same_rules_identically(shop):
     # pin P05 at 2; then one of the first four to garden: the three unpinned slots are P01-P03, P06 replaces P03.
     # The offers surface has no "only-api" rule, so P01 stays.
     assert offer == ["P01", "P05", "P02", "P06", "P03", "P04"]
-    merchandising.update_rule(db, "only-api", rule("only-api", {"type": "exclude", "condition": {"products": ["P01"]}},
-                                                   surfaces=["recommendations", "offers"]), "test")
+    merchandising.update_rule(
+        db,
+        "only-api",
+        rule(
+            "only-api", {"type": "exclude", "condition": {"products": ["P01"]}}, surfaces=["recommendations", "offers"]
+        ),
+        "test",
+    )
     chosen = choice.choose(db, settings, model, [candidate], k=3)
     assert [chosen.catalogue.ids[j] for j in candidate.personal[:6]] == api_list
     assert api_list == ["P02", "P05", "P03", "P06", "P04", "P07"]
@@ -276,22 +353,37 @@ def test_campaigns_and_the_api_apply_the_same_rules_identically(shop):
 # --- refusals -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, field", [
-    (rule("x", {"type": "pin", "product": "P01", "position": 101}), "action.position"),
-    (rule("x", {"type": "pin", "product": "NOPE", "position": 1}), "action.product"),
-    (rule("x", {"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0}), "action.amount"),
-    (rule("x", {"type": "boost", "condition": {}, "amount": 0.1}), "action.condition"),
-    (rule("x", {"type": "promote", "condition": {"categories": ["garden"]}, "slots": 3, "of": 2}), "action.slots"),
-    (rule("x", {"type": "exclude", "condition": {"attribute": {"name": "brand", "equals": "Acme"}}}),
-     "action.condition.attribute.name"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, surfaces=["homepage"]), "surfaces[0]"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}},
-          schedule={"start": "2026-03-02", "end": "2026-03-01", "timezone": "Europe/Paris"}), "schedule.end"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, schedule={"timezone": "Mars/Olympus"}),
-     "schedule.timezone"),
-    (rule("x", {"type": "launch"}), "action.type"),
-    (rule("x", {"type": "include_only", "condition": {"categories": ["nothing"]}}), "action.condition"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (rule("x", {"type": "pin", "product": "P01", "position": 101}), "action.position"),
+        (rule("x", {"type": "pin", "product": "NOPE", "position": 1}), "action.product"),
+        (rule("x", {"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0}), "action.amount"),
+        (rule("x", {"type": "boost", "condition": {}, "amount": 0.1}), "action.condition"),
+        (rule("x", {"type": "promote", "condition": {"categories": ["garden"]}, "slots": 3, "of": 2}), "action.slots"),
+        (
+            rule("x", {"type": "exclude", "condition": {"attribute": {"name": "brand", "equals": "Acme"}}}),
+            "action.condition.attribute.name",
+        ),
+        (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, surfaces=["homepage"]), "surfaces[0]"),
+        (
+            rule(
+                "x",
+                {"type": "exclude", "condition": {"categories": ["garden"]}},
+                schedule={"start": "2026-03-02", "end": "2026-03-01", "timezone": "Europe/Paris"},
+            ),
+            "schedule.end",
+        ),
+        (
+            rule(
+                "x", {"type": "exclude", "condition": {"categories": ["garden"]}}, schedule={"timezone": "Mars/Olympus"}
+            ),
+            "schedule.timezone",
+        ),
+        (rule("x", {"type": "launch"}), "action.type"),
+        (rule("x", {"type": "include_only", "condition": {"categories": ["nothing"]}}), "action.condition"),
+    ],
+)
 def test_bad_rules_are_refused_naming_the_field(shop, body, field):
     _, db = shop
     with pytest.raises(RuleError) as raised:
@@ -302,8 +394,9 @@ def test_bad_rules_are_refused_naming_the_field(shop, body, field):
 
 def test_a_condition_that_matches_nothing_is_warned(shop):
     _, db = shop
-    saved, warnings = merchandising.create_rule(db, rule("x", {"type": "boost", "condition": {"categories": ["toys"]},
-                                                               "amount": 0.2}), "test")
+    saved, warnings = merchandising.create_rule(
+        db, rule("x", {"type": "boost", "condition": {"categories": ["toys"]}, "amount": 0.2}), "test"
+    )
     assert saved["name"] == "x" and warnings == ["action.condition: matches no product in the catalogue now"]
 
 
@@ -340,8 +433,9 @@ def test_the_api_manages_rules_and_shows_effects_to_an_admin_only(api, shop):
     assert [i["product_id"] for i in as_read["items"]] == ["P10", "P01", "P02"] and "rules" not in as_read
     assert as_admin["rules"] == {"pin": {"placed": ["P10"]}}
     assert api("post", "/v1/admin/rules/pin/pause").get_json()["status"] == "paused"
-    assert [i["product_id"] for i in api("get", "/v1/customers/C1/recommendations?n=3", role="read")
-            .get_json()["items"]] == ["P01", "P02", "P03"]
+    assert [
+        i["product_id"] for i in api("get", "/v1/customers/C1/recommendations?n=3", role="read").get_json()["items"]
+    ] == ["P01", "P02", "P03"]
     assert api("post", "/v1/admin/rules/pin/resume").status_code == 200
     changed = api("put", "/v1/admin/rules/pin", json={**body, "action": {**body["action"], "position": 2}})
     assert changed.status_code == 200 and changed.get_json()["rule"]["action"]["position"] == 2
@@ -351,24 +445,42 @@ def test_the_api_manages_rules_and_shows_effects_to_an_admin_only(api, shop):
     assert actors == {"key:2:marketer"}
 
 
-@pytest.mark.parametrize("body, fragment", [
-    (rule("x", {"type": "pin", "product": "P01", "position": 101}), "action.position"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}},
-          schedule={"start": "2026-03-02T10:00", "end": "2026-03-02T09:00"}), "schedule.end: the schedule ends"),
-    (rule("x", {"type": "exclude", "condition": {"attribute": {"name": "brand", "equals": "Acme"}}}),
-     "unknown attribute"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, surfaces=["homepage"]), "surfaces"),
-    (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, schedule={"timezone": "Nowhere/City"}),
-     "unknown time zone"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (rule("x", {"type": "pin", "product": "P01", "position": 101}), "action.position"),
+        (
+            rule(
+                "x",
+                {"type": "exclude", "condition": {"categories": ["garden"]}},
+                schedule={"start": "2026-03-02T10:00", "end": "2026-03-02T09:00"},
+            ),
+            "schedule.end: the schedule ends",
+        ),
+        (
+            rule("x", {"type": "exclude", "condition": {"attribute": {"name": "brand", "equals": "Acme"}}}),
+            "unknown attribute",
+        ),
+        (rule("x", {"type": "exclude", "condition": {"categories": ["garden"]}}, surfaces=["homepage"]), "surfaces"),
+        (
+            rule(
+                "x", {"type": "exclude", "condition": {"categories": ["garden"]}}, schedule={"timezone": "Nowhere/City"}
+            ),
+            "unknown time zone",
+        ),
+    ],
+)
 def test_the_api_refuses_bad_rules_with_422_naming_the_field(api, body, fragment):
     response = api("post", "/v1/admin/rules", json=body)
     assert response.status_code == 422 and fragment in response.get_json()["error"]["message"]
 
 
 def test_a_condition_matching_nothing_is_created_with_a_warning(api):
-    response = api("post", "/v1/admin/rules", json=rule("x", {"type": "boost", "condition": {"categories": ["toys"]},
-                                                               "amount": 0.5}))
+    response = api(
+        "post",
+        "/v1/admin/rules",
+        json=rule("x", {"type": "boost", "condition": {"categories": ["toys"]}, "amount": 0.5}),
+    )
     assert response.status_code == 201 and response.get_json()["warnings"]
 
 
@@ -389,8 +501,11 @@ def test_preview_shows_before_and_after_and_refuses_a_rule_set_that_empties_ever
 
 def test_rerank_reorders_but_keeps_the_callers_products(shop):
     settings, db = shop
-    add(db, rule("bury", {"type": "exclude", "condition": {"products": ["P01"]}}),
-        rule("pin", {"type": "pin", "product": "P05", "position": 1}))
+    add(
+        db,
+        rule("bury", {"type": "exclude", "condition": {"products": ["P01"]}}),
+        rule("pin", {"type": "pin", "product": "P05", "position": 1}),
+    )
     result = Service(settings).rerank(db, "C1", ["P05", "P01", "P03"])
     assert result.product_ids == ["P05", "P03", "P01"]
 

@@ -33,15 +33,27 @@ CLI = [sys.executable, "-c", "from recommender.cli import main; main()"]
 pytest.importorskip("gunicorn")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    pytest.skip("no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
-                "chromium-driver); .ci/run does", allow_module_level=True)
+    pytest.skip(
+        "no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
+        "chromium-driver); .ci/run does",
+        allow_module_level=True,
+    )
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
 RULE = "candles-week"
 
 
@@ -59,8 +71,12 @@ def free_port() -> int:
 
 def api(base: str, method: str, path: str, key: str, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return r.status, json.loads(r.read())
 
@@ -82,8 +98,12 @@ def server(shop):
     port = free_port()
     env = {**os.environ, "RECOMMENDER_DB": str(shop["db"])}
     env.pop("RECOMMENDER_CONFIG", None)
-    proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -143,7 +163,8 @@ def candles(db: Path) -> set[str]:
 
 
 def test_a_marketer_creates_previews_and_activates_a_promotion_that_the_api_serves_and_the_report_measures(
-        shop, server, browser, shots):
+    shop, server, browser, shots
+):
     driver = browser
     driver.delete_all_cookies()
     driver.get(server + "/console/rules")
@@ -174,12 +195,17 @@ def test_a_marketer_creates_previews_and_activates_a_promotion_that_the_api_serv
     assert previewed == 20 and 0 < touched <= previewed
     with sqlite3.connect(shop["db"]) as conn:
         assert conn.execute("SELECT count(*) FROM rules").fetchone()[0] == 0  # nothing saved by a preview
-    changed = [c for c in driver.find_elements(By.CSS_SELECTOR, ".customer")
-               if "changed" in c.find_element(By.TAG_NAME, "h3").text and "unchanged" not in
-               c.find_element(By.TAG_NAME, "h3").text]
+    changed = [
+        c
+        for c in driver.find_elements(By.CSS_SELECTOR, ".customer")
+        if "changed" in c.find_element(By.TAG_NAME, "h3").text
+        and "unchanged" not in c.find_element(By.TAG_NAME, "h3").text
+    ]
     assert len(changed) == touched
     customer = changed[0].get_attribute("data-customer")
-    after = [li.find_element(By.TAG_NAME, "code").text for li in changed[0].find_elements(By.CSS_SELECTOR, "ol.after li")]
+    after = [
+        li.find_element(By.TAG_NAME, "code").text for li in changed[0].find_elements(By.CSS_SELECTOR, "ol.after li")
+    ]
     assert len(set(after[:3]) & candles(shop["db"])) >= 2
     page_shot(driver, shots, "rule-preview", 1280)
 
@@ -190,8 +216,8 @@ def test_a_marketer_creates_previews_and_activates_a_promotion_that_the_api_serv
     row = driver.find_element(By.CSS_SELECTOR, f"tr[data-rule='{RULE}']")
     assert "Reserve 2 of the first 3 places for products in candles" in row.text and "running" in row.text
     with sqlite3.connect(shop["db"]) as conn:
-        status, = conn.execute("SELECT status FROM rules WHERE name = ?", [RULE]).fetchone()
-        actor, = conn.execute("SELECT actor FROM rule_audit WHERE rule = ? ORDER BY id DESC", [RULE]).fetchone()
+        (status,) = conn.execute("SELECT status FROM rules WHERE name = ?", [RULE]).fetchone()
+        (actor,) = conn.execute("SELECT actor FROM rule_audit WHERE rule = ? ORDER BY id DESC", [RULE]).fetchone()
     assert status == "active" and actor == "console:mia"
     for width in (1280, 390):
         page_shot(driver, shots, "rules", width)
@@ -206,12 +232,19 @@ def test_a_marketer_creates_previews_and_activates_a_promotion_that_the_api_serv
     assert placed in candles(shop["db"]) and placed in ids[:3]
 
     # clicks and a purchase on the promoted product, sent with the list's id
-    events = [{"customer_id": customer, "product_id": placed, "event_type": "view", "list_id": listing["list_id"]},
-              {"customer_id": customer, "product_id": placed, "event_type": "purchase", "quantity": 2,
-               "list_id": listing["list_id"]}]
+    events = [
+        {"customer_id": customer, "product_id": placed, "event_type": "view", "list_id": listing["list_id"]},
+        {
+            "customer_id": customer,
+            "product_id": placed,
+            "event_type": "purchase",
+            "quantity": 2,
+            "list_id": listing["list_id"],
+        },
+    ]
     assert api(server, "POST", "/v1/events", shop["admin"], {"events": events})[0] == 201
     with sqlite3.connect(shop["db"]) as conn:
-        price, = conn.execute("SELECT price FROM products WHERE id = ?", [placed]).fetchone()
+        (price,) = conn.execute("SELECT price FROM products WHERE id = ?", [placed]).fetchone()
 
     deadline, line = time.time() + 30, None
     while time.time() < deadline and line is None:  # the other worker writes its decision log within a second

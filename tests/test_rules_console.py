@@ -41,9 +41,18 @@ def csrf(client) -> str:
 
 
 def promotion(**extra) -> dict:
-    form = {"name": "candles-week", "owner": "mia", "description": "candles first", "action.type": "promote",
-            "action.condition.categories": "candles", "action.slots": "2", "action.of": "5",
-            "surfaces": ["recommendations", "offers"], "schedule.timezone": "Europe/Paris", "priority": "0"}
+    form = {
+        "name": "candles-week",
+        "owner": "mia",
+        "description": "candles first",
+        "action.type": "promote",
+        "action.condition.categories": "candles",
+        "action.slots": "2",
+        "action.of": "5",
+        "surfaces": ["recommendations", "offers"],
+        "schedule.timezone": "Europe/Paris",
+        "priority": "0",
+    }
     form.update(extra)
     return form
 
@@ -71,51 +80,72 @@ def test_marketer_previews_creates_pauses_resumes_and_deletes_a_rule(console):
 
     saved = client.post("/console/rules/save", data={**promotion(), "do": "activate", "csrf": csrf(client)})
     assert saved.status_code == 303 and "/console/rules?saved=candles-week" in saved.headers["Location"]
-    (body, status), = rows(settings, "SELECT body, status FROM rules WHERE name = 'candles-week'")
+    ((body, status),) = rows(settings, "SELECT body, status FROM rules WHERE name = 'candles-week'")
     rule = json.loads(body)
-    assert status == "active" and rule["action"] == {"type": "promote", "condition": {"categories": ["candles"]},
-                                                     "slots": 2, "of": 5}
+    assert status == "active" and rule["action"] == {
+        "type": "promote",
+        "condition": {"categories": ["candles"]},
+        "slots": 2,
+        "of": 5,
+    }
     assert rule["surfaces"] == ["recommendations", "offers"] and rule["schedule"] == {"timezone": "Europe/Paris"}
     listing = client.get("/console/rules").get_data(as_text=True)
     assert "Reserve 2 of the first 5 places for products in candles" in listing
     assert "recommendations, campaign offers" in listing and "running" in listing
 
     token = csrf(client)
-    assert client.post("/console/rules/status/candles-week", data={"status": "paused", "csrf": token}).status_code == 303
+    assert (
+        client.post("/console/rules/status/candles-week", data={"status": "paused", "csrf": token}).status_code == 303
+    )
     assert rows(settings, "SELECT status FROM rules") == [("paused",)]
-    assert client.post("/console/rules/status/candles-week", data={"status": "active", "csrf": token}).status_code == 303
+    assert (
+        client.post("/console/rules/status/candles-week", data={"status": "active", "csrf": token}).status_code == 303
+    )
     assert rows(settings, "SELECT status FROM rules") == [("active",)]
 
     edit = client.get("/console/rules/edit/candles-week").get_data(as_text=True)
     assert 'value="candles"' in edit and 'name="original" value="candles-week"' in edit
-    changed = client.post("/console/rules/save", data={**promotion(**{"action.slots": "3"}), "original": "candles-week",
-                                                       "do": "activate", "csrf": token})
+    changed = client.post(
+        "/console/rules/save",
+        data={**promotion(**{"action.slots": "3"}), "original": "candles-week", "do": "activate", "csrf": token},
+    )
     assert changed.status_code == 303
     assert json.loads(rows(settings, "SELECT body FROM rules")[0][0])["action"]["slots"] == 3
 
     assert client.get("/console/rules/delete/candles-week").status_code == 200
     wrong = client.post("/console/rules/delete/candles-week", data={"confirm": "candles", "csrf": token})
     assert wrong.status_code == 422 and rows(settings, "SELECT count(*) FROM rules") == [(1,)]
-    assert client.post("/console/rules/delete/candles-week",
-                       data={"confirm": "candles-week", "csrf": token}).status_code == 303
+    assert (
+        client.post("/console/rules/delete/candles-week", data={"confirm": "candles-week", "csrf": token}).status_code
+        == 303
+    )
     assert rows(settings, "SELECT count(*) FROM rules") == [(0,)]
     audit = rows(settings, "SELECT actor, action FROM rule_audit ORDER BY id")
     assert audit == [("console:marketer-person", a) for a in ("create", "pause", "resume", "update", "delete")]
 
 
-@pytest.mark.parametrize("extra, field, words", [
-    ({"schedule.start": "2026-03-09T09:00", "schedule.end": "2026-03-02T09:00"}, "schedule-end",
-     "the schedule ends before it starts"),
-    ({"schedule.timezone": "Mars/Olympus"}, "schedule-timezone", "unknown time zone"),
-    ({"action.type": "pin", "action.product": "P0001", "action.position": "500"}, "action-position",
-     "beyond the list size"),
-    ({"action.type": "pin", "action.product": "NOPE", "action.position": "1"}, "action-product", "unknown product"),
-    ({"action.slots": "two"}, "action-slots", "is not a number"),
-    ({"action.condition.categories": ""}, "action-condition", "needs a condition"),
-    ({"attribute_name": "colour", "attribute_value": "red"}, "action-condition-attribute", "unknown attribute"),
-    ({"surfaces": []}, "surfaces", "at least one"),
-    ({"name": "../etc"}, "name", "letters, digits"),
-])
+@pytest.mark.parametrize(
+    "extra, field, words",
+    [
+        (
+            {"schedule.start": "2026-03-09T09:00", "schedule.end": "2026-03-02T09:00"},
+            "schedule-end",
+            "the schedule ends before it starts",
+        ),
+        ({"schedule.timezone": "Mars/Olympus"}, "schedule-timezone", "unknown time zone"),
+        (
+            {"action.type": "pin", "action.product": "P0001", "action.position": "500"},
+            "action-position",
+            "beyond the list size",
+        ),
+        ({"action.type": "pin", "action.product": "NOPE", "action.position": "1"}, "action-product", "unknown product"),
+        ({"action.slots": "two"}, "action-slots", "is not a number"),
+        ({"action.condition.categories": ""}, "action-condition", "needs a condition"),
+        ({"attribute_name": "colour", "attribute_value": "red"}, "action-condition-attribute", "unknown attribute"),
+        ({"surfaces": []}, "surfaces", "at least one"),
+        ({"name": "../etc"}, "name", "letters, digits"),
+    ],
+)
 def test_bad_fields_are_shown_beside_the_field(console, extra, field, words):
     app, tokens, settings = console
     client = signed_in(app, tokens["marketer"])
@@ -126,7 +156,7 @@ def test_bad_fields_are_shown_beside_the_field(console, extra, field, words):
     html = got.get_data(as_text=True)
     assert got.status_code == 422, html
     error = re.search(rf'<span class="field-error" id="error-{field}" role="alert">([^<]*)</span>', html)
-    assert error and words in error.group(1), html[html.find("field-error") - 300:html.find("field-error") + 300]
+    assert error and words in error.group(1), html[html.find("field-error") - 300 : html.find("field-error") + 300]
     assert rows(settings, "SELECT count(*) FROM rules") == [(0,)]
     assert 'value="mia"' in html  # what was typed stays
 
@@ -134,8 +164,10 @@ def test_bad_fields_are_shown_beside_the_field(console, extra, field, words):
 def test_a_condition_that_matches_nothing_is_previewed_with_a_warning(console):
     app, tokens, _ = console
     client = signed_in(app, tokens["admin"])
-    got = client.post("/console/rules/save", data={**promotion(**{"action.condition.categories": "nothing-here"}),
-                                                   "do": "preview", "csrf": csrf(client)})
+    got = client.post(
+        "/console/rules/save",
+        data={**promotion(**{"action.condition.categories": "nothing-here"}), "do": "preview", "csrf": csrf(client)},
+    )
     assert got.status_code == 200 and "matches no product" in got.get_data(as_text=True)
 
 
@@ -150,7 +182,9 @@ def test_storefront_keys_and_forged_posts_cannot_change_rules(console):
         assert client.get("/console/rules").status_code == 302
     client = signed_in(app, tokens["marketer"])
     assert client.post("/console/rules/save", data={**promotion(), "do": "activate"}).status_code == 400
-    assert client.post("/console/rules/save", data={**promotion(), "do": "activate", "csrf": "forged"}).status_code == 403
+    assert (
+        client.post("/console/rules/save", data={**promotion(), "do": "activate", "csrf": "forged"}).status_code == 403
+    )
     assert rows(settings, "SELECT count(*) FROM rules") == [(0,)]
 
 
@@ -158,19 +192,53 @@ def test_the_overview_shows_what_each_rule_earned(console, monkeypatch):
     from recommender import online
 
     app, tokens, _ = console
-    side = {"lists": 4, "customers": 3, "clicks": 2, "ctr": 0.5, "purchases": 1, "conversion": 0.25,
-            "revenue": 1234.5, "revenue_per_list": 308.625}
-    report = {"since": None, "window_hours": 24, "arms": [{"arm": "model", "surface": "recommendations",
-                                                           "model_version": "v", "lists": 10, "customers": 5,
-                                                           "clicks": 3, "ctr": 0.3, "add_to_cart": 0,
-                                                           "add_to_cart_rate": 0, "purchases": 1,
-                                                           "conversion": 0.1, "revenue": 5.0,
-                                                           "revenue_per_list": 0.5}],
-              "uplift": [], "events": {},
-              "rules": [{"rule": "candles-week", "arm": "model", "surface": "recommendations", "placed": 3,
-                         "moved": 1, "removed": 0, "touched": side, "untouched": {**side, "lists": 6}}]}
+    side = {
+        "lists": 4,
+        "customers": 3,
+        "clicks": 2,
+        "ctr": 0.5,
+        "purchases": 1,
+        "conversion": 0.25,
+        "revenue": 1234.5,
+        "revenue_per_list": 308.625,
+    }
+    report = {
+        "since": None,
+        "window_hours": 24,
+        "arms": [
+            {
+                "arm": "model",
+                "surface": "recommendations",
+                "model_version": "v",
+                "lists": 10,
+                "customers": 5,
+                "clicks": 3,
+                "ctr": 0.3,
+                "add_to_cart": 0,
+                "add_to_cart_rate": 0,
+                "purchases": 1,
+                "conversion": 0.1,
+                "revenue": 5.0,
+                "revenue_per_list": 0.5,
+            }
+        ],
+        "uplift": [],
+        "events": {},
+        "rules": [
+            {
+                "rule": "candles-week",
+                "arm": "model",
+                "surface": "recommendations",
+                "placed": 3,
+                "moved": 1,
+                "removed": 0,
+                "touched": side,
+                "untouched": {**side, "lists": 6},
+            }
+        ],
+    }
     monkeypatch.setattr(online, "report", lambda *a, **k: report)
     html = signed_in(app, tokens["marketer"]).get("/console/").get_data(as_text=True)
-    card = html[html.index('id="rule-report"'):]
+    card = html[html.index('id="rule-report"') :]
     assert "What rules earned" in card and 'data-rule="candles-week"' in card
     assert "1,234.50 / 1,234.50" in card and "308.62 / 308.62" in card

@@ -10,6 +10,12 @@ import json
 import time
 
 import pytest
+from test_rules import (
+    BASE,
+    F,
+    served,
+    shop as shop,  # noqa: F401  (the hand-made shop fixture)
+)
 
 from recommender import store
 from recommender.serving import merchandising
@@ -17,8 +23,6 @@ from recommender.serving.catalogue import Catalogue
 from recommender.serving.rules import parse_rule
 from recommender.serving.rulesets import Context, Rulebook
 from recommender.serving.service import Service
-from test_rules import BASE, F, served
-from test_rules import shop as shop  # noqa: F401  (the hand-made shop fixture)
 
 PIN = {"type": "pin", "product": "P10", "position": 1}
 PINNED = ["P10", "P01", "P02", "P03", "P04"]
@@ -90,10 +94,18 @@ def test_a_holdout_share_beyond_a_half_is_refused(shop):
 
 
 def _segments(db, rows):
-    run = {"computed_at": "2026-01-01T00:00:00Z", "as_of": "2026-01-01", "purpose": "personalization",
-           "estimator": "test", "horizons": [90], "summary": {}, "seconds": 0.0}
-    store.replace_customer_values(db, run, [(cid, seg, 0.5, "{}", "{}", 1, 1, 10.0) for cid, seg in rows],
-                                  "2026-01", {})
+    run = {
+        "computed_at": "2026-01-01T00:00:00Z",
+        "as_of": "2026-01-01",
+        "purpose": "personalization",
+        "estimator": "test",
+        "horizons": [90],
+        "summary": {},
+        "seconds": 0.0,
+    }
+    store.replace_customer_values(
+        db, run, [(cid, seg, 0.5, "{}", "{}", 1, 1, 10.0) for cid, seg in rows], "2026-01", {}
+    )
 
 
 def test_a_segment_audience_applies_to_that_segment_only_and_never_without_consent(shop):

@@ -3,9 +3,10 @@ import importlib.util
 import json
 
 from conftest import ROOT, SAMPLE_DIR
+
 from recommender import store
-from recommender.ingest import imports
 from recommender.cli import cli
+from recommender.ingest import imports
 
 
 def load_generator():

@@ -42,6 +42,7 @@ def _days_ago(db, days: float) -> None:
 
 def _no_search(monkeypatch):
     """Make any search fail loudly: a run that should not search proves it did not."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("the model search ran")
 
@@ -60,8 +61,7 @@ def test_the_first_train_searches_and_records_its_choice(shop, settings):
     assert last["selection"]["chosen"]["recipe"] == gate.recipe_id(first.metrics["params"])
 
 
-def test_a_nightly_train_after_a_recent_search_refits_the_chosen_recipe_without_searching(shop, settings,
-                                                                                           monkeypatch):
+def test_a_nightly_train_after_a_recent_search_refits_the_chosen_recipe_without_searching(shop, settings, monkeypatch):
     first = training.train(shop, settings, publish=True)
     _no_search(monkeypatch)
     second = training.train(shop, settings, publish=True)
@@ -242,8 +242,10 @@ def test_train_json_prints_one_object_on_stdout(shop, settings, runner, monkeypa
 
 def _matrix(users: int, items: int, nnz: int, seed: int = 0) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
-    m = sp.csr_matrix((rng.random(nnz).astype(np.float32) + 1, (rng.integers(0, users, nnz),
-                                                                 rng.integers(0, items, nnz))), shape=(users, items))
+    m = sp.csr_matrix(
+        (rng.random(nnz).astype(np.float32) + 1, (rng.integers(0, users, nnz), rng.integers(0, items, nnz))),
+        shape=(users, items),
+    )
     m.sum_duplicates()
     return m
 
@@ -261,7 +263,7 @@ def test_memory_predictions_follow_their_closed_forms():
     blend = Recipe("blend", s, parts=("als", "ease"), weights=(0.5, 0.5))
     assert memory.predict(blend, m) == memory.predict(Recipe("als", s), m) + memory.predict(Recipe("ease", s), m)
     # EASE^R's m² term: 17,600 active products need more than 3.7 GB whatever the history.
-    assert memory.ease_bytes(17_600, 0, 0) > 12 * 17_600 ** 2 > 3.7e9
+    assert memory.ease_bytes(17_600, 0, 0) > 12 * 17_600**2 > 3.7e9
     assert memory.limit(s) == memory.machine_memory() // 2 > 0
     s.selection.max_memory_bytes = 12345
     assert memory.limit(s) == 12345

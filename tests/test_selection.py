@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 
 from recommender import store
-from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
-from recommender.training import evaluation
-from recommender.models import families
-from recommender.training import gate
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.config import load_settings
+from recommender.models import families, registry
+from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
+from recommender.training import evaluation, gate, run as training
 
 DAY = 86400
 T0 = 1_700_000_000  # November 2023: every event is in the past
@@ -37,11 +34,15 @@ def pairs_shop(db, *, pairs: int = 60, customers: int = 480, seed: int = 0, nois
     """
     rng = np.random.default_rng(seed)
     products = 2 * pairs
-    store.upsert_customers(db, [CustomerRow(f"c{i:04d}", created_at="2023-01-01T00:00:00Z")
-                                for i in range(customers)])
+    store.upsert_customers(db, [CustomerRow(f"c{i:04d}", created_at="2023-01-01T00:00:00Z") for i in range(customers)])
     store.upsert_products(db, [ProductRow(f"p{j:04d}", f"p{j}", category="cat", price=1.0) for j in range(products)])
-    store.set_consents(db, [ConsentDecision(f"c{i:04d}", "personalization", True, "2023-01-01T00:00:00Z", "test")
-                            for i in range(customers)])
+    store.set_consents(
+        db,
+        [
+            ConsentDecision(f"c{i:04d}", "personalization", True, "2023-01-01T00:00:00Z", "test")
+            for i in range(customers)
+        ],
+    )
     rows, second = [], 0
     for c in range(customers):
         k = int(rng.integers(pairs))
@@ -124,10 +125,15 @@ def test_selection_choice_ignores_everything_after_the_test_cut(tmp_path):
         assert len(rows) > 50
         with store.transaction(bad):
             for (row_id,) in rows:
-                bad.conn.execute("UPDATE interactions SET product_id = ?, event_type = ?, quantity = ? WHERE id = ?",
-                                 [products[int(rng.integers(len(products)))],
-                                  ["view", "purchase", "add_to_cart"][int(rng.integers(3))],
-                                  float(rng.integers(1, 20)), row_id])
+                bad.conn.execute(
+                    "UPDATE interactions SET product_id = ?, event_type = ?, quantity = ? WHERE id = ?",
+                    [
+                        products[int(rng.integers(len(products)))],
+                        ["view", "purchase", "add_to_cart"][int(rng.integers(3))],
+                        float(rng.integers(1, 20)),
+                        row_id,
+                    ],
+                )
         again, choice = training.choose(bad, settings)
         corrupted = choice.record("implicit")
         assert seen(corrupted) == seen(original)
@@ -141,8 +147,10 @@ def test_selection_choice_ignores_everything_after_the_test_cut(tmp_path):
 
 def test_no_select_keeps_the_configured_als(pairs_db, settings, runner, monkeypatch):
     monkeypatch.setenv("RECOMMENDER_SELECTION_ENABLED", "1")  # on, as for a shop: the flag turns it off
-    result = runner.invoke(__import__("recommender.cli", fromlist=["cli"]).cli,
-                           ["train", "--no-select", "--json", "--db", str(settings.db)])
+    result = runner.invoke(
+        __import__("recommender.cli", fromlist=["cli"]).cli,
+        ["train", "--no-select", "--json", "--db", str(settings.db)],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert "selection" not in out["metrics"] and "select" not in out["seconds"]
@@ -151,8 +159,10 @@ def test_no_select_keeps_the_configured_als(pairs_db, settings, runner, monkeypa
     # The recipe is the configured one, hashed as before families existed.
     configured = load_settings(environ={}, overrides={"db": settings.db})
     assert params["als"] == dataclasses.asdict(configured.als)
-    text = json.dumps({"engine": "implicit", "als": dataclasses.asdict(configured.als),
-                       "event_weights": configured.event_weights}, sort_keys=True)
+    text = json.dumps(
+        {"engine": "implicit", "als": dataclasses.asdict(configured.als), "event_weights": configured.event_weights},
+        sort_keys=True,
+    )
     import hashlib
 
     assert out["metrics"]["params"] and gate.recipe_id(params) == hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -186,22 +196,29 @@ def test_the_gate_refits_an_incumbent_of_another_family_on_the_same_split(pairs_
 
 
 def test_selection_settings_from_the_environment():
-    s = load_settings(environ={"RECOMMENDER_SELECTION_HALF_LIVES": "0,3.5",
-                               "RECOMMENDER_SELECTION_FAMILIES": "als,ease",
-                               "RECOMMENDER_SELECTION_ENABLED": "false"})
+    s = load_settings(
+        environ={
+            "RECOMMENDER_SELECTION_HALF_LIVES": "0,3.5",
+            "RECOMMENDER_SELECTION_FAMILIES": "als,ease",
+            "RECOMMENDER_SELECTION_ENABLED": "false",
+        }
+    )
     assert s.selection.half_lives == (0.0, 3.5) and s.selection.families == ("als", "ease")
     assert s.selection.enabled is False
 
 
 def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config(settings):
     """Selection may choose no decay while the config says 14 days: fold-in must follow the model."""
-    from recommender.serving import ranking
     from recommender.models.factor import FactorModel
+    from recommender.serving import ranking
 
     model = FactorModel(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), ["c1"], ["p1", "p2"], 1.0)
     recorded = dataclasses.replace(settings.als, half_life_days=0.0)
-    model.manifest["params"] = {"engine": "implicit", "als": dataclasses.asdict(recorded),
-                                "event_weights": {"view": 1.0, "purchase": 5.0}}
+    model.manifest["params"] = {
+        "engine": "implicit",
+        "als": dataclasses.asdict(recorded),
+        "event_weights": {"view": 1.0, "purchase": 5.0},
+    }
     model.manifest["data"] = {"reference_time": T0}
     settings.als.half_life_days = 14.0
     events = [("p1", "purchase", 1.0, T0), ("p1", "purchase", 1.0, T0 - 14 * DAY), ("p2", "view", 2.0, T0)]
@@ -216,12 +233,20 @@ def test_serving_folds_a_customer_in_by_the_models_recipe_not_the_servers_config
     assert conf[0] == pytest.approx(1 + 2 * np.log1p(7.5), rel=1e-6)
 
 
-def test_cli_train_models_and_report_show_every_family_beside_popularity(pairs_db, settings, runner, monkeypatch,
-                                                                         tmp_path):
+def test_cli_train_models_and_report_show_every_family_beside_popularity(
+    pairs_db, settings, runner, monkeypatch, tmp_path
+):
     from recommender.cli import cli
 
-    tiny_env = {"ENABLED": "1", "FAMILIES": "als,ease", "HALF_LIVES": "0", "WEIGHT_PROFILES": "0",
-                "ALS_SCALES": "3", "EASE_SCALES": "1", "BLEND_WEIGHTS": "0.5"}
+    tiny_env = {
+        "ENABLED": "1",
+        "FAMILIES": "als,ease",
+        "HALF_LIVES": "0",
+        "WEIGHT_PROFILES": "0",
+        "ALS_SCALES": "3",
+        "EASE_SCALES": "1",
+        "BLEND_WEIGHTS": "0.5",
+    }
     for name, value in tiny_env.items():
         monkeypatch.setenv(f"RECOMMENDER_SELECTION_{name}", value)
     monkeypatch.setenv("RECOMMENDER_ALS_FACTORS", "2")
@@ -247,8 +272,8 @@ def test_the_serving_recipe_is_kept_unless_clearly_beaten_on_validation():
     import copy
     import types
 
-    from recommender.training import gate
     from recommender.config import Settings
+    from recommender.training import gate
     from recommender.training.recipes import Recipe
     from recommender.training.selection import Candidate, _sticky
 

@@ -52,11 +52,28 @@ def start_server(served, **env_extra) -> tuple[int, subprocess.Popen]:
     _, token = keys.create(store.connect(served.db), "read", "load-test")
     HEADERS["Authorization"] = f"Bearer {token}"
     port = free_port()
-    env = {**os.environ, "RECOMMENDER_DB": str(served.db), "RECOMMENDER_MODEL_DIR": str(served.model_dir),
-           "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2", **env_extra}
-    proc = subprocess.Popen([sys.executable, "-c", "from recommender.cli import main; main()", "serve",
-                             "--port", str(port), "--workers", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(served.db),
+        "RECOMMENDER_MODEL_DIR": str(served.model_dir),
+        "RECOMMENDER_SERVE_MODEL_CHECK_SECONDS": "0.2",
+        **env_extra,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from recommender.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -140,8 +157,9 @@ def test_keys_are_required_and_gunicorn_refusals_are_json(server):
     assert get(port, "/v1/products/popular?n=1", headers={})[0] == 401
     assert get(port, "/v1/products/popular?n=1")[0] == 200
     assert get(port, "/healthz", headers={})[0] == 200
-    status, headers, body = raw(port, b"GET /v1/products/popular?exclude=" + b"x" * 9000 + b" HTTP/1.1\r\n"
-                                b"Host: localhost\r\n\r\n")
+    status, headers, body = raw(
+        port, b"GET /v1/products/popular?exclude=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
     assert status == 414 and headers["Content-Type"] == "application/json" and body.endswith(b"\n")
     assert json.loads(body)["error"]["code"] == "uri_too_long"
     crowded = b"".join(b"X-H%d: 1\r\n" % i for i in range(101))

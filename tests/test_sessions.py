@@ -19,12 +19,18 @@ def interactions(rows, n_items: int, event_types=("view", "purchase"), weights=N
     table = np.array(rows, dtype=np.int64)
     w = np.array([1.0, 5.0] if weights is None else weights, dtype=np.float32)
     users = int(table[:, 0].max()) + 1
-    return Interactions(user_ids=np.array([f"c{u}" for u in range(users)], dtype=object),
-                        item_ids=np.array([f"p{i}" for i in range(n_items)], dtype=object),
-                        user=table[:, 0].astype(np.int32), item=table[:, 1].astype(np.int64),
-                        event=table[:, 2].astype(np.int64), quantity=np.ones(len(table), dtype=np.float32),
-                        event_types=np.array(event_types, dtype=object), weight=w[table[:, 2]],
-                        time=table[:, 3], recommendable=np.ones(n_items, dtype=bool))
+    return Interactions(
+        user_ids=np.array([f"c{u}" for u in range(users)], dtype=object),
+        item_ids=np.array([f"p{i}" for i in range(n_items)], dtype=object),
+        user=table[:, 0].astype(np.int32),
+        item=table[:, 1].astype(np.int64),
+        event=table[:, 2].astype(np.int64),
+        quantity=np.ones(len(table), dtype=np.float32),
+        event_types=np.array(event_types, dtype=object),
+        weight=w[table[:, 2]],
+        time=table[:, 3],
+        recommendable=np.ones(n_items, dtype=bool),
+    )
 
 
 def hand_index() -> S.SessionIndex:
@@ -32,16 +38,23 @@ def hand_index() -> S.SessionIndex:
     items = [[0, 1], [1, 2], [0, 2, 3], [3, 4]]
     indptr = np.cumsum([0] + [len(s) for s in items])
     flat = np.concatenate(items)
-    return S.SessionIndex(S.Sessions(indptr, flat, np.ones(len(flat), np.float32), np.arange(4) * DAY + T0,
-                                     np.arange(4), 5))
+    return S.SessionIndex(
+        S.Sessions(indptr, flat, np.ones(len(flat), np.float32), np.arange(4) * DAY + T0, np.arange(4), 5)
+    )
 
 
 def test_sessions_are_a_customers_day_in_time_order_each_product_once():
-    data = interactions([
-        (0, 3, 0, T0 + 100), (0, 1, 0, T0 + 50), (0, 3, 1, T0 + 200),   # day 0 of c0: p1 then p3 (p3 twice)
-        (1, 2, 1, T0 + 10), (1, 4, 1, T0 + 10),                       # c1, one order: stored order breaks the tie
-        (0, 2, 0, T0 + DAY + 5),                                      # day 1 of c0: a session of its own
-    ], n_items=5)
+    data = interactions(
+        [
+            (0, 3, 0, T0 + 100),
+            (0, 1, 0, T0 + 50),
+            (0, 3, 1, T0 + 200),  # day 0 of c0: p1 then p3 (p3 twice)
+            (1, 2, 1, T0 + 10),
+            (1, 4, 1, T0 + 10),  # c1, one order: stored order breaks the tie
+            (0, 2, 0, T0 + DAY + 5),  # day 1 of c0: a session of its own
+        ],
+        n_items=5,
+    )
     got = S.cut_sessions(data)
     assert len(got) == 3
     # by start time: c1's (T0+10), c0's day 0 (T0+50), c0's day 1
@@ -91,14 +104,13 @@ def test_scorers_rank_exclude_and_fill_with_popular_products():
 
 def test_the_mix_by_hand():
     model = (np.array([0, 1, 2]), np.array([3.0, 2.0, 1.0]))  # min-max: 1, 0.5, 0
-    session = (np.array([2, 3]), np.array([4.0, 2.0]))        # / best: 1, 0.5
+    session = (np.array([2, 3]), np.array([4.0, 2.0]))  # / best: 1, 0.5
     items, scores = S.SessionScorer.mix(model, session, 0.4)
     assert dict(zip(items.tolist(), np.round(scores, 6).tolist())) == {0: 0.4, 1: 0.2, 2: 0.6, 3: 0.3}
 
 
 def test_metrics_by_hand():
-    assert S.case_metrics([5, 3, 7], {3, 9}) == pytest.approx(
-        (1.0, 0.5, (1 / math.log2(3)) / (1 + 1 / math.log2(3))))
+    assert S.case_metrics([5, 3, 7], {3, 9}) == pytest.approx((1.0, 0.5, (1 / math.log2(3)) / (1 + 1 / math.log2(3))))
     assert S.case_metrics([9, 3], {3, 9}) == (1.0, 1.0, 1.0)
     assert S.case_metrics([1, 2], {3}) == (0.0, 0.0, 0.0)
     # only the first k count
@@ -110,7 +122,12 @@ def test_cases_show_the_first_g_products_and_hold_out_the_rest():
     cases = S.make_cases(index.sessions, given=(1, 2), max_sessions=0)
     # [a b] -> 1 case, [b c] -> 1, [a c d] -> 2, [d e] -> 1
     assert [(p[0].tolist(), r.tolist()) for p, r in zip(cases.prefixes, cases.rests)] == [
-        ([0], [1]), ([1], [2]), ([0], [2, 3]), ([0, 2], [3]), ([3], [4])]
+        ([0], [1]),
+        ([1], [2]),
+        ([0], [2, 3]),
+        ([0, 2], [3]),
+        ([3], [4]),
+    ]
 
 
 def shop(days: int = 60, customers: int = 40, seed: int = 3) -> Interactions:
@@ -132,10 +149,32 @@ def test_the_split_never_lets_a_held_out_session_into_training(settings):
     data = shop()
     sessions = S.cut_sessions(data)
     test_cut = S.session_cut(sessions)
-    test = S.period("test", data, sessions, None, None, settings, fitter=None, engine="implicit", given=(1,),
-                    max_sessions=0, log=print)
-    val = S.period("validation", data, sessions, test_cut, None, settings, fitter=None, engine="implicit",
-                   given=(1,), max_sessions=0, log=print)
+    test = S.period(
+        "test",
+        data,
+        sessions,
+        None,
+        None,
+        settings,
+        fitter=None,
+        engine="implicit",
+        given=(1,),
+        max_sessions=0,
+        log=print,
+    )
+    val = S.period(
+        "validation",
+        data,
+        sessions,
+        test_cut,
+        None,
+        settings,
+        fitter=None,
+        engine="implicit",
+        given=(1,),
+        max_sessions=0,
+        log=print,
+    )
     assert test.cut == test_cut
     assert test.index.sessions.start.max() < test.cut and len(test.index) == (sessions.start < test.cut).sum()
     assert test.index.popularity[20] == 0  # sold only in the test period
@@ -160,8 +199,19 @@ def test_the_model_is_fitted_on_the_past_of_each_cut_only(settings, monkeypatch)
     sessions = S.cut_sessions(data)
     cut = S.session_cut(sessions)
     with pytest.raises(RuntimeError):
-        S.period("test", data, sessions, None, recipes.Recipe("als", settings), settings, fitter=None,
-                 engine="implicit", given=(1,), max_sessions=0, log=print)
+        S.period(
+            "test",
+            data,
+            sessions,
+            None,
+            recipes.Recipe("als", settings),
+            settings,
+            fitter=None,
+            engine="implicit",
+            given=(1,),
+            max_sessions=0,
+            log=print,
+        )
     assert seen[0].nnz == data.matrix(settings.als, data.time < cut).nnz
     assert seen[0][:, 20].nnz == 0
 
@@ -196,8 +246,9 @@ def test_the_command_prints_the_table_and_records_the_choice(runner, settings):
         assert word in result.output
     choice = S.current_choice(db)
     assert choice["evaluated"] and choice["scorer"] in S.SCORERS
-    result = runner.invoke(cli, ["sessions", "evaluate", "--given", "1", "--max-sessions", "200", "--json",
-                                 "--no-record"])
+    result = runner.invoke(
+        cli, ["sessions", "evaluate", "--given", "1", "--max-sessions", "200", "--json", "--no-record"]
+    )
     assert result.exit_code == 0
     import json
 

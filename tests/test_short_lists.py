@@ -48,8 +48,9 @@ def shop(tmp_path_factory):
     from recommender.training import run as training
 
     root = tmp_path_factory.mktemp("short")
-    settings = load_settings(environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models",
-                                                    "selection": {"enabled": False}})
+    settings = load_settings(
+        environ={}, overrides={"db": root / "shop.db", "model_dir": root / "models", "selection": {"enabled": False}}
+    )
     settings.als.factors = 4
     settings.als.iterations = 5
     # K9 stands for a product the model cannot see: what a list lacks is told without the content
@@ -61,8 +62,12 @@ def shop(tmp_path_factory):
     store.upsert_products(db, PRODUCTS)
     store.set_consents(db, [(c, "personalization", True, "2025-01-01T00:00:00Z", "test") for c in customers])
     now = int(time.time()) - 86400
-    events = [(f"C{i:02d}", p, "view", 1.0, now + i * 60 + k)
-              for i in range(30) for k, p in enumerate(IN_MODEL) if (i + k) % 3]
+    events = [
+        (f"C{i:02d}", p, "view", 1.0, now + i * 60 + k)
+        for i in range(30)
+        for k, p in enumerate(IN_MODEL)
+        if (i + k) % 3
+    ]
     events += [("BUYER", p, "view", 1.0, now + k) for k, p in enumerate(IN_MODEL)]
     events.append(("BUYER", "K7", "purchase", 1.0, now + 100))
     store.upsert_interactions(db, events)
@@ -91,13 +96,17 @@ def short(client, url):
 
 # --- personal lists ---------------------------------------------------------------------------
 
+
 def test_the_issue_s_list_names_each_filter_that_removed_candidates(client):
     # kitchen under 20: K1, K2, K8 left; K3 too dear, K4 out of stock, K5 hidden, K6 expired, K7 bought
     body = short(client, "/v1/customers/BUYER/recommendations?n=5&category=kitchen&max_price=20")
     assert body["mode"] == "personalized"
     assert sorted(i["product_id"] for i in body["items"]) == ["K1", "K2", "K8"]
-    assert body["short"] == {"asked": 5, "returned": 3,
-                             "because": ["category", "max_price", "in_stock", "hidden", "expired", "purchased"]}
+    assert body["short"] == {
+        "asked": 5,
+        "returned": 3,
+        "because": ["category", "max_price", "in_stock", "hidden", "expired", "purchased"],
+    }
 
 
 def test_a_full_list_has_short_null(client):
@@ -107,8 +116,11 @@ def test_a_full_list_has_short_null(client):
 
 def test_exclusions_and_purchases_count_only_what_the_rules_let_through(client):
     # K7 is allowed back in (exclude_purchased=false); K1 is the caller's; K3 is excluded too but already too dear
-    body = short(client, "/v1/customers/BUYER/recommendations?n=5&category=kitchen&max_price=20"
-                         "&exclude_purchased=false&exclude=K1&exclude=K3")
+    body = short(
+        client,
+        "/v1/customers/BUYER/recommendations?n=5&category=kitchen&max_price=20"
+        "&exclude_purchased=false&exclude=K1&exclude=K3",
+    )
     assert sorted(i["product_id"] for i in body["items"]) == ["K2", "K7", "K8"]
     assert body["short"]["because"] == ["category", "max_price", "in_stock", "hidden", "expired", "exclude"]
 
@@ -131,11 +143,15 @@ def test_a_catalogue_smaller_than_n(client):
     # 13 products in the model (K9 is not); allowed: K1, K2, K3, K8, G1-G4 (K7 bought)
     body = short(client, "/v1/customers/BUYER/recommendations?n=50")
     assert len(body["items"]) == 8
-    assert body["short"] == {"asked": 50, "returned": 8,
-                             "because": ["catalogue", "in_stock", "hidden", "expired", "purchased"]}
+    assert body["short"] == {
+        "asked": 50,
+        "returned": 8,
+        "because": ["catalogue", "in_stock", "hidden", "expired", "purchased"],
+    }
 
 
 # --- lists that are not personal ----------------------------------------------------------------
+
 
 def test_no_history_falls_back_to_popular_products_which_the_catalogue_outnumbers(client):
     # NEWBIE has no events: popular products only, so K8 and K9 (never touched) cannot fill it; nothing bought
@@ -143,15 +159,17 @@ def test_no_history_falls_back_to_popular_products_which_the_catalogue_outnumber
     body = short(client, "/v1/customers/NEWBIE/recommendations?n=5&category=kitchen&max_price=20")
     assert (body["mode"], body["reason"]) == ("non_personalized", "no_history")
     assert sorted(i["product_id"] for i in body["items"]) == ["K1", "K2", "K7"]
-    assert body["short"] == {"asked": 5, "returned": 3,
-                             "because": ["no_history", "category", "max_price", "in_stock", "hidden", "expired"]}
+    assert body["short"] == {
+        "asked": 5,
+        "returned": 3,
+        "because": ["no_history", "category", "max_price", "in_stock", "hidden", "expired"],
+    }
 
 
 def test_popular_lists(client):
     body = short(client, "/v1/products/popular?n=5&category=kitchen&max_price=20&exclude=K2")
     assert sorted(i["product_id"] for i in body["items"]) == ["K1", "K7"]
-    assert body["short"]["because"] == ["popular", "category", "max_price", "in_stock", "hidden", "expired",
-                                        "exclude"]
+    assert body["short"]["because"] == ["popular", "category", "max_price", "in_stock", "hidden", "expired", "exclude"]
     assert short(client, "/v1/products/popular?n=3")["short"] is None
 
 
@@ -180,6 +198,7 @@ def test_a_rerank_never_is_short(client):
 
 
 # --- counted with the mask, not per request -----------------------------------------------------
+
 
 def test_the_rule_counts_are_kept_with_the_filter_set(shop):
     from recommender.models import registry

@@ -17,8 +17,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from recommender import store
 
 pytest.importorskip("gunicorn")
@@ -34,7 +34,7 @@ def load(name):
 
 
 checks = load("_simulate_checks")
-NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def stamp(days_ago: float) -> str:
@@ -44,26 +44,32 @@ def stamp(days_ago: float) -> str:
 @pytest.fixture
 def shop_db(tmp_path):
     db = store.connect(tmp_path / "shop.db", create=True)
-    db.conn.executemany("INSERT INTO customers (id, email, created_at) VALUES (?, ?, ?)",
-                        [("C0001", "ann@example.com", stamp(30)), ("C0002", None, stamp(30))])
-    db.conn.executemany("INSERT INTO products (id, name, in_stock) VALUES (?, ?, ?)",
-                        [("P1", "Mug", 2), ("P2", "Pan", None), ("P3", "Rose", 1)])
+    db.conn.executemany(
+        "INSERT INTO customers (id, email, created_at) VALUES (?, ?, ?)",
+        [("C0001", "ann@example.com", stamp(30)), ("C0002", None, stamp(30))],
+    )
+    db.conn.executemany(
+        "INSERT INTO products (id, name, in_stock) VALUES (?, ?, ?)",
+        [("P1", "Mug", 2), ("P2", "Pan", None), ("P3", "Rose", 1)],
+    )
     yield tmp_path / "shop.db", db
     db.conn.close()
 
 
 def add_offer(db, n, customer, products, valid_until):
-    db.execute("INSERT INTO offers (customer_id, occasion, occasion_year, code, products, discount, valid_from, "
-               "valid_until, campaign_id, created_at) VALUES (?, 'birthday', ?, ?, ?, 15, '2026-11-01', ?, 'c', ?)",
-               [customer, 2000 + n, f"CODE{n}", json.dumps(products), valid_until, stamp(1)])
+    db.execute(
+        "INSERT INTO offers (customer_id, occasion, occasion_year, code, products, discount, valid_from, "
+        "valid_until, campaign_id, created_at) VALUES (?, 'birthday', ?, ?, ?, 15, '2026-11-01', ?, 'c', ?)",
+        [customer, 2000 + n, f"CODE{n}", json.dumps(products), valid_until, stamp(1)],
+    )
 
 
 def test_stock_counts_every_still_valid_offer_across_runs(shop_db):
     path, db = shop_db
-    add_offer(db, 1, "C0001", ["P1", "P2"], "2026-12-20")   # run 1
-    add_offer(db, 2, "C0002", ["P1", "P3"], "2026-12-10")   # run 2
-    add_offer(db, 3, "C0001", ["P1"], "2026-12-01")         # valid through the check day itself
-    add_offer(db, 4, "C0002", ["P1", "P3"], "2026-11-30")   # expired the day before: no longer promised
+    add_offer(db, 1, "C0001", ["P1", "P2"], "2026-12-20")  # run 1
+    add_offer(db, 2, "C0002", ["P1", "P3"], "2026-12-10")  # run 2
+    add_offer(db, 3, "C0001", ["P1"], "2026-12-01")  # valid through the check day itself
+    add_offer(db, 4, "C0002", ["P1", "P3"], "2026-11-30")  # expired the day before: no longer promised
     # P1: 3 valid offers for 2 units; P2 untracked; P3: 1 valid offer for 1 unit.
     assert checks.over_promised(path, "2026-12-01") == ["P1: 3 valid offers > 2 in stock"]
     assert checks.over_promised(path, "2026-12-02") == []
@@ -71,9 +77,11 @@ def test_stock_counts_every_still_valid_offer_across_runs(shop_db):
 
 def test_decisions_older_than_the_retention_are_counted(shop_db):
     path, db = shop_db
-    rows = [("C0001", stamp(91), "e", None, "non_personalized", "no_model", "[]"),
-            ("C0002", stamp(120), "e", None, "non_personalized", "no_model", "[]"),
-            ("C0001", stamp(89), "e", None, "non_personalized", "no_model", "[]")]
+    rows = [
+        ("C0001", stamp(91), "e", None, "non_personalized", "no_model", "[]"),
+        ("C0002", stamp(120), "e", None, "non_personalized", "no_model", "[]"),
+        ("C0001", stamp(89), "e", None, "non_personalized", "no_model", "[]"),
+    ]
     store.insert_decisions(db, rows)
     assert checks.stale_decisions(path, 90, NOW) == ["2 decision(s) older than 90 days"]
     assert checks.stale_decisions(path, 150, NOW) == []
@@ -82,19 +90,29 @@ def test_decisions_older_than_the_retention_are_counted(shop_db):
 def test_artifacts_beyond_current_previous_and_young_candidates_are_excess(shop_db, tmp_path):
     path, db = shop_db
     models = tmp_path / "models"
-    for version, status, age in (("A", "published", 0.1), ("B", "published", 1), ("C", "published", 2),
-                                 ("D", "candidate", 0.5), ("E", "rejected", 10), ("F", None, 0)):
+    for version, status, age in (
+        ("A", "published", 0.1),
+        ("B", "published", 1),
+        ("C", "published", 2),
+        ("D", "candidate", 0.5),
+        ("E", "rejected", 10),
+        ("F", None, 0),
+    ):
         (models / version).mkdir(parents=True)
         if status:
-            db.execute("INSERT INTO models (version, created_at, path, params, metrics, consent_snapshot, status) "
-                       "VALUES (?, ?, '', '{}', '{}', '{}', ?)", [version, stamp(age), status])
+            db.execute(
+                "INSERT INTO models (version, created_at, path, params, metrics, consent_snapshot, status) "
+                "VALUES (?, ?, '', '{}', '{}', '{}', ?)",
+                [version, stamp(age), status],
+            )
     (models / ".tmp-G").mkdir()  # a temporary is not an artifact
     (models / "CURRENT").write_text("A\n")
     # 6 directories; allowed = current A + 1 previous + young candidate D = 3; B and C are 2 previous,
     # E is a rejected model 10 days old, F has no row.
     assert checks.excess_artifacts(path, models, 1, 7, NOW) == [
         "1 directory with no model row",
-        "6 directories > 3 allowed (current + 1 previous + 1 young candidates; 2 previous, 1 too old)"]
+        "6 directories > 3 allowed (current + 1 previous + 1 young candidates; 2 previous, 1 too old)",
+    ]
     for version in ("C", "E", "F"):
         (models / version).rmdir()
     assert checks.excess_artifacts(path, models, 1, 7, NOW) == []
@@ -113,32 +131,37 @@ def test_erased_values_are_found_in_rows_bytes_and_model_files(shop_db, tmp_path
 
 
 def test_a_list_is_explained_by_its_mode_and_fallback_reason():
-    answers = [("a", 200, {"mode": "personalized", "reason": None}),
-               ("b", 200, {"mode": "non_personalized", "reason": "no_consent"}),
-               ("c", 200, {"mode": "non_personalized", "reason": None}),
-               ("d", 200, {"items": []}),
-               ("e", 500, {"error": {}})]
+    answers = [
+        ("a", 200, {"mode": "personalized", "reason": None}),
+        ("b", 200, {"mode": "non_personalized", "reason": "no_consent"}),
+        ("c", 200, {"mode": "non_personalized", "reason": None}),
+        ("d", 200, {"items": []}),
+        ("e", 500, {"error": {}}),
+    ]
     assert checks.unexplained(answers) == ["c: non-personalized without a reason", "d: no mode", "e: HTTP 500"]
 
 
 def test_consent_drift_compares_the_last_decision_with_the_table_and_the_lists(shop_db):
     path, db = shop_db
-    store.set_consents(db, [("C0001", "personalization", True, stamp(1), "import"),
-                            ("C0002", "marketing", False, stamp(1), "import")])
-    expected = {("C0001", "personalization"): False, ("C0002", "marketing"): False,
-                ("C0002", "personalization"): False}
+    store.set_consents(
+        db, [("C0001", "personalization", True, stamp(1), "import"), ("C0002", "marketing", False, stamp(1), "import")]
+    )
+    expected = {("C0001", "personalization"): False, ("C0002", "marketing"): False, ("C0002", "personalization"): False}
     answers = [("C0001", 200, {"mode": "personalized"}), ("C0002", 200, {"mode": "non_personalized"})]
     assert checks.consent_drift(path, expected, answers) == [
         "1 consent state(s) differ from the last decision (first: C0001 personalization should be withdrawn)",
-        "C0001: personalized list without personalization consent"]
+        "C0001: personalized list without personalization consent",
+    ]
     assert checks.consent_drift(path, {("C0001", "personalization"): True}, answers) == []
 
 
 # --- a short simulation ------------------------------------------------------------------------
 
 DAYS = 3
-LINE = re.compile(r"^day +(\d+)/3 (\d{4}-\d\d-\d\d): .*; retrain (published|refused|error)\b.*; (\d+) offers; "
-                  r"(checks ok|FAILED .+)$")
+LINE = re.compile(
+    r"^day +(\d+)/3 (\d{4}-\d\d-\d\d): .*; retrain (published|refused|error)\b.*; (\d+) offers; "
+    r"(checks ok|FAILED .+)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +170,13 @@ def simulation(tmp_path_factory):
     work = tmp_path_factory.mktemp("sim") / "shop"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     env["RECOMMENDER_MODELS_KEEP_PREVIOUS"] = "1"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--days", str(DAYS), "--seed", "3", "--json",
-                           "--workdir", str(work)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--days", str(DAYS), "--seed", "3", "--json", "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     days = json.loads(proc.stdout) if proc.stdout.strip().startswith("[") else None
     return proc, days, work
 
@@ -158,7 +186,7 @@ def test_every_day_is_reported_once_on_consecutive_dates_ending_today(simulation
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     lines = [m for m in map(LINE.match, proc.stderr.splitlines()) if m]
     assert [int(m.group(1)) for m in lines] == [1, 2, 3]
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     want = [(today - dt.timedelta(days=DAYS - i)).isoformat() for i in range(1, DAYS + 1)]
     assert [m.group(2) for m in lines] == want
     assert [d["date"] for d in days] == want
@@ -218,6 +246,11 @@ def test_the_storefront_answers_lists_and_the_online_report_compares_the_arms(si
 @pytest.mark.slow
 def test_a_month_of_the_sample_shop_runs_clean(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--days", "30", "--sample", "--workdir", str(tmp_path / "m")],
-                          capture_output=True, text=True, env=env, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--days", "30", "--sample", "--workdir", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]

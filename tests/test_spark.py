@@ -26,17 +26,15 @@ import pyarrow.dataset as ds
 from click.testing import CliRunner
 
 from recommender import store
-from recommender.training import evaluation
-from recommender.ingest import imports
-from recommender.data import interactions
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.cli import cli
 from recommender.config import load_settings
-from recommender.models.engines import get_engine
-from recommender.models.engines import spark as spark_engine
+from recommender.data import interactions
 from recommender.errors import ConfigError
+from recommender.ingest import imports
+from recommender.models import registry
+from recommender.models.engines import get_engine, spark as spark_engine
 from recommender.models.factor import FactorModel
+from recommender.training import evaluation, run as training
 
 pytestmark = pytest.mark.spark
 
@@ -108,9 +106,11 @@ def test_spark_model_is_published_and_served(trained, shop):
 
     settings.serve.open = True  # as `serve --open`: no key needed from loopback
     client = create_app(settings).test_client()
-    cid = db.execute("SELECT customer_id FROM interactions i JOIN consents c USING (customer_id) "
-                     "WHERE c.purpose = 'personalization' AND c.granted = 1 "
-                     "GROUP BY customer_id HAVING count(*) > 20 ORDER BY customer_id LIMIT 1").fetchone()[0]
+    cid = db.execute(
+        "SELECT customer_id FROM interactions i JOIN consents c USING (customer_id) "
+        "WHERE c.purpose = 'personalization' AND c.granted = 1 "
+        "GROUP BY customer_id HAVING count(*) > 20 ORDER BY customer_id LIMIT 1"
+    ).fetchone()[0]
     response = client.get(f"/v1/customers/{cid}/recommendations?n=5")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -133,8 +133,16 @@ def test_export_is_partitioned_parquet_of_consenting_customers_only(exported, sh
     months = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert months and all(len(m) == len("month=2025-05") and m.startswith("month=") for m in months)
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table()
-    assert set(table.column_names) == {"event_id", "customer_id", "product_id", "event_type", "quantity", "weight",
-                                       "occurred_at", "month"}
+    assert set(table.column_names) == {
+        "event_id",
+        "customer_id",
+        "product_id",
+        "event_type",
+        "quantity",
+        "weight",
+        "occurred_at",
+        "month",
+    }
     assert table.num_rows == summary["rows"] == len(interactions.load(db, settings))
     customers = set(table.column("customer_id").to_pylist())
     granted = set(store.consenting_customers(db, "personalization"))
@@ -181,7 +189,8 @@ def test_a_missing_export_is_a_one_line_config_error(spark, shop, tmp_path):
     (tmp_path / "empty").mkdir()  # there, but no Parquet: Spark's own error, in one line
     with pytest.raises(ConfigError, match="cannot read interactions from .*empty") as info:
         spark_engine.SparkALS(interactions_path=tmp_path / "empty").fit(
-            data.matrix(settings.als), data.user_ids, data.item_ids, settings.als)
+            data.matrix(settings.als), data.user_ids, data.item_ids, settings.als
+        )
     assert "\n" not in str(info.value)
 
 
@@ -194,8 +203,10 @@ def test_cluster_path_ships_the_same_triplets_through_the_driver(spark, shop, tm
     shipped = engine._to_spark(spark, table, tmp_path, via="arrow")
     via_arrow = spark_engine._to_arrow(shipped).sort_by([("user", "ascending"), ("item", "ascending")])
     assert via_arrow.num_rows == matrix.nnz
-    assert via_arrow.column("rating").to_pylist() == table.sort_by([("user", "ascending"), ("item", "ascending")]
-                                                                   ).column("rating").to_pylist()
+    assert (
+        via_arrow.column("rating").to_pylist()
+        == table.sort_by([("user", "ascending"), ("item", "ascending")]).column("rating").to_pylist()
+    )
     # Spark's confidence 1 + alpha * rating is our matrix value (log scaling on).
     ratings = np.asarray(table.column("rating"))
     np.testing.assert_allclose(1 + settings.als.alpha * ratings, matrix.data, rtol=1e-5)
@@ -227,9 +238,25 @@ def test_cli_without_java_exits_with_one_line(shop, tmp_path):
     settings, _ = shop
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
     env["PATH"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", "from recommender.cli import main; main()", "train",
-                           "--engine", "spark", "--db", str(settings.db), "--json"],
-                          check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from recommender.cli import main; main()",
+            "train",
+            "--engine",
+            "spark",
+            "--db",
+            str(settings.db),
+            "--json",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Java 17" in proc.stderr
     assert proc.stdout == ""
@@ -251,14 +278,41 @@ def test_cli_trains_on_spark_from_the_export_quietly(shop, exported, tmp_path):
     settings, _ = shop
     out, _ = exported
     shutil.copy(settings.db, tmp_path / "shop.db")
-    env = {**os.environ, "RECOMMENDER_MODEL_DIR": str(tmp_path / "models"), "RECOMMENDER_ALS_FACTORS": "8",
-           "RECOMMENDER_ALS_ITERATIONS": "3", "RECOMMENDER_ALS_REGULARIZATION": "10"}
+    env = {
+        **os.environ,
+        "RECOMMENDER_MODEL_DIR": str(tmp_path / "models"),
+        "RECOMMENDER_ALS_FACTORS": "8",
+        "RECOMMENDER_ALS_ITERATIONS": "3",
+        "RECOMMENDER_ALS_REGULARIZATION": "10",
+    }
     env.pop("RECOMMENDER_CONFIG", None)
-    proc = subprocess.run([sys.executable, "-c", "from recommender.cli import main; main()", "train",
-                           "--engine", "spark", "--spark-master", "local[2]",
-                           "--spark-conf", "spark.sql.shuffle.partitions=4", "--interactions", str(out),
-                           "--db", str(tmp_path / "shop.db"), "--publish", "--force", "--json"],
-                          check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from recommender.cli import main; main()",
+            "train",
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            "--spark-conf",
+            "spark.sql.shuffle.partitions=4",
+            "--interactions",
+            str(out),
+            "--db",
+            str(tmp_path / "shop.db"),
+            "--publish",
+            "--force",
+            "--json",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["published"]

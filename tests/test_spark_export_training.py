@@ -26,14 +26,12 @@ if not (shutil.which("java") or __import__("os").environ.get("JAVA_HOME")):
     pytest.skip("needs Java 17+ on PATH or JAVA_HOME for Spark", allow_module_level=True)
 
 from recommender import store
-from recommender.data import exports
-from recommender.ingest import imports
-from recommender.data import interactions
-from recommender.models import registry
-from recommender.data import signals
-from recommender.training import run as training
 from recommender.config import load_settings
+from recommender.data import exports, interactions, signals
+from recommender.ingest import imports
+from recommender.models import registry
 from recommender.models.engines import spark as spark_engine
+from recommender.training import run as training
 
 pytestmark = pytest.mark.spark
 
@@ -67,7 +65,8 @@ def case(spark, tmp_path_factory):
     withdrawn = db.execute(
         "SELECT c.customer_id FROM consents c JOIN interactions i ON i.customer_id = c.customer_id "
         "WHERE c.purpose = 'personalization' AND c.granted = 1 GROUP BY c.customer_id HAVING count(*) > 20 "
-        "ORDER BY c.customer_id LIMIT 1").fetchone()[0]
+        "ORDER BY c.customer_id LIMIT 1"
+    ).fetchone()[0]
     store.set_consents(db, [(withdrawn, "personalization", False, store.utcnow(), "test")])
     data = interactions.load(db, settings)
     assert withdrawn not in set(data.user_ids)
@@ -112,8 +111,9 @@ def test_spark_from_export_matches_the_driver_path_without_reading_events(case, 
             del reads[before:]
 
     monkeypatch.setattr(maintenance, "run", housekeeping)
-    result = training.train(db, blind, engine="spark", publish=True, force=False,
-                            engine_options=dict(OPTIONS, interactions_path=str(out)))
+    result = training.train(
+        db, blind, engine="spark", publish=True, force=False, engine_options=dict(OPTIONS, interactions_path=str(out))
+    )
     assert reads == [], reads[:5]
     assert result.published
     metrics = result.metrics
@@ -147,8 +147,9 @@ def test_spark_from_export_matches_the_driver_path_without_reading_events(case, 
 def test_spark_evaluation_curves_from_the_export(case, tmp_path):
     settings, _db, out, _data, reference, _ = case
     blind, db, reads = blind_copy(settings, tmp_path / "blind")
-    result = training.evaluate(db, blind, engine="spark", curve_k=3,
-                               engine_options=dict(OPTIONS, interactions_path=str(out)))
+    result = training.evaluate(
+        db, blind, engine="spark", curve_k=3, engine_options=dict(OPTIONS, interactions_path=str(out))
+    )
     assert reads == []
     assert result.payload["popularity"]["ndcg"] == pytest.approx(reference["popularity"]["ndcg"], abs=1e-6)
     assert set(result.curves) == {"model", "popularity"}
@@ -173,8 +174,9 @@ def test_the_exact_quantile_is_numpys(spark):
     from recommender.training import spark_history
 
     rng = np.random.default_rng(3)
-    times = np.concatenate([rng.integers(1_700_000_000, 1_700_000_000 + 90 * 86400, 5000),
-                            np.full(300, 1_700_500_000)])  # ties on one second
+    times = np.concatenate(
+        [rng.integers(1_700_000_000, 1_700_000_000 + 90 * 86400, 5000), np.full(300, 1_700_500_000)]
+    )  # ties on one second
     frame = spark.createDataFrame([(int(t),) for t in times], "t long")
     for q in (0.8, 0.5, 0.999):
         assert spark_history.cut_time(frame, q, len(times)) == int(np.quantile(times, q, method="higher"))

@@ -52,10 +52,9 @@ def test_constraints_reject_bad_rows(db):
 
 
 def test_transaction_rolls_back_everything(db):
-    with pytest.raises(RuntimeError):
-        with store.transaction(db):
-            store.upsert_customers(db, [CustomerRow("c1", created_at="2025-01-01T00:00:00Z")])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction(db):
+        store.upsert_customers(db, [CustomerRow("c1", created_at="2025-01-01T00:00:00Z")])
+        raise RuntimeError("boom")
     assert db["customers"].count == 0
 
 
@@ -95,12 +94,15 @@ def test_migration_to_v10_keeps_every_row_and_its_import_key(tmp_path):
     old = store.connect(path, create=True, target_version=9)
     store.upsert_customers(old, [("c1", None, None, None, None, "UTC", "2025-01-01T00:00:00Z")])
     # a product row as version 9 stored it (today's writer knows later columns)
-    old.conn.execute("INSERT INTO products (id, name, category, price, in_stock, hidden, available_until) "
-                     "VALUES ('p1', 'Mug', NULL, 1.0, NULL, 0, NULL)")
+    old.conn.execute(
+        "INSERT INTO products (id, name, category, price, in_stock, hidden, available_until) "
+        "VALUES ('p1', 'Mug', NULL, 1.0, NULL, 0, NULL)"
+    )
     old.conn.executemany(
         "INSERT INTO interactions (customer_id, product_id, event_type, quantity, occurred_at, list_id, price) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", [("c1", "p1", "view", 2.0, 100, None, None),
-                                         ("c1", "p1", "purchase", 3.0, 100, "L1", 10.0)])
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [("c1", "p1", "view", 2.0, 100, None, None), ("c1", "p1", "purchase", 3.0, 100, "L1", 10.0)],
+    )
     old.conn.commit()
     before = [tuple(r) for r in old.execute("SELECT * FROM interactions ORDER BY id")]
     old.conn.close()

@@ -8,13 +8,13 @@ import stat
 import subprocess
 
 import pytest
-
 from conftest import write_csv
+
 from recommender import privacy, store
-from recommender.ingest import imports
 from recommender.cli import cli
 from recommender.config import load_settings
 from recommender.errors import ConfigError
+from recommender.ingest import imports
 from recommender.store import tombstones
 
 CANDIDATES = ["c1", "c2", "c3", "c4", "nobody"] + [f"C{n:04d}" for n in range(1, 200)]
@@ -75,9 +75,11 @@ def test_a_tombstone_cannot_be_matched_from_the_database_only_with_the_key_file(
     # With the key file, the documented formula finds exactly the erased id.
     key = json.loads(settings.privacy.key_file.read_text())
     assert key["salt"] == salt_before
+
     def keyed(cid):
         inner = hashlib.sha256(f"{key['salt']}:{cid}".encode()).hexdigest()
         return hmac.new(bytes.fromhex(key["key"]), inner.encode(), hashlib.sha256).hexdigest()
+
     assert [c for c in CANDIDATES if keyed(c) == tomb] == ["c1"]
     assert tombstones.erased(db, settings, CANDIDATES) == {"c1"}
     assert tombstones.subject_hash(settings, "c1") == tomb
@@ -92,8 +94,13 @@ def test_key_file_is_owner_only_in_the_databases_private_folder_that_git_ignores
     # git itself says the folder's files cannot be added by accident
     if shutil.which("git"):
         subprocess.run(["git", "init", "-q", str(settings.db.parent)], check=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=settings.db.parent,
-                                capture_output=True, text=True, check=True).stdout
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=settings.db.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "private" not in status and "tombstone.key" not in status
 
 
@@ -103,8 +110,10 @@ def test_a_database_whose_key_sits_beside_it_keeps_that_key(tmp_path):
     beside.write_text("{}", encoding="utf-8")
     assert load_settings(None, overrides={"db": db}, environ={}).privacy.key_file == beside
     beside.unlink()
-    assert load_settings(None, overrides={"db": db}, environ={}).privacy.key_file == \
-        tmp_path / "old.db.private" / "tombstone.key"
+    assert (
+        load_settings(None, overrides={"db": db}, environ={}).privacy.key_file
+        == tmp_path / "old.db.private" / "tombstone.key"
+    )
 
 
 def test_salted_tombstones_of_an_older_database_are_migrated_not_lost(small_shop, settings):
@@ -113,8 +122,10 @@ def test_salted_tombstones_of_an_older_database_are_migrated_not_lost(small_shop
     # What the previous version stored for an erasure of "old1": sha256 of salt and id.
     legacy = hashlib.sha256(f"{salt}:old1".encode()).hexdigest()
     db.execute("INSERT INTO erasures (subject_hash, erased_at) VALUES (?, '2025-05-05')", [legacy])
-    db.execute("INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, "
-               "'2025-05-05T00:00:00Z')", [legacy])
+    db.execute(
+        "INSERT INTO privacy_events (kind, subject_hash, recorded_at) VALUES ('erasure', ?, '2025-05-05T00:00:00Z')",
+        [legacy],
+    )
     assert not settings.privacy.key_file.exists()
 
     assert tombstones.erased_on(db, settings, ["old1", "c1", "new"]) == {"old1": "2025-05-05"}
@@ -135,7 +146,9 @@ def test_a_missing_or_foreign_key_file_is_a_clear_error(small_shop, settings, tm
     privacy.forget(db, settings, "c1")
     good = settings.privacy.key_file.read_text()
     settings.privacy.key_file.unlink()
-    with pytest.raises(ConfigError, match=r"shop\.db\.private/tombstone\.key is missing, but this database holds [1-9]\d* tombstone"):
+    with pytest.raises(
+        ConfigError, match=r"shop\.db\.private/tombstone\.key is missing, but this database holds [1-9]\d* tombstone"
+    ):
         tombstones.erased(db, settings, ["c1"])
     # The doors refuse to guess: an import naming an unknown id cannot be checked.
     path = write_csv(tmp_path / "again.csv", "id,email", "c1,a@example.com")

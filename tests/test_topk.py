@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from recommender.models.topk import NormIndex
 
@@ -24,9 +23,15 @@ def long_tail(rng: np.random.Generator, items: int, rank: int) -> np.ndarray:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), items=st.integers(1, 3000), rank=st.integers(1, 16),
-       k=st.integers(1, 60), banned_share=st.sampled_from([0.0, 0.01, 0.5, 0.99, 1.0]),
-       tail=st.booleans(), first_block=st.sampled_from([1, 7, 64, 4096]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    items=st.integers(1, 3000),
+    rank=st.integers(1, 16),
+    k=st.integers(1, 60),
+    banned_share=st.sampled_from([0.0, 0.01, 0.5, 0.99, 1.0]),
+    tail=st.booleans(),
+    first_block=st.sampled_from([1, 7, 64, 4096]),
+)
 def test_pruned_search_equals_scoring_everything(seed, items, rank, k, banned_share, tail, first_block):
     rng = np.random.default_rng(seed)
     factors = long_tail(rng, items, rank) if tail else rng.standard_normal((items, rank)).astype(np.float32)
@@ -80,8 +85,13 @@ def test_negative_scores_scan_everything(sign):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), items=st.integers(1, 2000), k=st.integers(1, 40),
-       allow_share=st.sampled_from([0.0, 0.02, 0.5, 1.0]), banned=st.integers(0, 50))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    items=st.integers(1, 2000),
+    k=st.integers(1, 40),
+    allow_share=st.sampled_from([0.0, 0.02, 0.5, 1.0]),
+    banned=st.integers(0, 50),
+)
 def test_allow_mask_and_short_banned_list_equal_scoring_everything(seed, items, k, allow_share, banned):
     """The mask read per scanned block and the over-fetched short ban list leave the exact answer."""
     rng = np.random.default_rng(seed)

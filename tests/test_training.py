@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from recommender import store
-from recommender.models import registry
-from recommender.training import run as training
 from recommender.cli import cli
 from recommender.errors import GateRefused, ValidationError
+from recommender.models import registry
+from recommender.training import run as training
 
 
 def current(settings):
@@ -41,7 +41,10 @@ def test_train_publishes_a_versioned_artifact(sample_db, fast_settings):
     row = sample_db["models"].get(result.version)
     assert row["status"] == "published" and json.loads(row["consent_snapshot"]) == snapshot
     # Every trained customer granted personalization consent.
-    granted = {r[0] for r in sample_db.execute("SELECT customer_id FROM consents WHERE purpose='personalization' AND granted=1")}
+    granted = {
+        r[0]
+        for r in sample_db.execute("SELECT customer_id FROM consents WHERE purpose='personalization' AND granted=1")
+    }
     assert set(model.user_ids) <= granted
 
 
@@ -101,12 +104,21 @@ def test_a_publish_that_fails_midway_leaves_the_old_model_serving(sample_db, fas
 def test_retrain_killed_at_random_moments_never_breaks_current(sample_db, fast_settings, tmp_path):
     """Real processes, really killed (SIGKILL) at several points of a retrain."""
     good = training.train(sample_db, fast_settings, publish=True)
-    env = {**os.environ, "RECOMMENDER_DB": str(fast_settings.db), "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
-           "RECOMMENDER_ALS_FACTORS": "16", "RECOMMENDER_ALS_ITERATIONS": "8"}
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(fast_settings.db),
+        "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
+        "RECOMMENDER_ALS_FACTORS": "16",
+        "RECOMMENDER_ALS_ITERATIONS": "8",
+    }
     versions = {good.version}
     for delay in (0.3, 0.9, 1.5, 2.2):
-        proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "retrain.py"), "--force"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "retrain.py"), "--force"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -117,20 +129,32 @@ def test_retrain_killed_at_random_moments_never_breaks_current(sample_db, fast_s
 
 
 def test_cron_script_exit_codes(sample_db, fast_settings):
-    env = {**os.environ, "RECOMMENDER_DB": str(fast_settings.db), "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
-           "RECOMMENDER_ALS_FACTORS": "16", "RECOMMENDER_ALS_ITERATIONS": "8"}
+    env = {
+        **os.environ,
+        "RECOMMENDER_DB": str(fast_settings.db),
+        "RECOMMENDER_MODEL_DIR": str(fast_settings.model_dir),
+        "RECOMMENDER_ALS_FACTORS": "16",
+        "RECOMMENDER_ALS_ITERATIONS": "8",
+    }
     script = [sys.executable, str(ROOT / "scripts" / "retrain.py")]
     ok = subprocess.run(script, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "published"
-    worse = subprocess.run(script, env={**env, "RECOMMENDER_ALS_REGULARIZATION": "1000000", "RECOMMENDER_ALS_ITERATIONS": "1"},
-                           capture_output=True, text=True)
+    worse = subprocess.run(
+        script,
+        env={**env, "RECOMMENDER_ALS_REGULARIZATION": "1000000", "RECOMMENDER_ALS_ITERATIONS": "1"},
+        capture_output=True,
+        text=True,
+    )
     assert worse.returncode == 3 and json.loads(worse.stdout)["status"] == "refused"
     store.connect(fast_settings.db.parent / "empty.db", create=True).conn.close()
-    empty = subprocess.run(script + ["--db", str(fast_settings.db.parent / "empty.db")], env=env, capture_output=True, text=True)
+    empty = subprocess.run(
+        script + ["--db", str(fast_settings.db.parent / "empty.db")], env=env, capture_output=True, text=True
+    )
     assert empty.returncode == 1 and "nothing to train on" in empty.stderr
-    missing = subprocess.run(script + ["--db", str(fast_settings.db.parent / "typo.db")], env=env, capture_output=True,
-                             text=True)
+    missing = subprocess.run(
+        script + ["--db", str(fast_settings.db.parent / "typo.db")], env=env, capture_output=True, text=True
+    )
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (fast_settings.db.parent / "typo.db").exists()
 
@@ -194,8 +218,9 @@ def test_cli_tune_never_uses_the_test_period_and_writes_config(runner, sample_db
     assert tuned.als.factors == payload["best"]["als"]["factors"]
 
 
-def test_evaluate_with_an_export_goes_to_the_cluster_without_reading_events_on_the_driver(db, settings, tmp_path,
-                                                                                          monkeypatch):
+def test_evaluate_with_an_export_goes_to_the_cluster_without_reading_events_on_the_driver(
+    db, settings, tmp_path, monkeypatch
+):
     """``recommender evaluate --engine spark --interactions PATH`` (evaluate_selected) and ``evaluate`` alike."""
     from recommender.training import spark as spark_training
     from recommender.training.publish import Evaluation

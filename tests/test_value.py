@@ -31,7 +31,7 @@ def test_bgnbd_loglik_of_a_customer_without_repeat_purchases_is_the_gamma_poisso
 def test_bgnbd_loglik_of_a_repeat_buyer_by_hand():
     r, alpha, a, b = 0.8, 3.0, 1.5, 2.5
     x, t_x, T = 2, 4.0, 10.0
-    common = math.gamma(r + x) * alpha ** r / math.gamma(r)
+    common = math.gamma(r + x) * alpha**r / math.gamma(r)
     first = _betaf(a, b + x) / _betaf(a, b) * common / (alpha + T) ** (r + x)
     second = _betaf(a + 1, b + x - 1) / _betaf(a, b) * common / (alpha + t_x) ** (r + x)
     ll = bgnbd.bgnbd_loglik((r, alpha, a, b), np.array([x]), np.array([t_x]), np.array([T]))
@@ -48,8 +48,7 @@ def test_p_alive_by_hand():
 
 def test_a_new_customer_expects_the_unconditional_count():
     params = bgnbd.BGNBDParams(0.24, 4.41, 0.79, 2.43)  # the paper's CDNOW estimates
-    conditional = bgnbd.conditional_expected_purchases(params, 39.0, np.array([0.0]), np.array([0.0]),
-                                                       np.array([0.0]))
+    conditional = bgnbd.conditional_expected_purchases(params, 39.0, np.array([0.0]), np.array([0.0]), np.array([0.0]))
     assert conditional[0] == pytest.approx(float(bgnbd.expected_purchases(params, 39.0)), rel=1e-9)
     assert 0 < float(bgnbd.expected_purchases(params, 10.0)) < float(bgnbd.expected_purchases(params, 39.0))
 
@@ -121,8 +120,15 @@ def test_gamma_gamma_conditional_value_by_hand():
 def test_gamma_gamma_loglik_by_hand():
     p, q, g = 2.0, 3.0, 10.0
     n, m = 3.0, 7.0
-    by_hand = (math.lgamma(p * n + q) - math.lgamma(p * n) - math.lgamma(q) + q * math.log(g)
-               + (p * n - 1) * math.log(m) + p * n * math.log(n) - (p * n + q) * math.log(g + n * m))
+    by_hand = (
+        math.lgamma(p * n + q)
+        - math.lgamma(p * n)
+        - math.lgamma(q)
+        + q * math.log(g)
+        + (p * n - 1) * math.log(m)
+        + p * n * math.log(n)
+        - (p * n + q) * math.log(g + n * m)
+    )
     assert bgnbd.gamma_gamma_loglik((p, q, g), np.array([n]), np.array([m]))[0] == pytest.approx(by_hand)
 
 
@@ -149,7 +155,13 @@ def test_segments_of_a_hand_made_shop():
     assert list(r) == [5, 5, 4, 3, 1, 2]
     assert list(f) == [5, 2, 3, 4, 2, 5]
     assert list(segments.assign(recency, purchase_days)) == [
-        "champions", "promising", "promising", "loyal", "lost", "at risk"]
+        "champions",
+        "promising",
+        "promising",
+        "loyal",
+        "lost",
+        "at risk",
+    ]
     # the R = 3, F = 3 cell and the R = 1, F = 5 cell
     assert list(segments.segment(np.array([3, 1]), np.array([3, 5]))) == ["needs attention", "can't lose"]
     assert set(segments._WHY) == set(segments.SEGMENTS)
@@ -158,8 +170,8 @@ def test_segments_of_a_hand_made_shop():
 def test_metrics_on_a_hand_made_case():
     pred = np.array([4.0, 3.0, 2.0, 1.0, 0.0])
     actual = np.array([10.0, 0.0, 5.0, 0.0, 5.0])
-    assert metrics.top_share(pred, actual, 0.2) == pytest.approx(0.5)    # top 1 of 5: 10 of 20
-    assert metrics.top_share(pred, actual, 0.6) == pytest.approx(0.75)   # top 3: 15 of 20
+    assert metrics.top_share(pred, actual, 0.2) == pytest.approx(0.5)  # top 1 of 5: 10 of 20
+    assert metrics.top_share(pred, actual, 0.6) == pytest.approx(0.75)  # top 3: 15 of 20
     # ranks (5, 4, 3, 2, 1) vs (5, 1.5, 3.5, 1.5, 3.5): covariance 3 / sqrt(10 · 9)
     assert metrics.spearman(pred, actual) == pytest.approx(3 / math.sqrt(90))
     # buyers score 4, 2, 0; non-buyers 3, 1: pairs won 2 + 1 + 0 of 6
@@ -185,12 +197,20 @@ def _shop(db, customers=60, seed=3):
         rate = rng.gamma(1.0, 1 / 40)
         t = rng.uniform(0, 200)
         while t < 400:
-            events.append(EventRow(c, "p1" if rng.random() < 0.7 else "p2", "purchase",
-                                   float(rng.integers(1, 4)), int(start + t * 86400)))
+            events.append(
+                EventRow(
+                    c,
+                    "p1" if rng.random() < 0.7 else "p2",
+                    "purchase",
+                    float(rng.integers(1, 4)),
+                    int(start + t * 86400),
+                )
+            )
             t += rng.exponential(1 / rate) + 1
     store.upsert_interactions(db, events)
-    store.apply_consents(db, [ConsentDecision(c, "personalization", i < 50, "2023-12-01T00:00:00Z", "test")
-                              for i, c in enumerate(ids)])
+    store.apply_consents(
+        db, [ConsentDecision(c, "personalization", i < 50, "2023-12-01T00:00:00Z", "test") for i, c in enumerate(ids)]
+    )
     return ids
 
 
@@ -218,13 +238,14 @@ def test_spend_is_quantity_times_price_per_customer_day(db, settings):
     store.upsert_products(db, [ProductRow("p1", "Mug", price=10.0)])
     store.upsert_customers(db, [CustomerRow("a", created_at="2023-12-01T00:00:00Z")])
     day = day_number("2024-03-01") * 86400
-    store.upsert_interactions(db, [EventRow("a", "p1", "purchase", 2.0, day + 100),
-                                   EventRow("a", "p1", "view", 1.0, day + 200)])
+    store.upsert_interactions(
+        db, [EventRow("a", "p1", "purchase", 2.0, day + 100), EventRow("a", "p1", "view", 1.0, day + 200)]
+    )
     store.add_interactions(db, [EventRow("a", "p1", "purchase", 1.0, day + 300, None, 7.5)])
     store.apply_consents(db, [ConsentDecision("a", "personalization", True, "2024-01-01T00:00:00Z", "test")])
     tx = transactions.load(db, settings)
     assert list(tx.customers) == ["a"] and list(tx.day) == [day_number("2024-03-01")]
-    assert list(tx.spend) == [pytest.approx(27.5)]   # 2 x 10 (catalogue) + 1 x 7.5 (paid), the view not
+    assert list(tx.spend) == [pytest.approx(27.5)]  # 2 x 10 (catalogue) + 1 x 7.5 (paid), the view not
 
 
 def test_the_evaluation_never_fits_on_the_holdout():
@@ -237,6 +258,7 @@ def test_the_evaluation_never_fits_on_the_holdout():
             spend.append(float(rng.gamma(2, 20)))
     tx = Transactions.from_rows(ids, days, spend)
     from recommender.config import Settings
+
     settings = Settings()
     settings.value.bootstrap = 50
     base = evaluate(tx, settings, cut="1970-10-28")
@@ -262,7 +284,10 @@ def test_value_evaluate_command_prints_every_anchor(runner, settings):
     kinds = {r["estimator"]: r["kind"] for r in payload["estimators"]}
     assert payload["estimators"][0]["kind"] == "value model"
     assert {"past spend", "BG/NBD + Gamma-Gamma", "spend in the last 90 days"} <= set(kinds)
-    assert set(payload["criteria"]) >= {"top10_at_least_best_anchor", "spearman_beats_every_anchor",
-                                        "purchases_error_beats_bgnbd"}
+    assert set(payload["criteria"]) >= {
+        "top10_at_least_best_anchor",
+        "spearman_beats_every_anchor",
+        "purchases_error_beats_bgnbd",
+    }
     bad = runner.invoke(cli, ["value", "evaluate", "--cut", "yesterday"])
     assert bad.exit_code == 1 and "not a date" in bad.output

@@ -41,8 +41,9 @@ def make_shop(db) -> None:
         for k in range(n):
             events.append(EventRow(c, "p1", "purchase", 1.0, (LAST - recency - 7 * k) * 86400 + 3600))
     store.upsert_interactions(db, events)
-    store.apply_consents(db, [ConsentDecision(c, "personalization", c != "G", "2024-01-01T00:00:00Z", "test")
-                              for c in ids])
+    store.apply_consents(
+        db, [ConsentDecision(c, "personalization", c != "G", "2024-01-01T00:00:00Z", "test") for c in ids]
+    )
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def csv_ids(path) -> list[str]:
 
 def test_refresh_stores_every_profiled_buyer_with_the_hand_computed_segment(shop, settings):
     rows = {r["customer_id"]: r for r in shop.query("SELECT * FROM customer_values")}
-    assert {c: r["segment"] for c, r in rows.items()} == SEGMENTS   # G (no consent) and H (no purchase): no row
+    assert {c: r["segment"] for c, r in rows.items()} == SEGMENTS  # G (no consent) and H (no purchase): no row
     assert {c: r["purchase_days"] for c, r in rows.items()} == {c: n for c, (_, n) in SHOP.items()}
     assert {c: r["recency_days"] for c, r in rows.items()} == {c: r for c, (r, _) in SHOP.items()}
     assert {c: r["spend_to_date"] for c, r in rows.items()} == REVENUE
@@ -122,13 +123,23 @@ def console_client(app, token: str):
     return client
 
 
-UNSCORED = {"profiled": False, "segment": None, "segment_rule": None, "p_active": None, "expected": [],
-            "recency_days": None, "purchase_days": None, "spend_to_date": None, "as_of": None, "computed_at": None,
-            "estimator": None, "purpose": "personalization"}
+UNSCORED = {
+    "profiled": False,
+    "segment": None,
+    "segment_rule": None,
+    "p_active": None,
+    "expected": [],
+    "recency_days": None,
+    "purchase_days": None,
+    "spend_to_date": None,
+    "as_of": None,
+    "computed_at": None,
+    "estimator": None,
+    "purpose": "personalization",
+}
 
 
-def test_a_withdrawal_removes_the_score_from_the_table_api_export_file_and_console(shop, settings, keyed_app,
-                                                                                     tmp_path):
+def test_a_withdrawal_removes_the_score_from_the_table_api_export_file_and_console(shop, settings, keyed_app, tmp_path):
     app, tokens = keyed_app
     api = app.test_client()
     out = tmp_path / "values.csv"
@@ -138,16 +149,19 @@ def test_a_withdrawal_removes_the_score_from_the_table_api_export_file_and_conso
     assert before["profiled"] is True and before["segment"] == "at risk" and before["purchase_days"] == 9
 
     # F withdraws personalization through the API's consent door
-    changed = api.put("/v1/customers/F/consents", headers=bearer(tokens["admin"]),
-                      json={"consents": {"personalization": False}, "source": "preference_centre"})
+    changed = api.put(
+        "/v1/customers/F/consents",
+        headers=bearer(tokens["admin"]),
+        json={"consents": {"personalization": False}, "source": "preference_centre"},
+    )
     assert changed.status_code == 200, changed.get_json()
-    assert stored_ids(shop) == {"A", "B", "=C", "D", "E"}                       # the table
+    assert stored_ids(shop) == {"A", "B", "=C", "D", "E"}  # the table
     answer = api.get("/v1/customers/F/value", headers=bearer(tokens["marketer"])).get_json()
-    assert answer == {**UNSCORED, "customer_id": "F", "reason": "no_consent"}   # the API
-    assert sorted(csv_ids(out)) == sorted(["A", "B", "'=C", "D", "E"])          # the registered export file
+    assert answer == {**UNSCORED, "customer_id": "F", "reason": "no_consent"}  # the API
+    assert sorted(csv_ids(out)) == sorted(["A", "B", "'=C", "D", "E"])  # the registered export file
     page = console_client(app, tokens["marketer"]).get("/console/customer?id=F").get_data(as_text=True)
-    assert "not profiled: no personalization consent" in page and "at risk" not in page   # the console
-    assert privacy.export(shop, settings, "F")["value"] is None                  # export-customer
+    assert "not profiled: no personalization consent" in page and "at risk" not in page  # the console
+    assert privacy.export(shop, settings, "F")["value"] is None  # export-customer
     # a new export leaves them out, and the next refresh does not bring them back
     again = tmp_path / "again.csv"
     stored.export_csv(shop, settings, again)
@@ -163,7 +177,7 @@ def test_an_erasure_removes_the_score_from_the_table_api_export_file_and_console
     result = privacy.forget(shop, settings, "=C")
     assert result["deleted_rows"]["customer_values"] == 1
     assert stored_ids(shop) == {"A", "B", "D", "E", "F"}
-    assert sorted(csv_ids(out)) == sorted(["A", "B", "D", "E", "F"])             # the neutralised '=C row too
+    assert sorted(csv_ids(out)) == sorted(["A", "B", "D", "E", "F"])  # the neutralised '=C row too
     api = app.test_client()
     assert api.get("/v1/customers/=C/value", headers=bearer(tokens["admin"])).status_code == 404
     client = console_client(app, tokens["admin"])
@@ -197,17 +211,24 @@ def test_the_value_endpoint_is_for_marketer_and_admin_keys_only(shop, keyed_app)
         assert [e["days"] for e in body["expected"]] == [90, 180, 365]
     m = bearer(tokens["marketer"])
     assert api.get("/v1/customers/nobody/value", headers=m).status_code == 404
-    assert api.get("/v1/customers/G/value", headers=m).get_json() == {**UNSCORED, "customer_id": "G",
-                                                                      "reason": "no_consent"}
-    assert api.get("/v1/customers/H/value", headers=m).get_json() == {**UNSCORED, "customer_id": "H",
-                                                                      "reason": "not_scored"}
+    assert api.get("/v1/customers/G/value", headers=m).get_json() == {
+        **UNSCORED,
+        "customer_id": "G",
+        "reason": "no_consent",
+    }
+    assert api.get("/v1/customers/H/value", headers=m).get_json() == {
+        **UNSCORED,
+        "customer_id": "H",
+        "reason": "not_scored",
+    }
 
 
 def test_campaign_previews_filter_on_stored_segments(shop, keyed_app):
     app, tokens = keyed_app
-    born = ["A", "B", "D", "G"]   # champions, promising, loyal, and G: no personalization consent, no segment
-    store.upsert_customers(shop, [CustomerRow(c, birth_date="1990-03-05", created_at="2024-01-01T00:00:00Z")
-                                  for c in born])
+    born = ["A", "B", "D", "G"]  # champions, promising, loyal, and G: no personalization consent, no segment
+    store.upsert_customers(
+        shop, [CustomerRow(c, birth_date="1990-03-05", created_at="2024-01-01T00:00:00Z") for c in born]
+    )
     store.apply_consents(shop, [ConsentDecision(c, "marketing", True, "2024-01-01T00:00:00Z", "t") for c in born])
     store.upsert_products(shop, [ProductRow(f"q{i}", f"Gift {i}", price=20.0, in_stock=100) for i in range(4)])
     api = app.test_client()
@@ -226,8 +247,11 @@ def test_campaign_previews_filter_on_stored_segments(shop, keyed_app):
     assert offered == ["A"] and skipped["birthday"]["not_in_segment"] == 3
     assert preview(["promising", "loyal"])[0] == ["B", "D"]
     assert preview(["lost"])[0] == []
-    bad = api.post("/v1/admin/campaigns/preview", headers=bearer(tokens["marketer"]),
-                   json={"occasion": "birthday", "date": "2026-03-01", "days_ahead": 7, "segments": ["vip"]})
+    bad = api.post(
+        "/v1/admin/campaigns/preview",
+        headers=bearer(tokens["marketer"]),
+        json={"occasion": "birthday", "date": "2026-03-01", "days_ahead": 7, "segments": ["vip"]},
+    )
     assert bad.status_code == 422
 
 
@@ -241,8 +265,13 @@ def test_segments_report_and_movement_since_last_month_by_hand(shop, settings, r
     by = {r["segment"]: r for r in first["segments"]}
     assert first["profiled"] == 6 and first["not_profiled"] == 1 and first["previous_month"] is None
     assert {s: r["customers"] for s, r in by.items() if r["customers"]} == {
-        "champions": 1, "promising": 2, "loyal": 1, "at risk": 1, "lost": 1}
-    assert by["promising"]["revenue_share"] == pytest.approx(60 / 340)   # B 10 + =C 50 of 340
+        "champions": 1,
+        "promising": 2,
+        "loyal": 1,
+        "at risk": 1,
+        "lost": 1,
+    }
+    assert by["promising"]["revenue_share"] == pytest.approx(60 / 340)  # B 10 + =C 50 of 340
     assert by["at risk"]["revenue_share"] == pytest.approx(90 / 340)
     assert by["champions"]["customer_share"] == pytest.approx(1 / 6)
     # in February F has withdrawn: five customers, ranks of five (R: A 5, B 4, =C 3, D 2, E 1;
@@ -252,9 +281,17 @@ def test_segments_report_and_movement_since_last_month_by_hand(shop, settings, r
     second = json.loads(runner.invoke(cli, ["segments", "--json"]).output)
     moved = {r["segment"]: (r["customers"], r["customers_change"]) for r in second["segments"]}
     assert second["previous_month"] == "2026-01" and second["profiled_change"] == -1
-    assert moved == {"champions": (1, 0), "loyal": (0, -1), "promising": (1, -1), "new": (0, 0),
-                     "needs attention": (1, 1), "at risk": (1, 0), "can't lose": (0, 0), "hibernating": (0, 0),
-                     "lost": (1, 0)}
+    assert moved == {
+        "champions": (1, 0),
+        "loyal": (0, -1),
+        "promising": (1, -1),
+        "new": (0, 0),
+        "needs attention": (1, 1),
+        "at risk": (1, 0),
+        "can't lose": (0, 0),
+        "hibernating": (0, 0),
+        "lost": (1, 0),
+    }
     champions = next(r for r in second["segments"] if r["segment"] == "champions")
     assert champions["revenue_share_change"] == pytest.approx(100 / 250 - 100 / 340)
     human = runner.invoke(cli, ["segments"]).output
@@ -276,8 +313,9 @@ def test_value_command_refreshes_and_exports_a_neutralised_csv(shop, settings, r
     assert json.loads(written.output)["rows"] == 6
     with open(out, newline="", encoding="utf-8") as fh:
         rows = {r["customer_id"]: r for r in csv.DictReader(fh)}
-    assert {c: r["segment"] for c, r in rows.items()} == {("'" + c if c.startswith("=") else c): s
-                                                          for c, s in SEGMENTS.items()}
+    assert {c: r["segment"] for c, r in rows.items()} == {
+        ("'" + c if c.startswith("=") else c): s for c, s in SEGMENTS.items()
+    }
     assert float(rows["A"]["spend_to_date"]) == 100.0 and rows["A"]["as_of"] == "2025-06-30"
     assert [r["kind"] for r in store.registered_copies(shop)] == ["value_export"]
     again = runner.invoke(cli, ["value", "export", str(out)])
@@ -302,10 +340,15 @@ def test_console_pages_show_value_in_words_for_marketers(shop, settings, keyed_a
     client = console_client(app, tokens["marketer"])
     page = client.get("/console/customer?id=F").get_data(as_text=True)
     # F: 9 purchase days, the last 200 days before 30 Jun 2025 (~7 months)
-    assert "segment: at risk — bought fairly often, but not for a while: bought 9 times, the last 7 months " \
-           "before 30 Jun 2025" in page
-    assert re.search(r"Expected to spend about [0-9.,]+ in the next 6 months; (\d+ %|over 99 %|under 1 %) likely "
-                     r"still active", page)
+    assert (
+        "segment: at risk — bought fairly often, but not for a while: bought 9 times, the last 7 months "
+        "before 30 Jun 2025" in page
+    )
+    assert re.search(
+        r"Expected to spend about [0-9.,]+ in the next 6 months; (\d+ %|over 99 %|under 1 %) likely "
+        r"still active",
+        page,
+    )
     assert "Technical details" in page and "Estimator" in page
     value = client.get("/console/value").get_data(as_text=True)
     assert 'id="segments"' in value and "can&#39;t lose" in value and "<svg" in value
@@ -328,16 +371,22 @@ def test_the_words_of_a_value():
     assert [stored.money(x, "£") for x in (119.6, 1250.0, 8.5)] == ["£120", "£1,250", "£8.50"]
     assert [stored.span(d) for d in (1, 12, 21, 122, 800)] == ["1 day", "12 days", "3 weeks", "4 months", "2 years"]
     assert [stored.horizon_words(h) for h in (90, 180, 365, 30)] == ["3 months", "6 months", "12 months", "30 days"]
-    value = {"segment": "at risk", "p_active": 0.8, "purchase_days": 7, "recency_days": 122, "as_of": "2025-06-30",
-             "expected": [{"days": 90, "purchases": 1.0, "spend": 60.0}, {"days": 180, "purchases": 2.0,
-                                                                         "spend": 119.6}]}
+    value = {
+        "segment": "at risk",
+        "p_active": 0.8,
+        "purchase_days": 7,
+        "recency_days": 122,
+        "as_of": "2025-06-30",
+        "expected": [{"days": 90, "purchases": 1.0, "spend": 60.0}, {"days": 180, "purchases": 2.0, "spend": 119.6}],
+    }
     from recommender.config import Settings
 
     conf = Settings()
     conf.value.currency = "£"
     assert stored.sentence(value, conf) == (
         "Expected to spend about £120 in the next 6 months; 80 % likely still active; segment: at risk — bought "
-        "fairly often, but not for a while: bought 7 times, the last 4 months before 30 Jun 2025")
+        "fairly often, but not for a while: bought 7 times, the last 4 months before 30 Jun 2025"
+    )
 
 
 def csv_ids_text(text: str) -> list[str]:

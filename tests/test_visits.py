@@ -19,16 +19,23 @@ def decisions(app):
     service = app.extensions["recommender"]
     db = store.connect(service.settings.db)
     service.decisions.flush(db)
-    rows = list(db.query("SELECT customer_id, endpoint, list_id, mode, product_ids FROM decisions "
-                         "WHERE endpoint = 'visit' ORDER BY id"))
+    rows = list(
+        db.query(
+            "SELECT customer_id, endpoint, list_id, mode, product_ids FROM decisions "
+            "WHERE endpoint = 'visit' ORDER BY id"
+        )
+    )
     db.conn.close()
     return rows
 
 
 def customer(app, consenting: bool) -> str:
     db = store.connect(app.config["SETTINGS"].db)
-    row = db.execute("SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = ? "
-                     "ORDER BY customer_id LIMIT 1", [1 if consenting else 0]).fetchone()
+    row = db.execute(
+        "SELECT customer_id FROM consents WHERE purpose = 'personalization' AND granted = ? "
+        "ORDER BY customer_id LIMIT 1",
+        [1 if consenting else 0],
+    ).fetchone()
     db.conn.close()
     assert row, "the demo shop has customers of both kinds"
     return row[0]
@@ -90,8 +97,12 @@ def test_an_anonymous_visitors_list_is_attributed_by_its_list_id(client, app):
     body = post(client, visitor_id="v-123", n=3).get_json()
     assert decisions(app)[-1]["customer_id"] is None
     who = customer(app, consenting=True)
-    event = {"customer_id": who, "product_id": body["items"][0]["product_id"], "event_type": "view",
-             "list_id": body["list_id"]}
+    event = {
+        "customer_id": who,
+        "product_id": body["items"][0]["product_id"],
+        "event_type": "view",
+        "list_id": body["list_id"],
+    }
     assert client.post("/v1/events", json=event).status_code == 201
     report = client.get("/v1/admin/metrics/online").get_json()
     assert report["events"]["attributed_by_list_id"] >= 1
@@ -112,8 +123,15 @@ def test_filters_and_diversity(client, app):
     assert body["short"] is not None and "max_price" in body["short"]["because"]
 
 
-@pytest.mark.parametrize("scorer, params", [("vsknn", {"k": 100, "m": 1000}), ("cooccurrence", {}),
-                                            ("mix", {"k": 100, "m": 1000, "w": 0.5}), ("popularity", {})])
+@pytest.mark.parametrize(
+    "scorer, params",
+    [
+        ("vsknn", {"k": 100, "m": 1000}),
+        ("cooccurrence", {}),
+        ("mix", {"k": 100, "m": 1000, "w": 0.5}),
+        ("popularity", {}),
+    ],
+)
 def test_the_recorded_scorer_scores_the_visit(client, app, scorer, params):
     db = store.connect(app.config["SETTINGS"].db)
     sessions.record_choice(db, {"choice": {"scorer": scorer, "params": params, "evaluated": True}})
@@ -129,12 +147,18 @@ def test_the_recorded_scorer_scores_the_visit(client, app, scorer, params):
         # the same list as the scorer's own ranking of the visit
         from recommender.serving.visits import VisitEvent, visit_items
 
-        items, weights = visit_items(model, app.config["SETTINGS"], [VisitEvent(p["product_id"], p["event_type"])
-                                                                     for p in VISIT])
+        items, weights = visit_items(
+            model, app.config["SETTINGS"], [VisitEvent(p["product_id"], p["event_type"]) for p in VISIT]
+        )
         state = scorer_obj.state(items, weights)
-        top, _ = scorer_obj.recommend(state, 5, exclude=items,
-                                      allow=app.extensions["recommender"].live.catalogue.allowed(
-                                          __import__("recommender.serving.catalogue", fromlist=["x"]).ListFilters())[0])
+        top, _ = scorer_obj.recommend(
+            state,
+            5,
+            exclude=items,
+            allow=app.extensions["recommender"].live.catalogue.allowed(
+                __import__("recommender.serving.catalogue", fromlist=["x"]).ListFilters()
+            )[0],
+        )
         assert [model.item_ids[i] for i in top] == [i["product_id"] for i in body["items"]]
 
 

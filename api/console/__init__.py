@@ -15,8 +15,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Mount the console on ``app`` (the session secret is read from its file on first use)."""
-    from . import campaigns, customers, models, overview, rules, signin, values  # noqa: F401 - they add views to bp
-    from . import session
+    from . import campaigns, customers, models, overview, rules, session, signin, values  # noqa: F401 - they add views to bp
     from .base import bp
 
     session.configure(app)

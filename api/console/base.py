@@ -21,14 +21,25 @@ from . import session as auth
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
-NAV = (("console.overview", "Overview"), ("console.campaigns_page", "Campaigns"), ("console.rules_page", "Rules"),
-       ("console.customer", "Customer"), ("console.value_page", "Value"), ("console.models", "Models"))
+NAV = (
+    ("console.overview", "Overview"),
+    ("console.campaigns_page", "Campaigns"),
+    ("console.rules_page", "Rules"),
+    ("console.customer", "Customer"),
+    ("console.value_page", "Value"),
+    ("console.models", "Models"),
+)
 
 
 # What each model family learns, in a marketer's words (the technical name is under "Technical details").
-FAMILY_WORDS = {"als": "similar customers' tastes", "ease": "products often bought together",
-                "rp3beta": "a map of products bought by the same people", "itemknn": "similar products",
-                "itemgraph": "a map of products bought by the same people", "popularity": "bestsellers"}
+FAMILY_WORDS = {
+    "als": "similar customers' tastes",
+    "ease": "products often bought together",
+    "rp3beta": "a map of products bought by the same people",
+    "itemknn": "similar products",
+    "itemgraph": "a map of products bought by the same people",
+    "popularity": "bestsellers",
+}
 COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -120,12 +131,17 @@ def settings() -> Settings:
 def page(template: str, http_status: int = 200, **context: Any) -> tuple[str, int, dict[str, str]]:
     """Render a console page; no caching (pages show personal data), no framing by other sites."""
     started = g.get("console_started", time.perf_counter())
-    body = render_template(f"console/{template}", nav=NAV, key=g.get("console_key"), may=auth.may,
-                           csrf=auth.csrf_token, **context)
-    headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-               "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                                          "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-               "Server-Timing": f"render;dur={(time.perf_counter() - started) * 1000:.1f}"}
+    body = render_template(
+        f"console/{template}", nav=NAV, key=g.get("console_key"), may=auth.may, csrf=auth.csrf_token, **context
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "Server-Timing": f"render;dur={(time.perf_counter() - started) * 1000:.1f}",
+    }
     return body, http_status, headers
 
 
@@ -138,8 +154,18 @@ bp.before_request(auth.guard)  # after the clock starts: the key lookup is part 
 
 
 STATUS = ((NotFoundError, 404), (ValidationError, 422), (GateRefused, 409), (ModelError, 503), (ConfigError, 500))
-TITLES = {400: "Bad request", 401: "Not signed in", 403: "Refused", 404: "Not found", 405: "Not allowed",
-          409: "Refused", 413: "Too large", 422: "Cannot do that", 500: "Server error", 503: "Unavailable"}
+TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Refused",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Refused",
+    413: "Too large",
+    422: "Cannot do that",
+    500: "Server error",
+    503: "Unavailable",
+}
 
 
 @bp.errorhandler(RecommenderError)
@@ -151,5 +177,4 @@ def engine_error(exc: RecommenderError):
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
     status = exc.code or 500
-    return page("error.html", status, status=status, title=TITLES.get(status, "Error"),
-                message=exc.description or "")
+    return page("error.html", status, status=status, title=TITLES.get(status, "Error"), message=exc.description or "")

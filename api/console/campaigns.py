@@ -20,12 +20,11 @@ from typing import Any
 from flask import redirect, request, send_from_directory, url_for
 
 from recommender import campaigns, store
-from recommender.campaigns import kinds as campaign_kinds, occasions
-from recommender.campaigns import eligibility
-from recommender.store.consents import MARKETING
+from recommender.campaigns import eligibility, kinds as campaign_kinds, occasions
 from recommender.durable import private_folder, private_folder_of
 from recommender.errors import NotFoundError, ValidationError
 from recommender.store import console as queries
+from recommender.store.consents import MARKETING
 
 from ..db import get_db, get_service
 from . import charts
@@ -56,12 +55,22 @@ def upcoming() -> dict[str, Any]:
     days = []
     for d in range(first, first + UPCOMING_DAYS + 1):
         cells = by_day.get(d, {o: [0, 0] for o in occasions.OCCASIONS})
-        days.append({"day": (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(), "cells": cells,
-                     "total": sum(v[0] for v in cells.values())})
-    chart = charts.bars([(d["day"][5:], d["total"]) for d in days],
-                        f"Birthdays and anniversaries per day, next {UPCOMING_DAYS} days")
-    return {"days": days, "chart": chart, "total": len(found), "consenting": sum(c.customer_id in consenting
-                                                                                  for c in found)}
+        days.append(
+            {
+                "day": (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(),
+                "cells": cells,
+                "total": sum(v[0] for v in cells.values()),
+            }
+        )
+    chart = charts.bars(
+        [(d["day"][5:], d["total"]) for d in days], f"Birthdays and anniversaries per day, next {UPCOMING_DAYS} days"
+    )
+    return {
+        "days": days,
+        "chart": chart,
+        "total": len(found),
+        "consenting": sum(c.customer_id in consenting for c in found),
+    }
 
 
 def _int(name: str, low: int, high: int | None, default: int | None) -> int | None:
@@ -73,8 +82,9 @@ def _int(name: str, low: int, high: int | None, default: int | None) -> int | No
     except ValueError:
         raise ValidationError(f"{name}: {raw!r} is not a whole number") from None
     if value < low or (high is not None and value > high):
-        raise ValidationError(f"{name}: must be between {low} and {high}" if high is not None
-                              else f"{name}: must be at least {low}")
+        raise ValidationError(
+            f"{name}: must be between {low} and {high}" if high is not None else f"{name}: must be at least {low}"
+        )
     return value
 
 
@@ -83,14 +93,18 @@ def request_from_form() -> campaigns.CampaignRequest:
     occasion = request.form.get("occasion", "all")
     if occasion not in campaign_kinds.CHOICES:
         raise ValidationError(f"occasion: must be one of {', '.join(campaign_kinds.CHOICES)}, got {occasion!r}")
-    date = request.form.get("date", "").strip() or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = request.form.get("date", "").strip() or dt.datetime.now(dt.UTC).date().isoformat()
     try:
         occasions.run_instant(date=date)
     except ValidationError as exc:
         raise ValidationError("date: " + str(exc).removeprefix("--date: ")) from None
     return campaigns.CampaignRequest(
-        occasion=occasion, date=date, days_ahead=_int("days_ahead", 0, occasions.MAX_DAYS_AHEAD, 7),
-        items=_int("items", 1, campaigns.MAX_ITEMS, None), max_per_product=_int("max_per_product", 1, None, None))
+        occasion=occasion,
+        date=date,
+        days_ahead=_int("days_ahead", 0, occasions.MAX_DAYS_AHEAD, 7),
+        items=_int("items", 1, campaigns.MAX_ITEMS, None),
+        max_per_product=_int("max_per_product", 1, None, None),
+    )
 
 
 def spread(result: campaigns.CampaignResult) -> list[dict[str, Any]]:
@@ -103,21 +117,44 @@ def spread(result: campaigns.CampaignResult) -> list[dict[str, Any]]:
     slots = max(sum(counts.values()), 1)
     top = [pid for pid, _ in counts.most_common(SPREAD_ROWS)]
     stock = queries.stock_of(get_db(), top)
-    rows = [{"product_id": pid, "name": stock.get(pid, ("?", None))[0], "offers": counts[pid],
-             "stock": stock.get(pid, (None, None))[1], "promised": result.outstanding.get(pid, 0),
-             "share": counts[pid] / slots} for pid in top]
+    rows = [
+        {
+            "product_id": pid,
+            "name": stock.get(pid, ("?", None))[0],
+            "offers": counts[pid],
+            "stock": stock.get(pid, (None, None))[1],
+            "promised": result.outstanding.get(pid, 0),
+            "share": counts[pid] / slots,
+        }
+        for pid in top
+    ]
     rest = len(counts) - len(top)
     if rest > 0:
         others = sum(counts.values()) - sum(counts[p] for p in top)
-        rows.append({"product_id": None, "name": f"{rest:,} other products", "offers": others, "stock": None,
-                     "promised": None, "share": others / slots, "others": True})
+        rows.append(
+            {
+                "product_id": None,
+                "name": f"{rest:,} other products",
+                "offers": others,
+                "stock": None,
+                "promised": None,
+                "share": others / slots,
+                "others": True,
+            }
+        )
     return rows
 
 
 @bp.get("/campaigns")
 def campaigns_page():
-    return page("campaigns.html", title="Campaigns", upcoming=upcoming(), runs=queries.campaign_runs(get_db()),
-                today=dt.datetime.now(dt.timezone.utc).date().isoformat(), form={})
+    return page(
+        "campaigns.html",
+        title="Campaigns",
+        upcoming=upcoming(),
+        runs=queries.campaign_runs(get_db()),
+        today=dt.datetime.now(dt.UTC).date().isoformat(),
+        form={},
+    )
 
 
 @bp.post("/campaigns/preview")
@@ -126,24 +163,33 @@ def preview():
     db = get_db()
     result = campaigns.run(db, settings(), req, dry_run=True, model=get_service().live.get(db))
     last = (dt.date.fromisoformat(req.date) + dt.timedelta(days=req.days_ahead)).isoformat()
-    return page("preview.html", title="Campaign preview", req=req, summary=result.summary(),
-                offers=result.offers[:20], spread=spread(result), last_day=last)
+    return page(
+        "preview.html",
+        title="Campaign preview",
+        req=req,
+        summary=result.summary(),
+        offers=result.offers[:20],
+        spread=spread(result),
+        last_day=last,
+    )
 
 
 @bp.post("/campaigns/run")
 def run():
     req = request_from_form()
     if request.form.get("confirm") != "yes":
-        raise ValidationError("confirm: tick the box that confirms the run (offers are recorded and cannot be "
-                              "taken back)")
+        raise ValidationError(
+            "confirm: tick the box that confirms the run (offers are recorded and cannot be taken back)"
+        )
     folder = exports_dir()
     folder.mkdir(mode=0o700, exist_ok=True)
     campaign_id = f"{req.date.replace('-', '')}-{req.occasion}-{secrets.token_hex(4)}"
     name = f"{campaign_id}.csv"  # the export is named after its campaign: one id to search the ledger with
     db = get_db()
     ran_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = campaigns.run(db, settings(), req, out=folder / name, model=get_service().live.get(db),
-                           campaign_id=campaign_id)
+    result = campaigns.run(
+        db, settings(), req, out=folder / name, model=get_service().live.get(db), campaign_id=campaign_id
+    )
     summary = result.summary()
     summary["export"] = name
     summary["ran_at"] = ran_at  # the wall-clock time of the run (run_at is the campaign's date at noon)

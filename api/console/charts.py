@@ -94,15 +94,16 @@ def ticks(ymax: float, integer: bool) -> list[float]:
 
 
 def _text(f: Frame, x: float, y: float, words: str, anchor: str = "middle", size: int | None = None) -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size or f.font}">'
-            f"{escape(words)}</text>")
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size or f.font}">{escape(words)}</text>'
 
 
 def _svg(f: Frame, label: str, body: list[str], height: int | None = None) -> str:
     h = height or f.h
-    return (f'<svg class="chart chart-{f.name}" viewBox="0 0 {f.w} {h}" role="img" aria-label="{escape(label)}" '
-            f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">'
-            f'<title>{escape(label)}</title>' + "".join(body) + "</svg>")
+    return (
+        f'<svg class="chart chart-{f.name}" viewBox="0 0 {f.w} {h}" role="img" aria-label="{escape(label)}" '
+        f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">'
+        f"<title>{escape(label)}</title>" + "".join(body) + "</svg>"
+    )
 
 
 def _both(label: str, draw: Callable[[Frame], tuple[list[str], int | None]]) -> Markup:
@@ -116,14 +117,18 @@ def _empty(label: str) -> Markup:
 
 def _axis(f: Frame, top: float, marks: list[float], fmt: Callable[[float], str] = short) -> list[str]:
     base = f.h - f.bottom
-    out = [f'<line x1="{f.left}" y1="{base}" x2="{f.w - f.right}" y2="{base}" stroke="#555"/>',
-           f'<line x1="{f.left}" y1="{f.top}" x2="{f.left}" y2="{base}" stroke="#555"/>']
+    out = [
+        f'<line x1="{f.left}" y1="{base}" x2="{f.w - f.right}" y2="{base}" stroke="#555"/>',
+        f'<line x1="{f.left}" y1="{f.top}" x2="{f.left}" y2="{base}" stroke="#555"/>',
+    ]
     for v in marks:
         y = base - (base - f.top) * (v / top)
         out.append(_text(f, f.left - 4, y + f.font * 0.35, fmt(v), "end"))
         if v:
-            out.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.w - f.right}" y2="{y:.1f}" stroke="#ccc" '
-                       'stroke-dasharray="2 3"/>')
+            out.append(
+                f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.w - f.right}" y2="{y:.1f}" stroke="#ccc" '
+                'stroke-dasharray="2 3"/>'
+            )
     return out
 
 
@@ -174,8 +179,10 @@ def bars(points: Sequence[tuple[str, float]], label: str, integer: bool = True) 
             x = f.left + i * step + step * 0.1
             centres.append(x + step * 0.4)
             tops.append(base - h)
-            body.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" '
-                        f'fill="#3b6ea5"><title>{escape(name)}: {escape(_fmt(v))}</title></rect>')
+            body.append(
+                f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" '
+                f'fill="#3b6ea5"><title>{escape(name)}: {escape(_fmt(v))}</title></rect>'
+            )
         n = len(points)
         highest = max(range(n), key=lambda i: points[i][1])
         texts = [short(v) for _, v in points]
@@ -194,11 +201,15 @@ def _marker(kind: str, x: float, y: float, tip: str) -> str:
     if kind == "square":
         return f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="#fff" stroke="#000">{t}</rect>'
     if kind == "triangle":
-        return (f'<polygon points="{x:.1f},{y - 5:.1f} {x - 5:.1f},{y + 4:.1f} {x + 5:.1f},{y + 4:.1f}" '
-                f'fill="#000">{t}</polygon>')
+        return (
+            f'<polygon points="{x:.1f},{y - 5:.1f} {x - 5:.1f},{y + 4:.1f} {x + 5:.1f},{y + 4:.1f}" '
+            f'fill="#000">{t}</polygon>'
+        )
     if kind == "diamond":
-        return (f'<polygon points="{x:.1f},{y - 5:.1f} {x + 5:.1f},{y:.1f} {x:.1f},{y + 5:.1f} {x - 5:.1f},{y:.1f}" '
-                f'fill="#888" stroke="#000">{t}</polygon>')
+        return (
+            f'<polygon points="{x:.1f},{y - 5:.1f} {x + 5:.1f},{y:.1f} {x:.1f},{y + 5:.1f} {x - 5:.1f},{y:.1f}" '
+            f'fill="#888" stroke="#000">{t}</polygon>'
+        )
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#000">{t}</circle>'
 
 
@@ -225,8 +236,11 @@ def lines(x_labels: Sequence[str], series: dict[str, Sequence[float | None]], la
             if len(pts) > 1:
                 path = " ".join(f"{xy(i, v)[0]:.1f},{xy(i, v)[1]:.1f}" for i, v in pts)
                 dash = DASHES[s % len(DASHES)]
-                body.append(f'<polyline points="{path}" fill="none" stroke="#000" stroke-width="1.5"'
-                            + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
+                body.append(
+                    f'<polyline points="{path}" fill="none" stroke="#000" stroke-width="1.5"'
+                    + (f' stroke-dasharray="{dash}"' if dash else "")
+                    + "/>"
+                )
             for i, v in pts:
                 x, y = xy(i, v)
                 body.append(_marker(MARKERS[s % len(MARKERS)], x, y, f"{name} {x_labels[i]}: {_fmt(v)}"))
@@ -239,8 +253,9 @@ def lines(x_labels: Sequence[str], series: dict[str, Sequence[float | None]], la
     return _both(label, draw)
 
 
-def intervals(rows: Sequence[tuple[str, float, float, float]], label: str,
-              fmt: Callable[[float], str] = _fmt) -> Markup:
+def intervals(
+    rows: Sequence[tuple[str, float, float, float]], label: str, fmt: Callable[[float], str] = _fmt
+) -> Markup:
     """Per row (name, estimate, low, high): the 95 % interval as a bar with the estimate marked, zero drawn.
 
     Each row's name and numbers sit on a line above its bar, so long names fit a phone.
@@ -259,8 +274,10 @@ def intervals(rows: Sequence[tuple[str, float, float, float]], label: str,
         def x(v: float) -> float:
             return left + (right - left) * (v - lo) / span
 
-        body = [f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="{height - f.font - 8}" stroke="#555" '
-                'stroke-dasharray="4 3"/>']
+        body = [
+            f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="{height - f.font - 8}" stroke="#555" '
+            'stroke-dasharray="4 3"/>'
+        ]
         zero = "0 (no difference)"
         zx = min(max(x(0), len(zero) * f.char() / 2 + 2), f.w - len(zero) * f.char() / 2 - 2)
         body.append(_text(f, zx, height - 4, zero))
@@ -270,8 +287,9 @@ def intervals(rows: Sequence[tuple[str, float, float, float]], label: str,
             body.append(_text(f, left, y, name, "start"))
             body.append(_text(f, right, y, numbers, "end"))
             bar = y + f.font
-            body.append(f'<line x1="{x(low):.1f}" y1="{bar}" x2="{x(high):.1f}" y2="{bar}" stroke="#000" '
-                        'stroke-width="3"/>')
+            body.append(
+                f'<line x1="{x(low):.1f}" y1="{bar}" x2="{x(high):.1f}" y2="{bar}" stroke="#000" stroke-width="3"/>'
+            )
             body.append(_marker("diamond", x(est), bar, f"{name}: {numbers} (95% interval)"))
         return body, height
 

@@ -18,8 +18,7 @@ from recommender.store import console as queries
 from recommender.values import MAX_ID_LENGTH, normalise_id
 
 from ..db import get_db
-from . import session as auth
-from . import values
+from . import session as auth, values
 from .base import bp, page, settings
 
 # Why a list or an offer was not personal, in words (reasons as the ranking and campaigns record them).
@@ -52,8 +51,13 @@ def profile(customer_id: str) -> dict:
         return {"customer": None, "erased_on": erased_on}
     decisions = queries.recent_decisions(db, customer_id)
     offers = store.customer_rows(db, "offers", customer_id)
-    names = store.product_names(db, sorted({p for d in decisions for p in json.loads(d["product_ids"])}
-                                           | {p for o in offers for p in json.loads(o["products"])}))
+    names = store.product_names(
+        db,
+        sorted(
+            {p for d in decisions for p in json.loads(d["product_ids"])}
+            | {p for o in offers for p in json.loads(o["products"])}
+        ),
+    )
     for d in decisions:
         d["products"] = [(p, names.get(p)) for p in json.loads(d["product_ids"])]
         d["why"] = why(d["mode"], d["reason"])
@@ -62,10 +66,15 @@ def profile(customer_id: str) -> dict:
         ids = json.loads(o["products"])
         o["products"] = [(p, names.get(p)) for p in ids]
         o["why"] = by_campaign.get((f"campaign:{o['occasion']}", tuple(ids)), "see the decision log")
-    return {"customer": customer, "consents": store.consent_state(db, conf, customer_id)["consents"],
-            "history": store.consent_timeline(db, conf, customer_id)["history"], "decisions": decisions,
-            "offers": sorted(offers, key=lambda o: o["created_at"], reverse=True),
-            "trained_on": privacy.trained_on(conf, customer_id), "value": values.customer_card(customer_id)}
+    return {
+        "customer": customer,
+        "consents": store.consent_state(db, conf, customer_id)["consents"],
+        "history": store.consent_timeline(db, conf, customer_id)["history"],
+        "decisions": decisions,
+        "offers": sorted(offers, key=lambda o: o["created_at"], reverse=True),
+        "trained_on": privacy.trained_on(conf, customer_id),
+        "value": values.customer_card(customer_id),
+    }
 
 
 @bp.get("/customer")
@@ -83,8 +92,11 @@ def customer():
 def export(customer_id: str):
     body = json.dumps(privacy.export(get_db(), settings(), customer_id), indent=2, ensure_ascii=False)
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in customer_id)[:80]
-    return Response(body, mimetype="application/json", headers={
-        "Content-Disposition": f'attachment; filename="customer-{safe}.json"', "Cache-Control": "no-store"})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{safe}.json"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.post("/customer/<id:customer_id>/erase")
@@ -92,9 +104,17 @@ def export(customer_id: str):
 def erase(customer_id: str):
     if normalise_id(request.form.get("confirm", "")) != customer_id:
         # back on the customer's page, with the form and what went wrong (not a dead-end error page)
-        message = ("confirm: nothing was erased: type the customer id exactly to confirm the erasure "
-                   f"(expected {customer_id!r})")
-        return page("customer.html", 422, title=f"Customer {customer_id}", customer_id=customer_id,
-                    data=profile(customer_id), erase_error=message)
+        message = (
+            "confirm: nothing was erased: type the customer id exactly to confirm the erasure "
+            f"(expected {customer_id!r})"
+        )
+        return page(
+            "customer.html",
+            422,
+            title=f"Customer {customer_id}",
+            customer_id=customer_id,
+            data=profile(customer_id),
+            erase_error=message,
+        )
     result = privacy.forget(get_db(), settings(), customer_id)
     return page("erased.html", title="Erased", customer_id=customer_id, result=result)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from flask import redirect, request, url_for
 
-from recommender.models import registry
 from recommender.errors import ValidationError
+from recommender.models import registry
 from recommender.models.registry import Registry
 
 from ..db import get_db
-from . import charts
-from . import session as auth
+from . import charts, session as auth
 from .base import bp, describe_model, page, settings, version_label
 from .overview import refusal
 
@@ -36,15 +35,17 @@ def models():
         r["label"] = version_label(r["version"], r["created_at"])
         r["describe"] = describe_model(r.get("params"))
         r["lift"] = r["ndcg"] / r["popularity"] - 1 if r["ndcg"] is not None and r["popularity"] else None
-        chosen = ((r["metrics"].get("selection") or {}).get("chosen") or {})
+        chosen = (r["metrics"].get("selection") or {}).get("chosen") or {}
         r["recipe"], r["recipe_hash"] = chosen.get("label"), chosen.get("recipe")
     timeline = [r for r in reversed(rows) if r["ndcg"] is not None]  # oldest first
-    chart = charts.lines([r["created_at"][5:16].replace("T", " ") for r in timeline],
-                         {"model": [r["ndcg"] for r in timeline],
-                          "bestsellers": [r["popularity"] for r in timeline]},
-                         "Hit rate of each trained model against bestsellers on the same test")
-    return page("models.html", title="Models", rows=rows, chart=chart, current=current,
-                rolled=request.args.get("rolled"))
+    chart = charts.lines(
+        [r["created_at"][5:16].replace("T", " ") for r in timeline],
+        {"model": [r["ndcg"] for r in timeline], "bestsellers": [r["popularity"] for r in timeline]},
+        "Hit rate of each trained model against bestsellers on the same test",
+    )
+    return page(
+        "models.html", title="Models", rows=rows, chart=chart, current=current, rolled=request.args.get("rolled")
+    )
 
 
 @bp.post("/models/rollback")

@@ -26,35 +26,95 @@ from ..db import get_db, get_service
 from .base import bp, page
 
 # The actions in the shop's words (the engine's name is under "Technical details").
-ACTION_WORDS = {"boost": "Push", "bury": "Hold back", "pin": "Pin a product", "promote": "Reserve slots",
-                "exclude": "Hide", "include_only": "Show only", "rotate": "Show less after being ignored"}
-ACTION_HINTS = {"boost": "move matching products up the list",
-                "bury": "move matching products down the list",
-                "pin": "put one product at a fixed place",
-                "promote": "keep some of the first places for matching products (a promotion)",
-                "exclude": "take matching products off the list",
-                "include_only": "show nothing but matching products",
-                "rotate": "show a product less to a customer who saw it often without clicking"}
-SURFACE_WORDS = {"recommendations": "recommendations", "rerank": "re-sorted lists", "similar": "similar products",
-                 "bought_together": "bought together", "popular": "bestsellers", "trending": "trending",
-                 "offers": "campaign offers"}
-VISITOR_WORDS = {"new": "customers who have not bought yet", "returning": "returning customers",
-                 "anonymous": "visitors we do not know (and product pages)"}
+ACTION_WORDS = {
+    "boost": "Push",
+    "bury": "Hold back",
+    "pin": "Pin a product",
+    "promote": "Reserve slots",
+    "exclude": "Hide",
+    "include_only": "Show only",
+    "rotate": "Show less after being ignored",
+}
+ACTION_HINTS = {
+    "boost": "move matching products up the list",
+    "bury": "move matching products down the list",
+    "pin": "put one product at a fixed place",
+    "promote": "keep some of the first places for matching products (a promotion)",
+    "exclude": "take matching products off the list",
+    "include_only": "show nothing but matching products",
+    "rotate": "show a product less to a customer who saw it often without clicking",
+}
+SURFACE_WORDS = {
+    "recommendations": "recommendations",
+    "rerank": "re-sorted lists",
+    "similar": "similar products",
+    "bought_together": "bought together",
+    "popular": "bestsellers",
+    "trending": "trending",
+    "offers": "campaign offers",
+}
+VISITOR_WORDS = {
+    "new": "customers who have not bought yet",
+    "returning": "returning customers",
+    "anonymous": "visitors we do not know (and product pages)",
+}
 ARM_WORDS = {"model": "the model's group", "control": "the comparison group", "challenger": "the trial model's group"}
 ATTRIBUTE_OPS = ("contains", "equals", "one_of")
-NUMBERS = ("action.amount", "action.position", "action.slots", "action.of", "action.after", "action.days",
-           "action.condition.min_price", "action.condition.max_price", "action.condition.new_within_days",
-           "action.condition.min_stock", "action.condition.max_stock", "priority")
-FIELDS = ("name", "owner", "description", "action.type", "action.amount", "action.product", "action.position",
-          "action.slots", "action.of", "action.after", "action.days", "action.condition",
-          "action.condition.products", "action.condition.categories", "action.condition.attribute",
-          "action.condition.min_price", "action.condition.max_price", "action.condition.new_within_days",
-          "action.condition.min_stock", "action.condition.max_stock", "surfaces", "audience", "audience.visitors",
-          "audience.arms", "audience.segments", "schedule.start", "schedule.end", "schedule.timezone", "priority",
-          "status")
-ACTION_FIELDS = {"boost": ("condition", "amount"), "bury": ("condition", "amount"), "pin": ("product", "position"),
-                 "promote": ("condition", "slots", "of"), "exclude": ("condition",),
-                 "include_only": ("condition",), "rotate": ("condition", "after", "days", "amount")}
+NUMBERS = (
+    "action.amount",
+    "action.position",
+    "action.slots",
+    "action.of",
+    "action.after",
+    "action.days",
+    "action.condition.min_price",
+    "action.condition.max_price",
+    "action.condition.new_within_days",
+    "action.condition.min_stock",
+    "action.condition.max_stock",
+    "priority",
+)
+FIELDS = (
+    "name",
+    "owner",
+    "description",
+    "action.type",
+    "action.amount",
+    "action.product",
+    "action.position",
+    "action.slots",
+    "action.of",
+    "action.after",
+    "action.days",
+    "action.condition",
+    "action.condition.products",
+    "action.condition.categories",
+    "action.condition.attribute",
+    "action.condition.min_price",
+    "action.condition.max_price",
+    "action.condition.new_within_days",
+    "action.condition.min_stock",
+    "action.condition.max_stock",
+    "surfaces",
+    "audience",
+    "audience.visitors",
+    "audience.arms",
+    "audience.segments",
+    "schedule.start",
+    "schedule.end",
+    "schedule.timezone",
+    "priority",
+    "status",
+)
+ACTION_FIELDS = {
+    "boost": ("condition", "amount"),
+    "bury": ("condition", "amount"),
+    "pin": ("product", "position"),
+    "promote": ("condition", "slots", "of"),
+    "exclude": ("condition",),
+    "include_only": ("condition",),
+    "rotate": ("condition", "after", "days", "amount"),
+}
 PREVIEW_LISTS = 10
 INDEX = re.compile(r"\[\d+\]")
 
@@ -77,8 +137,11 @@ def condition_words(cond: dict[str, Any] | None) -> str:
     parts = []
     if cond.get("products"):
         ids = cond["products"]
-        parts.append(("product " if len(ids) == 1 else "products ") + ", ".join(ids[:5])
-                     + (f" and {len(ids) - 5} more" if len(ids) > 5 else ""))
+        parts.append(
+            ("product " if len(ids) == 1 else "products ")
+            + ", ".join(ids[:5])
+            + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        )
     if cond.get("categories"):
         parts.append(("in " if len(cond["categories"]) == 1 else "in any of ") + ", ".join(cond["categories"]))
     a = cond.get("attribute")
@@ -130,8 +193,10 @@ def action_words(action: dict[str, Any]) -> str:
         return f"Show only products {cond}"
     if kind == "rotate":
         scope = "" if not action.get("condition") else f" (products {cond})"
-        return (f"Show a product less{scope} once a customer has seen it {action['after']} times in "
-                f"{action['days']} days without clicking")
+        return (
+            f"Show a product less{scope} once a customer has seen it {action['after']} times in "
+            f"{action['days']} days without clicking"
+        )
     return str(kind)
 
 
@@ -165,8 +230,11 @@ def schedule_words(rule: dict[str, Any]) -> tuple[str, str]:
             return text
         return f"{moment.day} {moment:%b %Y, %H:%M}"
 
-    span = (f"from {local(start)}" if start else "") + (" " if start and end else "") + \
-        (f"until {local(end)}" if end else "")
+    span = (
+        (f"from {local(start)}" if start else "")
+        + (" " if start and end else "")
+        + (f"until {local(end)}" if end else "")
+    )
     span += f" ({zone})"
     if rule["status"] != "active":
         return span, "paused"
@@ -184,9 +252,16 @@ def schedule_words(rule: dict[str, Any]) -> tuple[str, str]:
 
 def described(rule: dict[str, Any]) -> dict[str, Any]:
     span, state = schedule_words(rule)
-    return {**rule, "words": action_words(rule["action"]), "kind": ACTION_WORDS.get(rule["action"]["type"], ""),
-            "where": surface_words(rule["surfaces"]), "who": audience_words(rule.get("audience")),
-            "when_words": span, "state": state, "json": json.dumps(rule, indent=2, ensure_ascii=False)}
+    return {
+        **rule,
+        "words": action_words(rule["action"]),
+        "kind": ACTION_WORDS.get(rule["action"]["type"], ""),
+        "where": surface_words(rule["surfaces"]),
+        "who": audience_words(rule.get("audience")),
+        "when_words": span,
+        "state": state,
+        "json": json.dumps(rule, indent=2, ensure_ascii=False),
+    }
 
 
 # --- the form -------------------------------------------------------------------------------------
@@ -210,12 +285,24 @@ def _num(name: str, raw: str) -> float | int:
 def form_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
     """The form's values: from a stored rule (edit) or the defaults (new)."""
     if rule is None:
-        return {"action.type": "promote", "surfaces": list(SURFACES), "schedule.timezone": "UTC",
-                "priority": "0", "owner": (g.get("console_key") or {}).get("name", ""), "attribute_op": "contains"}
+        return {
+            "action.type": "promote",
+            "surfaces": list(SURFACES),
+            "schedule.timezone": "UTC",
+            "priority": "0",
+            "owner": (g.get("console_key") or {}).get("name", ""),
+            "attribute_op": "contains",
+        }
     action, cond = rule["action"], rule["action"].get("condition", {})
-    out: dict[str, Any] = {"name": rule["name"], "owner": rule["owner"], "description": rule["description"],
-                           "action.type": action["type"], "surfaces": rule["surfaces"],
-                           "priority": str(rule["priority"]), "attribute_op": "contains"}
+    out: dict[str, Any] = {
+        "name": rule["name"],
+        "owner": rule["owner"],
+        "description": rule["description"],
+        "action.type": action["type"],
+        "surfaces": rule["surfaces"],
+        "priority": str(rule["priority"]),
+        "attribute_op": "contains",
+    }
     for key in ("amount", "product", "position", "slots", "of", "after", "days"):
         if action.get(key) is not None:
             out[f"action.{key}"] = str(action[key])
@@ -228,8 +315,13 @@ def form_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
     if cond.get("attribute"):
         a = cond["attribute"]
         op = next(o for o in ATTRIBUTE_OPS if o in a)
-        out.update({"attribute_name": a["name"], "attribute_op": op,
-                    "attribute_value": ", ".join(map(str, a[op])) if op == "one_of" else str(a[op])})
+        out.update(
+            {
+                "attribute_name": a["name"],
+                "attribute_op": op,
+                "attribute_value": ", ".join(map(str, a[op])) if op == "one_of" else str(a[op]),
+            }
+        )
     audience = rule.get("audience") or {}
     out["audience.visitors"] = audience.get("visitors", [])
     out["audience.arms"] = audience.get("arms", [])
@@ -275,9 +367,14 @@ def rule_from_form(values: dict[str, Any], status: str) -> dict[str, Any]:
             cond["attribute"] = {"name": text.get("attribute_name", ""), op: value}
         if cond:
             action["condition"] = cond
-    data: dict[str, Any] = {"name": text.get("name", ""), "owner": text.get("owner", ""),
-                            "description": text.get("description", ""), "status": status, "action": action,
-                            "surfaces": list(values.get("surfaces") or [])}
+    data: dict[str, Any] = {
+        "name": text.get("name", ""),
+        "owner": text.get("owner", ""),
+        "description": text.get("description", ""),
+        "status": status,
+        "action": action,
+        "surfaces": list(values.get("surfaces") or []),
+    }
     if not data["surfaces"]:
         raise RuleError("surfaces", "tick at least one place where the rule acts")
     audience = {k: list(values.get(f"audience.{k}") or []) for k in ("visitors", "arms")}
@@ -302,16 +399,45 @@ def field_of(name: str) -> str:
     return name or "rule"
 
 
-def _form(values: dict[str, Any], *, original: str | None, errors: dict[str, str] | None = None,
-          warnings: list[str] | None = None, result: dict[str, Any] | None = None, status: int = 200):
+def _form(
+    values: dict[str, Any],
+    *,
+    original: str | None,
+    errors: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
+    result: dict[str, Any] | None = None,
+    status: int = 200,
+):
     title = "Rule preview" if result is not None else (f"Edit rule {original}" if original else "New rule")
-    return page("rule_form.html", status, title=title, v=values, original=original, errors=errors or {},
-                warnings=warnings or [], result=result, actions=ACTION_WORDS, hints=ACTION_HINTS,
-                surfaces=SURFACE_WORDS, visitors=VISITOR_WORDS, arms=ARM_WORDS, ops=ATTRIBUTE_OPS,
-                max_position=MAX_POSITION, pool=POOL, zones=("UTC", "Europe/London", "Europe/Paris",
-                                                              "Europe/Berlin", "America/New_York",
-                                                              "America/Los_Angeles", "Asia/Tokyo",
-                                                              "Australia/Sydney", "Pacific/Auckland"))
+    return page(
+        "rule_form.html",
+        status,
+        title=title,
+        v=values,
+        original=original,
+        errors=errors or {},
+        warnings=warnings or [],
+        result=result,
+        actions=ACTION_WORDS,
+        hints=ACTION_HINTS,
+        surfaces=SURFACE_WORDS,
+        visitors=VISITOR_WORDS,
+        arms=ARM_WORDS,
+        ops=ATTRIBUTE_OPS,
+        max_position=MAX_POSITION,
+        pool=POOL,
+        zones=(
+            "UTC",
+            "Europe/London",
+            "Europe/Paris",
+            "Europe/Berlin",
+            "America/New_York",
+            "America/Los_Angeles",
+            "Asia/Tokyo",
+            "Australia/Sydney",
+            "Pacific/Auckland",
+        ),
+    )
 
 
 def _refused(values: dict[str, Any], original: str | None, exc: ValidationError):
@@ -319,7 +445,7 @@ def _refused(values: dict[str, Any], original: str | None, exc: ValidationError)
     message = str(exc)
     prefix = f"{getattr(exc, 'field', '')}: "
     if message.startswith(prefix):
-        message = message[len(prefix):]
+        message = message[len(prefix) :]
     return _form(values, original=original, errors={field: message}, status=422)
 
 
@@ -331,8 +457,15 @@ def rules_page():
     db = get_db()
     rules = [described(r) for r in merchandising.list_rules(db)]
     changes = merchandising.audit(db, limit=15)
-    return page("rules.html", title="Rules", rules=rules, changes=changes, actions=ACTION_WORDS,
-                saved=request.args.get("saved", ""), done=request.args.get("done", ""))
+    return page(
+        "rules.html",
+        title="Rules",
+        rules=rules,
+        changes=changes,
+        actions=ACTION_WORDS,
+        saved=request.args.get("saved", ""),
+        done=request.args.get("done", ""),
+    )
 
 
 @bp.get("/rules/new")
@@ -363,8 +496,9 @@ def rule_save():
         if original is not None and data["name"] != original:
             raise RuleError("name", "a rule keeps its name: make a new rule for another name")
         if what == "preview":
-            result = merchandising.preview(get_service(), db, data, sample=merchandising.PREVIEW_SAMPLE,
-                                           n=PREVIEW_LISTS)
+            result = merchandising.preview(
+                get_service(), db, data, sample=merchandising.PREVIEW_SAMPLE, n=PREVIEW_LISTS
+            )
             warnings = merchandising.check(db, parse_rule(data), merchandising.stored_rules(db))
             return _form(values, original=original, result=with_names(result), warnings=warnings)
         if original is None:
@@ -400,8 +534,7 @@ def rule_status(name: str):
         merchandising.set_status(get_db(), name, status, actor())
     except RuleError as exc:
         raise ValidationError(f"cannot resume {name!r}: {exc}") from None
-    return redirect(url_for("console.rules_page", saved=name, done="resumed" if status == "active" else "paused"),
-                    303)
+    return redirect(url_for("console.rules_page", saved=name, done="resumed" if status == "active" else "paused"), 303)
 
 
 @bp.get("/rules/delete/<name>")
@@ -423,9 +556,15 @@ def overview_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     out = []
     for r in (report or {}).get("rules", []) or []:
         t, u = r["touched"], r["untouched"]
-        out.append({**r, "where": SURFACE_WORDS.get(r["surface"], r["surface"].replace("_", " ")),
-                    "group": {**ARM_WORDS, "unassigned": "not in the test"}.get(r["arm"], r["arm"]),
-                    "t": t, "u": u})
+        out.append(
+            {
+                **r,
+                "where": SURFACE_WORDS.get(r["surface"], r["surface"].replace("_", " ")),
+                "group": {**ARM_WORDS, "unassigned": "not in the test"}.get(r["arm"], r["arm"]),
+                "t": t,
+                "u": u,
+            }
+        )
     return out
 
 

@@ -23,8 +23,9 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -98,9 +99,13 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
 def configure(app: Flask) -> None:
     """Session settings for the console; the API never reads the cookie (its path is /console)."""
     app.session_interface = ConsoleSessionInterface()
-    app.config.update(SESSION_COOKIE_NAME="recommender_console", SESSION_COOKIE_PATH="/console",
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS))
+    app.config.update(
+        SESSION_COOKIE_NAME="recommender_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
+    )
 
 
 # --- CSRF ---------------------------------------------------------------------------
@@ -170,9 +175,11 @@ def current_key() -> dict[str, Any] | None:
 
 def needs(role: str) -> Callable:
     """Declare the permission a console view needs (default :data:`CONSOLE_ROLE`)."""
+
     def wrap(view: Callable) -> Callable:
         view.console_role = role  # type: ignore[attr-defined]
         return view
+
     return wrap
 
 
@@ -205,4 +212,3 @@ def may(role: str) -> bool:
     """Whether the signed-in key may do what needs ``role`` (templates grey out what it may not)."""
     key = g.get("console_key")
     return bool(key) and keys.allows(key["role"], role)
-

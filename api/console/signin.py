@@ -27,8 +27,11 @@ def _safe_next(target: str | None) -> str:
     another host. Spaces and non-ASCII characters (a customer id in the path) are
     percent-encoded (UTF-8).
     """
-    if (target and (target == "/console" or target.startswith(("/console/", "/console?")))
-            and not _UNSAFE.search(target)):
+    if (
+        target
+        and (target == "/console" or target.startswith(("/console/", "/console?")))
+        and not _UNSAFE.search(target)
+    ):
         return "".join(ch if ch.isascii() and ch != " " else quote(ch, safe="") for ch in target.rstrip("?"))
     return url_for("console.overview")
 
@@ -50,9 +53,13 @@ def sign_in_post():
     if key is None:
         return page("sign_in.html", 401, next=target, error="Unknown or revoked API key.")
     if not keys.allows(key["role"], auth.CONSOLE_ROLE):
-        return page("sign_in.html", 403, next=target,
-                    error=f"A {key['role']!r} key is for a storefront; the console needs a marketer or admin key "
-                          "(recommender keys create --role marketer).")
+        return page(
+            "sign_in.html",
+            403,
+            next=target,
+            error=f"A {key['role']!r} key is for a storefront; the console needs a marketer or admin key "
+            "(recommender keys create --role marketer).",
+        )
     auth.sign_in(key, hashlib.sha256(token.encode()).hexdigest())
     return redirect(target, 303)
 

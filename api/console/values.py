@@ -44,7 +44,7 @@ def segment_report() -> dict[str, Any]:
 
 
 def movement_words(row: dict[str, Any]) -> str:
-    """"+12 customers, revenue share +1.5 pts" (or "–" with no earlier month)."""
+    """ "+12 customers, revenue share +1.5 pts" (or "–" with no earlier month)."""
     if row.get("customers_change") is None:
         return "–"
     change = row["customers_change"]
@@ -66,8 +66,10 @@ def customer_card(customer_id: str) -> dict[str, Any]:
         out["reason"] = stored.REASONS[value["reason"]].format(purpose=conf.value.purpose)
         return out
     out["sentence"] = stored.sentence(value, conf)
-    out["expected"] = [{"words": stored.horizon_words(float(e["days"])), "spend": _money(e["spend"]),
-                        "purchases": e["purchases"]} for e in value["expected"]]
+    out["expected"] = [
+        {"words": stored.horizon_words(float(e["days"])), "spend": _money(e["spend"]), "purchases": e["purchases"]}
+        for e in value["expected"]
+    ]
     out["why"] = stored.segment_why(value)
     out["spent"] = _money(value["spend_to_date"])
     out["chance"] = stored.chance(value["p_active"])
@@ -82,10 +84,18 @@ def value_page():
     report = segment_report()
     chart = None
     if report["computed"]:
-        chart = charts.bars([(_bin_label(b["low"], b["high"]), b["customers"]) for b in report["distribution"]],
-                            f"Customers by expected spend in the next {report['horizon_words']}")
-    return page("value.html", title="Customer value", report=report, chart=chart, money=_money,
-                horizons=[float(h) for h in settings().value.horizons])
+        chart = charts.bars(
+            [(_bin_label(b["low"], b["high"]), b["customers"]) for b in report["distribution"]],
+            f"Customers by expected spend in the next {report['horizon_words']}",
+        )
+    return page(
+        "value.html",
+        title="Customer value",
+        report=report,
+        chart=chart,
+        money=_money,
+        horizons=[float(h) for h in settings().value.horizons],
+    )
 
 
 @bp.get("/value/export.csv")
@@ -94,8 +104,15 @@ def value_export():
     db, conf = get_db(), settings()
     run = store.latest_value_run(db)
     buffer = io.StringIO()
-    stored.write_rows(buffer, stored.export_rows(db, conf, run["as_of"] if run else None) if run else [],
-                      stored.export_columns(conf))
+    stored.write_rows(
+        buffer, stored.export_rows(db, conf, run["as_of"] if run else None) if run else [], stored.export_columns(conf)
+    )
     as_of = (run or {}).get("as_of") or "none"
-    return Response(buffer.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="customer-value-{as_of}.csv"', "Cache-Control": "no-store"})
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="customer-value-{as_of}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

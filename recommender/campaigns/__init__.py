@@ -40,9 +40,28 @@ campaign run``, ``scripts/run_campaign.py``, the admin preview endpoint):
 from __future__ import annotations
 
 from recommender.campaigns.job import offer_dict, run
-from recommender.campaigns.results import (CODE_PREFIX, EXPORT_COLUMNS, EXPORT_FORMATS, MAX_ITEMS, PREVIEW_PREFIX, CampaignRequest,
-                      CampaignResult, Offer)
+from recommender.campaigns.results import (
+    CODE_PREFIX,
+    EXPORT_COLUMNS,
+    EXPORT_FORMATS,
+    MAX_ITEMS,
+    PREVIEW_PREFIX,
+    CampaignRequest,
+    CampaignResult,
+    Offer,
+)
 from recommender.campaigns.storefront import active_offers
 
-__all__ = ["CODE_PREFIX", "EXPORT_COLUMNS", "EXPORT_FORMATS", "MAX_ITEMS", "PREVIEW_PREFIX", "CampaignRequest",
-           "CampaignResult", "Offer", "active_offers", "offer_dict", "run"]
+__all__ = [
+    "CODE_PREFIX",
+    "EXPORT_COLUMNS",
+    "EXPORT_FORMATS",
+    "MAX_ITEMS",
+    "PREVIEW_PREFIX",
+    "CampaignRequest",
+    "CampaignResult",
+    "Offer",
+    "active_offers",
+    "offer_dict",
+    "run",
+]

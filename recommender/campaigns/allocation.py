@@ -21,7 +21,7 @@ few taking it with their second and third picks.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,8 +41,15 @@ def spread_cap(share: float, customers: int) -> int | None:
     return None if share >= 1 else max(1, math.ceil(share * customers))
 
 
-def allocate(order: list[Candidate], k: int, hard: Sequence[float], soft: Sequence[float], until: Sequence[int],
-             popular: dict[str, list[int]], bought: dict[str, set[int]]) -> None:
+def allocate(
+    order: list[Candidate],
+    k: int,
+    hard: Sequence[float],
+    soft: Sequence[float],
+    until: Sequence[int],
+    popular: dict[str, list[int]],
+    bought: dict[str, set[int]],
+) -> None:
     """Fill each candidate's ``chosen`` (and cap statistics): a pass under ``soft`` caps, then ``hard`` for the short.
 
     ``soft`` ≤ ``hard`` everywhere; both passes share one count per product.
@@ -54,8 +61,17 @@ def allocate(order: list[Candidate], k: int, hard: Sequence[float], soft: Sequen
         _round_robin(short, k, hard, count, until, popular, bought, track=False)
 
 
-def _round_robin(order: list[Candidate], k: int, caps: Sequence[float], count: list[int], until: Sequence[int],
-                 popular: dict[str, list[int]], bought: dict[str, set[int]], *, track: bool) -> None:
+def _round_robin(
+    order: list[Candidate],
+    k: int,
+    caps: Sequence[float],
+    count: list[int],
+    until: Sequence[int],
+    popular: dict[str, list[int]],
+    bought: dict[str, set[int]],
+    *,
+    track: bool,
+) -> None:
     """Rounds until every customer has ``k`` products or nothing left that fits them.
 
     Products only ever fill up, so each customer keeps a cursor into their
@@ -65,7 +81,7 @@ def _round_robin(order: list[Candidate], k: int, caps: Sequence[float], count: l
     the choices they could take (``first_rank``) and whether a full product
     was ever passed over for them (``capped``).
     """
-    first_open = {o: 0 for o in popular}
+    first_open = dict.fromkeys(popular, 0)
     cursor = {id(c): [0, 0] for c in order}
     done: set[int] = set()
     for round_no in range(k):
@@ -95,8 +111,11 @@ def _round_robin(order: list[Candidate], k: int, caps: Sequence[float], count: l
                 first_open[c.occasion] = start
                 i = pos[1]
                 if track and i < start:  # everything skipped here is full: count what they could have had
-                    passed += sum(1 for p in ranked[i:start] if until[p] >= c.date and p not in c.chosen
-                                  and p not in own and p not in c.personal)
+                    passed += sum(
+                        1
+                        for p in ranked[i:start]
+                        if until[p] >= c.date and p not in c.chosen and p not in own and p not in c.personal
+                    )
                 i = max(i, start)
                 while i < len(ranked):
                     p = ranked[i]

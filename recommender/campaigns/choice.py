@@ -21,18 +21,18 @@ import numpy as np
 import sqlite_utils
 
 from recommender import store
-from recommender.serving import ranking
+from recommender.campaigns.eligibility import Candidate
+from recommender.config import CampaignSettings, Settings
+from recommender.errors import ModelError
 from recommender.models import registry
-from recommender.serving.newproducts import NewProducts
-from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.models.base import Recommender
 from recommender.online import Assigner
+from recommender.serving import ranking
+from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.newproducts import NewProducts
 from recommender.serving.rules import OFFERS
 from recommender.serving.rulesets import Context, Rulebook
-from recommender.config import CampaignSettings, Settings
 from recommender.store.consents import PERSONALIZATION
-from recommender.errors import ModelError
-from recommender.models.base import Recommender
-from recommender.campaigns.eligibility import Candidate
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
@@ -59,8 +59,13 @@ def load_model(settings: Settings) -> Recommender | None:
 
 def occasion_filters(conf: CampaignSettings, categories: tuple[str, ...], on: str) -> ListFilters:
     """A campaign's rules as list filters: in stock, available on ``on``, in the price band and categories."""
-    return ListFilters(categories=categories, min_price=conf.min_price or None, max_price=conf.max_price or None,
-                       in_stock_only=True, available_on=on)
+    return ListFilters(
+        categories=categories,
+        min_price=conf.min_price or None,
+        max_price=conf.max_price or None,
+        in_stock_only=True,
+        available_on=on,
+    )
 
 
 def gift_categories(conf: CampaignSettings, occasion: str) -> tuple[str, ...]:
@@ -90,8 +95,9 @@ def popularity(db: sqlite_utils.Database, model: Recommender | None, catalogue: 
     return score
 
 
-def choose(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, eligible: list[Candidate],
-           k: int) -> Choices:
+def choose(
+    db: sqlite_utils.Database, settings: Settings, model: Recommender | None, eligible: list[Candidate], k: int
+) -> Choices:
     """Fill ``personal`` and ``reason`` of every candidate; return the shared lists allocation reads."""
     conf = settings.campaigns
     catalogue = Catalogue(model.item_ids if model is not None else [], ttl=0.0)
@@ -130,9 +136,24 @@ def choose(db: sqlite_utils.Database, settings: Settings, model: Recommender | N
             c.reason = "no_consent"
             continue
         history = events.get(c.customer_id, ())
-        context = Context(OFFERS, c.customer_id, assigner.arm(db, c.customer_id), db, events=history, purchase_events=settings.purchase_events)
-        ranked = ranking.rank_history(model, catalogue, settings, history, depth, preferred[c.occasion],
-                                      rules=rulebook.active(db, catalogue, context), context=context)
+        context = Context(
+            OFFERS,
+            c.customer_id,
+            assigner.arm(db, c.customer_id),
+            db,
+            events=history,
+            purchase_events=settings.purchase_events,
+        )
+        ranked = ranking.rank_history(
+            model,
+            catalogue,
+            settings,
+            history,
+            depth,
+            preferred[c.occasion],
+            rules=rulebook.active(db, catalogue, context),
+            context=context,
+        )
         if ranked is None:
             c.reason = "no_history"
         else:

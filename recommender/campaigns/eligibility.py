@@ -18,10 +18,10 @@ import sqlite_utils
 
 from recommender import store
 from recommender.campaigns import kinds as campaign_kinds, occasions
-from recommender.config import CampaignSettings
-from recommender.store.consents import MARKETING
-from recommender.errors import ConfigError, ValidationError
 from recommender.campaigns.results import MAX_ITEMS, CampaignRequest
+from recommender.config import CampaignSettings
+from recommender.errors import ConfigError, ValidationError
+from recommender.store.consents import MARKETING
 
 
 def check(request: CampaignRequest, conf: CampaignSettings) -> tuple[tuple[str, ...], int]:
@@ -66,8 +66,14 @@ class Candidate:
     held_out: bool = False  # in the offers' holdout: recorded, never sent
 
 
-def find(db: sqlite_utils.Database, conf: CampaignSettings, chosen: tuple[str, ...], instant: dt.datetime,
-         days_ahead: int, skipped: dict[str, dict[str, int]]) -> list[Candidate]:
+def find(
+    db: sqlite_utils.Database,
+    conf: CampaignSettings,
+    chosen: tuple[str, ...],
+    instant: dt.datetime,
+    days_ahead: int,
+    skipped: dict[str, dict[str, int]],
+) -> list[Candidate]:
     """Everyone whose occasion falls in their own window; date problems counted in ``skipped``."""
     near = occasions.month_days_near(instant, days_ahead)
     found: list[Candidate] = []
@@ -76,17 +82,32 @@ def find(db: sqlite_utils.Database, conf: CampaignSettings, chosen: tuple[str, .
         ids, zones, dates = store.occasion_candidates(db, column, near)
         up = occasions.upcoming(dates, zones, instant, days_ahead, conf.feb29_rule)
         missing, malformed = store.occasion_date_quality(db, column)  # over all customers, not only those near
-        skipped[occasion] = {"missing_date": missing, "malformed_date": malformed,
-                             "unknown_timezone": up.skipped["unknown_timezone"],
-                             "no_marketing_consent": 0, "already_offered": 0, "no_products": 0}
-        found += [Candidate(ids[r], occasion, d, y, t) for r, d, y, t in zip(
-            up.rows.tolist(), up.dates.astype(np.int64).tolist(), up.years.tolist(),
-            up.today.astype(np.int64).tolist())]
+        skipped[occasion] = {
+            "missing_date": missing,
+            "malformed_date": malformed,
+            "unknown_timezone": up.skipped["unknown_timezone"],
+            "no_marketing_consent": 0,
+            "already_offered": 0,
+            "no_products": 0,
+        }
+        found += [
+            Candidate(ids[r], occasion, d, y, t)
+            for r, d, y, t in zip(
+                up.rows.tolist(),
+                up.dates.astype(np.int64).tolist(),
+                up.years.tolist(),
+                up.today.astype(np.int64).tolist(),
+            )
+        ]
     return found
 
 
-def eligible(db: sqlite_utils.Database, found: list[Candidate], skipped: dict[str, dict[str, int]],
-             conf: CampaignSettings | None = None) -> list[Candidate]:
+def eligible(
+    db: sqlite_utils.Database,
+    found: list[Candidate],
+    skipped: dict[str, dict[str, int]],
+    conf: CampaignSettings | None = None,
+) -> list[Candidate]:
     """Candidates with marketing consent, allowed by the ledger's rule of their kind, holding no live offer,
     and (with ``conf``) only the first kind of ``conf.priority`` per customer; the rest counted by reason."""
     who = sorted({c.customer_id for c in found})
@@ -99,8 +120,9 @@ def eligible(db: sqlite_utils.Database, found: list[Candidate], skipped: dict[st
         count = skipped.setdefault(c.occasion, {})
         if c.customer_id not in consenting:
             reason = "no_marketing_consent"
-        elif (c.occasion in campaign_kinds.OCCASIONS and (c.customer_id, c.occasion, c.year) in offered) \
-                or _within_period(c, last, conf):
+        elif (
+            c.occasion in campaign_kinds.OCCASIONS and (c.customer_id, c.occasion, c.year) in offered
+        ) or _within_period(c, last, conf):
             reason = "already_offered"
         elif live.get(c.customer_id, "") >= _iso(c.today):
             reason = "live_offer"
@@ -144,8 +166,13 @@ def _within_period(c: Candidate, last: dict[tuple[str, str], str], conf: Campaig
     return period == 0 or c.today - (dt.date.fromisoformat(before).toordinal() - _EPOCH_ORDINAL) < period
 
 
-def in_segments(db: sqlite_utils.Database, purpose: str, found: list[Candidate], wanted: tuple[str, ...],
-                skipped: dict[str, dict[str, int]]) -> list[Candidate]:
+def in_segments(
+    db: sqlite_utils.Database,
+    purpose: str,
+    found: list[Candidate],
+    wanted: tuple[str, ...],
+    skipped: dict[str, dict[str, int]],
+) -> list[Candidate]:
     """Candidates whose stored customer-value segment is in ``wanted`` (all when empty); the rest counted.
 
     The segment is the nightly refresh's (``customer_values``), read only for customers who grant

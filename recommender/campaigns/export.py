@@ -17,8 +17,8 @@ import secrets
 from pathlib import Path
 
 from recommender import csvsafe
-from recommender.errors import ValidationError
 from recommender.campaigns.results import EXPORT_COLUMNS, EXPORT_FORMATS, Offer
+from recommender.errors import ValidationError
 
 
 def check_out(out: str | Path | None, force: bool = False) -> Path | None:
@@ -68,7 +68,9 @@ def write(path: Path, offers: list[Offer], *, force: bool = False) -> None:
     except FileExistsError:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise ValidationError(f"export {path} already exists; choose a new name or pass --force to replace it") from None
+        raise ValidationError(
+            f"export {path} already exists; choose a new name or pass --force to replace it"
+        ) from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -83,17 +83,21 @@ def customer_file_hint(c: dict[str, int]) -> str:
     if not missing or c["customers"] == 0:
         return ""
     words = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
-    return (f"campaigns need {words}, which an order file does not carry: import the shop's "
-            f"customer export with `{CUSTOMERS_FIX}` ({PRESET_NOTE})")
+    return (
+        f"campaigns need {words}, which an order file does not carry: import the shop's "
+        f"customer export with `{CUSTOMERS_FIX}` ({PRESET_NOTE})"
+    )
 
 
 def consent_hint(c: dict[str, int]) -> str:
     """One line when no customer has personalization consent (training would have nothing), else ""."""
     if c["customers"] == 0 or c.get(f"granted:{PERSONALIZATION}", 0) > 0:
         return ""
-    return ("training needs personalization consent and no customer has it: if your shop's terms allow it, "
-            "import the orders again with `--grant personalization` (it records consent for customers with no "
-            f"decision yet); otherwise record each customer's decision with `{CONSENTS_FIX}`")
+    return (
+        "training needs personalization consent and no customer has it: if your shop's terms allow it, "
+        "import the orders again with `--grant personalization` (it records consent for customers with no "
+        f"decision yet); otherwise record each customer's decision with `{CONSENTS_FIX}`"
+    )
 
 
 def checklist(db: sqlite_utils.Database, settings: Settings) -> Checklist:
@@ -108,30 +112,55 @@ def _data_step(c: dict[str, int]) -> Step:
         return Step("data", "Data in", False, "No orders yet: nothing to learn from.", ORDERS_FIX)
     missing = [m for m in missing_for_campaigns(c) if m != "marketing consent"]
     if missing:
-        return Step("data", "Data in", False,
-                    f"Orders are in ({_n(c['customers'], 'customer')}), but no {' or '.join(missing)} for "
-                    "campaigns: add the shop's customer export.", CUSTOMERS_FIX)
-    return Step("data", "Data in", True,
-                f"Orders and {_n(c['customers'], 'customer')}: {c['with_occasion']:,} with a birthday or "
-                f"anniversary, {c['with_email']:,} with an e-mail.")
+        return Step(
+            "data",
+            "Data in",
+            False,
+            f"Orders are in ({_n(c['customers'], 'customer')}), but no {' or '.join(missing)} for "
+            "campaigns: add the shop's customer export.",
+            CUSTOMERS_FIX,
+        )
+    return Step(
+        "data",
+        "Data in",
+        True,
+        f"Orders and {_n(c['customers'], 'customer')}: {c['with_occasion']:,} with a birthday or "
+        f"anniversary, {c['with_email']:,} with an e-mail.",
+    )
 
 
 def _consent_step(c: dict[str, int]) -> Step:
     personal, marketing = c.get(f"granted:{PERSONALIZATION}", 0), c.get(f"granted:{MARKETING}", 0)
     if c["customers"] and personal == 0:
-        return Step("consent", "Consent", False,
-                    "No customer has agreed to personalization, and the model learns only from those who have.",
-                    f"{CONSENTS_FIX} (or import-transactions --grant personalization, if your terms allow it)")
+        return Step(
+            "consent",
+            "Consent",
+            False,
+            "No customer has agreed to personalization, and the model learns only from those who have.",
+            f"{CONSENTS_FIX} (or import-transactions --grant personalization, if your terms allow it)",
+        )
     if c["customers"] and c["reachable"] == 0:
-        why = ("No customer has agreed to marketing" if marketing == 0 else
-               "None of the customers who agreed to marketing has a birthday or anniversary")
-        return Step("consent", "Consent", False, f"{why}: a campaign has nobody to send to.",
-                    f"{CUSTOMERS_FIX} (its Accepts Email Marketing column), or {CONSENTS_FIX}")
+        why = (
+            "No customer has agreed to marketing"
+            if marketing == 0
+            else "None of the customers who agreed to marketing has a birthday or anniversary"
+        )
+        return Step(
+            "consent",
+            "Consent",
+            False,
+            f"{why}: a campaign has nobody to send to.",
+            f"{CUSTOMERS_FIX} (its Accepts Email Marketing column), or {CONSENTS_FIX}",
+        )
     if c["customers"] == 0:
         return Step("consent", "Consent", False, "No customers yet.", ORDERS_FIX)
-    return Step("consent", "Consent", True,
-                f"{personal:,} agreed to personalization, {marketing:,} to marketing ({c['reachable']:,} of them "
-                "with a birthday or anniversary).")
+    return Step(
+        "consent",
+        "Consent",
+        True,
+        f"{personal:,} agreed to personalization, {marketing:,} to marketing ({c['reachable']:,} of them "
+        "with a birthday or anniversary).",
+    )
 
 
 def _model_step(settings: Settings) -> Step:
@@ -143,18 +172,38 @@ def _model_step(settings: Settings) -> Step:
 
 def _campaign_step(c: dict[str, int]) -> Step:
     if c["offers"] == 0:
-        return Step("campaign", "First campaign", False, "No campaign has run yet.",
-                    CAMPAIGN_FIX, CAMPAIGN_PAGE, "the Campaigns page: preview, then run")
+        return Step(
+            "campaign",
+            "First campaign",
+            False,
+            "No campaign has run yet.",
+            CAMPAIGN_FIX,
+            CAMPAIGN_PAGE,
+            "the Campaigns page: preview, then run",
+        )
     return Step("campaign", "First campaign", True, f"{_n(c['offers'], 'offer')} made.")
 
 
 def _measure_step(settings: Settings) -> Step:
     if not settings.privacy.decision_log:
-        return Step("measure", "Measurement on", False,
-                    "The decision log is off (privacy.decision_log): no list is recorded, so none can be measured.",
-                    "set [privacy] decision_log = true in recommender.toml and restart the server")
+        return Step(
+            "measure",
+            "Measurement on",
+            False,
+            "The decision log is off (privacy.decision_log): no list is recorded, so none can be measured.",
+            "set [privacy] decision_log = true in recommender.toml and restart the server",
+        )
     if settings.online.control_share <= 0:
-        return Step("measure", "Measurement on", False,
-                    "Nobody is held back for comparison, so whether it earns cannot be measured.", MEASURE_FIX)
-    return Step("measure", "Measurement on", True,
-                f"{settings.online.control_share * 100:.0f} % of customers get bestsellers for comparison.")
+        return Step(
+            "measure",
+            "Measurement on",
+            False,
+            "Nobody is held back for comparison, so whether it earns cannot be measured.",
+            MEASURE_FIX,
+        )
+    return Step(
+        "measure",
+        "Measurement on",
+        True,
+        f"{settings.online.control_share * 100:.0f} % of customers get bestsellers for comparison.",
+    )

@@ -13,18 +13,25 @@ import numpy as np
 import sqlite_utils
 
 from recommender import store
-from recommender.campaigns import occasions
-from recommender.serving.catalogue import Catalogue
-from recommender.config import CampaignSettings, Settings
-from recommender.models.base import Recommender
-from recommender.campaigns import allocation, choice, eligibility, export, kinds, ledger, lifecycle
+from recommender.campaigns import allocation, choice, eligibility, export, kinds, ledger, lifecycle, occasions
 from recommender.campaigns.eligibility import Candidate
 from recommender.campaigns.results import CampaignRequest, CampaignResult, Offer
+from recommender.config import CampaignSettings, Settings
+from recommender.models.base import Recommender
+from recommender.serving.catalogue import Catalogue
 
 
-def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest, *, dry_run: bool = False,
-        out: str | Path | None = None, model: Recommender | None = None, force: bool = False,
-        campaign_id: str | None = None) -> CampaignResult:
+def run(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    request: CampaignRequest,
+    *,
+    dry_run: bool = False,
+    out: str | Path | None = None,
+    model: Recommender | None = None,
+    force: bool = False,
+    campaign_id: str | None = None,
+) -> CampaignResult:
     """Run (or with ``dry_run`` preview) one campaign; see :mod:`recommender.campaigns` for the rules.
 
     ``model`` defaults to the published model; without one every offer uses
@@ -41,13 +48,15 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
     model = model if model is not None else choice.load_model(settings)
     run_at = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
     campaign_id = campaign_id or f"{instant:%Y%m%d}-{request.occasion}-{secrets.token_hex(4)}"
-    result = CampaignResult(campaign_id, dry_run, run_at,
-                            request.days_ahead, chosen_occasions, k, model.version if model else None)
+    result = CampaignResult(
+        campaign_id, dry_run, run_at, request.days_ahead, chosen_occasions, k, model.version if model else None
+    )
 
     dated = tuple(o for o in chosen_occasions if o in kinds.OCCASIONS)
     found = eligibility.find(db, conf, dated, instant, request.days_ahead, result.skipped) if dated else []
-    found += lifecycle.find(db, settings, tuple(o for o in chosen_occasions if o in kinds.LIFECYCLE), instant,
-                            result.skipped)
+    found += lifecycle.find(
+        db, settings, tuple(o for o in chosen_occasions if o in kinds.LIFECYCLE), instant, result.skipped
+    )
     found = eligibility.in_segments(db, settings.value.purpose, found, tuple(request.segments), result.skipped)
     eligible = lifecycle.cap(eligibility.eligible(db, found, result.skipped, conf), conf, result.skipped)
     lifecycle.hold_out(db, conf, eligible)
@@ -61,8 +70,10 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
                 result.skipped[c.occasion]["no_products"] = result.skipped[c.occasion].get("no_products", 0) + 1
         contacts = store.customer_contacts(db, sorted({c.customer_id for c in served}))
         codes = ledger.new_codes([c.occasion for c in served], preview=dry_run)
-        result.offers = [_offer(c, contacts.get(c.customer_id, (None, None)), conf, choices.catalogue, code)
-                         for c, code in zip(served, codes)]
+        result.offers = [
+            _offer(c, contacts.get(c.customer_id, (None, None)), conf, choices.catalogue, code)
+            for c, code in zip(served, codes)
+        ]
     if held:
         contacts = store.customer_contacts(db, [c.customer_id for c in held])
         result.held_out = [_offer(c, contacts.get(c.customer_id, (None, None)), conf, None, None) for c in held]
@@ -77,9 +88,16 @@ def run(db: sqlite_utils.Database, settings: Settings, request: CampaignRequest,
     return result
 
 
-def _allocate(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, eligible: list[Candidate],
-              k: int, max_per_product: int | None, seed: str,
-              result: CampaignResult) -> tuple[list[Candidate], choice.Choices]:
+def _allocate(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    model: Recommender | None,
+    eligible: list[Candidate],
+    k: int,
+    max_per_product: int | None,
+    seed: str,
+    result: CampaignResult,
+) -> tuple[list[Candidate], choice.Choices]:
     """Choices for everyone, then allocation under the caps; returns who got products, in ledger order."""
     choices = choice.choose(db, settings, model, eligible, k)
     catalogue = choices.catalogue
@@ -91,8 +109,9 @@ def _allocate(db: sqlite_utils.Database, settings: Settings, model: Recommender 
     base = sorted(eligible, key=lambda c: (c.customer_id, c.occasion))
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "little"))
     fair = [base[i] for i in rng.permutation(len(base))]
-    allocation.allocate(fair, k, hard.tolist(), soft.tolist(), catalogue.until.tolist(), choices.popular,
-                        choices.bought)
+    allocation.allocate(
+        fair, k, hard.tolist(), soft.tolist(), catalogue.until.tolist(), choices.popular, choices.bought
+    )
     served = [c for c in base if c.chosen]
     for c in served:
         if c.first_rank > 1:
@@ -101,8 +120,13 @@ def _allocate(db: sqlite_utils.Database, settings: Settings, model: Recommender 
     return served, choices
 
 
-def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignSettings, catalogue: Catalogue | None,
-           code: str | None) -> Offer:
+def _offer(
+    c: Candidate,
+    contact: tuple[str | None, str | None],
+    conf: CampaignSettings,
+    catalogue: Catalogue | None,
+    code: str | None,
+) -> Offer:
     """The offer of a served candidate; with ``code`` None, the ledger row of a held-out one (no products)."""
     personalized = c.from_model > 0
     reason = "holdout" if c.held_out else None if personalized else (c.reason or "capped")
@@ -112,13 +136,24 @@ def _offer(c: Candidate, contact: tuple[str | None, str | None], conf: CampaignS
         valid_from, valid_until = max(c.date - conf.valid_days_before, c.today), c.date + conf.valid_days_after
     chosen = [] if catalogue is None else c.chosen
     return Offer(
-        customer_id=c.customer_id, email=contact[0], name=contact[1], occasion=c.occasion,
-        date=choice.iso(c.date), occasion_year=c.year, code=code, discount=kinds.discount(conf, c.occasion),
-        valid_from=choice.iso(valid_from), valid_until=choice.iso(valid_until),
+        customer_id=c.customer_id,
+        email=contact[0],
+        name=contact[1],
+        occasion=c.occasion,
+        date=choice.iso(c.date),
+        occasion_year=c.year,
+        code=code,
+        discount=kinds.discount(conf, c.occasion),
+        valid_from=choice.iso(valid_from),
+        valid_until=choice.iso(valid_until),
         product_ids=[catalogue.ids[p] for p in chosen] if catalogue is not None else [],
         product_names=[catalogue.names[p] for p in chosen] if catalogue is not None else [],
-        mode="held_out" if c.held_out else "personalized" if personalized else "non_personalized", reason=reason,
-        offered_on=choice.iso(c.today), why=c.why, held_out=c.held_out)
+        mode="held_out" if c.held_out else "personalized" if personalized else "non_personalized",
+        reason=reason,
+        offered_on=choice.iso(c.today),
+        why=c.why,
+        held_out=c.held_out,
+    )
 
 
 def offer_dict(offer: Offer) -> dict[str, Any]:

@@ -70,8 +70,9 @@ def check(conf: CampaignSettings, kinds: tuple[str, ...]) -> None:
         if not 0 < discount(conf, kind) < 100:
             where = "campaigns.discounts needs a" if kind in OCCASIONS else f"campaigns.{kind}_discount must be a"
             raise ConfigError(f"{where} {kind} discount between 0 and 100 (percent)")
-        if kind in LIFECYCLE and (valid_days(conf, kind) < 0 or every_days(conf, kind) < 0
-                                  or max_customers(conf, kind) < 0):
+        if kind in LIFECYCLE and (
+            valid_days(conf, kind) < 0 or every_days(conf, kind) < 0 or max_customers(conf, kind) < 0
+        ):
             raise ConfigError(f"campaigns.{kind}_valid_days, _every_days and _max_customers must be >= 0")
     if "winback" in kinds and not (0 < conf.winback_p_active_below <= 1 and 0 < conf.winback_spend_top <= 1):
         raise ConfigError("campaigns.winback_p_active_below and winback_spend_top must be > 0 and <= 1")

@@ -12,12 +12,12 @@ import numpy as np
 import sqlite_utils
 
 from recommender import store
-from recommender.serving.catalogue import Catalogue
-from recommender.errors import ValidationError
-from recommender.online.ids import new_list_id
 from recommender.campaigns import eligibility, export
 from recommender.campaigns.results import CODE_PREFIX, PREVIEW_PREFIX, CampaignResult, Offer
 from recommender.config import CampaignSettings
+from recommender.errors import ValidationError
+from recommender.online.ids import new_list_id
+from recommender.serving.catalogue import Catalogue
 
 EXPORT_KIND = "campaign_export"
 
@@ -31,8 +31,11 @@ def new_codes(kinds: list[str], preview: bool = False) -> list[str]:
     """
     raw = base64.b32encode(secrets.token_bytes(10 * len(kinds))).decode()  # 10 bytes = exactly 16 characters
     head = PREVIEW_PREFIX if preview else ""
-    codes = [f"{head}{CODE_PREFIX[kind]}-{raw[i * 16:i * 16 + 4]}-{raw[i * 16 + 4:i * 16 + 8]}-"
-             f"{raw[i * 16 + 8:i * 16 + 12]}-{raw[i * 16 + 12:i * 16 + 16]}" for i, kind in enumerate(kinds)]
+    codes = [
+        f"{head}{CODE_PREFIX[kind]}-{raw[i * 16 : i * 16 + 4]}-{raw[i * 16 + 4 : i * 16 + 8]}-"
+        f"{raw[i * 16 + 8 : i * 16 + 12]}-{raw[i * 16 + 12 : i * 16 + 16]}"
+        for i, kind in enumerate(kinds)
+    ]
     if len(set(codes)) != len(codes):  # never in practice; the ledger's UNIQUE would refuse it anyway
         return new_codes(kinds, preview)
     return codes
@@ -53,8 +56,13 @@ def _day(iso: str | None) -> int:
     return 0 if iso is None else (dt.date.fromisoformat(iso) - dt.date(1970, 1, 1)).days
 
 
-def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | None, force: bool = False,
-           conf: CampaignSettings | None = None) -> None:
+def record(
+    db: sqlite_utils.Database,
+    result: CampaignResult,
+    out_path: Path | None,
+    force: bool = False,
+    conf: CampaignSettings | None = None,
+) -> None:
     """Re-check eligibility, insert offers, held-out rows and decisions, write and register the export:
     all or nothing.
 
@@ -68,8 +76,9 @@ def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | N
     try:
         with store.transaction(db):
             rows: list[Offer] = [*result.offers, *result.held_out]
-            again = [eligibility.Candidate(o.customer_id, o.occasion, 0, o.occasion_year, _day(o.offered_on))
-                     for o in rows]
+            again = [
+                eligibility.Candidate(o.customer_id, o.occasion, 0, o.occasion_year, _day(o.offered_on)) for o in rows
+            ]
             kept = eligibility.eligible(db, again, result.skipped, conf)
             keep = {(c.customer_id, c.occasion) for c in kept}
             result.offers = [o for o in result.offers if (o.customer_id, o.occasion) in keep]
@@ -78,15 +87,44 @@ def record(db: sqlite_utils.Database, result: CampaignResult, out_path: Path | N
             for o in result.offers:  # the offer's list id: in the ledger, its decision row and the export
                 o.list_id = o.list_id or new_list_id()
             rows = [*result.offers, *result.held_out]
-            store.insert_offers(db, [
-                (o.customer_id, o.occasion, o.occasion_year, o.code, json.dumps(o.product_ids), o.discount,
-                 o.valid_from, o.valid_until, result.campaign_id, now, o.list_id, int(o.held_out), o.offered_on)
-                for o in rows])
-            store.insert_decisions(db, [
-                store.DecisionLogRow(customer_id=o.customer_id, created_at=now, endpoint=f"campaign:{o.occasion}",
-                                     model_version=result.model_version, mode=o.mode, reason=o.reason,
-                                     product_ids=json.dumps(o.product_ids), list_id=o.list_id, why=o.why)
-                for o in rows])
+            store.insert_offers(
+                db,
+                [
+                    (
+                        o.customer_id,
+                        o.occasion,
+                        o.occasion_year,
+                        o.code,
+                        json.dumps(o.product_ids),
+                        o.discount,
+                        o.valid_from,
+                        o.valid_until,
+                        result.campaign_id,
+                        now,
+                        o.list_id,
+                        int(o.held_out),
+                        o.offered_on,
+                    )
+                    for o in rows
+                ],
+            )
+            store.insert_decisions(
+                db,
+                [
+                    store.DecisionLogRow(
+                        customer_id=o.customer_id,
+                        created_at=now,
+                        endpoint=f"campaign:{o.occasion}",
+                        model_version=result.model_version,
+                        mode=o.mode,
+                        reason=o.reason,
+                        product_ids=json.dumps(o.product_ids),
+                        list_id=o.list_id,
+                        why=o.why,
+                    )
+                    for o in rows
+                ],
+            )
             if out_path is not None:
                 store.register_copy(db, out_path, EXPORT_KIND)  # so erasure can find and scrub it
                 export.write(out_path, result.offers, force=force)

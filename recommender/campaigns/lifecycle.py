@@ -51,18 +51,30 @@ def _iso(day: int) -> str:
 
 
 def _skips(not_profiled: int | None = None) -> dict[str, int]:
-    base = {"unknown_timezone": 0, "no_marketing_consent": 0, "already_offered": 0, "live_offer": 0,
-            "lower_priority": 0, "over_cap": 0, "no_products": 0}
+    base = {
+        "unknown_timezone": 0,
+        "no_marketing_consent": 0,
+        "already_offered": 0,
+        "live_offer": 0,
+        "lower_priority": 0,
+        "over_cap": 0,
+        "no_products": 0,
+    }
     if not_profiled is not None:
         base["not_profiled"] = not_profiled
     return base
 
 
-def find(db: sqlite_utils.Database, settings: Settings, chosen: tuple[str, ...], instant: dt.datetime,
-         skipped: dict[str, dict[str, int]]) -> list[Candidate]:
+def find(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    chosen: tuple[str, ...],
+    instant: dt.datetime,
+    skipped: dict[str, dict[str, int]],
+) -> list[Candidate]:
     """Every customer a lifecycle kind of ``chosen`` applies to at ``instant``, with why; counts in ``skipped``."""
     conf = settings.campaigns
-    run_day = (instant.astimezone(dt.timezone.utc).date() - dt.date(1970, 1, 1)).days
+    run_day = (instant.astimezone(dt.UTC).date() - dt.date(1970, 1, 1)).days
     picked: list[tuple[str, str, str, float]] = []  # (customer, kind, why, cap order)
     value_kinds = [k for k in campaign_kinds.VALUE_KINDS if k in chosen]
     if value_kinds:
@@ -70,21 +82,44 @@ def find(db: sqlite_utils.Database, settings: Settings, chosen: tuple[str, ...],
         for i, kind in enumerate(value_kinds):  # customers without the profiling consent: counted once
             skipped[kind] = _skips(values.not_profiled if i == 0 else 0)
         for cid, v in sorted(values.by_customer.items()):
-            if "winback" in value_kinds and v.spend_top <= conf.winback_spend_top \
-                    and v.p_active < conf.winback_p_active_below:
-                picked.append((cid, "winback", f"winback: p_active {v.p_active:.2f} < {conf.winback_p_active_below:.2f}; "
-                               f"spend so far in the top {_pct(v.spend_top)} (rule: top {_pct(conf.winback_spend_top)})",
-                               -v.spend_to_date))
+            if (
+                "winback" in value_kinds
+                and v.spend_top <= conf.winback_spend_top
+                and v.p_active < conf.winback_p_active_below
+            ):
+                picked.append(
+                    (
+                        cid,
+                        "winback",
+                        f"winback: p_active {v.p_active:.2f} < {conf.winback_p_active_below:.2f}; "
+                        f"spend so far in the top {_pct(v.spend_top)} (rule: top {_pct(conf.winback_spend_top)})",
+                        -v.spend_to_date,
+                    )
+                )
             if "thank_you" in value_kinds and v.segment in conf.thank_you_segments:
-                picked.append((cid, "thank_you", f"thank_you: segment {v.segment} "
-                               f"(rule: segment in {', '.join(conf.thank_you_segments)})", -v.spend_to_date))
+                picked.append(
+                    (
+                        cid,
+                        "thank_you",
+                        f"thank_you: segment {v.segment} (rule: segment in {', '.join(conf.thank_you_segments)})",
+                        -v.spend_to_date,
+                    )
+                )
     if "second_purchase" in chosen:
         skipped["second_purchase"] = _skips()
         after, within = conf.second_purchase_after_days, conf.second_purchase_within_days
-        for cid, first in store.one_time_buyers(db, settings.purchase_events, run_day * DAY, run_day - within,
-                                                run_day - after):
-            picked.append((cid, "second_purchase", f"second_purchase: 1 purchase day, {_iso(first)}, "
-                           f"{run_day - first} days before the run (rule: {after} to {within} days)", float(first)))
+        for cid, first in store.one_time_buyers(
+            db, settings.purchase_events, run_day * DAY, run_day - within, run_day - after
+        ):
+            picked.append(
+                (
+                    cid,
+                    "second_purchase",
+                    f"second_purchase: 1 purchase day, {_iso(first)}, "
+                    f"{run_day - first} days before the run (rule: {after} to {within} days)",
+                    float(first),
+                )
+            )
     if not picked:
         return []
     zones = store.customer_timezones(db, sorted({p[0] for p in picked}))
@@ -108,7 +143,9 @@ def cap(candidates: list[Candidate], conf: CampaignSettings, skipped: dict[str, 
         these = sorted((c for c in candidates if c.occasion == kind), key=lambda c: (c.order, c.customer_id))
         limit = campaign_kinds.max_customers(conf, kind)
         if limit and len(these) > limit:
-            skipped.setdefault(kind, _skips())["over_cap"] = skipped.get(kind, {}).get("over_cap", 0) + len(these) - limit
+            skipped.setdefault(kind, _skips())["over_cap"] = (
+                skipped.get(kind, {}).get("over_cap", 0) + len(these) - limit
+            )
             these = these[:limit]
         out += these
     return out

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +45,7 @@ MAX_DAYS_AHEAD = 366
 # A campaign's run instant must lie in this range: customers' local dates (UTC-12 to
 # UTC+14), windows of up to a year and next year's occurrences must all stay far from
 # the ends of the calendar (year 1 and 9999), where date arithmetic overflows.
-RUN_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2101, 1, 1, tzinfo=dt.timezone.utc))
+RUN_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2101, 1, 1, tzinfo=dt.UTC))
 
 # Status codes of a stored date.
 OK, MISSING, MALFORMED = 0, 1, 2
@@ -66,15 +66,17 @@ def run_instant(date: str | None = None, at: str | None = None) -> dt.datetime:
             day = parse_date(date)
         except ValueError as exc:
             raise ValidationError(f"--date: {exc}") from None
-        return _in_range(dt.datetime.combine(day, dt.time(12), dt.timezone.utc), "--date", date)
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        return _in_range(dt.datetime.combine(day, dt.time(12), dt.UTC), "--date", date)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _in_range(instant: dt.datetime, name: str, text: str) -> dt.datetime:
     low, high = RUN_RANGE
     if not low <= instant < high:
-        raise ValidationError(f"{name}: {text!r} is out of range (campaign dates run from {low.date()} "
-                              f"to {(high - dt.timedelta(days=1)).date()})")
+        raise ValidationError(
+            f"{name}: {text!r} is out of range (campaign dates run from {low.date()} "
+            f"to {(high - dt.timedelta(days=1)).date()})"
+        )
     return instant
 
 
@@ -157,7 +159,7 @@ def month_days_near(instant: dt.datetime, days_ahead: int) -> list[str] | None:
     """
     if days_ahead + 3 >= 366:
         return None
-    start = instant.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+    start = instant.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     days = {(start + dt.timedelta(days=i)).strftime("%m-%d") for i in range(days_ahead + 3)}
     if days & {"02-28", "03-01"}:
         days.add("02-29")
@@ -175,8 +177,13 @@ class Upcoming:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def upcoming(dates: Sequence[str | None], timezones: Sequence[str | None], instant: dt.datetime,
-             days_ahead: int, feb29_rule: str = "feb28") -> Upcoming:
+def upcoming(
+    dates: Sequence[str | None],
+    timezones: Sequence[str | None],
+    instant: dt.datetime,
+    days_ahead: int,
+    feb29_rule: str = "feb28",
+) -> Upcoming:
     """Which of these stored dates have an occurrence in ``[local today, local today + days_ahead]``.
 
     Missing dates, malformed dates and unknown time zones are skipped and
@@ -191,8 +198,11 @@ def upcoming(dates: Sequence[str | None], timezones: Sequence[str | None], insta
     year, month, day, status = decode_dates(dates)
     today, known = local_today(timezones, instant)
     usable = (status == OK) & known
-    skipped = {"missing_date": int((status == MISSING).sum()), "malformed_date": int((status == MALFORMED).sum()),
-               "unknown_timezone": int(((status == OK) & ~known).sum())}
+    skipped = {
+        "missing_date": int((status == MISSING).sum()),
+        "malformed_date": int((status == MALFORMED).sum()),
+        "unknown_timezone": int(((status == OK) & ~known).sum()),
+    }
     rows = np.flatnonzero(usable)
     year, month, day, today = year[rows], month[rows], day[rows], today[rows]
     this_year = today.astype("datetime64[Y]").astype(np.int64) + 1970

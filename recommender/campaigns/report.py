@@ -45,13 +45,15 @@ from recommender.values import parse_date
 WINDOWS = (30, 90)
 SENT, HELD_OUT = "sent", "held_out"
 DAY = 86400
-METHOD = ("per offer, customers as clusters: ratio of sums with delta-method variance "
-          "(recommender/online/stats.py); 95 % = estimate ± 1.96·SE, normal approximation; "
-          "incremental revenue = (sent − held out per customer) × customers sent, interval scaled alike")
+METHOD = (
+    "per offer, customers as clusters: ratio of sums with delta-method variance "
+    "(recommender/online/stats.py); 95 % = estimate ± 1.96·SE, normal approximation; "
+    "incremental revenue = (sent − held out per customer) × customers sent, interval scaled alike"
+)
 
 
 def _epoch(day: str) -> int:
-    return int(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.timezone.utc).timestamp())
+    return int(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC).timestamp())
 
 
 def _interval(value: float, var: float) -> list[float]:
@@ -79,10 +81,20 @@ def _arm(offers: list[tuple[str, int, list[float]]], window: int, as_of: int) ->
     r, rv, n = stats.ratio(rev)
     p, pv, _ = stats.ratio(buy)
     offers_done = int(sum(x for x, _ in rev))
-    return ({"offers": offers_done, "customers": n, "pending": pending,
-             "revenue_per_customer": r if n else None, "revenue_ci95": _interval(r, rv) if n else None,
-             "repeat_rate": p if n else None, "repeat_ci95": _interval(p, pv) if n else None,
-             "revenue": sum(y for _, y in rev)}, rev, buy)
+    return (
+        {
+            "offers": offers_done,
+            "customers": n,
+            "pending": pending,
+            "revenue_per_customer": r if n else None,
+            "revenue_ci95": _interval(r, rv) if n else None,
+            "repeat_rate": p if n else None,
+            "repeat_ci95": _interval(p, pv) if n else None,
+            "revenue": sum(y for _, y in rev),
+        },
+        rev,
+        buy,
+    )
 
 
 def _group(name: str, arms: dict[str, list[tuple[str, int, list[float]]]], as_of: int) -> dict[str, Any]:
@@ -104,10 +116,15 @@ def _group(name: str, arms: dict[str, list[tuple[str, int, list[float]]]], as_of
         rate = stats.difference(buy_s, buy_h)
         sent = f_s["offers"]
         out["uplift"][str(w)] = {
-            "n_sent": sent, "n_held_out": f_h["offers"],
-            "customers_sent": f_s["customers"], "customers_held_out": f_h["customers"],
-            "revenue_per_customer": {"difference": money["difference"], "relative": money["relative"],
-                                     "ci95": money["ci95"]},
+            "n_sent": sent,
+            "n_held_out": f_h["offers"],
+            "customers_sent": f_s["customers"],
+            "customers_held_out": f_h["customers"],
+            "revenue_per_customer": {
+                "difference": money["difference"],
+                "relative": money["relative"],
+                "ci95": money["ci95"],
+            },
             "repeat_rate": {"difference": rate["difference"], "relative": rate["relative"], "ci95": rate["ci95"]},
             "incremental_revenue": money["difference"] * sent,
             "incremental_ci95": [money["ci95"][0] * sent, money["ci95"][1] * sent],
@@ -115,8 +132,13 @@ def _group(name: str, arms: dict[str, list[tuple[str, int, list[float]]]], as_of
     return out
 
 
-def report(db: sqlite_utils.Database, settings: Settings, since: str | None = None, kind: str | None = None,
-           as_of: int | None = None) -> dict[str, Any]:
+def report(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    since: str | None = None,
+    kind: str | None = None,
+    as_of: int | None = None,
+) -> dict[str, Any]:
     """The campaign report (see the module docstring) as one JSON-ready object."""
     if kind is not None and kind not in campaign_kinds.KINDS:
         raise ValidationError(f"kind must be one of {', '.join(campaign_kinds.KINDS)}, got {kind!r}")
@@ -134,8 +156,9 @@ def report(db: sqlite_utils.Database, settings: Settings, since: str | None = No
         start = min(_epoch(r[2]) for r in rows)
         end = max(_epoch(r[2]) for r in rows) + max(WINDOWS) * DAY
         conf = settings.online
-        for cid, when, qty, price, catalogue in store.purchases_of(db, sorted({r[0] for r in rows}),
-                                                                   settings.purchase_events, start, end):
+        for cid, when, qty, price, catalogue in store.purchases_of(
+            db, sorted({r[0] for r in rows}), settings.purchase_events, start, end
+        ):
             value, _ = purchase_value(qty, price, catalogue, conf.max_price_factor, conf.max_quantity)
             purchases[cid].append((int(when), value))
     by_kind: dict[str, dict[str, list]] = defaultdict(lambda: {SENT: [], HELD_OUT: []})
@@ -144,13 +167,22 @@ def report(db: sqlite_utils.Database, settings: Settings, since: str | None = No
     order = {k: i for i, k in enumerate(settings.campaigns.priority)}
     groups = [_group(k, by_kind[k], as_of) for k in sorted(by_kind, key=lambda k: order.get(k, len(order)))]
     measured = [k for k in by_kind if by_kind[k][HELD_OUT]]
-    pooled = {SENT: [o for k in measured for o in by_kind[k][SENT]],
-              HELD_OUT: [o for k in measured for o in by_kind[k][HELD_OUT]]}
+    pooled = {
+        SENT: [o for k in measured for o in by_kind[k][SENT]],
+        HELD_OUT: [o for k in measured for o in by_kind[k][HELD_OUT]],
+    }
     total = _group("+".join(sorted(measured, key=lambda k: order.get(k, 0))) or "none", pooled, as_of)
-    payload = {"since": since, "kind": kind, "as_of": dt.datetime.fromtimestamp(as_of, dt.timezone.utc)
-               .strftime("%Y-%m-%dT%H:%M:%SZ"), "windows": list(WINDOWS), "holdout_share":
-               settings.campaigns.holdout_share, "method": METHOD, "kinds": groups, "total": total,
-               "measured_kinds": sorted(measured, key=lambda k: order.get(k, 0))}
+    payload = {
+        "since": since,
+        "kind": kind,
+        "as_of": dt.datetime.fromtimestamp(as_of, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "windows": list(WINDOWS),
+        "holdout_share": settings.campaigns.holdout_share,
+        "method": METHOD,
+        "kinds": groups,
+        "total": total,
+        "measured_kinds": sorted(measured, key=lambda k: order.get(k, 0)),
+    }
     payload["summary"] = sentence(payload, getattr(settings.value, "currency", ""))
     return payload
 
@@ -160,8 +192,13 @@ def _money(x: float, currency: str) -> str:
     return f"{sign}{currency}{abs(x):,.0f}" if abs(x) >= 100 else f"{sign}{currency}{abs(x):,.2f}"
 
 
-_NAMES = {"birthday": "birthday", "anniversary": "anniversary", "winback": "win-back",
-          "second_purchase": "second-purchase", "thank_you": "thank-you"}
+_NAMES = {
+    "birthday": "birthday",
+    "anniversary": "anniversary",
+    "winback": "win-back",
+    "second_purchase": "second-purchase",
+    "thank_you": "thank-you",
+}
 
 
 def sentence(payload: dict[str, Any], currency: str = "") -> str:
@@ -170,8 +207,10 @@ def sentence(payload: dict[str, Any], currency: str = "") -> str:
     if not payload["kinds"]:
         return "No campaign offers in the ledger yet."
     if not payload["measured_kinds"]:
-        return ("No customers were held out of these offers, so their extra revenue cannot be measured "
-                "(campaigns.holdout_share sets the share held out).")
+        return (
+            "No customers were held out of these offers, so their extra revenue cannot be measured "
+            "(campaigns.holdout_share sets the share held out)."
+        )
     total = payload["total"]
     names = " and ".join(", ".join(_NAMES[k] for k in payload["measured_kinds"]).rsplit(", ", 1))
     for w in sorted(WINDOWS, reverse=True):
@@ -181,44 +220,58 @@ def sentence(payload: dict[str, Any], currency: str = "") -> str:
         d, (lo, hi) = u["revenue_per_customer"]["difference"], u["revenue_per_customer"]["ci95"]
         inc, (ilo, ihi) = u["incremental_revenue"], u["incremental_ci95"]
         more = "more" if d >= 0 else "less"
-        text = (f"In the {w} days after a {names} offer, the {u['customers_sent']:,} customers who got one spent "
-                f"{_money(abs(d), cur)} {more} each than the {u['customers_held_out']:,} held out "
-                f"(95 % interval {_money(lo, cur)} to {_money(hi, cur)}): about {_money(inc, cur)} extra revenue "
-                f"in all ({_money(ilo, cur)} to {_money(ihi, cur)})")
+        text = (
+            f"In the {w} days after a {names} offer, the {u['customers_sent']:,} customers who got one spent "
+            f"{_money(abs(d), cur)} {more} each than the {u['customers_held_out']:,} held out "
+            f"(95 % interval {_money(lo, cur)} to {_money(hi, cur)}): about {_money(inc, cur)} extra revenue "
+            f"in all ({_money(ilo, cur)} to {_money(ihi, cur)})"
+        )
         if lo <= 0 <= hi:
             text += ", not yet distinguishable from no effect"
         return text + "."
     pending = sum(a["windows"][str(min(WINDOWS))]["pending"] for a in total["arms"].values())
-    return (f"Customers were held out of {names} offers, but no offer's {min(WINDOWS)}-day window has ended yet "
-            f"({pending:,} pending), so there is nothing to compare so far.")
+    return (
+        f"Customers were held out of {names} offers, but no offer's {min(WINDOWS)}-day window has ended yet "
+        f"({pending:,} pending), so there is nothing to compare so far."
+    )
 
 
 def human(payload: dict[str, Any]) -> str:
     """Tables for a terminal."""
-    lines = [f"campaign report since {payload['since'] or 'the first offer'}"
-             + (f", kind {payload['kind']}" if payload["kind"] else "")
-             + f" (as of {payload['as_of']}; holdout share {payload['holdout_share']:g})"]
+    lines = [
+        f"campaign report since {payload['since'] or 'the first offer'}"
+        + (f", kind {payload['kind']}" if payload["kind"] else "")
+        + f" (as of {payload['as_of']}; holdout share {payload['holdout_share']:g})"
+    ]
     fmt = lambda v: "–" if v is None else f"{v:,.2f}"  # noqa: E731
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    for g in [*payload["kinds"], *([payload["total"]] if payload["measured_kinds"] and len(payload["kinds"]) > 1
-                                   else [])]:
+    for g in [
+        *payload["kinds"],
+        *([payload["total"]] if payload["measured_kinds"] and len(payload["kinds"]) > 1 else []),
+    ]:
         label = g["kind"] if g is not payload["total"] else f"all measured ({g['kind']})"
         lines.append(f"{label}: sent {g['arms'][SENT]['offers']:,}, held out {g['arms'][HELD_OUT]['offers']:,}")
-        lines.append(f"  {'window':>6} {'arm':<9} {'offers':>7} {'rev/cust.':>10} {'95% CI':>21} {'bought again':>12} "
-                     f"{'95% CI':>15} {'pending':>7}")
+        lines.append(
+            f"  {'window':>6} {'arm':<9} {'offers':>7} {'rev/cust.':>10} {'95% CI':>21} {'bought again':>12} "
+            f"{'95% CI':>15} {'pending':>7}"
+        )
         for w in WINDOWS:
             for arm in (SENT, HELD_OUT):
                 f = g["arms"][arm]["windows"][str(w)]
                 ci = "–" if f["revenue_ci95"] is None else f"{fmt(f['revenue_ci95'][0])} … {fmt(f['revenue_ci95'][1])}"
                 rci = "–" if f["repeat_ci95"] is None else f"{pct(f['repeat_ci95'][0])} … {pct(f['repeat_ci95'][1])}"
-                lines.append(f"  {w:>4} d {arm:<9} {f['offers']:>7,} {fmt(f['revenue_per_customer']):>10} {ci:>21} "
-                             f"{pct(f['repeat_rate']):>12} {rci:>15} {f['pending']:>7,}")
+                lines.append(
+                    f"  {w:>4} d {arm:<9} {f['offers']:>7,} {fmt(f['revenue_per_customer']):>10} {ci:>21} "
+                    f"{pct(f['repeat_rate']):>12} {rci:>15} {f['pending']:>7,}"
+                )
             u = g["uplift"][str(w)]
             if u is not None:
                 m, r = u["revenue_per_customer"], u["repeat_rate"]
-                lines.append(f"  {w:>4} d uplift: {m['difference']:+,.2f} per customer [{fmt(m['ci95'][0])}, "
-                             f"{fmt(m['ci95'][1])}], bought again {100 * r['difference']:+.1f} pt; incremental revenue "
-                             f"{u['incremental_revenue']:+,.2f} [{fmt(u['incremental_ci95'][0])}, "
-                             f"{fmt(u['incremental_ci95'][1])}] (n = {u['n_sent']} / {u['n_held_out']})")
+                lines.append(
+                    f"  {w:>4} d uplift: {m['difference']:+,.2f} per customer [{fmt(m['ci95'][0])}, "
+                    f"{fmt(m['ci95'][1])}], bought again {100 * r['difference']:+.1f} pt; incremental revenue "
+                    f"{u['incremental_revenue']:+,.2f} [{fmt(u['incremental_ci95'][0])}, "
+                    f"{fmt(u['incremental_ci95'][1])}] (n = {u['n_sent']} / {u['n_held_out']})"
+                )
     lines.append(payload["summary"])
     return "\n".join(lines)

@@ -5,12 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-EXPORT_COLUMNS = ("customer_id", "email", "name", "occasion", "date", "code", "discount", "valid_from",
-                  "valid_until", "product_ids", "product_names", "preview", "list_id")
+EXPORT_COLUMNS = (
+    "customer_id",
+    "email",
+    "name",
+    "occasion",
+    "date",
+    "code",
+    "discount",
+    "valid_from",
+    "valid_until",
+    "product_ids",
+    "product_names",
+    "preview",
+    "list_id",
+)
 EXPORT_FORMATS = (".csv", ".jsonl")
 MAX_ITEMS = 20
-CODE_PREFIX = {"birthday": "BDAY", "anniversary": "ANNV", "winback": "BACK", "second_purchase": "NEXT",
-               "thank_you": "THNX"}
+CODE_PREFIX = {
+    "birthday": "BDAY",
+    "anniversary": "ANNV",
+    "winback": "BACK",
+    "second_purchase": "NEXT",
+    "thank_you": "THNX",
+}
 # A dry run's codes start with this; the ledger refuses any code that does.
 PREVIEW_PREFIX = "PREVIEW-"
 
@@ -100,34 +118,54 @@ class CampaignResult:
         for o in self.offers:
             modes[o.mode] = modes.get(o.mode, 0) + 1
         return {
-            "campaign_id": self.campaign_id, "dry_run": self.dry_run, "written": not self.dry_run,
-            "run_at": self.run_at, "days_ahead": self.days_ahead, "items": self.items,
-            "model_version": self.model_version, "offers": self.made(), "offers_total": len(self.offers),
-            "held_out": self.held(), "held_out_total": len(self.held_out),
+            "campaign_id": self.campaign_id,
+            "dry_run": self.dry_run,
+            "written": not self.dry_run,
+            "run_at": self.run_at,
+            "days_ahead": self.days_ahead,
+            "items": self.items,
+            "model_version": self.model_version,
+            "offers": self.made(),
+            "offers_total": len(self.offers),
+            "held_out": self.held(),
+            "held_out_total": len(self.held_out),
             "short_offers": sum(1 for o in self.offers if len(o.product_ids) < self.items),
-            "modes": modes, "skipped": totals, "skipped_by_occasion": self.skipped, "out": self.out,
-            "capped_choices": self.capped_customers, "capped_first_pick": dict(self.capped),
-            "outstanding_units": sum(self.outstanding.values()), "product_cap": self.product_cap,
+            "modes": modes,
+            "skipped": totals,
+            "skipped_by_occasion": self.skipped,
+            "out": self.out,
+            "capped_choices": self.capped_customers,
+            "capped_first_pick": dict(self.capped),
+            "outstanding_units": sum(self.outstanding.values()),
+            "product_cap": self.product_cap,
             "seconds": round(self.seconds, 3),
         }
 
     def human(self) -> str:
         s = self.summary()
         head = f"campaign {self.campaign_id}" + (" (dry run: nothing written to the ledger)" if self.dry_run else "")
-        lines = [head, f"run at {self.run_at}, window: each customer's local date + {self.days_ahead} days",
-                 "offers: " + ", ".join(f"{k} {v:,}" for k, v in s["offers"].items())
-                 + f" (total {len(self.offers):,})"]
+        lines = [
+            head,
+            f"run at {self.run_at}, window: each customer's local date + {self.days_ahead} days",
+            "offers: " + ", ".join(f"{k} {v:,}" for k, v in s["offers"].items()) + f" (total {len(self.offers):,})",
+        ]
         if self.held_out:
-            lines.append("held out (recorded, not sent, for measurement): "
-                         + ", ".join(f"{k} {v:,}" for k, v in s["held_out"].items() if v))
+            lines.append(
+                "held out (recorded, not sent, for measurement): "
+                + ", ".join(f"{k} {v:,}" for k, v in s["held_out"].items() if v)
+            )
         skipped = {k: v for k, v in s["skipped"].items() if v}
         lines.append("skipped: " + (", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "none"))
-        lines.append(f"capped: {self.capped_customers:,} customer(s) got a lower choice because a product was full"
-                     f" (first product their 2nd choice: {self.capped['2nd']:,}, 3rd: {self.capped['3rd']:,},"
-                     f" later: {self.capped['later']:,}); {s['outstanding_units']:,} unit(s) already promised"
-                     " by earlier offers still valid")
+        lines.append(
+            f"capped: {self.capped_customers:,} customer(s) got a lower choice because a product was full"
+            f" (first product their 2nd choice: {self.capped['2nd']:,}, 3rd: {self.capped['3rd']:,},"
+            f" later: {self.capped['later']:,}); {s['outstanding_units']:,} unit(s) already promised"
+            " by earlier offers still valid"
+        )
         if self.out:
-            lines.append(f"export: {self.out} ({len(self.offers):,} rows"
-                         + (", PREVIEW: codes not usable)" if self.dry_run else ")"))
+            lines.append(
+                f"export: {self.out} ({len(self.offers):,} rows"
+                + (", PREVIEW: codes not usable)" if self.dry_run else ")")
+            )
         lines.append(f"{self.seconds:.1f} s")
         return "\n".join(lines)

@@ -10,8 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from recommender import store
-from recommender.store.consents import MARKETING
 from recommender.errors import ValidationError
+from recommender.store.consents import MARKETING
 from recommender.values import parse_date
 
 
@@ -39,8 +39,17 @@ def active_offers(db: sqlite_utils.Database, customer_id: str, on: str | None = 
     rows = store.active_offers(db, customer_id, on)
     ids = [json.loads(r["products"]) for r in rows]
     names = store.product_names(db, sorted({p for group in ids for p in group}))
-    offers = [{"occasion": r["occasion"], "occasion_year": r["occasion_year"], "code": r["code"],
-               "discount": r["discount"], "valid_from": r["valid_from"], "valid_until": r["valid_until"],
-               "products": [{"product_id": p, "name": names.get(p)} for p in group], "list_id": r["list_id"]}
-              for r, group in zip(rows, ids)]
+    offers = [
+        {
+            "occasion": r["occasion"],
+            "occasion_year": r["occasion_year"],
+            "code": r["code"],
+            "discount": r["discount"],
+            "valid_from": r["valid_from"],
+            "valid_until": r["valid_until"],
+            "products": [{"product_id": p, "name": names.get(p)} for p in group],
+            "list_id": r["list_id"],
+        }
+        for r, group in zip(rows, ids)
+    ]
     return {"customer_id": customer_id, "on": on, "offers": offers}

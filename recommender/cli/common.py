@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from recommender import store
 from recommender.config import Settings, load_settings
 from recommender.errors import RecommenderError
-
 
 DB_HELP = "SQLite database file [default: $RECOMMENDER_DB or ./recommender.db]."
 CONFIG_HELP = "TOML settings file [default: $RECOMMENDER_CONFIG or ./recommender.toml if present]."
@@ -37,10 +37,17 @@ class EngineGroup(click.Group):
         super().__init__(*args, **kwargs)
         path = click.Path(dir_okay=False, path_type=Path)
         self.params += [
-            click.Option(["--db", "db_path"], type=path, default=None, expose_value=False, callback=_remember,
-                         help=DB_HELP),
-            click.Option(["--config", "config_path"], type=path, default=None, expose_value=False,
-                         callback=_remember, help=CONFIG_HELP),
+            click.Option(
+                ["--db", "db_path"], type=path, default=None, expose_value=False, callback=_remember, help=DB_HELP
+            ),
+            click.Option(
+                ["--config", "config_path"],
+                type=path,
+                default=None,
+                expose_value=False,
+                callback=_remember,
+                help=CONFIG_HELP,
+            ),
         ]
 
     def invoke(self, ctx: click.Context) -> Any:

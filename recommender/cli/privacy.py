@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from recommender.config import Settings
-from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
 from recommender import store
+from recommender.cli.common import EngineGroup, emit, json_option, open_db, with_settings
+from recommender.config import Settings
 
 
 @click.group(cls=EngineGroup)
@@ -27,14 +27,23 @@ def cli_actor(source: str) -> str:
 @click.argument("customer")
 @click.argument("purpose")
 @click.argument("state", type=click.Choice(["granted", "withdrawn"]))
-@click.option("--source", default="cli", show_default=True,
-              help="Who or what made the change; kept in the log, whose actor is cli:SOURCE.")
-@click.option("--decided-at", default=None, metavar="TIME",
-              help="When the customer decided (ISO 8601) [default: now]. A decision older than the current "
-                   "state's is not applied (reported as stale).")
+@click.option(
+    "--source",
+    default="cli",
+    show_default=True,
+    help="Who or what made the change; kept in the log, whose actor is cli:SOURCE.",
+)
+@click.option(
+    "--decided-at",
+    default=None,
+    metavar="TIME",
+    help="When the customer decided (ISO 8601) [default: now]. A decision older than the current "
+    "state's is not applied (reported as stale).",
+)
 @json_option
-def consent_set(settings: Settings, customer: str, purpose: str, state: str, source: str, decided_at: str | None,
-                as_json: bool) -> None:
+def consent_set(
+    settings: Settings, customer: str, purpose: str, state: str, source: str, decided_at: str | None, as_json: bool
+) -> None:
     """Grant or withdraw PURPOSE for CUSTOMER; effective on their next request.
 
     Consent is last-writer-wins by the time the customer decided: a change
@@ -42,19 +51,30 @@ def consent_set(settings: Settings, customer: str, purpose: str, state: str, sou
     """
     from recommender.ingest import consent as consents
 
-    result = consents.set_consents(open_db(settings), settings, customer, {purpose: state == "granted"}, source,
-                                   decided_at=decided_at, actor=cli_actor(source))
+    result = consents.set_consents(
+        open_db(settings),
+        settings,
+        customer,
+        {purpose: state == "granted"},
+        source,
+        decided_at=decided_at,
+        actor=cli_actor(source),
+    )
     lines = _consent_lines(result)
     if result["stale"]:
-        lines += (f"\nstale: not applied to {', '.join(result['stale'])} (decided {result['decided_at']}, "
-                  "before the current decision)")
+        lines += (
+            f"\nstale: not applied to {', '.join(result['stale'])} (decided {result['decided_at']}, "
+            "before the current decision)"
+        )
     emit(as_json, result, lines)
 
 
 def _consent_lines(result: dict[str, Any]) -> str:
-    return "\n".join(f"{p:16} {'granted' if c['granted'] else 'not granted':12} "
-                     f"{(c['source'] or '-'):18} {c['updated_at'] or '(never recorded)'}"
-                     for p, c in result["consents"].items())
+    return "\n".join(
+        f"{p:16} {'granted' if c['granted'] else 'not granted':12} "
+        f"{(c['source'] or '-'):18} {c['updated_at'] or '(never recorded)'}"
+        for p, c in result["consents"].items()
+    )
 
 
 @consent.command("show")
@@ -76,24 +96,42 @@ def consent_history(settings: Settings, customer: str, as_json: bool) -> None:
     """Every consent change of CUSTOMER in the order recorded: decided, recorded, source and actor."""
 
     result = store.consent_timeline(open_db(settings), settings, customer)
-    emit(as_json, result, "\n".join(
-        f"decided {h['decided_at']}  recorded {h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  "
-        f"source {h['source']}  actor {h['actor'] or '-'}" for h in result["history"]) or "no consent changes recorded")
+    emit(
+        as_json,
+        result,
+        "\n".join(
+            f"decided {h['decided_at']}  recorded {h['changed_at']}  {h['purpose']:16} {h['old']} -> {h['new']}  "
+            f"source {h['source']}  actor {h['actor'] or '-'}"
+            for h in result["history"]
+        )
+        or "no consent changes recorded",
+    )
 
 
 @click.command()
 @with_settings
 @click.argument("customer")
-@click.option("--grant", multiple=True, metavar="PURPOSE",
-              help="A purpose the person grants at this sign-up (repeatable); every other purpose is recorded "
-                   "as not granted.")
+@click.option(
+    "--grant",
+    multiple=True,
+    metavar="PURPOSE",
+    help="A purpose the person grants at this sign-up (repeatable); every other purpose is recorded as not granted.",
+)
 @click.option("--source", required=True, help="Where the sign-up came from (e.g. signup, support); actor cli:SOURCE.")
 @click.option("--email", default=None, help="Their email address.")
 @click.option("--name", default=None, help="Their name.")
 @click.option("--timezone", default="UTC", show_default=True, help="Their IANA time zone.")
 @json_option
-def resignup(settings: Settings, customer: str, grant: tuple[str, ...], source: str, email: str | None,
-             name: str | None, timezone: str, as_json: bool) -> None:
+def resignup(
+    settings: Settings,
+    customer: str,
+    grant: tuple[str, ...],
+    source: str,
+    email: str | None,
+    name: str | None,
+    timezone: str,
+    as_json: bool,
+) -> None:
     """Bring back an erased CUSTOMER who really signs up again.
 
     Every import and the API refuse an erased id; this is the one explicit way
@@ -102,8 +140,17 @@ def resignup(settings: Settings, customer: str, grant: tuple[str, ...], source: 
     """
     from recommender.ingest.signup import resignup as sign_up_again
 
-    result = sign_up_again(open_db(settings), settings, customer, grant, source, actor=cli_actor(source),
-                           email=email, name=name, timezone=timezone)
+    result = sign_up_again(
+        open_db(settings),
+        settings,
+        customer,
+        grant,
+        source,
+        actor=cli_actor(source),
+        email=email,
+        name=name,
+        timezone=timezone,
+    )
     emit(as_json, result, f"{result['customer_id']} signed up again (tombstone removed)\n" + _consent_lines(result))
 
 
@@ -120,15 +167,19 @@ def forget(settings: Settings, customer: str, yes: bool, as_json: bool) -> None:
     is rewritten without them and the WAL is truncated.
     """
     from recommender import privacy
-
     from recommender.cli.common import confirm_or_refuse
 
     confirm_or_refuse(yes, f"Erase customer {customer} and everything about them? This cannot be undone.")
     result = privacy.forget(open_db(settings), settings, customer)
-    emit(as_json, result, f"erased {customer}: removed " + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
-         + f"; scrubbed {len(result['models_scrubbed'])} model(s)"
-         + f", {len(result.get('copies', {}).get('rows_removed', {}))} export(s)"
-         + f"; tombstone {result['tombstone'][:16]}...")
+    emit(
+        as_json,
+        result,
+        f"erased {customer}: removed "
+        + ", ".join(f"{n} {t}" for t, n in result["deleted_rows"].items())
+        + f"; scrubbed {len(result['models_scrubbed'])} model(s)"
+        + f", {len(result.get('copies', {}).get('rows_removed', {}))} export(s)"
+        + f"; tombstone {result['tombstone'][:16]}...",
+    )
 
 
 @click.command("export-customer")
@@ -143,8 +194,12 @@ def export_customer(settings: Settings, customer: str) -> None:
 
 @click.command()
 @with_settings
-@click.option("--days", type=click.IntRange(min=0), default=None,
-              help="Keep this many days of decision log [default: privacy.retention_days, 90].")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Keep this many days of decision log [default: privacy.retention_days, 90].",
+)
 @json_option
 def prune(settings: Settings, days: int | None, as_json: bool) -> None:
     """Delete decision-log entries older than the retention period."""

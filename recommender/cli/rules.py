@@ -35,15 +35,21 @@ def list_rules(settings: Settings, as_json: bool) -> None:
         found = merchandising.list_rules(db)
     finally:
         db.conn.close()
-    lines = [f"{r['name']:<28} {r['status']:<7} {r['action']['type']:<12} {','.join(r['surfaces'])}"
-             for r in found] or ["no rules"]
+    lines = [
+        f"{r['name']:<28} {r['status']:<7} {r['action']['type']:<12} {','.join(r['surfaces'])}" for r in found
+    ] or ["no rules"]
     emit(as_json, {"rules": found}, "\n".join(lines))
 
 
 @rules.command("add")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--actor", "source", default=None, metavar="NAME",
-              help="Who makes the change, for the audit [default: the user running the command].")
+@click.option(
+    "--actor",
+    "source",
+    default=None,
+    metavar="NAME",
+    help="Who makes the change, for the audit [default: the user running the command].",
+)
 @json_option
 @with_settings
 def add(settings: Settings, file: str, source: str | None, as_json: bool) -> None:
@@ -72,8 +78,13 @@ def add(settings: Settings, file: str, source: str | None, as_json: bool) -> Non
 def _status_command(name: str, status: str, doc: str):
     @rules.command(name)
     @click.argument("rule_name", metavar="NAME")
-    @click.option("--actor", "source", default=None, metavar="NAME",
-                  help="Who makes the change, for the audit [default: the user running the command].")
+    @click.option(
+        "--actor",
+        "source",
+        default=None,
+        metavar="NAME",
+        help="Who makes the change, for the audit [default: the user running the command].",
+    )
     @json_option
     @with_settings
     def command(settings: Settings, rule_name: str, source: str | None, as_json: bool) -> None:
@@ -97,8 +108,13 @@ resume = _status_command("resume", "active", "Resume a paused rule.")
 
 @rules.command("remove")
 @click.argument("rule_name", metavar="NAME")
-@click.option("--actor", "source", default=None, metavar="NAME",
-              help="Who makes the change, for the audit [default: the user running the command].")
+@click.option(
+    "--actor",
+    "source",
+    default=None,
+    metavar="NAME",
+    help="Who makes the change, for the audit [default: the user running the command].",
+)
 @json_option
 @with_settings
 def remove(settings: Settings, rule_name: str, source: str | None, as_json: bool) -> None:

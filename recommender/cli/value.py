@@ -34,15 +34,19 @@ def refresh_text(done: dict[str, Any]) -> str:
     s = done["summary"]
     h = stored.horizon_words(done["horizon"])
     secs = done["seconds"]
-    lines = [f"customer value refreshed: {done['stored']:,} customers scored as of {done['as_of'] or '–'}, "
-             f"{done['not_profiled']:,} not profiled (no {done['purpose']} consent)",
-             f"estimator: {done['estimator']}",
-             f"expected in the next {h}: {s['expected_purchases']:,.0f} purchases, {s['expected_spend']:,.2f} spend",
-             f"{'segment':17}{'customers':>10}{'revenue so far':>16}{'expected ' + h:>20}"]
+    lines = [
+        f"customer value refreshed: {done['stored']:,} customers scored as of {done['as_of'] or '–'}, "
+        f"{done['not_profiled']:,} not profiled (no {done['purpose']} consent)",
+        f"estimator: {done['estimator']}",
+        f"expected in the next {h}: {s['expected_purchases']:,.0f} purchases, {s['expected_spend']:,.2f} spend",
+        f"{'segment':17}{'customers':>10}{'revenue so far':>16}{'expected ' + h:>20}",
+    ]
     for r in s["segments"]:
         lines.append(f"{r['segment']:17}{r['customers']:>10,}{r['revenue']:>16,.2f}{r['expected_spend']:>20,.2f}")
-    lines.append(f"{secs['total']:.1f} s (read {secs['read']:.1f}, fit and score {secs['fit_and_score']:.1f}, "
-                 f"write {secs['write']:.1f})")
+    lines.append(
+        f"{secs['total']:.1f} s (read {secs['read']:.1f}, fit and score {secs['fit_and_score']:.1f}, "
+        f"write {secs['write']:.1f})"
+    )
     return "\n".join(lines)
 
 
@@ -113,17 +117,30 @@ def segments(settings: Settings, as_json: bool) -> None:
 
 
 @value.command("evaluate")
-@click.option("--cut", default=None, metavar="DATE",
-              help="Last day of the calibration period, YYYY-MM-DD [default: the last --horizon days are the holdout].")
-@click.option("--horizon", type=click.IntRange(min=1), default=None, metavar="DAYS",
-              help="Length of the holdout in days [default: to the last purchase with --cut; else "
-                   "value.evaluation_days, at most a third of the history].")
-@click.option("--report", "report_dir", default=None, metavar="DIR",
-              help="Also write value.json, report.md and deciles.png (calibration by decile) to DIR.")
+@click.option(
+    "--cut",
+    default=None,
+    metavar="DATE",
+    help="Last day of the calibration period, YYYY-MM-DD [default: the last --horizon days are the holdout].",
+)
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="Length of the holdout in days [default: to the last purchase with --cut; else "
+    "value.evaluation_days, at most a third of the history].",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    metavar="DIR",
+    help="Also write value.json, report.md and deciles.png (calibration by decile) to DIR.",
+)
 @json_option
 @with_settings
-def evaluate(settings: Settings, cut: str | None, horizon: int | None, report_dir: str | None,
-             as_json: bool) -> None:
+def evaluate(settings: Settings, cut: str | None, horizon: int | None, report_dir: str | None, as_json: bool) -> None:
     """Every estimator and anchor side by side on a calibration/holdout split by time."""
     from recommender.value import evaluate as protocol, transactions
 

@@ -28,8 +28,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -81,6 +82,7 @@ def remove_stale_scratch(root: str | None = None) -> int:
 def terminate_cleanly() -> Iterator[None]:
     """Turn SIGTERM (and SIGHUP) into ``SystemExit`` for the block, so ``finally`` clauses and
     temporary folders are cleaned up when cron or systemd stops a job; SIGINT already raises."""
+
     def stop(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)
 
@@ -111,8 +113,9 @@ def interaction_arrays(db: sqlite_utils.Database, purpose: str = PERSONALIZATION
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_root()) as tmp:
         out = Path(tmp) / "arrays.npz"
         code = "import sys; from recommender.data.bulk import _export_arrays; _export_arrays(*sys.argv[1:])"
-        proc = subprocess.run([sys.executable, "-c", code, store.database_path(db), purpose, str(out)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, store.database_path(db), purpose, str(out)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise BulkReadError(f"reading interactions failed: {tail}")
@@ -148,7 +151,8 @@ def _export_arrays(path: str, purpose: str, out: str) -> None:
         return {
             "user": user.to_numpy(zero_copy_only=False).astype(np.int32),
             "item": pc.index_in(events["product_id"].cast(pa.string()), value_set=products)
-                      .to_numpy(zero_copy_only=False).astype(np.int32),
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int32),
             "codes": encoded.indices.to_numpy(zero_copy_only=False),
             "types": encoded.dictionary.to_pylist(),
             "quantity": events["quantity"].to_numpy().astype(np.float32),
@@ -162,8 +166,9 @@ def _export_arrays(path: str, purpose: str, out: str) -> None:
         parts = [p for p in pool.map(part, [(lo + i * step, lo + (i + 1) * step - 1) for i in range(workers)]) if p]
     types: list[str] = []
     for p in parts:  # one event-type numbering across parts
-        local = np.array([types.index(t) if t in types else types.append(t) or len(types) - 1 for t in p["types"]],
-                         dtype=np.int16)
+        local = np.array(
+            [types.index(t) if t in types else types.append(t) or len(types) - 1 for t in p["types"]], dtype=np.int16
+        )
         p["event"] = local[p["codes"]] if len(local) else np.zeros(0, np.int16)
 
     def joined(key: str, dtype) -> np.ndarray:
@@ -171,8 +176,11 @@ def _export_arrays(path: str, purpose: str, out: str) -> None:
 
     np.savez(
         out,
-        user=joined("user", np.int32), item=joined("item", np.int32), event=joined("event", np.int16),
-        quantity=joined("quantity", np.float32), time=joined("time", np.int64),
+        user=joined("user", np.int32),
+        item=joined("item", np.int32),
+        event=joined("event", np.int16),
+        quantity=joined("quantity", np.float32),
+        time=joined("time", np.int64),
         customer_ids=np.array(customers.to_pylist(), dtype=str),
         product_ids=np.array(products.to_pylist(), dtype=str),
         event_types=np.array(types, dtype=str),

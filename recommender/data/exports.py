@@ -64,8 +64,9 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -78,25 +79,27 @@ from recommender import store
 from recommender.config import Settings
 from recommender.durable import exclusive_lock, fsync_dir
 from recommender.errors import ValidationError
+from recommender.store.consents import PERSONALIZATION
 from recommender.store.privacy import pending
 from recommender.store.tombstones import subjects_of
-from recommender.store.consents import PERSONALIZATION
 
 FORMATS = ("parquet",)
 MARKER = "_export.json"
 LOCK = "_export.lock"
 LAYOUT = 2  # manifest with a file list and watermarks (1: a folder read whole, no event_id)
 COPY_KIND = "interactions_parquet"
-SCHEMA = pa.schema([
-    ("event_id", pa.int64()),
-    ("customer_id", pa.dictionary(pa.int32(), pa.string())),
-    ("product_id", pa.dictionary(pa.int32(), pa.string())),
-    ("event_type", pa.dictionary(pa.int16(), pa.string())),
-    ("quantity", pa.float32()),
-    ("weight", pa.float32()),
-    ("occurred_at", pa.timestamp("ms", tz="UTC")),
-    ("month", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("event_id", pa.int64()),
+        ("customer_id", pa.dictionary(pa.int32(), pa.string())),
+        ("product_id", pa.dictionary(pa.int32(), pa.string())),
+        ("event_type", pa.dictionary(pa.int16(), pa.string())),
+        ("quantity", pa.float32()),
+        ("weight", pa.float32()),
+        ("occurred_at", pa.timestamp("ms", tz="UTC")),
+        ("month", pa.string()),
+    ]
+)
 FILE_SCHEMA = pa.schema([f for f in SCHEMA if f.name != "month"])  # month lives in the folder name
 FETCH_ROWS = 250_000  # rows fetched from SQLite at a time (as Python tuples: keep it modest)
 CHUNK_ROWS = 1_000_000  # rows buffered before they are written, one file per month
@@ -104,6 +107,7 @@ ROWS_PER_GROUP = 1_000_000
 
 
 # --- reading SQLite ---------------------------------------------------------------------------------------
+
 
 def _weighted_types(settings: Settings) -> list[str]:
     return sorted(t for t, w in settings.event_weights.items() if w > 0)
@@ -121,20 +125,23 @@ def _to_table(rows: list[tuple], settings: Settings) -> pa.Table:
     qty = np.array(quantity, dtype=np.float32)
     seconds = np.array(when, dtype=np.int64)
     months = seconds.astype("datetime64[s]").astype("datetime64[M]").astype(str)
-    return pa.table({
-        "event_id": pa.array(ids, pa.int64()),
-        "customer_id": pa.array(customers, pa.string()).dictionary_encode(),
-        "product_id": pa.array(products, pa.string()).dictionary_encode(),
-        "event_type": types_arr.dictionary_encode(),
-        "quantity": pa.array(qty),
-        "weight": pa.array((by_type[codes] * qty).astype(np.float32)),
-        "occurred_at": pa.array(seconds * 1000, pa.timestamp("ms", tz="UTC")),
-        "month": pa.array(months, pa.string()),
-    }).cast(SCHEMA)
+    return pa.table(
+        {
+            "event_id": pa.array(ids, pa.int64()),
+            "customer_id": pa.array(customers, pa.string()).dictionary_encode(),
+            "product_id": pa.array(products, pa.string()).dictionary_encode(),
+            "event_type": types_arr.dictionary_encode(),
+            "quantity": pa.array(qty),
+            "weight": pa.array((by_type[codes] * qty).astype(np.float32)),
+            "occurred_at": pa.array(seconds * 1000, pa.timestamp("ms", tz="UTC")),
+            "month": pa.array(months, pa.string()),
+        }
+    ).cast(SCHEMA)
 
 
-def _chunks(db: sqlite_utils.Database, settings: Settings, read: Callable[..., sqlite3.Cursor],
-            *params: Any) -> Iterator[pa.Table]:
+def _chunks(
+    db: sqlite_utils.Database, settings: Settings, read: Callable[..., sqlite3.Cursor], *params: Any
+) -> Iterator[pa.Table]:
     """Consenting customers' weighted events as ``read`` (a store export read) selects them, ``FETCH_ROWS``
     at a time."""
     types = _weighted_types(settings)
@@ -149,6 +156,7 @@ def _chunks(db: sqlite_utils.Database, settings: Settings, read: Callable[..., s
 
 
 # --- the manifest and its files ---------------------------------------------------------------------------
+
 
 def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The manifest of an export, or None when ``folder`` holds none."""
@@ -186,8 +194,14 @@ def _write_file(folder: Path, relative: str, table: pa.Table) -> dict[str, Any]:
         os.fsync(fh.fileno())
     times = table.column("occurred_at").cast(pa.int64())
     ids = table.column("event_id")
-    return {"path": relative, "rows": table.num_rows, "min_id": pc.min(ids).as_py(), "max_id": pc.max(ids).as_py(),
-            "first_ms": pc.min(times).as_py(), "last_ms": pc.max(times).as_py()}
+    return {
+        "path": relative,
+        "rows": table.num_rows,
+        "min_id": pc.min(ids).as_py(),
+        "max_id": pc.max(ids).as_py(),
+        "first_ms": pc.min(times).as_py(),
+        "last_ms": pc.max(times).as_py(),
+    }
 
 
 def _read_file(folder: Path, entry: dict[str, Any]) -> pa.Table:
@@ -199,9 +213,16 @@ def _read_file(folder: Path, entry: dict[str, Any]) -> pa.Table:
 def _reencoded(table: pa.Table) -> pa.Table:
     """The same rows with dictionaries rebuilt from the values left: a filter keeps the old
     dictionary, and Parquet writes it whole, so removed ids would stay in every file."""
-    return pa.table({name: (table.column(name).combine_chunks().cast(pa.string()).dictionary_encode()
-                            if pa.types.is_dictionary(SCHEMA.field(name).type) else table.column(name))
-                     for name in SCHEMA.names}).cast(SCHEMA)
+    return pa.table(
+        {
+            name: (
+                table.column(name).combine_chunks().cast(pa.string()).dictionary_encode()
+                if pa.types.is_dictionary(SCHEMA.field(name).type)
+                else table.column(name)
+            )
+            for name in SCHEMA.names
+        }
+    ).cast(SCHEMA)
 
 
 def _write_customers(folder: Path, run: str, customer_ids: list[str]) -> str:
@@ -252,13 +273,18 @@ def read_export(folder: str | os.PathLike) -> pa.Table:
         columns = {n: table.column(n) for n in SCHEMA.names if n in table.column_names}
         columns["month"] = columns["month"].cast(pa.string())
         schema = pa.schema([f for f in SCHEMA if f.name in columns])
-        return pa.table({n: (c.cast(pa.string()).dictionary_encode() if pa.types.is_dictionary(schema.field(n).type)
-                             else c) for n, c in columns.items()}).cast(schema)
+        return pa.table(
+            {
+                n: (c.cast(pa.string()).dictionary_encode() if pa.types.is_dictionary(schema.field(n).type) else c)
+                for n, c in columns.items()
+            }
+        ).cast(schema)
     parts = [_read_file(folder, e) for e in marker["files"]]
     return _reencoded(pa.concat_tables(parts)) if parts else SCHEMA.empty_table()
 
 
 # --- export --------------------------------------------------------------------------------------------------
+
 
 def _replaceable(out: Path) -> bool:
     """Whether ``out`` may be overwritten: absent, an empty folder, or an earlier export."""
@@ -269,8 +295,14 @@ def _replaceable(out: Path) -> bool:
     return (out / MARKER).is_file() or not any(out.iterdir())
 
 
-def export_interactions(db: sqlite_utils.Database, settings: Settings, out: str | os.PathLike, *,
-                        format: str = "parquet", incremental: bool = False) -> dict[str, Any]:
+def export_interactions(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    out: str | os.PathLike,
+    *,
+    format: str = "parquet",
+    incremental: bool = False,
+) -> dict[str, Any]:
     """Write the consent-filtered, weighted interactions to the folder ``out``; returns a summary.
 
     Without ``incremental`` (or when ``out`` holds no export of this layout, or
@@ -315,8 +347,13 @@ def export_interactions(db: sqlite_utils.Database, settings: Settings, out: str 
         marker["privacy_epoch"] = max(todo.epoch, int(marker.get("privacy_epoch", 0)))
         _write_marker(out, marker)
     _prune_update_log(db)
-    summary.update(_describe(out, marker), path=str(out), format=format, privacy_epoch=marker["privacy_epoch"],
-                   seconds=round(time.perf_counter() - started, 3))
+    summary.update(
+        _describe(out, marker),
+        path=str(out),
+        format=format,
+        privacy_epoch=marker["privacy_epoch"],
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return summary
 
 
@@ -332,12 +369,12 @@ def _full_reason(marker: dict[str, Any] | None, settings: Settings) -> str | Non
     return None
 
 
-def _apply_changes(db: sqlite_utils.Database, settings: Settings, folder: Path,
-                   marker: dict[str, Any] | None) -> dict[str, Any]:
+def _apply_changes(
+    db: sqlite_utils.Database, settings: Settings, folder: Path, marker: dict[str, Any] | None
+) -> dict[str, Any]:
     """Bring the export in ``folder`` (described by ``marker``; None = empty) up to date with the database."""
     run = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"
-    marker = marker or {"layout": LAYOUT, "files": [], "watermark": 0, "update_watermark": 0,
-                        "customers_file": None}
+    marker = marker or {"layout": LAYOUT, "files": [], "watermark": 0, "update_watermark": 0, "customers_file": None}
     orphans = _remove_orphans(folder, marker)
     watermark, update_watermark = int(marker["watermark"]), int(marker["update_watermark"])
     before = _read_customers(folder, marker)
@@ -386,18 +423,24 @@ def _apply_changes(db: sqlite_utils.Database, settings: Settings, folder: Path,
     customers_file = _write_customers(folder, run, sorted(now))
     new_marker = {
         **{k: v for k, v in marker.items() if k not in ("files", "customers_file")},
-        "layout": LAYOUT, "files": kept + rewritten + new_files, "customers_file": customers_file,
-        "watermark": high, "update_watermark": update_high, "purpose": PERSONALIZATION,
+        "layout": LAYOUT,
+        "files": kept + rewritten + new_files,
+        "customers_file": customers_file,
+        "watermark": high,
+        "update_watermark": update_high,
+        "purpose": PERSONALIZATION,
         "event_weights": {t: w for t, w in settings.event_weights.items() if w > 0},
-        "created_at": marker.get("created_at") or store.utcnow(), "updated_at": store.utcnow(),
+        "created_at": marker.get("created_at") or store.utcnow(),
+        "updated_at": store.utcnow(),
     }
     _write_marker(folder, new_marker)  # the commit
     _remove_orphans(folder, new_marker)  # the files it replaced
     return stats
 
 
-def _without(folder: Path, files: list[dict[str, Any]], customers: set[str], event_ids: set[int],
-             run: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+def _without(
+    folder: Path, files: list[dict[str, Any]], customers: set[str], event_ids: set[int], run: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
     """Split ``files`` into untouched ones and rewritten copies without ``customers``' rows and ``event_ids``.
 
     Returns (kept entries, new entries, rows removed by customer and by id). Files
@@ -442,12 +485,18 @@ def _describe(folder: Path, marker: dict[str, Any]) -> dict[str, Any]:
                 bag.update(chunk.dictionary.to_pylist())
     first = min((e["first_ms"] for e in files), default=None)
     last = max((e["last_ms"] for e in files), default=None)
-    return {"rows": sum(e["rows"] for e in files), "files": len(files), "customers": len(customers),
-            "products": len(products), "months": sorted({e["path"].split("/", 1)[0][len("month="):] for e in files}),
-            "first_event": _iso(first // 1000) if first is not None else None,
-            "last_event": _iso(last // 1000) if last is not None else None,
-            "watermark": marker.get("watermark"), "event_weights": marker.get("event_weights"),
-            "purpose": PERSONALIZATION}
+    return {
+        "rows": sum(e["rows"] for e in files),
+        "files": len(files),
+        "customers": len(customers),
+        "products": len(products),
+        "months": sorted({e["path"].split("/", 1)[0][len("month=") :] for e in files}),
+        "first_event": _iso(first // 1000) if first is not None else None,
+        "last_event": _iso(last // 1000) if last is not None else None,
+        "watermark": marker.get("watermark"),
+        "event_weights": marker.get("event_weights"),
+        "purpose": PERSONALIZATION,
+    }
 
 
 def _prune_update_log(db: sqlite_utils.Database) -> None:
@@ -487,6 +536,7 @@ def _pending_ids(db: sqlite_utils.Database, settings: Settings, out: Path, todo)
 
 # --- erasure --------------------------------------------------------------------------------------------------
 
+
 def remove_customers(folder: str | os.PathLike, customer_ids: set[str], *, swap: bool = True) -> int:
     """Rewrite the files of an export that hold ``customer_ids``' rows without them; returns how many rows went.
 
@@ -521,8 +571,9 @@ def remove_customers(folder: str | os.PathLike, customer_ids: set[str], *, swap:
 def _remove_customers_whole(folder: Path, customer_ids: set[str], *, swap: bool) -> int:
     """:func:`remove_customers` for an export of the first layout: read whole, rewritten whole."""
     table = read_export(folder)
-    keep = pc.invert(pc.is_in(table.column("customer_id").cast(pa.string()),
-                              value_set=pa.array(sorted(customer_ids), pa.string())))
+    keep = pc.invert(
+        pc.is_in(table.column("customer_id").cast(pa.string()), value_set=pa.array(sorted(customer_ids), pa.string()))
+    )
     kept = table.filter(keep)
     removed = len(table) - len(kept)
     if removed == 0:
@@ -533,12 +584,22 @@ def _remove_customers_whole(folder: Path, customer_ids: set[str], *, swap: bool)
     staging = _staging(folder)
     try:
         ds.write_dataset(
-            pa.table({n: (kept.column(n).combine_chunks().cast(pa.string()).dictionary_encode()
-                          if pa.types.is_dictionary(kept.schema.field(n).type) else kept.column(n))
-                      for n in kept.column_names}).cast(kept.schema),
-            staging, format="parquet",
+            pa.table(
+                {
+                    n: (
+                        kept.column(n).combine_chunks().cast(pa.string()).dictionary_encode()
+                        if pa.types.is_dictionary(kept.schema.field(n).type)
+                        else kept.column(n)
+                    )
+                    for n in kept.column_names
+                }
+            ).cast(kept.schema),
+            staging,
+            format="parquet",
             partitioning=ds.partitioning(pa.schema([("month", pa.string())]), flavor="hive"),
-            basename_template="part-{i}.parquet", existing_data_behavior="overwrite_or_ignore")
+            basename_template="part-{i}.parquet",
+            existing_data_behavior="overwrite_or_ignore",
+        )
         (staging / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True), encoding="utf-8")
         if swap:
             _swap(staging, folder)
@@ -566,4 +627,4 @@ def _swap(staging: Path, out: Path) -> None:
 
 
 def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

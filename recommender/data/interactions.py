@@ -11,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time as _time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import sqlite_utils
 
 from recommender import store
-from recommender.data import bulk
 from recommender.config import ALSSettings, Settings
+from recommender.data import bulk
 from recommender.store.consents import PERSONALIZATION
 
 SECONDS_PER_DAY = 86400.0
@@ -74,7 +74,7 @@ class Interactions:
         newest = int(self.time.max())
         return min(newest, self.read_at) if self.read_at else newest
 
-    def reweighted(self, event_weights: dict[str, float]) -> "Interactions":
+    def reweighted(self, event_weights: dict[str, float]) -> Interactions:
         """The same events under other event-type weights (used by tuning)."""
         return dataclasses.replace(self, weight=_weights(self.event_types, self.event, self.quantity, event_weights))
 
@@ -85,8 +85,9 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.user)
 
-    def weighted_counts(self, mask: np.ndarray | None = None, *, half_life_days: float = 0.0,
-                        reference_time: int | None = None) -> sp.csr_matrix:
+    def weighted_counts(
+        self, mask: np.ndarray | None = None, *, half_life_days: float = 0.0, reference_time: int | None = None
+    ) -> sp.csr_matrix:
         """Sum of (decayed) weights per (customer, product), optionally over a subset of events."""
         user, item, weight, time = self.user, self.item, self.weight, self.time
         if mask is not None:
@@ -100,8 +101,9 @@ class Interactions:
         matrix.eliminate_zeros()
         return matrix
 
-    def matrix(self, als: ALSSettings, mask: np.ndarray | None = None,
-               reference_time: int | None = None) -> sp.csr_matrix:
+    def matrix(
+        self, als: ALSSettings, mask: np.ndarray | None = None, reference_time: int | None = None
+    ) -> sp.csr_matrix:
         """The confidence matrix ALS trains on."""
         counts = self.weighted_counts(mask, half_life_days=als.half_life_days, reference_time=reference_time)
         counts.data = confidence(counts.data, als)
@@ -111,14 +113,16 @@ class Interactions:
         return {u: i for i, u in enumerate(self.user_ids)}
 
 
-def _weights(event_types: np.ndarray, event: np.ndarray, quantity: np.ndarray,
-             event_weights: dict[str, float]) -> np.ndarray:
+def _weights(
+    event_types: np.ndarray, event: np.ndarray, quantity: np.ndarray, event_weights: dict[str, float]
+) -> np.ndarray:
     by_type = np.array([event_weights.get(t, 0.0) for t in event_types] or [0.0], dtype=np.float32)
     return (by_type[event] * quantity).astype(np.float32)
 
 
-def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None = None,
-         now: float | None = None) -> Interactions:
+def load(
+    db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None = None, now: float | None = None
+) -> Interactions:
     """Read every event of consenting customers and weight it by event type and quantity.
 
     Products that are hidden or past ``available_until`` (relative to ``as_of``,
@@ -163,13 +167,23 @@ def load(db: sqlite_utils.Database, settings: Settings, *, as_of: dt.date | None
     )
 
 
-def customer_confidences(db: sqlite_utils.Database, settings: Settings, customer_id: str,
-                         item_index: dict[str, int], reference_time: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def customer_confidences(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    customer_id: str,
+    item_index: dict[str, int],
+    reference_time: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     return confidences_of(store.customer_events(db, customer_id), settings, item_index, reference_time)
 
 
-def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, item_index: Mapping[str, int | None],
-                   reference_time: int | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def confidences_of(
+    rows: list[tuple[str, str, float, int]],
+    settings: Settings,
+    item_index: Mapping[str, int | None],
+    reference_time: int | None = None,
+    now: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One customer's confidence row, by the same rules as the training matrix (for fold-in).
 
     Time decay counts from ``reference_time`` (the newest event the model was
@@ -182,9 +196,11 @@ def confidences_of(rows: list[tuple[str, str, float, int]], settings: Settings, 
     weights = settings.event_weights
     now = int(_time.time() if now is None else now)
     latest = now + settings.time.max_future_seconds
-    kept = [(i, w, t) for i, w, t in
-            ((item_index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows)
-            if i is not None and w > 0 and t <= latest]
+    kept = [
+        (i, w, t)
+        for i, w, t in ((item_index.get(p), weights.get(e, 0.0) * q, t) for p, e, q, t in rows)
+        if i is not None and w > 0 and t <= latest
+    ]
     if not kept:
         return np.zeros(0, np.int32), np.zeros(0, np.float32)
     table = np.array(kept, dtype=np.float64)  # item, weight, time: all exact in float64

@@ -30,14 +30,18 @@ def baskets(data: Interactions, event_types: tuple[str, ...] = ("purchase",)) ->
     day = (data.time[mask] // int(SECONDS_PER_DAY)).astype(np.int64)
     key = data.user[mask].astype(np.int64) * (int(day.max()) + 1 if len(day) else 1) + day
     _, basket = np.unique(key, return_inverse=True)
-    b = sp.csr_matrix((np.ones(len(basket), np.float32), (basket, data.item[mask])),
-                      shape=(int(basket.max()) + 1 if len(basket) else 0, data.shape[1]))
+    b = sp.csr_matrix(
+        (np.ones(len(basket), np.float32), (basket, data.item[mask])),
+        shape=(int(basket.max()) + 1 if len(basket) else 0, data.shape[1]),
+    )
     b.sum_duplicates()
     b.data[:] = 1.0
     return b
 
 
-def bought_together(b: sp.csr_matrix, depth: int = TOGETHER_DEPTH, min_support: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def bought_together(
+    b: sp.csr_matrix, depth: int = TOGETHER_DEPTH, min_support: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """For each product, the products most often in the same basket, ranked by lift.
 
     lift(a, b) = n(a, b) · N / (n(a) · n(b)): how much more often the pair

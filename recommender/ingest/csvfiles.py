@@ -15,8 +15,9 @@ import gzip
 import io
 import sys
 import zlib
+from collections.abc import Callable, Container, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Container, Iterator, Sequence
+from typing import Any
 
 from recommender.errors import ValidationError
 from recommender.values import show
@@ -64,15 +65,18 @@ def _physical_line_of_bad_byte(path: Path) -> tuple[int, str] | None:
 def _not_utf8(path: Path, fallback_line: int) -> ValidationError:
     where = _physical_line_of_bad_byte(path)
     line, detail = where if where else (fallback_line, "a byte that is not UTF-8")
-    return ValidationError(f"{path}:{line}: not UTF-8 text ({detail}); save the file as UTF-8 "
-                           f"(in Excel: CSV UTF-8) and import it again")
+    return ValidationError(
+        f"{path}:{line}: not UTF-8 text ({detail}); save the file as UTF-8 (in Excel: CSV UTF-8) and import it again"
+    )
 
 
 # Headers that say "this is a raw order export, not an interactions file".
 _ONLINE_RETAIL_COLUMNS = {"InvoiceNo", "StockCode", "CustomerID", "InvoiceDate"}
 _SHOPIFY_COLUMNS = {"Lineitem sku", "Lineitem quantity", "Lineitem name", "Created at"}
-SHOPIFY_MAP = ('customer=Email,product=Lineitem sku,quantity=Lineitem quantity,occurred_at=Created at,'
-               'price=Lineitem price,name=Lineitem name,order=Name')
+SHOPIFY_MAP = (
+    "customer=Email,product=Lineitem sku,quantity=Lineitem quantity,occurred_at=Created at,"
+    "price=Lineitem price,name=Lineitem name,order=Name"
+)
 
 
 def header_advice(path: Path, header: Sequence[str], required: Sequence[str]) -> str:
@@ -83,8 +87,10 @@ def header_advice(path: Path, header: Sequence[str], required: Sequence[str]) ->
             if any(sep in c for c in header):
                 return f"looks separated by {name}, not commas: save it as comma-separated CSV (UTF-8)"
     if len(columns & _SHOPIFY_COLUMNS) >= 2:
-        return (f"this looks like a Shopify order export: import it with "
-                f"`recommender import-transactions {path} --map \"{SHOPIFY_MAP}\"`")
+        return (
+            f"this looks like a Shopify order export: import it with "
+            f'`recommender import-transactions {path} --map "{SHOPIFY_MAP}"`'
+        )
     if len(columns & _ONLINE_RETAIL_COLUMNS) >= 2:
         return f"this looks like a raw order export: import it with `recommender import-transactions {path}`"
     return ""
@@ -96,8 +102,9 @@ def _missing_columns_message(path: Path, header: Sequence[str], required: Sequen
     return f"{text}; {advice}" if advice else text
 
 
-def _read_header(path: Path, reader: Any, required: Sequence[str],
-                 on_missing: Callable[[Sequence[str], Sequence[str]], str]) -> tuple[list[str], int]:
+def _read_header(
+    path: Path, reader: Any, required: Sequence[str], on_missing: Callable[[Sequence[str], Sequence[str]], str]
+) -> tuple[list[str], int]:
     """The header row (after any blank lines), checked: present, one line, named and unique columns."""
     last = 0
     for cells in reader:
@@ -109,11 +116,13 @@ def _read_header(path: Path, reader: Any, required: Sequence[str],
         first: dict[str, int] = {}
         for number, name in enumerate(header, start=1):
             if not name:
-                raise ValidationError(f"{path}:{start}: column {number} of the header has no name "
-                                      f"(remove the empty column or name it)")
+                raise ValidationError(
+                    f"{path}:{start}: column {number} of the header has no name (remove the empty column or name it)"
+                )
             if name in first:
-                raise ValidationError(f"{path}:{start}: duplicate column {show(name)} "
-                                      f"(columns {first[name]} and {number})")
+                raise ValidationError(
+                    f"{path}:{start}: duplicate column {show(name)} (columns {first[name]} and {number})"
+                )
             first[name] = number
         missing = [c for c in required if c not in first]
         if missing:
@@ -136,17 +145,22 @@ def header_of(path: Path) -> list[str]:
 def _check_record(path: Path, cells: Sequence[str], start: int, end: int) -> None:
     """One record on one line, no NUL byte: what a spreadsheet writes."""
     if end > start:
-        raise ValidationError(f"{path}:{start}: unbalanced quote: a quoted cell opens on line {start} and runs "
-                              f"on to line {end} (close the quote, or remove line breaks from cells)")
+        raise ValidationError(
+            f"{path}:{start}: unbalanced quote: a quoted cell opens on line {start} and runs "
+            f"on to line {end} (close the quote, or remove line breaks from cells)"
+        )
     for number, cell in enumerate(cells, start=1):
         if "\x00" in cell:
             raise ValidationError(f"{path}:{start}: NUL byte in cell {number} (the file is damaged or not a CSV)")
 
 
-def read_rows(path: Path, required: Sequence[str], progress: bool = False,
-              on_missing: Callable[[Sequence[str], Sequence[str]], str] | None = None,
-              skip: Container[int] = (),
-              ) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(
+    path: Path,
+    required: Sequence[str],
+    progress: bool = False,
+    on_missing: Callable[[Sequence[str], Sequence[str]], str] | None = None,
+    skip: Container[int] = (),
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` of a CSV with a header, cells trimmed, blank cells as empty strings.
 
     ``required`` columns must be in the header; ``on_missing(header, missing)``
@@ -154,6 +168,7 @@ def read_rows(path: Path, required: Sequence[str], progress: bool = False,
     Records starting on a line in ``skip`` are passed over unread (the tombstone
     door's ``--skip-erased``); every other line keeps its number.
     """
+
     def explain(header: Sequence[str], missing: Sequence[str]) -> str:
         return _missing_columns_message(path, header, required, missing)
 
@@ -173,29 +188,37 @@ def read_rows(path: Path, required: Sequence[str], progress: bool = False,
                 _check_record(path, cells, start, last)
                 if len(cells) > width:
                     if any(c.strip() for c in cells[width:]):
-                        raise ValidationError(f"{path}:{start}: {len(cells)} cells but the header has {width} "
-                                              f"columns (an unquoted comma in a cell?)")
+                        raise ValidationError(
+                            f"{path}:{start}: {len(cells)} cells but the header has {width} "
+                            f"columns (an unquoted comma in a cell?)"
+                        )
                     cells = cells[:width]
                 row = dict(zip(header, (c.strip() for c in cells)))
                 if len(cells) < width:
-                    row.update((name, "") for name in header[len(cells):])
+                    row.update((name, "") for name in header[len(cells) :])
                 yield start, row
         except UnicodeDecodeError:
             raise _not_utf8(path, last + 1) from None
         except csv.Error as exc:
             line = last + 1
             if "unexpected end of data" in str(exc):
-                raise ValidationError(f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} "
-                                      f"and is never closed") from None
+                raise ValidationError(
+                    f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} and is never closed"
+                ) from None
             if "expected after" in str(exc) and reader.line_num > line:
-                raise ValidationError(f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} and "
-                                      f"runs on to line {reader.line_num}") from None
+                raise ValidationError(
+                    f"{path}:{line}: unbalanced quote: a quoted cell opens on line {line} and "
+                    f"runs on to line {reader.line_num}"
+                ) from None
             if "expected after" in str(exc):
-                raise ValidationError(f"{path}:{line}: stray quote after a quoted cell (a quote inside a "
-                                      f"quoted cell is written twice: \"\")") from None
+                raise ValidationError(
+                    f"{path}:{line}: stray quote after a quoted cell (a quote inside a "
+                    f'quoted cell is written twice: "")'
+                ) from None
             if "field larger than field limit" in str(exc):
-                raise ValidationError(f"{path}:{line}: a cell of more than {csv.field_size_limit():,} characters "
-                                      f"(an unbalanced quote?)") from None
+                raise ValidationError(
+                    f"{path}:{line}: a cell of more than {csv.field_size_limit():,} characters (an unbalanced quote?)"
+                ) from None
             raise ValidationError(f"{path}:{line}: unreadable CSV ({exc})") from None
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ValidationError(f"{path}:{last + 1}: unreadable CSV (damaged compressed data: {exc})") from None

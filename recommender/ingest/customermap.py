@@ -21,9 +21,10 @@ import datetime as dt
 import difflib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -31,8 +32,7 @@ from recommender import store
 from recommender.config import Settings
 from recommender.errors import ValidationError
 from recommender.ingest import door as import_door
-from recommender.ingest.csvfiles import header_of, open_text
-from recommender.ingest.csvfiles import read_rows as _rows
+from recommender.ingest.csvfiles import header_of, open_text, read_rows as _rows
 from recommender.ingest.imports import ImportResult, _Clock, _Errors, customer_row
 from recommender.privacy import derived
 from recommender.store import tombstones
@@ -44,8 +44,21 @@ CUSTOMER_FIELDS = ("id", "email", "name", "birth_date", "anniversary_date", "tim
 # Consent answers a shop system writes (compared lower-case, trimmed). A blank cell (or Shopify's
 # "pending", a double opt-in not yet confirmed) records nothing: no decision is "not granted".
 CONSENT_YES = ("yes", "y", "true", "t", "1", "subscribed", "granted", "opted_in", "opted in")
-CONSENT_NO = ("no", "n", "false", "f", "0", "unsubscribed", "not_subscribed", "not subscribed", "refused",
-              "denied", "withdrawn", "opted_out", "opted out")
+CONSENT_NO = (
+    "no",
+    "n",
+    "false",
+    "f",
+    "0",
+    "unsubscribed",
+    "not_subscribed",
+    "not subscribed",
+    "refused",
+    "denied",
+    "withdrawn",
+    "opted_out",
+    "opted out",
+)
 CONSENT_NONE = ("", "pending")
 
 # Each field lists the columns that may hold it, the first present one wins (exports differ by version).
@@ -121,8 +134,9 @@ def parse_customer_mapping(text: str | None, settings: Settings) -> CustomerMapp
             if name not in PRESETS:
                 near = _closest(name, list(PRESETS))
                 hint = f"; did you mean {near!r}?" if near else ""
-                raise ValidationError(f"unknown --map preset {item!r} (presets: {', '.join(PRESETS)}; or "
-                                      f"field=Column){hint}")
+                raise ValidationError(
+                    f"unknown --map preset {item!r} (presets: {', '.join(PRESETS)}; or field=Column){hint}"
+                )
             if preset and preset != name:
                 raise ValidationError(f"--map names two presets ({preset!r} and {name!r}): choose one")
             preset = name
@@ -162,8 +176,9 @@ def resolve(mapping: CustomerMapping, path: Path, header: Sequence[str]) -> dict
             if name in mapping.explicit:
                 whose = f"--map {name}={options[0]}: no column {show(wanted[0])} in the file"
             elif mapping.preset:
-                whose = (f"--map {mapping.preset} reads the customer id from column {show(wanted[0])}, "
-                         "which the file lacks")
+                whose = (
+                    f"--map {mapping.preset} reads the customer id from column {show(wanted[0])}, which the file lacks"
+                )
             else:
                 whose = f"no {show(wanted[0])} column for the customer id"
             closest = f"closest header: {show(near)}" if near else f"the file's columns are {shown}"
@@ -179,8 +194,10 @@ def _consent_answer(text: str, column: str) -> bool | None:
         return False
     if low in CONSENT_NONE:
         return None
-    raise ValueError(f"{column} {show(text)} is not a consent answer (yes: {', '.join(CONSENT_YES[:5])}, "
-                     f"subscribed; no: {', '.join(CONSENT_NO[:5])}, unsubscribed; blank or pending: not recorded)")
+    raise ValueError(
+        f"{column} {show(text)} is not a consent answer (yes: {', '.join(CONSENT_YES[:5])}, "
+        f"subscribed; no: {', '.join(CONSENT_NO[:5])}, unsubscribed; blank or pending: not recorded)"
+    )
 
 
 _DATE_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00)?$")
@@ -198,8 +215,15 @@ class CustomerImportResult(ImportResult):
         return dataclasses.asdict(self)
 
 
-def import_customers(db: sqlite_utils.Database, path: str | Path, settings: Settings, mapping: CustomerMapping,
-                     *, progress: bool = False, skip_erased: bool = False) -> CustomerImportResult:
+def import_customers(
+    db: sqlite_utils.Database,
+    path: str | Path,
+    settings: Settings,
+    mapping: CustomerMapping,
+    *,
+    progress: bool = False,
+    skip_erased: bool = False,
+) -> CustomerImportResult:
     """Import a shop system's customer export through ``mapping``; all rows or none.
 
     Fields the mapping leaves out keep what the database holds for a known customer
@@ -223,8 +247,11 @@ def import_customers(db: sqlite_utils.Database, path: str | Path, settings: Sett
     required = list(dict.fromkeys(c for cols in columns.values() for c in cols))
     for line, raw in _rows(path, required, progress):
         try:
-            row = {f: " ".join(v for v in (raw[c] for c in cols) if v) for f, cols in columns.items()
-                   if f in CUSTOMER_FIELDS}
+            row = {
+                f: " ".join(v for v in (raw[c] for c in cols) if v)
+                for f, cols in columns.items()
+                if f in CUSTOMER_FIELDS
+            }
             for f in ("birth_date", "anniversary_date"):
                 m = _DATE_TIME_RE.match(row.get(f, ""))
                 if m:
@@ -244,22 +271,24 @@ def import_customers(db: sqlite_utils.Database, path: str | Path, settings: Sett
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
-    result = CustomerImportResult(kind="customers", file=str(path), rows=len(rows),
-                                  columns={f: names[f] for f in columns if f in names})
+    result = CustomerImportResult(
+        kind="customers", file=str(path), rows=len(rows), columns={f: names[f] for f in columns if f in names}
+    )
     erased = 0
     if store.erasure_count(db):
         known = store.existing_of(db, "customers", [r.id for r in rows])
         gone = tombstones.erased_on(db, settings, [r.id for r in rows if r.id not in known])
         rows, erased = import_door.without_erased_emails(db, settings, path, rows, known, gone, skip_erased)
         if gone:
-            import_door.refuse(path, import_door.erased_lines(db, settings, path, columns["id"][0], open_text, gone),
-                               skip_erased)
+            import_door.refuse(
+                path, import_door.erased_lines(db, settings, path, columns["id"][0], open_text, gone), skip_erased
+            )
             erased += sum(1 for r in rows if r.id in gone)
             rows = [r for r in rows if r.id not in gone]
         if skip_erased:
             result.skipped["erased"] = erased
     kept = {r.id for r in rows}
-    decided = dt.datetime.fromtimestamp(min(path.stat().st_mtime, time.time()), dt.timezone.utc)
+    decided = dt.datetime.fromtimestamp(min(path.stat().st_mtime, time.time()), dt.UTC)
     decided_at = decided.strftime("%Y-%m-%dT%H:%M:%SZ")
     with store.transaction(db):
         stored = store.stored_customers(db, [r.id for r in rows])
@@ -276,8 +305,12 @@ def import_customers(db: sqlite_utils.Database, path: str | Path, settings: Sett
         result.new = sum(1 for r in merged if r.id not in stored)
         result.changed = sum(1 for r in merged if r.id in stored and stored[r.id] != r)
         result.unchanged = len(merged) - result.new - result.changed
-        decisions = [ConsentDecision(cid, p, granted, decided_at, path.name, f"import:{path.name}")
-                     for p in purposes for cid, granted in answers[p].items() if cid in kept]
+        decisions = [
+            ConsentDecision(cid, p, granted, decided_at, path.name, f"import:{path.name}")
+            for p in purposes
+            for cid, granted in answers[p].items()
+            if cid in kept
+        ]
         outcome = store.apply_consents(db, decisions) if decisions else {"changed": 0, "stale": 0}
     for p in purposes:
         given = [g for cid, g in answers[p].items() if cid in kept]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator, NamedTuple
+from typing import IO, NamedTuple
 
 import sqlite_utils
 
@@ -42,8 +43,11 @@ def refuse(path: Path, lines: list[ErasedLine], skip_erased: bool) -> None:
         return
     first = lines[0]
     more = f"and {len(lines) - 1} more line(s) of erased customers; " if len(lines) > 1 else ""
-    raise ErasedCustomerError(f"{path}:{first.line}: customer {first.customer_id!r} was erased on {first.erased_on} "
-                              f"({more}nothing was imported; --skip-erased leaves such lines out)", count=len(lines))
+    raise ErasedCustomerError(
+        f"{path}:{first.line}: customer {first.customer_id!r} was erased on {first.erased_on} "
+        f"({more}nothing was imported; --skip-erased leaves such lines out)",
+        count=len(lines),
+    )
 
 
 def records(path: Path, opener: Opener) -> Iterator[tuple[int, list[str], list[str]]]:
@@ -81,8 +85,14 @@ def _customer_cells(path: Path, column: str, opener: Opener) -> Iterator[tuple[i
                 yield line, cid
 
 
-def erased_lines(db: sqlite_utils.Database, settings: Settings, path: Path, column: str, opener: Opener,
-                 gone: dict[str, str] | None = None) -> list[ErasedLine]:
+def erased_lines(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    path: Path,
+    column: str,
+    opener: Opener,
+    gone: dict[str, str] | None = None,
+) -> list[ErasedLine]:
     """The :class:`ErasedLine` of every line whose ``column`` names an erased customer.
 
     Without ``gone`` (which ids are erased), a first pass collects the distinct
@@ -97,8 +107,15 @@ def erased_lines(db: sqlite_utils.Database, settings: Settings, path: Path, colu
     return [ErasedLine(line, cid, gone[cid]) for line, cid in _customer_cells(path, column, opener) if cid in gone]
 
 
-def without_erased_emails(db: sqlite_utils.Database, settings: Settings, path: Path, rows: list, known: set,
-                          gone: dict[str, str], skip_erased: bool) -> tuple[list, int]:
+def without_erased_emails(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    path: Path,
+    rows: list,
+    known: set,
+    gone: dict[str, str],
+    skip_erased: bool,
+) -> tuple[list, int]:
     """Refuse (or with ``skip_erased`` leave out) new customers carrying the e-mail of an erased one.
 
     An erasure tombstones the person's e-mail beside their id (keyed the same way), so a
@@ -113,8 +130,11 @@ def without_erased_emails(db: sqlite_utils.Database, settings: Settings, path: P
         return rows, 0
     if not skip_erased:
         more = f" (and {len(hits) - 1} more new customer(s) with an erased e-mail)" if len(hits) > 1 else ""
-        raise ErasedCustomerError(f"{path}: new customer {hits[0].id!r} carries the e-mail of a customer erased on "
-                                  f"{taken[hits[0].email]}{more}; nothing was imported (--skip-erased leaves such "
-                                  "lines out; `recommender resignup` brings a person back on purpose)", count=len(hits))
+        raise ErasedCustomerError(
+            f"{path}: new customer {hits[0].id!r} carries the e-mail of a customer erased on "
+            f"{taken[hits[0].email]}{more}; nothing was imported (--skip-erased leaves such "
+            "lines out; `recommender resignup` brings a person back on purpose)",
+            count=len(hits),
+        )
     dropped = {r.id for r in hits}
     return [r for r in rows if r.id not in dropped], len(hits)

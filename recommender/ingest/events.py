@@ -11,7 +11,8 @@ without it are stored for order history but never used for them.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -48,8 +49,10 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
     types = set(settings.event_types)
     for n, event in enumerate(events):
         if event["event_type"] not in types:
-            raise ValidationError(f"events[{n}].event_type: unknown event type {event['event_type']!r} "
-                                  f"(known: {', '.join(sorted(types))})")
+            raise ValidationError(
+                f"events[{n}].event_type: unknown event type {event['event_type']!r} "
+                f"(known: {', '.join(sorted(types))})"
+            )
         when = now
         if event.get("occurred_at"):
             try:
@@ -71,12 +74,20 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
             raise ValidationError(f"events[{n}].price: must be a number from 0 to {MAX_PRICE:g}, got {price!r}")
         quantity = event.get("quantity")
         if quantity is not None and not (isinstance(quantity, (int, float)) and 0 < quantity <= MAX_QUANTITY):
-            raise ValidationError(f"events[{n}].quantity: must be a number > 0 and <= {MAX_QUANTITY:g}, "
-                                  f"got {quantity!r}")
-        rows.append(EventRow(customer_id=normalise_id(event["customer_id"]),
-                             product_id=normalise_id(event["product_id"]), event_type=event["event_type"],
-                             quantity=float(event.get("quantity") or 1),
-                             occurred_at=when, list_id=list_id, price=None if price is None else float(price)))
+            raise ValidationError(
+                f"events[{n}].quantity: must be a number > 0 and <= {MAX_QUANTITY:g}, got {quantity!r}"
+            )
+        rows.append(
+            EventRow(
+                customer_id=normalise_id(event["customer_id"]),
+                product_id=normalise_id(event["product_id"]),
+                event_type=event["event_type"],
+                quantity=float(event.get("quantity") or 1),
+                occurred_at=when,
+                list_id=list_id,
+                price=None if price is None else float(price),
+            )
+        )
 
     _refuse_erased(db, settings, rows)
     for table, wanted in (("customers", [r.customer_id for r in rows]), ("products", [r.product_id for r in rows])):
@@ -85,8 +96,10 @@ def ingest(db: sqlite_utils.Database, settings: Settings, events: Sequence[dict[
         if missing:
             where = wanted.index(missing[0])
             kind = table[:-1]
-            raise ValidationError(f"events[{where}]: unknown {kind} {missing[0]!r}"
-                                  + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise ValidationError(
+                f"events[{where}]: unknown {kind} {missing[0]!r}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
 
     # DOOR: idempotency (event_id)
     event_ids = [event.get("event_id") for event in events]
@@ -111,5 +124,8 @@ def _refuse_erased(db: sqlite_utils.Database, settings: Settings, rows: Sequence
     hits = [n for n, c in enumerate(wanted) if c in gone]
     first = hits[0]
     more = f" (and {len(hits) - 1} more event(s) of erased customers)" if len(hits) > 1 else ""
-    raise ErasedCustomerError(f"events[{first}].customer_id: customer {wanted[first]!r} was erased on "
-                              f"{gone[wanted[first]]}{more}; nothing was stored", count=len(hits))
+    raise ErasedCustomerError(
+        f"events[{first}].customer_id: customer {wanted[first]!r} was erased on "
+        f"{gone[wanted[first]]}{more}; nothing was stored",
+        count=len(hits),
+    )

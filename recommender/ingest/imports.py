@@ -13,21 +13,21 @@ import dataclasses
 import datetime as dt
 import functools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import sqlite_utils
 
 from recommender import store
-from recommender.ingest import door as import_door
 from recommender.config import Settings
-from recommender.ingest.csvfiles import SHOPIFY_MAP, header_advice, open_text  # noqa: F401  (open_text, SHOPIFY_MAP: part of this API)
-from recommender.ingest.csvfiles import read_rows as _rows
 from recommender.errors import ValidationError
+from recommender.ingest import door as import_door
+from recommender.ingest.csvfiles import SHOPIFY_MAP, header_advice, open_text, read_rows as _rows  # noqa: F401  (open_text, SHOPIFY_MAP: part of this API)
+from recommender.privacy import derived
 from recommender.store import tombstones
 from recommender.store.rows import ConsentDecision, CustomerRow, EventRow, ProductRow
-from recommender.privacy import derived
 from recommender.values import (
     MAX_PRICE,
     MAX_QUANTITY,
@@ -82,8 +82,13 @@ class ImportResult:
 
     def outcomes(self) -> dict[str, int]:
         """Every outcome with its count (skipped ones as ``skipped_<reason>``); they add up to ``rows``."""
-        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "merged": self.merged,
-                **{f"skipped_{reason}": n for reason, n in self.skipped.items()}}
+        return {
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "merged": self.merged,
+            **{f"skipped_{reason}": n for reason, n in self.skipped.items()},
+        }
 
     def accounted(self) -> int:
         return sum(self.outcomes().values())
@@ -105,7 +110,11 @@ class _Errors:
     def raise_if_any(self) -> None:
         if self.items:
             extra = len(self.items) - 1
-            more = f" (and {extra} more bad row{'s' if extra != 1 else ''}; nothing was imported)" if extra else " (nothing was imported)"
+            more = (
+                f" (and {extra} more bad row{'s' if extra != 1 else ''}; nothing was imported)"
+                if extra
+                else " (nothing was imported)"
+            )
             raise ValidationError(self.items[0] + more)
 
 
@@ -144,14 +153,15 @@ class _Clock:
         return when
 
     def iso(self, text: str, what: str) -> str:
-        return iso_utc(dt.datetime.fromtimestamp(self.epoch(text, what), dt.timezone.utc))
+        return iso_utc(dt.datetime.fromtimestamp(self.epoch(text, what), dt.UTC))
 
 
 # --- one parser per kind ---------------------------------------------------------
 
 
-def customer_row(row: dict[str, str], clock: _Clock, latest_day: dt.date,
-                 names: dict[str, str] | None = None) -> CustomerRow:
+def customer_row(
+    row: dict[str, str], clock: _Clock, latest_day: dt.date, names: dict[str, str] | None = None
+) -> CustomerRow:
     """One customer from a row keyed by field name; ``names`` (field -> the file's column) words the messages.
 
     The one rule for a customer line, whether the file uses our column names or a shop system's
@@ -180,10 +190,15 @@ def customer_row(row: dict[str, str], clock: _Clock, latest_day: dt.date,
         raise ValueError(f"{what('timezone')}: {exc}" if "timezone" in names else str(exc)) from None
     created = _optional(row, "created_at")
     return CustomerRow(
-        id=cid, email=email, name=name,
+        id=cid,
+        email=email,
+        name=name,
         birth_date=parse_date(birth, latest=latest_day, what=what("birth_date")).isoformat() if birth else None,
-        anniversary_date=(parse_date(anniversary, latest=latest_day, what=what("anniversary_date")).isoformat()
-                          if anniversary else None),
+        anniversary_date=(
+            parse_date(anniversary, latest=latest_day, what=what("anniversary_date")).isoformat()
+            if anniversary
+            else None
+        ),
         timezone=tz,
         created_at=clock.iso(created, what("created_at")) if created else None,  # None: see import_file
     )
@@ -221,14 +236,18 @@ def _parse_products(db, path, settings, progress) -> list[ProductRow]:
             stock = _optional(row, "in_stock")
             hidden = _optional(row, "hidden")
             until = _optional(row, "available_until")
-            out.append(ProductRow(
-                id=pid, name=name, category=_text(row, "category"),
-                price=parse_number(price, what="price", minimum=0, maximum=MAX_PRICE) if price else None,
-                in_stock=parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
-                hidden=int(parse_flag(hidden, what="hidden")) if hidden else 0,
-                available_until=parse_date(until, what="available_until").isoformat() if until else None,
-                description=_text(row, "description"),  # optional: new products' content features
-            ))
+            out.append(
+                ProductRow(
+                    id=pid,
+                    name=name,
+                    category=_text(row, "category"),
+                    price=parse_number(price, what="price", minimum=0, maximum=MAX_PRICE) if price else None,
+                    in_stock=parse_int(stock, what="in_stock", minimum=0, maximum=MAX_STOCK) if stock else None,
+                    hidden=int(parse_flag(hidden, what="hidden")) if hidden else 0,
+                    available_until=parse_date(until, what="available_until").isoformat() if until else None,
+                    description=_text(row, "description"),  # optional: new products' content features
+                )
+            )
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
@@ -262,8 +281,11 @@ def _parse_interactions(db, path, settings, progress, skip=(), tally=None) -> li
             if event not in event_types:
                 raise ValueError(f"unknown event type {show(event)} (known: {', '.join(sorted(event_types))})")
             quantity = row.get("quantity", "")
-            qty = (parse_number(quantity, what="quantity", minimum=0, exclusive=True, maximum=MAX_QUANTITY)
-                   if quantity else 1.0)
+            qty = (
+                parse_number(quantity, what="quantity", minimum=0, exclusive=True, maximum=MAX_QUANTITY)
+                if quantity
+                else 1.0
+            )
             when = clock.epoch(row["occurred_at"], "occurred_at")
             key = (cid, pid, event, when)
             merged[key] = merged.get(key, 0.0) + qty
@@ -296,9 +318,15 @@ def _parse_consents(db, path, settings, progress, skip=()) -> list[ConsentDecisi
             granted = parse_flag(row["granted"], what="granted")
             updated = _optional(row, "updated_at")
             # The actor (the file) is filled in by import_file.
-            out.append(ConsentDecision(customer_id=cid, purpose=purpose, granted=granted,
-                                       decided_at=clock.iso(updated, "updated_at") if updated else now,
-                                       source=_text(row, "source") or "import"))
+            out.append(
+                ConsentDecision(
+                    customer_id=cid,
+                    purpose=purpose,
+                    granted=granted,
+                    decided_at=clock.iso(updated, "updated_at") if updated else now,
+                    source=_text(row, "source") or "import",
+                )
+            )
         except ValueError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
@@ -314,7 +342,12 @@ _PARSERS: dict[str, Callable[..., list[tuple]]] = {
 
 
 def import_file(
-    db: sqlite_utils.Database, kind: str, path: str | Path, settings: Settings, *, progress: bool = False,
+    db: sqlite_utils.Database,
+    kind: str,
+    path: str | Path,
+    settings: Settings,
+    *,
+    progress: bool = False,
     skip_erased: bool = False,
 ) -> ImportResult:
     """Import one CSV (or ``.csv.gz``) of ``kind``; all rows or none.
@@ -333,8 +366,9 @@ def import_file(
     rows, erased_lines = _parse_at_the_door(db, kind, path, settings, progress, skip_erased, tally)
     # Every row read is one outcome: the rows parsed (after merging repeated events), the merged
     # repeats, and the erased lines left out; the outcomes of the rows parsed are counted below.
-    result = ImportResult(kind=kind, file=str(path), rows=len(rows) + tally["merged"] + erased_lines,
-                          merged=tally["merged"])
+    result = ImportResult(
+        kind=kind, file=str(path), rows=len(rows) + tally["merged"] + erased_lines, merged=tally["merged"]
+    )
     if skip_erased:
         result.skipped["erased"] = erased_lines
     with store.transaction(db):
@@ -417,7 +451,9 @@ def default_sample_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "sample_data"
 
 
-def load_sample(db: sqlite_utils.Database, settings: Settings, directory: str | Path | None = None) -> list[ImportResult]:
+def load_sample(
+    db: sqlite_utils.Database, settings: Settings, directory: str | Path | None = None
+) -> list[ImportResult]:
     """Load the bundled demo shop (all four files, in one transaction)."""
     directory = Path(directory) if directory else default_sample_dir()
     if not directory.is_dir():
@@ -475,9 +511,11 @@ def _missing_mapped_message(path: Path, header: Sequence[str], mapping: dict[str
     example = ",".join(f"{f}=COLUMN" for c in missing for f in fields[c] if f in REQUIRED_TARGETS)
     example = ",".join(x for x in (example, ",".join(f"{f}=" for f in optional)) if x)
     shown = ", ".join(show(c) for c in header[:20]) + (", ..." if len(header) > 20 else "")
-    return (f"missing column(s) {named}; say which columns hold them with --map field=Column "
-            f"(here: --map {example}; an optional field left empty, as in price=, is ignored); "
-            f"the file's columns are {shown}")
+    return (
+        f"missing column(s) {named}; say which columns hold them with --map field=Column "
+        f"(here: --map {example}; an optional field left empty, as in price=, is ignored); "
+        f"the file's columns are {shown}"
+    )
 
 
 class _SeenProduct:
@@ -623,8 +661,9 @@ def import_transactions(
         known_customers = store.existing_ids(db, "customers")
         gone = tombstones.erased_on(db, settings, [c for c in first_seen if c not in known_customers])
         if gone:
-            import_door.refuse(path, import_door.erased_lines(db, settings, path, customer_col, open_text, gone),
-                               skip_erased)
+            import_door.refuse(
+                path, import_door.erased_lines(db, settings, path, customer_col, open_text, gone), skip_erased
+            )
             dropped = [(c, p, t) for c, p, t in merged if c in gone]
             for k in dropped:
                 del merged[k]
@@ -635,24 +674,35 @@ def import_transactions(
         elif skip_erased:
             skipped["erased"] = 0
         new_customers = [c for c in first_seen if c not in known_customers]
-        created_customers = store.insert_missing(db, "customers", [
-            CustomerRow(c, created_at=iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.timezone.utc)))
-            for c in new_customers
-        ])
-        created_products = store.insert_missing(db, "products", [
-            ProductRow(p, name=info.name, price=info.price) for p, info in products.items()
-        ])
+        created_customers = store.insert_missing(
+            db,
+            "customers",
+            [
+                CustomerRow(c, created_at=iso_utc(dt.datetime.fromtimestamp(first_seen[c], dt.UTC)))
+                for c in new_customers
+            ],
+        )
+        created_products = store.insert_missing(
+            db, "products", [ProductRow(p, name=info.name, price=info.price) for p, info in products.items()]
+        )
         # A generator of plain tuples in EventRow's order, not a list: each row is bound and dropped (a list
         # of 400,000 named tuples, which the garbage collector tracks and plain tuples it does not, costs a
         # third of a second).
         result.new, result.changed = store.import_interactions(
-            db, ((c, p, bought, q, t) for (c, p, t), q in merged.items()), expected=len(merged))
+            db, ((c, p, bought, q, t) for (c, p, t), q in merged.items()), expected=len(merged)
+        )
         result.unchanged = len(merged) - result.new - result.changed
         result.merged = kept_lines - len(merged)
         if grant:  # every customer of the file with no decision yet: never over a refusal or a withdrawal
             now = store.utcnow()
-            store.set_consents(db, [ConsentDecision(c, purpose, True, now, "import", f"import:{path.name}")
-                                    for purpose in grant for c in store.undecided_among(db, list(first_seen), purpose)])
+            store.set_consents(
+                db,
+                [
+                    ConsentDecision(c, purpose, True, now, "import", f"import:{path.name}")
+                    for purpose in grant
+                    for c in store.undecided_among(db, list(first_seen), purpose)
+                ],
+            )
     result.created = {"customers": created_customers, "products": created_products}
     result.seconds = round(time.perf_counter() - started, 3)
     return result

@@ -10,20 +10,31 @@ the actor who recorded it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlite_utils
 
 from recommender import store
 from recommender.config import Settings
 from recommender.errors import NotFoundError, ValidationError
-from recommender.values import check_timezone, normalise_id
 from recommender.store import tombstones
 from recommender.store.rows import ConsentDecision, CustomerRow
+from recommender.values import check_timezone, normalise_id
 
 
-def resignup(db: sqlite_utils.Database, settings: Settings, customer_id: str, grants: Sequence[str], source: str, *,
-             actor: str, email: str | None = None, name: str | None = None, timezone: str = "UTC") -> dict[str, Any]:
+def resignup(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    customer_id: str,
+    grants: Sequence[str],
+    source: str,
+    *,
+    actor: str,
+    email: str | None = None,
+    name: str | None = None,
+    timezone: str = "UTC",
+) -> dict[str, Any]:
     """Bring back an erased customer as a new sign-up; purposes not in ``grants`` are recorded as not granted."""
     cid = normalise_id(customer_id)
     if not cid:
@@ -32,7 +43,9 @@ def resignup(db: sqlite_utils.Database, settings: Settings, customer_id: str, gr
         raise ValidationError("--source: a sign-up needs a source (e.g. signup, support)")
     for purpose in grants:
         if purpose not in settings.consent_purposes:
-            raise ValidationError(f"--grant: unknown purpose {purpose!r} (known: {', '.join(settings.consent_purposes)})")
+            raise ValidationError(
+                f"--grant: unknown purpose {purpose!r} (known: {', '.join(settings.consent_purposes)})"
+            )
     if email is not None and ("@" not in email or " " in email):
         raise ValidationError(f"--email: bad email {email!r}")
     try:
@@ -47,9 +60,18 @@ def resignup(db: sqlite_utils.Database, settings: Settings, customer_id: str, gr
         tombstones.lift_email(db, settings, email)  # signing up again with it frees their e-mail too
         now = store.utcnow()
         store.upsert_customers(db, [CustomerRow(cid, email=email, name=name, timezone=tz, created_at=now)])
-        store.apply_consents(db, [ConsentDecision(cid, purpose, granted=purpose in grants, decided_at=now,
-                                                  source=source, actor=actor)
-                                  for purpose in settings.consent_purposes])
+        store.apply_consents(
+            db,
+            [
+                ConsentDecision(cid, purpose, granted=purpose in grants, decided_at=now, source=source, actor=actor)
+                for purpose in settings.consent_purposes
+            ],
+        )
     state = store.consent_state(db, settings, cid)
-    return {"customer_id": cid, "tombstone_removed": True, "created_at": now, "actor": actor,
-            "consents": state["consents"]}
+    return {
+        "customer_id": cid,
+        "tombstone_removed": True,
+        "created_at": now,
+        "actor": actor,
+        "consents": state["consents"],
+    }

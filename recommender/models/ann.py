@@ -32,8 +32,9 @@ for a sample of the model's own customers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,11 +67,12 @@ def _ivf(y: np.ndarray, lists: int, seed: int, rng: np.random.Generator) -> tupl
     import faiss
 
     n, d = y.shape
-    lists = int(lists) or max(1, int(round(2 * math.sqrt(n))))
+    lists = int(lists) or max(1, round(2 * math.sqrt(n)))
     lists = min(lists, n)
     quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, d, lists, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, d, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
     sample = y if n <= 40 * lists else y[np.sort(rng.choice(n, size=40 * lists, replace=False))]
     index.cp.seed = int(seed)
     index.train(sample)
@@ -78,8 +80,16 @@ def _ivf(y: np.ndarray, lists: int, seed: int, rng: np.random.Generator) -> tupl
     return index, lists
 
 
-def build(item_factors: np.ndarray, queries: np.ndarray, *, lists: int = 0, target_recall: float = 0.97,
-          candidates: int = 100, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, dict]:
+def build(
+    item_factors: np.ndarray,
+    queries: np.ndarray,
+    *,
+    lists: int = 0,
+    target_recall: float = 0.97,
+    candidates: int = 100,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[np.ndarray, dict]:
     """The serialised index (uint8) and its parameters, ``probes`` calibrated on ``queries``.
 
     ``queries`` are realistic query vectors (the model's own customers); the
@@ -91,12 +101,19 @@ def build(item_factors: np.ndarray, queries: np.ndarray, *, lists: int = 0, targ
     y = np.ascontiguousarray(item_factors, dtype=np.float32)
     rng = np.random.default_rng(seed)
     index, lists = _ivf(y, lists, seed, rng)
-    params = {"lists": lists, "candidates": int(candidates), "dim": y.shape[1], "items": y.shape[0],
-              "kind": "IVF-SQ8, inner product"}
+    params = {
+        "lists": lists,
+        "candidates": int(candidates),
+        "dim": y.shape[1],
+        "items": y.shape[0],
+        "kind": "IVF-SQ8, inner product",
+    }
     probes, recall = calibrate(index, y, queries, candidates, target_recall, rng)
     params.update(probes=probes, calibrated_recall=round(recall, 4), target_recall=target_recall)
-    log(f"ann index: {lists} lists, {probes} probes, recall@10 {recall:.3f} on {min(len(queries), CALIBRATION_QUERIES)}"
-        f" customers")
+    log(
+        f"ann index: {lists} lists, {probes} probes, recall@10 {recall:.3f} on {min(len(queries), CALIBRATION_QUERIES)}"
+        f" customers"
+    )
     return faiss.serialize_index(index), params
 
 
@@ -108,8 +125,15 @@ def unit_rows(factors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(y / norms)
 
 
-def build_similar(item_factors: np.ndarray, *, lists: int = 0, target_recall: float = 0.97, candidates: int = 100,
-                  seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, dict]:
+def build_similar(
+    item_factors: np.ndarray,
+    *,
+    lists: int = 0,
+    target_recall: float = 0.97,
+    candidates: int = 100,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[np.ndarray, dict]:
     """The cosine index for "similar products": the IVF index of :func:`build` over unit-length factors.
 
     ALS scores a customer by dot product, but similarity between products is
@@ -123,10 +147,17 @@ def build_similar(item_factors: np.ndarray, *, lists: int = 0, target_recall: fl
     z = unit_rows(item_factors)
     rng = np.random.default_rng(seed)
     index, lists = _ivf(z, lists, seed, rng)
-    params = {"lists": lists, "candidates": int(candidates), "dim": z.shape[1], "items": z.shape[0],
-              "kind": "IVF-SQ8, cosine (inner product of unit factors)"}
+    params = {
+        "lists": lists,
+        "candidates": int(candidates),
+        "dim": z.shape[1],
+        "items": z.shape[0],
+        "kind": "IVF-SQ8, cosine (inner product of unit factors)",
+    }
     nonzero = np.flatnonzero(np.any(z != 0, axis=1))
-    queries = z[rng.choice(nonzero, size=min(len(nonzero), CALIBRATION_QUERIES), replace=False)] if len(nonzero) else z[:0]
+    queries = (
+        z[rng.choice(nonzero, size=min(len(nonzero), CALIBRATION_QUERIES), replace=False)] if len(nonzero) else z[:0]
+    )
     # The query product is its own best match; asking for one more than 10 leaves 10 others.
     probes, recall = calibrate(index, z, queries, candidates + 1, target_recall, rng, k=11)
     params.update(probes=probes, calibrated_recall=round(recall, 4), target_recall=target_recall)
@@ -134,8 +165,15 @@ def build_similar(item_factors: np.ndarray, *, lists: int = 0, target_recall: fl
     return faiss.serialize_index(index), params
 
 
-def calibrate(index: Any, y: np.ndarray, queries: np.ndarray, candidates: int, target: float,
-              rng: np.random.Generator, k: int = 10) -> tuple[int, float]:
+def calibrate(
+    index: Any,
+    y: np.ndarray,
+    queries: np.ndarray,
+    candidates: int,
+    target: float,
+    rng: np.random.Generator,
+    k: int = 10,
+) -> tuple[int, float]:
     """The smallest probe count whose served top-k recall reaches ``target`` (and that recall)."""
     q = np.asarray(queries, dtype=np.float32)
     q = q[np.any(q != 0, axis=1)]
@@ -215,8 +253,9 @@ class AnnIndex:
         try:
             import faiss
         except ImportError as exc:  # the artifact is fine; this machine lacks the extra
-            raise ModelError("the model has an ANN index but faiss is not installed (pip install "
-                             "'recommender[ann]')") from exc
+            raise ModelError(
+                "the model has an ANN index but faiss is not installed (pip install 'recommender[ann]')"
+            ) from exc
         self.data = np.ascontiguousarray(data, dtype=np.uint8)
         try:
             reader = faiss.ZeroCopyIOReader(faiss.swig_ptr(self.data), self.data.size)
@@ -231,8 +270,9 @@ class AnnIndex:
         self.probes = int(params.get("probes", 16))
         self.candidates = int(params.get("candidates", 100))
 
-    def propose(self, query: np.ndarray, count: int, bits: np.ndarray | None = None,
-                probes: int | None = None) -> np.ndarray:
+    def propose(
+        self, query: np.ndarray, count: int, bits: np.ndarray | None = None, probes: int | None = None
+    ) -> np.ndarray:
         """Item indices of up to ``count`` approximate best items (only those set in ``bits``, if given)."""
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         kwargs: dict[str, Any] = {"nprobe": int(probes or self.probes)}
@@ -244,9 +284,17 @@ class AnnIndex:
         return found[found >= 0]
 
 
-def overfetch(index: AnnIndex, query: np.ndarray, n: int, dropped: set[int], allow: np.ndarray | None,
-              info: FilterInfo | None, n_items: int, score: Callable[[np.ndarray], np.ndarray],
-              probes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def overfetch(
+    index: AnnIndex,
+    query: np.ndarray,
+    n: int,
+    dropped: set[int],
+    allow: np.ndarray | None,
+    info: FilterInfo | None,
+    n_items: int,
+    score: Callable[[np.ndarray], np.ndarray],
+    probes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Top-n of ``index``'s candidates for ``query``, re-checked and re-scored exactly; None when exact must answer.
 
     Candidates outside ``allow`` or in ``dropped`` are left out and the rest

@@ -24,8 +24,9 @@ import hashlib
 import importlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,8 +72,13 @@ class Recommender(abc.ABC):
 
     family: ClassVar[str] = "base"
 
-    def __init__(self, user_ids: list[str], item_ids: list[str], manifest: dict[str, Any] | None = None,
-                 signals: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any] | None = None,
+        signals: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.user_ids = list(user_ids)
         self.item_ids = list(item_ids)
         self.manifest = dict(manifest or {})
@@ -105,8 +111,9 @@ class Recommender(abc.ABC):
     def score(self, state: Any, items: np.ndarray | None = None) -> np.ndarray:
         """Scores of ``items`` (all items when None) for a customer state; higher is better."""
 
-    def recommend(self, state: Any, n: int = 10, *, exclude: Iterable[int] = (),
-                  allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, state: Any, n: int = 10, *, exclude: Iterable[int] = (), allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` item indices and scores; ``exclude`` never returned, ``allow`` a boolean mask (False = never).
 
         Fewer than ``n`` come back only when fewer items are allowed. Families
@@ -122,13 +129,15 @@ class Recommender(abc.ABC):
         return top, scores[top].astype(np.float32)
 
     @abc.abstractmethod
-    def similar_items(self, item_index: int, n: int = 10, *,
-                      allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Items most like ``item_index`` (never itself), best first, with their similarity."""
 
     @abc.abstractmethod
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """Which of the customer's own items contributed most (positively) to ``item_index``'s score."""
 
     # --- evaluation ---------------------------------------------------------------------
@@ -137,8 +146,7 @@ class Recommender(abc.ABC):
     def batch_scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Dense scores (len(users) × items) for training-matrix rows ``users``; ``history`` is their rows."""
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         """Top-``k`` for many training customers at once, their history excluded; -1 pads.
 
         ``history`` holds one row per entry of ``users`` (their confidences).
@@ -146,8 +154,8 @@ class Recommender(abc.ABC):
         k = min(k, self.n_items)
         out = np.full((len(users), k), -1, dtype=np.int64)
         for start in range(0, len(users), block):
-            rows = history[start:start + block]
-            scores = np.asarray(self.batch_scores(users[start:start + block], rows), dtype=np.float32)
+            rows = history[start : start + block]
+            scores = np.asarray(self.batch_scores(users[start : start + block], rows), dtype=np.float32)
             r, c = rows.nonzero()
             scores[r, c] = -np.inf
             for j in range(scores.shape[0]):
@@ -166,7 +174,7 @@ class Recommender(abc.ABC):
         self.user_ids = [u for u, k in zip(self.user_ids, keep) if k]
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - a default that does nothing: most families have nothing to build
         """Build whatever the first request would otherwise build (a worker calls this on load)."""
 
     # --- persistence ----------------------------------------------------------------------
@@ -181,8 +189,14 @@ class Recommender(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
-                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "Recommender":
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any],
+        signals: dict[str, np.ndarray],
+    ) -> Recommender:
         """Rebuild a model from what :meth:`arrays` saved."""
 
     @classmethod
@@ -192,8 +206,12 @@ class Recommender(abc.ABC):
 
     def files(self) -> list[str]:
         """Every file of this model's artifact, manifest excluded (rewrite order)."""
-        return ([f"{n}.npy" for n in self.arrays()] + [IDS_FILE] + [f"signal_{n}.npy" for n in self.signals]
-                + [f"{CONTENT_PREFIX}{n}.npy" for n in getattr(self, "content_arrays", {})])
+        return (
+            [f"{n}.npy" for n in self.arrays()]
+            + [IDS_FILE]
+            + [f"signal_{n}.npy" for n in self.signals]
+            + [f"{CONTENT_PREFIX}{n}.npy" for n in getattr(self, "content_arrays", {})]
+        )
 
     def save(self, directory: str | Path) -> dict[str, Any]:
         """Write the artifact files (fsynced) and the manifest with their checksums."""
@@ -202,13 +220,15 @@ class Recommender(abc.ABC):
         checksums = {}
         own = self.arrays()
         for name in own:
-            if name.startswith("signal_") or name.startswith(CONTENT_PREFIX):
+            if name.startswith(("signal_", CONTENT_PREFIX)):
                 raise ModelError(f"array name {name!r} is reserved for signals and content")
         # the content mapping of new products (recommender.models.content), item-side arrays only
         content = dict(getattr(self, "content_arrays", None) or {})
-        files = {**{f"{n}.npy": a for n, a in own.items()},
-                 **{f"signal_{n}.npy": a for n, a in self.signals.items()},
-                 **{f"{CONTENT_PREFIX}{n}.npy": a for n, a in content.items()}}
+        files = {
+            **{f"{n}.npy": a for n, a in own.items()},
+            **{f"signal_{n}.npy": a for n, a in self.signals.items()},
+            **{f"{CONTENT_PREFIX}{n}.npy": a for n, a in content.items()},
+        }
         for name, array in files.items():
             array = np.ascontiguousarray(array)
             if name.startswith("signal_") and array.shape[0] != len(self.item_ids):
@@ -290,12 +310,17 @@ def load_model(directory: str | Path, *, verify: bool = True, mmap: bool = True)
     try:
         ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
-                  for name in cls.array_names(manifest)}
-        signals = {name: np.load(directory / f"signal_{name}.npy", allow_pickle=False)
-                   for name in manifest.get("signals", [])}
-        content = {name: np.load(directory / f"{CONTENT_PREFIX}{name}.npy", allow_pickle=False)
-                   for name in manifest.get("content_arrays", [])}
+        arrays = {
+            name: np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+            for name in cls.array_names(manifest)
+        }
+        signals = {
+            name: np.load(directory / f"signal_{name}.npy", allow_pickle=False) for name in manifest.get("signals", [])
+        }
+        content = {
+            name: np.load(directory / f"{CONTENT_PREFIX}{name}.npy", allow_pickle=False)
+            for name in manifest.get("content_arrays", [])
+        }
         model = cls.from_arrays(arrays, ids["users"], ids["items"], manifest, signals)
         if content:
             model.content_arrays = content  # type: ignore[attr-defined]

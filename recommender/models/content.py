@@ -25,8 +25,9 @@ products over the trained ones plus the cold ones, so every surface serves them 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,8 +79,9 @@ def category_of(product: ProductText) -> str | None:
 def _vectoriser(vocabulary: Mapping[str, int] | None = None):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(ngram_range=NGRAMS, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32,
-                           vocabulary=vocabulary)
+    return TfidfVectorizer(
+        ngram_range=NGRAMS, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float32, vocabulary=vocabulary
+    )
 
 
 def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -92,8 +94,9 @@ def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
 class Featuriser:
     """Products → content feature rows: TF-IDF text, one-hot category, one-hot price band."""
 
-    def __init__(self, vocabulary: Sequence[str], idf: np.ndarray, categories: Sequence[str],
-                 price_edges: np.ndarray) -> None:
+    def __init__(
+        self, vocabulary: Sequence[str], idf: np.ndarray, categories: Sequence[str], price_edges: np.ndarray
+    ) -> None:
         self.vocabulary = [str(t) for t in vocabulary]
         self.idf = np.asarray(idf, dtype=np.float64)
         self.categories = [str(c) for c in categories]
@@ -106,7 +109,7 @@ class Featuriser:
             self._text = vec
 
     @classmethod
-    def fit(cls, products: Sequence[ProductText]) -> "Featuriser":
+    def fit(cls, products: Sequence[ProductText]) -> Featuriser:
         texts = [p.text for p in products]
         vocabulary: list[str] = []
         idf = np.zeros(0)
@@ -120,8 +123,11 @@ class Featuriser:
                 vocabulary, idf = [], np.zeros(0)
         categories = sorted({p.category for p in products if p.category})
         prices = np.array([p.price for p in products if p.price is not None and p.price > 0], dtype=np.float64)
-        edges = (np.unique(np.quantile(np.log1p(prices), np.linspace(0, 1, PRICE_BANDS + 1)[1:-1]))
-                 if len(prices) else np.zeros(0))
+        edges = (
+            np.unique(np.quantile(np.log1p(prices), np.linspace(0, 1, PRICE_BANDS + 1)[1:-1]))
+            if len(prices)
+            else np.zeros(0)
+        )
         return cls(vocabulary, idf, categories, edges)
 
     @property
@@ -138,22 +144,37 @@ class Featuriser:
             blocks.append(sp.csr_matrix((n, 0), dtype=np.float32))
         cats = [self.category_index.get(p.category) if p.category else None for p in products]
         rows = [i for i, c in enumerate(cats) if c is not None]
-        blocks.append(sp.csr_matrix((np.full(len(rows), CATEGORY_WEIGHT, np.float32),
-                                     (rows, [cats[i] for i in rows])), shape=(n, len(self.categories))))
+        blocks.append(
+            sp.csr_matrix(
+                (np.full(len(rows), CATEGORY_WEIGHT, np.float32), (rows, [cats[i] for i in rows])),
+                shape=(n, len(self.categories)),
+            )
+        )
         priced = [i for i, p in enumerate(products) if p.price is not None and p.price > 0]
         bands = np.searchsorted(self.price_edges, np.log1p([products[i].price for i in priced]), side="right")
-        blocks.append(sp.csr_matrix((np.full(len(priced), BAND_WEIGHT, np.float32), (priced, bands)),
-                                    shape=(n, len(self.price_edges) + 1)))
+        blocks.append(
+            sp.csr_matrix(
+                (np.full(len(priced), BAND_WEIGHT, np.float32), (priced, bands)), shape=(n, len(self.price_edges) + 1)
+            )
+        )
         return _normalise_rows(sp.hstack(blocks, format="csr"))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"vocabulary": np.array(self.vocabulary, dtype=str), "idf": self.idf.astype(np.float64),
-                "categories": np.array(self.categories, dtype=str), "price_edges": self.price_edges}
+        return {
+            "vocabulary": np.array(self.vocabulary, dtype=str),
+            "idf": self.idf.astype(np.float64),
+            "categories": np.array(self.categories, dtype=str),
+            "price_edges": self.price_edges,
+        }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "Featuriser":
-        return cls(arrays["vocabulary"].tolist(), np.asarray(arrays["idf"]), arrays["categories"].tolist(),
-                   np.asarray(arrays["price_edges"]))
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Featuriser:
+        return cls(
+            arrays["vocabulary"].tolist(),
+            np.asarray(arrays["idf"]),
+            arrays["categories"].tolist(),
+            np.asarray(arrays["price_edges"]),
+        )
 
 
 def _factor_kind(model: Recommender) -> bool:
@@ -177,9 +198,16 @@ def ridge(features: sp.csr_matrix, targets: np.ndarray, alpha: float = RIDGE_ALP
 class ContentMapping:
     """The featuriser, which trained products were cold, and one mapping per model part."""
 
-    def __init__(self, featuriser: Featuriser, cold: np.ndarray, kinds: Sequence[str],
-                 ridges: Mapping[int, tuple[np.ndarray, np.ndarray]], anchors: sp.csr_matrix | None,
-                 anchor_items: np.ndarray | None, alpha: float = RIDGE_ALPHA) -> None:
+    def __init__(
+        self,
+        featuriser: Featuriser,
+        cold: np.ndarray,
+        kinds: Sequence[str],
+        ridges: Mapping[int, tuple[np.ndarray, np.ndarray]],
+        anchors: sp.csr_matrix | None,
+        anchor_items: np.ndarray | None,
+        alpha: float = RIDGE_ALPHA,
+    ) -> None:
         self.featuriser = featuriser
         self.cold = as_index_array(cold)
         self.kinds = list(kinds)
@@ -189,8 +217,9 @@ class ContentMapping:
         self.alpha = float(alpha)
 
     @classmethod
-    def fit(cls, model: Recommender, products: Mapping[str, ProductText], trained: np.ndarray,
-            alpha: float = RIDGE_ALPHA) -> "ContentMapping":
+    def fit(
+        cls, model: Recommender, products: Mapping[str, ProductText], trained: np.ndarray, alpha: float = RIDGE_ALPHA
+    ) -> ContentMapping:
         """Learn the mapping of ``model`` (fitted); ``trained[i]`` says item ``i`` had interactions in its data."""
         trained = np.asarray(trained, dtype=bool)
         if len(trained) != model.n_items:
@@ -225,31 +254,55 @@ class ContentMapping:
             out[f"part{k}_intercept"] = intercept
         if self.anchors is not None:
             a = sp.csr_matrix(self.anchors)
-            out.update(anchor_indptr=a.indptr.astype(np.int64), anchor_indices=a.indices.astype(np.int32),
-                       anchor_data=a.data.astype(np.float32), anchor_items=self.anchor_items)
+            out.update(
+                anchor_indptr=a.indptr.astype(np.int64),
+                anchor_indices=a.indices.astype(np.int32),
+                anchor_data=a.data.astype(np.float32),
+                anchor_items=self.anchor_items,
+            )
         return out
 
     def fields(self) -> dict[str, Any]:
-        return {"format": FORMAT, "kinds": self.kinds, "alpha": self.alpha, "ngrams": list(NGRAMS),
-                "width": self.featuriser.width}
+        return {
+            "format": FORMAT,
+            "kinds": self.kinds,
+            "alpha": self.alpha,
+            "ngrams": list(NGRAMS),
+            "width": self.featuriser.width,
+        }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], fields: Mapping[str, Any]) -> "ContentMapping":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], fields: Mapping[str, Any]) -> ContentMapping:
         if fields.get("format") != FORMAT:
             raise ModelError(f"unknown content mapping format {fields.get('format')!r}")
         featuriser = Featuriser.from_arrays(arrays)
         kinds = list(fields["kinds"])
-        ridges = {k: (np.asarray(arrays[f"part{k}_coef"]), np.asarray(arrays[f"part{k}_intercept"]))
-                  for k, kind in enumerate(kinds) if kind == "ridge"}
+        ridges = {
+            k: (np.asarray(arrays[f"part{k}_coef"]), np.asarray(arrays[f"part{k}_intercept"]))
+            for k, kind in enumerate(kinds)
+            if kind == "ridge"
+        }
         anchors = anchor_items = None
         if "anchor_indptr" in arrays:
             width = int(fields["width"])
-            anchors = sp.csr_matrix((np.asarray(arrays["anchor_data"]), np.asarray(arrays["anchor_indices"]),
-                                     np.asarray(arrays["anchor_indptr"])),
-                                    shape=(len(arrays["anchor_indptr"]) - 1, width))
+            anchors = sp.csr_matrix(
+                (
+                    np.asarray(arrays["anchor_data"]),
+                    np.asarray(arrays["anchor_indices"]),
+                    np.asarray(arrays["anchor_indptr"]),
+                ),
+                shape=(len(arrays["anchor_indptr"]) - 1, width),
+            )
             anchor_items = np.asarray(arrays["anchor_items"])
-        return cls(featuriser, np.asarray(arrays["cold"]), kinds, ridges, anchors, anchor_items,
-                   float(fields.get("alpha", RIDGE_ALPHA)))
+        return cls(
+            featuriser,
+            np.asarray(arrays["cold"]),
+            kinds,
+            ridges,
+            anchors,
+            anchor_items,
+            float(fields.get("alpha", RIDGE_ALPHA)),
+        )
 
     def attach(self, model: Recommender) -> None:
         """Make the mapping part of ``model``'s artifact (saved with it, loaded with it)."""
@@ -257,7 +310,7 @@ class ContentMapping:
         model.manifest["content"] = self.fields()
 
     @classmethod
-    def of(cls, model: Recommender) -> "ContentMapping | None":
+    def of(cls, model: Recommender) -> ContentMapping | None:
         """The mapping saved with ``model`` (None for artifacts made before it)."""
         cached = getattr(model, "_content_mapping", None)
         if cached is not None:
@@ -292,8 +345,9 @@ class ContentMapping:
         return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(features.shape[0], n_items))
 
 
-def extend(model: Recommender, new_products: Sequence[ProductText] = (),
-           base_products: Mapping[str, ProductText] | None = None) -> Recommender:
+def extend(
+    model: Recommender, new_products: Sequence[ProductText] = (), base_products: Mapping[str, ProductText] | None = None
+) -> Recommender:
     """``model`` with a representation for its cold products and for ``new_products`` (appended to its items).
 
     The cold products of the model are those without interactions in its training data; their
@@ -314,16 +368,18 @@ def extend(model: Recommender, new_products: Sequence[ProductText] = (),
     extended = []
     for k, part in enumerate(parts):
         kind = mapping.kinds[k] if k < len(mapping.kinds) else "neighbours"
-        rep = (mapping.predict_factors(k, features) if kind == "ridge" and k in mapping.ridges
-               else mapping.neighbours(features, model.n_items))
+        rep = (
+            mapping.predict_factors(k, features)
+            if kind == "ridge" and k in mapping.ridges
+            else mapping.neighbours(features, model.n_items)
+        )
         extended.append(ContentExtended(part, item_ids, cold, rep, features, mapping))
     signals = {name: _pad(np.asarray(a), len(item_ids)) for name, a in model.signals.items()}
     if len(parts) == 1 and parts[0] is model:
         out = extended[0]
         out.signals = signals
         return out
-    blend = type(model)(extended, list(model.weights), depth=model.depth, manifest=model.manifest,
-                        signals=signals)
+    blend = type(model)(extended, list(model.weights), depth=model.depth, manifest=model.manifest, signals=signals)
     blend.cold_items = cold  # type: ignore[attr-defined]
     return blend
 
@@ -353,8 +409,15 @@ class ContentExtended(Recommender):
 
     family = "content"
 
-    def __init__(self, base: Recommender, item_ids: list[str], cold: np.ndarray, rep: Any,
-                 features: sp.csr_matrix, mapping: ContentMapping) -> None:
+    def __init__(
+        self,
+        base: Recommender,
+        item_ids: list[str],
+        cold: np.ndarray,
+        rep: Any,
+        features: sp.csr_matrix,
+        mapping: ContentMapping,
+    ) -> None:
         super().__init__(base.user_ids, item_ids, base.manifest, {})
         self.user_index = base.user_index
         self.base = base
@@ -450,11 +513,11 @@ class ContentExtended(Recommender):
         full[self.cold_items] = self._cold_scores(state, base_scores)
         return full if items is None else full[as_index_array(items)]
 
-    def recommend(self, state: Any, n: int = 10, *, exclude: Iterable[int] = (),
-                  allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, state: Any, n: int = 10, *, exclude: Iterable[int] = (), allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         banned = as_index_array(exclude)
-        top, scores = self.base.recommend(state, n, exclude=banned[banned < self.n_base],
-                                          allow=self._base_allow(allow))
+        top, scores = self.base.recommend(state, n, exclude=banned[banned < self.n_base], allow=self._base_allow(allow))
         if len(self.cold_items) == 0:
             return top, scores
         cold_scores = np.asarray(self._cold_scores(state), dtype=np.float64).copy()
@@ -480,8 +543,9 @@ class ContentExtended(Recommender):
             self._unit = y / norms[:, None]
         return self._unit
 
-    def similar_items(self, item_index: int, n: int = 10, *,
-                      allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         item_index = int(item_index)
         if self.ridge:
             if not self.cold_mask[item_index]:
@@ -525,8 +589,9 @@ class ContentExtended(Recommender):
         order = np.lexsort((items, -values))[:n]
         return items[order], values[order].astype(np.float32)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         items = as_index_array(items)
         conf = np.asarray(confidences, dtype=np.float64)
         if self.ridge:  # the factor model's exact decomposition, over trained and cold rows alike
@@ -556,8 +621,7 @@ class ContentExtended(Recommender):
             out[:, self.cold_items] = cold
         return out
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         block = max(16, min(block, (1 << 25) // max(self.n_items, 1)))
         return super().batch_recommend(users, history, k, block=block)
 
@@ -585,8 +649,9 @@ def trained_items(matrix: sp.spmatrix) -> np.ndarray:
     return np.diff(sp.csc_matrix(matrix).indptr) > 0
 
 
-def attach_mapping(db: sqlite_utils.Database, model: Recommender, matrix: sp.spmatrix,
-                   texts: Mapping[str, ProductText] | None = None) -> ContentMapping:
+def attach_mapping(
+    db: sqlite_utils.Database, model: Recommender, matrix: sp.spmatrix, texts: Mapping[str, ProductText] | None = None
+) -> ContentMapping:
     """Learn ``model``'s content mapping on ``matrix`` (what it was fitted on) and save it with the model."""
     mapping = ContentMapping.fit(model, texts if texts is not None else database_texts(db), trained_items(matrix))
     mapping.attach(model)

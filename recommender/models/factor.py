@@ -12,16 +12,26 @@ implicit ALS for one user, with the item factors fixed:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.errors import ModelError
-from recommender.models.base import (IDS_FILE, MANIFEST_FILE, FORMAT_VERSION, Recommender, as_index_array,  # noqa: F401
-                         load_model, read_manifest, sha256 as _sha256, top_k as _top_k)
 from recommender.models import ann as _ann
+from recommender.models.base import (  # noqa: F401
+    FORMAT_VERSION,
+    IDS_FILE,
+    MANIFEST_FILE,
+    Recommender,
+    as_index_array,
+    load_model,
+    read_manifest,
+    sha256 as _sha256,
+    top_k as _top_k,
+)
 from recommender.models.topk import NormIndex
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy")
@@ -32,10 +42,18 @@ class FactorModel(Recommender):
 
     family = "factors"
 
-    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, user_ids: list[str], item_ids: list[str],
-                 regularization: float, manifest: dict[str, Any] | None = None,
-                 signals: dict[str, np.ndarray] | None = None, ann_index: np.ndarray | None = None,
-                 ann_similar_index: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        user_factors: np.ndarray,
+        item_factors: np.ndarray,
+        user_ids: list[str],
+        item_ids: list[str],
+        regularization: float,
+        manifest: dict[str, Any] | None = None,
+        signals: dict[str, np.ndarray] | None = None,
+        ann_index: np.ndarray | None = None,
+        ann_similar_index: np.ndarray | None = None,
+    ) -> None:
         super().__init__(user_ids, item_ids, manifest, signals)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -131,8 +149,9 @@ class FactorModel(Recommender):
         self.last_search = "exact"
         return self.norm_index.search(user_vector, n, banned, allow=allow)
 
-    def _scan_top(self, user_vector: np.ndarray, n: int, banned: np.ndarray,
-                  allow: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _scan_top(
+        self, user_vector: np.ndarray, n: int, banned: np.ndarray, allow: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-n by scoring every product: the rare request the ANN index cannot answer.
 
         A catalogue large enough for the index is one where the norm-sorted
@@ -149,8 +168,9 @@ class FactorModel(Recommender):
         top = _top_k(scores, n)
         return top.astype(np.int64), scores[top]
 
-    def _subset_top(self, user_vector: np.ndarray, n: int, allowed: np.ndarray,
-                    banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _subset_top(
+        self, user_vector: np.ndarray, n: int, allowed: np.ndarray, banned: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-n among ``allowed`` item indices only (a selective filter)."""
         if len(banned):
             allowed = allowed[~np.isin(allowed, banned)]
@@ -159,14 +179,28 @@ class FactorModel(Recommender):
         top = _top_k(scores, n)
         return allowed[top].astype(np.int64), scores[top]
 
-    def _ann_top(self, user_vector: np.ndarray, n: int, banned: np.ndarray, allow: np.ndarray | None,
-                 info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
+    def _ann_top(
+        self,
+        user_vector: np.ndarray,
+        n: int,
+        banned: np.ndarray,
+        allow: np.ndarray | None,
+        info: _ann.FilterInfo | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-n from the index's candidates, re-scored by dot product (:func:`recommender.models.ann.overfetch`)."""
         u = np.asarray(user_vector, dtype=np.float32)
         # a customer's few purchases and ids: a set beats numpy's per-call cost
-        return _ann.overfetch(self._ann, u, n, set(banned.tolist()), allow, info, self.n_items,
-                              lambda found: np.asarray(self.item_factors[found], dtype=np.float32) @ u,
-                              self.ann_probes)
+        return _ann.overfetch(
+            self._ann,
+            u,
+            n,
+            set(banned.tolist()),
+            allow,
+            info,
+            self.n_items,
+            lambda found: np.asarray(self.item_factors[found], dtype=np.float32) @ u,
+            self.ann_probes,
+        )
 
     def attach_ann(self, settings: Any, log: Any = lambda _: None) -> bool:
         """Build the ANN index into this model when settings ask for it and the catalogue is large enough.
@@ -176,11 +210,21 @@ class FactorModel(Recommender):
         """
         if not settings.enabled or self.n_items < settings.min_products or not _ann.available():
             return False
-        data, params = _ann.build(self.item_factors, np.asarray(self.user_factors), lists=settings.lists,
-                                  target_recall=settings.target_recall, candidates=settings.candidates, log=log)
-        similar, similar_params = _ann.build_similar(self.item_factors, lists=settings.lists,
-                                                     target_recall=settings.target_recall,
-                                                     candidates=settings.candidates, log=log)
+        data, params = _ann.build(
+            self.item_factors,
+            np.asarray(self.user_factors),
+            lists=settings.lists,
+            target_recall=settings.target_recall,
+            candidates=settings.candidates,
+            log=log,
+        )
+        similar, similar_params = _ann.build_similar(
+            self.item_factors,
+            lists=settings.lists,
+            target_recall=settings.target_recall,
+            candidates=settings.candidates,
+            log=log,
+        )
         self.ann_data, self.ann_params, self._ann = data, params, None
         self.ann_similar_data, self.ann_similar_params, self._ann_similar = similar, similar_params, None
         self._open_ann()
@@ -196,8 +240,9 @@ class FactorModel(Recommender):
         if self.ann_data is not None and self._ann is None:
             self._ann = _ann.AnnIndex(self.ann_data, self.ann_params, self.n_items, self.factors)
         if self.ann_similar_data is not None and self._ann_similar is None:
-            self._ann_similar = _ann.AnnIndex(self.ann_similar_data, self.ann_similar_params, self.n_items,
-                                              self.factors)
+            self._ann_similar = _ann.AnnIndex(
+                self.ann_similar_data, self.ann_similar_params, self.n_items, self.factors
+            )
 
     @property
     def norm_index(self) -> NormIndex:
@@ -206,7 +251,9 @@ class FactorModel(Recommender):
             self._norm_index = NormIndex(self.item_factors)
         return self._norm_index
 
-    def similar_items(self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Items nearest by cosine of their factors, excluding the item itself.
 
         With the cosine index of a large catalogue (:func:`recommender.models.ann.build_similar`)
@@ -253,16 +300,25 @@ class FactorModel(Recommender):
         top = _top_k(scores, n)
         return allowed[top].astype(np.int64), scores[top]
 
-    def _ann_similar_top(self, item_index: int, n: int, allow: np.ndarray | None,
-                         info: "_ann.FilterInfo | None") -> tuple[np.ndarray, np.ndarray] | None:
+    def _ann_similar_top(
+        self, item_index: int, n: int, allow: np.ndarray | None, info: _ann.FilterInfo | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-n by cosine from the cosine index's candidates; None when every product must be scored."""
         y = np.asarray(self.item_factors)
         length = float(np.linalg.norm(y[item_index]))
         if length == 0:
             return None  # no direction to be near: the scan answers (every cosine is 0)
         query = np.asarray(y[item_index], dtype=np.float32) / length
-        return _ann.overfetch(self._ann_similar, query, n, {item_index}, allow, info, self.n_items,
-                              lambda found: self._cosines(item_index, found))
+        return _ann.overfetch(
+            self._ann_similar,
+            query,
+            n,
+            {item_index},
+            allow,
+            info,
+            self.n_items,
+            lambda found: self._cosines(item_index, found),
+        )
 
     # --- fold-in and explanations ------------------------------------------
 
@@ -280,7 +336,9 @@ class FactorModel(Recommender):
         a, b = self._system(items, confidences)
         return np.linalg.solve(a, b).astype(np.float32)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """Which of the user's own items contributed most to ``item_index``'s score.
 
         The score decomposes exactly as ``Σⱼ cⱼ · yᵢᵀ A⁻¹ yⱼ`` over the user's items.
@@ -289,7 +347,9 @@ class FactorModel(Recommender):
             return []
         a, _ = self._system(items, confidences)
         weights = np.linalg.solve(a, np.asarray(self.item_factors[item_index], dtype=np.float64))
-        contrib = np.asarray(confidences, dtype=np.float64) * (np.asarray(self.item_factors[items], dtype=np.float64) @ weights)
+        contrib = np.asarray(confidences, dtype=np.float64) * (
+            np.asarray(self.item_factors[items], dtype=np.float64) @ weights
+        )
         order = np.argsort(-contrib)[:n]
         return [(int(items[j]), float(contrib[j])) for j in order if contrib[j] > 0]
 
@@ -309,8 +369,7 @@ class FactorModel(Recommender):
     def batch_scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(self.user_factors)[users] @ np.asarray(self.item_factors).T
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         """implicit's threaded top-k on the trained user factors (no score matrix materialised)."""
         return batch_top_k(np.asarray(self.user_factors)[users], np.asarray(self.item_factors), history, k)
 
@@ -329,14 +388,16 @@ class FactorModel(Recommender):
     def warm_up(self) -> None:
         # With a serving ANN index the exact fallback scans (see _scan_top): no sorted copy per worker.
         if self._ann is None or not self.ann_enabled:
-            self.norm_index
+            _ = self.norm_index  # built on first use; warming builds it now
         # The fold-in's Gram matrix YᵀY reads every item factor: at 1,000,000 products about a second,
         # paid here at load rather than by the first customer after a hot swap.
-        self.yty_regularized
+        _ = self.yty_regularized
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
-               "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32)}
+        out = {
+            "user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
+            "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32),
+        }
         if self.ann_data is not None:
             out[_ann.ARRAY] = np.asarray(self.ann_data, dtype=np.uint8)
         if self.ann_similar_data is not None:
@@ -357,13 +418,27 @@ class FactorModel(Recommender):
         return ["user_factors", "item_factors", *extra]
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
-                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "FactorModel":
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any],
+        signals: dict[str, np.ndarray],
+    ) -> FactorModel:
         # Plain ndarray views of the memory maps (same shared pages; a memmap's own indexing is slow
         # per request).
-        model = cls(np.asarray(arrays["user_factors"]), np.asarray(arrays["item_factors"]), user_ids, item_ids,
-                    float(manifest["regularization"]), manifest, signals, ann_index=arrays.get(_ann.ARRAY),
-                    ann_similar_index=arrays.get(_ann.SIMILAR_ARRAY))
+        model = cls(
+            np.asarray(arrays["user_factors"]),
+            np.asarray(arrays["item_factors"]),
+            user_ids,
+            item_ids,
+            float(manifest["regularization"]),
+            manifest,
+            signals,
+            ann_index=arrays.get(_ann.ARRAY),
+            ann_similar_index=arrays.get(_ann.SIMILAR_ARRAY),
+        )
         if model.ann_data is not None and _ann.available():
             model._open_ann()  # an index that cannot be read refuses the artifact
         return model
@@ -372,13 +447,14 @@ class FactorModel(Recommender):
     read_manifest = staticmethod(read_manifest)
 
     @classmethod
-    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> "Recommender":
+    def load(cls, directory: str | Path, *, verify: bool = True, mmap: bool = True) -> Recommender:
         """Load an artifact of any family (see :func:`recommender.models.base.load_model`)."""
         return load_model(directory, verify=verify, mmap=mmap)
 
 
-def batch_top_k(user_factors: np.ndarray, item_factors: np.ndarray, seen, k: int,
-                allow: np.ndarray | None = None) -> np.ndarray:
+def batch_top_k(
+    user_factors: np.ndarray, item_factors: np.ndarray, seen, k: int, allow: np.ndarray | None = None
+) -> np.ndarray:
     """Top-k item indices for many users at once, seen items (a CSR matrix) excluded; -1 pads.
 
     Uses implicit's threaded C++ top-k, which scores and selects in blocks

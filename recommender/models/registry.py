@@ -46,8 +46,8 @@ from typing import Any
 import sqlite_utils
 
 from recommender import store
-from recommender.data import bulk
 from recommender.config import Settings
+from recommender.data import bulk
 from recommender.durable import exclusive_lock, fsync_dir
 from recommender.errors import ModelError, NotFoundError, ValidationError
 from recommender.models.base import MANIFEST_FILE, Recommender, load_model, read_manifest
@@ -61,7 +61,7 @@ STALE_TEMP_SECONDS = 6 * 3600
 
 def new_version() -> str:
     """Sortable and unique: UTC time to the second plus a random suffix."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 class Registry:
@@ -184,7 +184,6 @@ class Registry:
         return removed
 
 
-
 # --- the models table -----------------------------------------------------------
 
 
@@ -193,13 +192,20 @@ def record(db: sqlite_utils.Database, model: Recommender, path: Path, status: st
 
 
 def _record_manifest(db: sqlite_utils.Database, m: dict[str, Any], path: Path, status: str) -> None:
-    store.insert_model(db, {
-        "version": m["version"], "created_at": m.get("created_at", store.utcnow()), "path": str(path),
-        "engine": m.get("engine", "implicit"), "params": json.dumps(m.get("params", {}), sort_keys=True),
-        "metrics": json.dumps(m.get("metrics", {}), sort_keys=True),
-        "consent_snapshot": json.dumps(m.get("consent_snapshot", {}), sort_keys=True), "status": status,
-        "gate": json.dumps(m.get("gate", {}), sort_keys=True),
-    })
+    store.insert_model(
+        db,
+        {
+            "version": m["version"],
+            "created_at": m.get("created_at", store.utcnow()),
+            "path": str(path),
+            "engine": m.get("engine", "implicit"),
+            "params": json.dumps(m.get("params", {}), sort_keys=True),
+            "metrics": json.dumps(m.get("metrics", {}), sort_keys=True),
+            "consent_snapshot": json.dumps(m.get("consent_snapshot", {}), sort_keys=True),
+            "status": status,
+            "gate": json.dumps(m.get("gate", {}), sort_keys=True),
+        },
+    )
 
 
 def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
@@ -209,8 +215,15 @@ def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
 Check = Callable[[Path], Any]
 
 
-def publish(db: sqlite_utils.Database, reg: Registry, model: Recommender, version: str, *,
-            make_current: bool = True, check: Check | None = None) -> Path:
+def publish(
+    db: sqlite_utils.Database,
+    reg: Registry,
+    model: Recommender,
+    version: str,
+    *,
+    make_current: bool = True,
+    check: Check | None = None,
+) -> Path:
     """The tail of every publish: save the artifact, record its row, move ``CURRENT`` to it.
 
     Save is write, fsync, rename (:meth:`Registry.save`); the row is recorded as
@@ -258,8 +271,12 @@ class Healed:
     missing: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"temporaries": self.temporaries, "statuses": self.statuses,
-                "registered": self.registered or [], "missing": self.missing or []}
+        return {
+            "temporaries": self.temporaries,
+            "statuses": self.statuses,
+            "registered": self.registered or [],
+            "missing": self.missing or [],
+        }
 
 
 def heal(db: sqlite_utils.Database, settings: Settings) -> Healed:
@@ -288,7 +305,7 @@ def heal(db: sqlite_utils.Database, settings: Settings) -> Healed:
 
 def _age_days(created_at: str, now: dt.datetime) -> float:
     try:
-        when = dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        when = dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return float("inf")
     return (now - when).total_seconds() / 86400.0
@@ -302,7 +319,7 @@ def retained(db: sqlite_utils.Database, settings: Settings, now: dt.datetime | N
     ``models.max_age_days``. Nothing else: an older published model goes as soon
     as N newer ones exist, however young.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     current = Registry(settings.model_dir).current_version()
     keep: dict[str, str] = {}
     if current:
@@ -350,8 +367,10 @@ def rollback(db: sqlite_utils.Database, settings: Settings, version: str) -> dic
     if row is None or row["status"] == "pruned":
         raise NotFoundError(f"no model {version!r} on disk (see `recommender models`)")
     if row["status"] not in ("published", "retired"):
-        raise ValidationError(f"model {version} was never published (status {row['status']}); "
-                              f"only a model that passed the gate can be rolled back to")
+        raise ValidationError(
+            f"model {version} was never published (status {row['status']}); "
+            f"only a model that passed the gate can be rolled back to"
+        )
     previous = reg.current_version()
     promote(db, reg, version)  # verifies the checksums first
     return {"current": version, "previous": previous}

@@ -48,8 +48,9 @@ class NormIndex:
     def __len__(self) -> int:
         return len(self.order)
 
-    def search(self, query: np.ndarray, k: int, banned: np.ndarray | None = None,
-               allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: np.ndarray, k: int, banned: np.ndarray | None = None, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items for ``query`` (item indices, best first) and their scores.
 
         ``banned`` are item indices never returned (repeats allowed); ``allow``

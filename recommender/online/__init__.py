@@ -19,5 +19,14 @@ from recommender.online.assignment import ARMS, CHALLENGER, CONTROL, MODEL, Assi
 from recommender.online.ids import LIST_ID_PATTERN, is_list_id, new_list_id
 from recommender.online.measure import report
 
-__all__ = ["ARMS", "CHALLENGER", "CONTROL", "MODEL", "Assigner", "LIST_ID_PATTERN", "is_list_id", "new_list_id",
-           "report"]
+__all__ = [
+    "ARMS",
+    "CHALLENGER",
+    "CONTROL",
+    "LIST_ID_PATTERN",
+    "MODEL",
+    "Assigner",
+    "is_list_id",
+    "new_list_id",
+    "report",
+]

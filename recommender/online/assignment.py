@@ -36,7 +36,7 @@ KEY_ROW = "online_arm_key"
 def bucket(key: bytes, customer_id: str) -> float:
     """The customer's point in [0, 1) under ``key``."""
     digest = hmac.new(key, customer_id.encode("utf-8"), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def arm_for(point: float, conf: OnlineSettings) -> str:

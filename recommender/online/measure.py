@@ -52,9 +52,9 @@ import sqlite_utils
 from recommender import store
 from recommender.config import Settings
 from recommender.errors import ValidationError
-from recommender.values import parse_datetime
 from recommender.online import stats
 from recommender.online.assignment import CHALLENGER, CONTROL, MODEL
+from recommender.values import parse_datetime
 
 UNASSIGNED = "unassigned"
 OFFERS = "offers"
@@ -91,8 +91,9 @@ class Attribution:
     not_theirs: int = 0
 
 
-def purchase_value(quantity: float, price: float | None, catalogue: float | None,
-                   max_price_factor: float, max_quantity: float) -> tuple[float, bool]:
+def purchase_value(
+    quantity: float, price: float | None, catalogue: float | None, max_price_factor: float, max_quantity: float
+) -> tuple[float, bool]:
     """``(revenue, flagged)`` of one purchase under the revenue rule of the module docstring."""
     units, flagged = float(quantity), False
     if units > max_quantity:
@@ -108,7 +109,7 @@ def purchase_value(quantity: float, price: float | None, catalogue: float | None
 
 
 def _epoch(text: str) -> int:
-    return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
 
 
 def surface_of(endpoint: str) -> str:
@@ -118,8 +119,10 @@ def surface_of(endpoint: str) -> str:
 
 def load_lists(db: sqlite_utils.Database, since: str | None) -> list[Served]:
     rows = store.served_lists_since(db, since)
-    return [Served(lid, cid, _epoch(at), surface_of(endpoint), version, arm or UNASSIGNED,
-                   frozenset(json.loads(products))) for lid, cid, at, endpoint, version, arm, products in rows]
+    return [
+        Served(lid, cid, _epoch(at), surface_of(endpoint), version, arm or UNASSIGNED, frozenset(json.loads(products)))
+        for lid, cid, at, endpoint, version, arm, products in rows
+    ]
 
 
 def attribute(db: sqlite_utils.Database, settings: Settings, lists: list[Served], since_epoch: int) -> Attribution:
@@ -127,8 +130,11 @@ def attribute(db: sqlite_utils.Database, settings: Settings, lists: list[Served]
     conf = settings.online
     window = int(conf.window_hours * 3600)
     skew = settings.time.max_future_seconds
-    kinds = {**{t: "click" for t in conf.click_events}, **{t: "cart" for t in conf.cart_events},
-             **{t: "purchase" for t in settings.purchase_events}}
+    kinds = {
+        **dict.fromkeys(conf.click_events, "click"),
+        **dict.fromkeys(conf.cart_events, "cart"),
+        **dict.fromkeys(settings.purchase_events, "purchase"),
+    }
     by_id = {s.list_id: s for s in lists}
     # (customer, product) -> served times, ascending, and the lists at those times
     shown: dict[tuple[str, str], tuple[list[int], list[Served]]] = {}
@@ -190,13 +196,24 @@ def _arm_row(key: tuple[str, str, str | None], group: list[Served]) -> dict[str,
     revenue = sum(s.revenue for s in group)
     events = sum(s.events for s in group)
     flagged = sum(s.flagged for s in group)
-    return {"arm": arm, "surface": surface, "model_version": version, "lists": n,
-            "customers": len({s.customer_id for s in group if s.customer_id is not None}),
-            "clicks": clicks, "ctr": round(clicks / n, 6) if n else 0.0,
-            "add_to_cart": carts, "add_to_cart_rate": round(carts / n, 6) if n else 0.0,
-            "purchases": purchases, "conversion": round(purchases / n, 6) if n else 0.0,
-            "revenue": round(revenue, 2), "revenue_per_list": round(revenue / n, 6) if n else 0.0,
-            "events": events, "flagged": flagged, "flagged_share": round(flagged / events, 6) if events else 0.0}
+    return {
+        "arm": arm,
+        "surface": surface,
+        "model_version": version,
+        "lists": n,
+        "customers": len({s.customer_id for s in group if s.customer_id is not None}),
+        "clicks": clicks,
+        "ctr": round(clicks / n, 6) if n else 0.0,
+        "add_to_cart": carts,
+        "add_to_cart_rate": round(carts / n, 6) if n else 0.0,
+        "purchases": purchases,
+        "conversion": round(purchases / n, 6) if n else 0.0,
+        "revenue": round(revenue, 2),
+        "revenue_per_list": round(revenue / n, 6) if n else 0.0,
+        "events": events,
+        "flagged": flagged,
+        "flagged_share": round(flagged / events, 6) if events else 0.0,
+    }
 
 
 def _clusters(group: list[Served], metric: str) -> list[tuple[float, float]]:
@@ -224,15 +241,23 @@ def _uplift(lists: list[Served]) -> list[dict[str, Any]]:
                 continue
             for metric in METRICS:
                 d = stats.difference(_clusters(treated, metric), _clusters(control, metric))
-                out.append({"surface": surface, "metric": metric, "treatment": arm, "control": CONTROL,
-                            "treatment_value": round(d["treatment_value"], 6),
-                            "control_value": round(d["control_value"], 6),
-                            "difference": round(d["difference"], 6),
-                            "relative": None if d["relative"] is None else round(d["relative"], 6),
-                            "ci95": [round(d["ci95"][0], 6), round(d["ci95"][1], 6)],
-                            "n_treatment": len(treated), "n_control": len(control),
-                            "customers_treatment": len({s.customer_id for s in treated}),
-                            "customers_control": len({s.customer_id for s in control})})
+                out.append(
+                    {
+                        "surface": surface,
+                        "metric": metric,
+                        "treatment": arm,
+                        "control": CONTROL,
+                        "treatment_value": round(d["treatment_value"], 6),
+                        "control_value": round(d["control_value"], 6),
+                        "difference": round(d["difference"], 6),
+                        "relative": None if d["relative"] is None else round(d["relative"], 6),
+                        "ci95": [round(d["ci95"][0], 6), round(d["ci95"][1], 6)],
+                        "n_treatment": len(treated),
+                        "n_control": len(control),
+                        "customers_treatment": len({s.customer_id for s in treated}),
+                        "customers_control": len({s.customer_id for s in control}),
+                    }
+                )
     return out
 
 
@@ -241,10 +266,16 @@ def _rule_side(group: list[Served]) -> dict[str, Any]:
     clicks = sum(s.clicked for s in group)
     purchases = sum(s.purchased for s in group)
     revenue = sum(s.revenue for s in group)
-    return {"lists": n, "customers": len({s.customer_id for s in group if s.customer_id is not None}),
-            "clicks": clicks, "ctr": round(clicks / n, 6) if n else 0.0,
-            "purchases": purchases, "conversion": round(purchases / n, 6) if n else 0.0,
-            "revenue": round(revenue, 2), "revenue_per_list": round(revenue / n, 6) if n else 0.0}
+    return {
+        "lists": n,
+        "customers": len({s.customer_id for s in group if s.customer_id is not None}),
+        "clicks": clicks,
+        "ctr": round(clicks / n, 6) if n else 0.0,
+        "purchases": purchases,
+        "conversion": round(purchases / n, 6) if n else 0.0,
+        "revenue": round(revenue, 2),
+        "revenue_per_list": round(revenue / n, 6) if n else 0.0,
+    }
 
 
 def by_rule(lists: list[Served], effects: dict[str, dict[str, dict[str, list[str]]]]) -> list[dict[str, Any]]:
@@ -266,10 +297,20 @@ def by_rule(lists: list[Served], effects: dict[str, dict[str, dict[str, list[str
         for rule in names:
             touched = [s for s in group if rule in effects.get(s.list_id, {})]
             others = [s for s in group if rule not in effects.get(s.list_id, {})]
-            counts = {e: sum(len(effects[s.list_id][rule].get(e, [])) for s in touched)
-                      for e in ("placed", "moved", "removed")}
-            out.append({"rule": rule, "arm": arm, "surface": surface, **counts,
-                        "touched": _rule_side(touched), "untouched": _rule_side(others)})
+            counts = {
+                e: sum(len(effects[s.list_id][rule].get(e, [])) for s in touched)
+                for e in ("placed", "moved", "removed")
+            }
+            out.append(
+                {
+                    "rule": rule,
+                    "arm": arm,
+                    "surface": surface,
+                    **counts,
+                    "touched": _rule_side(touched),
+                    "untouched": _rule_side(others),
+                }
+            )
     out.sort(key=lambda r: (r["rule"], r["surface"], order.get(r["arm"], 9), r["arm"]))
     return out
 
@@ -312,13 +353,21 @@ def report(db: sqlite_utils.Database, settings: Settings, since: str | None = No
     order = {MODEL: 0, CHALLENGER: 1, CONTROL: 2, UNASSIGNED: 3}
     keys = sorted(groups, key=lambda k: (k[1], order.get(k[0], 9), k[0], k[2] or ""))
     conf = settings.online
-    return {"since": since_iso, "window_hours": conf.window_hours,
-            "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "control_share": conf.control_share,
-            "challenger": conf.challenger or None, "challenger_share": conf.challenger_share,
-            "arms": [_arm_row(k, groups[k]) for k in keys],
-            "uplift": _uplift(found.lists),
-            "rules": by_rule(found.lists, rule_effects(db, since_iso)),
-            "events": {"attributed_by_list_id": found.explicit, "attributed_by_window": found.implicit,
-                       "unattributed": found.unattributed, "flagged": found.flagged,
-                       "list_id_of_another_customer": found.not_theirs}}
+    return {
+        "since": since_iso,
+        "window_hours": conf.window_hours,
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "control_share": conf.control_share,
+        "challenger": conf.challenger or None,
+        "challenger_share": conf.challenger_share,
+        "arms": [_arm_row(k, groups[k]) for k in keys],
+        "uplift": _uplift(found.lists),
+        "rules": by_rule(found.lists, rule_effects(db, since_iso)),
+        "events": {
+            "attributed_by_list_id": found.explicit,
+            "attributed_by_window": found.implicit,
+            "unattributed": found.unattributed,
+            "flagged": found.flagged,
+            "list_id_of_another_customer": found.not_theirs,
+        },
+    }

@@ -19,7 +19,7 @@ customers per arm it is rough, and the sample sizes are reported beside it.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 Z95 = 1.959963984540054
 
@@ -31,7 +31,7 @@ def ratio(clusters: Iterable[tuple[float, float]]) -> tuple[float, float, int]:
     if sx <= 0:
         return 0.0, 0.0, len(pairs)
     r = sum(y for _, y in pairs) / sx
-    var = sum((y - r * x) ** 2 for x, y in pairs) / sx ** 2
+    var = sum((y - r * x) ** 2 for x, y in pairs) / sx**2
     return r, var, len(pairs)
 
 
@@ -41,5 +41,10 @@ def difference(treatment: Iterable[tuple[float, float]], control: Iterable[tuple
     rc, vc, _ = ratio(control)
     d = rt - rc
     half = Z95 * math.sqrt(vt + vc)
-    return {"treatment_value": rt, "control_value": rc, "difference": d,
-            "relative": (d / rc) if rc else None, "ci95": [d - half, d + half]}
+    return {
+        "treatment_value": rt,
+        "control_value": rc,
+        "difference": d,
+        "relative": (d / rc) if rc else None,
+        "ci95": [d - half, d + half],
+    }

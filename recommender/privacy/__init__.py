@@ -20,6 +20,20 @@ from recommender.privacy.erasure import forget, scrub_artifact
 from recommender.privacy.reconcile import reconcile_artifact, reconcile_model, staleness
 from recommender.store.tombstones import ensure_key, erased, erased_on, subject_hash, subject_of
 
-__all__ = ["DecisionLog", "ensure_key", "erased", "erased_on", "export", "forget", "models_containing", "prune",
-           "reconcile_artifact", "reconcile_model", "scrub_artifact", "staleness", "subject_hash", "subject_of",
-           "trained_on"]
+__all__ = [
+    "DecisionLog",
+    "ensure_key",
+    "erased",
+    "erased_on",
+    "export",
+    "forget",
+    "models_containing",
+    "prune",
+    "reconcile_artifact",
+    "reconcile_model",
+    "scrub_artifact",
+    "staleness",
+    "subject_hash",
+    "subject_of",
+    "trained_on",
+]

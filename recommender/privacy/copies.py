@@ -68,8 +68,11 @@ def follow_withdrawals(db: sqlite_utils.Database, settings: Settings) -> dict[st
     files = [Path(e["path"]) for e in store.registered_copies(db) if e["kind"] == VALUE_EXPORT]
     if not files:  # nothing to follow (a new export starts following from its own epoch): write nothing
         return None
-    withdrawn = {r["customer_id"] for r in store.privacy_events_since(db, seen)
-                 if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]}
+    withdrawn = {
+        r["customer_id"]
+        for r in store.privacy_events_since(db, seen)
+        if r["kind"] == "withdrawal" and r["purpose"] == purpose and r["customer_id"]
+    }
     removed: dict[str, int] = {}
     for path in files if withdrawn else []:
         if not path.exists():
@@ -105,6 +108,7 @@ def rewrite_campaign_file(path: Path, customer_ids: set[str]) -> int:
 
         def write(fh) -> None:
             fh.write("".join(line + "\n" for line in kept_lines))
+
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:

@@ -26,8 +26,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -53,8 +54,15 @@ class DecisionLog:
     because the server was restarted a moment later.
     """
 
-    def __init__(self, db_path: str | Path, interval: float = 0.5, enabled: bool = True, *,
-                 retention_days: int | None = None, prune_every: float = PRUNE_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        interval: float = 0.5,
+        enabled: bool = True,
+        *,
+        retention_days: int | None = None,
+        prune_every: float = PRUNE_EVERY_SECONDS,
+    ) -> None:
         self.db_path = str(db_path)
         self.interval = interval
         self.enabled = enabled
@@ -65,9 +73,19 @@ class DecisionLog:
         self._pid: int | None = None
         self._lock = threading.Lock()
 
-    def record(self, customer_id: str | None, endpoint: str, model_version: str | None, mode: str,
-               reason: str | None, product_ids: Sequence[str], *, list_id: str | None = None,
-               arm: str | None = None, rules: str | None = None) -> None:
+    def record(
+        self,
+        customer_id: str | None,
+        endpoint: str,
+        model_version: str | None,
+        mode: str,
+        reason: str | None,
+        product_ids: Sequence[str],
+        *,
+        list_id: str | None = None,
+        arm: str | None = None,
+        rules: str | None = None,
+    ) -> None:
         """Queue one served list; unknown or non-consenting visitors are logged anonymously.
 
         ``list_id`` is the id the response carried (made at serve time, since
@@ -83,10 +101,20 @@ class DecisionLog:
             if endpoint == "rerank":
                 product_ids, rules = (), None
         self._ensure_thread()
-        self._queue.put(DecisionLogRow(customer_id=customer_id, created_at=store.utcnow(), endpoint=endpoint,
-                                       model_version=model_version, mode=mode, reason=reason,
-                                       product_ids=json.dumps(list(product_ids)), list_id=list_id, arm=arm,
-                                       rules=rules))
+        self._queue.put(
+            DecisionLogRow(
+                customer_id=customer_id,
+                created_at=store.utcnow(),
+                endpoint=endpoint,
+                model_version=model_version,
+                mode=mode,
+                reason=reason,
+                product_ids=json.dumps(list(product_ids)),
+                list_id=list_id,
+                arm=arm,
+                rules=rules,
+            )
+        )
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.
@@ -142,8 +170,11 @@ class DecisionLog:
             time.sleep(self.interval)
             try:
                 self.flush(db)
-                if (self.retention_days is not None and self.prune_every is not None
-                        and time.monotonic() - pruned >= self.prune_every):
+                if (
+                    self.retention_days is not None
+                    and self.prune_every is not None
+                    and time.monotonic() - pruned >= self.prune_every
+                ):
                     pruned = time.monotonic()
                     store.prune_decisions(db, cutoff(self.retention_days))
             except Exception:  # noqa: BLE001 - logging must never take a worker down
@@ -152,7 +183,7 @@ class DecisionLog:
 
 def cutoff(days: int) -> str:
     """The ISO UTC time before which decision-log entries are older than ``days``."""
-    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def prune(db: sqlite_utils.Database, settings: Settings, days: int | None = None) -> dict[str, Any]:

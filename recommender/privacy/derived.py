@@ -22,9 +22,9 @@ from typing import Any
 import sqlite_utils
 
 from recommender import store
-from recommender.models import registry
 from recommender.config import Settings
 from recommender.errors import ModelError
+from recommender.models import registry
 from recommender.privacy import copies
 from recommender.privacy.counts import consented_events, signals_for  # noqa: F401  (signals_for: also the name tests and callers know)
 from recommender.privacy.reconcile import artifact_epoch, reconcile_artifact
@@ -40,8 +40,12 @@ def refresh(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
             done.append(reconcile_artifact(db, settings, directory, data=data, refresh_signals=True))
         except ModelError as exc:
             failed.append(f"{directory.name}: {exc}")
-    return {"artifacts": done, "failed": failed, "epoch": store.privacy_epoch(db),
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "artifacts": done,
+        "failed": failed,
+        "epoch": store.privacy_epoch(db),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def follow(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any] | None:

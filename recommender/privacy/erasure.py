@@ -59,8 +59,16 @@ def forget(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
     for name, at in laps.items():
         seconds[name], last = round(at - last, 3), at
     seconds["total"] = round(last - started, 3)
-    return {"erased": True, "tombstone": tombstone, "erased_at": erased_at, "deleted_rows": deleted,
-            "models_scrubbed": scrubbed, "copies": copied, "wal_checkpoint": checkpoint, "seconds": seconds}
+    return {
+        "erased": True,
+        "tombstone": tombstone,
+        "erased_at": erased_at,
+        "deleted_rows": deleted,
+        "models_scrubbed": scrubbed,
+        "copies": copied,
+        "wal_checkpoint": checkpoint,
+        "seconds": seconds,
+    }
 
 
 def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, Any]:
@@ -73,8 +81,9 @@ def checkpoint_wal(db: sqlite_utils.Database, attempts: int = 20) -> dict[str, A
     return {"truncated": False, "attempts": attempts, "frames": log, "checkpointed": done}
 
 
-def scrub_artifact(directory: Path, customer_id: str, db: sqlite_utils.Database | None = None,
-                   settings: Settings | None = None) -> str:
+def scrub_artifact(
+    directory: Path, customer_id: str, db: sqlite_utils.Database | None = None, settings: Settings | None = None
+) -> str:
     """Reconcile one artifact with the recorded privacy events (erasure of ``customer_id`` included)."""
     from recommender.privacy.reconcile import reconcile_artifact
 

@@ -28,9 +28,9 @@ from recommender.errors import RecommenderError
 from recommender.models import registry
 from recommender.models.base import Recommender
 from recommender.privacy.counts import signals_for
+from recommender.store.consents import PERSONALIZATION
 from recommender.store.privacy import Pending, pending
 from recommender.store.tombstones import ensure_key, subject_hash, subjects_of
-from recommender.store.consents import PERSONALIZATION
 
 APPLIED = "privacy_applied_epoch"
 
@@ -75,9 +75,16 @@ def artifact_epoch(manifest: dict[str, Any]) -> int:
     return int(manifest.get(APPLIED, manifest.get("data", {}).get("privacy_epoch", 0)) or 0)
 
 
-def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory: str | Path,
-                       epoch: int | None = None, *, signals: dict[str, np.ndarray] | None = None,
-                       data: Any = None, refresh_signals: bool = False) -> dict[str, Any]:
+def reconcile_artifact(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    directory: str | Path,
+    epoch: int | None = None,
+    *,
+    signals: dict[str, np.ndarray] | None = None,
+    data: Any = None,
+    refresh_signals: bool = False,
+) -> dict[str, Any]:
     """Reconcile one artifact on disk, rewriting its files atomically when anything changes.
 
     ``epoch`` defaults to the artifact's own (see :func:`artifact_epoch`).
@@ -104,8 +111,9 @@ def reconcile_artifact(db: sqlite_utils.Database, settings: Settings, directory:
     return {"version": directory.name, **counts, "epoch": todo.epoch, "signals_refreshed": refresh}
 
 
-def staleness(db: sqlite_utils.Database, manifest: dict[str, Any], user_ids: Any = None,
-              settings: Settings | None = None) -> dict[str, Any]:
+def staleness(
+    db: sqlite_utils.Database, manifest: dict[str, Any], user_ids: Any = None, settings: Settings | None = None
+) -> dict[str, Any]:
     """Since when a model's factors carry someone erased or withdrawn after its data epoch.
 
     Item factors cannot forget without a retrain. A model is stale from the first
@@ -133,11 +141,12 @@ def staleness(db: sqlite_utils.Database, manifest: dict[str, Any], user_ids: Any
             hit = ev["subject_hash"] in erased
         else:
             hit = ev["purpose"] == PERSONALIZATION and (
-                ev["customer_id"] in users or (key is not None and subject_hash(key, ev["customer_id"]) in withdrawn))
+                ev["customer_id"] in users or (key is not None and subject_hash(key, ev["customer_id"]) in withdrawn)
+            )
         if hit and (since is None or ev["recorded_at"] < since):
             since = ev["recorded_at"]
     hours = None
     if since is not None:
-        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        hours = round((dt.datetime.now(dt.timezone.utc) - at).total_seconds() / 3600.0, 4)
+        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        hours = round((dt.datetime.now(dt.UTC) - at).total_seconds() / 3600.0, 4)
     return {"stale": since is not None, "stale_since": since, "hours": hours}

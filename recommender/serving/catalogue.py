@@ -25,15 +25,14 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Iterator, Mapping
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 
 from recommender import store
-
 
 # Filter sets whose masks and ban lists a worker keeps between refreshes.
 BANNED_CACHE_SIZE = 64
@@ -93,7 +92,7 @@ class _Snapshot:
     """
 
     index: dict[str, int]
-    products: "_Rows"
+    products: _Rows
     category: np.ndarray  # per catalogue row: code into category_codes, -1 = none
     price: np.ndarray
     stock: np.ndarray  # NaN = not tracked
@@ -122,13 +121,19 @@ class _Rows(Mapping):
     the next refresh loads everything again.
     """
 
-    def __init__(self, index: dict[str, int], columns: tuple[list, ...], changed: dict[str, tuple],
-                 added: list[str], visible: np.ndarray) -> None:
+    def __init__(
+        self,
+        index: dict[str, int],
+        columns: tuple[list, ...],
+        changed: dict[str, tuple],
+        added: list[str],
+        visible: np.ndarray,
+    ) -> None:
         self.index, self.columns, self.changed, self.added, self._visible = index, columns, changed, added, visible
         self._ids: list[str] | None = None
         self._names: list[str | None] | None = None
 
-    def with_visible(self, visible: np.ndarray) -> "_Rows":
+    def with_visible(self, visible: np.ndarray) -> _Rows:
         return _Rows(self.index, self.columns, self.changed, self.added, visible)
 
     def row(self, j: int) -> tuple:
@@ -156,8 +161,16 @@ class _Rows(Mapping):
     def __getitem__(self, product_id: str) -> dict[str, Any]:
         j = self.index[product_id]
         r = self.changed.get(product_id) or self.row(j)
-        return {"id": r[0], "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4], "hidden": r[5],
-                "available_until": r[6], "visible": bool(self._visible[j])}
+        return {
+            "id": r[0],
+            "name": r[1],
+            "category": r[2],
+            "price": r[3],
+            "in_stock": r[4],
+            "hidden": r[5],
+            "available_until": r[6],
+            "visible": bool(self._visible[j]),
+        }
 
     def __contains__(self, product_id: object) -> bool:
         return product_id in self.index
@@ -198,12 +211,17 @@ class Catalogue:
         self.background_reads = 0  # how many refreshes ran in a thread of their own
         self._lock = threading.Lock()
         self._job: threading.Thread | None = None
-        self._snap = _Snapshot({}, _Rows({}, tuple([] for _ in range(7)), {}, [], np.zeros(0, bool)),
-                               *(np.zeros(0) for _ in range(5)), {},
-                               np.full(len(self.item_ids), -1, dtype=np.int64),
-                               np.full(len(self.item_ids), -1, dtype=np.int32), 0)
+        self._snap = _Snapshot(
+            {},
+            _Rows({}, tuple([] for _ in range(7)), {}, [], np.zeros(0, bool)),
+            *(np.zeros(0) for _ in range(5)),
+            {},
+            np.full(len(self.item_ids), -1, dtype=np.int64),
+            np.full(len(self.item_ids), -1, dtype=np.int32),
+            0,
+        )
 
-    def adopt(self, previous: "Catalogue") -> None:
+    def adopt(self, previous: Catalogue) -> None:
         """Start from ``previous``'s products (a new model's catalogue): the next refresh is incremental."""
         snap, seq, loaded_at = previous._snap, previous.seq, previous.loaded_at
         if seq is None:
@@ -273,6 +291,7 @@ class Catalogue:
 
     def _start_background(self, path: str) -> None:
         """Read the changes on a connection of its own, then swap them in (called holding the lock)."""
+
         def run() -> None:
             try:
                 db = store.connect(path, migrate=False)
@@ -296,20 +315,33 @@ class Catalogue:
         """Every product, ordered by id. Columns, not a dict per row: a million products load in seconds."""
         self.full_loads += 1
         rows = store.catalogue_rows(db)  # BINARY = Python's str order
-        ids, names, cats, prices, stocks, hiddens, untils = (list(c) for c in zip(*rows)) if rows else (
-            [] for _ in range(7))
+        ids, names, cats, prices, stocks, hiddens, untils = (
+            (list(c) for c in zip(*rows)) if rows else ([] for _ in range(7))
+        )
         del rows
         categories: dict[str, int] = {}
-        category = np.array([-1 if c is None else categories.setdefault(c, len(categories)) for c in cats],
-                            dtype=np.int32)
+        category = np.array(
+            [-1 if c is None else categories.setdefault(c, len(categories)) for c in cats], dtype=np.int32
+        )
         price = np.array([_number(v) for v in prices], dtype=np.float64)
         stock = np.array([_number(v) for v in stocks], dtype=np.float64)
         hidden = np.array(hiddens, dtype=bool)
         until = np.array([day_number(u) for u in untils], dtype=np.int64)
         index = {p: j for j, p in enumerate(ids)}
         rows_ = _Rows(index, (ids, names, cats, prices, stocks, hiddens, untils), {}, [], np.zeros(0, bool))
-        snap = _Snapshot(index, rows_, category, price, stock, hidden, until, categories,
-                         np.zeros(0, np.int64), np.zeros(0, np.int32), 0)
+        snap = _Snapshot(
+            index,
+            rows_,
+            category,
+            price,
+            stock,
+            hidden,
+            until,
+            categories,
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+            0,
+        )
         return self._aligned(snap, _today())
 
     def _patched(self, snap: _Snapshot, db: sqlite_utils.Database, changed: list[str]) -> _Snapshot:
@@ -359,8 +391,9 @@ class Catalogue:
                 if i is not None:
                     rows_of_items[i] = index.get(p, -1)
         rows_ = _Rows(index, old.columns, rows_changed, old.added + added, np.zeros(0, bool))
-        out = _Snapshot(index, rows_, category, price, stock, hidden, until, codes,
-                        rows_of_items, np.zeros(0, np.int32), 0)
+        out = _Snapshot(
+            index, rows_, category, price, stock, hidden, until, codes, rows_of_items, np.zeros(0, np.int32), 0
+        )
         return self._aligned(out, _today(), rows_of_items)
 
     def _aligned(self, snap: _Snapshot, today_day: int, rows_of_items: np.ndarray | None = None) -> _Snapshot:
@@ -376,8 +409,19 @@ class Catalogue:
         known = rows_of_items >= 0
         item_category[known] = snap.category[rows_of_items[known]]
         visible = ~snap.hidden & (snap.until >= today_day)
-        return _Snapshot(index, snap.products.with_visible(visible), snap.category, snap.price, snap.stock,
-                         snap.hidden, snap.until, snap.category_codes, rows_of_items, item_category, today_day)
+        return _Snapshot(
+            index,
+            snap.products.with_visible(visible),
+            snap.category,
+            snap.price,
+            snap.stock,
+            snap.hidden,
+            snap.until,
+            snap.category_codes,
+            rows_of_items,
+            item_category,
+            today_day,
+        )
 
     # --- what callers read -----------------------------------------------------------------
 
@@ -429,9 +473,15 @@ class Catalogue:
         codes[-1] = None
         for name, code in snap.category_codes.items():
             codes[code] = name
-        return {"category": codes[snap.category], "category_code": snap.category,
-                "category_codes": snap.category_codes, "price": snap.price, "stock": snap.stock,
-                "names": snap.products.names, "until": snap.until}
+        return {
+            "category": codes[snap.category],
+            "category_code": snap.category,
+            "category_codes": snap.category_codes,
+            "price": snap.price,
+            "stock": snap.stock,
+            "names": snap.products.names,
+            "until": snap.until,
+        }
 
     # --- the rules, once ----------------------------------------------------------------
 
@@ -565,8 +615,10 @@ class Catalogue:
         cached = snap.item_removed.get(key)
         if cached is None:
             counts = np.bincount(self._item_codes(snap, key), minlength=_GONE + 1)
-            cached = (int(len(self.item_ids) - counts[_GONE]),
-                      {rule: int(counts[k + 1]) for k, rule in enumerate(RULES)})
+            cached = (
+                int(len(self.item_ids) - counts[_GONE]),
+                {rule: int(counts[k + 1]) for k, rule in enumerate(RULES)},
+            )
             if len(snap.item_removed) >= BANNED_CACHE_SIZE:
                 snap.item_removed.clear()
             snap.item_removed[key] = cached
@@ -598,8 +650,7 @@ class Catalogue:
         """Whether one product (a row of :attr:`products`) may be listed: a lookup in :meth:`product_mask`."""
         snap = self._snap
         j = snap.index.get(product["id"])
-        return (j is not None and product["id"] not in filters.exclude
-                and bool(self._product_mask(snap, filters)[j]))
+        return j is not None and product["id"] not in filters.exclude and bool(self._product_mask(snap, filters)[j])
 
     # --- presenting ---------------------------------------------------------------------
 
@@ -614,8 +665,7 @@ class Catalogue:
         r = (None,) * 5 if j is None else rows.changed.get(product_id) or rows.row(j)
         return {"product_id": product_id, "name": r[1], "category": r[2], "price": r[3], "in_stock": r[4]}
 
-    def diversify(self, ranked: Sequence[int], n: int, diversity: float,
-                  skipped: list[int] | None = None) -> list[int]:
+    def diversify(self, ranked: Sequence[int], n: int, diversity: float, skipped: list[int] | None = None) -> list[int]:
         """At most ``max(1, ceil(n · (1 − diversity)))`` items of one category, in rank order.
 
         ``skipped`` (a list) collects the items the cap left out.

@@ -19,8 +19,9 @@ request. ``actor`` names who changed it (``key:<id>:<name>``, ``cli:<user>``,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -74,8 +75,9 @@ def _catalogue(db: sqlite_utils.Database) -> Catalogue:
     return catalogue
 
 
-def check(db: sqlite_utils.Database, rule: Rule, others: Sequence[Rule] = (),
-          catalogue: Catalogue | None = None) -> list[str]:
+def check(
+    db: sqlite_utils.Database, rule: Rule, others: Sequence[Rule] = (), catalogue: Catalogue | None = None
+) -> list[str]:
     """Warnings for a rule that parses but will not do much; :class:`RuleError` for one that cannot work.
 
     Refused: a pin of a product the shop does not have; exclusions that, with the other
@@ -90,28 +92,39 @@ def check(db: sqlite_utils.Database, rule: Rule, others: Sequence[Rule] = (),
             raise RuleError("action.product", f"unknown product {rule.action.product!r}")
         shown = catalogue.product_mask(ListFilters())[catalogue.index[rule.action.product]]
         if not shown:
-            warnings.append(f"action.product: {rule.action.product!r} is hidden, expired or out of stock now: "
-                            "the pin shows once it is listable again")
+            warnings.append(
+                f"action.product: {rule.action.product!r} is hidden, expired or out of stock now: "
+                "the pin shows once it is listable again"
+            )
     compiled = Compiled([rule.with_status("active")], catalogue, db, utc_now())
     if rule.action.type != "pin" and not rule.condition.empty() and compiled.matches[0] == 0:
         warnings.append("action.condition: matches no product in the catalogue now")
     if rule.audience.segments and not _has_segment_source():
         warnings.append("audience.segments: no segment source is set up yet: the rule applies to nobody until then")
     if rule.action.type in ("exclude", "include_only") and rule.status == "active":
-        live = [r for r in others if r.status == "active" and r.name != rule.name
-                and r.action.type in ("exclude", "include_only")] + [rule]
+        live = [
+            r
+            for r in others
+            if r.status == "active" and r.name != rule.name and r.action.type in ("exclude", "include_only")
+        ] + [rule]
         together = Compiled(live, catalogue, db, utc_now())
         visible = catalogue.product_mask(ListFilters(in_stock_only=False))
         for surface in rule.surfaces:
-            on = [k for k, r in enumerate(live) if surface in r.surfaces and r.audience.everyone()
-                  and r.schedule.active(utc_now())]
+            on = [
+                k
+                for k, r in enumerate(live)
+                if surface in r.surfaces and r.audience.everyone() and r.schedule.active(utc_now())
+            ]
             keep = visible.copy()
             for k in on:
                 col = ((together.row_bits[:, k >> 3] >> (7 - (k & 7))) & 1).astype(bool)
                 keep &= col if live[k].action.type == "include_only" else ~col
             if on and visible.any() and not keep.any():
-                raise RuleError("action.condition", f"with the other active rules this leaves no product on "
-                                                    f"the {surface!r} surface: every list would be empty")
+                raise RuleError(
+                    "action.condition",
+                    f"with the other active rules this leaves no product on "
+                    f"the {surface!r} surface: every list would be empty",
+                )
     return warnings
 
 
@@ -132,8 +145,9 @@ def create_rule(db: sqlite_utils.Database, data: Any, actor: str) -> tuple[dict[
         raise RuleError("name", f"a rule named {rule.name!r} exists: update it instead")
     _check_count(db)
     warnings = check(db, rule, stored_rules(db))
-    store.write_rule(db, rule.name, rule.to_json(), rule.status, actor=actor, action="create", before=None,
-                     after=rule.to_json())
+    store.write_rule(
+        db, rule.name, rule.to_json(), rule.status, actor=actor, action="create", before=None, after=rule.to_json()
+    )
     return get_rule(db, rule.name), warnings
 
 
@@ -153,8 +167,9 @@ def update_rule(db: sqlite_utils.Database, name: str, data: Any, actor: str) -> 
         data = {**data, "name": name}
     rule = parse_rule(data, name=name)
     warnings = check(db, rule, stored_rules(db))
-    store.write_rule(db, name, rule.to_json(), rule.status, actor=actor, action="update", before=row["body"],
-                     after=rule.to_json())
+    store.write_rule(
+        db, name, rule.to_json(), rule.status, actor=actor, action="update", before=row["body"], after=rule.to_json()
+    )
     return get_rule(db, name), warnings
 
 
@@ -180,8 +195,16 @@ def set_status(db: sqlite_utils.Database, name: str, status: str, actor: str) ->
     changed = rule.with_status(status)
     if status == "active" and rule.status != "active":
         check(db, changed, stored_rules(db))
-    store.write_rule(db, name, changed.to_json(), status, actor=actor,
-                     action="resume" if status == "active" else "pause", before=rule.to_json(), after=changed.to_json())
+    store.write_rule(
+        db,
+        name,
+        changed.to_json(),
+        status,
+        actor=actor,
+        action="resume" if status == "active" else "pause",
+        before=rule.to_json(),
+        after=changed.to_json(),
+    )
     return get_rule(db, name)
 
 
@@ -194,12 +217,26 @@ def delete_rule(db: sqlite_utils.Database, name: str, actor: str) -> None:
 
 def audit(db: sqlite_utils.Database, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The audit trail, newest first: who changed which rule when, and the rule before and after."""
-    return [{**r, "before": json.loads(r["before"]) if r["before"] else None,
-             "after": json.loads(r["after"]) if r["after"] else None} for r in store.rule_audit(db, name, limit)]
+    return [
+        {
+            **r,
+            "before": json.loads(r["before"]) if r["before"] else None,
+            "after": json.loads(r["after"]) if r["after"] else None,
+        }
+        for r in store.rule_audit(db, name, limit)
+    ]
 
 
-def preview(service: Any, db: sqlite_utils.Database, data: Any = None, *, remove: str | None = None,
-            sample: int = PREVIEW_SAMPLE, n: int = 10, customers: Sequence[str] | None = None) -> dict[str, Any]:
+def preview(
+    service: Any,
+    db: sqlite_utils.Database,
+    data: Any = None,
+    *,
+    remove: str | None = None,
+    sample: int = PREVIEW_SAMPLE,
+    n: int = 10,
+    customers: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """What a change to the rule set would do, on a sample of real customers' lists, before and after.
 
     ``data`` is a rule (new, or replacing the one of its name; it is previewed as active),
@@ -215,8 +252,11 @@ def preview(service: Any, db: sqlite_utils.Database, data: Any = None, *, remove
     if data is not None:
         candidate = parse_rule(data).with_status("active")
         after_rules = [r for r in after_rules if r.name != candidate.name] + [candidate]
-    ids = list(customers) if customers is not None else store.preview_customers(
-        db, PERSONALIZATION, max(1, min(sample, MAX_PREVIEW_SAMPLE)))
+    ids = (
+        list(customers)
+        if customers is not None
+        else store.preview_customers(db, PERSONALIZATION, max(1, min(sample, MAX_PREVIEW_SAMPLE)))
+    )
     before_book, after_book = Rulebook(current), Rulebook(after_rules)
     from recommender.serving.service import ListOptions
 
@@ -230,14 +270,30 @@ def preview(service: Any, db: sqlite_utils.Database, data: Any = None, *, remove
         touched += changed
         emptied += not after.items
         full_before += bool(before.items)
-        rows.append({"customer_id": cid, "before": before.product_ids, "after": after.product_ids,
-                     "changed": changed, "rules": after.rules or {}})
+        rows.append(
+            {
+                "customer_id": cid,
+                "before": before.product_ids,
+                "after": after.product_ids,
+                "changed": changed,
+                "rules": after.rules or {},
+            }
+        )
     if ids and emptied == len(ids) and full_before:
-        raise RuleError("action" if candidate is not None else "rules",
-                        f"this rule set would empty every list of the {len(ids)} customers previewed")
-    return {"rule": candidate.to_dict() if candidate is not None else None, "removed": remove,
-            "lists": len(ids), "touched": touched, "emptied": emptied, "n": n, "customers": rows,
-            "share_touched": round(touched / len(ids), 4) if ids else 0.0}
+        raise RuleError(
+            "action" if candidate is not None else "rules",
+            f"this rule set would empty every list of the {len(ids)} customers previewed",
+        )
+    return {
+        "rule": candidate.to_dict() if candidate is not None else None,
+        "removed": remove,
+        "lists": len(ids),
+        "touched": touched,
+        "emptied": emptied,
+        "n": n,
+        "customers": rows,
+        "share_touched": round(touched / len(ids), 4) if ids else 0.0,
+    }
 
 
 def load_file(path: str | Path) -> list[Any]:
@@ -254,8 +310,9 @@ def load_file(path: str | Path) -> list[Any]:
         try:
             import yaml
         except ImportError:
-            raise ValidationError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the rules "
-                                  "as JSON") from None
+            raise ValidationError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the rules as JSON"
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

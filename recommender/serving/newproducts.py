@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -53,9 +54,18 @@ class Exploration:
         whole = int(np.floor(expected))
         return whole + int(self.rng.random() < expected - whole)
 
-    def apply(self, model: Recommender, state: Any, chosen: list[int], score_of: dict[int, float], n: int,
-              allow: np.ndarray, banned: np.ndarray, protected: set[int] = frozenset(),
-              rules_allow: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+    def apply(
+        self,
+        model: Recommender,
+        state: Any,
+        chosen: list[int],
+        score_of: dict[int, float],
+        n: int,
+        allow: np.ndarray,
+        banned: np.ndarray,
+        protected: set[int] = frozenset(),
+        rules_allow: np.ndarray | None = None,
+    ) -> tuple[list[int], list[int]]:
         """``(list, explored items)``: ``chosen`` with its last slots given to the best eligible new products."""
         if not len(self.eligible) or n <= 0:
             return chosen, []
@@ -77,7 +87,9 @@ class Exploration:
         for i, s in zip(picks, scores[order].tolist()):
             score_of[i] = s
         out = list(chosen)
-        replaceable = [p for p in range(len(out) - 1, -1, -1) if out[p] not in protected and not _in(self.eligible, out[p])]
+        replaceable = [
+            p for p in range(len(out) - 1, -1, -1) if out[p] not in protected and not _in(self.eligible, out[p])
+        ]
         explored = []
         for pick in picks:
             if len(out) < n:
@@ -109,15 +121,15 @@ class NewProducts:
         self._arrivals: dict[str, str | None] = {}
         self.eligible = np.zeros(0, dtype=np.int64)
 
-    def follow(self, db: sqlite_utils.Database, model: Recommender | None, catalogue: Catalogue,
-               live: Any = None) -> tuple[Recommender | None, Catalogue]:
+    def follow(
+        self, db: sqlite_utils.Database, model: Recommender | None, catalogue: Catalogue, live: Any = None
+    ) -> tuple[Recommender | None, Catalogue]:
         """The model to serve with ``catalogue`` (refreshed), extended with the products it lacks.
 
         When the model's item axis grows, a catalogue aligned with it is returned (and handed to
         ``live``, the worker's :class:`~recommender.serving.service.LiveModel`, for the next request).
         """
-        if model is None or not self.settings.serve.represent_new_products or \
-                content.ContentMapping.of(model) is None:
+        if model is None or not self.settings.serve.represent_new_products or content.ContentMapping.of(model) is None:
             return model, catalogue
         with self._lock:
             if self._base is not model:
@@ -133,8 +145,9 @@ class NewProducts:
                 wanted = [p for p in [model.item_ids[int(i)] for i in mapping.cold] + new_ids if p not in self._texts]
                 if wanted:
                     self._texts.update(product_texts(db, wanted))
-                served = content.extend(model, [self._texts[p] for p in new_ids if p in self._texts],
-                                        base_products=self._texts)
+                served = content.extend(
+                    model, [self._texts[p] for p in new_ids if p in self._texts], base_products=self._texts
+                )
                 if served.item_ids != catalogue.item_ids:
                     aligned = Catalogue(served.item_ids, ttl=catalogue.ttl, background=catalogue.background)
                     aligned.adopt(catalogue)
@@ -156,8 +169,9 @@ class NewProducts:
         if unknown:
             found = store.product_arrivals_of(db, unknown)
             self._arrivals.update({p: found.get(p) for p in unknown})
-        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=self.settings.serve.new_product_days)
-                 ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.serve.new_product_days)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
         recent = np.array([(self._arrivals.get(p) or "") >= since for p in ids], dtype=bool)
         return np.sort(cold[recent])
 

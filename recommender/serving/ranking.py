@@ -32,23 +32,23 @@ kept with the filter set's mask, the rest from the few ids each step drops.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import sqlite_utils
 
 from recommender import store
+from recommender.config import Settings
 from recommender.data import interactions
-from recommender.training import recipes
+from recommender.models.base import Recommender
+from recommender.models.factor import rank_items
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.serving.newproducts import Exploration
 from recommender.serving.rules import Effects
 from recommender.serving.rulesets import ActiveSet, Context, Rulebook, arrange, items_space, pool_size
-from recommender.config import Settings
-from recommender.models.base import Recommender
-from recommender.models.factor import rank_items
 from recommender.store.consents import PERSONALIZATION
+from recommender.training import recipes
 
 Event = tuple[str, str, float, int]
 
@@ -66,23 +66,29 @@ class Ranked:
     effects: Effects = field(default_factory=Effects)
 
 
-def fold_in(model: Recommender, settings: Settings, events: Sequence[Event],
-            index: Mapping[str, int | None] | None = None) -> tuple[object | None, np.ndarray, np.ndarray]:
+def fold_in(
+    model: Recommender, settings: Settings, events: Sequence[Event], index: Mapping[str, int | None] | None = None
+) -> tuple[object | None, np.ndarray, np.ndarray]:
     """The customer's model state from their events (``None`` when no event touches a known product).
 
     ``index`` is :func:`recommender.data.interactions.local_index` of the events when the caller has it.
     """
     reference = model.manifest.get("data", {}).get("reference_time")
     # By the confidence rules the model was trained with (selection may have chosen its own).
-    items, conf = interactions.confidences_of(list(events), recipes.serving_settings(model, settings),
-                                              model.item_index if index is None else index, reference)
+    items, conf = interactions.confidences_of(
+        list(events), recipes.serving_settings(model, settings), model.item_index if index is None else index, reference
+    )
     if len(items) == 0:
         return None, items, conf
     return model.fold_in(items, conf), items, conf
 
 
-def purchased_items(model: Recommender, events: Sequence[Event], purchase_events: Sequence[str],
-                    index: Mapping[str, int | None] | None = None) -> np.ndarray:
+def purchased_items(
+    model: Recommender,
+    events: Sequence[Event],
+    purchase_events: Sequence[str],
+    index: Mapping[str, int | None] | None = None,
+) -> np.ndarray:
     """Model indices of the products these events bought (event types that mean "bought" in settings)."""
     kinds = set(purchase_events)
     index = model.item_index if index is None else index
@@ -114,8 +120,14 @@ def history_state(model: Recommender, settings: Settings, events: Sequence[Event
     return CustomerState(events, index, vector, items, conf)
 
 
-def customer_state(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str, *,
-                   withheld: str | None = None) -> tuple[str | None, CustomerState | None]:
+def customer_state(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    model: Recommender | None,
+    customer_id: str,
+    *,
+    withheld: str | None = None,
+) -> tuple[str | None, CustomerState | None]:
     """``(None, state)`` when this customer may be scored now, else ``(reason, None)``: the one consent check.
 
     Reasons, in this order: ``unknown_customer``, ``no_consent``
@@ -136,10 +148,21 @@ def customer_state(db: sqlite_utils.Database, settings: Settings, model: Recomme
     return ("no_history", None) if state is None else (None, state)
 
 
-def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, state: CustomerState, n: int,
-               filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-               explain: bool = False, rules: ActiveSet | None = None, context: Context | None = None,
-               explore: Exploration | None = None) -> Ranked:
+def rank_state(
+    model: Recommender,
+    catalogue: Catalogue,
+    settings: Settings,
+    state: CustomerState,
+    n: int,
+    filters: ListFilters,
+    *,
+    exclude_purchased: bool = True,
+    diversity: float = 0.0,
+    explain: bool = False,
+    rules: ActiveSet | None = None,
+    context: Context | None = None,
+    explore: Exploration | None = None,
+) -> Ranked:
     """Top-``n`` of the catalogue for a customer state, under ``filters``, with the merchandising ``rules`` that apply.
 
     ``catalogue`` must be aligned with ``model`` (built from its ``item_ids``) and refreshed.
@@ -162,21 +185,30 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
     skipped: list[int] = []
     effects = Effects()
     if rules:
+
         def finish(order: list[int], k: int) -> list[int]:
             skipped.clear()  # the last call is the served list's
             return catalogue.diversify(order, k, diversity, skipped)
 
         def fill(mask: np.ndarray | None, k: int, taken) -> list[int]:
             more = np.fromiter(taken, dtype=np.int64, count=len(taken))
-            found, found_scores = model.recommend(state.vector, k, exclude=np.concatenate([banned, more]),
-                                                  allow=allow if mask is None else allow & mask)
+            found, found_scores = model.recommend(
+                state.vector, k, exclude=np.concatenate([banned, more]), allow=allow if mask is None else allow & mask
+            )
             score_of.update(zip(found.tolist(), found_scores.tolist()))
             return found.tolist()
 
         out = set(banned.tolist())
-        arranged = arrange(rules, items_space(catalogue), ranked.tolist(), n,
-                           context or Context("recommendations"), fill=fill, finish=finish,
-                           allowed=lambda i: bool(allow[i]) and i not in out)
+        arranged = arrange(
+            rules,
+            items_space(catalogue),
+            ranked.tolist(),
+            n,
+            context or Context("recommendations"),
+            fill=fill,
+            finish=finish,
+            allowed=lambda i: bool(allow[i]) and i not in out,
+        )
         chosen, effects = arranged.items, arranged.effects
         missing = [i for i in chosen if i not in score_of]  # pinned products the search did not propose
         if missing:
@@ -184,20 +216,51 @@ def rank_state(model: Recommender, catalogue: Catalogue, settings: Settings, sta
     else:
         chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
     if explore is not None:  # new products' exploration slots (recommender.serving.newproducts)
-        protected = {model.item_index[p] for e in effects.by_rule.values() for ps in e.values()
-                     if isinstance(ps, list) for p in ps if p in model.item_index}  # not a held_out marker
-        chosen, _ = explore.apply(model, state.vector, chosen, score_of, n, allow, banned, protected,
-                                  rules.allow("items") if rules else None)
+        protected = {
+            model.item_index[p]
+            for e in effects.by_rule.values()
+            for ps in e.values()
+            if isinstance(ps, list)
+            for p in ps
+            if p in model.item_index
+        }  # not a held_out marker
+        chosen, _ = explore.apply(
+            model, state.vector, chosen, score_of, n, allow, banned, protected, rules.allow("items") if rules else None
+        )
     because = {i: model.explain(state.items, state.conf, i, n=3) for i in chosen} if explain else {}
-    removed = {} if len(chosen) >= n else removals(catalogue, filters, allow, excluded, n, purchased=purchased,
-                                                   proposed=len(ranked), depth=depth, diversity=len(skipped),
-                                                   rules=bool(rules and rules.filters))
+    removed = (
+        {}
+        if len(chosen) >= n
+        else removals(
+            catalogue,
+            filters,
+            allow,
+            excluded,
+            n,
+            purchased=purchased,
+            proposed=len(ranked),
+            depth=depth,
+            diversity=len(skipped),
+            rules=bool(rules and rules.filters),
+        )
+    )
     return Ranked(chosen, [float(score_of[i]) for i in chosen], because, removed, effects)
 
 
-def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excluded: np.ndarray, n: int, *,
-             purchased: np.ndarray | None = None, proposed: int, depth: int, diversity: int = 0,
-             itself: int | None = None, rules: bool = False) -> dict[str, int]:
+def removals(
+    catalogue: Catalogue,
+    filters: ListFilters,
+    allow: np.ndarray,
+    excluded: np.ndarray,
+    n: int,
+    *,
+    purchased: np.ndarray | None = None,
+    proposed: int,
+    depth: int,
+    diversity: int = 0,
+    itself: int | None = None,
+    rules: bool = False,
+) -> dict[str, int]:
     """What each step removed of a model list that came out shorter than ``n``, in the order the steps ran.
 
     ``catalogue`` (the model knows fewer than ``n`` products still in the
@@ -232,10 +295,20 @@ def removals(catalogue: Catalogue, filters: ListFilters, allow: np.ndarray, excl
     return out
 
 
-def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, events: Sequence[Event], n: int,
-                 filters: ListFilters, *, exclude_purchased: bool = True, diversity: float = 0.0,
-                 explain: bool = False, rules: ActiveSet | None = None,
-                 context: Context | None = None) -> Ranked | None:
+def rank_history(
+    model: Recommender,
+    catalogue: Catalogue,
+    settings: Settings,
+    events: Sequence[Event],
+    n: int,
+    filters: ListFilters,
+    *,
+    exclude_purchased: bool = True,
+    diversity: float = 0.0,
+    explain: bool = False,
+    rules: ActiveSet | None = None,
+    context: Context | None = None,
+) -> Ranked | None:
     """Top-``n`` for a customer with these events, under ``filters``; ``None`` when there is no usable history.
 
     The caller has checked consent. ``catalogue`` must be aligned with
@@ -244,16 +317,38 @@ def rank_history(model: Recommender, catalogue: Catalogue, settings: Settings, e
     state = history_state(model, settings, events)
     if state is None:
         return None
-    return rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
-                      diversity=diversity, explain=explain, rules=rules, context=context)
+    return rank_state(
+        model,
+        catalogue,
+        settings,
+        state,
+        n,
+        filters,
+        exclude_purchased=exclude_purchased,
+        diversity=diversity,
+        explain=explain,
+        rules=rules,
+        context=context,
+    )
 
 
-def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, catalogue: Catalogue,
-                  customer_id: str, n: int, filters: ListFilters, *, exclude_purchased: bool = True,
-                  diversity: float = 0.0, explain: bool = False,
-                  withheld: str | None = None, rulebook: Rulebook | None = None,
-                  context: Context | None = None, explore: Exploration | None = None
-                  ) -> tuple[str | None, Ranked | None]:
+def rank_customer(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    model: Recommender | None,
+    catalogue: Catalogue,
+    customer_id: str,
+    n: int,
+    filters: ListFilters,
+    *,
+    exclude_purchased: bool = True,
+    diversity: float = 0.0,
+    explain: bool = False,
+    withheld: str | None = None,
+    rulebook: Rulebook | None = None,
+    context: Context | None = None,
+    explore: Exploration | None = None,
+) -> tuple[str | None, Ranked | None]:
     """``(None, ranked)`` for a personal list, else ``(reason, None)`` saying why a caller must fall back.
 
     Reasons as :func:`customer_state`. ``rulebook`` holds the merchandising rules;
@@ -268,12 +363,31 @@ def rank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommen
         context = context or Context("recommendations", customer_id, db=db, purchase_events=settings.purchase_events)
         context.events = state.events
         rules = rulebook.active(db, catalogue, context)
-    return None, rank_state(model, catalogue, settings, state, n, filters, exclude_purchased=exclude_purchased,
-                            diversity=diversity, explain=explain, rules=rules, context=context, explore=explore)
+    return None, rank_state(
+        model,
+        catalogue,
+        settings,
+        state,
+        n,
+        filters,
+        exclude_purchased=exclude_purchased,
+        diversity=diversity,
+        explain=explain,
+        rules=rules,
+        context=context,
+        explore=explore,
+    )
 
 
-def rerank_customer(db: sqlite_utils.Database, settings: Settings, model: Recommender | None, customer_id: str,
-                    products: Sequence[str], *, withheld: str | None = None) -> tuple[str | None, list[str]]:
+def rerank_customer(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    model: Recommender | None,
+    customer_id: str,
+    products: Sequence[str],
+    *,
+    withheld: str | None = None,
+) -> tuple[str | None, list[str]]:
     """``(None, products best first)`` for this customer, else ``(reason, products unchanged)``.
 
     Reasons as :func:`customer_state`. Products the model does not know keep

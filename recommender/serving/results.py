@@ -52,8 +52,13 @@ class ServedItem:
     because: tuple[Because, ...] | None = None
 
     def payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"product_id": self.product_id, "name": self.name, "category": self.category,
-                               "price": self.price, "in_stock": self.in_stock}
+        out: dict[str, Any] = {
+            "product_id": self.product_id,
+            "name": self.name,
+            "category": self.category,
+            "price": self.price,
+            "in_stock": self.in_stock,
+        }
         if self.score is not None:
             out["score"] = self.score
         if self.lift is not None:

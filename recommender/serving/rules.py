@@ -74,8 +74,9 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recommender.errors import ValidationError
@@ -87,8 +88,7 @@ ACTIONS = ("boost", "bury", "pin", "promote", "exclude", "include_only", "rotate
 VISITORS = ("new", "returning", "anonymous")
 STATUSES = ("active", "paused")
 # The catalogue columns a condition's ``attribute`` may name (more: register_attribute).
-ATTRIBUTES = {"name": "text", "category": "text", "price": "number", "in_stock": "number",
-              "available_until": "text"}
+ATTRIBUTES = {"name": "text", "category": "text", "price": "number", "in_stock": "number", "available_until": "text"}
 MAX_POSITION = 100  # the longest list the API serves (n <= 100): a pin or promotion beyond it never shows
 POOL = 50  # candidates the model proposes for the rules to act on (the scale of an amount)
 MAX_RULES = 1000
@@ -241,9 +241,15 @@ class Rule:
     holdout_share: float = 0.0  # customers held out of the rule (a stable keyed hash), to measure it against none
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "owner": self.owner, "description": self.description,
-                               "surfaces": list(self.surfaces), "status": self.status, "priority": self.priority,
-                               "action": self.action.to_dict()}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "owner": self.owner,
+            "description": self.description,
+            "surfaces": list(self.surfaces),
+            "status": self.status,
+            "priority": self.priority,
+            "action": self.action.to_dict(),
+        }
         if not self.audience.everyone():
             out["audience"] = self.audience.to_dict()
         if self.holdout_share:
@@ -262,7 +268,7 @@ class Rule:
     def applies_to(self, surface: str) -> bool:
         return surface in self.surfaces
 
-    def with_status(self, status: str) -> "Rule":
+    def with_status(self, status: str) -> Rule:
         return replace(self, status=status)
 
 
@@ -299,10 +305,13 @@ def _texts(value: Any, where: str, *, choices: Sequence[str] | None = None, limi
     return tuple(dict.fromkeys(out))
 
 
-def _number(value: Any, where: str, low: float, high: float, *, integer: bool = False,
-            low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)) \
-            or not math.isfinite(value):
+def _number(value: Any, where: str, low: float, high: float, *, integer: bool = False, low_open: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
+        or not math.isfinite(value)
+    ):
         raise RuleError(where, f"must be {'an integer' if integer else 'a number'}")
     if value < low or value > high or (low_open and value == low):
         raise RuleError(where, f"must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}")
@@ -311,8 +320,11 @@ def _number(value: Any, where: str, low: float, high: float, *, integer: bool = 
 
 def parse_condition(data: Any, where: str = "action.condition") -> Condition:
     data = _object(data, where)
-    _known(data, ("products", "categories", "attribute", "min_price", "max_price", "new_within_days", "min_stock",
-                  "max_stock"), where)
+    _known(
+        data,
+        ("products", "categories", "attribute", "min_price", "max_price", "new_within_days", "min_stock", "max_stock"),
+        where,
+    )
     kw: dict[str, Any] = {}
     if "products" in data:
         kw["products"] = _texts(data["products"], f"{where}.products")
@@ -323,8 +335,9 @@ def parse_condition(data: Any, where: str = "action.condition") -> Condition:
         _known(a, ("name", "equals", "one_of", "contains"), f"{where}.attribute")
         name = _text(a.get("name"), f"{where}.attribute.name")
         if name not in ATTRIBUTES:
-            raise RuleError(f"{where}.attribute.name",
-                            f"unknown attribute {name!r} (known: {', '.join(sorted(ATTRIBUTES))})")
+            raise RuleError(
+                f"{where}.attribute.name", f"unknown attribute {name!r} (known: {', '.join(sorted(ATTRIBUTES))})"
+            )
         ops = [op for op in ("equals", "one_of", "contains") if op in a]
         if len(ops) != 1:
             raise RuleError(f"{where}.attribute", "give exactly one of equals, one_of, contains")
@@ -344,15 +357,17 @@ def parse_condition(data: Any, where: str = "action.condition") -> Condition:
                 if not value:
                     raise RuleError(f"{where}.attribute.one_of", "must not be empty")
         else:
-            value = _number(value, f"{where}.attribute.equals", -1e12, 1e12) if numeric else \
-                _text(value, f"{where}.attribute.equals", empty=True)
+            value = (
+                _number(value, f"{where}.attribute.equals", -1e12, 1e12)
+                if numeric
+                else _text(value, f"{where}.attribute.equals", empty=True)
+            )
         kw["attribute"] = Attribute(name, op, value)
     for key in ("min_price", "max_price", "min_stock", "max_stock"):
         if key in data:
             kw[key] = _number(data[key], f"{where}.{key}", 0, 1e12)
     if "new_within_days" in data:
-        kw["new_within_days"] = int(_number(data["new_within_days"], f"{where}.new_within_days", 1, 3650,
-                                            integer=True))
+        kw["new_within_days"] = int(_number(data["new_within_days"], f"{where}.new_within_days", 1, 3650, integer=True))
     if kw.get("min_price") is not None and kw.get("max_price") is not None and kw["min_price"] > kw["max_price"]:
         raise RuleError(f"{where}.max_price", "is below min_price: the condition matches nothing")
     if kw.get("min_stock") is not None and kw.get("max_stock") is not None and kw["min_stock"] > kw["max_stock"]:
@@ -369,7 +384,7 @@ def _moment(text: str, zone: ZoneInfo, where: str) -> dt.datetime:
         raise RuleError(where, "must be from 1970 to 2100")
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)  # fold=0: an ambiguous time is its first occurrence
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def parse_schedule(data: Any, where: str = "schedule") -> Schedule:
@@ -395,9 +410,15 @@ def parse_action(data: Any, where: str = "action") -> Action:
     kind = data.get("type")
     if kind not in ACTIONS:
         raise RuleError(f"{where}.type", f"unknown action {kind!r} (one of {', '.join(ACTIONS)})")
-    fields = {"boost": ("condition", "amount"), "bury": ("condition", "amount"), "pin": ("product", "position"),
-              "promote": ("condition", "slots", "of"), "exclude": ("condition",), "include_only": ("condition",),
-              "rotate": ("condition", "after", "days", "amount")}[kind]
+    fields = {
+        "boost": ("condition", "amount"),
+        "bury": ("condition", "amount"),
+        "pin": ("product", "position"),
+        "promote": ("condition", "slots", "of"),
+        "exclude": ("condition",),
+        "include_only": ("condition",),
+        "rotate": ("condition", "after", "days", "amount"),
+    }[kind]
     _known(data, ("type", *fields), where)
     kw: dict[str, Any] = {"type": kind}
     if "condition" in fields:
@@ -440,8 +461,22 @@ def parse_rule(data: Any, *, name: str | None = None) -> Rule:
     ``name`` (a path's name) must match the body's when both are given.
     """
     data = _object(data, "body")
-    _known(data, ("name", "owner", "description", "surfaces", "audience", "schedule", "status", "priority",
-                  "action", "holdout_share"), "")
+    _known(
+        data,
+        (
+            "name",
+            "owner",
+            "description",
+            "surfaces",
+            "audience",
+            "schedule",
+            "status",
+            "priority",
+            "action",
+            "holdout_share",
+        ),
+        "",
+    )
     rule_name = data.get("name", name)
     rule_name = _text(rule_name, "name", limit=100)
     if not NAME_PATTERN.match(rule_name):
@@ -465,7 +500,8 @@ def parse_rule(data: Any, *, name: str | None = None) -> Rule:
         kw["audience"] = Audience(
             arms=_texts(a.get("arms", []), "audience.arms", choices=("model", "control", "challenger")),
             visitors=_texts(a.get("visitors", []), "audience.visitors", choices=VISITORS),
-            segments=_texts(a.get("segments", []), "audience.segments"))
+            segments=_texts(a.get("segments", []), "audience.segments"),
+        )
     if "schedule" in data:
         kw["schedule"] = parse_schedule(data["schedule"])
     if "status" in data:
@@ -515,6 +551,26 @@ class Effects:
         return json.dumps(self.payload(), separators=(",", ":"), ensure_ascii=False) if self.by_rule else None
 
 
-__all__ = ["ACTIONS", "ATTRIBUTES", "Action", "Attribute", "Audience", "Condition", "EFFECTS", "Effects",
-           "MAX_POSITION", "OFFERS", "POOL", "Rule", "RuleError", "SURFACES", "Schedule", "VISITORS",
-           "parse_rule", "register_attribute", "rule_from_json", "segment_of", "set_segment_source"]
+__all__ = [
+    "ACTIONS",
+    "ATTRIBUTES",
+    "EFFECTS",
+    "MAX_POSITION",
+    "OFFERS",
+    "POOL",
+    "SURFACES",
+    "VISITORS",
+    "Action",
+    "Attribute",
+    "Audience",
+    "Condition",
+    "Effects",
+    "Rule",
+    "RuleError",
+    "Schedule",
+    "parse_rule",
+    "register_attribute",
+    "rule_from_json",
+    "segment_of",
+    "set_segment_source",
+]

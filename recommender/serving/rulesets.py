@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -32,15 +33,23 @@ import sqlite_utils
 from recommender import store
 from recommender.online.assignment import bucket, derive_key
 from recommender.serving.catalogue import Catalogue, day_number
-from recommender.serving.rules import POOL, Condition, Effects, Rule, RuleError, attribute_reader, parse_rule, \
-    segment_of
+from recommender.serving.rules import (
+    POOL,
+    Condition,
+    Effects,
+    Rule,
+    RuleError,
+    attribute_reader,
+    parse_rule,
+    segment_of,
+)
 
 log = logging.getLogger("recommender.serving.rules")
 Event = tuple[str, str, float, int]
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # --- who is asking ----------------------------------------------------------------------------
@@ -121,8 +130,9 @@ def _column(bits: np.ndarray, r: int) -> np.ndarray:
     return ((bits[:, r >> 3] >> (7 - (r & 7))) & 1).astype(bool)
 
 
-def condition_mask(condition: Condition, catalogue: Catalogue, columns: dict[str, Any], arrivals: set[str] | None,
-                   today: int) -> np.ndarray:
+def condition_mask(
+    condition: Condition, catalogue: Catalogue, columns: dict[str, Any], arrivals: set[str] | None, today: int
+) -> np.ndarray:
     """The catalogue rows a condition matches (every field it gives)."""
     rows = len(catalogue.ids)
     mask = np.ones(rows, dtype=bool)
@@ -184,8 +194,9 @@ def condition_mask(condition: Condition, catalogue: Catalogue, columns: dict[str
 class Compiled:
     """Active-status rules compiled against one catalogue generation: condition bits per row and per model item."""
 
-    def __init__(self, rules: Sequence[Rule], catalogue: Catalogue, db: sqlite_utils.Database | None,
-                 now: dt.datetime) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], catalogue: Catalogue, db: sqlite_utils.Database | None, now: dt.datetime
+    ) -> None:
         self.rules = list(rules)
         self.catalogue = catalogue
         self.now = now
@@ -247,13 +258,15 @@ class Compiled:
                     after = edge
         return before, after
 
-    def active(self, ctx: Context) -> "ActiveSet":
+    def active(self, ctx: Context) -> ActiveSet:
         """The rules that apply to this request, kept per surface, arm, visitor kind, segment and schedule window."""
         needs = self._needs.get(ctx.surface)
         if needs is None:
             on = [r for r in self.rules if r.applies_to(ctx.surface)]
-            needs = self._needs[ctx.surface] = (any(r.audience.visitors for r in on),
-                                                any(r.audience.segments for r in on))
+            needs = self._needs[ctx.surface] = (
+                any(r.audience.visitors for r in on),
+                any(r.audience.segments for r in on),
+            )
         visitor = ctx.visitor() if needs[0] else None
         segment = ctx.segment() if needs[1] else None
         key = (ctx.surface, ctx.arm, visitor, segment)
@@ -286,12 +299,15 @@ class Compiled:
             got = self._holdout_keys[rule.name] = derive_key(db, "rule-holdout|" + rule.name)
         return got
 
-    def with_holdouts(self, active: "ActiveSet", ctx: Context) -> "ActiveSet":
+    def with_holdouts(self, active: ActiveSet, ctx: Context) -> ActiveSet:
         """``active`` less the rules whose holdout share this customer falls in (recorded as held out)."""
         if not active.holdouts or ctx.customer_id is None or ctx.db is None:
             return active
-        held = tuple(r for r, rule in active.holdouts
-                     if bucket(self.holdout_key(ctx.db, rule), ctx.customer_id) < rule.holdout_share)
+        held = tuple(
+            r
+            for r, rule in active.holdouts
+            if bucket(self.holdout_key(ctx.db, rule), ctx.customer_id) < rule.holdout_share
+        )
         if not held:
             return active
         key = (id(active), held)
@@ -314,8 +330,10 @@ class ActiveSet:
         self.columns = list(chosen)
         self.filters = [(r, rules[r]) for r in chosen if rules[r].action.type in ("exclude", "include_only")]
         self.boosts = [(r, rules[r]) for r in chosen if rules[r].action.type in ("boost", "bury")]
-        self.amounts = np.array([rule.action.amount * (1 if rule.action.type == "boost" else -1)
-                                 for _, rule in self.boosts], dtype=np.float64)
+        self.amounts = np.array(
+            [rule.action.amount * (1 if rule.action.type == "boost" else -1) for _, rule in self.boosts],
+            dtype=np.float64,
+        )
         self.boost_cols = np.array([r for r, _ in self.boosts], dtype=np.int64)
         self.by_name = {rules[r].name: rules[r] for r in chosen}
         self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
@@ -426,8 +444,9 @@ class Rulebook:
         self.rules, self.version = tuple(rules), version
         self._compiled.clear()
 
-    def compiled(self, db: sqlite_utils.Database | None, catalogue: Catalogue,
-                 now: dt.datetime | None = None) -> Compiled | None:
+    def compiled(
+        self, db: sqlite_utils.Database | None, catalogue: Catalogue, now: dt.datetime | None = None
+    ) -> Compiled | None:
         """The active-status rules compiled for ``catalogue`` now; None when no rule is active (costs nothing)."""
         if db is not None:
             self.refresh(db)
@@ -501,12 +520,21 @@ def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
     w = bits.shape[1]
     raw = bits[np.asarray(idx, dtype=np.int64)].tobytes()
     read = int.from_bytes
-    return [read(raw[k:k + w], "big") for k in range(0, len(raw), w)]
+    return [read(raw[k : k + w], "big") for k in range(0, len(raw), w)]
 
 
-def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: Context, *,
-            fill: Fill | None = None, allowed: Callable[[int], bool] | None = None,
-            finish: Callable[[list[int], int], list[int]] | None = None, reorder_only: bool = False) -> Arranged:
+def arrange(
+    active: ActiveSet,
+    space: Space,
+    pool: Sequence[int],
+    n: int,
+    ctx: Context,
+    *,
+    fill: Fill | None = None,
+    allowed: Callable[[int], bool] | None = None,
+    finish: Callable[[list[int], int], list[int]] | None = None,
+    reorder_only: bool = False,
+) -> Arranged:
     """Apply the active rules to a candidate list (best first, hard filters already applied); top ``n`` and effects.
 
     ``fill(mask, k, taken)`` asks the list's source (the model, the popular list) for up
@@ -605,8 +633,12 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
     rule_allow = active.allow(name)
     for _, rule in active.pins:
         i = space.index_of(rule.action.product or "")
-        if i is None or i in placed_by or (allowed is not None and not allowed(i)) \
-                or (rule_allow is not None and not reorder_only and not rule_allow[i]):
+        if (
+            i is None
+            or i in placed_by
+            or (allowed is not None and not allowed(i))
+            or (rule_allow is not None and not reorder_only and not rule_allow[i])
+        ):
             continue
         if reorder_only and i not in code_of:
             continue
@@ -643,15 +675,18 @@ def arrange(active: ActiveSet, space: Space, pool: Sequence[int], n: int, ctx: C
                 if len(outside) == need:
                     break
         if len(outside) < need and fill is not None:
-            more = [int(i) for i in fill(active.matching(name, r), need - len(outside), set(order) | set(held))
-                    if i not in code_of]
-            outside += more[:need - len(outside)]
+            more = [
+                int(i)
+                for i in fill(active.matching(name, r), need - len(outside), set(order) | set(held))
+                if i not in code_of
+            ]
+            outside += more[: need - len(outside)]
             learn(outside)
         free = [p for p, i in enumerate(first) if not known[i] & b and i not in placed_by]
-        outside = outside[:len(free)]
+        outside = outside[: len(free)]
         if not outside:
             continue
-        take = list(zip(free[len(free) - len(outside):], outside))
+        take = list(zip(free[len(free) - len(outside) :], outside))
         displaced = [first[p] for p, _ in take]
         for p, i in take:
             first[p] = i

@@ -18,29 +18,41 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 
 from recommender import store
-from recommender.serving import ranking
-from recommender.models import registry
-from recommender.serving.catalogue import RULES, Catalogue, ListFilters
-from recommender.serving.newproducts import NewProducts
-from recommender.serving.rules import Effects, set_segment_source
-from recommender.value.lookup import SegmentSource
-from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
-from recommender.serving.results import (BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING,
-                                         Because, ServedItem, ServedList, Short, short_of)
 from recommender.config import Settings
 from recommender.errors import ModelError, NotFoundError, ValidationError
+from recommender.models import registry
 from recommender.models.base import Recommender
 from recommender.online import CHALLENGER, CONTROL, MODEL, Assigner, new_list_id
 from recommender.privacy import DecisionLog
 from recommender.privacy.decisions import ANONYMOUS_REASONS
+from recommender.serving import ranking
+from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.newproducts import NewProducts
+from recommender.serving.results import (
+    BOUGHT_TOGETHER,
+    POPULAR,
+    RECOMMENDATIONS,
+    RERANK,
+    SIMILAR,
+    TRENDING,
+    Because,
+    ServedItem,
+    ServedList,
+    Short,
+    short_of,
+)
+from recommender.serving.rules import Effects, set_segment_source
+from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
 from recommender.store.consents import PERSONALIZATION
+from recommender.value.lookup import SegmentSource
 
 POPULAR_TTL = 300.0
 
@@ -53,8 +65,9 @@ class LiveModel:
     and the model already loaded keeps serving.
     """
 
-    def __init__(self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0,
-                 settings: Settings | None = None) -> None:
+    def __init__(
+        self, model_dir: str, check_interval: float = 1.0, catalogue_ttl: float = 60.0, settings: Settings | None = None
+    ) -> None:
         self.registry = registry.Registry(model_dir)
         self.settings = settings  # for the tombstone key (staleness of withdrawals)
         self.check_interval = check_interval
@@ -111,8 +124,11 @@ class LiveModel:
         if key != self._stale_key:
             from recommender.privacy.reconcile import staleness
 
-            self.stale = staleness(db, self.model.manifest, self.model.user_index, self.settings) if self.model else {
-                "stale": False, "stale_since": None, "hours": None}
+            self.stale = (
+                staleness(db, self.model.manifest, self.model.user_index, self.settings)
+                if self.model
+                else {"stale": False, "stale_since": None, "hours": None}
+            )
             self._stale_key = key
 
     def stale_hours(self) -> float | None:
@@ -122,8 +138,8 @@ class LiveModel:
             return None
         import datetime as dt
 
-        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        return (dt.datetime.now(dt.timezone.utc) - at).total_seconds() / 3600.0
+        at = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return (dt.datetime.now(dt.UTC) - at).total_seconds() / 3600.0
 
     def reload(self, force: bool = False) -> str | None:
         """Load the current version if it changed; returns the version now served."""
@@ -165,9 +181,12 @@ class Service:
     def __init__(self, settings: Settings, live: LiveModel | None = None, decisions: DecisionLog | None = None) -> None:
         self.settings = settings
         self.live = live or LiveModel(str(settings.model_dir), settings=settings)
-        self.decisions = decisions or DecisionLog(settings.db, settings.privacy.decision_log_flush_seconds,
-                                                  enabled=settings.privacy.decision_log,
-                                                  retention_days=settings.privacy.retention_days)
+        self.decisions = decisions or DecisionLog(
+            settings.db,
+            settings.privacy.decision_log_flush_seconds,
+            enabled=settings.privacy.decision_log,
+            retention_days=settings.privacy.retention_days,
+        )
         self._no_model_catalogue: Catalogue | None = None
         self._popular_cache: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
         self.assigner = Assigner(settings.online)  # the A/B arm of each customer (recommender.online)
@@ -180,8 +199,9 @@ class Service:
         # products the model lacks or never saw bought, represented by content (recommender.serving.newproducts)
         self.new_products = NewProducts(settings)
 
-    def context(self, db: sqlite_utils.Database, surface: str, customer_id: str | None = None,
-                arm: str | None = None) -> Context:
+    def context(
+        self, db: sqlite_utils.Database, surface: str, customer_id: str | None = None, arm: str | None = None
+    ) -> Context:
         """The request the merchandising rules read: surface, and the customer they may profile (None: anonymous)."""
         return Context(surface, customer_id, arm, db, purchase_events=self.settings.purchase_events)
 
@@ -207,8 +227,9 @@ class Service:
         catalogue.refresh(db)
         return self.new_products.follow(db, model, catalogue, self.live)
 
-    def _popular_ids(self, db: sqlite_utils.Database, model: Recommender | None, days: int | None,
-                     limit: int) -> list[tuple[str, float]]:
+    def _popular_ids(
+        self, db: sqlite_utils.Database, model: Recommender | None, days: int | None, limit: int
+    ) -> list[tuple[str, float]]:
         """Popular products, best first: from the model's signal, or a cached query for a window."""
         if days is None and model is not None and "popularity" in model.signals:
             pop = np.asarray(model.signals["popularity"])
@@ -228,9 +249,18 @@ class Service:
         self._popular_cache[key] = (time.monotonic(), rows)
         return rows
 
-    def _popular_list(self, db, model, catalogue, n: int, filters: ListFilters, source: str, days: int | None = None,
-                      skip: set[str] = frozenset(), context: Context | None = None,
-                      ) -> tuple[tuple[ServedItem, ...], Short | None, Effects]:
+    def _popular_list(
+        self,
+        db,
+        model,
+        catalogue,
+        n: int,
+        filters: ListFilters,
+        source: str,
+        days: int | None = None,
+        skip: set[str] = frozenset(),
+        context: Context | None = None,
+    ) -> tuple[tuple[ServedItem, ...], Short | None, Effects]:
         """The ``n`` most popular products ``filters`` allow, why the list is short when it is, and the rules' effects.
 
         ``source`` names the popular pool when it ran out before the list was
@@ -276,9 +306,17 @@ class Service:
         effects = Effects()
         chosen = candidates(None, want, ())
         if active:
-            arranged = arrange(active, rows_space(catalogue), chosen, n, context, fill=candidates,
-                               allowed=lambda j: (refusals[j] == 0 and catalogue.ids[j] not in filters.exclude
-                                                  and catalogue.ids[j] not in skip))
+            arranged = arrange(
+                active,
+                rows_space(catalogue),
+                chosen,
+                n,
+                context,
+                fill=candidates,
+                allowed=lambda j: (
+                    refusals[j] == 0 and catalogue.ids[j] not in filters.exclude and catalogue.ids[j] not in skip
+                ),
+            )
             chosen, effects = arranged.items, arranged.effects
         out = [(j, scores.get(j)) for j in chosen[:n]]
         items = tuple(ServedItem(**catalogue.describe(catalogue.ids[j]), score=s) for j, s in out)
@@ -288,12 +326,21 @@ class Service:
             removed["rules"] = 1
         return items, short_of(n, len(items), removed), effects
 
-    def _fallback(self, db, model, catalogue, options: ListOptions, reason: str,
-                  context: Context | None = None) -> ServedList:
-        items, short, effects = self._popular_list(db, model, catalogue, options.n, options.filters, reason,
-                                                   context=context)
-        return ServedList(RECOMMENDATIONS, "non_personalized", reason, _version(model), items, short=short,
-                          rules=effects.payload() or None)
+    def _fallback(
+        self, db, model, catalogue, options: ListOptions, reason: str, context: Context | None = None
+    ) -> ServedList:
+        items, short, effects = self._popular_list(
+            db, model, catalogue, options.n, options.filters, reason, context=context
+        )
+        return ServedList(
+            RECOMMENDATIONS,
+            "non_personalized",
+            reason,
+            _version(model),
+            items,
+            short=short,
+            rules=effects.payload() or None,
+        )
 
     def _stale(self) -> bool:
         """Whether the served model has been stale longer than ``privacy.max_stale_hours``.
@@ -348,8 +395,17 @@ class Service:
         if customer_id is None or result.reason in ANONYMOUS_REASONS:
             arm = None
         rules = json.dumps(result.rules, separators=(",", ":"), ensure_ascii=False) if result.rules else None
-        self.decisions.record(customer_id, result.surface, result.model_version, result.mode, result.reason,
-                              result.product_ids, list_id=list_id, arm=arm, rules=rules)
+        self.decisions.record(
+            customer_id,
+            result.surface,
+            result.model_version,
+            result.mode,
+            result.reason,
+            result.product_ids,
+            list_id=list_id,
+            arm=arm,
+            rules=rules,
+        )
         return replace(result, list_id=list_id, arm=arm)
 
     # --- requests --------------------------------------------------------------------
@@ -365,8 +421,9 @@ class Service:
         if arm != MODEL and self._assignable(db, customer_id):
             if arm == CONTROL:
                 model, catalogue = self._model_and_catalogue(db)
-                result = self._fallback(db, model, catalogue, options, CONTROL,
-                                        self.context(db, RECOMMENDATIONS, customer_id, arm))
+                result = self._fallback(
+                    db, model, catalogue, options, CONTROL, self.context(db, RECOMMENDATIONS, customer_id, arm)
+                )
             else:
                 served = self._challenger_model(db)
                 if served is None:
@@ -377,9 +434,16 @@ class Service:
             result = self._recommend(db, customer_id, options, arm=arm)
         return self._served(result, customer_id, arm)
 
-    def _recommend(self, db: sqlite_utils.Database, customer_id: str, options: ListOptions,
-                   served: tuple[Recommender, Catalogue] | None = None, *, arm: str | None = None,
-                   rulebook: Rulebook | None = None) -> ServedList:
+    def _recommend(
+        self,
+        db: sqlite_utils.Database,
+        customer_id: str,
+        options: ListOptions,
+        served: tuple[Recommender, Catalogue] | None = None,
+        *,
+        arm: str | None = None,
+        rulebook: Rulebook | None = None,
+    ) -> ServedList:
         """The storefront face of :func:`recommender.serving.ranking.rank_customer`, the one ranking path.
 
         ``rulebook`` replaces the worker's rules (a preview of a rule set not yet saved).
@@ -389,16 +453,26 @@ class Service:
         # factors past the stale-model window teach nothing (a challenger is checked when it loads)
         withheld = "model_stale" if model is not None and served is None and self._stale() else None
         context = self.context(db, RECOMMENDATIONS, customer_id, arm)
-        reason, ranked = ranking.rank_customer(db, self.settings, model, catalogue, customer_id, options.n,
-                                               options.filters, exclude_purchased=options.exclude_purchased,
-                                               diversity=options.diversity, explain=options.explain,
-                                               withheld=withheld, rulebook=rulebook, context=context,
-                                               explore=None if served else self.new_products.exploration(model))
+        reason, ranked = ranking.rank_customer(
+            db,
+            self.settings,
+            model,
+            catalogue,
+            customer_id,
+            options.n,
+            options.filters,
+            exclude_purchased=options.exclude_purchased,
+            diversity=options.diversity,
+            explain=options.explain,
+            withheld=withheld,
+            rulebook=rulebook,
+            context=context,
+            explore=None if served else self.new_products.exploration(model),
+        )
         if reason is not None:
             # an unknown or non-consenting visitor is anonymous to the rules too (no rotation, no profile)
             anonymous = reason in ANONYMOUS_REASONS
-            context = self.context(db, RECOMMENDATIONS, None if anonymous else customer_id,
-                                   None if anonymous else arm)
+            context = self.context(db, RECOMMENDATIONS, None if anonymous else customer_id, None if anonymous else arm)
             if rulebook is self.rulebook:
                 return self._fallback(db, model, catalogue, options, reason, context)
             keep, self.rulebook = self.rulebook, rulebook
@@ -410,11 +484,20 @@ class Service:
         for i, score in zip(ranked.items, ranked.scores):
             because = None
             if options.explain:
-                because = tuple(Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
-                                for j, w in ranked.because[i])
+                because = tuple(
+                    Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
+                    for j, w in ranked.because[i]
+                )
             items.append(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(score, 6), because=because))
-        return ServedList(RECOMMENDATIONS, "personalized", None, model.version, tuple(items),
-                          short=short_of(options.n, len(items), ranked.removed), rules=ranked.effects.payload() or None)
+        return ServedList(
+            RECOMMENDATIONS,
+            "personalized",
+            None,
+            model.version,
+            tuple(items),
+            short=short_of(options.n, len(items), ranked.removed),
+            rules=ranked.effects.payload() or None,
+        )
 
     def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> ServedList:
         """The caller's products, best first for this customer (unchanged order when not personalized).
@@ -436,11 +519,19 @@ class Service:
         anonymous = reason in ANONYMOUS_REASONS
         context = self.context(db, RERANK, None if anonymous else customer_id, None if anonymous else arm)
         ordered, effects = self._rerank_rules(db, catalogue, context, list(ordered))
-        result = ServedList(RERANK, "non_personalized" if reason else "personalized", reason, _version(model),
-                            tuple(ServedItem(p) for p in ordered), rules=effects.payload() or None)
+        result = ServedList(
+            RERANK,
+            "non_personalized" if reason else "personalized",
+            reason,
+            _version(model),
+            tuple(ServedItem(p) for p in ordered),
+            rules=effects.payload() or None,
+        )
         return self._served(result, customer_id, arm)
 
-    def _rerank_rules(self, db, catalogue: Catalogue, context: Context, ordered: list[str]) -> tuple[list[str], Effects]:
+    def _rerank_rules(
+        self, db, catalogue: Catalogue, context: Context, ordered: list[str]
+    ) -> tuple[list[str], Effects]:
         """The rules on a re-ranking: they reorder the caller's products, never drop or add one."""
         active = self.rulebook.active(db, catalogue, context)
         if not active:
@@ -463,8 +554,15 @@ class Service:
         if model is None or product_id not in model.item_index or stale:
             reason = "no_model" if model is None else "model_stale" if stale else "not_in_model"
             items, short, effects = self._same_category_popular(db, model, catalogue, product_id, n, filters, reason)
-            return ServedList(SIMILAR, "non_personalized", reason, _version(model), items, short=short,
-                              rules=effects.payload() or None)
+            return ServedList(
+                SIMILAR,
+                "non_personalized",
+                reason,
+                _version(model),
+                items,
+                short=short,
+                rules=effects.payload() or None,
+            )
         itself = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
         context = self.context(db, SIMILAR)
@@ -480,37 +578,62 @@ class Service:
             out = set(excluded.tolist()) | {itself}
 
             def fill(mask, k: int, taken) -> list[int]:
-                found, found_scores = model.similar_items(itself, k + len(taken) + len(out),
-                                                          allow=allow if mask is None else allow & mask)
-                pairs = [(i, s) for i, s in zip(found.tolist(), found_scores.tolist())
-                         if i not in taken and i not in out][:k]
+                found, found_scores = model.similar_items(
+                    itself, k + len(taken) + len(out), allow=allow if mask is None else allow & mask
+                )
+                pairs = [
+                    (i, s) for i, s in zip(found.tolist(), found_scores.tolist()) if i not in taken and i not in out
+                ][:k]
                 score_of.update(pairs)
                 return [i for i, _ in pairs]
 
-            arranged = arrange(active, items_space(catalogue), chosen, n, context, fill=fill,
-                               allowed=lambda i: bool(allow[i]) and i not in out)
+            arranged = arrange(
+                active,
+                items_space(catalogue),
+                chosen,
+                n,
+                context,
+                fill=fill,
+                allowed=lambda i: bool(allow[i]) and i not in out,
+            )
             chosen, effects = arranged.items, arranged.effects
         chosen = chosen[:n]
-        items = tuple(ServedItem(**catalogue.describe(model.item_ids[i]),
-                                 score=round(float(score_of[i]), 6) if i in score_of else None) for i in chosen)
+        items = tuple(
+            ServedItem(
+                **catalogue.describe(model.item_ids[i]), score=round(float(score_of[i]), 6) if i in score_of else None
+            )
+            for i in chosen
+        )
         short = None
         if len(items) < n:
-            short = short_of(n, len(items), ranking.removals(catalogue, filters, allow, excluded, n,
-                                                             proposed=len(items), depth=n, itself=itself,
-                                                             rules=bool(active and active.filters)))
+            short = short_of(
+                n,
+                len(items),
+                ranking.removals(
+                    catalogue,
+                    filters,
+                    allow,
+                    excluded,
+                    n,
+                    proposed=len(items),
+                    depth=n,
+                    itself=itself,
+                    rules=bool(active and active.filters),
+                ),
+            )
         return ServedList(SIMILAR, "model", None, model.version, items, short=short, rules=effects.payload() or None)
 
     def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         return self._served(self._bought_together(db, product_id, n, filters))
 
-    def _bought_together(self, db: sqlite_utils.Database, product_id: str, n: int,
-                         filters: ListFilters) -> ServedList:
+    def _bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         model, catalogue = self._model_and_catalogue(db)
         self._require_product(catalogue, db, product_id)
         if model is None or "together_items" not in model.signals or product_id not in model.item_index:
             reason = "no_model" if model is None else "not_in_model"
-            return ServedList(BOUGHT_TOGETHER, "non_personalized", reason, _version(model),
-                              short=short_of(n, 0, {reason: 1}))
+            return ServedList(
+                BOUGHT_TOGETHER, "non_personalized", reason, _version(model), short=short_of(n, 0, {reason: 1})
+            )
         row = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)
         refusals = catalogue.item_refusals(filters)
@@ -539,23 +662,40 @@ class Service:
                 break
         effects = Effects()
         if active:  # only products bought with this one are candidates: a rule reorders or removes them
-            arranged = arrange(active, items_space(catalogue), chosen, n, context,
-                               allowed=lambda i: i in lifts)
+            arranged = arrange(active, items_space(catalogue), chosen, n, context, allowed=lambda i: i in lifts)
             chosen, effects = arranged.items, arranged.effects
             removed["rules"] = int(bool(active.filters))
         items = [ServedItem(**catalogue.describe(model.item_ids[j]), lift=round(lifts[j], 4)) for j in chosen[:n]]
         removed["cooccurrence"] = 1  # short only when every product bought with this one was read
-        return ServedList(BOUGHT_TOGETHER, "cooccurrence", None, model.version, tuple(items),
-                          short=short_of(n, len(items), removed), rules=effects.payload() or None)
+        return ServedList(
+            BOUGHT_TOGETHER,
+            "cooccurrence",
+            None,
+            model.version,
+            tuple(items),
+            short=short_of(n, len(items), removed),
+            rules=effects.payload() or None,
+        )
 
     def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> ServedList:
         """Popular products, or trending over the last ``days`` (surface and reason ``popular`` / ``trending``)."""
         model, catalogue = self._model_and_catalogue(db)
         kind = POPULAR if days is None else TRENDING
-        items, short, effects = self._popular_list(db, model, catalogue, n, filters, kind, days=days,
-                                                   context=self.context(db, kind))
-        return self._served(ServedList(kind, "non_personalized", kind, _version(model), items, days=days,
-                                       short=short, rules=effects.payload() or None))
+        items, short, effects = self._popular_list(
+            db, model, catalogue, n, filters, kind, days=days, context=self.context(db, kind)
+        )
+        return self._served(
+            ServedList(
+                kind,
+                "non_personalized",
+                kind,
+                _version(model),
+                items,
+                days=days,
+                short=short,
+                rules=effects.payload() or None,
+            )
+        )
 
     def _require_product(self, catalogue: Catalogue, db, product_id: str) -> None:
         """404 for an id the products table lacks; an id added since the last refresh refreshes first.
@@ -572,11 +712,16 @@ class Service:
 
     def _same_category_popular(self, db, model, catalogue, product_id, n, filters, reason):
         category = catalogue.products[product_id]["category"]
-        narrowed = ListFilters(categories=(category,) if category else filters.categories,
-                               min_price=filters.min_price, max_price=filters.max_price,
-                               in_stock_only=filters.in_stock_only, exclude=filters.exclude)
-        items, short, effects = self._popular_list(db, model, catalogue, n, narrowed, reason, skip={product_id},
-                                                   context=self.context(db, SIMILAR))
+        narrowed = ListFilters(
+            categories=(category,) if category else filters.categories,
+            min_price=filters.min_price,
+            max_price=filters.max_price,
+            in_stock_only=filters.in_stock_only,
+            exclude=filters.exclude,
+        )
+        items, short, effects = self._popular_list(
+            db, model, catalogue, n, narrowed, reason, skip={product_id}, context=self.context(db, SIMILAR)
+        )
         return items, short, effects
 
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -85,8 +86,10 @@ def visit_items(model: Recommender, settings: Any, events: Sequence[VisitEvent])
         if i is None or w <= 0:
             continue
         items[i] = max(items.get(i, 0.0), w)
-    return (np.fromiter(items.keys(), dtype=np.int64, count=len(items)),
-            np.fromiter(items.values(), dtype=np.float32, count=len(items)))
+    return (
+        np.fromiter(items.keys(), dtype=np.int64, count=len(items)),
+        np.fromiter(items.values(), dtype=np.float32, count=len(items)),
+    )
 
 
 class Visits:
@@ -162,36 +165,63 @@ class Visits:
         if arm is not None and arm != MODEL:
             arm = MODEL  # a challenger model has no session scorer of its own: the served one scores
         if model is None:
-            return service._served(self._popular(db, model, catalogue, options, "no_model", context),
-                                   customer_id, arm)
+            return service._served(self._popular(db, model, catalogue, options, "no_model", context), customer_id, arm)
         scorer = self.scorer(db, model)
         items, weights = visit_items(model, recipes.serving_settings(model, settings), request.products)
         if len(items) == 0:
-            return service._served(self._popular(db, model, catalogue, options, "no_history", context),
-                                   customer_id, arm)
+            return service._served(
+                self._popular(db, model, catalogue, options, "no_history", context), customer_id, arm
+            )
         state = scorer.state(items, weights)
         rules = service.rulebook.active(db, catalogue, context)
-        ranked = ranking.rank_state(scorer, catalogue, settings, state, request.n, filters, exclude_purchased=False,
-                                    diversity=request.diversity, explain=request.explain, rules=rules,
-                                    context=context)
+        ranked = ranking.rank_state(
+            scorer,
+            catalogue,
+            settings,
+            state,
+            request.n,
+            filters,
+            exclude_purchased=False,
+            diversity=request.diversity,
+            explain=request.explain,
+            rules=rules,
+            context=context,
+        )
         out = []
         for i, score in zip(ranked.items, ranked.scores):
             because = None
             if request.explain:
-                because = tuple(Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
-                                for j, w in ranked.because.get(i, []))
-            out.append(ServedItem(**catalogue.describe(model.item_ids[i]), score=round(float(score), 6),
-                                  because=because))
-        result = ServedList(VISIT, MODE, None, model.version, tuple(out),
-                            short=short_of(request.n, len(out), ranked.removed),
-                            rules=ranked.effects.payload() or None)
+                because = tuple(
+                    Because(model.item_ids[j], catalogue.describe(model.item_ids[j])["name"], round(w, 6))
+                    for j, w in ranked.because.get(i, [])
+                )
+            out.append(
+                ServedItem(**catalogue.describe(model.item_ids[i]), score=round(float(score), 6), because=because)
+            )
+        result = ServedList(
+            VISIT,
+            MODE,
+            None,
+            model.version,
+            tuple(out),
+            short=short_of(request.n, len(out), ranked.removed),
+            rules=ranked.effects.payload() or None,
+        )
         return service._served(result, customer_id, arm)
 
     def _popular(self, db, model, catalogue, options: _Options, reason: str, context) -> ServedList:
-        items, short, effects = self.service._popular_list(db, model, catalogue, options.n, options.filters, reason,
-                                                           context=context)
-        return ServedList(VISIT, "non_personalized", reason, model.version if model is not None else None, items,
-                          short=short, rules=effects.payload() or None)
+        items, short, effects = self.service._popular_list(
+            db, model, catalogue, options.n, options.filters, reason, context=context
+        )
+        return ServedList(
+            VISIT,
+            "non_personalized",
+            reason,
+            model.version if model is not None else None,
+            items,
+            short=short,
+            rules=effects.payload() or None,
+        )
 
 
 @dataclass
@@ -206,8 +236,14 @@ def _popularity_index(model: Recommender) -> sessions.SessionIndex:
     cached = getattr(model, "_visit_popularity_index", None)
     if cached is not None:
         return cached
-    empty = sessions.Sessions(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                              np.zeros(0, np.int64), np.zeros(0, np.int64), model.n_items)
+    empty = sessions.Sessions(
+        np.zeros(1, np.int64),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        model.n_items,
+    )
     index = sessions.SessionIndex(empty)
     pop = model.signals.get("popularity")
     if pop is not None:

@@ -31,8 +31,8 @@ from recommender.store.access import *  # noqa: F403
 from recommender.store.bulk import *  # noqa: F403
 from recommender.store.catalogue import *  # noqa: F403
 from recommender.store.connection import *  # noqa: F403
-from recommender.store.content import *  # noqa: F403
 from recommender.store.consents import *  # noqa: F403
+from recommender.store.content import *  # noqa: F403
 from recommender.store.events import *  # noqa: F403
 from recommender.store.firstweek import *  # noqa: F403
 from recommender.store.models import *  # noqa: F403

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -14,8 +15,10 @@ from recommender.store.rows import DecisionLogRow
 
 def insert_api_key(db: sqlite_utils.Database, name: str, key_hash: str, role: str) -> int:
     with transaction(db):
-        cur = db.execute("INSERT INTO api_keys (name, key_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                         [name, key_hash, role, utcnow()])
+        cur = db.execute(
+            "INSERT INTO api_keys (name, key_hash, role, created_at) VALUES (?, ?, ?, ?)",
+            [name, key_hash, role, utcnow()],
+        )
         return int(cur.lastrowid)
 
 

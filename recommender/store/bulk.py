@@ -56,8 +56,11 @@ def bulk_interaction_id_range(path: str) -> tuple[int, int]:
     Two subqueries: SQLite answers a lone min() or max() of the rowid from the
     b-tree's ends, but scans the whole table when both share one SELECT.
     """
-    row = _adbc_table(path, "SELECT coalesce((SELECT min(id) FROM interactions), 0) AS lo, "
-                            "coalesce((SELECT max(id) FROM interactions), -1) AS hi").to_pylist()[0]
+    row = _adbc_table(
+        path,
+        "SELECT coalesce((SELECT min(id) FROM interactions), 0) AS lo, "
+        "coalesce((SELECT max(id) FROM interactions), -1) AS hi",
+    ).to_pylist()[0]
     return row["lo"], row["hi"]
 
 
@@ -72,7 +75,9 @@ def bulk_interactions_between(path: str, lo: int, hi: int) -> pa.Table:
     return _adbc_table(
         path,
         "SELECT customer_id, product_id, event_type, CAST(quantity AS REAL) AS quantity, "
-        "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions WHERE id BETWEEN ? AND ?", (lo, hi))
+        "CAST(occurred_at AS INTEGER) AS occurred_at FROM interactions WHERE id BETWEEN ? AND ?",
+        (lo, hi),
+    )
 
 
 # --- the Parquet export (in process, streamed from a cursor) ----------------------------------------------
@@ -80,37 +85,55 @@ def bulk_interactions_between(path: str, lo: int, hi: int) -> pa.Table:
 # customers who granted ``purpose``, of the given event types, in id order. A cursor: the caller fetches
 # a few hundred thousand rows at a time.
 
-_EXPORT_SELECT = ("SELECT i.id, i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), "
-                  "CAST(i.occurred_at AS INTEGER) FROM interactions i ")
+_EXPORT_SELECT = (
+    "SELECT i.id, i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), "
+    "CAST(i.occurred_at AS INTEGER) FROM interactions i "
+)
 
 
-def _export_rows(db: sqlite_utils.Database, purpose: str, types: Sequence[str], where: str,
-                 params: Sequence[Any]) -> sqlite3.Cursor:
-    sql = (_EXPORT_SELECT + granted_join("i.customer_id")
-           + f"WHERE i.event_type IN ({','.join('?' * len(types))}) AND {where} ORDER BY i.id")
+def _export_rows(
+    db: sqlite_utils.Database, purpose: str, types: Sequence[str], where: str, params: Sequence[Any]
+) -> sqlite3.Cursor:
+    sql = (
+        _EXPORT_SELECT
+        + granted_join("i.customer_id")
+        + f"WHERE i.event_type IN ({','.join('?' * len(types))}) AND {where} ORDER BY i.id"
+    )
     return db.execute(sql, [purpose, *types, *params])
 
 
-def export_rows_between(db: sqlite_utils.Database, purpose: str, types: Sequence[str],
-                        after_id: int, through_id: int) -> sqlite3.Cursor:
+def export_rows_between(
+    db: sqlite_utils.Database, purpose: str, types: Sequence[str], after_id: int, through_id: int
+) -> sqlite3.Cursor:
     """Consenting customers' events with ``after_id < id <= through_id``: what an export appends."""
     return _export_rows(db, purpose, types, "i.id > ? AND i.id <= ?", [after_id, through_id])
 
 
-def export_rows_of_customers(db: sqlite_utils.Database, purpose: str, types: Sequence[str],
-                             through_id: int, customers: Sequence[str]) -> sqlite3.Cursor:
+def export_rows_of_customers(
+    db: sqlite_utils.Database, purpose: str, types: Sequence[str], through_id: int, customers: Sequence[str]
+) -> sqlite3.Cursor:
     """The events up to ``through_id`` of ``customers`` (who granted again): their history an export left out."""
-    return _export_rows(db, purpose, types, "i.id <= ? AND i.customer_id IN (SELECT value FROM json_each(?))",
-                        [through_id, _json_ids(customers)])
+    return _export_rows(
+        db,
+        purpose,
+        types,
+        "i.id <= ? AND i.customer_id IN (SELECT value FROM json_each(?))",
+        [through_id, _json_ids(customers)],
+    )
 
 
-def export_rows_by_id(db: sqlite_utils.Database, purpose: str, types: Sequence[str],
-                      ids: Sequence[int], excluding: Sequence[str]) -> sqlite3.Cursor:
+def export_rows_by_id(
+    db: sqlite_utils.Database, purpose: str, types: Sequence[str], ids: Sequence[int], excluding: Sequence[str]
+) -> sqlite3.Cursor:
     """The events ``ids`` (their quantity changed since exported), except those of ``excluding`` customers
     (whose whole history is read again anyway)."""
-    return _export_rows(db, purpose, types, "i.id IN (SELECT value FROM json_each(?)) "
-                        "AND i.customer_id NOT IN (SELECT value FROM json_each(?))",
-                        [_json_ids(ids), _json_ids(excluding)])
+    return _export_rows(
+        db,
+        purpose,
+        types,
+        "i.id IN (SELECT value FROM json_each(?)) AND i.customer_id NOT IN (SELECT value FROM json_each(?))",
+        [_json_ids(ids), _json_ids(excluding)],
+    )
 
 
 def export_watermarks(db: sqlite_utils.Database) -> tuple[int, int]:
@@ -123,9 +146,15 @@ def export_watermarks(db: sqlite_utils.Database) -> tuple[int, int]:
 def updated_interactions(db: sqlite_utils.Database, after_seq: int, through_seq: int, through_id: int) -> list[int]:
     """Ids (up to ``through_id``) of events whose quantity changed between two ``interaction_updates``
     sequence numbers, sorted: the rows an export already holds in an older version."""
-    return sorted({r[0] for r in db.execute(
-        "SELECT interaction_id FROM interaction_updates WHERE seq > ? AND seq <= ? AND interaction_id <= ?",
-        [after_seq, through_seq, through_id])})
+    return sorted(
+        {
+            r[0]
+            for r in db.execute(
+                "SELECT interaction_id FROM interaction_updates WHERE seq > ? AND seq <= ? AND interaction_id <= ?",
+                [after_seq, through_seq, through_id],
+            )
+        }
+    )
 
 
 def prune_interaction_updates(db: sqlite_utils.Database, through_seq: int) -> None:

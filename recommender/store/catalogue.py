@@ -30,8 +30,11 @@ def product_changes_after(db: sqlite_utils.Database, seq: int, limit: int) -> in
     A worker asks whether a refresh is big enough for a thread of its own;
     counting a million changed rows would itself take a second.
     """
-    return int(db.execute("SELECT count(*) FROM (SELECT 1 FROM product_changes WHERE seq > ? LIMIT ?)",
-                          [seq, limit]).fetchone()[0])
+    return int(
+        db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM product_changes WHERE seq > ? LIMIT ?)", [seq, limit]
+        ).fetchone()[0]
+    )
 
 
 def products_changed_after(db: sqlite_utils.Database, seq: int) -> list[str]:
@@ -56,7 +59,8 @@ def catalogue_rows_of(db: sqlite_utils.Database, ids: Sequence[str]) -> list[tup
     """
     rows: list[tuple[Any, ...]] = []
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
-        rows.extend(db.execute(f"SELECT {CATALOGUE_COLUMNS} FROM products WHERE id IN ({','.join('?' * len(part))})",
-                               part))
+        part = list(ids[i : i + 500])
+        rows.extend(
+            db.execute(f"SELECT {CATALOGUE_COLUMNS} FROM products WHERE id IN ({','.join('?' * len(part))})", part)
+        )
     return rows

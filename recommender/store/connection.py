@@ -8,8 +8,8 @@ import json
 import os
 import sqlite3
 import urllib.parse
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import sqlite_utils
 
@@ -19,7 +19,7 @@ from recommender.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 
 def utcnow() -> str:
     """Current time as ISO 8601 UTC text, the format of every text timestamp."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -88,8 +88,9 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def connect(path: str | Path, *, create: bool = False, migrate: bool = True,
-            target_version: int | None = None) -> sqlite_utils.Database:
+def connect(
+    path: str | Path, *, create: bool = False, migrate: bool = True, target_version: int | None = None
+) -> sqlite_utils.Database:
     """Open the database, set the pragmas and bring the schema up to date.
 
     Only ``create=True`` (``recommender init``) may make a new file; every other
@@ -115,8 +116,9 @@ def connect(path: str | Path, *, create: bool = False, migrate: bool = True,
         db = sqlite_utils.Database(conn)
         if not fresh and not db["schema_version"].exists():
             conn.close()
-            raise DatabaseError(f"{path} is an SQLite database but not a recommender database "
-                                f"(no schema_version table)")
+            raise DatabaseError(
+                f"{path} is an SQLite database but not a recommender database (no schema_version table)"
+            )
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path} cannot be opened as a recommender database ({exc})") from None
     if migrate:
@@ -135,9 +137,7 @@ def migrate_schema(db: sqlite_utils.Database, target_version: int | None = None)
     """Apply the forward migrations this database lacks, each in its own transaction."""
     target = SCHEMA_VERSION if target_version is None else target_version
     with transaction(db):
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
-        )
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
     current = schema_version(db)
     if current > SCHEMA_VERSION:
         raise ConfigError(
@@ -253,6 +253,7 @@ def existing_ids(db: sqlite_utils.Database, table: str) -> set[str]:
 
 def _changes(db: sqlite_utils.Database) -> int:
     return db.conn.total_changes
+
 
 def _json_ids(ids: Sequence[str]) -> str:
     return json.dumps(list(ids))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -12,7 +13,6 @@ from recommender.store.connection import _json_ids, transaction, utcnow
 from recommender.store.privacy import consent_history, customer_consents, get_customer
 from recommender.store.rows import ConsentDecision
 from recommender.store.schema import MARKETING, PERSONALIZATION  # noqa: F401  (their public home is store.consents)
-
 
 
 def set_consents(db: sqlite_utils.Database, rows: Iterable[ConsentDecision | Sequence[Any]]) -> int:
@@ -48,19 +48,27 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[ConsentDecision | S
     stale = 0
     with transaction(db):
         if len(rows) > 64:
-            current = {(c, p): (g, t) for c, p, g, t in
-                       db.execute("SELECT customer_id, purpose, granted, updated_at FROM consents")}
+            current = {
+                (c, p): (g, t)
+                for c, p, g, t in db.execute("SELECT customer_id, purpose, granted, updated_at FROM consents")
+            }
         else:
             current = {}
             for decision in rows:
-                row = db.execute("SELECT granted, updated_at FROM consents WHERE customer_id = ? AND purpose = ?",
-                                 [decision.customer_id, decision.purpose]).fetchone()
+                row = db.execute(
+                    "SELECT granted, updated_at FROM consents WHERE customer_id = ? AND purpose = ?",
+                    [decision.customer_id, decision.purpose],
+                ).fetchone()
                 if row is not None:
                     current[decision.customer_id, decision.purpose] = (row[0], row[1])
         changes, confirmed, withdrawals = [], [], []
         for decision in rows:
-            customer_id, purpose, decided_at, source = (decision.customer_id, decision.purpose,
-                                                        decision.decided_at, decision.source)
+            customer_id, purpose, decided_at, source = (
+                decision.customer_id,
+                decision.purpose,
+                decision.decided_at,
+                decision.source,
+            )
             new = int(bool(decision.granted))
             state = current.get((customer_id, purpose))
             if state is not None and decided_at < state[1]:
@@ -82,8 +90,9 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[ConsentDecision | S
             "updated_at = excluded.updated_at, source = excluded.source",
             [(c, p, n, t, s) for c, p, _, n, s, _, t, _ in changes],
         )
-        db.conn.executemany("UPDATE consents SET updated_at = ?, source = ? WHERE customer_id = ? AND purpose = ?",
-                            confirmed)
+        db.conn.executemany(
+            "UPDATE consents SET updated_at = ?, source = ? WHERE customer_id = ? AND purpose = ?", confirmed
+        )
         db.conn.executemany(
             "INSERT INTO consent_log (customer_id, purpose, old_granted, new_granted, source, changed_at, "
             "decided_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -91,11 +100,14 @@ def apply_consents(db: sqlite_utils.Database, rows: Iterable[ConsentDecision | S
         )
         db.conn.executemany(
             "INSERT INTO privacy_events (kind, customer_id, purpose, recorded_at) VALUES ('withdrawal', ?, ?, ?)",
-            withdrawals)
+            withdrawals,
+        )
     return {"changed": len(changes), "stale": stale, "withdrawals": len(withdrawals)}
 
 
-def check_customer_and_purposes(db: sqlite_utils.Database, settings: Settings, customer_id: str, purposes: Iterable[str]) -> None:
+def check_customer_and_purposes(
+    db: sqlite_utils.Database, settings: Settings, customer_id: str, purposes: Iterable[str]
+) -> None:
     """Refuse an unknown customer or an unconfigured purpose (one message for every door)."""
     if get_customer(db, customer_id) is None:
         raise NotFoundError(f"unknown customer {customer_id!r}")
@@ -111,19 +123,30 @@ def consent_state(db: sqlite_utils.Database, settings: Settings, customer_id: st
     out = {}
     for purpose in settings.consent_purposes:
         row = recorded.get(purpose)
-        out[purpose] = {"granted": bool(row and row["granted"]), "recorded": row is not None,
-                        "updated_at": row["updated_at"] if row else None, "source": row["source"] if row else None}
+        out[purpose] = {
+            "granted": bool(row and row["granted"]),
+            "recorded": row is not None,
+            "updated_at": row["updated_at"] if row else None,
+            "source": row["source"] if row else None,
+        }
     return {"customer_id": customer_id, "consents": out}
 
 
 def consent_timeline(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
     """Every consent change, in the order recorded: when decided, when recorded, source and actor."""
     check_customer_and_purposes(db, settings, customer_id, ())
-    rows = [{"purpose": r["purpose"],
-             "old": None if r["old_granted"] is None else bool(r["old_granted"]),
-             "new": bool(r["new_granted"]), "source": r["source"], "changed_at": r["changed_at"],
-             "decided_at": r["decided_at"], "actor": r["actor"]}
-            for r in consent_history(db, customer_id)]
+    rows = [
+        {
+            "purpose": r["purpose"],
+            "old": None if r["old_granted"] is None else bool(r["old_granted"]),
+            "new": bool(r["new_granted"]),
+            "source": r["source"],
+            "changed_at": r["changed_at"],
+            "decided_at": r["decided_at"],
+            "actor": r["actor"],
+        }
+        for r in consent_history(db, customer_id)
+    ]
     return {"customer_id": customer_id, "history": rows}
 
 
@@ -182,8 +205,9 @@ def has_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> bo
 
 def customer_consent(db: sqlite_utils.Database, customer_id: str, purpose: str) -> tuple[bool, bool]:
     """``(customer exists, purpose granted)`` in one query: serving asks both on every request."""
-    row = db.execute(f"SELECT k.id, {granted_sql('k.id')} FROM customers k WHERE k.id = ?",
-                     [purpose, customer_id]).fetchone()
+    row = db.execute(
+        f"SELECT k.id, {granted_sql('k.id')} FROM customers k WHERE k.id = ?", [purpose, customer_id]
+    ).fetchone()
     if row is None:
         return False, False
     return True, bool(row[1])
@@ -196,5 +220,9 @@ def consented_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str)
     up by the primary key, instead of scanning every consent of the purpose: a
     campaign asks about a few thousand customers of a shop of millions.
     """
-    return {r[0] for r in db.execute(
-        f"SELECT j.value FROM json_each(?) AS j WHERE {granted_sql('j.value')}", [_json_ids(ids), purpose])}
+    return {
+        r[0]
+        for r in db.execute(
+            f"SELECT j.value FROM json_each(?) AS j WHERE {granted_sql('j.value')}", [_json_ids(ids), purpose]
+        )
+    }

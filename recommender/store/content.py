@@ -13,7 +13,7 @@ CONTENT_COLUMNS = "id, name, description, category, price"
 def _in_chunks(db: sqlite_utils.Database, sql: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
+        part = list(ids[i : i + 500])
         rows.extend(db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
     return rows
 
@@ -27,5 +27,6 @@ def product_texts(db: sqlite_utils.Database, ids: Sequence[str] | None = None) -
 
 def product_arrivals_of(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, str]:
     """When the engine first saw each of ``ids`` (ISO UTC); products stored before arrivals were kept have none."""
-    return dict(_in_chunks(db, "SELECT product_id, first_seen FROM product_arrivals WHERE product_id IN ({marks})",
-                           ids))
+    return dict(
+        _in_chunks(db, "SELECT product_id, first_seen FROM product_arrivals WHERE product_id IN ({marks})", ids)
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -43,8 +44,9 @@ def upsert_products(db: sqlite_utils.Database, rows: Iterable[ProductRow]) -> in
     """Insert or update products (a :class:`ProductRow` is a tuple in ``PRODUCT_COLUMNS`` order);
     returns how many rows were inserted or changed (a row equal to the stored one is neither)."""
     with transaction(db):
-        return max(db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), _full_products(rows)
-                                       ).rowcount, 0)
+        return max(
+            db.conn.executemany(_upsert_sql("products", PRODUCT_COLUMNS, ("id",)), _full_products(rows)).rowcount, 0
+        )
 
 
 def _full_products(rows: Iterable[Sequence[Any]]) -> Iterable[Sequence[Any]]:
@@ -64,8 +66,9 @@ def compact_product_changes(db: sqlite_utils.Database) -> int:
     """
     with transaction(db):
         before = _changes(db)
-        db.execute("DELETE FROM product_changes WHERE seq NOT IN "
-                   "(SELECT max(seq) FROM product_changes GROUP BY product_id)")
+        db.execute(
+            "DELETE FROM product_changes WHERE seq NOT IN (SELECT max(seq) FROM product_changes GROUP BY product_id)"
+        )
         return _changes(db) - before
 
 
@@ -109,8 +112,9 @@ def upsert_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow]) -> 
     return import_interactions(db, rows)[0]
 
 
-def import_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow | tuple],
-                        expected: int | None = None) -> tuple[int, int]:
+def import_interactions(
+    db: sqlite_utils.Database, rows: Iterable[EventRow | tuple], expected: int | None = None
+) -> tuple[int, int]:
     """:func:`upsert_interactions`, counted: ``(new rows, rows whose quantity changed)``.
 
     A row equal to the stored one is not written (nor counted). ``expected``
@@ -129,7 +133,8 @@ def import_interactions(db: sqlite_utils.Database, rows: Iterable[EventRow | tup
             if expected is not None and expected >= max(before, BULK_IMPORT_ROWS):
                 rebuild = conn.execute(
                     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' "
-                    "AND sql IS NOT NULL AND name != 'interactions_natural_key' ORDER BY name").fetchall()
+                    "AND sql IS NOT NULL AND name != 'interactions_natural_key' ORDER BY name"
+                ).fetchall()
                 for name, _ in rebuild:
                     conn.execute(f'DROP INDEX "{name}"')
             # ``row[:5]``: the import columns, as a plain tuple, which sqlite3 binds fastest (a named tuple
@@ -164,8 +169,7 @@ def add_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow]) -> lis
         return [conn.execute(LIVE_INSERT, _live_row(r)).lastrowid for r in rows]
 
 
-def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow],
-                           event_ids: Sequence[str | None]) -> int:
+def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow], event_ids: Sequence[str | None]) -> int:
     """Store live events that may carry a client ``event_id``; returns how many were stored.
 
     An id already in ``event_keys``, or seen earlier in ``rows``, is skipped
@@ -179,17 +183,23 @@ def add_keyed_interactions(db: sqlite_utils.Database, rows: Sequence[EventRow],
     with transaction(db):
         known: set[str] = set()
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            known.update(r[0] for r in db.execute(
-                f"SELECT event_id FROM event_keys WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
+            chunk = wanted[start : start + 500]
+            known.update(
+                r[0]
+                for r in db.execute(
+                    f"SELECT event_id FROM event_keys WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
+                )
+            )
         received = utcnow()
         for row, event_id in zip(rows, event_ids):
             if event_id is not None and event_id in known:
                 continue
             interaction_id = conn.execute(LIVE_INSERT, _live_row(row)).lastrowid
             if event_id is not None:
-                conn.execute("INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
-                             [event_id, interaction_id, received])
+                conn.execute(
+                    "INSERT INTO event_keys (event_id, interaction_id, received_at) VALUES (?, ?, ?)",
+                    [event_id, interaction_id, received],
+                )
                 known.add(event_id)
             stored += 1
     return stored
@@ -229,14 +239,15 @@ def existing_of(db: sqlite_utils.Database, table: str, ids: Sequence[str]) -> se
     found: set[str] = set()
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
+        chunk = unique[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         found.update(r[0] for r in db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk))
     return found
 
 
-def popular_since(db: sqlite_utils.Database, since: int, limit: int,
-                  purpose: str = PERSONALIZATION) -> list[tuple[str, int]]:
+def popular_since(
+    db: sqlite_utils.Database, since: int, limit: int, purpose: str = PERSONALIZATION
+) -> list[tuple[str, int]]:
     """Products by distinct consenting customers with an event at or after ``since`` (Unix seconds)."""
     return db.execute(
         "SELECT i.product_id, count(DISTINCT i.customer_id) AS n FROM interactions i "
@@ -252,7 +263,8 @@ def consented_event_rows(db: sqlite_utils.Database, purpose: str) -> list[tuple[
     return db.execute(
         "SELECT i.customer_id, i.product_id, i.event_type, CAST(i.quantity AS REAL), CAST(i.occurred_at AS INTEGER) "
         "FROM interactions i " + granted_join("i.customer_id"),
-        [purpose]).fetchall()
+        [purpose],
+    ).fetchall()
 
 
 def interaction_count(db: sqlite_utils.Database) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlite_utils
 
@@ -17,7 +17,7 @@ def stored_customers(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str,
     out: dict[str, CustomerRow] = {}
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
+        chunk = unique[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         for row in db.execute(f"SELECT {_COLUMNS} FROM customers WHERE id IN ({marks})", chunk):
             out[row[0]] = CustomerRow(*row)
@@ -34,14 +34,21 @@ def first_week_counts(db: sqlite_utils.Database, purposes: Sequence[str], market
         "SELECT count(*), count(email), "
         "sum(birth_date IS NOT NULL OR anniversary_date IS NOT NULL), "
         f"sum((birth_date IS NOT NULL OR anniversary_date IS NOT NULL) AND {granted_sql('customers.id')}) "
-        "FROM customers", [marketing]).fetchone()
-    out = {"customers": int(one[0] or 0), "with_email": int(one[1] or 0), "with_occasion": int(one[2] or 0),
-           "reachable": int(one[3] or 0),
-           "events": int(db.execute("SELECT count(*) FROM interactions").fetchone()[0]),
-           "offers": int(db.execute("SELECT count(*) FROM offers").fetchone()[0])}
+        "FROM customers",
+        [marketing],
+    ).fetchone()
+    out = {
+        "customers": int(one[0] or 0),
+        "with_email": int(one[1] or 0),
+        "with_occasion": int(one[2] or 0),
+        "reachable": int(one[3] or 0),
+        "events": int(db.execute("SELECT count(*) FROM interactions").fetchone()[0]),
+        "offers": int(db.execute("SELECT count(*) FROM offers").fetchone()[0]),
+    }
     for purpose in purposes:
-        out[f"granted:{purpose}"] = int(db.execute(
-            f"SELECT count(*) FROM customers WHERE {granted_sql('customers.id')}", [purpose]).fetchone()[0])
+        out[f"granted:{purpose}"] = int(
+            db.execute(f"SELECT count(*) FROM customers WHERE {granted_sql('customers.id')}", [purpose]).fetchone()[0]
+        )
     return out
 
 
@@ -50,10 +57,14 @@ def undecided_among(db: sqlite_utils.Database, ids: Sequence[str], purpose: str)
     out: list[str] = []
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
+        chunk = unique[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        decided = {r[0] for r in db.execute(
-            f"SELECT customer_id FROM consents WHERE purpose = ? AND customer_id IN ({marks})", [purpose, *chunk])}
+        decided = {
+            r[0]
+            for r in db.execute(
+                f"SELECT customer_id FROM consents WHERE purpose = ? AND customer_id IN ({marks})", [purpose, *chunk]
+            )
+        }
         known = {r[0] for r in db.execute(f"SELECT id FROM customers WHERE id IN ({marks})", chunk)}
         out.extend(c for c in chunk if c in known and c not in decided)
     return out

@@ -19,11 +19,12 @@ def served_lists_since(db: sqlite_utils.Database, since: str | None) -> list[tup
     """
     return db.execute(
         "SELECT list_id, customer_id, created_at, endpoint, model_version, arm, product_ids FROM decisions "
-        "WHERE list_id IS NOT NULL AND created_at >= ? ORDER BY created_at, id", [since or ""]).fetchall()
+        "WHERE list_id IS NOT NULL AND created_at >= ? ORDER BY created_at, id",
+        [since or ""],
+    ).fetchall()
 
 
-def attributable_events(db: sqlite_utils.Database, since_epoch: int,
-                        event_types: Sequence[str]) -> sqlite3.Cursor:
+def attributable_events(db: sqlite_utils.Database, since_epoch: int, event_types: Sequence[str]) -> sqlite3.Cursor:
     """``(customer_id, product_id, event_type, quantity, occurred_at, list_id, price, catalogue_price)`` of
     every event of ``event_types`` at or after ``since_epoch`` (Unix s), oldest first, as a cursor.
 
@@ -38,4 +39,5 @@ def attributable_events(db: sqlite_utils.Database, since_epoch: int,
         "SELECT i.customer_id, i.product_id, i.event_type, i.quantity, i.occurred_at, i.list_id, "
         f"i.price, p.price FROM interactions i LEFT JOIN products p ON p.id = i.product_id "
         f"WHERE i.occurred_at >= ? AND i.event_type IN ({marks}) ORDER BY i.occurred_at, i.id",
-        [since_epoch, *event_types])
+        [since_epoch, *event_types],
+    )

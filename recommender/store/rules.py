@@ -49,8 +49,17 @@ def _bump(db: sqlite_utils.Database) -> int:
     return rules_version(db)
 
 
-def write_rule(db: sqlite_utils.Database, name: str, body: str | None, status: str | None, *, actor: str,
-               action: str, before: str | None, after: str | None) -> int:
+def write_rule(
+    db: sqlite_utils.Database,
+    name: str,
+    body: str | None,
+    status: str | None,
+    *,
+    actor: str,
+    action: str,
+    before: str | None,
+    after: str | None,
+) -> int:
     """Create, change or (``body`` None) delete one rule, audit it and bump the version; returns the new version.
 
     One transaction: the rule, its audit row and the version move together.
@@ -60,19 +69,28 @@ def write_rule(db: sqlite_utils.Database, name: str, body: str | None, status: s
         if body is None:
             db.execute("DELETE FROM rules WHERE name = ?", [name])
         else:
-            db.execute("INSERT INTO rules (name, body, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
-                       "ON CONFLICT(name) DO UPDATE SET body = excluded.body, status = excluded.status, "
-                       "updated_at = excluded.updated_at", [name, body, status, now, now])
-        db.execute("INSERT INTO rule_audit (rule, actor, at, action, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-                   [name, actor, now, action, before, after])
+            db.execute(
+                "INSERT INTO rules (name, body, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET body = excluded.body, status = excluded.status, "
+                "updated_at = excluded.updated_at",
+                [name, body, status, now, now],
+            )
+        db.execute(
+            "INSERT INTO rule_audit (rule, actor, at, action, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+            [name, actor, now, action, before, after],
+        )
         return _bump(db)
 
 
 def rule_audit(db: sqlite_utils.Database, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The newest audit rows first (of one rule, or of all): ``{id, rule, actor, at, action, before, after}``."""
     where, args = ("WHERE rule = ?", [name]) if name is not None else ("", [])
-    return list(db.query(f"SELECT id, rule, actor, at, action, before, after FROM rule_audit {where} "
-                         "ORDER BY id DESC LIMIT ?", [*args, limit]))
+    return list(
+        db.query(
+            f"SELECT id, rule, actor, at, action, before, after FROM rule_audit {where} ORDER BY id DESC LIMIT ?",
+            [*args, limit],
+        )
+    )
 
 
 def arrivals_since(db: sqlite_utils.Database, since: str) -> list[str]:
@@ -85,26 +103,45 @@ def arrivals_since(db: sqlite_utils.Database, since: str) -> list[str]:
 
 def recent_impressions(db: sqlite_utils.Database, customer_id: str, since: str) -> list[tuple[str, str]]:
     """``(created_at, product_ids JSON)`` of every list served to this customer since ``since`` (the decision log)."""
-    return db.execute("SELECT created_at, product_ids FROM decisions WHERE customer_id = ? AND created_at >= ?",
-                      [customer_id, since]).fetchall()
+    return db.execute(
+        "SELECT created_at, product_ids FROM decisions WHERE customer_id = ? AND created_at >= ?", [customer_id, since]
+    ).fetchall()
 
 
 def preview_customers(db: sqlite_utils.Database, purpose: str, limit: int) -> list[str]:
     """Up to ``limit`` customers who granted ``purpose`` and have events, the most recently active first."""
-    return [r[0] for r in db.execute(
-        f"SELECT i.customer_id FROM interactions i WHERE i.customer_id IN ({consenting_sql()}) "
-        "GROUP BY i.customer_id ORDER BY max(i.occurred_at) DESC, i.customer_id LIMIT ?", [purpose, limit])]
+    return [
+        r[0]
+        for r in db.execute(
+            f"SELECT i.customer_id FROM interactions i WHERE i.customer_id IN ({consenting_sql()}) "
+            "GROUP BY i.customer_id ORDER BY max(i.occurred_at) DESC, i.customer_id LIMIT ?",
+            [purpose, limit],
+        )
+    ]
 
 
 def rule_effect_rows(db: sqlite_utils.Database, since: str | None = None) -> list[tuple[Any, ...]]:
     """``(list_id, customer_id, created_at, endpoint, arm, rules JSON)`` of logged lists that a rule changed
     (for per-rule reports); none on a database from before rules existed."""
     try:
-        return db.execute("SELECT list_id, customer_id, created_at, endpoint, arm, rules FROM decisions "
-                          "WHERE created_at >= ? AND rules IS NOT NULL ORDER BY id", [since or ""]).fetchall()
+        return db.execute(
+            "SELECT list_id, customer_id, created_at, endpoint, arm, rules FROM decisions "
+            "WHERE created_at >= ? AND rules IS NOT NULL ORDER BY id",
+            [since or ""],
+        ).fetchall()
     except sqlite3.OperationalError:
         return []
 
 
-__all__ = ["RULES_VERSION", "arrivals_since", "preview_customers", "recent_impressions", "rule_audit", "rule_effect_rows", "rule_row",
-           "rule_rows", "rules_version", "write_rule"]
+__all__ = [
+    "RULES_VERSION",
+    "arrivals_since",
+    "preview_customers",
+    "recent_impressions",
+    "rule_audit",
+    "rule_effect_rows",
+    "rule_row",
+    "rule_rows",
+    "rules_version",
+    "write_rule",
+]

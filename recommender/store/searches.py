@@ -36,5 +36,7 @@ def record_search(db: sqlite_utils.Database, record: dict[str, Any]) -> None:
     """Replace the last search's record (one transaction)."""
     text = json.dumps(record, sort_keys=True)
     with transaction(db):
-        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                   [LAST_SEARCH, text])
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [LAST_SEARCH, text],
+        )

@@ -27,9 +27,9 @@ import json
 import os
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Union
 
 import sqlite_utils
 
@@ -58,7 +58,7 @@ class TombstoneKey:
         return hmac.new(self.secret, b"recommender tombstone key id", hashlib.sha256).hexdigest()[:32]
 
 
-KeySource = Union[Settings, TombstoneKey, str, Path]
+KeySource = Settings | TombstoneKey | str | Path
 
 
 def key_path(source: KeySource) -> Path:
@@ -162,11 +162,14 @@ def ensure_key(db: sqlite_utils.Database, source: KeySource) -> TombstoneKey:
         raise ConfigError(
             f"privacy key file {path} is missing, but this database holds {store.keyed_hashes(db)} "
             "tombstone(s) made with it; restore it from the backup of the database (without it erased "
-            "customers cannot be recognised and refused)")
+            "customers cannot be recognised and refused)"
+        )
     key = read_key(path)
     if key.key_id != recorded:
-        raise ConfigError(f"privacy key file {path} belongs to another database (its key id differs from this "
-                          "database's); point privacy.key_file at this database's key")
+        raise ConfigError(
+            f"privacy key file {path} belongs to another database (its key id differs from this "
+            "database's); point privacy.key_file at this database's key"
+        )
     return key
 
 

@@ -25,7 +25,8 @@ its name ("... T-LIGHT HOLDER" → ``holder``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,12 +59,26 @@ def _top_in_pool(scores: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
 
 
 def _scores(model: Recommender, users: np.ndarray, history: sp.csr_matrix, block: int = 512) -> np.ndarray:
-    return np.vstack([np.asarray(model.batch_scores(users[s:s + block], history[s:s + block]), dtype=np.float32)
-                      for s in range(0, len(users), block)]) if len(users) else np.zeros((0, model.n_items))
+    return (
+        np.vstack(
+            [
+                np.asarray(model.batch_scores(users[s : s + block], history[s : s + block]), dtype=np.float32)
+                for s in range(0, len(users), block)
+            ]
+        )
+        if len(users)
+        else np.zeros((0, model.n_items))
+    )
 
 
-def _explore(top: np.ndarray, scores: np.ndarray, eligible: np.ndarray, seen: sp.csr_matrix, share: float,
-             rng: np.random.Generator) -> np.ndarray:
+def _explore(
+    top: np.ndarray,
+    scores: np.ndarray,
+    eligible: np.ndarray,
+    seen: sp.csr_matrix,
+    share: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The served rule of :class:`recommender.serving.newproducts.Exploration` on batch lists (last slots)."""
     k = top.shape[1]
     out = top.copy()
@@ -74,7 +89,7 @@ def _explore(top: np.ndarray, scores: np.ndarray, eligible: np.ndarray, seen: sp
         slots -= int(np.isin(top[r], eligible).sum())
         if slots <= 0:
             continue
-        own = seen.indices[seen.indptr[r]:seen.indptr[r + 1]]
+        own = seen.indices[seen.indptr[r] : seen.indptr[r + 1]]
         cand = eligible[~np.isin(eligible, np.concatenate([own, top[r]]))]
         if not len(cand):
             continue
@@ -104,8 +119,10 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, log: Log = _quiet
     new = np.flatnonzero(~trained & (first >= split.cut_time) & (first < np.iinfo(np.int64).max))
     if not len(new):
         raise ValidationError("no product was first sold in the test period: nothing to evaluate for new products")
-    log(f"{len(new):,} products first sold in the test period; content mapping: "
-        f"{', '.join(mapping.kinds)} over {mapping.featuriser.width:,} content features")
+    log(
+        f"{len(new):,} products first sold in the test period; content mapping: "
+        f"{', '.join(mapping.kinds)} over {mapping.featuriser.width:,} content features"
+    )
 
     # --- new products, for their buyers -----------------------------------------------------
     is_new = np.zeros(n_items, dtype=bool)
@@ -128,7 +145,7 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, log: Log = _quiet
     newest_top = np.full((len(buyers), k), -1, dtype=np.int64)
     random_top = np.full((len(buyers), k), -1, dtype=np.int64)
     for r in range(len(buyers)):
-        own = history.indices[history.indptr[r]:history.indptr[r + 1]]
+        own = history.indices[history.indptr[r] : history.indptr[r + 1]]
         weight = np.bincount(cat[own], minlength=len(codes)).astype(np.float64)
         share = weight[cat[new]]
         newest_top[r] = new[np.lexsort((new, -newest_rank, -share))[:k]]
@@ -141,8 +158,11 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, log: Log = _quiet
     def row(top: np.ndarray) -> dict[str, float]:
         m = evaluation.ranking_metrics(top, relevant_new, buyers, k)
         per = evaluation.per_user_ndcg(top, relevant_new, buyers, k)
-        return {"recall": round(m["recall"], 6), "ndcg": round(m["ndcg"], 6),
-                "ndcg_se": round(float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else 0.0, 6)}
+        return {
+            "recall": round(m["recall"], 6),
+            "ndcg": round(m["ndcg"], 6),
+            "ndcg_se": round(float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else 0.0, 6),
+        }
 
     new_rows = {
         "content_mapping": row(content_top),
@@ -159,26 +179,36 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, log: Log = _quiet
     base_top = fitted.batch_recommend(users, seen, k)
     ext_top = extended.batch_recommend(users, seen, k)
     ext_scores = _scores(extended, users, seen)
-    explore_top = _explore(ext_top, ext_scores, np.flatnonzero(~trained), seen, share_setting,
-                           np.random.default_rng(seed))
+    explore_top = _explore(
+        ext_top, ext_scores, np.flatnonzero(~trained), seen, share_setting, np.random.default_rng(seed)
+    )
 
     def overall(top: np.ndarray) -> dict[str, float]:
         s = evaluation.score_lists(top, split, k, n_items)
-        return {"ndcg": round(s.metrics["ndcg"], 6), "ndcg_se": round(s.ndcg_se, 6),
-                "recall": round(s.metrics["recall"], 6), "coverage": round(s.coverage, 6),
-                "new_product_share": round(float(np.isin(top, new).mean()), 6)}
+        return {
+            "ndcg": round(s.metrics["ndcg"], 6),
+            "ndcg_se": round(s.ndcg_se, 6),
+            "recall": round(s.metrics["recall"], 6),
+            "coverage": round(s.coverage, 6),
+            "new_product_share": round(float(np.isin(top, new).mean()), 6),
+        }
 
     overall_rows = {"model": overall(base_top), "content": overall(ext_top), "content_explore": overall(explore_top)}
     return {
         "k": k,
         "cut_time": int(split.cut_time),
         "recipe": result.payload.get("params", {}).get("family", "als"),
-        "new_products": int(len(new)),
-        "buyers": int(len(buyers)),
-        "customers": int(len(users)),
-        "mapping": {"kinds": mapping.kinds, "features": int(mapping.featuriser.width),
-                    "vocabulary": len(mapping.featuriser.vocabulary), "categories": len(mapping.featuriser.categories),
-                    "price_bands": int(len(mapping.featuriser.price_edges) + 1), "ridge_alpha": mapping.alpha},
+        "new_products": len(new),
+        "buyers": len(buyers),
+        "customers": len(users),
+        "mapping": {
+            "kinds": mapping.kinds,
+            "features": int(mapping.featuriser.width),
+            "vocabulary": len(mapping.featuriser.vocabulary),
+            "categories": len(mapping.featuriser.categories),
+            "price_bands": int(len(mapping.featuriser.price_edges) + 1),
+            "ridge_alpha": mapping.alpha,
+        },
         "exploration_share": share_setting,
         "new": new_rows,
         "overall": overall_rows,
@@ -188,20 +218,29 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, log: Log = _quiet
 def table(payload: dict[str, Any]) -> str:
     """The two tables as text."""
     k = payload["k"]
-    lines = [f"products first sold in the test period: {payload['new_products']:,}; "
-             f"their buyers with history: {payload['buyers']:,} (recipe {payload['recipe']})",
-             "", f"new products, for their buyers        recall@{k}   NDCG@{k} (± se)"]
-    names = {"content_mapping": "content mapping (new products)", "newest_in_category": "newest in the category",
-             "random_in_category": "random in the category", "personal_list_model": "personal list, model alone",
-             "personal_list_content": "personal list, with content",
-             "personal_list_content_explore": "personal list, content + explore"}
+    lines = [
+        f"products first sold in the test period: {payload['new_products']:,}; "
+        f"their buyers with history: {payload['buyers']:,} (recipe {payload['recipe']})",
+        "",
+        f"new products, for their buyers        recall@{k}   NDCG@{k} (± se)",
+    ]
+    names = {
+        "content_mapping": "content mapping (new products)",
+        "newest_in_category": "newest in the category",
+        "random_in_category": "random in the category",
+        "personal_list_model": "personal list, model alone",
+        "personal_list_content": "personal list, with content",
+        "personal_list_content_explore": "personal list, content + explore",
+    }
     for key, name in names.items():
         r = payload["new"][key]
         lines.append(f"  {name:<36} {r['recall']:.4f}    {r['ndcg']:.4f} (± {r['ndcg_se']:.4f})")
-    lines += ["", f"overall personal lists ({payload['customers']:,} customers)   NDCG@{k} (± se)   "
-                  "share of slots new"]
-    for key, name in (("model", "model alone"), ("content", "with content mapping"),
-                      ("content_explore", f"with content + explore {payload['exploration_share']:g}")):
+    lines += ["", f"overall personal lists ({payload['customers']:,} customers)   NDCG@{k} (± se)   share of slots new"]
+    for key, name in (
+        ("model", "model alone"),
+        ("content", "with content mapping"),
+        ("content_explore", f"with content + explore {payload['exploration_share']:g}"),
+    ):
         r = payload["overall"][key]
         lines.append(f"  {name:<36} {r['ndcg']:.4f} (± {r['ndcg_se']:.4f})   {r['new_product_share']:.4f}")
     return "\n".join(lines)

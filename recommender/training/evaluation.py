@@ -11,8 +11,9 @@ on the same split, because a number without a baseline says nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,8 +44,9 @@ def cut_time(times: np.ndarray, settings: EvaluationSettings) -> int:
     return int(np.quantile(times, settings.cut_quantile, method="higher"))
 
 
-def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSettings,
-                   base_mask: np.ndarray | None = None) -> Split:
+def temporal_split(
+    data: Interactions, als: ALSSettings, settings: EvaluationSettings, base_mask: np.ndarray | None = None
+) -> Split:
     """Split ``data`` (or the events selected by ``base_mask``) at the time quantile."""
     cut = cut_time(data.time if base_mask is None else data.time[base_mask], settings)
     in_scope = np.ones(len(data), dtype=bool) if base_mask is None else base_mask
@@ -71,11 +73,12 @@ def temporal_split(data: Interactions, als: ALSSettings, settings: EvaluationSet
     return Split(cut, train_mask, train, relevant, users, eligible)
 
 
-def _hits(top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray,
-          k: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def _hits(
+    top: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(row, relevant items, hit mask of the top k)`` for each of ``users`` with relevant items."""
     for row, user in enumerate(users):
-        rel = relevant.indices[relevant.indptr[user]:relevant.indptr[user + 1]]
+        rel = relevant.indices[relevant.indptr[user] : relevant.indptr[user + 1]]
         if len(rel):
             ranked = top[row, :k]
             yield row, rel, np.isin(ranked, rel) & (ranked >= 0)
@@ -150,7 +153,7 @@ def popular_not_seen(order: np.ndarray, seen: sp.csr_matrix, users: np.ndarray, 
     """For each user, the first ``depth`` items of the global ``order`` they have not seen."""
     top = np.full((len(users), depth), -1, dtype=np.int64)
     for row, user in enumerate(users):
-        own = seen.indices[seen.indptr[user]:seen.indptr[user + 1]]
+        own = seen.indices[seen.indptr[user] : seen.indptr[user + 1]]
         head = order[: depth + len(own)]
         picked = head[~np.isin(head, own)][:depth]
         top[row, : len(picked)] = picked
@@ -164,16 +167,16 @@ def evaluate_popularity(split: Split, k: int, curve_k: int = 0) -> Scores:
     return score_lists(top, split, k, split.train.shape[1], curve_k)
 
 
-def report_payload(model_scores: Scores, popular_scores: Scores, split: Split, k: int,
-                   params: dict[str, Any]) -> dict[str, Any]:
+def report_payload(
+    model_scores: Scores, popular_scores: Scores, split: Split, k: int, params: dict[str, Any]
+) -> dict[str, Any]:
     """The ``--json`` object of ``recommender evaluate`` (also stored in each model's manifest)."""
     return {
         "k": k,
-        "users": int(len(split.users)),
+        "users": len(split.users),
         "eligible_users": int(split.eligible_users),
         "cut_time": int(split.cut_time),
         "model": model_scores.as_dict(),
         "popularity": popular_scores.as_dict(),
         "params": params,
     }
-

@@ -25,18 +25,18 @@ before the test cut (``base_mask``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from recommender.training import evaluation
-from recommender.training import recipes
-from recommender.training.evaluation import per_user_ndcg
 from recommender.config import Settings
-from recommender.errors import RecommenderError
 from recommender.data.interactions import Interactions
+from recommender.errors import RecommenderError
 from recommender.models.base import Recommender
+from recommender.training import evaluation, recipes
+from recommender.training.evaluation import per_user_ndcg
 from recommender.training.recipes import BLEND, Recipe
 
 
@@ -95,17 +95,25 @@ def pick(finalists: list[tuple[Any, FoldScores, int]], standard_errors: float) -
     best = max(range(len(finalists)), key=lambda i: (means[i], -i))
     if standard_errors <= 0:
         return best, "best mean validation NDCG", [best]
-    tied = [i for i in range(len(finalists)) if i == best or
-            means[best] - means[i] <= standard_errors * standard_error(finalists[best][1], finalists[i][1])]
+    tied = [
+        i
+        for i in range(len(finalists))
+        if i == best or means[best] - means[i] <= standard_errors * standard_error(finalists[best][1], finalists[i][1])
+    ]
     chosen = max(tied, key=lambda i: (finalists[i][2], means[i], -i))
     if chosen == best:
         return best, "best mean validation NDCG", tied
-    return chosen, (f"within {standard_errors:g} paired standard error(s) of the best mean validation NDCG "
-                    f"({means[best]:.4f}) and has more parts"), tied
+    return (
+        chosen,
+        (
+            f"within {standard_errors:g} paired standard error(s) of the best mean validation NDCG "
+            f"({means[best]:.4f}) and has more parts"
+        ),
+        tied,
+    )
 
 
-def fold_split(data: Interactions, settings: Settings, quantile: float, train_period: np.ndarray
-               ) -> evaluation.Split:
+def fold_split(data: Interactions, settings: Settings, quantile: float, train_period: np.ndarray) -> evaluation.Split:
     """The validation split at ``quantile`` of the training period (never past the test cut)."""
     ev = dataclasses.replace(settings.evaluation, cut_quantile=float(quantile))
     return evaluation.temporal_split(data, settings.als, ev, base_mask=train_period)
@@ -139,15 +147,20 @@ class Cuts:
         recipe: Recipe = cand.recipe
         split = self.split(recipe.settings, quantile)
         parts = []
-        for name in (recipe.parts if recipe.family == BLEND else (recipe.family,)):
+        for name in recipe.parts if recipe.family == BLEND else (recipe.family,):
             part = Recipe(name, recipe.settings)
             rid = part.id(self.engine)
             if (quantile, rid) not in self.models:
                 if self.check_memory is not None:
                     self.check_memory(part, split.train)
-                self.models[(quantile, rid)] = recipes.fit(part, split.train, list(self.data.user_ids),
-                                                           list(self.data.item_ids), engine=self.engine,
-                                                           fitter=self.fitter)
+                self.models[(quantile, rid)] = recipes.fit(
+                    part,
+                    split.train,
+                    list(self.data.user_ids),
+                    list(self.data.item_ids),
+                    engine=self.engine,
+                    fitter=self.fitter,
+                )
             parts.append(self.models[(quantile, rid)])
         model = parts[0] if recipe.family != BLEND else recipes.fit_blend_of(recipe, parts)
         top = model.batch_recommend(split.users, split.train[split.users], self.k)
@@ -167,8 +180,9 @@ def finalists_of(candidates: list[Any]) -> list[Any]:
     return sorted(best.values(), key=lambda c: order[id(c)])
 
 
-def score_cuts(cuts: Cuts, final: list[Any], settings: Settings, out_of_time: Callable[[], bool],
-               log: Callable[[str], None]) -> list[float]:
+def score_cuts(
+    cuts: Cuts, final: list[Any], settings: Settings, out_of_time: Callable[[], bool], log: Callable[[str], None]
+) -> list[float]:
     """Score every finalist at each extra cut of ``selection.folds``; the cuts all of them were scored at.
 
     A cut that cannot be completed for every finalist (time budget spent, a
@@ -191,6 +205,8 @@ def score_cuts(cuts: Cuts, final: list[Any], settings: Settings, out_of_time: Ca
                 c.folds.users.pop(q, None)
             continue
         done.append(q)
-        log(f"selection: finalists at the cut {q:g} of the training period: "
-            + ", ".join(f"{c.recipe.family} {c.folds.scores[q].mean():.4f}" for c in final))
+        log(
+            f"selection: finalists at the cut {q:g} of the training period: "
+            + ", ".join(f"{c.recipe.family} {c.folds.scores[q].mean():.4f}" for c in final)
+        )
     return done

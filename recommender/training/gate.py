@@ -30,8 +30,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,16 +48,18 @@ ZERO_NORM = 1e-6
 FAMILY_SECTIONS = {"ease": ("ease",), "rp3beta": ("itemgraph",), "itemknn": ("itemgraph",)}
 
 
-def recipe(settings: Settings, engine: str, family: str = "als",
-           blend: dict[str, Any] | None = None) -> dict[str, Any]:
+def recipe(settings: Settings, engine: str, family: str = "als", blend: dict[str, Any] | None = None) -> dict[str, Any]:
     """What makes a model besides the data: family, engine, its settings, the event weights.
 
     The ALS section is always recorded: its half-life, alpha and log scaling
     shape the confidence matrix every family learns from. An item family adds
     its own section; a blend names its parts and their weights.
     """
-    out: dict[str, Any] = {"engine": engine, "als": dataclasses.asdict(settings.als),
-                           "event_weights": dict(settings.event_weights)}
+    out: dict[str, Any] = {
+        "engine": engine,
+        "als": dataclasses.asdict(settings.als),
+        "event_weights": dict(settings.event_weights),
+    }
     if family != "als":
         out["family"] = family
     names = [family] if blend is None else list(blend["parts"])
@@ -94,8 +97,10 @@ def _section(cls: Any, recorded: dict[str, Any] | None, current: Any) -> Any:
 
 def settings_for(params: dict[str, Any], base: Settings) -> Settings:
     """``base`` with the settings sections and event weights of a recorded recipe (for refitting or serving it)."""
-    changes: dict[str, Any] = {"als": _section(ALSSettings, params.get("als"), base.als),
-                               "event_weights": dict(params.get("event_weights") or base.event_weights)}
+    changes: dict[str, Any] = {
+        "als": _section(ALSSettings, params.get("als"), base.als),
+        "event_weights": dict(params.get("event_weights") or base.event_weights),
+    }
     for section in ("ease", "itemgraph"):
         current = getattr(base, section, None)
         if current is not None and params.get(section):
@@ -124,7 +129,7 @@ class Decision:
 
 
 def _iso(seconds: int | None) -> str | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def trained_rows(full_matrix: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -135,41 +140,89 @@ def trained_rows(full_matrix: Any) -> tuple[np.ndarray, np.ndarray]:
     return (np.flatnonzero(np.diff(full_matrix.indptr) > 0), np.flatnonzero(np.diff(full_matrix.tocsc().indptr) > 0))
 
 
-def health_checks(payload: dict[str, Any], data: Interactions, model: Recommender, full_matrix: Any,
-                  incumbent: dict[str, Any] | None, conf: GateSettings) -> list[Check]:
+def health_checks(
+    payload: dict[str, Any],
+    data: Interactions,
+    model: Recommender,
+    full_matrix: Any,
+    incumbent: dict[str, Any] | None,
+    conf: GateSettings,
+) -> list[Check]:
     """The checks on tonight's data and fit alone (see the module docstring)."""
     k = payload["k"]
     ndcg, baseline = payload["model"]["ndcg"], payload["popularity"]["ndcg"]
-    checks = [Check("beats_popularity", ndcg > baseline, ndcg, baseline,
-                    f"new model NDCG@{k} {ndcg:.4f} is not above the popularity baseline's {baseline:.4f} "
-                    f"on the same split")]
+    checks = [
+        Check(
+            "beats_popularity",
+            ndcg > baseline,
+            ndcg,
+            baseline,
+            f"new model NDCG@{k} {ndcg:.4f} is not above the popularity baseline's {baseline:.4f} on the same split",
+        )
+    ]
     total = len(data) + data.future_events
     share = data.future_events / total if total else 0.0
-    checks.append(Check("future_events", share <= conf.max_future_share, share, conf.max_future_share,
-                        f"{data.future_events:,} of {total:,} events ({share:.2%}) are dated after the training "
-                        f"time (newest {_iso(data.newest_future)}): a data accident (an import that bypassed "
-                        f"the time check, a wrong clock); fix or delete them and retrain"))
+    checks.append(
+        Check(
+            "future_events",
+            share <= conf.max_future_share,
+            share,
+            conf.max_future_share,
+            f"{data.future_events:,} of {total:,} events ({share:.2%}) are dated after the training "
+            f"time (newest {_iso(data.newest_future)}): a data accident (an import that bypassed "
+            f"the time check, a wrong clock); fix or delete them and retrain",
+        )
+    )
     trained_users, trained_items = trained_rows(full_matrix)
     shares = model.health(trained_users, trained_items)
     users, items = shares["users"], shares["items"]
-    checks.append(Check("nonzero_customers", users >= conf.min_nonzero_share, users, conf.min_nonzero_share,
-                        f"only {users:.1%} of the {len(trained_users):,} trained customers got a non-zero factor row "
-                        f"(the fit collapsed: check the data's time stamps and the ALS settings)"))
-    checks.append(Check("nonzero_products", items >= conf.min_nonzero_share, items, conf.min_nonzero_share,
-                        f"only {items:.1%} of the {len(trained_items):,} trained products got a non-zero factor row "
-                        f"(the fit collapsed: check the data's time stamps and the ALS settings)"))
+    checks.append(
+        Check(
+            "nonzero_customers",
+            users >= conf.min_nonzero_share,
+            users,
+            conf.min_nonzero_share,
+            f"only {users:.1%} of the {len(trained_users):,} trained customers got a non-zero factor row "
+            f"(the fit collapsed: check the data's time stamps and the ALS settings)",
+        )
+    )
+    checks.append(
+        Check(
+            "nonzero_products",
+            items >= conf.min_nonzero_share,
+            items,
+            conf.min_nonzero_share,
+            f"only {items:.1%} of the {len(trained_items):,} trained products got a non-zero factor row "
+            f"(the fit collapsed: check the data's time stamps and the ALS settings)",
+        )
+    )
     before = (incumbent or {}).get("data", {}).get("interactions")
     if before:
         drop = 1.0 - len(data) / before
-        checks.append(Check("data_drop", drop <= conf.max_data_drop, drop, conf.max_data_drop,
-                            f"the history shrank from {before:,} to {len(data):,} interactions ({drop:.0%}) since the "
-                            f"current model: a broken or partial import? (withdrawals and erasures shrink it a little)"))
+        checks.append(
+            Check(
+                "data_drop",
+                drop <= conf.max_data_drop,
+                drop,
+                conf.max_data_drop,
+                f"the history shrank from {before:,} to {len(data):,} interactions ({drop:.0%}) since the "
+                f"current model: a broken or partial import? (withdrawals and erasures shrink it a little)",
+            )
+        )
     return checks
 
 
-def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, model: Recommender, full_matrix: Any,
-          incumbent: dict[str, Any] | None, incumbent_version: str | None, conf: GateSettings,
-          refit_incumbent: Callable[[dict[str, Any]], dict[str, Any]]) -> Decision:
+def judge(
+    payload: dict[str, Any],
+    params: dict[str, Any],
+    data: Interactions,
+    model: Recommender,
+    full_matrix: Any,
+    incumbent: dict[str, Any] | None,
+    incumbent_version: str | None,
+    conf: GateSettings,
+    refit_incumbent: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Decision:
     """Decide on tonight's model; ``refit_incumbent(params)`` fits and scores a recipe on tonight's split.
 
     ``payload`` is tonight's evaluation (model and popularity on tonight's
@@ -178,16 +231,24 @@ def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, m
     checks = health_checks(payload, data, model, full_matrix, incumbent, conf)
     record: dict[str, Any] = {
         "split": {"cut_time": payload["cut_time"], "users": payload["users"], "k": payload["k"]},
-        "candidate": {"recipe": recipe_id(params), "ndcg": payload["model"]["ndcg"],
-                      "popularity_ndcg": payload["popularity"]["ndcg"]},
+        "candidate": {
+            "recipe": recipe_id(params),
+            "ndcg": payload["model"]["ndcg"],
+            "popularity_ndcg": payload["popularity"]["ndcg"],
+        },
         "incumbent": None,
     }
     refusal = next((c.message for c in checks if not c.passed), None)
     if incumbent is not None:
         theirs = incumbent.get("params") or {}
         same = recipe_id(theirs) == recipe_id(params)
-        entry: dict[str, Any] = {"version": incumbent_version, "recipe": recipe_id(theirs), "same_recipe": same,
-                                 "ndcg": None, "cut_time": None}
+        entry: dict[str, Any] = {
+            "version": incumbent_version,
+            "recipe": recipe_id(theirs),
+            "same_recipe": same,
+            "ndcg": None,
+            "cut_time": None,
+        }
         if not same and refusal is None:
             try:
                 scored = refit_incumbent(theirs)
@@ -198,10 +259,17 @@ def judge(payload: dict[str, Any], params: dict[str, Any], data: Interactions, m
                 theirs_ndcg, ours = scored["model"]["ndcg"], payload["model"]["ndcg"]
                 limit = theirs_ndcg * (1.0 - conf.tolerance)
                 passed = scored["cut_time"] == payload["cut_time"] and ours >= limit
-                checks.append(Check("settings_vs_current", passed, ours, limit,
-                                    f"new settings score NDCG@{payload['k']} {ours:.4f}, below the current model "
-                                    f"{incumbent_version}'s settings ({theirs_ndcg:.4f}) fitted and scored on the "
-                                    f"same split; keep the current settings or tune again"))
+                checks.append(
+                    Check(
+                        "settings_vs_current",
+                        passed,
+                        ours,
+                        limit,
+                        f"new settings score NDCG@{payload['k']} {ours:.4f}, below the current model "
+                        f"{incumbent_version}'s settings ({theirs_ndcg:.4f}) fitted and scored on the "
+                        f"same split; keep the current settings or tune again",
+                    )
+                )
                 if not passed:
                     refusal = checks[-1].message
         record["incumbent"] = entry

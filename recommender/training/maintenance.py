@@ -28,8 +28,8 @@ from typing import Any
 import sqlite_utils
 
 from recommender import privacy, store
-from recommender.models import registry
 from recommender.config import Settings
+from recommender.models import registry
 
 
 def checkpoint(db: sqlite_utils.Database) -> dict[str, int]:
@@ -63,8 +63,13 @@ def refresh_values(db: sqlite_utils.Database, settings: Settings) -> dict[str, A
         done = refresh.refresh(db, settings)
     except Exception as exc:  # noqa: BLE001 - the night's other steps must run whatever the value fit does
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"stored": done["stored"], "not_profiled": done["not_profiled"], "estimator": done["estimator"],
-            "as_of": done["as_of"], "seconds": done["seconds"]["total"]}
+    return {
+        "stored": done["stored"],
+        "not_profiled": done["not_profiled"],
+        "estimator": done["estimator"],
+        "as_of": done["as_of"],
+        "seconds": done["seconds"]["total"],
+    }
 
 
 def run(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:

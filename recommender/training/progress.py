@@ -21,17 +21,31 @@ def _quiet(_: str) -> None:
 
 
 class Progress:
-    def __init__(self, desc: str, total: int, *, enabled: bool = False, log: Log = _quiet,
-                 detail: Log = _quiet, unit: str = "fit") -> None:
+    def __init__(
+        self,
+        desc: str,
+        total: int,
+        *,
+        enabled: bool = False,
+        log: Log = _quiet,
+        detail: Log = _quiet,
+        unit: str = "fit",
+    ) -> None:
         self.count = 0
         self._log, self._detail = log, detail
         self.bar = None
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=max(int(total), 1), desc=desc, unit=unit, file=sys.stderr, leave=False,
-                            dynamic_ncols=True,
-                            bar_format="{desc}: {n}/{total} {unit}s [{elapsed}<{remaining}]{postfix}")
+            self.bar = tqdm(
+                total=max(int(total), 1),
+                desc=desc,
+                unit=unit,
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+                bar_format="{desc}: {n}/{total} {unit}s [{elapsed}<{remaining}]{postfix}",
+            )
 
     def _write(self, sink: Log, message: str) -> None:
         if self.bar is None:

@@ -11,22 +11,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlite_utils
 
 from recommender import store
-from recommender.training import evaluation
-from recommender.training import gate
-from recommender.models import registry
 from recommender.config import Settings
-from recommender.models.engines import Engine, get_engine
 from recommender.errors import GateRefused, ModelError
+from recommender.models import registry
 from recommender.models.base import Recommender
+from recommender.models.engines import Engine, get_engine
 from recommender.privacy import reconcile as privacy_reconcile
 from recommender.store.consents import PERSONALIZATION
+from recommender.training import evaluation, gate
 
 Log = Callable[[str], None]
 
@@ -138,21 +138,37 @@ def gate_and_publish(run: TrainingRun, candidate: Candidate) -> TrainResult:
             log(f"current model {current_version} cannot be loaded ({exc}); gating on tonight's checks only")
 
     def refit_incumbent(theirs: dict[str, Any]) -> dict[str, Any]:
-        log(f"recipe differs from the current model {current_version}'s ({gate.recipe_family(theirs)}): fitting "
-            f"its recipe on the same split")
+        log(
+            f"recipe differs from the current model {current_version}'s ({gate.recipe_family(theirs)}): fitting "
+            f"its recipe on the same split"
+        )
         their_engine = theirs.get("engine", run.engine)
         their_fitter = run.fitter if their_engine == run.engine else get_engine(their_engine)
         return candidate.refit(theirs, their_engine, their_fitter)
 
     params = payload["params"]
-    decision = gate.judge(payload, params, candidate.data, model, candidate.full_matrix, incumbent, current_version,
-                          settings.gate, refit_incumbent)
+    decision = gate.judge(
+        payload,
+        params,
+        candidate.data,
+        model,
+        candidate.full_matrix,
+        incumbent,
+        current_version,
+        settings.gate,
+        refit_incumbent,
+    )
     refusal = decision.refusal
     run.lap("gate")
     version = registry.new_version()
     model.manifest.update(
-        version=version, created_at=store.utcnow(), engine=run.engine, params=params,
-        data=candidate.counts, metrics=payload, consent_snapshot=consent_snapshot(candidate.user_ids),
+        version=version,
+        created_at=store.utcnow(),
+        engine=run.engine,
+        params=params,
+        data=candidate.counts,
+        metrics=payload,
+        consent_snapshot=consent_snapshot(candidate.user_ids),
         gate={**decision.record, "forced": bool(refusal and run.force and run.publish)},
     )
     if hasattr(model, "attach_ann") and model.attach_ann(settings.ann, log):  # large catalogues: recommender.models.ann

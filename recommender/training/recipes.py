@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.training import gate
 from recommender.config import Settings
 from recommender.errors import ConfigError
 from recommender.models.base import Recommender
+from recommender.training import gate
 
 BLEND = "blend"
 # Event-weighting profiles that tune and selection try (the shop's own extra event types are kept).
@@ -57,16 +57,30 @@ class Recipe:
         return gate.recipe_id(self.params(engine))
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], base: Settings) -> "Recipe":
+    def from_params(cls, params: dict[str, Any], base: Settings) -> Recipe:
         """Rebuild a recorded recipe on top of ``base`` (a manifest's ``params``)."""
         family = gate.recipe_family(params)
         blend = params.get("blend") or {}
-        return cls(family, gate.settings_for(params, base), tuple(blend.get("parts", ())),
-                   tuple(float(w) for w in blend.get("weights", ())), label=family)
+        return cls(
+            family,
+            gate.settings_for(params, base),
+            tuple(blend.get("parts", ())),
+            tuple(float(w) for w in blend.get("weights", ())),
+            label=family,
+        )
 
 
-def _fit_one(name: str, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], settings: Settings, *,
-             engine: str, fitter: Any, progress: bool = False) -> Recommender:
+def _fit_one(
+    name: str,
+    matrix: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    settings: Settings,
+    *,
+    engine: str,
+    fitter: Any,
+    progress: bool = False,
+) -> Recommender:
     if name == "als" and fitter is not None:
         model = fitter.fit(matrix, user_ids, item_ids, settings.als, progress=progress)
         model.manifest.setdefault("engine", engine)
@@ -92,11 +106,21 @@ def _parts(recipe: Recipe) -> tuple[str, ...]:
     return recipe.parts
 
 
-def fit(recipe: Recipe, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], *,
-        engine: str = "implicit", fitter: Any = None, progress: bool = False) -> Recommender:
+def fit(
+    recipe: Recipe,
+    matrix: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    *,
+    engine: str = "implicit",
+    fitter: Any = None,
+    progress: bool = False,
+) -> Recommender:
     """Fit ``recipe`` on ``matrix`` (a blend fits each part on it)."""
-    models = [_fit_one(name, matrix, user_ids, item_ids, recipe.settings, engine=engine, fitter=fitter,
-                       progress=progress) for name in _parts(recipe)]
+    models = [
+        _fit_one(name, matrix, user_ids, item_ids, recipe.settings, engine=engine, fitter=fitter, progress=progress)
+        for name in _parts(recipe)
+    ]
     if recipe.family != BLEND:
         return models[0]
     return _blend(models, recipe.weights)
@@ -107,8 +131,17 @@ def fit_blend_of(recipe: Recipe, fitted: list[Recommender]) -> Recommender:
     return _blend(fitted, recipe.weights)
 
 
-def refit(recipe: Recipe, evaluated: Recommender, full: sp.csr_matrix, user_ids: list[str], item_ids: list[str], *,
-          engine: str, fitter: Any, progress: bool = False) -> Recommender:
+def refit(
+    recipe: Recipe,
+    evaluated: Recommender,
+    full: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    *,
+    engine: str,
+    fitter: Any,
+    progress: bool = False,
+) -> Recommender:
     """The published model: ``evaluated`` (fitted on the past of the split) brought up to all data.
 
     ALS continues from the evaluated factors for ``als.refit_iterations``
@@ -121,20 +154,50 @@ def refit(recipe: Recipe, evaluated: Recommender, full: sp.csr_matrix, user_ids:
         names = _parts(recipe)
         if len(parts) != len(names):
             parts = [None] * len(names)  # type: ignore[list-item]
-        refitted = [_refit_one(name, part, full, user_ids, item_ids, recipe.settings, engine=engine, fitter=fitter,
-                               progress=progress) for name, part in zip(names, parts)]
+        refitted = [
+            _refit_one(
+                name, part, full, user_ids, item_ids, recipe.settings, engine=engine, fitter=fitter, progress=progress
+            )
+            for name, part in zip(names, parts)
+        ]
         return _blend(refitted, recipe.weights)
-    return _refit_one(recipe.family, evaluated, full, user_ids, item_ids, recipe.settings, engine=engine,
-                      fitter=fitter, progress=progress)
+    return _refit_one(
+        recipe.family,
+        evaluated,
+        full,
+        user_ids,
+        item_ids,
+        recipe.settings,
+        engine=engine,
+        fitter=fitter,
+        progress=progress,
+    )
 
 
-def _refit_one(name: str, evaluated: Recommender | None, full: sp.csr_matrix, user_ids: list[str],
-               item_ids: list[str], settings: Settings, *, engine: str, fitter: Any, progress: bool) -> Recommender:
+def _refit_one(
+    name: str,
+    evaluated: Recommender | None,
+    full: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    settings: Settings,
+    *,
+    engine: str,
+    fitter: Any,
+    progress: bool,
+) -> Recommender:
     if name == "als":
         if not settings.als.refit_iterations and evaluated is not None:
             return evaluated
-        return fitter.fit(full, user_ids, item_ids, settings.als, progress=progress, warm_start=evaluated,
-                          iterations=settings.als.refit_iterations if evaluated is not None else None)
+        return fitter.fit(
+            full,
+            user_ids,
+            item_ids,
+            settings.als,
+            progress=progress,
+            warm_start=evaluated,
+            iterations=settings.als.refit_iterations if evaluated is not None else None,
+        )
     return _fit_one(name, full, user_ids, item_ids, settings, engine=engine, fitter=fitter, progress=progress)
 
 
@@ -154,9 +217,16 @@ def serving_settings(model: Recommender, settings: Settings) -> Settings:
         out = settings
     else:
         recorded = gate.settings_for(params, settings)
-        out = dataclasses.replace(settings, als=dataclasses.replace(
-            settings.als, half_life_days=recorded.als.half_life_days, alpha=recorded.als.alpha,
-            log_scaling=recorded.als.log_scaling), event_weights=recorded.event_weights)
+        out = dataclasses.replace(
+            settings,
+            als=dataclasses.replace(
+                settings.als,
+                half_life_days=recorded.als.half_life_days,
+                alpha=recorded.als.alpha,
+                log_scaling=recorded.als.log_scaling,
+            ),
+            event_weights=recorded.event_weights,
+        )
     model._serving_settings = (settings, out)  # type: ignore[attr-defined]
     return out
 

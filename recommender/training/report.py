@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ def _when(seconds: int | float | None) -> str:
     """A cut time as a reader writes it (``2011-11-01 14:24 UTC``), never as Unix seconds."""
     if seconds is None:
         return "the temporal cut"
-    moment = dt.datetime.fromtimestamp(float(seconds), tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(float(seconds), tz=dt.UTC)
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
@@ -53,8 +52,8 @@ def write(directory: str | Path, payload: dict[str, Any], curves: dict[str, dict
     als = payload["params"]["als"]
     text = f"""# Evaluation report
 
-Global temporal split at {_when(payload.get('cut_time'))}; {payload['users']:,} test customers
-(of {payload.get('eligible_users', payload['users']):,} with history before the cut and new items after it).
+Global temporal split at {_when(payload.get("cut_time"))}; {payload["users"]:,} test customers
+(of {payload.get("eligible_users", payload["users"]):,} with history before the cut and new items after it).
 Already-seen items are filtered; relevant items are products first touched after the cut.
 
 | @{k} | precision | recall | ndcg | map | coverage |
@@ -65,29 +64,31 @@ NDCG@{k} of the model is **{lift:.2f}×** the popularity baseline's.
 
 ![metrics at k](metrics_at_k.png)
 
-Family `{payload['params'].get('family', 'als')}`, engine `{payload['params']['engine']}`; ALS factors {als['factors']}, regularization {als['regularization']},
-alpha {als['alpha']}, iterations {als['iterations']}, log scaling {als['log_scaling']},
-half-life {als['half_life_days']} days; event weights {payload['params']['event_weights']}.
+Family `{payload["params"].get("family", "als")}`, engine `{payload["params"]["engine"]}`; ALS factors {als["factors"]}, regularization {als["regularization"]},
+alpha {als["alpha"]}, iterations {als["iterations"]}, log scaling {als["log_scaling"]},
+half-life {als["half_life_days"]} days; event weights {payload["params"]["event_weights"]}.
 """
     sel = payload.get("selection")
     if sel:
         fam_rows = "\n".join(
             f"| {name}{' (chosen)' if e.get('chosen') else ''} | {e['label']} | {e['validation_ndcg']:.4f} | "
-            + (f"{e['test_ndcg']:.4f}" if e.get("test_ndcg") is not None else "n/a") + " |"
-            for name, e in sel["families"].items())
+            + (f"{e['test_ndcg']:.4f}" if e.get("test_ndcg") is not None else "n/a")
+            + " |"
+            for name, e in sel["families"].items()
+        )
         text += f"""
 ## How the model was chosen
 
 Best of each family on a validation split cut from the training period only (validation cut
-{_when(sel['validation']['cut_time'])}, {sel['validation']['users']:,} customers); the choice reads validation
+{_when(sel["validation"]["cut_time"])}, {sel["validation"]["users"]:,} customers); the choice reads validation
 numbers only. Test NDCG@{k} of the families not chosen is reported here and never used to choose.
 
 | family | best settings on validation | validation NDCG@{k} | test NDCG@{k} |
 |---|---|---|---|
 {fam_rows}
-| popularity | | {sel['validation']['popularity_ndcg']:.4f} | {sel.get('test', {}).get('popularity_ndcg', float('nan')):.4f} |
+| popularity | | {sel["validation"]["popularity_ndcg"]:.4f} | {sel.get("test", {}).get("popularity_ndcg", float("nan")):.4f} |
 
-Chosen: `{sel['chosen']['label']}`; {len(sel['candidates'])} candidates in {sel['seconds']:.1f} s.
+Chosen: `{sel["chosen"]["label"]}`; {len(sel["candidates"])} candidates in {sel["seconds"]:.1f} s.
 """
     path = directory / "report.md"
     path.write_text(text)

@@ -20,25 +20,28 @@ one is completely on disk and has passed the gate.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import sqlite_utils
 
 from recommender import store
-from recommender.training import evaluation
-from recommender.training import gate
-from recommender.training import schedule
-from recommender.data import interactions
-from recommender.training import recipes
-from recommender.models import content, registry
-from recommender.data import signals
 from recommender.config import Settings
-from recommender.models.engines import Engine, get_engine
+from recommender.data import interactions, signals
 from recommender.errors import GateRefused, ModelError, RecommenderError, ValidationError
+from recommender.models import content, registry
+from recommender.models.engines import Engine, get_engine
+from recommender.training import evaluation, gate, recipes, schedule
 from recommender.training.progress import Progress
-from recommender.training.publish import (Candidate, Evaluation, TrainingRun, TrainResult,  # noqa: F401
-                                          consent_snapshot, gate_and_publish)
+from recommender.training.publish import (  # noqa: F401
+    Candidate,
+    Evaluation,
+    TrainingRun,
+    TrainResult,
+    consent_snapshot,
+    gate_and_publish,
+)
 
 Log = Callable[[str], None]
 
@@ -67,14 +70,26 @@ def on_cluster(engine: str, engine_options: dict[str, Any] | None) -> ModuleType
 def load_data(db: sqlite_utils.Database, settings: Settings) -> interactions.Interactions:
     data = interactions.load(db, settings)
     if len(data) == 0:
-        raise ValidationError("no interactions from customers with personalization consent: nothing to train on (record consent with `recommender import consents consents.csv`, or, if your shop's terms allow it, `recommender import-transactions orders.csv --grant personalization`)")  # noqa: E501
+        raise ValidationError(
+            "no interactions from customers with personalization consent: nothing to train on (record consent with `recommender import consents consents.csv`, or, if your shop's terms allow it, `recommender import-transactions orders.csv --grant personalization`)"
+        )  # noqa: E501
     return data
 
 
-def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", progress: bool = False,
-             curve_k: int = 0, data: interactions.Interactions | None = None, log: Log = _quiet,
-             timings: dict[str, float] | None = None, engine_options: dict[str, Any] | None = None,
-             fitter: Engine | None = None, recipe: recipes.Recipe | None = None) -> Evaluation:
+def evaluate(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    progress: bool = False,
+    curve_k: int = 0,
+    data: interactions.Interactions | None = None,
+    log: Log = _quiet,
+    timings: dict[str, float] | None = None,
+    engine_options: dict[str, Any] | None = None,
+    fitter: Engine | None = None,
+    recipe: recipes.Recipe | None = None,
+) -> Evaluation:
     """Fit on the past of the temporal split and score model and popularity on its future.
 
     ``recipe`` (default: ALS with ``settings``) is what is fitted; its event
@@ -95,12 +110,15 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "im
     timings["split"] = round(time.perf_counter() - started, 3)
     if len(split.users) == 0:
         raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
-    log(f"fitting {recipe.label or recipe.family} on events before the {settings.evaluation.cut_quantile:.0%} "
-        f"time cut ({split.train.nnz:,} pairs)")
+    log(
+        f"fitting {recipe.label or recipe.family} on events before the {settings.evaluation.cut_quantile:.0%} "
+        f"time cut ({split.train.nnz:,} pairs)"
+    )
     started = time.perf_counter()
     fitter = fitter or get_engine(engine, **(engine_options or {}))
-    fitted = recipes.fit(recipe, split.train, data.user_ids, data.item_ids, engine=engine, fitter=fitter,
-                         progress=progress)
+    fitted = recipes.fit(
+        recipe, split.train, data.user_ids, data.item_ids, engine=engine, fitter=fitter, progress=progress
+    )
     timings["fit"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     k = settings.evaluation.k
@@ -108,14 +126,23 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str = "im
     popular_scores = evaluation.evaluate_popularity(split, k, curve_k)
     payload = evaluation.report_payload(model_scores, popular_scores, split, k, recipe.params(engine))
     timings["score"] = round(time.perf_counter() - started, 3)
-    return Evaluation(payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve},
-                      model_scores.ndcg_se)
+    return Evaluation(
+        payload, fitted, split, {"model": model_scores.curve, "popularity": popular_scores.curve}, model_scores.ndcg_se
+    )
 
 
-def choose(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit",
-           data: interactions.Interactions | None = None, fitter: Engine | None = None, log: Log = _quiet,
-           engine_options: dict[str, Any] | None = None, progress: bool = False,
-           detail: Log = _quiet) -> tuple[recipes.Recipe, Any]:
+def choose(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    data: interactions.Interactions | None = None,
+    fitter: Engine | None = None,
+    log: Log = _quiet,
+    engine_options: dict[str, Any] | None = None,
+    progress: bool = False,
+    detail: Log = _quiet,
+) -> tuple[recipes.Recipe, Any]:
     """Run the model search now: selection's choice, or the configured ALS with selection off.
 
     Returns ``(recipe, choice)``; ``choice`` is None when selection is off or the engine is not
@@ -139,12 +166,17 @@ def choose(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impl
             incumbent = registry.Registry(settings.model_dir).manifest(current).get("params")
         except ModelError:
             incumbent = None
-    bar = Progress("selection", selection.estimate_fits(settings, selection.available_families(settings),
-                                                        len(set(data.event.tolist()))),
-                   enabled=progress, log=log, detail=detail)
+    bar = Progress(
+        "selection",
+        selection.estimate_fits(settings, selection.available_families(settings), len(set(data.event.tolist()))),
+        enabled=progress,
+        log=log,
+        detail=detail,
+    )
     try:
-        choice = selection.select(data, settings, engine=engine, fitter=fitter, log=log, incumbent=incumbent,
-                                  progress=bar)
+        choice = selection.select(
+            data, settings, engine=engine, fitter=fitter, log=log, incumbent=incumbent, progress=bar
+        )
     finally:
         bar.close()
     return choice.recipe, choice
@@ -168,11 +200,21 @@ def _unsearched_recipe(plan: schedule.Plan, settings: Settings, engine: str) -> 
     return recipes.Recipe("als", settings, label="als (configured; no search yet)")
 
 
-def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit",
-                      progress: bool = False, curve_k: int = 0, data: interactions.Interactions | None = None,
-                      log: Log = _quiet, timings: dict[str, float] | None = None,
-                      engine_options: dict[str, Any] | None = None, fitter: Engine | None = None,
-                      select: bool | None = False, verbose: bool = False) -> Evaluation:
+def evaluate_selected(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    progress: bool = False,
+    curve_k: int = 0,
+    data: interactions.Interactions | None = None,
+    log: Log = _quiet,
+    timings: dict[str, float] | None = None,
+    engine_options: dict[str, Any] | None = None,
+    fitter: Engine | None = None,
+    select: bool | None = False,
+    verbose: bool = False,
+) -> Evaluation:
     """Evaluate on the test period the recipe the schedule says: the last search's, or a new search's choice.
 
     ``select``: True = search now (``recommender select``, ``--select``); False = never
@@ -187,20 +229,48 @@ def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: 
     timings = {} if timings is None else timings
     if data is None and on_cluster(engine, engine_options) is not None:
         # The events stay on the cluster, and the Spark path stays ALS (see :func:`choose`): nothing to select.
-        return evaluate(db, settings, engine=engine, curve_k=curve_k, log=log, timings=timings,
-                        engine_options=engine_options, fitter=fitter)
+        return evaluate(
+            db,
+            settings,
+            engine=engine,
+            curve_k=curve_k,
+            log=log,
+            timings=timings,
+            engine_options=engine_options,
+            fitter=fitter,
+        )
     data = data if data is not None else load_data(db, settings)
     fitter = fitter or get_engine(engine, **(engine_options or {}))
     if not settings.selection.enabled or engine != "implicit":
         recipe, _ = choose(db, settings, engine=engine, data=data, fitter=fitter, log=log)
-        return evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
-                        timings=timings, fitter=fitter, recipe=recipe)
+        return evaluate(
+            db,
+            settings,
+            engine=engine,
+            progress=progress,
+            curve_k=curve_k,
+            data=data,
+            log=log,
+            timings=timings,
+            fitter=fitter,
+            recipe=recipe,
+        )
     plan = schedule.plan(db, settings, asked=select)
     if not plan.search:
         recipe = _unsearched_recipe(plan, settings, engine)
         log(f"model search not run: {plan.message}")
-        result = evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
-                          timings=timings, fitter=fitter, recipe=recipe)
+        result = evaluate(
+            db,
+            settings,
+            engine=engine,
+            progress=progress,
+            curve_k=curve_k,
+            data=data,
+            log=log,
+            timings=timings,
+            fitter=fitter,
+            recipe=recipe,
+        )
         why = schedule.losing_ground(plan.last, result.payload, result.ndcg_se, settings) if select is None else None
         if why is None:
             result.payload["schedule"] = {**plan.to_dict(), "ndcg_standard_error": round(result.ndcg_se, 6)}
@@ -209,35 +279,82 @@ def evaluate_selected(db: sqlite_utils.Database, settings: Settings, *, engine: 
             return result
         log(f"{why}: searching again")
         plan = schedule.Plan(True, "losing_ground", why, plan.last)
-    result = _search_and_evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data,
-                                  log=log, timings=timings, fitter=fitter, verbose=verbose)
+    result = _search_and_evaluate(
+        db,
+        settings,
+        engine=engine,
+        progress=progress,
+        curve_k=curve_k,
+        data=data,
+        log=log,
+        timings=timings,
+        fitter=fitter,
+        verbose=verbose,
+    )
     sel = result.payload.get("selection")
     if sel is not None:
-        schedule.record(db, schedule.new_record(sel, result.payload["params"], sel["chosen"]["label"], result.payload,
-                                                result.ndcg_se, plan.reason, settings, engine))
+        schedule.record(
+            db,
+            schedule.new_record(
+                sel,
+                result.payload["params"],
+                sel["chosen"]["label"],
+                result.payload,
+                result.ndcg_se,
+                plan.reason,
+                settings,
+                engine,
+            ),
+        )
     result.payload["schedule"] = {**plan.to_dict(), "searched": True, "ndcg_standard_error": round(result.ndcg_se, 6)}
     return result
 
 
-def _search_and_evaluate(db: sqlite_utils.Database, settings: Settings, *, engine: str, progress: bool,
-                         curve_k: int, data: interactions.Interactions, log: Log, timings: dict[str, float],
-                         fitter: Engine, verbose: bool) -> Evaluation:
+def _search_and_evaluate(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str,
+    progress: bool,
+    curve_k: int,
+    data: interactions.Interactions,
+    log: Log,
+    timings: dict[str, float],
+    fitter: Engine,
+    verbose: bool,
+) -> Evaluation:
     """Search, evaluate the choice on the test period, and each family's best on it for the report only."""
     detail = log if verbose else _quiet
     started = time.perf_counter()
-    recipe, choice = choose(db, settings, engine=engine, data=data, fitter=fitter, log=log, progress=progress,
-                            detail=detail)
+    recipe, choice = choose(
+        db, settings, engine=engine, data=data, fitter=fitter, log=log, progress=progress, detail=detail
+    )
     if choice is not None:
         timings["select"] = round(time.perf_counter() - started, 3)
-    result = evaluate(db, settings, engine=engine, progress=progress, curve_k=curve_k, data=data, log=log,
-                      timings=timings, fitter=fitter, recipe=recipe)
+    result = evaluate(
+        db,
+        settings,
+        engine=engine,
+        progress=progress,
+        curve_k=curve_k,
+        data=data,
+        log=log,
+        timings=timings,
+        fitter=fitter,
+        recipe=recipe,
+    )
     if choice is None:
         return result
     started = time.perf_counter()
     record = choice.record(engine)
     chosen_id = recipe.id(engine)
-    bar = Progress("report: each family's best on the test period", len(choice.best_by_family) - 1,
-                   enabled=progress, log=log, detail=detail)
+    bar = Progress(
+        "report: each family's best on the test period",
+        len(choice.best_by_family) - 1,
+        enabled=progress,
+        log=log,
+        detail=detail,
+    )
     try:
         for name, cand in choice.best_by_family.items():
             entry = record["families"][name]
@@ -251,22 +368,35 @@ def _search_and_evaluate(db: sqlite_utils.Database, settings: Settings, *, engin
                 bar.step(name)
                 continue
             entry["test_ndcg"], entry["chosen"] = other.payload["model"]["ndcg"], False
-            bar.detail(f"report only: best {name} on the test period NDCG@{result.payload['k']} "
-                       f"{entry['test_ndcg']:.4f}")
+            bar.detail(
+                f"report only: best {name} on the test period NDCG@{result.payload['k']} {entry['test_ndcg']:.4f}"
+            )
             bar.step(name)
     finally:
         bar.close()
-    record["test"] = {"cut_time": result.payload["cut_time"], "users": result.payload["users"],
-                      "popularity_ndcg": result.payload["popularity"]["ndcg"]}
+    record["test"] = {
+        "cut_time": result.payload["cut_time"],
+        "users": result.payload["users"],
+        "popularity_ndcg": result.payload["popularity"]["ndcg"],
+    }
     timings["families_test"] = round(time.perf_counter() - started, 3)
     result.payload["selection"] = record
     return result
 
 
-def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "implicit", publish: bool = False,
-          force: bool = False, progress: bool = False, log: Log = _quiet,
-          engine_options: dict[str, Any] | None = None, select: bool | None = None,
-          verbose: bool = False) -> TrainResult:
+def train(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    publish: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    log: Log = _quiet,
+    engine_options: dict[str, Any] | None = None,
+    select: bool | None = None,
+    verbose: bool = False,
+) -> TrainResult:
     """Run the whole retrain; raises :class:`GateRefused` (after recording why) when the gate says no.
 
     ``select``: None (default) = the search runs when the schedule says
@@ -280,8 +410,18 @@ def train(db: sqlite_utils.Database, settings: Settings, *, engine: str = "impli
     ``maintenance`` attribute of the error raised.
     """
     try:
-        result = _train(db, settings, engine=engine, publish=publish, force=force, progress=progress, log=log,
-                        engine_options=engine_options, select=select, verbose=verbose)
+        result = _train(
+            db,
+            settings,
+            engine=engine,
+            publish=publish,
+            force=force,
+            progress=progress,
+            log=log,
+            engine_options=engine_options,
+            select=select,
+            verbose=verbose,
+        )
     except RecommenderError as exc:
         if publish:
             exc.maintenance = _housekeeping(db, settings, log)  # type: ignore[attr-defined]
@@ -300,16 +440,31 @@ def _housekeeping(db: sqlite_utils.Database, settings: Settings, log: Log) -> di
         log(f"housekeeping failed: {exc}")
         return {"error": str(exc)}
     values = done.get("values") or {}
-    log(f"housekeeping: {done['decisions_deleted']} old decision(s), {len(done['models_removed'])} old model "
+    log(
+        f"housekeeping: {done['decisions_deleted']} old decision(s), {len(done['models_removed'])} old model "
         f"artifact(s) removed; WAL checkpointed; customer value: "
-        + (f"failed ({values['error']})" if "error" in values else
-           f"{values.get('stored', 0):,} customer(s) scored in {values.get('seconds', 0):.1f} s"))
+        + (
+            f"failed ({values['error']})"
+            if "error" in values
+            else f"{values.get('stored', 0):,} customer(s) scored in {values.get('seconds', 0):.1f} s"
+        )
+    )
     return done
 
 
-def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publish: bool, force: bool,
-           progress: bool, log: Log, engine_options: dict[str, Any] | None, select: bool | None = None,
-           verbose: bool = False) -> TrainResult:
+def _train(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    engine: str,
+    publish: bool,
+    force: bool,
+    progress: bool,
+    log: Log,
+    engine_options: dict[str, Any] | None,
+    select: bool | None = None,
+    verbose: bool = False,
+) -> TrainResult:
     started = time.perf_counter()
     reg = registry.Registry(settings.model_dir)
     registry.heal(db, settings)
@@ -320,11 +475,23 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
         return cluster.train(run)
     data = load_data(db, settings)
     run.lap("load")
-    result = evaluate_selected(db, settings, engine=engine, progress=progress, data=data, log=log,
-                               timings=run.timings, fitter=fitter, select=select, verbose=verbose)
+    result = evaluate_selected(
+        db,
+        settings,
+        engine=engine,
+        progress=progress,
+        data=data,
+        log=log,
+        timings=run.timings,
+        fitter=fitter,
+        select=select,
+        verbose=verbose,
+    )
     run.restart_lap()
-    log(f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
-        f"popularity {result.payload['popularity']['ndcg']:.4f}")
+    log(
+        f"evaluated: NDCG@{result.payload['k']} model {result.payload['model']['ndcg']:.4f}, "
+        f"popularity {result.payload['popularity']['ndcg']:.4f}"
+    )
     chosen = recipes.Recipe.from_params(result.payload["params"], settings)
     scored = {gate.recipe_id(result.payload["params"]): result.payload}
     full = data.reweighted(chosen.settings.event_weights).matrix(chosen.settings.als)
@@ -335,31 +502,50 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
         elif fitter.warm_starts:
             log(f"continuing on all {full.nnz:,} pairs for {chosen.settings.als.refit_iterations} iteration(s)")
         else:
-            log(f"refitting from scratch on all {full.nnz:,} pairs for {chosen.settings.als.iterations} "
-                f"iteration(s) ({fitter.name} cannot warm-start)")
-        model = recipes.refit(chosen, model, full, data.user_ids, data.item_ids, engine=engine, fitter=fitter,
-                              progress=progress)
+            log(
+                f"refitting from scratch on all {full.nnz:,} pairs for {chosen.settings.als.iterations} "
+                f"iteration(s) ({fitter.name} cannot warm-start)"
+            )
+        model = recipes.refit(
+            chosen, model, full, data.user_ids, data.item_ids, engine=engine, fitter=fitter, progress=progress
+        )
     model.signals = signals.compute(data, settings.purchase_events)
     # new products get a place on day one: the mapping from content to this model's items (docs/new-products.md)
     mapping = content.attach_mapping(db, model, full)
-    log(f"content mapping ({', '.join(mapping.kinds)}) over {mapping.featuriser.width:,} features; "
-        f"{len(mapping.cold):,} products without interactions represented by content")
+    log(
+        f"content mapping ({', '.join(mapping.kinds)}) over {mapping.featuriser.width:,} features; "
+        f"{len(mapping.cold):,} products without interactions represented by content"
+    )
     run.lap("refit")
-    counts = {"interactions": int(len(data)), "customers": int(data.shape[0]), "products": int(data.shape[1]),
-              "pairs": int(full.nnz), "reference_time": int(data.reference_time), "read_at": int(data.read_at),
-              "future_events_left_out": int(data.future_events), "privacy_epoch": int(data.epoch)}
+    counts = {
+        "interactions": len(data),
+        "customers": int(data.shape[0]),
+        "products": int(data.shape[1]),
+        "pairs": int(full.nnz),
+        "reference_time": int(data.reference_time),
+        "read_at": int(data.read_at),
+        "future_events_left_out": int(data.future_events),
+        "privacy_epoch": int(data.epoch),
+    }
 
     def refit_incumbent(theirs: dict[str, Any], their_engine: str, their_fitter: Engine) -> dict[str, Any]:
         key = gate.recipe_id(theirs)
         if key in scored:  # e.g. the incumbent's recipe is the best of its family tonight
             return scored[key]
-        return evaluate(db, settings, engine=their_engine, data=data, fitter=their_fitter,
-                        recipe=recipes.Recipe.from_params(theirs, settings)).payload
+        return evaluate(
+            db,
+            settings,
+            engine=their_engine,
+            data=data,
+            fitter=their_fitter,
+            recipe=recipes.Recipe.from_params(theirs, settings),
+        ).payload
 
     serving = reg.current_version()
     try:
-        done = gate_and_publish(run, Candidate(model, result.payload, data, full, counts, data.user_ids, data.epoch,
-                                               refit_incumbent))
+        done = gate_and_publish(
+            run, Candidate(model, result.payload, data, full, counts, data.user_ids, data.epoch, refit_incumbent)
+        )
     except GateRefused:
         _gate_kept_the_serving_recipe(db, reg, serving, model, result.payload, log)
         raise
@@ -368,12 +554,22 @@ def _train(db: sqlite_utils.Database, settings: Settings, *, engine: str, publis
     return done
 
 
-def _gate_kept_the_serving_recipe(db: sqlite_utils.Database, reg: registry.Registry, serving: str | None,
-                                  model: Any, payload: dict[str, Any], log: Log) -> None:
+def _gate_kept_the_serving_recipe(
+    db: sqlite_utils.Database,
+    reg: registry.Registry,
+    serving: str | None,
+    model: Any,
+    payload: dict[str, Any],
+    log: Log,
+) -> None:
     """When the gate refused the last search's recipe for scoring below the serving one, adopt the serving one."""
     last = store.last_search(db)
-    if not serving or not last or not last.get("recipe") or \
-            gate.recipe_id(last["recipe"]) != gate.recipe_id(payload["params"]):
+    if (
+        not serving
+        or not last
+        or not last.get("recipe")
+        or gate.recipe_id(last["recipe"]) != gate.recipe_id(payload["params"])
+    ):
         return
     try:
         theirs = reg.manifest(serving).get("params")
@@ -381,5 +577,7 @@ def _gate_kept_the_serving_recipe(db: sqlite_utils.Database, reg: registry.Regis
         return
     amended = schedule.adopt_incumbent(db, last, model.manifest.get("gate") or {}, theirs)
     if amended is not None:
-        log(f"the release gate kept the serving recipe: later retrains refit it until the next search "
-            f"({amended['label']})")
+        log(
+            f"the release gate kept the serving recipe: later retrains refit it until the next search "
+            f"({amended['label']})"
+        )

@@ -52,8 +52,14 @@ from recommender.training import gate, recipes
 
 DAY = 86400.0
 # Selection settings that decide when to search, not what is searched: changing them starts no search.
-SCHEDULE_FIELDS = ("enabled", "every_days", "losing_ground_share", "losing_ground_standard_errors",
-                   "max_memory_bytes", "max_seconds")
+SCHEDULE_FIELDS = (
+    "enabled",
+    "every_days",
+    "losing_ground_share",
+    "losing_ground_standard_errors",
+    "max_memory_bytes",
+    "max_seconds",
+)
 
 
 @dataclass
@@ -76,10 +82,12 @@ class Plan:
 def settings_hash(settings: Settings) -> str:
     """A short hash of what a search depends on besides the data (see rule 4 of the module docstring)."""
     sel = {k: v for k, v in dataclasses.asdict(settings.selection).items() if k not in SCHEDULE_FIELDS}
-    what: dict[str, Any] = {"selection": sel, "als": dataclasses.asdict(settings.als),
-                            "event_weights": dict(settings.event_weights),
-                            "evaluation": {"k": settings.evaluation.k,
-                                           "cut_quantile": settings.evaluation.cut_quantile}}
+    what: dict[str, Any] = {
+        "selection": sel,
+        "als": dataclasses.asdict(settings.als),
+        "event_weights": dict(settings.event_weights),
+        "evaluation": {"k": settings.evaluation.k, "cut_quantile": settings.evaluation.cut_quantile},
+    }
     for section in ("ease", "itemgraph"):
         if hasattr(settings, section):
             what[section] = dataclasses.asdict(getattr(settings, section))
@@ -113,14 +121,19 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, asked: bool | None, n
     every = float(settings.selection.every_days)
     if asked is None:
         if age >= every:
-            return Plan(True, "cadence", f"the last search is {age:.1f} days old (selection.every_days = {every:g})",
-                        last)
+            return Plan(
+                True, "cadence", f"the last search is {age:.1f} days old (selection.every_days = {every:g})", last
+            )
         if last.get("settings") != settings_hash(settings):
-            return Plan(True, "settings_changed", "the selection or model settings changed since the last search",
-                        last)
+            return Plan(True, "settings_changed", "the selection or model settings changed since the last search", last)
     left = max(every - age, 0.0)
-    return Plan(False, "scheduled", f"refitting the recipe chosen {age:.1f} days ago ({last.get('reason')}); "
-                                    f"next search in {left:.1f} days unless it loses ground", last)
+    return Plan(
+        False,
+        "scheduled",
+        f"refitting the recipe chosen {age:.1f} days ago ({last.get('reason')}); "
+        f"next search in {left:.1f} days unless it loses ground",
+        last,
+    )
 
 
 def recipe_of(last: dict[str, Any], settings: Settings) -> recipes.Recipe:
@@ -130,8 +143,9 @@ def recipe_of(last: dict[str, Any], settings: Settings) -> recipes.Recipe:
     return recipe
 
 
-def losing_ground(last: dict[str, Any] | None, payload: dict[str, Any], standard_error: float | None,
-                  settings: Settings) -> str | None:
+def losing_ground(
+    last: dict[str, Any] | None, payload: dict[str, Any], standard_error: float | None, settings: Settings
+) -> str | None:
     """Why the adopted recipe is losing ground tonight (rule 5), or None when it is not (or the rule is off)."""
     share = float(settings.selection.losing_ground_share)
     if not last or share <= 0:
@@ -144,30 +158,55 @@ def losing_ground(last: dict[str, Any] | None, payload: dict[str, Any], standard
     ses = float(settings.selection.losing_ground_standard_errors)
     se = float(standard_error or 0.0)
     if drop > share * float(recorded) and drop > ses * se:
-        return (f"the recipe is losing ground: test NDCG@{payload['k']} {tonight:.4f} tonight against {recorded:.4f} "
-                f"when it was chosen ({drop / float(recorded):.0%} lower, {drop / se if se else float('inf'):.1f} "
-                f"standard errors; limits {share:.0%} and {ses:g})")
+        return (
+            f"the recipe is losing ground: test NDCG@{payload['k']} {tonight:.4f} tonight against {recorded:.4f} "
+            f"when it was chosen ({drop / float(recorded):.0%} lower, {drop / se if se else float('inf'):.1f} "
+            f"standard errors; limits {share:.0%} and {ses:g})"
+        )
     return None
 
 
-def new_record(selection: dict[str, Any], params: dict[str, Any], label: str, payload: dict[str, Any],
-               standard_error: float | None, reason: str, settings: Settings, engine: str,
-               now: float | None = None) -> dict[str, Any]:
+def new_record(
+    selection: dict[str, Any],
+    params: dict[str, Any],
+    label: str,
+    payload: dict[str, Any],
+    standard_error: float | None,
+    reason: str,
+    settings: Settings,
+    engine: str,
+    now: float | None = None,
+) -> dict[str, Any]:
     """The record of a search that just ran and the test evaluation of its choice."""
     now = time.time() if now is None else now
-    return {"searched_at": _iso(now), "reason": reason, "engine": engine, "settings": settings_hash(settings),
-            "recipe": params, "label": label,
-            "test": {"ndcg": payload["model"]["ndcg"], "standard_error": standard_error,
-                     "cut_time": payload["cut_time"], "users": payload["users"], "k": payload["k"]},
-            "selection": selection}
+    return {
+        "searched_at": _iso(now),
+        "reason": reason,
+        "engine": engine,
+        "settings": settings_hash(settings),
+        "recipe": params,
+        "label": label,
+        "test": {
+            "ndcg": payload["model"]["ndcg"],
+            "standard_error": standard_error,
+            "cut_time": payload["cut_time"],
+            "users": payload["users"],
+            "k": payload["k"],
+        },
+        "selection": selection,
+    }
 
 
 def record(db: sqlite_utils.Database, entry: dict[str, Any]) -> None:
     store.record_search(db, entry)
 
 
-def adopt_incumbent(db: sqlite_utils.Database, last: dict[str, Any], gate_record: dict[str, Any],
-                    incumbent_params: dict[str, Any] | None) -> dict[str, Any] | None:
+def adopt_incumbent(
+    db: sqlite_utils.Database,
+    last: dict[str, Any],
+    gate_record: dict[str, Any],
+    incumbent_params: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     """After the gate refused the search's choice for scoring below the serving recipe: adopt the serving one.
 
     Returns the amended record (also stored), or None when the refusal was for another reason.
@@ -176,13 +215,24 @@ def adopt_incumbent(db: sqlite_utils.Database, last: dict[str, Any], gate_record
     theirs = gate_record.get("incumbent") or {}
     if not failed or not incumbent_params or theirs.get("ndcg") is None:
         return None
-    amended = {**last, "recipe": incumbent_params, "label": f"{gate.recipe_family(incumbent_params)} (serving recipe "
-                                                            f"{theirs.get('version')}, kept by the release gate)",
-               "test": {"ndcg": theirs["ndcg"], "standard_error": None, "cut_time": theirs.get("cut_time"),
-                        "users": (gate_record.get("split") or {}).get("users"),
-                        "k": (gate_record.get("split") or {}).get("k")},
-               "refused_choice": {"label": last.get("label"), "recipe": gate.recipe_id(last["recipe"]),
-                                  "ndcg": (gate_record.get("candidate") or {}).get("ndcg"),
-                                  "message": gate_record.get("refusal")}}
+    amended = {
+        **last,
+        "recipe": incumbent_params,
+        "label": f"{gate.recipe_family(incumbent_params)} (serving recipe "
+        f"{theirs.get('version')}, kept by the release gate)",
+        "test": {
+            "ndcg": theirs["ndcg"],
+            "standard_error": None,
+            "cut_time": theirs.get("cut_time"),
+            "users": (gate_record.get("split") or {}).get("users"),
+            "k": (gate_record.get("split") or {}).get("k"),
+        },
+        "refused_choice": {
+            "label": last.get("label"),
+            "recipe": gate.recipe_id(last["recipe"]),
+            "ndcg": (gate_record.get("candidate") or {}).get("ndcg"),
+            "message": gate_record.get("refusal"),
+        },
+    }
     store.record_search(db, amended)
     return amended

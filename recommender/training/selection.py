@@ -36,21 +36,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from recommender.training import evaluation
-from recommender.training import finalists
-from recommender.training import memory
-from recommender.training import recipes
 from recommender.config import Settings
+from recommender.data.interactions import Interactions
 from recommender.errors import RecommenderError
+from recommender.models.base import Recommender
+from recommender.training import evaluation, finalists, memory, recipes
 from recommender.training.finalists import FoldScores
 from recommender.training.progress import Progress
-from recommender.data.interactions import Interactions
-from recommender.models.base import Recommender
 from recommender.training.recipes import BLEND, Recipe
 
 Log = Callable[[str], None]
@@ -75,8 +73,13 @@ class Candidate:
         return self.folds.mean() if self.folds.scores else self.ndcg
 
     def to_dict(self, engine: str) -> dict[str, Any]:
-        out = {"label": self.recipe.label, "family": self.recipe.family, "validation_ndcg": round(self.ndcg, 6),
-               "seconds": round(self.seconds, 3), "recipe": self.recipe.id(engine)}
+        out = {
+            "label": self.recipe.label,
+            "family": self.recipe.family,
+            "validation_ndcg": round(self.ndcg, 6),
+            "seconds": round(self.seconds, 3),
+            "recipe": self.recipe.id(engine),
+        }
         if len(self.folds.scores) > 1:
             out["validation_by_cut"] = self.folds.by_cut()
         return out
@@ -100,12 +103,22 @@ class Choice:
         chosen = self.chosen or max(self.candidates, key=lambda c: c.ndcg)
         return {
             "validation": self.validation,
-            "chosen": {"family": self.recipe.family, "label": self.recipe.label,
-                       "validation_ndcg": round(chosen.validation, 6), "recipe": self.recipe.id(engine),
-                       "rule": self.rule},
-            "families": {name: {"label": c.recipe.label, "validation_ndcg": round(c.validation, 6),
-                                "validation_by_cut": c.folds.by_cut(), "recipe": c.recipe.id(engine)}
-                         for name, c in self.best_by_family.items()},
+            "chosen": {
+                "family": self.recipe.family,
+                "label": self.recipe.label,
+                "validation_ndcg": round(chosen.validation, 6),
+                "recipe": self.recipe.id(engine),
+                "rule": self.rule,
+            },
+            "families": {
+                name: {
+                    "label": c.recipe.label,
+                    "validation_ndcg": round(c.validation, 6),
+                    "validation_by_cut": c.folds.by_cut(),
+                    "recipe": c.recipe.id(engine),
+                }
+                for name, c in self.best_by_family.items()
+            },
             "candidates": [c.to_dict(engine) for c in self.candidates],
             "skipped": dict(self.skipped),
             "stopped_early": self.stopped_early,
@@ -131,8 +144,15 @@ def _weights_label(weights: dict[str, float]) -> str:
 class _Search:
     """One selection run: caches validation splits per confidence rules, keeps the best fitted models."""
 
-    def __init__(self, data: Interactions, settings: Settings, train_period: np.ndarray, engine: str,
-                 fitter: Any, progress: Progress) -> None:
+    def __init__(
+        self,
+        data: Interactions,
+        settings: Settings,
+        train_period: np.ndarray,
+        engine: str,
+        fitter: Any,
+        progress: Progress,
+    ) -> None:
         self.data, self.base, self.train_period = data, settings, train_period
         self.engine, self.fitter, self.progress = engine, fitter, progress
         self.log, self.detail = progress.log, progress.detail
@@ -163,9 +183,11 @@ class _Search:
         need = memory.predict(recipe, matrix)
         held = memory.held_bytes([m for _, m in self.fitted.values()] + list(self.cuts.models.values()))
         if need + held > self.memory_limit:
-            raise MemoryBudget(f"predicted peak memory {memory.describe(need + held)} (fit {memory.describe(need)} "
-                               f"+ models held {memory.describe(held)}) is above selection.max_memory_bytes "
-                               f"{memory.describe(self.memory_limit)}")
+            raise MemoryBudget(
+                f"predicted peak memory {memory.describe(need + held)} (fit {memory.describe(need)} "
+                f"+ models held {memory.describe(held)}) is above selection.max_memory_bytes "
+                f"{memory.describe(self.memory_limit)}"
+            )
 
     def _prune(self, family: str) -> None:
         """Keep an item family's models only where a blend may use them (a dense EASE^R is large)."""
@@ -184,16 +206,24 @@ class _Search:
         return self.splits[key]
 
     def out_of_time(self) -> bool:
-        if not self.stopped and self.candidates and \
-                time.perf_counter() - self.started > self.base.selection.max_seconds:
+        if (
+            not self.stopped
+            and self.candidates
+            and time.perf_counter() - self.started > self.base.selection.max_seconds
+        ):
             self.stopped = True
-            self.log(f"selection: time budget of {self.base.selection.max_seconds:g} s reached after "
-                     f"{len(self.candidates)} candidate(s)")
+            self.log(
+                f"selection: time budget of {self.base.selection.max_seconds:g} s reached after "
+                f"{len(self.candidates)} candidate(s)"
+            )
         return self.stopped
 
     def best(self, family: str | None = None, key: tuple | None = None) -> Candidate | None:
-        pool = [c for c in self.candidates if (family is None or c.recipe.family == family)
-                and (key is None or _data_key(c.recipe.settings) == key)]
+        pool = [
+            c
+            for c in self.candidates
+            if (family is None or c.recipe.family == family) and (key is None or _data_key(c.recipe.settings) == key)
+        ]
         # The first of equals wins: candidates start from the configured settings.
         return max(pool, key=lambda c: c.ndcg, default=None)
 
@@ -208,8 +238,14 @@ class _Search:
         try:
             if model is None:
                 self.check_memory(recipe, split.train)
-                model = recipes.fit(recipe, split.train, list(self.data.user_ids), list(self.data.item_ids),
-                                    engine=self.engine, fitter=self.fitter)
+                model = recipes.fit(
+                    recipe,
+                    split.train,
+                    list(self.data.user_ids),
+                    list(self.data.item_ids),
+                    engine=self.engine,
+                    fitter=self.fitter,
+                )
         except (RecommenderError, MemoryError) as exc:
             self.skipped.setdefault(recipe.family, str(exc))
             self.log(f"selection: {recipe.label} skipped: {exc}")
@@ -225,8 +261,10 @@ class _Search:
         if recipe.family != BLEND and (key not in self.fitted or ndcg > self.fitted[key][0].ndcg):
             self.fitted[key] = (cand, model)
             self._prune(recipe.family)
-        self.detail(f"selection {len(self.candidates)}: {recipe.label}: validation NDCG@{self.k} {ndcg:.4f} "
-                    f"({cand.seconds:.1f} s)")
+        self.detail(
+            f"selection {len(self.candidates)}: {recipe.label}: validation NDCG@{self.k} {ndcg:.4f} "
+            f"({cand.seconds:.1f} s)"
+        )
         self.progress.step(f"best {max(c.ndcg for c in self.candidates):.4f}")
         return cand
 
@@ -274,8 +312,10 @@ def _variant(base: Settings, **als: Any) -> Settings:
 
 def _als_label(s: Settings) -> str:
     a = s.als
-    return (f"als hl={a.half_life_days:g} reg={a.regularization:g} alpha={a.alpha:g} f={a.factors} "
-            f"w={_weights_label(s.event_weights)}")
+    return (
+        f"als hl={a.half_life_days:g} reg={a.regularization:g} alpha={a.alpha:g} f={a.factors} "
+        f"w={_weights_label(s.event_weights)}"
+    )
 
 
 def _stage_als(search: _Search, settings: Settings) -> None:
@@ -289,8 +329,10 @@ def _stage_als(search: _Search, settings: Settings) -> None:
         from recommender.training.recipes import WEIGHT_PROFILES
 
         for profile in WEIGHT_PROFILES:
-            weights = {**best.recipe.settings.event_weights,
-                       **{k: v for k, v in profile.items() if k in best.recipe.settings.event_weights}}
+            weights = {
+                **best.recipe.settings.event_weights,
+                **{k: v for k, v in profile.items() if k in best.recipe.settings.event_weights},
+            }
             s = _variant(best.recipe.settings, event_weights=weights)
             search.score(Recipe("als", s, label=_als_label(s)))
     for name in ("regularization", "alpha"):
@@ -326,18 +368,30 @@ def _item_grid(family: str, s: Settings, search: _Search) -> list[Recipe]:
         for k in sel.graph_neighbours:
             for a in sel.graph_alphas:
                 for b in sel.graph_betas:
-                    out.append(_variant(s, **{"itemgraph.method": "rp3beta", "itemgraph.neighbours": int(k),
-                                              "itemgraph.alpha": float(a), "itemgraph.beta": float(b)}))
+                    out.append(
+                        _variant(
+                            s,
+                            **{
+                                "itemgraph.method": "rp3beta",
+                                "itemgraph.neighbours": int(k),
+                                "itemgraph.alpha": float(a),
+                                "itemgraph.beta": float(b),
+                            },
+                        )
+                    )
     return [Recipe(family, v, label=_item_label(family, v)) for v in out]
 
 
 # Per family: (setting, how to step beyond the grid's edge). A best value on the edge of its grid
 # says the grid was too narrow for this shop; one step further out is tried, and more while it helps.
 EDGES: dict[str, list[tuple[str, Callable[[float, int], float]]]] = {
-    "ease": [("ease.regularization", lambda v, d: v * 3.0 ** d)],
-    "rp3beta": [("itemgraph.alpha", lambda v, d: v * 2.0 ** d), ("itemgraph.beta", lambda v, d: max(v + 0.3 * d, 0.0)),
-                ("itemgraph.neighbours", lambda v, d: max(int(v * 2.0 ** d), 1))],
-    "itemknn": [("itemgraph.neighbours", lambda v, d: max(int(v * 2.0 ** d), 1))],
+    "ease": [("ease.regularization", lambda v, d: v * 3.0**d)],
+    "rp3beta": [
+        ("itemgraph.alpha", lambda v, d: v * 2.0**d),
+        ("itemgraph.beta", lambda v, d: max(v + 0.3 * d, 0.0)),
+        ("itemgraph.neighbours", lambda v, d: max(int(v * 2.0**d), 1)),
+    ],
+    "itemknn": [("itemgraph.neighbours", lambda v, d: max(int(v * 2.0**d), 1))],
 }
 MAX_EDGE_STEPS = 3
 
@@ -374,8 +428,9 @@ def _stage_items(search: _Search, settings: Settings, names: list[str]) -> None:
     data_settings = best_als.recipe.settings
     search.als_key = _data_key(data_settings)
     for family in names:
-        if family == "ease" and not hasattr(data_settings, "ease") or \
-                family != "ease" and not hasattr(data_settings, "itemgraph"):
+        if (family == "ease" and not hasattr(data_settings, "ease")) or (
+            family != "ease" and not hasattr(data_settings, "itemgraph")
+        ):
             continue
         for recipe in _item_grid(family, data_settings, search):
             search.score(recipe)
@@ -402,13 +457,16 @@ def _configured_confidence(search: _Search, settings: Settings, family: str) -> 
     """
     best = search.best(family)
     conf = settings.als
-    if best is None or (best.recipe.settings.als.alpha, best.recipe.settings.als.log_scaling) == \
-            (conf.alpha, conf.log_scaling):
+    if best is None or (best.recipe.settings.als.alpha, best.recipe.settings.als.log_scaling) == (
+        conf.alpha,
+        conf.log_scaling,
+    ):
         return
     s = _variant(best.recipe.settings, alpha=conf.alpha, log_scaling=conf.log_scaling)
     if family == "ease":  # λ stays relative to the data's own scale
-        ratio = recipes.mean_gram_diagonal(search.split(s).train) / \
-            recipes.mean_gram_diagonal(search.split(best.recipe.settings).train)
+        ratio = recipes.mean_gram_diagonal(search.split(s).train) / recipes.mean_gram_diagonal(
+            search.split(best.recipe.settings).train
+        )
         s.ease.regularization = float(s.ease.regularization * ratio)
     cand = search.score(Recipe(family, s, label=_item_label(family, s)))
     if cand is None or cand.ndcg <= best.ndcg:
@@ -448,8 +506,9 @@ def _stage_blend(search: _Search, settings: Settings, names: list[str]) -> None:
         for parts, weights in combos:
             cands = [c for c, _ in parts]
             label = "blend " + " + ".join(f"{w:.2g} x [{c.recipe.label}]" for c, w in zip(cands, weights))
-            recipe = Recipe(BLEND, _merged(cands), parts=tuple(c.recipe.family for c in cands), weights=weights,
-                            label=label)
+            recipe = Recipe(
+                BLEND, _merged(cands), parts=tuple(c.recipe.family for c in cands), weights=weights, label=label
+            )
             try:
                 model = recipes.fit_blend_of(recipe, [m for _, m in parts])
             except RecommenderError as exc:
@@ -468,9 +527,16 @@ def _merged(cands: list[Candidate]) -> Settings:
     return merged
 
 
-def select(data: Interactions, settings: Settings, *, engine: str = "implicit", fitter: Any = None,
-           log: Log = lambda _: None, incumbent: dict[str, Any] | None = None,
-           progress: Progress | None = None) -> Choice:
+def select(
+    data: Interactions,
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    fitter: Any = None,
+    log: Log = lambda _: None,
+    incumbent: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Choice:
     """Choose the recipe for this shop by validation NDCG; never reads an event at or after the test cut.
 
     ``incumbent`` is the serving model's recorded recipe (its manifest's
@@ -500,16 +566,30 @@ def select(data: Interactions, settings: Settings, *, engine: str = "implicit", 
             progress.close()
 
 
-def _select(data: Interactions, settings: Settings, engine: str, fitter: Any, incumbent: dict[str, Any] | None,
-            progress: Progress, names: list[str], train_period: np.ndarray, test_cut: int, started: float) -> Choice:
+def _select(
+    data: Interactions,
+    settings: Settings,
+    engine: str,
+    fitter: Any,
+    incumbent: dict[str, Any] | None,
+    progress: Progress,
+    names: list[str],
+    train_period: np.ndarray,
+    test_cut: int,
+    started: float,
+) -> Choice:
     log = progress.log
     search = _Search(data, settings, train_period, engine, fitter, progress)
     first = search.split(settings)
     if len(first.users) == 0:
-        raise RecommenderError("selection: no customer has history before the validation cut and new items after "
-                               "it; retrain with --no-select")
-    search.detail(f"selection: validation split of the training period at {first.cut_time} "
-                  f"({len(first.users):,} customers); families {', '.join(names)}")
+        raise RecommenderError(
+            "selection: no customer has history before the validation cut and new items after "
+            "it; retrain with --no-select"
+        )
+    search.detail(
+        f"selection: validation split of the training period at {first.cut_time} "
+        f"({len(first.users):,} customers); families {', '.join(names)}"
+    )
     items = [f for f in names if f in ITEM_FAMILIES]
     # Breadth first: every family once with its configured settings, so that a shop whose
     # time budget runs out early has still compared the families, not only ALS variants.
@@ -522,8 +602,7 @@ def _select(data: Interactions, settings: Settings, engine: str, fitter: Any, in
     _stage_blend(search, settings, items)
     final = finalists.finalists_of(search.candidates)
     cuts = finalists.score_cuts(search.cuts, final, settings, search.out_of_time, search.detail)
-    index, rule, tied = finalists.pick([(c, c.folds, c.parts) for c in final],
-                                       settings.selection.tie_standard_errors)
+    index, rule, tied = finalists.pick([(c, c.folds, c.parts) for c in final], settings.selection.tie_standard_errors)
     chosen = final[index]
     kept = _sticky(search, settings, chosen, incumbent, search.detail, cuts)
     if kept is not None:
@@ -535,19 +614,34 @@ def _select(data: Interactions, settings: Settings, engine: str, fitter: Any, in
         if f not in by_family or c.validation > by_family[f].validation:
             by_family[f] = c
     by_family[chosen.recipe.family] = chosen
-    validation = {"cut_time": int(first.cut_time), "test_cut_time": int(test_cut), "users": int(len(first.users)),
-                  "k": search.k, "popularity_ndcg": round(popularity, 6), "cuts": [float(q) for q in cuts],
-                  "tied": [final[i].recipe.label for i in tied]}
+    validation = {
+        "cut_time": int(first.cut_time),
+        "test_cut_time": int(test_cut),
+        "users": len(first.users),
+        "k": search.k,
+        "popularity_ndcg": round(popularity, 6),
+        "cuts": [float(q) for q in cuts],
+        "tied": [final[i].recipe.label for i in tied],
+    }
     seconds = time.perf_counter() - started
-    log(f"selection: chose {chosen.recipe.label} (mean validation NDCG@{search.k} {chosen.validation:.4f} over "
+    log(
+        f"selection: chose {chosen.recipe.label} (mean validation NDCG@{search.k} {chosen.validation:.4f} over "
         f"{len(cuts)} cut(s), {rule}; popularity {popularity:.4f}; {len(search.candidates)} candidates"
-        f"{f', {len(search.skipped)} famil(ies) skipped' if search.skipped else ''} in {seconds:.1f} s)")
-    return Choice(chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped,
-                  search.skipped, rule, chosen)
+        f"{f', {len(search.skipped)} famil(ies) skipped' if search.skipped else ''} in {seconds:.1f} s)"
+    )
+    return Choice(
+        chosen.recipe, search.candidates, by_family, validation, seconds, search.stopped, search.skipped, rule, chosen
+    )
 
 
-def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: dict[str, Any] | None,
-            log: Log, cuts: list[float] | tuple[float, ...] = ()) -> Candidate | None:
+def _sticky(
+    search: _Search,
+    settings: Settings,
+    chosen: Candidate,
+    incumbent: dict[str, Any] | None,
+    log: Log,
+    cuts: list[float] | tuple[float, ...] = (),
+) -> Candidate | None:
     """The incumbent's candidate when the chosen one does not clearly beat it on validation, else None.
 
     Both are compared by their mean over the same validation ``cuts`` (the
@@ -575,11 +669,15 @@ def _sticky(search: _Search, settings: Settings, chosen: Candidate, incumbent: d
         return None
     margin = settings.selection.switch_margin
     if chosen.validation > mine.validation * (1.0 + margin):
-        log(f"selection: {chosen.recipe.label} beats the serving recipe ({mine.validation:.4f}) by more than "
-            f"{margin:.0%}: switching")
+        log(
+            f"selection: {chosen.recipe.label} beats the serving recipe ({mine.validation:.4f}) by more than "
+            f"{margin:.0%}: switching"
+        )
         return None
-    log(f"selection: keeping the serving recipe {mine.recipe.label} (validation {mine.validation:.4f}; chosen "
-        f"{chosen.validation:.4f} is within {margin:.0%})")
+    log(
+        f"selection: keeping the serving recipe {mine.recipe.label} (validation {mine.validation:.4f}; chosen "
+        f"{chosen.validation:.4f} is within {margin:.0%})"
+    )
     return mine
 
 

@@ -39,8 +39,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,10 +108,14 @@ class Sessions:
         lengths = self.lengths()[chosen]
         indptr = np.zeros(len(chosen) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        take = np.concatenate([np.arange(self.indptr[s], self.indptr[s + 1]) for s in chosen]) if len(chosen) \
+        take = (
+            np.concatenate([np.arange(self.indptr[s], self.indptr[s + 1]) for s in chosen])
+            if len(chosen)
             else np.zeros(0, dtype=np.int64)
-        return Sessions(indptr, self.items[take], self.weights[take], self.start[chosen], self.user[chosen],
-                        self.n_items)
+        )
+        return Sessions(
+            indptr, self.items[take], self.weights[take], self.start[chosen], self.user[chosen], self.n_items
+        )
 
 
 def cut_sessions(data: Interactions, mask: np.ndarray | None = None) -> Sessions:
@@ -128,8 +133,14 @@ def cut_sessions(data: Interactions, mask: np.ndarray | None = None) -> Sessions
     user, item, weight, when, row = user[keep], item[keep], weight[keep], when[keep], row[keep]
     n_items = len(data.item_ids)
     if len(user) == 0:
-        return Sessions(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                        np.zeros(0, np.int64), np.zeros(0, np.int64), n_items)
+        return Sessions(
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            n_items,
+        )
     key = user.astype(np.int64) * 1_000_000 + (when // DAY).astype(np.int64)
     order = np.lexsort((row, when, key))
     key, item, weight, when, user = key[order], item[order], weight[order], when[order], user[order]
@@ -145,8 +156,14 @@ def cut_sessions(data: Interactions, mask: np.ndarray | None = None) -> Sessions
     take = np.concatenate([np.arange(bounds[s], bounds[s] + lengths[s]) for s in by_start])
     indptr = np.zeros(len(bounds) + 1, dtype=np.int64)
     np.cumsum(lengths[by_start], out=indptr[1:])
-    return Sessions(indptr, item[take].astype(np.int64), weight[take].astype(np.float32), starts[by_start].astype(np.int64),
-                    user[bounds][by_start].astype(np.int64), n_items)
+    return Sessions(
+        indptr,
+        item[take].astype(np.int64),
+        weight[take].astype(np.float32),
+        starts[by_start].astype(np.int64),
+        user[bounds][by_start].astype(np.int64),
+        n_items,
+    )
 
 
 def session_cut(sessions: Sessions, quantile: float = CUT_QUANTILE) -> int:
@@ -250,8 +267,14 @@ class SessionScorer:
     ranking path (filters, rules, diversity) serves visit lists too.
     """
 
-    def __init__(self, kind: str, index: SessionIndex, model: Recommender | None = None,
-                 params: Mapping[str, Any] | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        index: SessionIndex,
+        model: Recommender | None = None,
+        params: Mapping[str, Any] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         if kind not in SCORERS:
             raise ValueError(f"unknown session scorer {kind!r}")
         self.kind = kind
@@ -288,15 +311,21 @@ class SessionScorer:
 
     # -- the scores of one visit --
 
-    def _model_part(self, state: VisitState, exclude: np.ndarray, allow: np.ndarray | None,
-                    depth: int) -> tuple[np.ndarray, np.ndarray]:
+    def _model_part(
+        self, state: VisitState, exclude: np.ndarray, allow: np.ndarray | None, depth: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.model is None or state.model_state is None:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         found, scores = self.model.recommend(state.model_state, depth, exclude=exclude, allow=allow)
         return as_index_array(found), np.asarray(scores, dtype=np.float64)
 
-    def candidates(self, state: VisitState, n: int, exclude: np.ndarray, allow: np.ndarray | None,
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(
+        self,
+        state: VisitState,
+        n: int,
+        exclude: np.ndarray,
+        allow: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Scored candidates (not yet ranked, not filled): what this scorer proposes for the visit."""
         if self.kind == "popularity":
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -312,8 +341,9 @@ class SessionScorer:
         return items, scores
 
     @staticmethod
-    def mix(model: tuple[np.ndarray, np.ndarray], session: tuple[np.ndarray, np.ndarray],
-            w: float) -> tuple[np.ndarray, np.ndarray]:
+    def mix(
+        model: tuple[np.ndarray, np.ndarray], session: tuple[np.ndarray, np.ndarray], w: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``w`` × the model's candidates (min-max over them) + (1 − ``w``) × V-SKNN / its best."""
         m_items, m_scores = model
         v_items, v_scores = session
@@ -331,8 +361,9 @@ class SessionScorer:
         found, inverse = np.unique(items, return_inverse=True)
         return found, np.bincount(inverse, weights=scores, minlength=len(found))
 
-    def rank(self, items: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray,
-             allow: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def rank(
+        self, items: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray, allow: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The top ``n`` of scored candidates, filled with popular products (score 0) when they run out."""
         best = top_k(scores, n) if len(scores) else np.zeros(0, np.int64)
         chosen, values = items[best], scores[best]
@@ -358,8 +389,9 @@ class SessionScorer:
 
     # -- the model interface --
 
-    def recommend(self, state: VisitState, n: int = 10, *, exclude: Iterable[int] = (),
-                  allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, state: VisitState, n: int = 10, *, exclude: Iterable[int] = (), allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         exclude = as_index_array(exclude)
         items, scores = self.candidates(state, n, exclude, allow)
         return self.rank(items, scores, n, exclude, allow)
@@ -370,16 +402,18 @@ class SessionScorer:
         lookup = dict(zip(found.tolist(), scores.tolist()))
         return np.array([lookup.get(int(i), 0.0) for i in wanted], dtype=np.float32)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """The visit's products that led to ``item_index`` (the model's explanation when a model scores)."""
         if self.model is not None and len(items):
             return self.model.explain(items, confidences, item_index, n)
         return []
 
 
-def _allowed(items: np.ndarray, scores: np.ndarray, exclude: np.ndarray,
-             allow: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _allowed(
+    items: np.ndarray, scores: np.ndarray, exclude: np.ndarray, allow: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     keep = np.ones(len(items), dtype=bool)
     if len(exclude):
         keep &= ~np.isin(items, exclude)
@@ -415,8 +449,9 @@ class Cases:
         return len(self.prefixes)
 
 
-def make_cases(held_out: Sessions, given: Sequence[int] = GIVEN, max_sessions: int = MAX_SESSIONS,
-               seed: int = SEED) -> Cases:
+def make_cases(
+    held_out: Sessions, given: Sequence[int] = GIVEN, max_sessions: int = MAX_SESSIONS, seed: int = SEED
+) -> Cases:
     """For each held-out session with more than ``g`` products and each ``g`` of ``given``: a case."""
     usable = np.flatnonzero(held_out.lengths() >= 2)
     if max_sessions and len(usable) > max_sessions:
@@ -441,8 +476,13 @@ class Result:
     per_case: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hit_rate": round(self.hit, 6), "mrr": round(self.mrr, 6), "ndcg": round(self.ndcg, 6),
-                "ndcg_se": round(self.ndcg_se, 6), "cases": self.cases}
+        return {
+            "hit_rate": round(self.hit, 6),
+            "mrr": round(self.mrr, 6),
+            "ndcg": round(self.ndcg, 6),
+            "ndcg_se": round(self.ndcg_se, 6),
+            "cases": self.cases,
+        }
 
 
 def _result(rows: list[tuple[float, float, float]]) -> Result:
@@ -453,8 +493,12 @@ def _result(rows: list[tuple[float, float, float]]) -> Result:
     return Result(*(float(x) for x in table.mean(axis=0)), se, len(table), table[:, 2])
 
 
-def score_cases(cases: Cases, scorers: Mapping[str, SessionScorer], k: int = K,
-                mixes: Mapping[str, tuple[str, str, float]] | None = None) -> dict[str, Result]:
+def score_cases(
+    cases: Cases,
+    scorers: Mapping[str, SessionScorer],
+    k: int = K,
+    mixes: Mapping[str, tuple[str, str, float]] | None = None,
+) -> dict[str, Result]:
     """Every scorer on every case; ``mixes`` (name → (model scorer, V-SKNN scorer, w)) reuse their parts' work.
 
     Each scorer ranks with the visit's own products excluded, as a visit list does.
@@ -472,8 +516,13 @@ def score_cases(cases: Cases, scorers: Mapping[str, SessionScorer], k: int = K,
             depth = max(MODEL_DEPTH, k) if scorer.kind == "model" else k
             found, scores = scorer.candidates(state, depth, exclude, None)
             parts[name] = (found, scores)
-            ranked, _ = scorer.rank(found[:k] if scorer.kind == "model" else found,
-                                    scores[:k] if scorer.kind == "model" else scores, k, exclude, None)
+            ranked, _ = scorer.rank(
+                found[:k] if scorer.kind == "model" else found,
+                scores[:k] if scorer.kind == "model" else scores,
+                k,
+                exclude,
+                None,
+            )
             rows[name].append(case_metrics(ranked, rest, k))
         for name, (model_name, session_name, w) in (mixes or {}).items():
             found, scores = SessionScorer.mix(parts[model_name], parts[session_name], w)
@@ -498,8 +547,9 @@ class Period:
     held_out_sessions: int
 
 
-def _fit_model(data: Interactions, cut: int, recipe: Any, settings: Settings, fitter: Any, engine: str,
-               log: Log) -> Recommender | None:
+def _fit_model(
+    data: Interactions, cut: int, recipe: Any, settings: Settings, fitter: Any, engine: str, log: Log
+) -> Recommender | None:
     from recommender.training import recipes
 
     mask = data.time < cut
@@ -513,8 +563,20 @@ def _fit_model(data: Interactions, cut: int, recipe: Any, settings: Settings, fi
     return model
 
 
-def period(name: str, data: Interactions, sessions: Sessions, upto: int | None, recipe: Any, settings: Settings, *,
-           fitter: Any, engine: str, given: Sequence[int], max_sessions: int, log: Log) -> Period:
+def period(
+    name: str,
+    data: Interactions,
+    sessions: Sessions,
+    upto: int | None,
+    recipe: Any,
+    settings: Settings,
+    *,
+    fitter: Any,
+    engine: str,
+    given: Sequence[int],
+    max_sessions: int,
+    log: Log,
+) -> Period:
     """Sessions before ``upto`` (all when None) cut again at their 80th percentile of start time."""
     scope = sessions if upto is None else sessions.subset(sessions.start < upto)
     cut = session_cut(scope)
@@ -530,9 +592,17 @@ def _scorer(kind: str, p: Period, settings: Settings, **params: Any) -> SessionS
     return SessionScorer(kind, p.index, p.model, params, settings)
 
 
-def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitter: Any = None,
-             engine: str = "implicit", given: Sequence[int] = GIVEN, max_sessions: int = MAX_SESSIONS,
-             log: Log = _quiet) -> dict[str, Any]:
+def evaluate(
+    data: Interactions,
+    settings: Settings,
+    recipe: Any = None,
+    *,
+    fitter: Any = None,
+    engine: str = "implicit",
+    given: Sequence[int] = GIVEN,
+    max_sessions: int = MAX_SESSIONS,
+    log: Log = _quiet,
+) -> dict[str, Any]:
     """The session protocol on ``data``: every scorer on validation and test, and the choice (by validation).
 
     ``recipe`` is the shop's chosen model recipe (None: no model scorer); it is
@@ -549,8 +619,19 @@ def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitt
     test_cut = session_cut(sessions)
     log(f"{len(sessions):,} sessions (customer-days); test from {_day(test_cut)}")
     log("validation (the training period's own cut):")
-    val = period("validation", data, sessions, test_cut, recipe, settings, fitter=fitter, engine=engine,
-                 given=given, max_sessions=max_sessions, log=log)
+    val = period(
+        "validation",
+        data,
+        sessions,
+        test_cut,
+        recipe,
+        settings,
+        fitter=fitter,
+        engine=engine,
+        given=given,
+        max_sessions=max_sessions,
+        log=log,
+    )
     log(f"  {val.train_sessions:,} past sessions, {val.cases.sessions:,} held out ({len(val.cases):,} cases)")
     # 1. V-SKNN's k and m on validation
     grid = {f"vsknn k={k} m={m}": _scorer("vsknn", val, settings, k=k, m=m) for k in VSKNN_K for m in VSKNN_M}
@@ -564,15 +645,35 @@ def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitt
     log(f"  chosen on validation: {names[chosen]['label']}")
     # 3. the same scorers on the test period (for the report: never used to choose)
     log("test:")
-    test = period("test", data, sessions, None, recipe, settings, fitter=fitter, engine=engine, given=given,
-                  max_sessions=max_sessions, log=log)
+    test = period(
+        "test",
+        data,
+        sessions,
+        None,
+        recipe,
+        settings,
+        fitter=fitter,
+        engine=engine,
+        given=given,
+        max_sessions=max_sessions,
+        log=log,
+    )
     log(f"  {test.train_sessions:,} past sessions, {test.cases.sessions:,} held out ({len(test.cases):,} cases)")
     test_scores, _ = _all(test, settings, k_best, m_best)
     rows = []
     for name, what in names.items():
-        rows.append({"scorer": name, "kind": what["kind"], "label": what["label"], "params": what["params"],
-                     "anchor": what["kind"] in ANCHORS, "validation": val_scores[name].as_dict(),
-                     "test": test_scores[name].as_dict(), "chosen": name == chosen})
+        rows.append(
+            {
+                "scorer": name,
+                "kind": what["kind"],
+                "label": what["label"],
+                "params": what["params"],
+                "anchor": what["kind"] in ANCHORS,
+                "validation": val_scores[name].as_dict(),
+                "test": test_scores[name].as_dict(),
+                "chosen": name == chosen,
+            }
+        )
     shipped = names[chosen]
     anchors_best = max((r["test"]["ndcg"] for r in rows if r["anchor"]), default=0.0)
     best_anchor = max((r["scorer"] for r in rows if r["anchor"]), key=lambda n: test_scores[n].ndcg)
@@ -585,34 +686,53 @@ def evaluate(data: Interactions, settings: Settings, recipe: Any = None, *, fitt
         "sessions": len(sessions),
         "test_cut": _day(test_cut),
         "validation_cut": _day(val.cut),
-        "validation": {"past_sessions": val.train_sessions, "held_out_sessions": val.cases.sessions,
-                       "cases": len(val.cases)},
-        "test": {"past_sessions": test.train_sessions, "held_out_sessions": test.cases.sessions,
-                 "cases": len(test.cases)},
+        "validation": {
+            "past_sessions": val.train_sessions,
+            "held_out_sessions": val.cases.sessions,
+            "cases": len(val.cases),
+        },
+        "test": {
+            "past_sessions": test.train_sessions,
+            "held_out_sessions": test.cases.sessions,
+            "cases": len(test.cases),
+        },
         "recipe": None if recipe is None else (recipe.label or recipe.family),
-        "vsknn_grid": [{"k": grid[n].k, "m": grid[n].m, "validation_ndcg": round(grid_scores[n].ndcg, 6)}
-                       for n in grid],
+        "vsknn_grid": [
+            {"k": grid[n].k, "m": grid[n].m, "validation_ndcg": round(grid_scores[n].ndcg, 6)} for n in grid
+        ],
         "scorers": rows,
-        "choice": {"scorer": shipped["kind"], "params": shipped["params"], "label": shipped["label"],
-                   "evaluated": True, "validation_ndcg": round(val_scores[chosen].ndcg, 6),
-                   "test_ndcg": round(chosen_test.ndcg, 6), "test_ndcg_se": round(chosen_test.ndcg_se, 6)},
+        "choice": {
+            "scorer": shipped["kind"],
+            "params": shipped["params"],
+            "label": shipped["label"],
+            "evaluated": True,
+            "validation_ndcg": round(val_scores[chosen].ndcg, 6),
+            "test_ndcg": round(chosen_test.ndcg, 6),
+            "test_ndcg_se": round(chosen_test.ndcg_se, 6),
+        },
         "beats_every_anchor_on_test": bool(chosen_test.ndcg > anchors_best),
         # the shipped scorer against the best anchor on test, case by case (paired standard error)
-        "against_best_anchor": {"anchor": best_anchor, "difference": round(float(diff.mean()) if len(diff) else 0.0, 6),
-                                "paired_se": round(diff_se, 6)},
+        "against_best_anchor": {
+            "anchor": best_anchor,
+            "difference": round(float(diff.mean()) if len(diff) else 0.0, 6),
+            "paired_se": round(diff_se, 6),
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def _all(p: Period, settings: Settings, k: int, m: int) -> tuple[dict[str, Result], dict[str, dict[str, Any]]]:
     """Every scorer (V-SKNN at ``k``, ``m``; each mix weight) on ``p``'s cases, and what each one is."""
-    scorers = {"popularity": _scorer("popularity", p, settings),
-               "cooccurrence": _scorer("cooccurrence", p, settings),
-               "vsknn": _scorer("vsknn", p, settings, k=k, m=m)}
+    scorers = {
+        "popularity": _scorer("popularity", p, settings),
+        "cooccurrence": _scorer("cooccurrence", p, settings),
+        "vsknn": _scorer("vsknn", p, settings, k=k, m=m),
+    }
     names: dict[str, dict[str, Any]] = {
         "popularity": {"kind": "popularity", "params": {}, "label": "popularity"},
         "cooccurrence": {"kind": "cooccurrence", "params": {}, "label": "co-occurrence (bought together)"},
-        "vsknn": {"kind": "vsknn", "params": {"k": k, "m": m}, "label": f"V-SKNN k={k} m={m}"}}
+        "vsknn": {"kind": "vsknn", "params": {"k": k, "m": m}, "label": f"V-SKNN k={k} m={m}"},
+    }
     mixes: dict[str, tuple[str, str, float]] = {}
     if p.model is not None:
         scorers["model"] = _scorer("model", p, settings)
@@ -620,8 +740,11 @@ def _all(p: Period, settings: Settings, k: int, m: int) -> tuple[dict[str, Resul
         for w in MIX_WEIGHTS:
             name = f"mix w={w:g}"
             mixes[name] = ("model", "vsknn", w)
-            names[name] = {"kind": "mix", "params": {"k": k, "m": m, "w": w},
-                           "label": f"model×{w:g} + V-SKNN×{1 - w:g}"}
+            names[name] = {
+                "kind": "mix",
+                "params": {"k": k, "m": m, "w": w},
+                "label": f"model×{w:g} + V-SKNN×{1 - w:g}",
+            }
     return score_cases(p.cases, scorers, mixes=mixes), names
 
 
@@ -662,8 +785,15 @@ def shop_recipe(db: Any, settings: Settings) -> Any:
     return recipes.Recipe("als", settings, label="als (configured)")
 
 
-def run(db: Any, settings: Settings, *, given: Sequence[int] = GIVEN, max_sessions: int = MAX_SESSIONS,
-        record: bool = True, log: Log = _quiet) -> dict[str, Any]:
+def run(
+    db: Any,
+    settings: Settings,
+    *,
+    given: Sequence[int] = GIVEN,
+    max_sessions: int = MAX_SESSIONS,
+    record: bool = True,
+    log: Log = _quiet,
+) -> dict[str, Any]:
     """``recommender sessions evaluate``: the protocol on the shop's consent-filtered events; records the choice."""
     from recommender.errors import ValidationError
     from recommender.models.engines import get_engine
@@ -673,8 +803,9 @@ def run(db: Any, settings: Settings, *, given: Sequence[int] = GIVEN, max_sessio
     recipe = shop_recipe(db, settings)
     log(f"model scorer: {recipe.label or recipe.family}")
     try:
-        payload = evaluate(data, settings, recipe, fitter=get_engine("implicit"), given=given,
-                           max_sessions=max_sessions, log=log)
+        payload = evaluate(
+            data, settings, recipe, fitter=get_engine("implicit"), given=given, max_sessions=max_sessions, log=log
+        )
     except ValueError as exc:
         raise ValidationError(f"cannot evaluate sessions: {exc}") from None
     if record:

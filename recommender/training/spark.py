@@ -22,20 +22,20 @@ reconciled before the model is saved and published, as on the driver path.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlite_utils
 
 from recommender import store
-from recommender.data import exports
-from recommender.training import gate
-from recommender.training import publish as publishing
 from recommender.config import Settings
-from recommender.models.engines import Engine
+from recommender.data import exports
 from recommender.errors import RecommenderError, ValidationError
-from recommender.training.evaluation import report_payload
+from recommender.models.engines import Engine
 from recommender.models.factor import FactorModel
 from recommender.store.consents import PERSONALIZATION
+from recommender.training import gate, publish as publishing
+from recommender.training.evaluation import report_payload
 
 Log = Callable[[str], None]
 
@@ -50,18 +50,27 @@ def _history(db: sqlite_utils.Database, settings: Settings, fitter: Engine, spar
     consenting = store.consenting_customers(db, PERSONALIZATION)
     item_ids = sorted(p["id"] for p in store.all_products(db))
     marker = exports.read_marker(path) if "://" not in path else None
-    history = spark_history.load_history(spark, path, settings, consenting, item_ids, read_at=read_at, epoch=epoch,
-                                         exported_weights=(marker or {}).get("event_weights"))
+    history = spark_history.load_history(
+        spark,
+        path,
+        settings,
+        consenting,
+        item_ids,
+        read_at=read_at,
+        epoch=epoch,
+        exported_weights=(marker or {}).get("event_weights"),
+    )
     if len(history) == 0:
-        raise ValidationError("no interactions from customers with personalization consent in the export: "
-                              "nothing to train on")
+        raise ValidationError(
+            "no interactions from customers with personalization consent in the export: nothing to train on"
+        )
     return history
 
 
 def _fit(spark, ratings, shape: tuple[int, int], settings: Settings, iterations: int):
     """Fit MLlib's ALS; returns the fitted Spark model and its regParam (factors stay on the cluster)."""
-    from recommender.training import spark_history
     from recommender.models.engines.spark import _first_line, als_estimator
+    from recommender.training import spark_history
 
     regularization, _pairs = spark_history.reg_param(ratings, settings.als.regularization)
     try:
@@ -74,15 +83,16 @@ def _evaluate(history, settings: Settings, spark, curve_k: int, log: Log, timing
     """Split, fit on the past, score model and popularity on the future: all on the cluster."""
     from pyspark.sql import functions as F
 
-    from recommender.training import spark_history
     from recommender.models.engines.spark import _dense
+    from recommender.training import spark_history
 
     started = time.perf_counter()
     log(f"{len(history):,} interactions, {history.shape[0]:,} customers x {history.shape[1]:,} products (on Spark)")
     cut = spark_history.cut_time(history.events, settings.evaluation.cut_quantile, len(history))
     train = spark_history.ratings(history, settings.als, mask=F.col("t") < cut, reference_time=cut)
-    frame, eligible, evaluated = spark_history.evaluation_frame(history, train, cut, settings.evaluation.max_users,
-                                                                settings.evaluation.seed)
+    frame, eligible, evaluated = spark_history.evaluation_frame(
+        history, train, cut, settings.evaluation.max_users, settings.evaluation.seed
+    )
     timings["split"] = round(time.perf_counter() - started, 3)
     if evaluated == 0:
         raise ValidationError("no customer has both history before the cut and new items after it: cannot evaluate")
@@ -92,8 +102,9 @@ def _evaluate(history, settings: Settings, spark, curve_k: int, log: Log, timing
     timings["fit"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     k = settings.evaluation.k
-    scores = spark_history.score_split(frame, fitted.userFactors, item_factors,
-                                       spark_history.popularity_of(train, history.shape[1]), k, curve_k)
+    scores = spark_history.score_split(
+        frame, fitted.userFactors, item_factors, spark_history.popularity_of(train, history.shape[1]), k, curve_k
+    )
     train.unpersist()
     split = spark_history.SplitSummary(cut, range(evaluated), eligible)
     payload = report_payload(scores["model"], scores["popularity"], split, k, gate.recipe(settings, "spark"))
@@ -102,8 +113,15 @@ def _evaluate(history, settings: Settings, spark, curve_k: int, log: Log, timing
     return payload, curves
 
 
-def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, curve_k: int = 0,
-             log: Log = lambda _: None, timings: dict[str, float] | None = None) -> publishing.Evaluation:
+def evaluate(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    fitter: Engine,
+    *,
+    curve_k: int = 0,
+    log: Log = lambda _: None,
+    timings: dict[str, float] | None = None,
+) -> publishing.Evaluation:
     """:func:`training.evaluate` for an export: the payload and curves; no model or split reach the driver."""
     timings = {} if timings is None else timings
     spark = fitter.session()
@@ -117,8 +135,8 @@ def evaluate(db: sqlite_utils.Database, settings: Settings, fitter: Engine, *, c
 
 def train(run: publishing.TrainingRun) -> publishing.TrainResult:
     """The retrain of :func:`training._train` with the history on the cluster (see the module docs)."""
-    from recommender.training import spark_history
     from recommender.models.engines.spark import _dense
+    from recommender.training import spark_history
 
     db, settings, fitter, log, lap, timings = run.db, run.settings, run.fitter, run.log, run.lap, run.timings
     spark = fitter.session()
@@ -126,8 +144,10 @@ def train(run: publishing.TrainingRun) -> publishing.TrainResult:
     lap("load")
     try:
         payload, _curves = _evaluate(history, settings, spark, 0, log, timings)
-        log(f"evaluated: NDCG@{payload['k']} model {payload['model']['ndcg']:.4f}, "
-            f"popularity {payload['popularity']['ndcg']:.4f}")
+        log(
+            f"evaluated: NDCG@{payload['k']} model {payload['model']['ndcg']:.4f}, "
+            f"popularity {payload['popularity']['ndcg']:.4f}"
+        )
         lap("evaluate")
         log(f"fitting all data from scratch for {settings.als.iterations} iteration(s) (on Spark)")
         fit_started = time.perf_counter()
@@ -138,33 +158,57 @@ def train(run: publishing.TrainingRun) -> publishing.TrainResult:
         trained = spark_history.trained_rows(full)
         pairs = int(full.count())
         full.unpersist()
-        details = {"version": spark.version, "master": spark.sparkContext.master, "input": "export",
-                   "driver_read_events": False, "export": fitter.interactions_path, "reg_param": regularization,
-                   "alpha": settings.als.alpha, "iterations": settings.als.iterations,
-                   "fit_seconds": round(time.perf_counter() - fit_started, 3)}
-        model = FactorModel(user_factors=user_factors, item_factors=item_factors, user_ids=list(history.user_ids),
-                            item_ids=list(history.item_ids), regularization=settings.als.regularization,
-                            manifest={"engine": "spark", "spark": details})
+        details = {
+            "version": spark.version,
+            "master": spark.sparkContext.master,
+            "input": "export",
+            "driver_read_events": False,
+            "export": fitter.interactions_path,
+            "reg_param": regularization,
+            "alpha": settings.als.alpha,
+            "iterations": settings.als.iterations,
+            "fit_seconds": round(time.perf_counter() - fit_started, 3),
+        }
+        model = FactorModel(
+            user_factors=user_factors,
+            item_factors=item_factors,
+            user_ids=list(history.user_ids),
+            item_ids=list(history.item_ids),
+            regularization=settings.als.regularization,
+            manifest={"engine": "spark", "spark": details},
+        )
         model.signals = spark_history.signals(history, tuple(settings.purchase_events), _together_depth())
         lap("refit")
     finally:
         history.events.unpersist()
-    counts = {"interactions": int(len(history)), "customers": history.shape[0], "products": history.shape[1],
-              "pairs": pairs, "reference_time": int(history.reference_time), "read_at": int(history.read_at),
-              "future_events_left_out": int(history.future_events), "privacy_epoch": int(history.epoch)}
+    counts = {
+        "interactions": len(history),
+        "customers": history.shape[0],
+        "products": history.shape[1],
+        "pairs": pairs,
+        "reference_time": int(history.reference_time),
+        "read_at": int(history.read_at),
+        "future_events_left_out": int(history.future_events),
+        "privacy_epoch": int(history.epoch),
+    }
 
     def refit_incumbent(theirs: dict[str, Any], their_engine: str, _fitter: Engine) -> dict[str, Any]:
         if their_engine != "spark" or gate.recipe_family(theirs) != "als":
-            raise RecommenderError(f"the current model's recipe ({their_engine}, {gate.recipe_family(theirs)}) needs "
-                                   "the events on the driver; with --interactions only Spark ALS recipes are refitted")
+            raise RecommenderError(
+                f"the current model's recipe ({their_engine}, {gate.recipe_family(theirs)}) needs "
+                "the events on the driver; with --interactions only Spark ALS recipes are refitted"
+            )
         return evaluate(db, gate.settings_for(theirs, settings), fitter).payload
 
-    return publishing.gate_and_publish(run, publishing.Candidate(model, payload, history, trained, counts,
-                                                                 history.user_ids, history.epoch, refit_incumbent))
+    return publishing.gate_and_publish(
+        run,
+        publishing.Candidate(
+            model, payload, history, trained, counts, history.user_ids, history.epoch, refit_incumbent
+        ),
+    )
 
 
 def _together_depth() -> int:
     from recommender.data.signals import TOGETHER_DEPTH
 
     return TOGETHER_DEPTH
-

@@ -28,15 +28,16 @@ the number of customers and products, none by the number of events.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from recommender.config import ALSSettings, Settings
-from recommender.errors import ConfigError, ValidationError
 from recommender.data.interactions import SECONDS_PER_DAY
+from recommender.errors import ConfigError, ValidationError
 from recommender.models.engines.spark import TINY_RATING, _from_arrow, _to_arrow, read_export_frame
 
 DAY = int(SECONDS_PER_DAY)
@@ -75,8 +76,17 @@ class History:
         return min(self.newest, self.read_at) if self.read_at else self.newest
 
 
-def load_history(spark, path: str, settings: Settings, consenting: list[str], item_ids: list[str], *,
-                 read_at: int, epoch: int, exported_weights: dict[str, float] | None) -> History:
+def load_history(
+    spark,
+    path: str,
+    settings: Settings,
+    consenting: list[str],
+    item_ids: list[str],
+    *,
+    read_at: int,
+    epoch: int,
+    exported_weights: dict[str, float] | None,
+) -> History:
     """Read the export at ``path``, keep ``consenting`` customers' weighted events, number ids like the driver."""
     from pyspark.sql import functions as F
 
@@ -84,35 +94,59 @@ def load_history(spark, path: str, settings: Settings, consenting: list[str], it
     if exported_weights is not None:
         missing = sorted(set(weights) - set(exported_weights))
         if missing:
-            raise ConfigError(f"the export at {path} left out event type(s) {', '.join(missing)} (weight 0 when it "
-                              f"was written): export again with tonight's event weights")
+            raise ConfigError(
+                f"the export at {path} left out event type(s) {', '.join(missing)} (weight 0 when it "
+                f"was written): export again with tonight's event weights"
+            )
     raw = read_export_frame(spark, path)
     if not weights:
         raise ValidationError("no event type has a positive weight: nothing to train on")
     weight_of = F.create_map(*[x for t, w in sorted(weights.items()) for x in (F.lit(t), F.lit(w))])
-    frame = (raw.select(F.col("customer_id").cast("string").alias("customer_id"),
-                        F.col("product_id").cast("string").alias("product_id"),
-                        F.col("event_type").cast("string").alias("event_type"),
-                        (F.coalesce(weight_of[F.col("event_type").cast("string")], F.lit(0.0))
-                         * F.col("quantity").cast("double")).alias("weight"),
-                        F.col("occurred_at").cast("long").alias("t"))
-             .where(F.col("weight") > 0))
+    frame = raw.select(
+        F.col("customer_id").cast("string").alias("customer_id"),
+        F.col("product_id").cast("string").alias("product_id"),
+        F.col("event_type").cast("string").alias("event_type"),
+        (
+            F.coalesce(weight_of[F.col("event_type").cast("string")], F.lit(0.0)) * F.col("quantity").cast("double")
+        ).alias("weight"),
+        F.col("occurred_at").cast("long").alias("t"),
+    ).where(F.col("weight") > 0)
     allowed = _from_arrow(spark, pa.table({"customer_id": pa.array(sorted(consenting), pa.string())}))
     frame = frame.join(F.broadcast(allowed) if len(consenting) < 2_000_000 else allowed, "customer_id")
     limit = read_at + settings.time.max_future_seconds
     future = frame.where(F.col("t") > limit).agg(F.count(F.lit(1)).alias("n"), F.max("t").alias("newest")).first()
     kept = frame.where(F.col("t") <= limit)
     users = sorted(r[0] for r in kept.select("customer_id").distinct().collect())
-    user_frame = _from_arrow(spark, pa.table({"customer_id": pa.array(users, pa.string()),
-                                              "user": pa.array(np.arange(len(users), dtype=np.int32))}))
-    item_frame = _from_arrow(spark, pa.table({"product_id": pa.array(item_ids, pa.string()),
-                                              "item": pa.array(np.arange(len(item_ids), dtype=np.int32))}))
-    events = (kept.join(user_frame, "customer_id").join(F.broadcast(item_frame), "product_id")
-              .select("user", "item", "event_type", "weight", "t").cache())
+    user_frame = _from_arrow(
+        spark,
+        pa.table(
+            {"customer_id": pa.array(users, pa.string()), "user": pa.array(np.arange(len(users), dtype=np.int32))}
+        ),
+    )
+    item_frame = _from_arrow(
+        spark,
+        pa.table(
+            {"product_id": pa.array(item_ids, pa.string()), "item": pa.array(np.arange(len(item_ids), dtype=np.int32))}
+        ),
+    )
+    events = (
+        kept.join(user_frame, "customer_id")
+        .join(F.broadcast(item_frame), "product_id")
+        .select("user", "item", "event_type", "weight", "t")
+        .cache()
+    )
     row = events.agg(F.count(F.lit(1)).alias("n"), F.max("t").alias("newest")).first()
-    return History(events=events, user_ids=users, item_ids=list(item_ids), rows=int(row["n"]), read_at=read_at,
-                   newest=None if row["newest"] is None else int(row["newest"]), future_events=int(future["n"]),
-                   newest_future=None if future["newest"] is None else int(future["newest"]), epoch=epoch)
+    return History(
+        events=events,
+        user_ids=users,
+        item_ids=list(item_ids),
+        rows=int(row["n"]),
+        read_at=read_at,
+        newest=None if row["newest"] is None else int(row["newest"]),
+        future_events=int(future["n"]),
+        newest_future=None if future["newest"] is None else int(future["newest"]),
+        epoch=epoch,
+    )
 
 
 def numpy_higher_index(n: int, q: float) -> int:
@@ -136,13 +170,17 @@ def cut_time(events, quantile: float, n: int) -> int:
     if n == 0:
         raise ValidationError("no interactions to split")
     rank = numpy_higher_index(n, quantile)
-    days = sorted((int(r[0]), int(r[1])) for r in
-                  events.groupBy((F.col("t") - F.pmod("t", F.lit(DAY))).alias("d")).count().collect())
+    days = sorted(
+        (int(r[0]), int(r[1]))
+        for r in events.groupBy((F.col("t") - F.pmod("t", F.lit(DAY))).alias("d")).count().collect()
+    )
     below = 0
     for day, count in days:
         if below + count > rank:
-            seconds = sorted((int(r[0]), int(r[1])) for r in
-                             events.where((F.col("t") >= day) & (F.col("t") < day + DAY)).groupBy("t").count().collect())
+            seconds = sorted(
+                (int(r[0]), int(r[1]))
+                for r in events.where((F.col("t") >= day) & (F.col("t") < day + DAY)).groupBy("t").count().collect()
+            )
             for second, c in seconds:
                 if below + c > rank:
                     return second
@@ -172,8 +210,9 @@ def reg_param(frame, regularization: float) -> tuple[float, int]:
     """:func:`recommender.models.engines.spark.reg_param` computed on a ratings DataFrame; also returns the pair count."""
     from pyspark.sql import functions as F
 
-    row = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("user").alias("u"),
-                    F.countDistinct("item").alias("i")).first()
+    row = frame.agg(
+        F.count(F.lit(1)).alias("n"), F.countDistinct("user").alias("u"), F.countDistinct("item").alias("i")
+    ).first()
     n, users, items = int(row["n"]), int(row["u"]), int(row["i"])
     if n == 0:
         return float(regularization), 0
@@ -188,6 +227,7 @@ def trained_rows(frame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- evaluation -------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class SplitSummary:
@@ -240,8 +280,8 @@ def _scorer(item_factors, order, n_items: int, rank: int, k: int, ks: list[int])
 
         import scipy.sparse as sp
 
-        from recommender.training import evaluation
         from recommender.models.factor import batch_top_k
+        from recommender.training import evaluation
 
         items = item_factors.value
         popular = order.value
@@ -265,20 +305,28 @@ def _scorer(item_factors, order, n_items: int, rank: int, k: int, ks: list[int])
 
             seen, relevant = csr(2), csr(3)
             positions = np.arange(m)
-            tops = {"model": batch_top_k(users, items, seen, depth),
-                    "popularity": evaluation.popular_not_seen(popular, seen, positions, depth)}
+            tops = {
+                "model": batch_top_k(users, items, seen, depth),
+                "popularity": evaluation.popular_not_seen(popular, seen, positions, depth),
+            }
             for which, top in tops.items():
                 for kk in ks:
                     means = evaluation.ranking_metrics(top, relevant, positions, kk)
                     shown = top[:, :kk]
-                    yield (which, kk, m, {name: means[name] * m for name in evaluation.METRICS},  # back to sums
-                           np.unique(shown[shown >= 0]).tolist() if kk == k else [])
+                    yield (
+                        which,
+                        kk,
+                        m,
+                        {name: means[name] * m for name in evaluation.METRICS},  # back to sums
+                        np.unique(shown[shown >= 0]).tolist() if kk == k else [],
+                    )
 
     return score
 
 
-def score_split(frame, user_factors, item_factors: np.ndarray, popularity: np.ndarray, k: int,
-                curve_k: int = 0) -> dict[str, Any]:
+def score_split(
+    frame, user_factors, item_factors: np.ndarray, popularity: np.ndarray, k: int, curve_k: int = 0
+) -> dict[str, Any]:
     """Model and popularity scores of the evaluated customers, as :class:`evaluation.Scores` per name."""
     from pyspark.sql import functions as F
 
@@ -289,8 +337,14 @@ def score_split(frame, user_factors, item_factors: np.ndarray, popularity: np.nd
     order = np.argsort(-popularity.astype(np.float32), kind="stable")
     ks = sorted({k, *range(1, curve_k + 1)})
     context = spark.sparkContext
-    scorer = _scorer(context.broadcast(np.ascontiguousarray(item_factors, dtype=np.float32)),
-                     context.broadcast(order), n_items, rank, k, ks)
+    scorer = _scorer(
+        context.broadcast(np.ascontiguousarray(item_factors, dtype=np.float32)),
+        context.broadcast(order),
+        n_items,
+        rank,
+        k,
+        ks,
+    )
     joined = frame.join(user_factors.select(F.col("id").alias("user"), "features"), "user", "left")
     results = joined.select("user", "features", "seen", "relevant").rdd.mapPartitions(scorer).collect()
     totals: dict[tuple[str, int], dict[str, float]] = {}
@@ -304,6 +358,7 @@ def score_split(frame, user_factors, item_factors: np.ndarray, popularity: np.nd
         shown[which].update(items)
     scores = {}
     for which in ("model", "popularity"):
+
         def mean(kk: int) -> dict[str, float]:
             n = max(counts.get((which, kk), 0), 1)
             return {name: totals.get((which, kk), {}).get(name, 0.0) / n for name in evaluation.METRICS}
@@ -324,15 +379,17 @@ def popularity_of(train, n_items: int) -> np.ndarray:
 
 # --- signals ---------------------------------------------------------------------------------------------------
 
-def signals(history: History, purchase_events: tuple[str, ...], depth: int, min_support: int = 2) -> dict[str, np.ndarray]:
+
+def signals(
+    history: History, purchase_events: tuple[str, ...], depth: int, min_support: int = 2
+) -> dict[str, np.ndarray]:
     """:func:`recommender.data.signals.compute` on the cluster: popularity and bought-together lists.
 
     Baskets are one customer's purchase-type events on one UTC day; lift is
     ``n(a, b) · N / (n(a) · n(b))`` over pairs in at least ``min_support``
     baskets, ranked by lift, then count, then product.
     """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    from pyspark.sql import Window, functions as F
 
     n_items = len(history.item_ids)
     popularity = popularity_of(history.events.select("user", "item").distinct(), n_items)
@@ -344,17 +401,30 @@ def signals(history: History, purchase_events: tuple[str, ...], depth: int, min_
     if total:
         per_item = baskets.groupBy("item").agg(F.count(F.lit(1)).alias("n"))
         a, b = baskets.alias("a"), baskets.alias("b")
-        pairs = (a.join(b, (F.col("a.user") == F.col("b.user")) & (F.col("a.day") == F.col("b.day"))
-                        & (F.col("a.item") != F.col("b.item")))
-                 .groupBy(F.col("a.item").alias("x"), F.col("b.item").alias("y")).agg(F.count(F.lit(1)).alias("c"))
-                 .where(F.col("c") >= min_support))
-        na, nb = per_item.select(F.col("item").alias("x"), F.col("n").alias("nx")), \
-            per_item.select(F.col("item").alias("y"), F.col("n").alias("ny"))
-        scored = (pairs.join(na, "x").join(nb, "y")
-                  .withColumn("lift", F.col("c") * F.lit(float(total)) / (F.col("nx") * F.col("ny"))))
+        pairs = (
+            a.join(
+                b,
+                (F.col("a.user") == F.col("b.user"))
+                & (F.col("a.day") == F.col("b.day"))
+                & (F.col("a.item") != F.col("b.item")),
+            )
+            .groupBy(F.col("a.item").alias("x"), F.col("b.item").alias("y"))
+            .agg(F.count(F.lit(1)).alias("c"))
+            .where(F.col("c") >= min_support)
+        )
+        na, nb = (
+            per_item.select(F.col("item").alias("x"), F.col("n").alias("nx")),
+            per_item.select(F.col("item").alias("y"), F.col("n").alias("ny")),
+        )
+        scored = (
+            pairs.join(na, "x")
+            .join(nb, "y")
+            .withColumn("lift", F.col("c") * F.lit(float(total)) / (F.col("nx") * F.col("ny")))
+        )
         window = Window.partitionBy("x").orderBy(F.col("lift").desc(), F.col("c").desc(), F.col("y").asc())
-        top = _to_arrow(scored.withColumn("r", F.row_number().over(window)).where(F.col("r") <= depth)
-                        .select("x", "y", "lift", "r"))
+        top = _to_arrow(
+            scored.withColumn("r", F.row_number().over(window)).where(F.col("r") <= depth).select("x", "y", "lift", "r")
+        )
         if top.num_rows:
             x, y = top.column("x").to_numpy(), top.column("y").to_numpy()
             r = top.column("r").to_numpy() - 1
@@ -362,4 +432,3 @@ def signals(history: History, purchase_events: tuple[str, ...], depth: int, min_
             lifts[x, r] = top.column("lift").to_numpy().astype(np.float32)
     baskets.unpersist()
     return {"popularity": popularity, "together_items": items, "together_lift": lifts}
-

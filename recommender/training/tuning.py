@@ -11,16 +11,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 
-from recommender.training import evaluation
-from recommender.training import run as training
 from recommender.config import Settings, validate
 from recommender.models.engines import get_engine
+from recommender.training import evaluation, run as training
 from recommender.training.recipes import WEIGHT_PROFILES
 
 SPACE: dict[str, list[Any]] = {
@@ -52,10 +52,17 @@ def _candidate(settings: Settings, rng: np.random.Generator) -> Settings:
     return out
 
 
-def tune(db: sqlite_utils.Database, settings: Settings, *, trials: int = 24, seed: int = 0,
-         engine: str = "implicit", max_seconds: float | None = None,
-         log: Callable[[str], None] = lambda _: None,
-         engine_options: dict[str, Any] | None = None) -> tuple[Settings, list[Trial], float]:
+def tune(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    trials: int = 24,
+    seed: int = 0,
+    engine: str = "implicit",
+    max_seconds: float | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    engine_options: dict[str, Any] | None = None,
+) -> tuple[Settings, list[Trial], float]:
     """Random search; the first trial is the current settings. Returns (best settings, trials, validation cut)."""
     base_data = training.load_data(db, settings)
     test_cut = evaluation.temporal_split(base_data, settings.als, settings.evaluation).cut_time
@@ -73,8 +80,14 @@ def tune(db: sqlite_utils.Database, settings: Settings, *, trials: int = 24, see
         split = evaluation.temporal_split(data, candidate.als, candidate.evaluation, base_mask=train_period)
         model = fitter.fit(split.train, data.user_ids, data.item_ids, candidate.als)
         ndcg = evaluation.evaluate_model(model, split, candidate.evaluation.k).metrics["ndcg"]
-        results.append(Trial(dataclasses.asdict(candidate.als), dict(candidate.event_weights), ndcg,
-                             round(time.perf_counter() - t0, 2)))
+        results.append(
+            Trial(
+                dataclasses.asdict(candidate.als),
+                dict(candidate.event_weights),
+                ndcg,
+                round(time.perf_counter() - t0, 2),
+            )
+        )
         log(f"trial {n + 1}/{trials}: validation NDCG@{candidate.evaluation.k} {ndcg:.4f}  {results[-1].params}")
         if best is None or ndcg > best[0]:
             best = (ndcg, candidate)

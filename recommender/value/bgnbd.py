@@ -45,8 +45,9 @@ class GammaGammaParams(NamedTuple):
 # --- BG/NBD ------------------------------------------------------------------------------------------------
 
 
-def bgnbd_loglik(params: BGNBDParams | tuple[float, float, float, float], x: np.ndarray, t_x: np.ndarray,
-                 T: np.ndarray) -> np.ndarray:
+def bgnbd_loglik(
+    params: BGNBDParams | tuple[float, float, float, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
     """Each customer's log-likelihood under BG/NBD (Fader, Hardie & Lee 2005, eq. 6), an array.
 
     L = B(a, b+x)/B(a, b) · Γ(r+x) α^r / (Γ(r) (α+T)^(r+x))
@@ -59,8 +60,9 @@ def bgnbd_loglik(params: BGNBDParams | tuple[float, float, float, float], x: np.
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     first = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
-        second = np.where(x > 0, betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - betaln(a, b)
-                          - (r + x) * np.log(alpha + t_x), -np.inf)
+        second = np.where(
+            x > 0, betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - betaln(a, b) - (r + x) * np.log(alpha + t_x), -np.inf
+        )
     return common + np.logaddexp(first, second)
 
 
@@ -69,8 +71,9 @@ def bgnbd_loglik(params: BGNBDParams | tuple[float, float, float, float], x: np.
 _BOUNDS = [(np.log(1e-6), np.log(1e4))] * 4
 
 
-def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float = 0.01,
-              weights: np.ndarray | None = None) -> BGNBDParams:
+def fit_bgnbd(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float = 0.01, weights: np.ndarray | None = None
+) -> BGNBDParams:
     """Maximum (penalised) likelihood estimates of (r, α, a, b).
 
     Customers with the same ``(x, t_x, T)`` are folded into one weighted row first,
@@ -93,8 +96,11 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float = 
         common = (gammaln(r + xs) - gammaln(r) + r * np.log(alpha))[xi]
         first = (betaln(a, b + xs) - base)[xi] - (r + x) * np.log(alpha + T)
         with np.errstate(divide="ignore", invalid="ignore"):
-            second = np.where(repeat, (betaln(a + 1, np.maximum(b + xs - 1, 1e-300)) - base)[xi]
-                              - (r + x) * np.log(alpha + t_x), -np.inf)
+            second = np.where(
+                repeat,
+                (betaln(a + 1, np.maximum(b + xs - 1, 1e-300)) - base)[xi] - (r + x) * np.log(alpha + t_x),
+                -np.inf,
+            )
         ll = common + np.logaddexp(first, second)
         # a sum, not a dot product: BLAS threads cost more than they give on a vector this short
         return -float(np.sum(weights * ll)) / total + penalizer * float(np.sum(params * params))
@@ -102,8 +108,13 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float = 
     start = np.log([1.0, min(max(float(np.mean(T)), 1e-3), 1e3), 1.0, 1.0])
     best = None
     for method in ("Nelder-Mead", "L-BFGS-B"):
-        result = minimize(objective, start if best is None else best.x, method=method, bounds=_BOUNDS,
-                          options={"maxiter": 800} if method == "Nelder-Mead" else {"maxiter": 1000})
+        result = minimize(
+            objective,
+            start if best is None else best.x,
+            method=method,
+            bounds=_BOUNDS,
+            options={"maxiter": 800} if method == "Nelder-Mead" else {"maxiter": 1000},
+        )
         if best is None or (np.isfinite(result.fun) and result.fun <= best.fun):
             best = result
     return BGNBDParams(*(float(v) for v in np.exp(best.x)))
@@ -125,8 +136,11 @@ def p_alive(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) 
     r, alpha, a, b = params
     x = np.asarray(x, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_ratio = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + \
-            (r + x) * (np.log(alpha + np.asarray(T, float)) - np.log(alpha + np.asarray(t_x, float)))
+        log_ratio = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1, 1e-300))
+            + (r + x) * (np.log(alpha + np.asarray(T, float)) - np.log(alpha + np.asarray(t_x, float)))
+        )
         odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700.0)), 0.0)
     return 1.0 / (1.0 + odds)
 
@@ -139,8 +153,9 @@ def expected_purchases(params: BGNBDParams, t: float | np.ndarray) -> np.ndarray
     return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * _hyp2f1(r, b, a + b - 1, z))
 
 
-def conditional_expected_purchases(params: BGNBDParams, t: float, x: np.ndarray, t_x: np.ndarray,
-                                   T: np.ndarray) -> np.ndarray:
+def conditional_expected_purchases(
+    params: BGNBDParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` (eq. 10 of the paper), an array.
 
     [(a+b+x-1)/(a-1)] · [1 - ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x-1; t/(α+T+t))]
@@ -179,8 +194,9 @@ def _numeric_expected(params: BGNBDParams, t: float, x: np.ndarray, T: np.ndarra
 # --- Gamma-Gamma -------------------------------------------------------------------------------------------
 
 
-def gamma_gamma_loglik(params: GammaGammaParams | tuple[float, float, float], n: np.ndarray,
-                       mean_value: np.ndarray) -> np.ndarray:
+def gamma_gamma_loglik(
+    params: GammaGammaParams | tuple[float, float, float], n: np.ndarray, mean_value: np.ndarray
+) -> np.ndarray:
     """Log-density of a customer's mean purchase value ``m`` over ``n`` purchases under Gamma-Gamma.
 
     ln Γ(pn+q) - ln Γ(pn) - ln Γ(q) + q ln γ + (pn-1) ln m + pn ln n - (pn+q) ln(γ + n m)
@@ -188,8 +204,15 @@ def gamma_gamma_loglik(params: GammaGammaParams | tuple[float, float, float], n:
     p, q, gamma = (float(v) for v in params)
     n = np.asarray(n, dtype=float)
     m = np.asarray(mean_value, dtype=float)
-    return (gammaln(p * n + q) - gammaln(p * n) - gammaln(q) + q * np.log(gamma)
-            + (p * n - 1) * np.log(m) + p * n * np.log(n) - (p * n + q) * np.log(gamma + n * m))
+    return (
+        gammaln(p * n + q)
+        - gammaln(p * n)
+        - gammaln(q)
+        + q * np.log(gamma)
+        + (p * n - 1) * np.log(m)
+        + p * n * np.log(n)
+        - (p * n + q) * np.log(gamma + n * m)
+    )
 
 
 def fit_gamma_gamma(n: np.ndarray, mean_value: np.ndarray, penalizer: float = 0.0) -> GammaGammaParams:
@@ -205,8 +228,15 @@ def fit_gamma_gamma(n: np.ndarray, mean_value: np.ndarray, penalizer: float = 0.
     def objective(log_params: np.ndarray) -> float:
         p, q, gamma = params = np.exp(log_params)
         pn = p * n
-        ll = (gammaln(pn + q) - gammaln(pn) - gammaln(q) + q * np.log(gamma) + (pn - 1) * log_m + pn * log_n
-              - (pn + q) * np.log(gamma + n * m))
+        ll = (
+            gammaln(pn + q)
+            - gammaln(pn)
+            - gammaln(q)
+            + q * np.log(gamma)
+            + (pn - 1) * log_m
+            + pn * log_n
+            - (pn + q) * np.log(gamma + n * m)
+        )
         return -float(np.sum(ll)) / count + penalizer * float(np.sum(params * params))
 
     start = np.log([1.0, 2.0, min(max(float(np.mean(m)) if len(m) else 1.0, 1e-3), 1e3)])

@@ -65,7 +65,7 @@ def _history_days(summary: Summary) -> float:
 @dataclass(frozen=True)
 class _RunRate:
     tx: Transactions
-    window: float | None = None      # None = the whole history
+    window: float | None = None  # None = the whole history
     half_life: float | None = None
 
     def predict(self, summary: Summary, horizon: float) -> Prediction:
@@ -140,8 +140,9 @@ class FittedBGNBD:
     gg: bgnbd.GammaGammaParams
 
     def purchases(self, summary: Summary, horizon: float) -> np.ndarray:
-        return bgnbd.conditional_expected_purchases(self.params, horizon / WEEK, summary.x, summary.t_x / WEEK,
-                                                    summary.T / WEEK)
+        return bgnbd.conditional_expected_purchases(
+            self.params, horizon / WEEK, summary.x, summary.t_x / WEEK, summary.T / WEEK
+        )
 
     def predict(self, summary: Summary, horizon: float) -> Prediction:
         purchases = self.purchases(summary, horizon)
@@ -199,10 +200,10 @@ def fit_logistic(design: np.ndarray, target: np.ndarray, l2: float = 1.0) -> np.
 class FittedHybrid:
     tx: Transactions
     weights: np.ndarray
-    window: float            # the window P(buy) was learned on, days
+    window: float  # the window P(buy) was learned on, days
     half_life: float
-    spend_rate: float        # money per unit of score per day of horizon
-    count_rate: float        # purchases per unit of (P(buy) x decayed count) per day of horizon
+    spend_rate: float  # money per unit of score per day of horizon
+    count_rate: float  # purchases per unit of (P(buy) x decayed count) per day of horizon
 
     def predict(self, summary: Summary, horizon: float) -> Prediction:
         p = 1 / (1 + np.exp(-(_design(summary) @ self.weights)))
@@ -243,8 +244,12 @@ def anchors() -> list[Estimator]:
 
 def candidates() -> list[Estimator]:
     """What selection chooses the value estimate from, on a validation period (see :mod:`.model`)."""
-    return [PastSpend(anchor=False), *(DecayedSpend(h) for h in (90.0, 180.0, 365.0)),
-            *(BGNBDGammaGamma(p) for p in (0.001, 0.01, 0.1)), *(Hybrid(h) for h in (90.0, 180.0, 365.0))]
+    return [
+        PastSpend(anchor=False),
+        *(DecayedSpend(h) for h in (90.0, 180.0, 365.0)),
+        *(BGNBDGammaGamma(p) for p in (0.001, 0.01, 0.1)),
+        *(Hybrid(h) for h in (90.0, 180.0, 365.0)),
+    ]
 
 
 # Penalizers of the BG/NBD that predicts purchase counts, chosen on validation by the error of the total.

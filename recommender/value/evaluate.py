@@ -35,8 +35,9 @@ from recommender.value.features import future_spend, summarize
 from recommender.value.transactions import Transactions, day_date, day_number
 
 
-def holdout_period(tx: Transactions, settings: Settings, cut: str | None = None,
-                   horizon: float | None = None) -> tuple[int, int]:
+def holdout_period(
+    tx: Transactions, settings: Settings, cut: str | None = None, horizon: float | None = None
+) -> tuple[int, int]:
     """``(cut, end)`` day numbers of the holdout ``(cut, end]``.
 
     With ``cut``: to ``cut + horizon``, or to the last purchase day without a horizon.
@@ -58,20 +59,25 @@ def holdout_period(tx: Transactions, settings: Settings, cut: str | None = None,
     if horizon is not None and horizon <= 0:
         raise ValidationError("--horizon must be a positive number of days")
     if not first < c < end:
-        raise ValidationError(f"the cut {day_date(c)} must fall after the first purchase ({day_date(first)}) "
-                              f"and before the holdout's end ({day_date(end)})")
+        raise ValidationError(
+            f"the cut {day_date(c)} must fall after the first purchase ({day_date(first)}) "
+            f"and before the holdout's end ({day_date(end)})"
+        )
     return c, end
 
 
-def _row(name: str, kind: str, pred: estimators.Prediction, spend: np.ndarray, count: np.ndarray,
-         settings: Settings) -> dict[str, Any]:
+def _row(
+    name: str, kind: str, pred: estimators.Prediction, spend: np.ndarray, count: np.ndarray, settings: Settings
+) -> dict[str, Any]:
     buys = count > 0
     active = pred.p_active if pred.p_active is not None else pred.spend
     return {
-        "estimator": name, "kind": kind,
+        "estimator": name,
+        "kind": kind,
         "top10": metrics.top_share(pred.spend, spend, 0.1),
-        "top10_ci95": list(metrics.bootstrap_top_share(pred.spend, spend, 0.1, settings.value.bootstrap,
-                                                       settings.value.seed)),
+        "top10_ci95": list(
+            metrics.bootstrap_top_share(pred.spend, spend, 0.1, settings.value.bootstrap, settings.value.seed)
+        ),
         "top20": metrics.top_share(pred.spend, spend, 0.2),
         "spearman": metrics.spearman(pred.spend, spend),
         "auc": metrics.auc(active, buys),
@@ -81,8 +87,9 @@ def _row(name: str, kind: str, pred: estimators.Prediction, spend: np.ndarray, c
     }
 
 
-def evaluate(tx: Transactions, settings: Settings, cut: str | None = None,
-             horizon: float | None = None) -> dict[str, Any]:
+def evaluate(
+    tx: Transactions, settings: Settings, cut: str | None = None, horizon: float | None = None
+) -> dict[str, Any]:
     """The whole protocol on one shop; a JSON-ready payload (see the module's docstring)."""
     c, end = holdout_period(tx, settings, cut, horizon)
     summary = summarize(tx, c)
@@ -98,15 +105,26 @@ def evaluate(tx: Transactions, settings: Settings, cut: str | None = None,
             seen.add(estimator.name)
             pred = estimator.fit(tx, c).predict(summary, length)
             rows.append(_row(estimator.name, kind, pred, spend, count, settings))
-    actual = {"customers": len(summary), "buyers": int((count > 0).sum()),
-              "purchases": float(count.sum()), "spend": float(spend.sum())}
-    return _finite({
-        "cut": day_date(c).isoformat(), "end": day_date(end).isoformat(), "horizon_days": length,
-        "history_start": day_date(tx.first_day).isoformat(), "purpose": tx.purpose,
-        "not_profiled": int(tx.not_profiled), "actual": actual,
-        "chosen": chosen.choice.payload(), "estimators": rows,
-        "criteria": criteria(rows, actual),
-    })
+    actual = {
+        "customers": len(summary),
+        "buyers": int((count > 0).sum()),
+        "purchases": float(count.sum()),
+        "spend": float(spend.sum()),
+    }
+    return _finite(
+        {
+            "cut": day_date(c).isoformat(),
+            "end": day_date(end).isoformat(),
+            "horizon_days": length,
+            "history_start": day_date(tx.first_day).isoformat(),
+            "purpose": tx.purpose,
+            "not_profiled": int(tx.not_profiled),
+            "actual": actual,
+            "chosen": chosen.choice.payload(),
+            "estimators": rows,
+            "criteria": criteria(rows, actual),
+        }
+    )
 
 
 def _finite(value: Any) -> Any:
@@ -148,29 +166,37 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 def table(payload: dict[str, Any]) -> str:
     """The side-by-side table, for a terminal (and the report)."""
     a = payload["actual"]
-    lines = [f"calibration {payload['history_start']} .. {payload['cut']}, holdout to {payload['end']} "
-             f"({payload['horizon_days']} days); {a['customers']:,} customers, {a['buyers']:,} bought again; "
-             f"actual {a['purchases']:,.0f} repeat purchases, spend {a['spend']:,.2f}; "
-             f"{payload['not_profiled']:,} not profiled (no {payload['purpose']} consent)",
-             f"chosen on validation ({payload['chosen']['validation']['cut']} .. "
-             f"{payload['chosen']['validation']['end']}): {payload['chosen']['value_estimator']}; "
-             f"purchases: {payload['chosen']['count_estimator']}",
-             f"{'estimator':<46} {'kind':<11} {'top10':>6} {'95% CI':>13} {'top20':>6} {'spear.':>6} {'AUC':>6} "
-             f"{'purchases':>10} {'spend':>13}"]
+    lines = [
+        f"calibration {payload['history_start']} .. {payload['cut']}, holdout to {payload['end']} "
+        f"({payload['horizon_days']} days); {a['customers']:,} customers, {a['buyers']:,} bought again; "
+        f"actual {a['purchases']:,.0f} repeat purchases, spend {a['spend']:,.2f}; "
+        f"{payload['not_profiled']:,} not profiled (no {payload['purpose']} consent)",
+        f"chosen on validation ({payload['chosen']['validation']['cut']} .. "
+        f"{payload['chosen']['validation']['end']}): {payload['chosen']['value_estimator']}; "
+        f"purchases: {payload['chosen']['count_estimator']}",
+        f"{'estimator':<46} {'kind':<11} {'top10':>6} {'95% CI':>13} {'top20':>6} {'spear.':>6} {'AUC':>6} "
+        f"{'purchases':>10} {'spend':>13}",
+    ]
     for r in payload["estimators"]:
         lo, hi = r["top10_ci95"]
-        lines.append(f"{r['estimator']:<46} {r['kind']:<11} {_fmt(r['top10']):>6} "
-                     f"{_fmt(lo) + '-' + _fmt(hi):>13} {_fmt(r['top20']):>6} {_fmt(r['spearman']):>6} "
-                     f"{_fmt(r['auc']):>6} {r['predicted_purchases']:>10,.0f} {r['predicted_spend']:>13,.0f}")
+        lines.append(
+            f"{r['estimator']:<46} {r['kind']:<11} {_fmt(r['top10']):>6} "
+            f"{_fmt(lo) + '-' + _fmt(hi):>13} {_fmt(r['top20']):>6} {_fmt(r['spearman']):>6} "
+            f"{_fmt(r['auc']):>6} {r['predicted_purchases']:>10,.0f} {r['predicted_spend']:>13,.0f}"
+        )
     c = payload["criteria"]
-    lines.append(f"top 10 % at least the best anchor's ({c['best_anchor_top10']['estimator']}, "
-                 f"{_fmt(c['best_anchor_top10']['top10'])}): {'yes' if c['top10_at_least_best_anchor'] else 'no'}; "
-                 f"Spearman above every anchor (best {_fmt(c['best_anchor_spearman']['spearman'])}): "
-                 f"{'yes' if c['spearman_beats_every_anchor'] else 'no'}; "
-                 "repeat purchases closer than BG/NBD ("
-                 + ", ".join(f"{k} {100 * v:+.1f} %" if v is not None and v == v else f"{k} –"
-                             for k, v in c["purchases_relative_error"].items())
-                 + f"): {'yes' if c['purchases_error_beats_bgnbd'] else 'no'}")
+    lines.append(
+        f"top 10 % at least the best anchor's ({c['best_anchor_top10']['estimator']}, "
+        f"{_fmt(c['best_anchor_top10']['top10'])}): {'yes' if c['top10_at_least_best_anchor'] else 'no'}; "
+        f"Spearman above every anchor (best {_fmt(c['best_anchor_spearman']['spearman'])}): "
+        f"{'yes' if c['spearman_beats_every_anchor'] else 'no'}; "
+        "repeat purchases closer than BG/NBD ("
+        + ", ".join(
+            f"{k} {100 * v:+.1f} %" if v is not None and v == v else f"{k} –"
+            for k, v in c["purchases_relative_error"].items()
+        )
+        + f"): {'yes' if c['purchases_error_beats_bgnbd'] else 'no'}"
+    )
     return "\n".join(lines)
 
 
@@ -189,19 +215,27 @@ def write_report(directory: str | Path, payload: dict[str, Any]) -> Path:
     actual = [d["actual"] for d in shown[0]["deciles"]]
     ax.bar([d["decile"] for d in shown[0]["deciles"]], actual, color="#ccd", label="actual (value model's deciles)")
     for r in shown:
-        ax.plot([d["decile"] for d in r["deciles"]], [d["predicted"] for d in r["deciles"]], "-o", markersize=3,
-                label=f"predicted: {r['estimator']}")
+        ax.plot(
+            [d["decile"] for d in r["deciles"]],
+            [d["predicted"] for d in r["deciles"]],
+            "-o",
+            markersize=3,
+            label=f"predicted: {r['estimator']}",
+        )
     ax.set_xlabel("decile of expected spend (1 = highest)")
     ax.set_ylabel("holdout spend per customer")
     ax.set_yscale("symlog")
     ax.legend(fontsize=7)
     fig.savefig(directory / "deciles.png", dpi=110)
     plt.close(fig)
-    deciles = "\n".join(f"| {d['decile']} | {d['customers']} | {d['predicted']:.2f} | {d['actual']:.2f} |"
-                        for d in shown[0]["deciles"])
-    text = ("# Customer value: evaluation\n\n```\n" + table(payload) + "\n```\n\n"
-            "## Calibration by decile (value model)\n\n| decile | customers | predicted spend | actual spend |\n"
-            "|---|---|---|---|\n" + deciles + "\n\n![calibration by decile](deciles.png)\n")
+    deciles = "\n".join(
+        f"| {d['decile']} | {d['customers']} | {d['predicted']:.2f} | {d['actual']:.2f} |" for d in shown[0]["deciles"]
+    )
+    text = (
+        "# Customer value: evaluation\n\n```\n" + table(payload) + "\n```\n\n"
+        "## Calibration by decile (value model)\n\n| decile | customers | predicted spend | actual spend |\n"
+        "|---|---|---|---|\n" + deciles + "\n\n![calibration by decile](deciles.png)\n"
+    )
     path = directory / "report.md"
     path.write_text(text)
     return path

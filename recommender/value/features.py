@@ -22,12 +22,12 @@ class Summary:
     """One row per customer who bought on or before ``cut`` (a day number; see :mod:`.transactions`)."""
 
     cut: int
-    index: np.ndarray      # position of each customer in ``Transactions.customers``
-    n: np.ndarray          # purchase days up to the cut
-    first: np.ndarray      # day of the first purchase
-    last: np.ndarray       # day of the last purchase up to the cut
-    spend: np.ndarray      # total spend up to the cut
-    history_start: int     # first day of the shop's history (the oldest purchase of anyone)
+    index: np.ndarray  # position of each customer in ``Transactions.customers``
+    n: np.ndarray  # purchase days up to the cut
+    first: np.ndarray  # day of the first purchase
+    last: np.ndarray  # day of the last purchase up to the cut
+    spend: np.ndarray  # total spend up to the cut
+    history_start: int  # first day of the shop's history (the oldest purchase of anyone)
 
     @property
     def x(self) -> np.ndarray:
@@ -70,8 +70,15 @@ def summarize(tx: Transactions, cut: int) -> Summary:
         _min_max(first, last, customer, day)
     total = np.bincount(customer, weights=spend, minlength=size)
     start = int(tx.day.min()) if len(tx.day) else cut
-    return Summary(cut=int(cut), index=index, n=n[index].astype(float), first=first[index], last=last[index],
-                   spend=total[index], history_start=start)
+    return Summary(
+        cut=int(cut),
+        index=index,
+        n=n[index].astype(float),
+        first=first[index],
+        last=last[index],
+        spend=total[index],
+        history_start=start,
+    )
 
 
 def _min_max(first: np.ndarray, last: np.ndarray, customer: np.ndarray, day: np.ndarray) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import sqlite_utils
@@ -32,23 +32,24 @@ class CustomerValue:
     customer_id: str
     segment: str
     p_active: float
-    spend: dict[float, float]        # expected spend per horizon (value.horizons)
+    spend: dict[float, float]  # expected spend per horizon (value.horizons)
     spend_to_date: float
     purchase_days: int
     recency_days: int
-    spend_top: float                 # share of profiled customers with spend so far >= this one's (0..1]
+    spend_top: float  # share of profiled customers with spend so far >= this one's (0..1]
 
 
 @dataclass(frozen=True)
 class Values:
     as_of: str | None
     by_customer: dict[str, CustomerValue]
-    profiled: int                    # customers with a score (the base of spend_top)
+    profiled: int  # customers with a score (the base of spend_top)
     not_profiled: int
 
 
-def for_customers(db: sqlite_utils.Database, settings: Settings, ids: Iterable[str] | None = None,
-                  as_of: int | None = None) -> Values:
+def for_customers(
+    db: sqlite_utils.Database, settings: Settings, ids: Iterable[str] | None = None, as_of: int | None = None
+) -> Values:
     """Scores of ``ids`` (None = every profiled customer) as of day number ``as_of`` (None = last purchase day)."""
     tx = transactions.load(db, settings)
     if not len(tx.day) or (as_of is not None and as_of < tx.first_day):
@@ -63,10 +64,15 @@ def for_customers(db: sqlite_utils.Database, settings: Settings, ids: Iterable[s
         if wanted is not None and cid not in wanted:
             continue
         out[cid] = CustomerValue(
-            customer_id=cid, segment=str(scores.segment[i]), p_active=float(scores.p_active[i]),
+            customer_id=cid,
+            segment=str(scores.segment[i]),
+            p_active=float(scores.p_active[i]),
             spend={h: float(scores.spend[h][i]) for h in scores.horizons},
-            spend_to_date=float(scores.spend_to_date[i]), purchase_days=int(scores.purchase_days[i]),
-            recency_days=int(scores.recency_days[i]), spend_top=float(np.asarray(top)[i]))
+            spend_to_date=float(scores.spend_to_date[i]),
+            purchase_days=int(scores.purchase_days[i]),
+            recency_days=int(scores.recency_days[i]),
+            spend_top=float(np.asarray(top)[i]),
+        )
     return Values(scores.as_of, out, n, scores.not_profiled)
 
 

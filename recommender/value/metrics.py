@@ -48,13 +48,20 @@ def deciles(pred: np.ndarray, actual: np.ndarray, groups: int = 10) -> list[dict
     out = []
     for g, part in enumerate(np.array_split(order, groups), start=1):
         if len(part):
-            out.append({"decile": g, "customers": len(part), "predicted": float(np.mean(pred[part])),
-                        "actual": float(np.mean(actual[part]))})
+            out.append(
+                {
+                    "decile": g,
+                    "customers": len(part),
+                    "predicted": float(np.mean(pred[part])),
+                    "actual": float(np.mean(actual[part])),
+                }
+            )
     return out
 
 
-def bootstrap_top_share(pred: np.ndarray, actual: np.ndarray, q: float = 0.1, resamples: int = 1000,
-                        seed: int = 7) -> tuple[float, float]:
+def bootstrap_top_share(
+    pred: np.ndarray, actual: np.ndarray, q: float = 0.1, resamples: int = 1000, seed: int = 7
+) -> tuple[float, float]:
     """Percentile 95 % interval of :func:`top_share` over customers resampled with replacement."""
     if resamples <= 0 or len(pred) == 0:
         return float("nan"), float("nan")

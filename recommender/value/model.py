@@ -47,9 +47,15 @@ class Choice:
     table: list[dict] = field(default_factory=list)
 
     def payload(self) -> dict:
-        return {"value_estimator": self.value.name, "count_estimator": self.count.name,
-                "validation": {"cut": day_date(self.validation_cut).isoformat(),
-                               "end": day_date(self.validation_end).isoformat(), "candidates": self.table}}
+        return {
+            "value_estimator": self.value.name,
+            "count_estimator": self.count.name,
+            "validation": {
+                "cut": day_date(self.validation_cut).isoformat(),
+                "end": day_date(self.validation_end).isoformat(),
+                "candidates": self.table,
+            },
+        }
 
 
 def choose(tx: Transactions, cut: int, horizon: float) -> Choice:
@@ -67,13 +73,17 @@ def choose(tx: Transactions, cut: int, horizon: float) -> Choice:
 
     for candidate in estimators.candidates():
         try:
-            fitted = fit_bgnbd(candidate.penalizer) if isinstance(candidate, BGNBDGammaGamma) else \
-                candidate.fit(tx, v_cut)
+            fitted = (
+                fit_bgnbd(candidate.penalizer) if isinstance(candidate, BGNBDGammaGamma) else candidate.fit(tx, v_cut)
+            )
             pred = fitted.predict(summary, v_end - v_cut)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             continue
-        row = {"estimator": candidate.name, "spearman": metrics.spearman(pred.spend, spend),
-               "top10": metrics.top_share(pred.spend, spend, 0.1)}
+        row = {
+            "estimator": candidate.name,
+            "spearman": metrics.spearman(pred.spend, spend),
+            "top10": metrics.top_share(pred.spend, spend, 0.1),
+        }
         table.append(row)
         key = (np.nan_to_num(row["spearman"], nan=-2.0), np.nan_to_num(row["top10"], nan=-1.0))
         if best is None or key > best[0]:
@@ -83,8 +93,14 @@ def choose(tx: Transactions, cut: int, horizon: float) -> Choice:
         candidate = BGNBDGammaGamma(penalizer)
         predicted = float(fit_bgnbd(penalizer).purchases(summary, v_end - v_cut).sum())
         error = float(abs(predicted - count.sum()) / max(count.sum(), 1.0))
-        table.append({"estimator": candidate.name + " (purchases)", "predicted_purchases": predicted,
-                      "actual_purchases": float(count.sum()), "relative_error": error})
+        table.append(
+            {
+                "estimator": candidate.name + " (purchases)",
+                "predicted_purchases": predicted,
+                "actual_purchases": float(count.sum()),
+                "relative_error": error,
+            }
+        )
         if best_count is None or error < best_count[0]:
             best_count = (error, candidate)
     value = best[1] if best is not None else estimators.PastSpend(anchor=False)
@@ -124,7 +140,7 @@ class Scores:
     horizons: tuple[float, ...]
     purchases: dict[float, np.ndarray]
     spend: dict[float, np.ndarray]
-    p_active: np.ndarray            # chance of at least one purchase within the first horizon
+    p_active: np.ndarray  # chance of at least one purchase within the first horizon
     segment: np.ndarray
     recency_days: np.ndarray
     purchase_days: np.ndarray
@@ -135,9 +151,14 @@ class Scores:
     def rows(self):
         """One dict per customer (for exports and pages)."""
         for i, cid in enumerate(self.customer_ids):
-            row = {"customer_id": str(cid), "segment": str(self.segment[i]), "p_active": float(self.p_active[i]),
-                   "recency_days": int(self.recency_days[i]), "purchase_days": int(self.purchase_days[i]),
-                   "spend_to_date": float(self.spend_to_date[i])}
+            row = {
+                "customer_id": str(cid),
+                "segment": str(self.segment[i]),
+                "p_active": float(self.p_active[i]),
+                "recency_days": int(self.recency_days[i]),
+                "purchase_days": int(self.purchase_days[i]),
+                "spend_to_date": float(self.spend_to_date[i]),
+            }
             for h in self.horizons:
                 row[f"purchases_{h:g}d"] = float(self.purchases[h][i])
                 row[f"spend_{h:g}d"] = float(self.spend[h][i])
@@ -157,8 +178,17 @@ def score(tx: Transactions, settings: Settings, as_of: int | None = None) -> Sco
         purchases[h], spend[h] = pred.purchases, pred.spend
         if i == 0 and pred.p_active is not None:
             p_active = pred.p_active
-    return Scores(as_of=day_date(cut).isoformat(), customer_ids=tx.customers[summary.index], horizons=horizons,
-                  purchases=purchases, spend=spend, p_active=p_active,
-                  segment=segments.assign(summary.recency, summary.n), recency_days=summary.recency,
-                  purchase_days=summary.n, spend_to_date=summary.spend, not_profiled=tx.not_profiled,
-                  choice=model.choice if model else None)
+    return Scores(
+        as_of=day_date(cut).isoformat(),
+        customer_ids=tx.customers[summary.index],
+        horizons=horizons,
+        purchases=purchases,
+        spend=spend,
+        p_active=p_active,
+        segment=segments.assign(summary.recency, summary.n),
+        recency_days=summary.recency,
+        purchase_days=summary.n,
+        spend_to_date=summary.spend,
+        not_profiled=tx.not_profiled,
+        choice=model.choice if model else None,
+    )

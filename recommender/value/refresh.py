@@ -44,7 +44,7 @@ def bin_edges(largest: float) -> list[float]:
     edges, k = [0.0], 1
     while True:
         for step in _STEPS:
-            edge = step * 10 ** k
+            edge = step * 10**k
             if edge >= 10:
                 edges.append(edge)
                 if edge > largest:
@@ -73,21 +73,39 @@ def aggregates(scores: model.Scores, horizon: float) -> dict[str, Any]:
     for name in segments.SEGMENTS:
         mask = seg == name
         k = int(mask.sum())
-        rows.append({"segment": name, "customers": k, "revenue": float(revenue[mask].sum()),
-                     "expected_spend": float(spend[mask].sum()),
-                     "p_active": float(np.asarray(scores.p_active)[mask].mean()) if k else None})
-    return {"as_of": scores.as_of, "horizon": horizon, "profiled": n, "not_profiled": int(scores.not_profiled),
-            "revenue": float(revenue.sum()), "expected_spend": float(spend.sum()),
-            "expected_purchases": float(purchases.sum()), "segments": rows, "distribution": distribution(spend)}
+        rows.append(
+            {
+                "segment": name,
+                "customers": k,
+                "revenue": float(revenue[mask].sum()),
+                "expected_spend": float(spend[mask].sum()),
+                "p_active": float(np.asarray(scores.p_active)[mask].mean()) if k else None,
+            }
+        )
+    return {
+        "as_of": scores.as_of,
+        "horizon": horizon,
+        "profiled": n,
+        "not_profiled": int(scores.not_profiled),
+        "revenue": float(revenue.sum()),
+        "expected_spend": float(spend.sum()),
+        "expected_purchases": float(purchases.sum()),
+        "segments": rows,
+        "distribution": distribution(spend),
+    }
 
 
 def snapshot_of(summary: dict[str, Any]) -> dict[str, Any]:
     """The month's snapshot: customers and revenue share per segment (aggregates only)."""
     revenue = summary["revenue"] or 0.0
-    return {"profiled": summary["profiled"], "not_profiled": summary["not_profiled"],
-            "segments": {r["segment"]: {"customers": r["customers"],
-                                        "revenue_share": r["revenue"] / revenue if revenue else 0.0}
-                         for r in summary["segments"]}}
+    return {
+        "profiled": summary["profiled"],
+        "not_profiled": summary["not_profiled"],
+        "segments": {
+            r["segment"]: {"customers": r["customers"], "revenue_share": r["revenue"] / revenue if revenue else 0.0}
+            for r in summary["segments"]
+        },
+    }
 
 
 def _json_template(horizons: tuple[float, ...]) -> str:
@@ -125,20 +143,43 @@ def refresh(db: sqlite_utils.Database, settings: Settings, *, now: dt.datetime |
 
     def rows():
         for i, cid in enumerate(scores.customer_ids):
-            yield (str(cid), str(scores.segment[i]), float(p_active[i]),
-                   template % tuple(_number(p[i]) for p in purchases),
-                   template % tuple(_number(s[i]) for s in spend),
-                   int(scores.recency_days[i]), int(scores.purchase_days[i]), float(scores.spend_to_date[i]))
+            yield (
+                str(cid),
+                str(scores.segment[i]),
+                float(p_active[i]),
+                template % tuple(_number(p[i]) for p in purchases),
+                template % tuple(_number(s[i]) for s in spend),
+                int(scores.recency_days[i]),
+                int(scores.purchase_days[i]),
+                float(scores.spend_to_date[i]),
+            )
 
-    run = {"computed_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "as_of": scores.as_of if len(scores.customer_ids) else None,
-           "purpose": settings.value.purpose, "estimator": estimator_name(scores.choice),
-           "horizons": [float(h) for h in scores.horizons], "summary": summary,
-           "seconds": round(scored - started, 3)}
+    run = {
+        "computed_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "as_of": scores.as_of if len(scores.customer_ids) else None,
+        "purpose": settings.value.purpose,
+        "estimator": estimator_name(scores.choice),
+        "horizons": [float(h) for h in scores.horizons],
+        "summary": summary,
+        "seconds": round(scored - started, 3),
+    }
     written = store.replace_customer_values(db, run, rows(), now.strftime("%Y-%m"), snapshot_of(summary))
     done = time.perf_counter()
-    return {"run_id": written["run_id"], "computed_at": run["computed_at"], "as_of": run["as_of"],
-            "purpose": run["purpose"], "estimator": run["estimator"], "stored": written["stored"],
-            "left_out_since_read": written["offered"] - written["stored"], "not_profiled": summary["not_profiled"],
-            "horizon": horizon, "summary": summary,
-            "seconds": {"read": round(loaded - started, 3), "fit_and_score": round(scored - loaded, 3),
-                        "write": round(done - scored, 3), "total": round(done - started, 3)}}
+    return {
+        "run_id": written["run_id"],
+        "computed_at": run["computed_at"],
+        "as_of": run["as_of"],
+        "purpose": run["purpose"],
+        "estimator": run["estimator"],
+        "stored": written["stored"],
+        "left_out_since_read": written["offered"] - written["stored"],
+        "not_profiled": summary["not_profiled"],
+        "horizon": horizon,
+        "summary": summary,
+        "seconds": {
+            "read": round(loaded - started, 3),
+            "fit_and_score": round(scored - loaded, 3),
+            "write": round(done - scored, 3),
+            "total": round(done - started, 3),
+        },
+    }

@@ -26,8 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-SEGMENTS = ("champions", "loyal", "promising", "new", "needs attention", "at risk", "can't lose",
-            "hibernating", "lost")
+SEGMENTS = ("champions", "loyal", "promising", "new", "needs attention", "at risk", "can't lose", "hibernating", "lost")
 
 # _GRID[R - 1][F - 1]
 _GRID = (

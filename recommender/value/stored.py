@@ -44,9 +44,22 @@ def horizon_key(h: float) -> str:
 
 def _unscored(customer_id: str, reason: str, purpose: str) -> dict[str, Any]:
     """The same keys as a score, every figure null: only the reason is said."""
-    return {"customer_id": customer_id, "profiled": False, "reason": reason, "purpose": purpose,
-            "segment": None, "segment_rule": None, "p_active": None, "expected": [], "recency_days": None,
-            "purchase_days": None, "spend_to_date": None, "as_of": None, "computed_at": None, "estimator": None}
+    return {
+        "customer_id": customer_id,
+        "profiled": False,
+        "reason": reason,
+        "purpose": purpose,
+        "segment": None,
+        "segment_rule": None,
+        "p_active": None,
+        "expected": [],
+        "recency_days": None,
+        "purchase_days": None,
+        "spend_to_date": None,
+        "as_of": None,
+        "computed_at": None,
+        "estimator": None,
+    }
 
 
 def customer_value(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> dict[str, Any]:
@@ -60,18 +73,30 @@ def customer_value(db: sqlite_utils.Database, settings: Settings, customer_id: s
         return _unscored(customer_id, "no_consent", purpose)
     row = store.customer_value_row(db, customer_id, purpose)
     if row is None:
-        return _unscored(customer_id, "not_scored" if store.latest_value_run(db) is not None else "no_refresh",
-                         purpose)
+        return _unscored(customer_id, "not_scored" if store.latest_value_run(db) is not None else "no_refresh", purpose)
     horizons = sorted(float(h) for h in row["spend"])
     return {
-        "customer_id": customer_id, "profiled": True, "reason": None, "purpose": purpose,
-        "segment": row["segment"], "segment_rule": segments.why(row["segment"]),
+        "customer_id": customer_id,
+        "profiled": True,
+        "reason": None,
+        "purpose": purpose,
+        "segment": row["segment"],
+        "segment_rule": segments.why(row["segment"]),
         "p_active": round(float(row["p_active"]), 4),
-        "expected": [{"days": int(h) if h == int(h) else h, "purchases": row["purchases"][horizon_key(h)],
-                      "spend": row["spend"][horizon_key(h)]} for h in horizons],
-        "recency_days": int(row["recency_days"]), "purchase_days": int(row["purchase_days"]),
+        "expected": [
+            {
+                "days": int(h) if h == int(h) else h,
+                "purchases": row["purchases"][horizon_key(h)],
+                "spend": row["spend"][horizon_key(h)],
+            }
+            for h in horizons
+        ],
+        "recency_days": int(row["recency_days"]),
+        "purchase_days": int(row["purchase_days"]),
         "spend_to_date": round(float(row["spend_to_date"]), 2),
-        "as_of": row["as_of"], "computed_at": row["computed_at"], "estimator": row["estimator"],
+        "as_of": row["as_of"],
+        "computed_at": row["computed_at"],
+        "estimator": row["estimator"],
     }
 
 
@@ -138,9 +163,11 @@ def sentence(value: dict[str, Any], settings: Settings) -> str:
     """The customer page's line: "Expected to spend about £120 in the next 6 months; 80 % likely still active; …"."""
     h = display_horizon(settings)
     row = next((e for e in value["expected"] if float(e["days"]) == h), value["expected"][0])
-    return (f"Expected to spend about {money(row['spend'], settings.value.currency)} in the next "
-            f"{horizon_words(float(row['days']))}; {chance(value['p_active'])} likely still active; "
-            f"segment: {value['segment']} — {segment_why(value)}")
+    return (
+        f"Expected to spend about {money(row['spend'], settings.value.currency)} in the next "
+        f"{horizon_words(float(row['days']))}; {chance(value['p_active'])} likely still active; "
+        f"segment: {value['segment']} — {segment_why(value)}"
+    )
 
 
 # --- the segment report -------------------------------------------------------------------------------------------
@@ -160,21 +187,38 @@ def report(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
     for r in summary["segments"]:
         share = r["revenue"] / revenue if revenue else 0.0
         before = (previous["summary"]["segments"].get(r["segment"]) if previous else None) or None
-        rows.append({
-            "segment": r["segment"], "rule": segments.why(r["segment"]), "customers": r["customers"],
-            "customer_share": r["customers"] / profiled if profiled else 0.0,
-            "revenue": r["revenue"], "revenue_share": share, "expected_spend": r["expected_spend"],
-            "expected_share": r["expected_spend"] / expected if expected else 0.0, "p_active": r["p_active"],
-            "customers_change": r["customers"] - before["customers"] if before else None,
-            "revenue_share_change": share - before["revenue_share"] if before else None,
-        })
-    return {"computed": True, "purpose": run["purpose"], "computed_at": run["computed_at"], "as_of": run["as_of"],
-            "estimator": run["estimator"], "horizon": summary["horizon"], "profiled": profiled,
-            "not_profiled": summary["not_profiled"], "revenue": revenue, "expected_spend": expected,
-            "expected_purchases": summary["expected_purchases"], "segments": rows,
-            "distribution": summary["distribution"],
-            "previous_month": previous["month"] if previous else None,
-            "profiled_change": profiled - previous["summary"]["profiled"] if previous else None}
+        rows.append(
+            {
+                "segment": r["segment"],
+                "rule": segments.why(r["segment"]),
+                "customers": r["customers"],
+                "customer_share": r["customers"] / profiled if profiled else 0.0,
+                "revenue": r["revenue"],
+                "revenue_share": share,
+                "expected_spend": r["expected_spend"],
+                "expected_share": r["expected_spend"] / expected if expected else 0.0,
+                "p_active": r["p_active"],
+                "customers_change": r["customers"] - before["customers"] if before else None,
+                "revenue_share_change": share - before["revenue_share"] if before else None,
+            }
+        )
+    return {
+        "computed": True,
+        "purpose": run["purpose"],
+        "computed_at": run["computed_at"],
+        "as_of": run["as_of"],
+        "estimator": run["estimator"],
+        "horizon": summary["horizon"],
+        "profiled": profiled,
+        "not_profiled": summary["not_profiled"],
+        "revenue": revenue,
+        "expected_spend": expected,
+        "expected_purchases": summary["expected_purchases"],
+        "segments": rows,
+        "distribution": summary["distribution"],
+        "previous_month": previous["month"] if previous else None,
+        "profiled_change": profiled - previous["summary"]["profiled"] if previous else None,
+    }
 
 
 def report_table(payload: dict[str, Any]) -> str:
@@ -182,15 +226,19 @@ def report_table(payload: dict[str, Any]) -> str:
     if not payload["computed"]:
         return "no customer value computed yet: run `recommender value`"
     since = payload["previous_month"]
-    lines = [f"customer value of {payload['as_of']} (computed {payload['computed_at']}): "
-             f"{payload['profiled']:,} customers profiled, {payload['not_profiled']:,} not profiled "
-             f"(no {payload['purpose']} consent)",
-             f"{'segment':17}{'customers':>10}{'share':>8}{'revenue':>9}"
-             f"{'exp. ' + horizon_words(payload['horizon']):>17}"
-             + (f"   since {since}" if since else "   (no earlier month to compare)")]
+    lines = [
+        f"customer value of {payload['as_of']} (computed {payload['computed_at']}): "
+        f"{payload['profiled']:,} customers profiled, {payload['not_profiled']:,} not profiled "
+        f"(no {payload['purpose']} consent)",
+        f"{'segment':17}{'customers':>10}{'share':>8}{'revenue':>9}"
+        f"{'exp. ' + horizon_words(payload['horizon']):>17}"
+        + (f"   since {since}" if since else "   (no earlier month to compare)"),
+    ]
     for r in payload["segments"]:
-        line = (f"{r['segment']:17}{r['customers']:>10,}{100 * r['customer_share']:>7.1f}%{100 * r['revenue_share']:>8.1f}%"
-                f"{100 * r['expected_share']:>16.1f}%")
+        line = (
+            f"{r['segment']:17}{r['customers']:>10,}{100 * r['customer_share']:>7.1f}%{100 * r['revenue_share']:>8.1f}%"
+            f"{100 * r['expected_share']:>16.1f}%"
+        )
         if since:
             line += f"   {r['customers_change']:+,} customers, revenue share {100 * r['revenue_share_change']:+.1f} pts"
         lines.append(line)
@@ -202,18 +250,35 @@ def report_table(payload: dict[str, Any]) -> str:
 
 def export_columns(settings: Settings) -> list[str]:
     hs = [horizon_key(h) for h in settings.value.horizons]
-    return ["customer_id", "segment", "p_active", *[f"purchases_{h}d" for h in hs], *[f"spend_{h}d" for h in hs],
-            "recency_days", "purchase_days", "spend_to_date", "as_of"]
+    return [
+        "customer_id",
+        "segment",
+        "p_active",
+        *[f"purchases_{h}d" for h in hs],
+        *[f"spend_{h}d" for h in hs],
+        "recency_days",
+        "purchase_days",
+        "spend_to_date",
+        "as_of",
+    ]
 
 
 def export_rows(db: sqlite_utils.Database, settings: Settings, as_of: str | None) -> Iterator[dict[str, Any]]:
     """One dict per stored score of a customer granting ``value.purpose`` now (:func:`export_columns`)."""
     hs = [horizon_key(h) for h in settings.value.horizons]
     for cid, segment, p_active, purchases, spend, recency, days, to_date in store.stored_customer_values(
-            db, settings.value.purpose):
+        db, settings.value.purpose
+    ):
         purchases, spend = json.loads(purchases), json.loads(spend)
-        row = {"customer_id": cid, "segment": segment, "p_active": round(p_active, 4), "recency_days": recency,
-               "purchase_days": days, "spend_to_date": round(to_date, 2), "as_of": as_of}
+        row = {
+            "customer_id": cid,
+            "segment": segment,
+            "p_active": round(p_active, 4),
+            "recency_days": recency,
+            "purchase_days": days,
+            "spend_to_date": round(to_date, 2),
+            "as_of": as_of,
+        }
         for h in hs:
             row[f"purchases_{h}d"] = purchases.get(h, "")
             row[f"spend_{h}d"] = spend.get(h, "")
@@ -231,7 +296,9 @@ def write_rows(fh: IO[str], rows: Iterable[dict[str, Any]], columns: list[str]) 
     return ids
 
 
-def export_csv(db: sqlite_utils.Database, settings: Settings, out: str | Path, *, force: bool = False) -> dict[str, Any]:
+def export_csv(
+    db: sqlite_utils.Database, settings: Settings, out: str | Path, *, force: bool = False
+) -> dict[str, Any]:
     """Write every stored score of a consenting customer to ``out`` (CSV, formula cells neutralised).
 
     The file is registered as a copy (kind ``value_export``), so an erasure and a
@@ -270,7 +337,9 @@ def export_csv(db: sqlite_utils.Database, settings: Settings, out: str | Path, *
     except FileExistsError:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise ValidationError(f"export {path} already exists; choose a new name or pass --force to replace it") from None
+        raise ValidationError(
+            f"export {path} already exists; choose a new name or pass --force to replace it"
+        ) from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -280,5 +349,11 @@ def export_csv(db: sqlite_utils.Database, settings: Settings, out: str | Path, *
     # `copies`; one that committed while it was written is removed here
     gone = set(ids) - store.consented_among(db, ids, purpose)
     removed = copies.rewrite_campaign_file(path, gone) if gone else 0
-    return {"out": str(path), "rows": len(ids) - removed, "removed_after_write": removed,
-            "columns": columns, "as_of": run["as_of"], "computed_at": run["computed_at"]}
+    return {
+        "out": str(path),
+        "rows": len(ids) - removed,
+        "removed_after_write": removed,
+        "columns": columns,
+        "as_of": run["as_of"],
+        "computed_at": run["computed_at"],
+    }

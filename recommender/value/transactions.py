@@ -37,23 +37,30 @@ def day_date(number: int) -> dt.date:
 class Transactions:
     """Rows sorted by (customer, day), one per customer-day; ``customer`` indexes ``customers``."""
 
-    customers: np.ndarray          # customer ids (object array), sorted
-    customer: np.ndarray           # int64 index into ``customers`` per row
-    day: np.ndarray                # int64 day number per row
-    spend: np.ndarray              # float64 spend per row
-    not_profiled: int = 0          # customers with purchases who did not grant the purpose
+    customers: np.ndarray  # customer ids (object array), sorted
+    customer: np.ndarray  # int64 index into ``customers`` per row
+    day: np.ndarray  # int64 day number per row
+    spend: np.ndarray  # float64 spend per row
+    not_profiled: int = 0  # customers with purchases who did not grant the purpose
     purpose: str = field(default="personalization")
 
     @classmethod
-    def from_rows(cls, customer_ids, days, spend, not_profiled: int = 0,
-                  purpose: str = "personalization") -> Transactions:
+    def from_rows(
+        cls, customer_ids, days, spend, not_profiled: int = 0, purpose: str = "personalization"
+    ) -> Transactions:
         """Build from unsorted rows (several per customer-day allowed: they are summed)."""
         ids = np.asarray(customer_ids, dtype=object)
         days = np.asarray(days, dtype=np.int64)
         spend = np.asarray(spend, dtype=float)
         if len(ids) == 0:
-            return cls(np.array([], dtype=object), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
-                       np.array([], dtype=float), not_profiled, purpose)
+            return cls(
+                np.array([], dtype=object),
+                np.array([], dtype=np.int64),
+                np.array([], dtype=np.int64),
+                np.array([], dtype=float),
+                not_profiled,
+                purpose,
+            )
         customers, customer = np.unique(ids, return_inverse=True)
         customer = customer.astype(np.int64)
         order = np.lexsort((days, customer))

@@ -22,9 +22,17 @@ class Engine(abc.ABC):
     warm_starts: bool = True
 
     @abc.abstractmethod
-    def fit(self, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings,
-            *, progress: bool = False, warm_start: FactorModel | None = None,
-            iterations: int | None = None) -> FactorModel:
+    def fit(
+        self,
+        matrix: sp.csr_matrix,
+        user_ids: list[str],
+        item_ids: list[str],
+        als: ALSSettings,
+        *,
+        progress: bool = False,
+        warm_start: FactorModel | None = None,
+        iterations: int | None = None,
+    ) -> FactorModel:
         """Fit on ``matrix`` (customers × products confidences).
 
         With ``warm_start``, continue from that model's factors instead of a

@@ -15,8 +15,8 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from recommender.config import ALSSettings
-from recommender.models.factor import FactorModel
 from recommender.models.engines.base import Engine
+from recommender.models.factor import FactorModel
 
 
 class ImplicitALS(Engine):
@@ -36,9 +36,17 @@ class ImplicitALS(Engine):
             random_state=als.random_state,
         )
 
-    def fit(self, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings,
-            *, progress: bool = False, warm_start: FactorModel | None = None,
-            iterations: int | None = None) -> FactorModel:
+    def fit(
+        self,
+        matrix: sp.csr_matrix,
+        user_ids: list[str],
+        item_ids: list[str],
+        als: ALSSettings,
+        *,
+        progress: bool = False,
+        warm_start: FactorModel | None = None,
+        iterations: int | None = None,
+    ) -> FactorModel:
         iterations = als.iterations if iterations is None else iterations
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         with threadpool_limits(limits=1, user_api="blas"):

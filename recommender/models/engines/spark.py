@@ -91,8 +91,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -101,10 +102,10 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from recommender.config import ALSSettings
-from recommender.errors import ConfigError, RecommenderError
 from recommender.data.interactions import SECONDS_PER_DAY
-from recommender.models.factor import FactorModel
+from recommender.errors import ConfigError, RecommenderError
 from recommender.models.engines.base import Engine
+from recommender.models.factor import FactorModel
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ def find_java(environ: Mapping[str, str] | None = None) -> str:
         raise ConfigError(f"JAVA_HOME={home} has no bin/java: point it at a Java 17+ installation or unset it")
     found = shutil.which("java", path=env.get("PATH", ""))
     if not found:
-        raise ConfigError("the spark engine needs Java 17 or newer: no java on PATH and JAVA_HOME is not set "
-                          "(e.g. apt-get install openjdk-17-jre-headless)")
+        raise ConfigError(
+            "the spark engine needs Java 17 or newer: no java on PATH and JAVA_HOME is not set "
+            "(e.g. apt-get install openjdk-17-jre-headless)"
+        )
     return found
 
 
@@ -171,20 +174,22 @@ def _quiet_logging_file(level: str) -> str:
     prints a banner about it.
     """
     if level not in _log4j_files:
-        text = "\n".join([
-            f"rootLogger.level = {level.lower()}",
-            "rootLogger.appenderRef.stderr.ref = console",
-            "appender.console.type = Console",
-            "appender.console.name = console",
-            "appender.console.target = SYSTEM_ERR",
-            "appender.console.layout.type = PatternLayout",
-            "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex",
-            "logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer",
-            f"logger.gateway.level = {level.lower()}",
-            "logger.repl.name = org.apache.spark.repl.Main",
-            f"logger.repl.level = {level.lower()}",
-            "",
-        ])
+        text = "\n".join(
+            [
+                f"rootLogger.level = {level.lower()}",
+                "rootLogger.appenderRef.stderr.ref = console",
+                "appender.console.type = Console",
+                "appender.console.name = console",
+                "appender.console.target = SYSTEM_ERR",
+                "appender.console.layout.type = PatternLayout",
+                "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex",
+                "logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer",
+                f"logger.gateway.level = {level.lower()}",
+                "logger.repl.name = org.apache.spark.repl.Main",
+                f"logger.repl.level = {level.lower()}",
+                "",
+            ]
+        )
         fd, path = tempfile.mkstemp(prefix="recommender-log4j2-", suffix=".properties")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -259,7 +264,7 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     try:
         with _quiet_jvm(settings, log_level):
             spark = builder.getOrCreate()
-    except Exception as exc:  # the JVM failed to start: py4j / pyspark errors carry pages of text
+    except Exception as exc:  # noqa: BLE001 - the JVM failed to start: py4j / pyspark errors carry pages of text
         raise ConfigError(f"cannot start Spark ({_first_line(exc)})") from None
     spark.sparkContext.setLogLevel(log_level)
     return spark
@@ -285,8 +290,13 @@ def ratings_from_matrix(matrix: sp.csr_matrix, als: ALSSettings) -> pa.Table:
     values = matrix.data.astype(np.float64)
     rating = (values - 1.0) / als.alpha if als.log_scaling else values / als.alpha
     rating = np.maximum(rating, TINY_RATING).astype(np.float32)
-    return pa.table({"user": pa.array(users), "item": pa.array(matrix.indices.astype(np.int32, copy=False)),
-                     "rating": pa.array(rating)})
+    return pa.table(
+        {
+            "user": pa.array(users),
+            "item": pa.array(matrix.indices.astype(np.int32, copy=False)),
+            "rating": pa.array(rating),
+        }
+    )
 
 
 def _checksums(matrix: sp.csr_matrix) -> tuple[int, float, float, float]:
@@ -298,8 +308,9 @@ def _checksums(matrix: sp.csr_matrix) -> tuple[int, float, float, float]:
 
 def _same(a: tuple[int, float, float, float], b: tuple[int, float, float, float]) -> bool:
     """Same pair count, and each confidence sum equal within float32 rounding."""
-    return a[0] == b[0] and all(abs(x - y) <= CHECKSUM_TOLERANCE * max(abs(x), abs(y), 1.0)
-                                for x, y in zip(a[1:], b[1:]))
+    return a[0] == b[0] and all(
+        abs(x - y) <= CHECKSUM_TOLERANCE * max(abs(x), abs(y), 1.0) for x, y in zip(a[1:], b[1:])
+    )
 
 
 def _is_local(master: str) -> bool:
@@ -313,8 +324,9 @@ def _from_arrow(spark, table: pa.Table):
         return spark.createDataFrame(table)
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return spark.createDataFrame(list(zip(*(c.to_pylist() for c in table.columns))),
-                                 schema=from_arrow_schema(table.schema))
+    return spark.createDataFrame(
+        list(zip(*(c.to_pylist() for c in table.columns))), schema=from_arrow_schema(table.schema)
+    )
 
 
 def _to_arrow(frame) -> pa.Table:
@@ -368,24 +380,39 @@ class SparkALS(Engine):
     name = "spark"
     warm_starts = False
 
-    def __init__(self, master: str | None = None, conf: Mapping[str, str] | None = None,
-                 interactions_path: str | os.PathLike | None = None, log_level: str = "ERROR") -> None:
+    def __init__(
+        self,
+        master: str | None = None,
+        conf: Mapping[str, str] | None = None,
+        interactions_path: str | os.PathLike | None = None,
+        log_level: str = "ERROR",
+    ) -> None:
         self.master = master
         self.conf = dict(conf or {})
         self.interactions_path = None if interactions_path is None else str(interactions_path)
         self.log_level = log_level
         check_prerequisites()
         if self.interactions_path and "://" not in self.interactions_path and not Path(self.interactions_path).exists():
-            raise ConfigError(f"cannot read interactions from {self.interactions_path}: no such file or folder "
-                              "(write it with recommender export-interactions)")
+            raise ConfigError(
+                f"cannot read interactions from {self.interactions_path}: no such file or folder "
+                "(write it with recommender export-interactions)"
+            )
 
     def session(self):
         """Start Spark on first use and keep it for the rest of the process (later fits reuse it)."""
         return spark_session(self.master, self.conf, self.log_level)
 
-    def fit(self, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings,
-            *, progress: bool = False, warm_start: FactorModel | None = None,
-            iterations: int | None = None) -> FactorModel:
+    def fit(
+        self,
+        matrix: sp.csr_matrix,
+        user_ids: list[str],
+        item_ids: list[str],
+        als: ALSSettings,
+        *,
+        progress: bool = False,
+        warm_start: FactorModel | None = None,
+        iterations: int | None = None,
+    ) -> FactorModel:
         """Fit on ``matrix``; a ``warm_start`` call is a fresh fit with ``als.iterations`` (Spark cannot warm-start).
 
         ``progress`` is ignored: Spark reports stages, not iterations, and its
@@ -398,13 +425,20 @@ class SparkALS(Engine):
         spark = self.session()
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="recommender-spark-") as scratch:
-            ratings, source, export_pairs = self._ratings(spark, matrix, list(user_ids), list(item_ids), als,
-                                                          Path(scratch))
+            ratings, source, export_pairs = self._ratings(
+                spark, matrix, list(user_ids), list(item_ids), als, Path(scratch)
+            )
             regularization = reg_param(matrix, als.regularization)
             user_factors, item_factors = self._train(ratings, matrix.shape, als, iterations, regularization)
-        details = {"version": spark.version, "master": spark.sparkContext.master, "input": source,
-                   "reg_param": regularization, "alpha": als.alpha, "iterations": iterations,
-                   "fit_seconds": round(time.perf_counter() - started, 3)}
+        details = {
+            "version": spark.version,
+            "master": spark.sparkContext.master,
+            "input": source,
+            "reg_param": regularization,
+            "alpha": als.alpha,
+            "iterations": iterations,
+            "fit_seconds": round(time.perf_counter() - started, 3),
+        }
         if export_pairs is not None:
             details.update(export=self.interactions_path, export_pairs=export_pairs)
         return FactorModel(
@@ -418,8 +452,9 @@ class SparkALS(Engine):
 
     # --- input ---------------------------------------------------------------
 
-    def _ratings(self, spark, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings,
-                 scratch: Path) -> tuple[Any, str, int | None]:
+    def _ratings(
+        self, spark, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], als: ALSSettings, scratch: Path
+    ) -> tuple[Any, str, int | None]:
         """The ratings DataFrame Spark fits on, where it came from (``export`` or ``driver``),
         and how many pairs the export held (None when there is none)."""
         export_pairs = None
@@ -430,8 +465,12 @@ class SparkALS(Engine):
             if _same(sums, expected):
                 return ratings, "export", export_pairs
             ratings.unpersist()
-            log.info("export %s has %d pairs, the matrix to fit %d (or other confidences): "
-                     "fitting the driver's matrix", self.interactions_path, sums[0], expected[0])
+            log.info(
+                "export %s has %d pairs, the matrix to fit %d (or other confidences): fitting the driver's matrix",
+                self.interactions_path,
+                sums[0],
+                expected[0],
+            )
         table = ratings_from_matrix(matrix, als)
         return self._to_spark(spark, table, scratch), "driver", export_pairs
 
@@ -444,8 +483,9 @@ class SparkALS(Engine):
             return spark.read.parquet(str(path)).cache()
         return _from_arrow(spark, table).cache()
 
-    def ratings_from_export(self, spark, user_ids: list[str], item_ids: list[str],
-                            als: ALSSettings) -> tuple[Any, tuple[int, float, float, float]]:
+    def ratings_from_export(
+        self, spark, user_ids: list[str], item_ids: list[str], als: ALSSettings
+    ) -> tuple[Any, tuple[int, float, float, float]]:
         """Confidences built on the cluster from exported events, by the rules of :mod:`recommender.data.interactions`.
 
         Per (customer, product): the sum of ``weight · 2^(-age / half-life)``
@@ -466,16 +506,38 @@ class SparkALS(Engine):
             raise ConfigError(f"cannot read interactions from {self.interactions_path}: {_first_line(exc)}") from None
         missing = [c for c in EXPORT_COLUMNS if c not in events.columns]
         if missing:
-            raise ConfigError(f"{self.interactions_path} is not an export-interactions output "
-                              f"(missing {', '.join(missing)})")
-        users = _from_arrow(spark, pa.table({"customer_id": pa.array(user_ids, pa.string()),
-                                             "user": pa.array(np.arange(len(user_ids), dtype=np.int32))}))
-        items = _from_arrow(spark, pa.table({"product_id": pa.array(item_ids, pa.string()),
-                                             "item": pa.array(np.arange(len(item_ids), dtype=np.int32))}))
-        events = (events.select("customer_id", "product_id", F.col("weight").cast("double").alias("weight"),
-                                F.col("occurred_at").cast("long").alias("t"))
-                  .where(F.col("weight") > 0)
-                  .join(users, "customer_id").join(items, "product_id"))
+            raise ConfigError(
+                f"{self.interactions_path} is not an export-interactions output (missing {', '.join(missing)})"
+            )
+        users = _from_arrow(
+            spark,
+            pa.table(
+                {
+                    "customer_id": pa.array(user_ids, pa.string()),
+                    "user": pa.array(np.arange(len(user_ids), dtype=np.int32)),
+                }
+            ),
+        )
+        items = _from_arrow(
+            spark,
+            pa.table(
+                {
+                    "product_id": pa.array(item_ids, pa.string()),
+                    "item": pa.array(np.arange(len(item_ids), dtype=np.int32)),
+                }
+            ),
+        )
+        events = (
+            events.select(
+                "customer_id",
+                "product_id",
+                F.col("weight").cast("double").alias("weight"),
+                F.col("occurred_at").cast("long").alias("t"),
+            )
+            .where(F.col("weight") > 0)
+            .join(users, "customer_id")
+            .join(items, "product_id")
+        )
         weight = F.col("weight")
         if als.half_life_days > 0:
             reference = events.agg(F.max("t")).first()[0]
@@ -489,16 +551,20 @@ class SparkALS(Engine):
         # The confidence our matrix would hold for each pair, to compare with it.
         scaled = F.lit(als.alpha) * F.col("rating")
         conf = F.lit(1.0) + scaled if als.log_scaling else scaled
-        row = ratings.agg(F.count(F.lit(1)).alias("n"), F.sum(conf).alias("c"),
-                          F.sum(conf * (F.col("user") + 1)).alias("cu"),
-                          F.sum(conf * (F.col("item") + 1)).alias("ci")).first()
+        row = ratings.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(conf).alias("c"),
+            F.sum(conf * (F.col("user") + 1)).alias("cu"),
+            F.sum(conf * (F.col("item") + 1)).alias("ci"),
+        ).first()
         sums = (int(row["n"]), float(row["c"] or 0.0), float(row["cu"] or 0.0), float(row["ci"] or 0.0))
         return ratings, sums
 
     # --- fit -------------------------------------------------------------------
 
-    def _train(self, ratings, shape: tuple[int, int], als: ALSSettings, iterations: int,
-               regularization: float) -> tuple[np.ndarray, np.ndarray]:
+    def _train(
+        self, ratings, shape: tuple[int, int], als: ALSSettings, iterations: int, regularization: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         estimator = als_estimator(ratings.sparkSession, als, iterations, regularization)
         try:
             fitted = estimator.fit(ratings)
@@ -522,9 +588,19 @@ def als_estimator(spark, als: ALSSettings, iterations: int, regularization: floa
     cores = max(1, int(context.defaultParallelism))
     blocks = cores if _is_local(context.master) else max(10, cores)
     return ALS(
-        rank=als.factors, maxIter=iterations, regParam=regularization, implicitPrefs=True, alpha=als.alpha,
-        userCol="user", itemCol="item", ratingCol="rating", nonnegative=False, coldStartStrategy="drop",
-        seed=int(als.random_state), numUserBlocks=blocks, numItemBlocks=blocks,
+        rank=als.factors,
+        maxIter=iterations,
+        regParam=regularization,
+        implicitPrefs=True,
+        alpha=als.alpha,
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        nonnegative=False,
+        coldStartStrategy="drop",
+        seed=int(als.random_state),
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
     )
 
 

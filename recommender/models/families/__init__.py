@@ -9,7 +9,8 @@ validates best.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import scipy.sparse as sp
 
@@ -22,9 +23,18 @@ from recommender.models.base import Recommender
 FAMILY_NAMES = ("als", "ease", "rp3beta", "itemknn")
 
 
-def fit(name: str, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], settings: Settings, *,
-        engine: str = "implicit", engine_options: dict[str, Any] | None = None,
-        progress: bool = False, log: Callable[[str], None] | None = None) -> Recommender:
+def fit(
+    name: str,
+    matrix: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    settings: Settings,
+    *,
+    engine: str = "implicit",
+    engine_options: dict[str, Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Recommender:
     """Fit family ``name`` on ``matrix`` (customers × products confidences) with its section of ``settings``.
 
     ``log`` hears what a fit is about to cost (EASE^R states its memory before it allocates).
@@ -32,8 +42,9 @@ def fit(name: str, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[st
     if name == "als":
         from recommender.models.engines import get_engine
 
-        model = get_engine(engine, **(engine_options or {})).fit(matrix, user_ids, item_ids, settings.als,
-                                                                   progress=progress)
+        model = get_engine(engine, **(engine_options or {})).fit(
+            matrix, user_ids, item_ids, settings.als, progress=progress
+        )
         model.manifest.setdefault("engine", engine)
         return model
     if name == "ease":

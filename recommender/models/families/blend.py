@@ -25,7 +25,8 @@ all checksummed by the one manifest.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,8 +47,15 @@ class Blend(Recommender):
 
     family = "blend"
 
-    def __init__(self, parts: Sequence[Recommender], weights: Sequence[float], *, depth: int = DEPTH,
-                 manifest: dict[str, Any] | None = None, signals: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        parts: Sequence[Recommender],
+        weights: Sequence[float],
+        *,
+        depth: int = DEPTH,
+        manifest: dict[str, Any] | None = None,
+        signals: dict[str, np.ndarray] | None = None,
+    ) -> None:
         if not parts or len(parts) != len(weights):
             raise ModelError("a blend needs one weight per part and at least one part")
         first = parts[0]
@@ -91,19 +99,24 @@ class Blend(Recommender):
         scores = [None if s is None else p.score(s, items) for p, s in zip(self.parts, state)]
         return self._combine(items, scores).astype(np.float32)
 
-    def recommend(self, state: Any, n: int = 10, *, exclude=(), allow: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, state: Any, n: int = 10, *, exclude=(), allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         exclude = as_index_array(exclude)
-        pools = [p.recommend(s, self.depth * n, exclude=exclude, allow=allow)[0]
-                 for p, s in zip(self.parts, state) if s is not None]
+        pools = [
+            p.recommend(s, self.depth * n, exclude=exclude, allow=allow)[0]
+            for p, s in zip(self.parts, state)
+            if s is not None
+        ]
         if not pools:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         candidates = np.unique(np.concatenate(pools)).astype(np.int64)
         scores = [None if s is None else p.score(s, candidates) for p, s in zip(self.parts, state)]
         return self._best(candidates, self._combine(candidates, scores), n)
 
-    def similar_items(self, item_index: int, n: int = 10, *,
-                      allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The parts' own similar lists (``depth·n`` deep), normalised and blended; absent from a list = 0."""
         lists = [p.similar_items(item_index, self.depth * n, allow=allow) for p in self.parts]
         pool = [idx for idx, _ in lists if len(idx)]
@@ -120,8 +133,9 @@ class Blend(Recommender):
         candidates = candidates[keep]
         return self._best(candidates, self._combine(candidates, [s[keep] for s in scores]), n)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """The parts' explanations, each divided by its largest contribution, weighted and summed per item."""
         merged: dict[int, float] = {}
         deep = max(n, len(items))
@@ -147,16 +161,15 @@ class Blend(Recommender):
             total += w * s / scale
         return total.astype(np.float32)
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         """The serving procedure for many training customers: parts' top-``depth·k`` union, rescored, blended."""
         k = min(k, self.n_items)
         out = np.full((len(users), k), -1, dtype=np.int64)
         block = max(16, min(block, (1 << 25) // max(self.n_items, 1)))
         history = sp.csr_matrix(history)
         for start in range(0, len(users), block):
-            u = users[start:start + block]
-            rows = history[start:start + block]
+            u = users[start : start + block]
+            rows = history[start : start + block]
             pools = [p.batch_recommend(u, rows, self.depth * k) for p in self.parts]
             dense = [np.asarray(p.batch_scores(u, rows)) for p in self.parts]
             for r in range(len(u)):
@@ -165,7 +178,7 @@ class Blend(Recommender):
                 if len(candidates) == 0:
                     continue
                 top, _ = self._best(candidates, self._combine(candidates, [d[r, candidates] for d in dense]), k)
-                out[start + r, :len(top)] = top
+                out[start + r, : len(top)] = top
         return out
 
     # --- gate and privacy --------------------------------------------------------------------
@@ -205,10 +218,18 @@ class Blend(Recommender):
         return out
 
     def manifest_fields(self) -> dict[str, Any]:
-        parts = [{"family": p.family, "weight": w, "arrays": sorted(p.arrays()), "fields": p.manifest_fields(),
-                  "manifest": {key: p.manifest[key] for key in ("engine", "ease", "itemgraph", "params")
-                               if key in p.manifest}}
-                 for p, w in zip(self.parts, self.weights)]
+        parts = [
+            {
+                "family": p.family,
+                "weight": w,
+                "arrays": sorted(p.arrays()),
+                "fields": p.manifest_fields(),
+                "manifest": {
+                    key: p.manifest[key] for key in ("engine", "ease", "itemgraph", "params") if key in p.manifest
+                },
+            }
+            for p, w in zip(self.parts, self.weights)
+        ]
         return {"parts": parts, "depth": self.depth}
 
     @classmethod
@@ -216,8 +237,14 @@ class Blend(Recommender):
         return [_prefix(k) + name for k, part in enumerate(manifest["parts"]) for name in part["arrays"]]
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
-                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "Blend":
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any],
+        signals: dict[str, np.ndarray],
+    ) -> Blend:
         parts, weights = [], []
         for k, spec in enumerate(manifest["parts"]):
             part_cls = family_class(spec["family"])

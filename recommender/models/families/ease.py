@@ -31,7 +31,8 @@ scales to any catalogue.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,9 +62,16 @@ class EASE(Recommender):
 
     family = "ease"
 
-    def __init__(self, weights: np.ndarray, active: np.ndarray, user_ids: list[str], item_ids: list[str],
-                 regularization: float, manifest: dict[str, Any] | None = None,
-                 signals: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        weights: np.ndarray,
+        active: np.ndarray,
+        user_ids: list[str],
+        item_ids: list[str],
+        regularization: float,
+        manifest: dict[str, Any] | None = None,
+        signals: dict[str, np.ndarray] | None = None,
+    ) -> None:
         super().__init__(user_ids, item_ids, manifest, signals)
         self.weights = weights
         self.active = np.asarray(active, dtype=np.int64)
@@ -77,8 +85,15 @@ class EASE(Recommender):
     # --- fitting ---------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], settings: EASESettings, *,
-            log: Callable[[str], None] | None = None) -> "EASE":
+    def fit(
+        cls,
+        matrix: sp.csr_matrix,
+        user_ids: list[str],
+        item_ids: list[str],
+        settings: EASESettings,
+        *,
+        log: Callable[[str], None] | None = None,
+    ) -> EASE:
         """Fit the closed form on ``matrix`` (customers × products confidences); refuses above ``max_items``."""
         x = sp.csr_matrix(matrix, dtype=np.float64)
         x.eliminate_zeros()
@@ -89,7 +104,8 @@ class EASE(Recommender):
             raise EASETooLarge(
                 f"EASE^R: {m:,} active products need {need / GIB:.2f} GiB for the dense fit, above "
                 f"ease.max_items={settings.max_items:,}; raise ease.max_items or use the sparse "
-                f"family itemgraph (rp3beta / itemknn)")
+                f"family itemgraph (rp3beta / itemknn)"
+            )
         if log is not None:
             log(f"EASE^R: {m:,} active products, dense fit needs {need / GIB:.2f} GiB")
         lam = float(settings.regularization)
@@ -141,8 +157,9 @@ class EASE(Recommender):
         full[self.active] = self._active_scores(state)
         return full if items is None else full[np.asarray(items)]
 
-    def similar_items(self, item_index: int, n: int = 10, *,
-                      allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Products with the largest weight ``B[i, k]`` from this one (what buying it recommends)."""
         row = self.position[item_index]
         if row < 0:
@@ -155,8 +172,9 @@ class EASE(Recommender):
         top = top_k(scores, n)
         return top, scores[top].astype(np.float32)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """The customer's items j with the largest positive contribution ``cⱼ · B[j, i]``."""
         items = as_index_array(items)
         target = self.position[item_index]
@@ -182,8 +200,7 @@ class EASE(Recommender):
                 out[r, self.active] = self._active_scores(state)
         return out
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         # A block of dense scores is block × products floats: keep it near 256 MB.
         block = max(16, min(block, (1 << 26) // max(len(self.item_ids), 1)))
         return super().batch_recommend(users, history, k, block=block)
@@ -195,8 +212,10 @@ class EASE(Recommender):
     # --- persistence ---------------------------------------------------------------------
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"ease_weights": np.ascontiguousarray(self.weights, dtype=np.float32),
-                "ease_active": np.ascontiguousarray(self.active, dtype=np.int64)}
+        return {
+            "ease_weights": np.ascontiguousarray(self.weights, dtype=np.float32),
+            "ease_active": np.ascontiguousarray(self.active, dtype=np.int64),
+        }
 
     def manifest_fields(self) -> dict[str, Any]:
         return {"regularization": self.regularization}
@@ -206,11 +225,24 @@ class EASE(Recommender):
         return ["ease_weights", "ease_active"]
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
-                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "EASE":
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any],
+        signals: dict[str, np.ndarray],
+    ) -> EASE:
         # Plain ndarray views of the memory maps (a memmap's own indexing is slow per request).
-        return cls(np.asarray(arrays["ease_weights"]), np.array(arrays["ease_active"]), user_ids, item_ids,
-                   float(manifest["regularization"]), manifest, signals)
+        return cls(
+            np.asarray(arrays["ease_weights"]),
+            np.array(arrays["ease_active"]),
+            user_ids,
+            item_ids,
+            float(manifest["regularization"]),
+            manifest,
+            signals,
+        )
 
 
 def _ease_weights(gram: np.ndarray) -> np.ndarray:

@@ -83,7 +83,7 @@ def build_graph(matrix: sp.csr_matrix, settings: ItemGraphSettings, method: str)
         left, right = step_iu, step_ui
         pop = popularity.astype(np.float64)
         pop[pop == 0] = 1.0
-        column_scale = pop ** -settings.beta
+        column_scale = pop**-settings.beta
         norms = None
     elif method == "itemknn":
         left, right = x.T.tocsr(), x
@@ -121,9 +121,19 @@ class ItemGraph(Recommender):
 
     family = "itemgraph"
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, popularity: np.ndarray,
-                 user_ids: list[str], item_ids: list[str], method: str, alpha: float,
-                 manifest: dict[str, Any] | None = None, signals: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        popularity: np.ndarray,
+        user_ids: list[str],
+        item_ids: list[str],
+        method: str,
+        alpha: float,
+        manifest: dict[str, Any] | None = None,
+        signals: dict[str, np.ndarray] | None = None,
+    ) -> None:
         super().__init__(user_ids, item_ids, manifest, signals)
         n = len(self.item_ids)
         if len(indptr) != n + 1 or len(popularity) != n or len(indices) != len(data) or indptr[-1] != len(data):
@@ -137,13 +147,26 @@ class ItemGraph(Recommender):
         self._order: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, matrix: sp.csr_matrix, user_ids: list[str], item_ids: list[str], settings: ItemGraphSettings, *,
-            method: str | None = None) -> "ItemGraph":
+    def fit(
+        cls,
+        matrix: sp.csr_matrix,
+        user_ids: list[str],
+        item_ids: list[str],
+        settings: ItemGraphSettings,
+        *,
+        method: str | None = None,
+    ) -> ItemGraph:
         method = method or settings.method
         graph, popularity = build_graph(matrix, settings, method)
         model = cls(graph.indptr, graph.indices, graph.data, popularity, user_ids, item_ids, method, settings.alpha)
-        model.manifest["itemgraph"] = {"method": method, "neighbours": settings.neighbours, "alpha": settings.alpha,
-                                       "beta": settings.beta, "shrink": settings.shrink, "edges": int(graph.nnz)}
+        model.manifest["itemgraph"] = {
+            "method": method,
+            "neighbours": settings.neighbours,
+            "alpha": settings.alpha,
+            "beta": settings.beta,
+            "shrink": settings.shrink,
+            "edges": int(graph.nnz),
+        }
         return model
 
     @property
@@ -154,7 +177,7 @@ class ItemGraph(Recommender):
         return self._order
 
     def warm_up(self) -> None:
-        self.popular_order
+        _ = self.popular_order  # built on first use; warming builds it now
 
     # --- a customer's state ----------------------------------------------------------
 
@@ -207,8 +230,9 @@ class ItemGraph(Recommender):
             out[hit] = sums[at[hit]]
         return out
 
-    def recommend(self, state: Any, n: int = 10, *, exclude=(), allow: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, state: Any, n: int = 10, *, exclude=(), allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` of the products reached, then the fill rule (popular products, score 0)."""
         banned = np.zeros(len(self.item_ids), dtype=bool)
         banned[as_index_array(exclude)] = True
@@ -217,8 +241,7 @@ class ItemGraph(Recommender):
         reached, sums = self._reached(state)
         return self._rank(reached, sums, n, banned)
 
-    def _rank(self, reached: np.ndarray, sums: np.ndarray, n: int, banned: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _rank(self, reached: np.ndarray, sums: np.ndarray, n: int, banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keep = ~banned[reached]
         reached, sums = reached[keep], sums[keep]
         if len(reached) > n:  # keep the n best and everything tied with the n-th, then order by (score, index)
@@ -234,7 +257,7 @@ class ItemGraph(Recommender):
             missing = n - len(chosen)
             pop = self.popular_order
             for start in range(0, len(pop), max(4 * n, 256)):
-                head = pop[start:start + max(4 * n, 256)]
+                head = pop[start : start + max(4 * n, 256)]
                 head = head[~taken[head]][:missing]
                 fill.append(head)
                 missing -= len(head)
@@ -244,8 +267,9 @@ class ItemGraph(Recommender):
             scores = np.concatenate([scores, np.zeros(len(chosen) - len(scores), np.float32)])
         return chosen.astype(np.int64), scores
 
-    def similar_items(self, item_index: int, n: int = 10, *,
-                      allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item_index: int, n: int = 10, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The product's own neighbours (row of ``W``), best first; never itself, never filled."""
         lo, hi = self.indptr[item_index], self.indptr[item_index + 1]
         idx = np.asarray(self.indices[lo:hi], dtype=np.int64)
@@ -257,8 +281,9 @@ class ItemGraph(Recommender):
         order = np.lexsort((idx, -vals))[:n]
         return idx[order], vals[order].astype(np.float32)
 
-    def explain(self, items: np.ndarray, confidences: np.ndarray, item_index: int,
-                n: int = 3) -> list[tuple[int, float]]:
+    def explain(
+        self, items: np.ndarray, confidences: np.ndarray, item_index: int, n: int = 3
+    ) -> list[tuple[int, float]]:
         """The customer's products j with the largest contribution ``weightⱼ · W[j, i]``."""
         state = self.fold_in(items, confidences)
         if state is None:
@@ -291,8 +316,7 @@ class ItemGraph(Recommender):
                 out[r, reached] = sums
         return out
 
-    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int,
-                        block: int = 2048) -> np.ndarray:
+    def batch_recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
         """The serving path per customer (history excluded, fill rule included), so both agree exactly."""
         k = min(k, self.n_items)
         out = np.full((history.shape[0], k), -1, dtype=np.int64)
@@ -304,7 +328,7 @@ class ItemGraph(Recommender):
             else:
                 reached, sums = self._reached(state)
             top, _ = self._rank(reached, sums, k, banned)
-            out[r, :len(top)] = top
+            out[r, : len(top)] = top
             banned[items] = False
         return out
 
@@ -317,10 +341,12 @@ class ItemGraph(Recommender):
     # --- persistence -------------------------------------------------------------------
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"graph_indptr": np.ascontiguousarray(self.indptr, dtype=np.int64),
-                "graph_indices": np.ascontiguousarray(self.indices, dtype=np.int32),
-                "graph_data": np.ascontiguousarray(self.data, dtype=np.float32),
-                "graph_popularity": np.ascontiguousarray(self.popularity, dtype=np.float32)}
+        return {
+            "graph_indptr": np.ascontiguousarray(self.indptr, dtype=np.int64),
+            "graph_indices": np.ascontiguousarray(self.indices, dtype=np.int32),
+            "graph_data": np.ascontiguousarray(self.data, dtype=np.float32),
+            "graph_popularity": np.ascontiguousarray(self.popularity, dtype=np.float32),
+        }
 
     def manifest_fields(self) -> dict[str, Any]:
         return {"method": self.method, "alpha": self.alpha}
@@ -330,10 +356,24 @@ class ItemGraph(Recommender):
         return ["graph_indptr", "graph_indices", "graph_data", "graph_popularity"]
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], user_ids: list[str], item_ids: list[str],
-                    manifest: dict[str, Any], signals: dict[str, np.ndarray]) -> "ItemGraph":
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        user_ids: list[str],
+        item_ids: list[str],
+        manifest: dict[str, Any],
+        signals: dict[str, np.ndarray],
+    ) -> ItemGraph:
         # Plain ndarray views of the memory maps (a memmap's own indexing is slow per request).
-        return cls(np.asarray(arrays["graph_indptr"]), np.asarray(arrays["graph_indices"]),
-                   np.asarray(arrays["graph_data"]), np.asarray(arrays["graph_popularity"]), user_ids, item_ids,
-                   str(manifest["method"]),
-                   float(manifest["alpha"]), manifest, signals)
+        return cls(
+            np.asarray(arrays["graph_indptr"]),
+            np.asarray(arrays["graph_indices"]),
+            np.asarray(arrays["graph_data"]),
+            np.asarray(arrays["graph_popularity"]),
+            user_ids,
+            item_ids,
+            str(manifest["method"]),
+            float(manifest["alpha"]),
+            manifest,
+            signals,
+        )
