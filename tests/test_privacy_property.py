@@ -192,6 +192,9 @@ def check(world: World) -> None:
 @hsettings(
     max_examples=6,
     deadline=None,
+    # The same examples on every run, so a failure reproduces; to search wider by hand, raise
+    # max_examples and drop derandomize.
+    derandomize=True,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
