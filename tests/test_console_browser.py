@@ -430,6 +430,7 @@ def rule_saved_paused(driver, base: str) -> None:
     WebDriverWait(driver, 60).until(lambda d: "saved=layout-check" in d.current_url)
 
 
+@pytest.mark.slow  # every page at two widths in Chromium: .ci/run runs it with the slow tests
 def test_every_page_reads_well_at_390_and_1280_px(shop, server, browser, shots):
     """Every console page at a desktop's 1280 px and a phone's 390 px: no table or chart sticks out of its box
     (tables scroll inside their own box), chart text is at least 11 px; a screenshot of each at both widths."""

@@ -38,6 +38,9 @@ from test_console_browser import (  # the browser helpers of the console's own t
     webdriver,
 )
 
+# A real server and Chromium for a whole first week: .ci/run runs it with the slow tests.
+pytestmark = pytest.mark.slow
+
 CUSTOMERS = 24  # customer ids 20001.. ; every third one has a birthday in the coming days
 PRODUCTS = 15
 

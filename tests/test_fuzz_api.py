@@ -65,6 +65,7 @@ def fuzz_app(trained_template, tmp_path_factory):
     return create_app(settings), tokens
 
 
+@pytest.mark.slow  # schemathesis over every operation and key: .ci/run runs it with the slow tests
 def test_every_operation_with_every_key(fuzz_app):
     fuzz(*fuzz_app, EXAMPLES)
 

@@ -42,6 +42,9 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+# A real server and Chromium from a new rule to its report line: .ci/run runs it with the slow tests.
+pytestmark = pytest.mark.slow
+
 FLAGS = (
     "--headless=new",
     "--no-sandbox",

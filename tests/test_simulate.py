@@ -21,6 +21,9 @@ from conftest import ROOT
 
 from recommender import store
 
+# A simulated month's shop takes most of a minute to build: .ci/run runs it with the slow tests.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("gunicorn")
 
 SCRIPT = ROOT / "scripts" / "simulate.py"
