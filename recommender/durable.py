@@ -11,8 +11,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+from recommender.errors import ValidationError
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -58,3 +62,39 @@ def private_folder_of(db_path: str | Path) -> Path:
     """The private folder that belongs to the database ``db_path`` (``shop.db`` -> ``shop.db.private/``)."""
     db_path = Path(os.path.abspath(db_path))
     return db_path.with_name(db_path.name + PRIVATE_SUFFIX)
+
+
+@contextlib.contextmanager
+def new_private_file(path: Path, *, force: bool = False) -> Iterator[TextIO]:
+    """Write the text file ``path`` owner-only, all or nothing; without ``force`` never replace one.
+
+    Campaign and customer-value exports hold names, e-mails and profiles: the file is
+    written under a temporary name (mode 0600), synced, then linked into place, so
+    nobody sees half of it and a file that appeared meanwhile is never clobbered.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "x", newline="", encoding="utf-8") as fh:
+            os.chmod(tmp, 0o600)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+            tmp.unlink()
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ValidationError(
+            f"export {path} already exists; choose a new name or pass --force to replace it"
+        ) from None
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ValidationError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

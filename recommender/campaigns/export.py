@@ -10,14 +10,12 @@ dry run's file says it is a preview in every row (``preview`` true, codes
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from pathlib import Path
 
 from recommender import csvsafe
 from recommender.campaigns.results import EXPORT_COLUMNS, EXPORT_FORMATS, Offer
+from recommender.durable import new_private_file
 from recommender.errors import ValidationError
 
 
@@ -42,36 +40,16 @@ def check_out(out: str | Path | None, force: bool = False) -> Path | None:
 
 def write(path: Path, offers: list[Offer], *, force: bool = False) -> None:
     """One row per offer, via a temporary file; without ``force`` an existing file is never replaced."""
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "x", newline="", encoding="utf-8") as fh:
-            os.chmod(tmp, 0o600)  # names and emails: owner-only, like the database
-            if path.suffix.lower() == ".csv":
-                writer = csvsafe.writer(fh, EXPORT_COLUMNS)
-                writer.writeheader()
-                for o in offers:
-                    row = o.export_row()
-                    row["product_ids"] = "|".join(o.product_ids)
-                    row["product_names"] = "|".join(n or "" for n in o.product_names)
-                    row["preview"] = "true" if o.preview else "false"
-                    writer.writerow(row)
-            else:
-                for o in offers:
-                    fh.write(json.dumps(o.export_row(), ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, path)
+    with new_private_file(path, force=force) as fh:  # names and e-mails: owner-only, like the database
+        if path.suffix.lower() == ".csv":
+            writer = csvsafe.writer(fh, EXPORT_COLUMNS)
+            writer.writeheader()
+            for o in offers:
+                row = o.export_row()
+                row["product_ids"] = "|".join(o.product_ids)
+                row["product_names"] = "|".join(n or "" for n in o.product_names)
+                row["preview"] = "true" if o.preview else "false"
+                writer.writerow(row)
         else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
-            tmp.unlink()
-    except FileExistsError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ValidationError(
-            f"export {path} already exists; choose a new name or pass --force to replace it"
-        ) from None
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ValidationError(f"cannot write {path}: {exc.strerror or exc}") from None
+            for o in offers:
+                fh.write(json.dumps(o.export_row(), ensure_ascii=False) + "\n")

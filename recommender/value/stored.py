@@ -9,11 +9,8 @@ distribution) are those of the last refresh and carry no customer id.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +19,7 @@ import sqlite_utils
 
 from recommender import csvsafe, store
 from recommender.config import Settings
+from recommender.durable import new_private_file
 from recommender.errors import NotFoundError, ValidationError
 from recommender.privacy import copies
 from recommender.value import segments
@@ -321,29 +319,9 @@ def export_csv(
     purpose = settings.value.purpose
     columns = export_columns(settings)
     copies.start_following(db)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    ids: list[str] = []
-    try:
-        with store.read_transaction(db), open(tmp, "x", newline="", encoding="utf-8") as fh:
-            os.chmod(tmp, 0o600)  # per-customer profiling: owner-only, like the database
-            ids = write_rows(fh, export_rows(db, settings, run["as_of"]), columns)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
-            tmp.unlink()
-    except FileExistsError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ValidationError(
-            f"export {path} already exists; choose a new name or pass --force to replace it"
-        ) from None
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ValidationError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # per-customer profiling: owner-only, like the database; one read of the stored values
+    with new_private_file(path, force=force) as fh, store.read_transaction(db):
+        ids = write_rows(fh, export_rows(db, settings, run["as_of"]), columns)
     store.register_copy(db, path, EXPORT_KIND)
     # registered first, checked second: an erasure or withdrawal from now on reaches the file through
     # `copies`; one that committed while it was written is removed here
