@@ -41,15 +41,19 @@ def list_rules(settings: Settings, as_json: bool) -> None:
     emit(as_json, {"rules": found}, "\n".join(lines))
 
 
-@rules.command("add")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
+# Who makes a change, for the audit: every command that changes a rule takes it.
+actor_option = click.option(
     "--actor",
     "source",
     default=None,
     metavar="NAME",
     help="Who makes the change, for the audit [default: the user running the command].",
 )
+
+
+@rules.command("add")
+@click.argument("file", type=click.Path(dir_okay=False))
+@actor_option
 @json_option
 @with_settings
 def add(settings: Settings, file: str, source: str | None, as_json: bool) -> None:
@@ -78,13 +82,7 @@ def add(settings: Settings, file: str, source: str | None, as_json: bool) -> Non
 def _status_command(name: str, status: str, doc: str):
     @rules.command(name)
     @click.argument("rule_name", metavar="NAME")
-    @click.option(
-        "--actor",
-        "source",
-        default=None,
-        metavar="NAME",
-        help="Who makes the change, for the audit [default: the user running the command].",
-    )
+    @actor_option
     @json_option
     @with_settings
     def command(settings: Settings, rule_name: str, source: str | None, as_json: bool) -> None:
@@ -108,13 +106,7 @@ resume = _status_command("resume", "active", "Resume a paused rule.")
 
 @rules.command("remove")
 @click.argument("rule_name", metavar="NAME")
-@click.option(
-    "--actor",
-    "source",
-    default=None,
-    metavar="NAME",
-    help="Who makes the change, for the audit [default: the user running the command].",
-)
+@actor_option
 @json_option
 @with_settings
 def remove(settings: Settings, rule_name: str, source: str | None, as_json: bool) -> None:
