@@ -202,19 +202,12 @@ class Item(BaseModel):
 
 # What removed the candidates of a short list, in the order a list is made: where they come from
 # ran out (the list's source), then the catalogue rules, the caller's exclusions, purchases, diversity.
+# Where the candidates ran out (the list's own reason among them), then each step that removed some.
 ShortStep = Literal[
     "catalogue",
     "model",
     "cooccurrence",
-    "no_consent",
-    "unknown_customer",
-    "no_history",
-    "no_model",
-    "not_in_model",
-    "popular",
-    "trending",
-    "model_stale",
-    "control",
+    Reason,
     "category",
     "min_price",
     "max_price",
