@@ -222,10 +222,13 @@ def test_evaluate_with_an_export_goes_to_the_cluster_without_reading_events_on_t
     db, settings, tmp_path, monkeypatch
 ):
     """``recommender evaluate --engine spark --interactions PATH`` (evaluate_selected) and ``evaluate`` alike."""
+    from recommender.models.engines import spark as spark_engine
     from recommender.training import spark as spark_training
     from recommender.training.publish import Evaluation
 
     calls = []
+    # The routing is under test, not the cluster: this runs where the spark extra is not installed.
+    monkeypatch.setattr(spark_engine, "check_prerequisites", lambda: None)
 
     def on_the_cluster(db_, settings_, fitter, **kwargs):
         calls.append(fitter.interactions_path)

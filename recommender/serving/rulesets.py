@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ from recommender.serving.rules import (
 )
 
 log = logging.getLogger("recommender.serving.rules")
+REMOVING = ("bury", "rotate", "exclude", "include_only")  # the actions that can take a product off a list
 Event = tuple[str, str, float, int]
 
 
@@ -69,7 +70,7 @@ class Context:
     _visitor: str | None = None
     _segment: tuple[str | None] | None = None
     _seen: dict[int, dict[str, int]] = field(default_factory=dict)
-    _log: tuple[int, list[tuple[str, str]]] | None = None
+    _log: tuple[int, int, list[tuple[str, str]]] | None = None  # (days, at_least, lists) as last read
 
     @property
     def at(self) -> dt.datetime:
@@ -97,12 +98,14 @@ class Context:
             self._segment = (segment_of(self.db, self.customer_id) if self.customer_id else None,)
         return self._segment[0]
 
-    def read_impressions(self, days: int) -> None:
-        """Read this customer's lists of the last ``days`` days from the decision log once (the longest window)."""
-        if self._log is None or self._log[0] < days:
+    def read_impressions(self, days: int, at_least: int = 0) -> bool:
+        """Read this customer's lists of the last ``days`` days from the decision log once (the longest window);
+        none when fewer than ``at_least`` (then no product was shown that often). Whether any were read."""
+        if self._log is None or self._log[0] < days or self._log[1] > at_least:
             since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._log = (days, store.recent_impressions(self.db, self.customer_id, since))
+            self._log = (days, at_least, store.recent_impressions(self.db, self.customer_id, since, at_least))
             self._seen.clear()
+        return bool(self._log[2])
 
     def impressions(self, days: int) -> dict[str, int]:
         """How many lists served to this customer in the last ``days`` days showed each product (decision log)."""
@@ -111,7 +114,7 @@ class Context:
         if counts is None:
             since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
             counts = self._seen[days] = {}
-            for at, ids in self._log[1]:
+            for at, ids in self._log[2]:
                 if at >= since:
                     for pid in set(json.loads(ids)):
                         counts[pid] = counts.get(pid, 0) + 1
@@ -201,7 +204,7 @@ class Compiled:
         self.catalogue = catalogue
         self.now = now
         rows = len(catalogue.ids)
-        width = max(1, (len(self.rules) + 7) // 8)
+        width = 8 * max(1, (len(self.rules) + 63) // 64)  # whole 64-bit words: a row reads as ints at once
         self.row_bits = np.zeros((rows, width), dtype=np.uint8)
         self.matches: list[int] = []
         columns = catalogue.row_columns()
@@ -235,6 +238,7 @@ class Compiled:
         self.item_bits = np.zeros((len(catalogue.item_ids), width), dtype=np.uint8)
         self.item_bits[known] = self.row_bits[catalogue.rows_of_items[known]]
         self._active: dict[tuple, ActiveSet] = {}
+        self.codes: dict[str, dict[int, int]] = {"items": {}, "rows": {}}  # see _codes
         self._held: dict[tuple, tuple[ActiveSet, ActiveSet]] = {}
         self._needs: dict[str, tuple[bool, bool]] = {}
 
@@ -334,8 +338,6 @@ class ActiveSet:
             [rule.action.amount * (1 if rule.action.type == "boost" else -1) for _, rule in self.boosts],
             dtype=np.float64,
         )
-        self.boost_cols = np.array([r for r, _ in self.boosts], dtype=np.int64)
-        self.by_name = {rules[r].name: rules[r] for r in chosen}
         self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
         order = sorted(chosen, key=lambda r: (-rules[r].priority, rules[r].name))
         self.promotes = [(r, rules[r]) for r in order if rules[r].action.type == "promote"]
@@ -345,11 +347,21 @@ class ActiveSet:
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
         self._boost: dict[str, np.ndarray] = {}
-        self._boost_bits = [(compiled.bit[r], rule.name) for r, rule in self.boosts]
-        self._boost_mask = 0
-        for b, _ in self._boost_bits:
-            self._boost_mask |= b
-        self._names: dict[tuple[str, int], list[str]] = {}
+        # for arrange: the rules as bits of a product's code (see _codes), so a step tests a candidate
+        # against a whole group of rules at once and names only the rules whose bits are set
+        bit = compiled.bit
+        self.boost_bits = _mask(bit[r] for r, _ in self.boosts)
+        self.removing_bits = _mask(bit[r] for r in chosen if rules[r].action.type in REMOVING)
+        self._name_of_bit = {bit[r]: rules[r].name for r in chosen}
+        self._bits_in: dict[int, tuple[int, ...]] = {}
+        self._names: dict[int, tuple[str, ...]] = {}
+        windows: dict[int, list[tuple[int, Rule]]] = {}
+        for r, rule in self.rotates:
+            windows.setdefault(rule.action.days, []).append((bit[r], rule))
+        # per window of days: its rotations (bit, rule) and the fewest showings any of them acts after
+        self.rotate_windows = [
+            (days, group, min(rule.action.after for _, rule in group)) for days, group in windows.items()
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.columns) or bool(self.held_out)
@@ -366,16 +378,27 @@ class ActiveSet:
             self._boost[space] = got
         return got
 
-    def boost_names_of(self, space: str, i: int, code: int) -> list[str]:
-        """The boost and bury rules matching product ``i`` (rule bits ``code``), in rule order; kept per product."""
-        if not code & self._boost_mask:
-            return []
-        key = (space, i)
-        got = self._names.get(key)
+    def names_of(self, bits: int) -> tuple[str, ...]:
+        """The names of the rules whose bits are set in ``bits``, in rule order (kept per distinct value)."""
+        got = self._names.get(bits)
         if got is None:
             if len(self._names) > 100_000:
                 self._names.clear()
-            got = self._names[key] = [name for b, name in self._boost_bits if code & b]
+            got = self._names[bits] = tuple(self._name_of_bit[b] for b in reversed(self.bits_in(bits)))
+        return got
+
+    def bits_in(self, bits: int) -> tuple[int, ...]:
+        """The single bits set in ``bits`` (kept per distinct value)."""
+        got = self._bits_in.get(bits)
+        if got is None:
+            if len(self._bits_in) > 100_000:
+                self._bits_in.clear()
+            found, rest = [], bits
+            while rest:
+                low = rest & -rest
+                found.append(low)
+                rest ^= low
+            got = self._bits_in[bits] = tuple(found)
         return got
 
     @property
@@ -505,22 +528,33 @@ class Arranged:
     effects: Effects = field(default_factory=Effects)
 
 
-def _hits(active: ActiveSet, space: str, idx: Sequence[int]) -> np.ndarray:
-    width = len(active.compiled.rules)
-    if not len(idx):
-        return np.zeros((0, width), dtype=bool)
-    return np.unpackbits(active.bits(space)[np.asarray(idx, dtype=np.int64)], axis=1, count=width).astype(bool)
+def _mask(bits: Iterable[int]) -> int:
+    out = 0
+    for b in bits:
+        out |= b
+    return out
 
 
 def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
-    """Each candidate's rule bits as one Python int (one gather and one copy for the whole pool)."""
-    if not len(idx):
-        return []
-    bits = active.bits(space)
-    w = bits.shape[1]
-    raw = bits[np.asarray(idx, dtype=np.int64)].tobytes()
-    read = int.from_bytes
-    return [read(raw[k : k + w], "big") for k in range(0, len(raw), w)]
+    """Each product's rule bits as one Python int: read from the packed rows once per rule set and product, then
+    kept (a shop's lists keep proposing the same popular products)."""
+    known = active.compiled.codes[space]
+    out = [known.get(i) for i in idx]
+    missing = [k for k, c in enumerate(out) if c is None]
+    if missing:
+        words = active.bits(space)[np.asarray([idx[k] for k in missing], dtype=np.int64)].view(">u8")
+        if words.shape[1] == 1:
+            read = words[:, 0].tolist()
+        else:
+            columns = words.T.tolist()
+            read = columns[0]
+            for column in columns[1:]:
+                read = [(high << 64) | low for high, low in zip(read, column)]
+        if len(known) > 200_000:
+            known.clear()
+        for k, c in zip(missing, read):
+            out[k] = known[idx[k]] = c
+    return out  # type: ignore[return-value]
 
 
 def arrange(
@@ -545,8 +579,9 @@ def arrange(
     ``reorder_only`` (a re-ranking) keeps every product: exclusions move products to the end.
 
     The work is on the candidates only: their rule bits read once as Python ints (one gather of
-    the packed rows), the rule set's combined boost vector (made once per rule-set version),
-    and the exclusions' combined mask; never a loop over the catalogue or over every rule.
+    the packed rows), so a step tests a candidate against a group of rules with one ``&``; the rule
+    set's combined boost vector (made once per rule-set version) and the exclusions' combined mask;
+    never a loop over the catalogue, and a loop over rules only for the rules of one kind.
     """
     finish = finish or (lambda order, k: list(order[:k]))
     cand = [int(i) for i in pool]
@@ -557,8 +592,8 @@ def arrange(
     bit = active.compiled.bit
     codes = _codes(active, name, cand)
     ranks = np.arange(len(cand), dtype=np.int64)
-    acting: dict[int, list[str]] = {}
     pool_len = len(cand)
+    acting: dict[int, int] = {}  # candidate -> the bits of the rules that demoted it (rotation, re-ranking exclusion)
     penalty: list[list[int]] | None = None
 
     # 1. exclude / include_only
@@ -570,7 +605,7 @@ def arrange(
                 bad = [k for k, c in enumerate(codes) if bool(c & b) != only]
                 penalty.append(bad)
                 for k in bad:
-                    acting.setdefault(cand[k], []).append(rule.name)
+                    acting[cand[k]] = acting.get(cand[k], 0) | b
         else:
             keep = active.allow(name)[np.asarray(cand, dtype=np.int64)]
             if not keep.all():
@@ -595,28 +630,8 @@ def arrange(
     # 2. boost / bury on the rank-normalised score (the rule set's combined amounts), and rotation
     if active.boosts and cand:
         scores = scores + active.boost_vector(name)[np.asarray(cand, dtype=np.int64)]
-    if active.rotates and ctx.customer_id is not None and ctx.db is not None and cand:
-        ctx.read_impressions(max(rule.action.days for _, rule in active.rotates))
-        shown_times: dict[int, list[int]] = {}  # per window: how often each candidate was shown
-        engaged_in: dict[int, set[str]] = {}
-        for r, rule in active.rotates:
-            seen = ctx.impressions(rule.action.days)
-            if not seen:
-                continue
-            times = shown_times.get(rule.action.days)
-            if times is None:
-                times = shown_times[rule.action.days] = [seen.get(space.product_id(i), 0) for i in cand]
-            after = rule.action.after
-            if max(times) < after:
-                continue
-            engaged = engaged_in.get(rule.action.days)
-            if engaged is None:
-                engaged = engaged_in[rule.action.days] = ctx.engaged(rule.action.days)
-            b = bit[r]
-            for k, t in enumerate(times):
-                if t >= after and codes[k] & b and space.product_id(cand[k]) not in engaged:
-                    scores[k] -= rule.action.amount
-                    acting.setdefault(cand[k], []).append(rule.name)
+    if active.rotate_windows and ctx.customer_id is not None and ctx.db is not None and cand:
+        _rotate(active, space, cand, codes, scores, acting, ctx)
     # rounded, so a tie written down (0.1 = five places) is a tie in floating point too: the model's order decides
     order_k = np.lexsort((ranks, -np.round(scores, 9)))  # candidate positions, best first
     code_of = dict(zip(cand, codes))  # the candidates' rule bits
@@ -656,43 +671,8 @@ def arrange(
         learn(list(pinned))
 
     # 4. promote: K of the first N positions to matching products, the best of them (pinned ones count)
-    for r, rule in active.promotes:
-        top = min(rule.action.of, n)
-        held = [i for p, i in pins.items() if p <= top]
-        of = top - len(held)
-        if of <= 0:
-            continue
-        b = bit[r]
-        first = order[:of]
-        have = sum(1 for i in first if known[i] & b) + sum(1 for i in held if known[i] & b)
-        need = min(rule.action.slots, top) - have
-        if need <= 0:
-            continue
-        outside: list[int] = []
-        for i in order[of:]:
-            if known[i] & b:
-                outside.append(i)
-                if len(outside) == need:
-                    break
-        if len(outside) < need and fill is not None:
-            more = [
-                int(i)
-                for i in fill(active.matching(name, r), need - len(outside), set(order) | set(held))
-                if i not in code_of
-            ]
-            outside += more[: need - len(outside)]
-            learn(outside)
-        free = [p for p, i in enumerate(first) if not known[i] & b and i not in placed_by]
-        outside = outside[: len(free)]
-        if not outside:
-            continue
-        take = list(zip(free[len(free) - len(outside) :], outside))
-        displaced = [first[p] for p, _ in take]
-        for p, i in take:
-            first[p] = i
-            placed_by[i] = rule.name
-        moved = set(outside)
-        order = first + displaced + [i for i in order[of:] if i not in moved]
+    if active.promotes:
+        order = _promote(active, name, order, n, pins, placed_by, known, code_of, learn, fill)
 
     # 5. the caller's diversity cap and length; pins keep their positions
     chosen = finish(order, n - len(pins))
@@ -709,33 +689,133 @@ def arrange(
     final += [pins[p] for p in sorted(pins) if pins[p] not in final]
     final = final[:n]
 
-    # 6. what each rule did (read for the few products shown or dropped only)
+    # 6. what each rule did, read for the few products shown or dropped only: the rule that placed a product,
+    #    and, for a candidate the model proposed, every rule that demoted it or whose boost or bury amount its
+    #    score carries (a product a pin or a promotion brought in owes its place to that rule alone)
     before = {i: p for p, i in enumerate(base)}
-    boosts = bool(active.boosts)
-
-    def acted(i: int) -> list[str]:
-        out = acting.get(i, [])
-        c = code_of.get(i) if boosts else None
-        if c is not None:
-            out = out + active.boost_names_of(name, i, c)
-        return out
-
+    by_rule = effects.by_rule
+    boost_bits = active.boost_bits
     for p, i in enumerate(final):
-        effect = "placed" if i not in before else "moved" if before[i] != p else None
-        if effect is None:
+        if before.get(i) == p:
             continue
-        for rule_name in dict.fromkeys(([placed_by[i]] if i in placed_by else []) + acted(i)):
-            effects.add(rule_name, effect, space.product_id(i))
+        effect = "placed" if i not in before else "moved"
+        c = code_of.get(i)
+        bits = acting.get(i, 0) | (c & boost_bits if c is not None else 0)
+        pid = space.product_id(i)
+        if i in placed_by:
+            by_rule.setdefault(placed_by[i], {}).setdefault(effect, []).append(pid)
+        if bits:
+            for rule_name in active.names_of(bits):
+                by_rule.setdefault(rule_name, {}).setdefault(effect, []).append(pid)
     shown = set(final)
+    removing = active.removing_bits
     for i in base:
-        if i not in shown:
-            for rule_name in dict.fromkeys(acted(i)):
-                rule = active.by_name.get(rule_name)
-                if rule is not None and rule.action.type in ("bury", "rotate", "exclude", "include_only"):
-                    effects.add(rule_name, "removed", space.product_id(i))
+        if i not in shown and i in code_of:
+            bits = (acting.get(i, 0) | (code_of[i] & boost_bits)) & removing
+            if bits:
+                pid = space.product_id(i)
+                for rule_name in active.names_of(bits):  # not removed by step 1: those left the candidates
+                    by_rule.setdefault(rule_name, {}).setdefault("removed", []).append(pid)
     for rule_name in active.held_out:
         effects.hold_out(rule_name)
     return Arranged(final, effects)
+
+
+def _rotate(
+    active: ActiveSet, space: Space, cand: list[int], codes: list[int], scores: np.ndarray, acting: dict, ctx: Context
+) -> None:
+    """Demote the candidates a rotation matches that this customer was shown ``after`` times in its window and
+    did not touch (``scores`` in place; the rule's bit added to ``acting``)."""
+    windows = active.rotate_windows
+    if not ctx.read_impressions(max(days for days, _, _ in windows), min(least for _, _, least in windows)):
+        return
+    product_id = space.product_id
+    for days, group, least in active.rotate_windows:
+        shown = ctx.impressions(days)
+        if not shown:
+            continue
+        hot = [(k, t) for k, t in enumerate(shown.get(product_id(i), 0) for i in cand) if t >= least]
+        if not hot:
+            continue
+        engaged = ctx.engaged(days)
+        hot = [(k, t) for k, t in hot if product_id(cand[k]) not in engaged]
+        for b, rule in group:
+            after, amount = rule.action.after, rule.action.amount
+            for k, t in hot:
+                if t >= after and codes[k] & b:
+                    scores[k] -= amount
+                    acting[cand[k]] = acting.get(cand[k], 0) | b
+
+
+def _promote(
+    active: ActiveSet,
+    name: str,
+    order: list[int],
+    n: int,
+    pins: dict[int, int],
+    placed_by: dict[int, str],
+    known: dict[int, int],
+    code_of: dict[int, int],
+    learn: Callable[[Sequence[int]], None],
+    fill: Fill | None,
+) -> list[int]:
+    """``order`` with each promotion's products moved into its first positions (by priority, then name).
+
+    A promotion looks past its first positions only when it lacks products there and has a position
+    it may take (not a matching product, not one an earlier rule placed).
+    """
+    bit = active.compiled.bit
+    held_in: dict[int, list[int]] = {}  # the codes of the pinned products within the first ``top``, per top
+    heads: dict[int, tuple[list[int], list[int], list[int]]] = {}  # per length: the first products, their codes,
+    # and the positions no rule placed a product at (kept until a promotion changes the order)
+    for r, rule in active.promotes:
+        top = min(rule.action.of, n)
+        held = held_in.get(top)
+        if held is None:
+            held = held_in[top] = [known[i] for p, i in pins.items() if p <= top]
+        of = top - len(held)
+        if of <= 0:
+            continue
+        head = heads.get(of)
+        if head is None:
+            first = order[:of]
+            head = heads[of] = (
+                first,
+                [known[i] for i in first],
+                [p for p, i in enumerate(first) if i not in placed_by],
+            )
+        first, codes, unplaced = head
+        b = bit[r]
+        free = [p for p in unplaced if not codes[p] & b]
+        if not free:
+            continue
+        need = min(rule.action.slots, top) - len([c for c in codes if c & b]) - len([c for c in held if c & b])
+        if need <= 0:
+            continue
+        outside: list[int] = []
+        for i in order[of:]:
+            if known[i] & b:
+                outside.append(i)
+                if len(outside) == need:
+                    break
+        if len(outside) < need and fill is not None:
+            taken = set(order) | set(pins.values())
+            more = [int(i) for i in fill(active.matching(name, r), need - len(outside), taken) if i not in code_of]
+            outside += more[: need - len(outside)]
+            learn(outside)
+        outside = outside[: len(free)]
+        if not outside:
+            continue
+        take = list(zip(free[len(free) - len(outside) :], outside))
+        first = list(first)
+        displaced = [first[p] for p, _ in take]
+        for p, i in take:
+            first[p] = i
+            placed_by[i] = rule.name
+        moved = set(outside)
+        order = first + displaced + [i for i in order[of:] if i not in moved]
+        heads.clear()
+    return order
 
 
 class _Nothing:

@@ -101,11 +101,15 @@ def arrivals_since(db: sqlite_utils.Database, since: str) -> list[str]:
         return []
 
 
-def recent_impressions(db: sqlite_utils.Database, customer_id: str, since: str) -> list[tuple[str, str]]:
-    """``(created_at, product_ids JSON)`` of every list served to this customer since ``since`` (the decision log)."""
-    return db.execute(
-        "SELECT created_at, product_ids FROM decisions WHERE customer_id = ? AND created_at >= ?", [customer_id, since]
-    ).fetchall()
+def recent_impressions(
+    db: sqlite_utils.Database, customer_id: str, since: str, at_least: int = 0
+) -> list[tuple[str, str]]:
+    """``(created_at, product_ids JSON)`` of every list served to this customer since ``since`` (the decision log);
+    none when there are fewer than ``at_least`` (counted on the index first: most customers see few lists)."""
+    where = "FROM decisions WHERE customer_id = ? AND created_at >= ?"
+    if at_least > 1 and db.execute(f"SELECT count(*) {where}", [customer_id, since]).fetchone()[0] < at_least:
+        return []
+    return db.execute(f"SELECT created_at, product_ids {where}", [customer_id, since]).fetchall()
 
 
 def preview_customers(db: sqlite_utils.Database, purpose: str, limit: int) -> list[str]:
