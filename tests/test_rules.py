@@ -33,6 +33,7 @@ from recommender import store
 from recommender.config import load_settings
 from recommender.models import registry
 from recommender.models.factor import FactorModel
+from recommender.online import rulelog
 from recommender.serving import merchandising
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.rules import RuleError, parse_rule
@@ -165,7 +166,12 @@ def test_each_action_on_an_exact_list(shop, action, expected, effects):
     assert result.product_ids == expected
     assert result.rules == {"r": effects}
     logged = db.execute("SELECT product_ids, rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()
-    assert json.loads(logged[0]) == expected and json.loads(logged[1]) == {"r": effects}
+    assert json.loads(logged[0]) == expected
+    # the log names the rule by its position in the worker's rule set: rule 0 of ["r"], bit 1
+    ((set_id, names),) = db.execute("SELECT id, names FROM rule_sets").fetchall()
+    assert json.loads(names) == ["r"]
+    assert json.loads(logged[1]) == {"set": set_id, **{e: dict.fromkeys(ps, "1") for e, ps in effects.items()}}
+    assert rulelog.decode(logged[1], lambda s: store.rule_set_names(db, s)) == {"r": effects}
 
 
 def test_overlapping_pins_go_by_priority_then_name(shop):

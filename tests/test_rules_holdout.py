@@ -18,6 +18,7 @@ from test_rules import (
 )
 
 from recommender import store
+from recommender.online import measure
 from recommender.serving import merchandising
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.rules import parse_rule
@@ -78,7 +79,9 @@ def test_a_held_out_customer_gets_the_list_without_the_rule_and_is_logged(shop):
         assert result.product_ids == without[cid] == BASE
         assert result.rules == {"pin": {"held_out": True}}
         logged = db.execute("SELECT rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()[0]
-        assert json.loads(logged) == {"pin": {"held_out": True}}
+        # rule 0 ("pin") of the worker's one rule set: bit 1
+        assert json.loads(logged) == {"set": 1, "held_out": "1"}
+        assert measure.rule_effects(db, None)[result.list_id] == {"pin": {"held_out": True}}
     for cid in in_ids:
         result = served(settings, db, customer=cid, service=service)
         assert result.product_ids == PINNED and result.rules == {"pin": {"placed": ["P10"]}}

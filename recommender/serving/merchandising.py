@@ -117,7 +117,7 @@ def check(
             ]
             keep = visible.copy()
             for k in on:
-                col = ((together.row_bits[:, k >> 3] >> (7 - (k & 7))) & 1).astype(bool)
+                col = together.column(k)
                 keep &= col if live[k].action.type == "include_only" else ~col
             if on and visible.any() and not keep.any():
                 raise RuleError(

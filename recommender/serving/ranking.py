@@ -216,14 +216,7 @@ def rank_state(
     else:
         chosen = catalogue.diversify(ranked.tolist(), n, diversity, skipped)
     if explore is not None:  # new products' exploration slots (recommender.serving.newproducts)
-        protected = {
-            model.item_index[p]
-            for e in effects.by_rule.values()
-            for ps in e.values()
-            if isinstance(ps, list)
-            for p in ps
-            if p in model.item_index
-        }  # not a held_out marker
+        protected = {model.item_index[p] for p in effects.product_ids() if p in model.item_index}
         chosen, _ = explore.apply(
             model, state.vector, chosen, score_of, n, allow, banned, protected, rules.allow("items") if rules else None
         )

@@ -110,9 +110,9 @@ class ServedList:
     row). ``days`` is the window of a trending list (``None`` for popular).
     ``short`` says why a list holds fewer than the ``n`` asked (``None`` when
     it is full; a re-ranking returns what it was given and never has one).
-    ``rules`` is what merchandising rules did to it (``{rule: {"placed" | "moved" |
-    "removed": [product ids]}}``, :class:`recommender.serving.rules.Effects`), logged
-    with it and shown only to an admin key (``payload(show_rules=True)``).
+    ``effects`` is what merchandising rules did to it (:class:`recommender.serving.rules.Effects`),
+    logged with it; :attr:`rules` names them (``{rule: {"placed" | "moved" | "removed": [product
+    ids]}}``), shown only to an admin key (``payload(show_rules=True)``).
     """
 
     surface: str
@@ -124,7 +124,11 @@ class ServedList:
     list_id: str | None = None
     arm: str | None = None
     short: Short | None = None
-    rules: dict[str, dict[str, list[str]]] | None = None
+    effects: Any = None  # recommender.serving.rules.Effects (which imports this module); None when no rule acted
+
+    @property
+    def rules(self) -> dict[str, dict[str, Any]] | None:
+        return self.effects.payload() if self.effects else None
 
     @property
     def product_ids(self) -> list[str]:

@@ -64,8 +64,8 @@ The library, in one place (the API, the CLI and the console call these):
   (a worker's rules, following ``meta.rules_version``), compiled masks and
   :func:`~recommender.serving.rulesets.arrange`, the step of the one ranking path;
 * :class:`Effects` — what the rules did to one list: ``{rule: {"placed" | "moved" |
-  "removed": [product ids]}}``, logged in ``decisions.rules`` and shown to an
-  admin key on the served list.
+  "removed": [product ids]}}``, logged in ``decisions.rules`` by rule set
+  (:mod:`recommender.online.rulelog`) and shown to an admin key on the served list.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recommender.errors import ValidationError
+from recommender.online import rulelog
 from recommender.serving.results import BOUGHT_TOGETHER, POPULAR, RECOMMENDATIONS, RERANK, SIMILAR, TRENDING
 
 OFFERS = "offers"
@@ -93,7 +94,7 @@ MAX_POSITION = 100  # the longest list the API serves (n <= 100): a pin or promo
 POOL = 50  # candidates the model proposes for the rules to act on (the scale of an amount)
 MAX_RULES = 1000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,99}$")
-EFFECTS = ("placed", "moved", "removed")
+EFFECTS = rulelog.EFFECTS
 
 # Extra attributes (e.g. product attributes that a later import brings): name -> reader(catalogue) of
 # one value per catalogue row.
@@ -524,31 +525,50 @@ def rule_from_json(text: str) -> Rule:
 
 @dataclass
 class Effects:
-    """Per rule, the products it ``placed`` (not in the list without rules), ``moved`` or ``removed``."""
+    """What the rules did to one list: per effect (``placed``, ``moved``, ``removed``), each product's acting rules
+    as bits of the rule set that ran (rule ``r``: ``1 << r``, named by ``names[r]``), named only when read.
 
-    by_rule: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    ``rule_set`` is the set's id in the database (:func:`recommender.store.rule_set_id`), so the
+    decision log records the bits (:mod:`recommender.online.rulelog`); without one (a preview's
+    unsaved rules) it records names.
+    """
 
-    def add(self, rule: str, effect: str, product_id: str) -> None:
-        got = self.by_rule.setdefault(rule, {}).setdefault(effect, [])
-        if product_id not in got:
-            got.append(product_id)
+    names: Sequence[str] = ()
+    rule_set: int | None = None
+    marks: dict[str, dict[str, int]] = field(default_factory=dict)
+    held: int = 0  # the rules whose holdout this customer is in (the list was served without them)
 
-    def hold_out(self, rule: str) -> None:
-        """This customer is in ``rule``'s holdout: the list was served without it (``{"held_out": true}``)."""
-        self.by_rule[rule] = {"held_out": True}  # type: ignore[dict-item]
+    def mark(self, effect: str, product_id: str, bits: int) -> None:
+        got = self.marks.setdefault(effect, {})
+        got[product_id] = got.get(product_id, 0) | bits
 
     def __bool__(self) -> bool:
-        return bool(self.by_rule)
+        return bool(self.held) or any(self.marks.values())
+
+    @property
+    def by_rule(self) -> rulelog.ByRule:
+        """``{rule: {"placed" | "moved" | "removed": [product ids]}}``, or ``{rule: {"held_out": true}}``."""
+        return rulelog.expand(self.marks, self.held, self.names)
 
     def rules(self) -> list[str]:
         return sorted(self.by_rule)
 
-    def payload(self) -> dict[str, dict[str, list[str]]]:
-        """``{rule: {"placed" | "moved" | "removed": [product ids]}}``, or ``{rule: {"held_out": true}}``."""
-        return {r: dict(e) for r, e in sorted(self.by_rule.items())}
+    def product_ids(self) -> set[str]:
+        """Every product a rule placed, moved or removed."""
+        return {p for got in self.marks.values() for p in got}
+
+    def payload(self) -> rulelog.ByRule:
+        """:attr:`by_rule`, rules sorted by name."""
+        found = self.by_rule
+        return {r: found[r] for r in sorted(found)}
 
     def to_json(self) -> str | None:
-        return json.dumps(self.payload(), separators=(",", ":"), ensure_ascii=False) if self.by_rule else None
+        """The decision log's record (None when no rule acted)."""
+        if not self:
+            return None
+        if self.rule_set is not None:
+            return rulelog.encode(self.rule_set, self.marks, self.held)
+        return json.dumps(self.payload(), separators=(",", ":"), ensure_ascii=False)
 
 
 __all__ = [

@@ -130,7 +130,7 @@ class Context:
 
 
 def _column(bits: np.ndarray, r: int) -> np.ndarray:
-    return ((bits[:, r >> 3] >> (7 - (r & 7))) & 1).astype(bool)
+    return ((bits[:, r >> 3] >> (r & 7)) & 1).astype(bool)
 
 
 def condition_mask(
@@ -198,9 +198,18 @@ class Compiled:
     """Active-status rules compiled against one catalogue generation: condition bits per row and per model item."""
 
     def __init__(
-        self, rules: Sequence[Rule], catalogue: Catalogue, db: sqlite_utils.Database | None, now: dt.datetime
+        self,
+        rules: Sequence[Rule],
+        catalogue: Catalogue,
+        db: sqlite_utils.Database | None,
+        now: dt.datetime,
+        *,
+        register: bool = False,
     ) -> None:
         self.rules = list(rules)
+        self.names = [rule.name for rule in self.rules]
+        # the id the decision log names these rules by (register: a worker's saved rules, not a preview or a check)
+        self.rule_set = store.rule_set_id(db, self.names) if register and db is not None else None
         self.catalogue = catalogue
         self.now = now
         rows = len(catalogue.ids)
@@ -230,9 +239,9 @@ class Compiled:
                     got = self._arrivals(db, rule.condition.new_within_days)
                 mask = condition_mask(rule.condition, catalogue, columns, got, today)
             self.matches.append(int(mask.sum()))
-            self.row_bits[:, r >> 3] |= mask.astype(np.uint8) << np.uint8(7 - (r & 7))
-        # rule r's bit in a row read as one big-endian int (see _codes)
-        self.bit = [1 << ((width - 1 - (r >> 3)) * 8 + 7 - (r & 7)) for r in range(len(self.rules))]
+            self.row_bits[:, r >> 3] |= mask.astype(np.uint8) << np.uint8(r & 7)
+        # rule r's bit in a row read as one little-endian int (see _codes); the decision log's bit too
+        self.bit = [1 << r for r in range(len(self.rules))]
         self._holdout_keys: dict[str, bytes] = {}
         known = catalogue.rows_of_items >= 0
         self.item_bits = np.zeros((len(catalogue.item_ids), width), dtype=np.uint8)
@@ -241,6 +250,10 @@ class Compiled:
         self.codes: dict[str, dict[int, int]] = {"items": {}, "rows": {}}  # see _codes
         self._held: dict[tuple, tuple[ActiveSet, ActiveSet]] = {}
         self._needs: dict[str, tuple[bool, bool]] = {}
+
+    def column(self, r: int) -> np.ndarray:
+        """The catalogue rows rule ``r``'s condition matches."""
+        return _column(self.row_bits, r)
 
     def _arrivals(self, db: sqlite_utils.Database, days: int) -> set[str]:
         hit = self._arrival_cache.get(days)
@@ -321,6 +334,7 @@ class Compiled:
                 self._held.clear()
             out = ActiveSet(self, [r for r in active.columns if r not in held], active.since, active.until)
             out.held_out = [self.rules[r].name for r in held]
+            out.held_bits = _mask(self.bit[r] for r in held)
             hit = self._held[key] = (active, out)
         return hit[1]
 
@@ -344,6 +358,7 @@ class ActiveSet:
         self.pins = [(r, rules[r]) for r in order if rules[r].action.type == "pin"]
         self.holdouts = [(r, rules[r]) for r in chosen if rules[r].holdout_share]
         self.held_out: list[str] = []  # rules this customer is held out of (set by Compiled.with_holdouts)
+        self.held_bits = 0
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
         self._boost: dict[str, np.ndarray] = {}
@@ -352,9 +367,6 @@ class ActiveSet:
         bit = compiled.bit
         self.boost_bits = _mask(bit[r] for r, _ in self.boosts)
         self.removing_bits = _mask(bit[r] for r in chosen if rules[r].action.type in REMOVING)
-        self._name_of_bit = {bit[r]: rules[r].name for r in chosen}
-        self._bits_in: dict[int, tuple[int, ...]] = {}
-        self._names: dict[int, tuple[str, ...]] = {}
         windows: dict[int, list[tuple[int, Rule]]] = {}
         for r, rule in self.rotates:
             windows.setdefault(rule.action.days, []).append((bit[r], rule))
@@ -364,7 +376,7 @@ class ActiveSet:
         ]
 
     def __bool__(self) -> bool:
-        return bool(self.columns) or bool(self.held_out)
+        return bool(self.columns) or bool(self.held_bits)
 
     def boost_vector(self, space: str) -> np.ndarray:
         """Every product's boost amounts minus bury amounts, added up once per rule set and space."""
@@ -376,29 +388,6 @@ class ActiveSet:
                 got[_column(bits, r)] += amount
             got.flags.writeable = False
             self._boost[space] = got
-        return got
-
-    def names_of(self, bits: int) -> tuple[str, ...]:
-        """The names of the rules whose bits are set in ``bits``, in rule order (kept per distinct value)."""
-        got = self._names.get(bits)
-        if got is None:
-            if len(self._names) > 100_000:
-                self._names.clear()
-            got = self._names[bits] = tuple(self._name_of_bit[b] for b in reversed(self.bits_in(bits)))
-        return got
-
-    def bits_in(self, bits: int) -> tuple[int, ...]:
-        """The single bits set in ``bits`` (kept per distinct value)."""
-        got = self._bits_in.get(bits)
-        if got is None:
-            if len(self._bits_in) > 100_000:
-                self._bits_in.clear()
-            found, rest = [], bits
-            while rest:
-                low = rest & -rest
-                found.append(low)
-                rest ^= low
-            got = self._bits_in[bits] = tuple(found)
         return got
 
     @property
@@ -483,7 +472,7 @@ class Rulebook:
         hit = self._compiled.get(id(catalogue))
         if hit is not None and hit[0][0] is key[0] and hit[0][1] == key[1] and hit[1].catalogue is catalogue:
             return hit[1]
-        compiled = Compiled(live, catalogue, db, now)
+        compiled = Compiled(live, catalogue, db, now, register=not self.fixed)
         if len(self._compiled) > 8:
             self._compiled.clear()
         self._compiled[id(catalogue)] = (key, compiled)
@@ -542,13 +531,13 @@ def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
     out = [known.get(i) for i in idx]
     missing = [k for k, c in enumerate(out) if c is None]
     if missing:
-        words = active.bits(space)[np.asarray([idx[k] for k in missing], dtype=np.int64)].view(">u8")
+        words = active.bits(space)[np.asarray([idx[k] for k in missing], dtype=np.int64)].view("<u8")
         if words.shape[1] == 1:
             read = words[:, 0].tolist()
         else:
-            columns = words.T.tolist()
-            read = columns[0]
-            for column in columns[1:]:
+            columns = words.T.tolist()  # the first word holds rules 0-63
+            read = columns[-1]
+            for column in reversed(columns[:-1]):
                 read = [(high << 64) | low for high, low in zip(read, column)]
         if len(known) > 200_000:
             known.clear()
@@ -587,7 +576,7 @@ def arrange(
     cand = [int(i) for i in pool]
     base = finish(cand, n)
     scale = float(max(POOL, n))
-    effects = Effects()
+    effects = Effects(active.compiled.names, active.compiled.rule_set)
     name = space.name
     bit = active.compiled.bit
     codes = _codes(active, name, cand)
@@ -614,7 +603,7 @@ def arrange(
                     if cand[k] in base_set:  # the first exclusion that removes it says so
                         for r, rule in active.filters:
                             if bool(codes[k] & bit[r]) != (rule.action.type == "include_only"):
-                                effects.add(rule.name, "removed", space.product_id(cand[k]))
+                                effects.mark("removed", space.product_id(cand[k]), bit[r])
                                 break
                 kept = np.flatnonzero(keep).tolist()
                 cand, codes, ranks = [cand[k] for k in kept], [codes[k] for k in kept], ranks[keep]
@@ -643,10 +632,10 @@ def arrange(
 
     # 3. pins, by priority then name; the hard filters and the exclusions still decide. Their positions are
     #    reserved first, so a promotion counts the slots left around them.
-    placed_by: dict[int, str] = {}
+    placed_by: dict[int, int] = {}  # product -> the bit of the pin or promotion that placed it
     pins: dict[int, int] = {}
     rule_allow = active.allow(name)
-    for _, rule in active.pins:
+    for r, rule in active.pins:
         i = space.index_of(rule.action.product or "")
         if (
             i is None
@@ -663,7 +652,7 @@ def arrange(
         if position > n:
             continue
         pins[position] = i
-        placed_by[i] = rule.name
+        placed_by[i] = bit[r]
     order = [cand[k] for k in order_k.tolist()]
     if pins:
         pinned = set(pins.values())
@@ -693,31 +682,25 @@ def arrange(
     #    and, for a candidate the model proposed, every rule that demoted it or whose boost or bury amount its
     #    score carries (a product a pin or a promotion brought in owes its place to that rule alone)
     before = {i: p for p, i in enumerate(base)}
-    by_rule = effects.by_rule
+    marks = effects.marks
     boost_bits = active.boost_bits
+    product_id = space.product_id
     for p, i in enumerate(final):
         if before.get(i) == p:
             continue
-        effect = "placed" if i not in before else "moved"
         c = code_of.get(i)
-        bits = acting.get(i, 0) | (c & boost_bits if c is not None else 0)
-        pid = space.product_id(i)
-        if i in placed_by:
-            by_rule.setdefault(placed_by[i], {}).setdefault(effect, []).append(pid)
+        bits = placed_by.get(i, 0) | acting.get(i, 0) | (c & boost_bits if c is not None else 0)
         if bits:
-            for rule_name in active.names_of(bits):
-                by_rule.setdefault(rule_name, {}).setdefault(effect, []).append(pid)
+            marks.setdefault("placed" if i not in before else "moved", {})[product_id(i)] = bits
     shown = set(final)
     removing = active.removing_bits
     for i in base:
         if i not in shown and i in code_of:
             bits = (acting.get(i, 0) | (code_of[i] & boost_bits)) & removing
             if bits:
-                pid = space.product_id(i)
-                for rule_name in active.names_of(bits):  # not removed by step 1: those left the candidates
-                    by_rule.setdefault(rule_name, {}).setdefault("removed", []).append(pid)
-    for rule_name in active.held_out:
-        effects.hold_out(rule_name)
+                removed = marks.setdefault("removed", {})
+                removed[product_id(i)] = removed.get(product_id(i), 0) | bits
+    effects.held = active.held_bits
     return Arranged(final, effects)
 
 
@@ -753,7 +736,7 @@ def _promote(
     order: list[int],
     n: int,
     pins: dict[int, int],
-    placed_by: dict[int, str],
+    placed_by: dict[int, int],
     known: dict[int, int],
     code_of: dict[int, int],
     learn: Callable[[Sequence[int]], None],
@@ -811,7 +794,7 @@ def _promote(
         displaced = [first[p] for p, _ in take]
         for p, i in take:
             first[p] = i
-            placed_by[i] = rule.name
+            placed_by[i] = b
         moved = set(outside)
         order = first + displaced + [i for i in order[of:] if i not in moved]
         heads.clear()
@@ -832,8 +815,3 @@ def pool_size(n: int, active: ActiveSet | None) -> int:
     if not active or not active.columns:
         return n
     return max(POOL, n)
-
-
-def rules_of(payload: str | None) -> dict[str, Any]:
-    """The ``decisions.rules`` JSON of a logged list as a dict (empty when no rule changed it)."""
-    return json.loads(payload) if payload else {}

@@ -14,7 +14,6 @@ invalidate.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -339,7 +338,7 @@ class Service:
             _version(model),
             items,
             short=short,
-            rules=effects.payload() or None,
+            effects=effects or None,
         )
 
     def _stale(self) -> bool:
@@ -394,7 +393,7 @@ class Service:
         list_id = new_list_id()
         if customer_id is None or result.reason in ANONYMOUS_REASONS:
             arm = None
-        rules = json.dumps(result.rules, separators=(",", ":"), ensure_ascii=False) if result.rules else None
+        rules = result.effects.to_json() if result.effects else None
         self.decisions.record(
             customer_id,
             result.surface,
@@ -496,7 +495,7 @@ class Service:
             model.version,
             tuple(items),
             short=short_of(options.n, len(items), ranked.removed),
-            rules=ranked.effects.payload() or None,
+            effects=ranked.effects or None,
         )
 
     def rerank(self, db: sqlite_utils.Database, customer_id: str, products: Sequence[str]) -> ServedList:
@@ -525,7 +524,7 @@ class Service:
             reason,
             _version(model),
             tuple(ServedItem(p) for p in ordered),
-            rules=effects.payload() or None,
+            effects=effects or None,
         )
         return self._served(result, customer_id, arm)
 
@@ -561,7 +560,7 @@ class Service:
                 _version(model),
                 items,
                 short=short,
-                rules=effects.payload() or None,
+                effects=effects or None,
             )
         itself = model.item_index[product_id]
         allow, excluded = catalogue.allowed(filters)  # cached mask; the caller's few exclusions dropped after
@@ -621,7 +620,7 @@ class Service:
                     rules=bool(active and active.filters),
                 ),
             )
-        return ServedList(SIMILAR, "model", None, model.version, items, short=short, rules=effects.payload() or None)
+        return ServedList(SIMILAR, "model", None, model.version, items, short=short, effects=effects or None)
 
     def bought_together(self, db: sqlite_utils.Database, product_id: str, n: int, filters: ListFilters) -> ServedList:
         return self._served(self._bought_together(db, product_id, n, filters))
@@ -674,7 +673,7 @@ class Service:
             model.version,
             tuple(items),
             short=short_of(n, len(items), removed),
-            rules=effects.payload() or None,
+            effects=effects or None,
         )
 
     def popular(self, db: sqlite_utils.Database, n: int, filters: ListFilters, days: int | None) -> ServedList:
@@ -693,7 +692,7 @@ class Service:
                 items,
                 days=days,
                 short=short,
-                rules=effects.payload() or None,
+                effects=effects or None,
             )
         )
 

@@ -205,7 +205,7 @@ class Visits:
             model.version,
             tuple(out),
             short=short_of(request.n, len(out), ranked.removed),
-            rules=ranked.effects.payload() or None,
+            effects=ranked.effects or None,
         )
         return service._served(result, customer_id, arm)
 
@@ -220,7 +220,7 @@ class Visits:
             model.version if model is not None else None,
             items,
             short=short,
-            rules=effects.payload() or None,
+            effects=effects or None,
         )
 
 

@@ -1,5 +1,6 @@
-"""Merchandising rules: the ``rules`` table, its append-only ``rule_audit``, the rule-set version, and the
-reads a rule needs at serve time (product arrivals, a customer's recent impressions).
+"""Merchandising rules: the ``rules`` table, its append-only ``rule_audit``, the rule-set version, the
+``rule_sets`` that logged lists name their rules by, and the reads a rule needs at serve time (product
+arrivals, a customer's recent impressions).
 
 Every change to a rule is one transaction that writes the rule, appends its audit row (who, when,
 what, the rule before and after as JSON) and bumps ``meta.rules_version``: a serving worker reads
@@ -10,7 +11,9 @@ reaches every worker on its next request. The rules themselves are validated and
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import sqlite_utils
@@ -112,6 +115,20 @@ def recent_impressions(
     return db.execute(f"SELECT created_at, product_ids {where}", [customer_id, since]).fetchall()
 
 
+def rule_set_id(db: sqlite_utils.Database, names: Sequence[str]) -> int:
+    """The id of the rule set holding ``names`` in this order (written the first time it is seen)."""
+    text = json.dumps(list(names), separators=(",", ":"), ensure_ascii=False)
+    with transaction(db):
+        db.execute("INSERT OR IGNORE INTO rule_sets (names) VALUES (?)", [text])
+    return int(db.execute("SELECT id FROM rule_sets WHERE names = ?", [text]).fetchone()[0])
+
+
+def rule_set_names(db: sqlite_utils.Database, set_id: int) -> list[str] | None:
+    """The rule names of rule set ``set_id`` (rule ``r`` at index ``r``); None when there is no such set."""
+    row = db.execute("SELECT names FROM rule_sets WHERE id = ?", [set_id]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
 def preview_customers(db: sqlite_utils.Database, purpose: str, limit: int) -> list[str]:
     """Up to ``limit`` customers who granted ``purpose`` and have events, the most recently active first."""
     return [
@@ -146,6 +163,8 @@ __all__ = [
     "rule_effect_rows",
     "rule_row",
     "rule_rows",
+    "rule_set_id",
+    "rule_set_names",
     "rules_version",
     "write_rule",
 ]

@@ -388,6 +388,15 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE products ADD COLUMN description TEXT",
     ],
+    # 16: a list's rule record names its rules by position in a rule set written once here
+    #    (recommender/online/rulelog.py), not by name on every row: a hundred rules would otherwise
+    #    repeat their names on every list they touch
+    [
+        """CREATE TABLE rule_sets (
+            id INTEGER PRIMARY KEY,
+            names TEXT NOT NULL UNIQUE
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -411,6 +420,7 @@ TABLES = (
     "product_changes",
     "rules",
     "rule_audit",
+    "rule_sets",
     "product_arrivals",
     "value_runs",
     "customer_values",
