@@ -522,3 +522,17 @@ def test_yaml_and_json_files_load(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps([rule("b", {"type": "pin", "product": "P02", "position": 1})]))
     assert merchandising.load_file(tmp_path / "r.yaml")[0]["name"] == "a"
     assert merchandising.load_file(tmp_path / "r.json")[0]["name"] == "b"
+
+
+def test_a_rule_past_the_sixty_fourth_acts_and_is_logged_by_its_position(shop):
+    """Rule 69 of 70 (names sort: a-00 ... a-68, then zz-boost) lives in the second 64-bit word of a product's bits."""
+    settings, db = shop
+    add(db, *(rule(f"a-{k:02d}", {"type": "exclude", "condition": {"products": ["H0"]}}) for k in range(69)))
+    add(db, rule("zz-boost", {"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0.1}))
+    result = served(settings, db)
+    # as the first garden boost above: P06 and P07 up five places each
+    assert result.product_ids == ["P01", "P06", "P02", "P07", "P03"]
+    assert result.rules == {"zz-boost": {"placed": ["P06", "P07"]}}
+    logged = db.execute("SELECT rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()[0]
+    # bit 69 = 2 * 16**17: "2" and seventeen zeros
+    assert json.loads(logged)["placed"] == {"P06": "2" + "0" * 17, "P07": "2" + "0" * 17}

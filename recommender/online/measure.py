@@ -318,13 +318,7 @@ def by_rule(lists: list[Served], effects: dict[str, dict[str, dict[str, list[str
 def rule_effects(db: sqlite_utils.Database, since: str | None) -> dict[str, dict[str, dict[str, list[str]]]]:
     """``{list_id: {rule: effects}}`` of every logged list that a rule changed (decisions.rules), since ``since``
     (records by rule set and by name alike, :mod:`recommender.online.rulelog`; an unreadable one is skipped)."""
-    sets: dict[int, list[str] | None] = {}
-
-    def names_of(set_id: int) -> list[str] | None:
-        if set_id not in sets:
-            sets[set_id] = store.rule_set_names(db, set_id)
-        return sets[set_id]
-
+    names_of = rulelog.names_in(db)
     out: dict[str, dict[str, dict[str, list[str]]]] = {}
     for list_id, _cid, _at, _endpoint, _arm, rules in store.rule_effect_rows(db, since):
         if list_id is None or not rules:

@@ -22,6 +22,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import sqlite_utils
+
+from recommender import store
+
 EFFECTS = ("placed", "moved", "removed")
 HELD_OUT = "held_out"
 
@@ -85,3 +89,15 @@ def decode(text: str | None, names_of: Callable[[int], Sequence[str] | None]) ->
         return expand(marks, int(found.get(HELD_OUT, "0"), 16), names)
     except (ValueError, TypeError, AttributeError, IndexError):
         return {}
+
+
+def names_in(db: sqlite_utils.Database) -> Callable[[int], Sequence[str] | None]:
+    """A rule set's names from ``db`` for :func:`decode`, each set read once."""
+    sets: dict[int, list[str] | None] = {}
+
+    def names_of(set_id: int) -> list[str] | None:
+        if set_id not in sets:
+            sets[set_id] = store.rule_set_names(db, set_id)
+        return sets[set_id]
+
+    return names_of

@@ -12,6 +12,7 @@ from recommender import store
 from recommender.config import Settings
 from recommender.errors import NotFoundError
 from recommender.models.factor import IDS_FILE, MANIFEST_FILE
+from recommender.online import rulelog
 from recommender.values import epoch_to_iso, normalise_id
 
 
@@ -30,6 +31,10 @@ def export(db: sqlite_utils.Database, settings: Settings, customer_id: str) -> d
         for key in ("products", "product_ids"):
             if key in row:
                 row[key] = json.loads(row[key])
+    names_of = rulelog.names_in(db)
+    for row in decisions:  # what merchandising rules did to the list, by rule name
+        if row.get("rules"):
+            row["rules"] = rulelog.decode(row["rules"], names_of)
     return {
         "exported_at": store.utcnow(),
         "profile": profile,

@@ -359,6 +359,7 @@ class ActiveSet:
         self.holdouts = [(r, rules[r]) for r in chosen if rules[r].holdout_share]
         self.held_out: list[str] = []  # rules this customer is held out of (set by Compiled.with_holdouts)
         self.held_bits = 0
+        self._pinned: dict[tuple[str, bool], list[tuple[int, Rule, int]]] = {}
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
         self._boost: dict[str, np.ndarray] = {}
@@ -388,6 +389,21 @@ class ActiveSet:
                 got[_column(bits, r)] += amount
             got.flags.writeable = False
             self._boost[space] = got
+        return got
+
+    def pinned(self, space: Space, reorder_only: bool) -> list[tuple[int, Rule, int]]:
+        """The pins, in the order they are placed, as ``(bit, rule, product)``: those whose product is in ``space``
+        and (unless re-ranking) not excluded by the rules; the same for every list, so kept."""
+        key = (space.name, reorder_only)
+        got = self._pinned.get(key)
+        if got is None:
+            rule_allow = self.allow(space.name)
+            got = []
+            for r, rule in self.pins:
+                i = space.index_of(rule.action.product or "")
+                if i is not None and (rule_allow is None or reorder_only or rule_allow[i]):
+                    got.append((self.compiled.bit[r], rule, i))
+            self._pinned[key] = got
         return got
 
     @property
@@ -528,6 +544,10 @@ def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
     """Each product's rule bits as one Python int: read from the packed rows once per rule set and product, then
     kept (a shop's lists keep proposing the same popular products)."""
     known = active.compiled.codes[space]
+    try:
+        return [known[i] for i in idx]
+    except KeyError:
+        pass
     out = [known.get(i) for i in idx]
     missing = [k for k, c in enumerate(out) if c is None]
     if missing:
@@ -622,7 +642,8 @@ def arrange(
     if active.rotate_windows and ctx.customer_id is not None and ctx.db is not None and cand:
         _rotate(active, space, cand, codes, scores, acting, ctx)
     # rounded, so a tie written down (0.1 = five places) is a tie in floating point too: the model's order decides
-    order_k = np.lexsort((ranks, -np.round(scores, 9)))  # candidate positions, best first
+    # (ranks ascend, so a stable sort keeps the model's order among equal scores)
+    order_k = np.argsort(-np.round(scores, 9), kind="stable")  # candidate positions, best first
     code_of = dict(zip(cand, codes))  # the candidates' rule bits
     known = dict(code_of)  # and those of pinned and filled-in products
 
@@ -634,15 +655,8 @@ def arrange(
     #    reserved first, so a promotion counts the slots left around them.
     placed_by: dict[int, int] = {}  # product -> the bit of the pin or promotion that placed it
     pins: dict[int, int] = {}
-    rule_allow = active.allow(name)
-    for r, rule in active.pins:
-        i = space.index_of(rule.action.product or "")
-        if (
-            i is None
-            or i in placed_by
-            or (allowed is not None and not allowed(i))
-            or (rule_allow is not None and not reorder_only and not rule_allow[i])
-        ):
+    for b, rule, i in active.pinned(space, reorder_only):
+        if i in placed_by or (allowed is not None and not allowed(i)):
             continue
         if reorder_only and i not in code_of:
             continue
@@ -652,7 +666,7 @@ def arrange(
         if position > n:
             continue
         pins[position] = i
-        placed_by[i] = bit[r]
+        placed_by[i] = b
     order = [cand[k] for k in order_k.tolist()]
     if pins:
         pinned = set(pins.values())
