@@ -20,7 +20,7 @@ the last retrain is personalized in both as soon as they have history:
    :class:`~recommender.models.topk.NormIndex`, or the ANN index of a large catalogue
    (:mod:`recommender.models.ann`), with every filter re-checked; when merchandising
    rules apply, a pool of ``max(rules.POOL, n)`` candidates;
-5. **merchandising rules** — :func:`recommender.serving.rulesets.arrange` on that pool:
+5. **merchandising rules** — :func:`recommender.serving.arrange.arrange` on that pool:
    exclude / include-only, boost / bury / rotate on the rank-normalised score, promote,
    pin (a rule never brings back what steps 1–3 removed);
 6. **diversity, list size and explanations** on request (pins keep their positions).
@@ -43,10 +43,11 @@ from recommender.config import Settings
 from recommender.data import interactions
 from recommender.models.base import Recommender
 from recommender.models.factor import rank_items
+from recommender.serving.arrange import arrange, pool_size
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.serving.newproducts import Exploration
 from recommender.serving.rules import Effects
-from recommender.serving.rulesets import ActiveSet, Context, Rulebook, arrange, items_space, pool_size
+from recommender.serving.rulesets import ActiveSet, Context, Rulebook, items_space
 from recommender.store.consents import PERSONALIZATION
 from recommender.training import recipes
 

@@ -61,8 +61,9 @@ The library, in one place (the API, the CLI and the console call these):
   ``create_rule``, ``update_rule``, ``set_status`` (pause/resume),
   ``delete_rule``, ``audit``, ``preview`` and ``load_file`` (JSON/YAML);
 * :mod:`recommender.serving.rulesets` — :class:`~recommender.serving.rulesets.Rulebook`
-  (a worker's rules, following ``meta.rules_version``), compiled masks and
-  :func:`~recommender.serving.rulesets.arrange`, the step of the one ranking path;
+  (a worker's rules, following ``meta.rules_version``) and the compiled masks;
+* :mod:`recommender.serving.arrange` — :func:`~recommender.serving.arrange.arrange`, the
+  step of the one ranking path;
 * :class:`Effects` — what the rules did to one list: ``{rule: {"placed" | "moved" |
   "removed": [product ids]}}``, logged in ``decisions.rules`` by rule set
   (:mod:`recommender.online.rulelog`) and shown to an admin key on the served list.

@@ -33,6 +33,7 @@ from recommender.online import CHALLENGER, CONTROL, MODEL, Assigner, new_list_id
 from recommender.privacy import DecisionLog
 from recommender.privacy.decisions import ANONYMOUS_REASONS
 from recommender.serving import ranking
+from recommender.serving.arrange import arrange, pool_size
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
 from recommender.serving.newproducts import NewProducts
 from recommender.serving.results import (
@@ -49,7 +50,7 @@ from recommender.serving.results import (
     short_of,
 )
 from recommender.serving.rules import Effects, set_segment_source
-from recommender.serving.rulesets import Context, Rulebook, arrange, items_space, pool_size, rows_space
+from recommender.serving.rulesets import Context, Rulebook, items_space, rows_space
 from recommender.store.consents import PERSONALIZATION
 from recommender.value.lookup import SegmentSource
 
@@ -265,7 +266,7 @@ class Service:
         ``source`` names the popular pool when it ran out before the list was
         full (the list's reason: ``popular``, ``trending``, ``no_history``, ...).
         With ``context``, the merchandising rules that apply to it act on a pool of
-        popular candidates (:func:`recommender.serving.rulesets.arrange`).
+        popular candidates (:func:`recommender.serving.arrange.arrange`).
         """
         active = self.rulebook.active(db, catalogue, context) if context is not None else None
         want = pool_size(n, active)
