@@ -225,7 +225,7 @@ def _rotate(
         return
     product_id = space.product_id
     for days, group, least in active.rotate_windows:
-        shown = ctx.impressions(days)
+        shown = ctx.impressions(days, least)
         if not shown:
             continue
         hot = [(k, t) for k, t in enumerate(shown.get(product_id(i), 0) for i in cand) if t >= least]

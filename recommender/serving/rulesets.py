@@ -95,15 +95,17 @@ class Context:
     def read_impressions(self, days: int, at_least: int = 0) -> bool:
         """Read this customer's lists of the last ``days`` days from the decision log once (the longest window);
         none when fewer than ``at_least`` (then no product was shown that often). Whether any were read."""
-        if self._log is None or self._log[0] < days or self._log[1] > at_least:
+        log = self._log
+        if log is None or log[0] < days or (log[1] > at_least and not log[2]):  # (all lists were read when any was)
             since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
             self._log = (days, at_least, store.recent_impressions(self.db, self.customer_id, since, at_least))
             self._seen.clear()
         return bool(self._log[2])
 
-    def impressions(self, days: int) -> dict[str, int]:
-        """How many lists served to this customer in the last ``days`` days showed each product (decision log)."""
-        self.read_impressions(days)
+    def impressions(self, days: int, at_least: int = 0) -> dict[str, int]:
+        """How many lists served to this customer in the last ``days`` days showed each product (decision log);
+        empty when fewer than ``at_least`` lists were served."""
+        self.read_impressions(days, at_least)
         counts = self._seen.get(days)
         if counts is None:
             since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
