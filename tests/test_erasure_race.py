@@ -135,6 +135,25 @@ def test_reconcile_model_removes_only_those_erased_or_withdrawn_after_the_epoch(
     assert again["erased"] == again["withdrawn"] == 0
 
 
+def test_an_erasure_after_the_persons_own_withdrawal_is_newer_than_any_epoch_read_before_it(served):
+    """The erasure deletes the person's withdrawal event and records its own: when that withdrawal was the newest
+    event, the erasure must still come after it, or a job that read the epoch in between misses the erasure."""
+    db = store.connect(served.db)
+    a, b = _active(db, 0), _active(db, 1)
+    model = _tiny_model(sorted([a, b]))
+    store.set_consents(db, [(a, "personalization", False, store.utcnow(), "test")])
+    store.set_consents(db, [(a, "personalization", True, store.utcnow(), "test")])  # back: trained on again
+    epoch = store.privacy_epoch(db)  # a retrain reads this, then a's data
+    assert [(e["id"], e["kind"], e["customer_id"]) for e in store.privacy_events_since(db, epoch - 1)] == [
+        (epoch, "withdrawal", a)
+    ]
+    privacy.forget(db, served, a)  # while it trains
+    (event,) = store.privacy_events_since(db, epoch)  # the erasure, after the epoch the job read
+    assert event["kind"] == "erasure" and event["id"] == epoch + 1
+    result = reconcile.reconcile_model(db, served, model, epoch)
+    assert result["erased"] == 1 and model.user_ids == [b]
+
+
 def _scratch(pid: int) -> list[Path]:
     root = Path(bulk.scratch_root() or tempfile.gettempdir())
     return [p for p in root.iterdir() if p.name.startswith(f"{bulk.SCRATCH_PREFIX}{pid}-")]

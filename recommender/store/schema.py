@@ -397,6 +397,27 @@ MIGRATIONS: list[list[str]] = [
             names TEXT NOT NULL UNIQUE
         )""",
     ],
+    # 17: a privacy event's id is never given twice (AUTOINCREMENT). An erasure deletes the person's
+    #    withdrawal events and adds its own; without it, when the newest event was their withdrawal,
+    #    the erasure took that event's id back, and a job that had read max(id) as its epoch before
+    #    the erasure saw nothing newer and kept the erased customer (found by the privacy property test)
+    [
+        """CREATE TABLE privacy_events_monotonic (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('erasure', 'withdrawal')),
+            subject_hash TEXT,
+            customer_id TEXT,
+            purpose TEXT,
+            recorded_at TEXT NOT NULL,
+            CHECK ((kind = 'erasure' AND subject_hash IS NOT NULL AND customer_id IS NULL)
+                OR (kind = 'withdrawal' AND customer_id IS NOT NULL AND purpose IS NOT NULL))
+        )""",
+        "INSERT INTO privacy_events_monotonic SELECT id, kind, subject_hash, customer_id, purpose, recorded_at "
+        "FROM privacy_events",
+        "DROP TABLE privacy_events",
+        "ALTER TABLE privacy_events_monotonic RENAME TO privacy_events",
+        "CREATE INDEX privacy_events_customer ON privacy_events(customer_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
