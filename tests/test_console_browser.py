@@ -71,10 +71,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """The sample shop, trained and published, with an admin and a marketer key."""
-    root = tmp_path_factory.mktemp("console-shop")
+def sample_shop(root: Path) -> dict:
+    """The sample shop made by the real CLI (init, load-sample, train --publish), with an admin and a marketer key."""
     db = root / "shop.db"
     cli(db, "init")
     cli(db, "load-sample")
@@ -84,29 +82,66 @@ def shop(tmp_path_factory):
     return {"root": root, "db": db, "admin": admin, "marketer": marketer}
 
 
-@pytest.fixture(scope="module")
-def server(shop):
+def start_server(db: Path, workers: int = 2, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`recommender serve` for ``db`` on a free port, once ``/healthz`` answers: the process and its base URL.
+
+    Its stderr goes to ``server.log`` beside the database (a pipe nobody reads blocks the server once full).
+    """
     port = free_port()
-    env = {**os.environ, "RECOMMENDER_DB": str(shop["db"])}
-    env.pop("RECOMMENDER_CONFIG", None)
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    environ = {**os.environ, "RECOMMENDER_DB": str(db), **(env or {})}
+    environ.pop("RECOMMENDER_CONFIG", None)
+    log_path = db.parent / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=db.parent,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
                 if r.status == 200:
-                    break
+                    return proc, base
         except OSError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+    proc.kill()
+    pytest.fail("server did not start: " + log_path.read_text(errors="replace")[-2000:])
+
+
+def chromium(profile: Path, downloads: Path | None = None):
+    """Debian's headless Chromium at 1280 x 900 (saving downloads to ``downloads`` without asking, when given)."""
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=1280,900")
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    if downloads is not None:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The sample shop, trained and published, with an admin and a marketer key."""
+    return sample_shop(tmp_path_factory.mktemp("console-shop"))
+
+
+@pytest.fixture(scope="module")
+def server(shop):
+    proc, base = start_server(shop["db"])
     yield base
     proc.terminate()
     proc.wait(timeout=30)
@@ -119,20 +154,7 @@ def downloads(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, downloads):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument("--window-size=1280,900")
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), downloads)
     yield driver
     driver.quit()
 

@@ -200,3 +200,39 @@ def test_cli_incremental_export(sample_db, settings, tmp_path):
     human = CliRunner().invoke(cli, args[:-1])
     assert human.exit_code == 0 and "incremental: 0 new rows" in human.output
     assert os.path.isfile(out / exports.MARKER)
+
+
+def test_an_event_after_the_erasure_of_the_newest_events_owner_reaches_the_export(sample_db, settings, tmp_path):
+    """The erasure deletes the newest rows, whose ids the export read up to: the next event must not take one of
+    them back (SQLite would, for a table without AUTOINCREMENT), and the export must take it."""
+    db = sample_db
+    erased, other = consenting_with_events(db, 0), consenting_with_events(db, 1)
+    product = db.execute("SELECT id FROM products ORDER BY id LIMIT 1").fetchone()[0]
+    store.add_interactions(db, [(erased, product, "view", 1, 1793000000 + k) for k in range(3)])  # the newest ids
+    out = tmp_path / "incremental"
+    exports.export_interactions(db, settings, out, incremental=True)
+    newest = db.execute("SELECT max(id) FROM interactions").fetchone()[0]
+    privacy.forget(db, settings, erased)
+    store.add_interactions(db, [(other, product, "purchase", 1, 1793000100)])
+    assert db.execute("SELECT max(id) FROM interactions").fetchone()[0] == newest + 1
+    step = exports.export_interactions(db, settings, out, incremental=True)
+    assert step["appended"] == 1
+    assert (other, "purchase", 1793000100.0) in {(r[1], r[3], r[6].timestamp()) for r in rows(out)}
+    exports.export_interactions(db, settings, tmp_path / "full")
+    assert rows(out) == rows(tmp_path / "full")
+
+
+def test_a_quantity_change_after_the_change_log_was_pruned_empty_reaches_the_export(sample_db, settings, tmp_path):
+    """Every export applied the logged quantity changes, so the log is pruned: the next change must still be read."""
+    db = sample_db
+    buyer = consenting_with_events(db, 0)
+    product = db.execute("SELECT id FROM products ORDER BY id LIMIT 1").fetchone()[0]
+    out = tmp_path / "incremental"
+    store.upsert_interactions(db, [(buyer, product, "add_to_cart", 1, 1746100000)])
+    exports.export_interactions(db, settings, out, incremental=True)
+    for quantity in (2, 3):  # each change is logged, exported, and the log pruned behind it
+        store.upsert_interactions(db, [(buyer, product, "add_to_cart", quantity, 1746100000)])
+        step = exports.export_interactions(db, settings, out, incremental=True)
+        assert step["updated_rows"] == 1
+        carts = [r for r in rows(out) if r[1] == buyer and r[3] == "add_to_cart" and r[6].timestamp() == 1746100000.0]
+        assert [r[4] for r in carts] == [float(quantity)]

@@ -20,22 +20,18 @@ import signal
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By  # noqa: E402
 from test_console_browser import (  # the browser helpers of the console's own test; skips without a browser
-    CHROMEDRIVER,
-    CHROMIUM,
     CLI,
-    FLAGS,
-    free_port,
+    chromium,
     layout_problems,
     preview_and_run,
     sign_in,
+    start_server,
     text,
-    webdriver,
 )
 
 # A real server and Chromium for a whole first week: .ci/run runs it with the slow tests.
@@ -112,43 +108,9 @@ def shots(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument("--window-size=1280,900")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "RECOMMENDER_DB": str(db), "RECOMMENDER_ONLINE_CONTROL_SHARE": "0.1"}
-    env.pop("RECOMMENDER_CONFIG", None)
-    with open(db.parent / "server.log", "wb") as log:  # a file, not a pipe nobody reads: a full one blocks
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            cwd=db.parent,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
-                if r.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("server did not start: " + (db.parent / "server.log").read_text(errors="replace")[-2000:])
 
 
 def checklist_shot(driver, folder: Path, width: int) -> None:
@@ -209,7 +171,7 @@ def test_first_week_from_two_exports_to_a_campaign_run(tmp_path, browser, shots)
 
     run(db, "train", "--publish", "--force")
     admin = json.loads(run(db, "keys", "create", "--role", "admin", "--name", "owner", "--json").stdout)["key"]
-    proc, server = start_server(db)
+    proc, server = start_server(db, workers=1, env={"RECOMMENDER_ONLINE_CONTROL_SHARE": "0.1"})
     try:
         sign_in(driver, server, admin)
         assert "Overview" in driver.title

@@ -15,61 +15,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CLI = [sys.executable, "-c", "from recommender.cli import main; main()"]
-
-pytest.importorskip("gunicorn")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
-if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    pytest.skip(
-        "no browser: install Debian's chromium and chromium-driver (apt-get install -y chromium "
-        "chromium-driver); .ci/run does",
-        allow_module_level=True,
-    )
-
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from test_console_browser import (  # the browser helpers of the console's own test; skips without a browser
+    chromium,
+    cli,
+    sample_shop,
+    start_server,
+)
 
 # A real server and Chromium from a new rule to its report line: .ci/run runs it with the slow tests.
 pytestmark = pytest.mark.slow
 
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-)
 RULE = "candles-week"
-
-
-def cli(db: Path, *args: str) -> str:
-    done = subprocess.run([*CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, method: str, path: str, key: str, body=None):
@@ -86,39 +50,12 @@ def api(base: str, method: str, path: str, key: str, body=None):
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rules-shop")
-    db = root / "shop.db"
-    cli(db, "init")
-    cli(db, "load-sample")
-    cli(db, "train", "--publish")
-    admin = json.loads(cli(db, "keys", "create", "--role", "admin", "--name", "ops", "--json"))["key"]
-    marketer = json.loads(cli(db, "keys", "create", "--role", "marketer", "--name", "mia", "--json"))["key"]
-    return {"root": root, "db": db, "admin": admin, "marketer": marketer}
+    return sample_shop(tmp_path_factory.mktemp("rules-shop"))
 
 
 @pytest.fixture(scope="module")
 def server(shop):
-    port = free_port()
-    env = {**os.environ, "RECOMMENDER_DB": str(shop["db"])}
-    env.pop("RECOMMENDER_CONFIG", None)
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, base = start_server(shop["db"])
     yield base
     proc.terminate()
     proc.wait(timeout=30)
@@ -126,16 +63,7 @@ def server(shop):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument("--window-size=1280,900")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

@@ -133,3 +133,48 @@ def test_a_new_database_and_its_wal_are_readable_by_their_owner_only(tmp_path):
         db.conn.close()
     finally:
         os.umask(old)
+
+
+def test_events_and_their_change_log_keep_everything_through_the_move_to_ids_never_given_twice(tmp_path):
+    """Migration 18 copies interactions and interaction_updates into AUTOINCREMENT tables (the old table's drop
+    cascades to event_keys and the change log, which are kept aside and put back)."""
+    path = tmp_path / "v17.db"
+    old = store.connect(path, create=True, target_version=17)
+    store.upsert_customers(old, [CustomerRow("c1", created_at="2025-01-01T00:00:00Z")])
+    store.upsert_products(old, [ProductRow("p1", "Mug", price=5.0), ProductRow("p2", "Cup", price=4.0)])
+    store.add_keyed_interactions(
+        old, [EventRow("c1", "p1", "view", 1, 100, "L1", 5.0), EventRow("c1", "p2", "view", 1, 101)], ["e-1", None]
+    )
+    store.upsert_interactions(old, [EventRow("c1", "p2", "purchase", 1, 102)])
+    store.upsert_interactions(old, [EventRow("c1", "p2", "purchase", 2, 102)])  # a quantity change: logged
+    events = old.execute("SELECT * FROM interactions ORDER BY id").fetchall()
+    keys = old.execute("SELECT * FROM event_keys").fetchall()
+    changes = old.execute("SELECT * FROM interaction_updates").fetchall()
+    assert len(events) == 3 and len(keys) == 1 and len(changes) == 1
+    old.conn.close()
+
+    new = store.connect(path)
+    assert store.schema_version(new) == store.SCHEMA_VERSION
+    assert new.execute("SELECT * FROM interactions ORDER BY id").fetchall() == events
+    assert new.execute("SELECT * FROM event_keys").fetchall() == keys
+    assert new.execute("SELECT * FROM interaction_updates").fetchall() == changes
+    assert {i.name for i in new["interactions"].indexes} >= {
+        "interactions_natural_key",
+        "interactions_customer",
+        "interactions_product_time",
+        "interactions_time",
+        "interactions_list",
+    }
+    # the newest event goes (an erasure would take it): the next one still gets a new id
+    newest = events[-1][0]
+    new.execute("DELETE FROM interactions WHERE id = ?", [newest])
+    (next_id,) = store.add_interactions(new, [EventRow("c1", "p1", "view", 1, 103)])
+    assert next_id == newest + 1
+    # the deleted event's logged change went with it (the log is empty): the next change still gets a new seq
+    assert new["interaction_updates"].count == 0
+    store.upsert_interactions(new, [EventRow("c1", "p1", "purchase", 1, 104)])
+    store.upsert_interactions(new, [EventRow("c1", "p1", "purchase", 5, 104)])
+    assert new.execute("SELECT seq FROM interaction_updates").fetchall() == [(changes[-1][0] + 1,)]
+    # and the cascade from a customer still reaches event_keys and the change log
+    new.execute("DELETE FROM customers WHERE id = 'c1'")
+    assert new["interactions"].count == new["event_keys"].count == new["interaction_updates"].count == 0

@@ -418,6 +418,53 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE privacy_events_monotonic RENAME TO privacy_events",
         "CREATE INDEX privacy_events_customer ON privacy_events(customer_id)",
     ],
+    # 18: an event's id and a quantity change's seq are never given twice either (AUTOINCREMENT): an
+    #    incremental Parquet export reads the rows above the id and seq it last read, and an erasure of
+    #    the customer who owned the newest events (or a prune of the change log down to nothing) let
+    #    the next rows take those numbers back, so the export never read them. Both tables are copied
+    #    into new ones; event_keys and the change log are kept aside while the old table goes (its
+    #    drop cascades to them) and put back.
+    [
+        "CREATE TEMP TABLE kept_event_keys AS SELECT event_id, interaction_id, received_at FROM event_keys",
+        "CREATE TEMP TABLE kept_interaction_updates AS SELECT seq, interaction_id FROM interaction_updates",
+        """CREATE TABLE interactions_monotonic (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+            event_type TEXT NOT NULL CHECK (length(event_type) > 0),
+            quantity REAL NOT NULL DEFAULT 1 CHECK (quantity > 0),
+            occurred_at INTEGER NOT NULL,
+            list_id TEXT,
+            price REAL CHECK (price IS NULL OR price >= 0),
+            natural_key INTEGER NOT NULL DEFAULT 1 CHECK (natural_key IN (0, 1))
+        )""",
+        "INSERT INTO interactions_monotonic "
+        "(id, customer_id, product_id, event_type, quantity, occurred_at, list_id, price, natural_key) "
+        "SELECT id, customer_id, product_id, event_type, quantity, occurred_at, list_id, price, natural_key "
+        "FROM interactions",
+        "DROP TABLE interaction_updates",
+        "DROP TABLE interactions",
+        "ALTER TABLE interactions_monotonic RENAME TO interactions",
+        "CREATE INDEX interactions_product_time ON interactions(product_id, occurred_at)",
+        "CREATE INDEX interactions_time ON interactions(occurred_at)",
+        "CREATE INDEX interactions_list ON interactions(list_id) WHERE list_id IS NOT NULL",
+        """CREATE UNIQUE INDEX interactions_natural_key
+            ON interactions(customer_id, product_id, event_type, occurred_at) WHERE natural_key = 1""",
+        "CREATE INDEX interactions_customer ON interactions(customer_id, product_id, event_type, occurred_at)",
+        """CREATE TABLE interaction_updates (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id) ON DELETE CASCADE
+        )""",
+        "INSERT INTO interaction_updates (seq, interaction_id) SELECT seq, interaction_id FROM kept_interaction_updates",
+        "CREATE INDEX interaction_updates_interaction ON interaction_updates(interaction_id)",
+        """CREATE TRIGGER interactions_quantity_updated AFTER UPDATE OF quantity ON interactions
+            WHEN new.quantity IS NOT old.quantity
+            BEGIN INSERT INTO interaction_updates (interaction_id) VALUES (new.id); END""",
+        "INSERT INTO event_keys (event_id, interaction_id, received_at) "
+        "SELECT event_id, interaction_id, received_at FROM kept_event_keys",
+        "DROP TABLE kept_event_keys",
+        "DROP TABLE kept_interaction_updates",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
