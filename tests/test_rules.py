@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 
 import numpy as np
@@ -536,3 +537,24 @@ def test_a_rule_past_the_sixty_fourth_acts_and_is_logged_by_its_position(shop):
     logged = db.execute("SELECT rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()[0]
     # bit 69 = 2 * 16**17: "2" and seventeen zeros
     assert json.loads(logged)["placed"] == {"P06": "2" + "0" * 17, "P07": "2" + "0" * 17}
+
+
+def test_a_rule_set_the_database_is_too_busy_to_record_logs_its_lists_by_name(shop):
+    """The rule set is written the first time a worker compiles it; when another writer holds the database past the
+    busy timeout, the list is still served and logged, naming its rules in full."""
+    settings, db = shop
+    add(db, rule("r", {"type": "boost", "condition": {"categories": ["garden"]}, "amount": 0.1}))
+    db.conn.execute("PRAGMA busy_timeout = 50")
+    writer = sqlite3.connect(settings.db)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        service = Service(settings)
+        result = service.recommend(db, "C1", ListOptions(n=5))
+    finally:
+        writer.rollback()
+        writer.close()
+    service.decisions.flush(db)
+    assert result.product_ids == ["P01", "P06", "P02", "P07", "P03"]  # as the garden boost's own test
+    logged = db.execute("SELECT rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()[0]
+    assert json.loads(logged) == {"r": {"placed": ["P06", "P07"]}}
+    assert db.execute("SELECT count(*) FROM rule_sets").fetchone()[0] == 0

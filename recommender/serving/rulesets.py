@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,7 +206,12 @@ class Compiled:
         self.rules = list(rules)
         self.names = [rule.name for rule in self.rules]
         # the id the decision log names these rules by (register: a worker's saved rules, not a preview or a check)
-        self.rule_set = store.rule_set_id(db, self.names) if register and db is not None else None
+        self.rule_set: int | None = None
+        if register and db is not None:
+            try:
+                self.rule_set = store.rule_set_id(db, self.names)
+            except sqlite3.OperationalError as exc:  # the database busy past its timeout: log these lists by name
+                log.warning("rule set not recorded (%s); lists name their rules in full", exc)
         self.catalogue = catalogue
         self.now = now
         rows = len(catalogue.ids)

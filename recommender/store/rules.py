@@ -118,9 +118,12 @@ def recent_impressions(
 def rule_set_id(db: sqlite_utils.Database, names: Sequence[str]) -> int:
     """The id of the rule set holding ``names`` in this order (written the first time it is seen)."""
     text = json.dumps(list(names), separators=(",", ":"), ensure_ascii=False)
-    with transaction(db):
-        db.execute("INSERT OR IGNORE INTO rule_sets (names) VALUES (?)", [text])
-    return int(db.execute("SELECT id FROM rule_sets WHERE names = ?", [text]).fetchone()[0])
+    row = db.execute("SELECT id FROM rule_sets WHERE names = ?", [text]).fetchone()
+    if row is None:  # a new set: the only case that writes
+        with transaction(db):
+            db.execute("INSERT OR IGNORE INTO rule_sets (names) VALUES (?)", [text])
+        row = db.execute("SELECT id FROM rule_sets WHERE names = ?", [text]).fetchone()
+    return int(row[0])
 
 
 def rule_set_names(db: sqlite_utils.Database, set_id: int) -> list[str] | None:
