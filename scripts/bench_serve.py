@@ -54,6 +54,9 @@ scored by SCORER (recorded in the shop's database as ``recommender sessions eval
 ``cooccurrence``, ``model``), interleaved with the others, and the run prints
 ``ours_visit / ours`` (target <= 1.2).
 
+Every run starts from the same decision log (:func:`seed_history`, ``--history``): a week of
+lists served to the bench customers, written afresh, since rotation rules read it.
+
 With ``--rules N`` a sixth kind, ``ours_rules``, serves the same model from a copy of the
 shop's database holding N active merchandising rules (:func:`install_rules`: a realistic
 mix of boosts, buries, pins, promotions, exclusions and rotations, some scheduled, some
@@ -246,6 +249,53 @@ def make_retail_shop(
     reg.save(model, version)
     reg.set_current(version)
     return db_path
+
+
+def seed_history(db_path: Path, model_dir: Path, customers: list[str], mean: float, seed: int = 7) -> dict[str, float]:
+    """Reset the shop's decision log to the same past week of served lists on every run.
+
+    The log is what rotation rules read, and a shop's log holds a week of lists: each bench
+    customer was shown their own current list (the model's top 10, as ``ours`` serves it) a
+    number of times drawn from a geometric law of mean ``mean`` (most a few times, a tail
+    many times; at most 60), at uniform times over the past seven days. Without the reset,
+    the log would keep every earlier run's lists and no two runs would read the same
+    history.
+    """
+    from recommender import store
+    from recommender.config import load_settings
+    from recommender.serving.service import ListOptions, Service
+    from recommender.store.rows import DecisionLogRow
+
+    settings = load_settings(environ={}, overrides={"db": db_path, "model_dir": model_dir})
+    settings.privacy.decision_log = False
+    db = store.connect(db_path, migrate=True)
+    store.prune_decisions(db, "9999-12-31T00:00:00Z")
+    service = Service(settings)
+    rng = np.random.default_rng(seed)
+    distinct = sorted(set(customers))
+    shown = np.minimum(rng.geometric(1.0 / (mean + 1.0), size=len(distinct)) - 1, 60)
+    now = time.time()
+    rows = []
+    for customer, times in zip(distinct, shown.tolist()):
+        if not times:
+            continue
+        served = service.recommend(db, customer, ListOptions(n=10))
+        ids = json.dumps(served.product_ids)
+        for at in sorted(rng.uniform(now - 7 * 86400, now - 60, size=times).tolist()):
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+            rows.append(
+                DecisionLogRow(
+                    customer, created, "recommendations", served.model_version, served.mode, served.reason, ids
+                )
+            )
+    store.insert_decisions(db, rows)
+    db.conn.close()
+    return {
+        "lists": len(rows),
+        "customers": len(distinct),
+        "mean": float(shown.mean()),
+        "five_or_more": float((shown >= 5).mean()),
+    }
 
 
 def install_rules(db_path: Path, count: int, seed: int = 5) -> dict[str, int]:
@@ -595,6 +645,12 @@ def main() -> None:
     )
     parser.add_argument("--noise", type=float, default=0.25, help="relative noise of the scaled-up factors")
     parser.add_argument(
+        "--history",
+        type=float,
+        default=3.0,
+        help="mean lists each bench customer was served in the past week, written afresh each run (default 3)",
+    )
+    parser.add_argument(
         "--rules",
         type=int,
         default=0,
@@ -639,6 +695,11 @@ def main() -> None:
     rng = np.random.default_rng(1)
     customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
     kinds: tuple[str, ...] = ("bare", "floor", "ours", "ours_nolog")
+    history = seed_history(args.workdir / "shop.db", args.workdir / "models", customers, args.history)
+    print(
+        f"decision log: {history['lists']:,} lists served to {history['customers']:,} customers over the past "
+        f"week (mean {history['mean']:.1f} per customer; {history['five_or_more']:.0%} were shown 5 or more)"
+    )
     if args.rules:
         import sqlite3
 

@@ -261,6 +261,25 @@ def test_decision_log_thread_writes_in_the_background(served):
     ]
 
 
+def test_a_lists_rules_record_is_written_with_its_batch_and_a_failing_one_keeps_the_list(served, caplog):
+    """What rules did is encoded when the row is written (off the request); an encoder that fails costs only that
+    record, never the list."""
+    db = db_of(served)
+    first = next(r[0] for r in db.execute("SELECT id FROM customers ORDER BY id LIMIT 1"))
+    log = privacy.DecisionLog(served.db, interval=3600)
+
+    def broken() -> str:
+        raise ValueError("cannot encode")
+
+    log.record(first, "recommendations", None, "personalized", None, ["P1"], list_id="R1", rules=lambda: '{"set":1}')
+    log.record(first, "recommendations", None, "personalized", None, ["P2"], list_id="R2", rules=broken)
+    log.record(first, "recommendations", None, "personalized", None, ["P3"], list_id="R3", rules='{"set":2}')
+    assert log.flush(db) == 3
+    rows = db.execute("SELECT list_id, product_ids, rules FROM decisions WHERE list_id LIKE 'R%' ORDER BY id").fetchall()
+    assert rows == [("R1", '["P1"]', '{"set":1}'), ("R2", '["P2"]', None), ("R3", '["P3"]', '{"set":2}')]
+    assert "a list's rules not recorded" in caplog.text
+
+
 @pytest.fixture(scope="module")
 def property_app(trained_template, tmp_path_factory):
     import shutil

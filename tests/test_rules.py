@@ -239,6 +239,30 @@ def test_rotation_across_two_workers_and_a_restart(shop):
     assert served(settings, db, customer="C2").product_ids == BASE
 
 
+def test_a_worker_counts_lists_with_the_rules_version_and_a_changed_window_is_counted_again(shop):
+    """A rotating worker reads the rules' version and the customer's list count in one statement; a count made
+    under the old rules' window never decides for new ones."""
+    settings, db = shop
+    add(db, rule("rotate", {"type": "rotate", "after": 3, "days": 7}))
+    worker = Service(settings)
+    reads: list[str] = []
+    db.conn.set_trace_callback(reads.append)
+    try:
+        assert served(settings, db, service=worker).product_ids == BASE  # the first read learns the rules
+        reads.clear()
+        assert served(settings, db, service=worker).product_ids == BASE  # 1 list before it: fewer than 3
+        decisions_reads = [q for q in reads if "FROM decisions" in q]
+        assert len(decisions_reads) == 1 and "rules_version" in decisions_reads[0]
+        # now two lists were shown; the rule changes to act after two showings. The read that notices the change
+        # counted for the old window (2 < 3): the new one must look at the lists again, and demote all five
+        merchandising.update_rule(db, "rotate", {"action": {"type": "rotate", "after": 2, "days": 7}}, "test")
+        third = served(settings, db, service=worker)
+    finally:
+        db.conn.set_trace_callback(None)
+    assert third.product_ids == ["P06", "P07", "P08", "P09", "P10"]
+    assert third.rules == {"rotate": {"removed": BASE}}
+
+
 def test_a_change_reaches_every_worker_on_its_next_request(shop):
     settings, db = shop
     worker = Service(settings)

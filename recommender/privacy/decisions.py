@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class DecisionLog:
         *,
         list_id: str | None = None,
         arm: str | None = None,
-        rules: str | None = None,
+        rules: str | Callable[[], str | None] | None = None,
     ) -> None:
         """Queue one served list; unknown or non-consenting visitors are logged anonymously.
 
@@ -92,7 +92,9 @@ class DecisionLog:
         the row is written later) and ``arm`` the A/B arm it was served under;
         an anonymous row has no arm (nobody was assigned). ``rules`` is the compact
         JSON of what merchandising rules did to the list
-        (:meth:`recommender.serving.rules.Effects.to_json`), None when none did.
+        (:meth:`recommender.serving.rules.Effects.to_json`), None when none did, or
+        the function that writes it: then it runs when the row is written, off the
+        request, with the other rows of its batch.
         """
         if not self.enabled:
             return
@@ -101,20 +103,19 @@ class DecisionLog:
             if endpoint == "rerank":
                 product_ids, rules = (), None
         self._ensure_thread()
-        self._queue.put(
-            DecisionLogRow(
-                customer_id=customer_id,
-                created_at=store.utcnow(),
-                endpoint=endpoint,
-                model_version=model_version,
-                mode=mode,
-                reason=reason,
-                product_ids=json.dumps(list(product_ids)),
-                list_id=list_id,
-                arm=arm,
-                rules=rules,
-            )
+        row = DecisionLogRow(
+            customer_id=customer_id,
+            created_at=store.utcnow(),
+            endpoint=endpoint,
+            model_version=model_version,
+            mode=mode,
+            reason=reason,
+            product_ids=json.dumps(list(product_ids)),
+            list_id=list_id,
+            arm=arm,
+            rules=rules if rules is None or isinstance(rules, str) else None,
         )
+        self._queue.put(row if rules is None or isinstance(rules, str) else (row, rules))
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.
@@ -133,9 +134,17 @@ class DecisionLog:
         rows = []
         while True:
             try:
-                rows.append(self._queue.get_nowait())
+                got = self._queue.get_nowait()
             except queue.Empty:
                 return rows
+            if not isinstance(got, DecisionLogRow):  # (row, the function that writes its rules' record)
+                row, rules = got
+                try:
+                    got = row._replace(rules=rules())
+                except Exception:  # noqa: BLE001 - the list is logged even when what rules did cannot be
+                    logging.getLogger("recommender.privacy").exception("decision log: a list's rules not recorded")
+                    got = row
+            rows.append(got)
 
     def flush(self, db: sqlite_utils.Database | None = None) -> int:
         """Write everything queued now; returns the number of rows written."""

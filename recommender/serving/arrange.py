@@ -8,12 +8,14 @@ then ``promote``; then the caller's diversity cap and length (pins keep their po
 the cap). See :mod:`recommender.serving.rules` for what each does, and
 :mod:`recommender.serving.rulesets` for the compiled rule set (:class:`ActiveSet`) it reads.
 
-A request's work is on its few candidates only: each candidate's rule bits read once as one
-Python int (rule ``r``: bit ``1 << r``; kept per rule set for the products lists keep proposing),
-so a step tests a candidate against a whole group of rules with one ``&``; the rule set's
-combined boost vector and the exclusions' combined mask are made once per rule-set version.
-What the rules did is recorded as those bits too (:class:`~recommender.serving.rules.Effects`),
-named only when read.
+A request's work is on its few candidates only, in plain Python: each candidate's rule bits are
+one Python int (rule ``r``: bit ``1 << r``) read from the rule set's table
+(:meth:`~recommender.serving.rulesets.Compiled.code_table`), so a step tests a candidate against a
+whole group of rules with one ``&``; boost amounts are whole numbers (so they add and compare
+exactly), worked out once per combination of boosts. A request's few dozen candidates cost less
+in the interpreter than in numpy, whose every call is slow when the request's other work has
+pushed it out of the CPU's caches. What the rules did is recorded as those bits too
+(:class:`~recommender.serving.rules.Effects`), named only when read.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recommender.serving.rules import POOL, Effects
-from recommender.serving.rulesets import ActiveSet, Context, Space
-
-CODES_KEPT = 50_000  # products whose rule bits a worker keeps read per rule set and space (a few MB at most)
+from recommender.serving.rulesets import UNITS, ActiveSet, Context, Space
 
 Fill = Callable[[np.ndarray | None, int, Collection[int]], Sequence[int]]
 
@@ -37,30 +37,8 @@ class Arranged:
     effects: Effects = field(default_factory=Effects)
 
 
-def _codes(active: ActiveSet, space: str, idx: Sequence[int]) -> list[int]:
-    """Each product's rule bits as one Python int: read from the packed rows once per rule set and product, then
-    kept (a shop's lists keep proposing the same popular products)."""
-    known = active.compiled.codes[space]
-    try:
-        return [known[i] for i in idx]
-    except KeyError:
-        pass
-    out = [known.get(i) for i in idx]
-    missing = [k for k, c in enumerate(out) if c is None]
-    if missing:
-        words = active.bits(space)[np.asarray([idx[k] for k in missing], dtype=np.int64)].view("<u8")
-        if words.shape[1] == 1:
-            read = words[:, 0].tolist()
-        else:
-            columns = words.T.tolist()  # the first word holds rules 0-63
-            read = columns[-1]
-            for column in reversed(columns[:-1]):
-                read = [(high << 64) | low for high, low in zip(read, column)]
-        if len(known) > CODES_KEPT:
-            known.clear()
-        for k, c in zip(missing, read):
-            out[k] = known[idx[k]] = c
-    return out  # type: ignore[return-value]
+def _first(order: list[int], k: int) -> list[int]:
+    return order[:k]
 
 
 def arrange(
@@ -84,110 +62,106 @@ def arrange(
     is the caller's diversity cap and length (default: the first ``k``).
     ``reorder_only`` (a re-ranking) keeps every product: exclusions move products to the end.
 
-    The work is on the candidates only: their rule bits read once as Python ints (one gather of
-    the packed rows), so a step tests a candidate against a group of rules with one ``&``; the rule
-    set's combined boost vector (made once per rule-set version) and the exclusions' combined mask;
-    never a loop over the catalogue, and a loop over rules only for the rules of one kind.
+    The work is on the candidates only: their rule bits read once as Python ints, so a step
+    tests a candidate against a group of rules with one ``&``; never a loop over the catalogue,
+    and a loop over rules only for the rules of one kind. Scores are whole numbers: the
+    rank-normalised score ``-rank / scale`` plus the amounts, times ``scale * UNITS``, so
+    they add and compare exactly and ties keep the model's order.
     """
-    finish = finish or (lambda order, k: list(order[:k]))
-    cand = [int(i) for i in pool]
+    finish = finish or _first
+    cand = list(pool)
     base = finish(cand, n)
-    scale = float(max(POOL, n))
+    scale = max(POOL, n)
     effects = Effects(active.compiled.names, active.compiled.rule_set)
     name = space.name
-    bit = active.compiled.bit
-    codes = _codes(active, name, cand)
-    ranks = np.arange(len(cand), dtype=np.int64)
-    pool_len = len(cand)
+    table = active.compiled.code_table(name)
+    codes = [table[i] for i in cand]
+    ranks: list[int] | range = range(len(cand))
     acting: dict[int, int] = {}  # candidate -> the bits of the rules that demoted it (rotation, re-ranking exclusion)
-    penalty: list[list[int]] | None = None
+    penalty: list[int] | None = None  # per candidate, the exclusions that move it to the end (re-ranking)
 
-    # 1. exclude / include_only
+    # 1. exclude / include_only: a candidate fails the exclusions whose bit it has and the include-onlys it lacks
     if active.filters and cand:
+        ex, inc = active.exclude_bits, active.include_bits
+        fails = [(c & ex) | (inc & ~c) for c in codes] if inc else [c & ex for c in codes]
         if reorder_only:
-            penalty = []  # per exclusion, the candidates it moves to the end (applied in order below)
-            for r, rule in active.filters:
-                b, only = bit[r], rule.action.type == "include_only"
-                bad = [k for k, c in enumerate(codes) if bool(c & b) != only]
-                penalty.append(bad)
-                for k in bad:
-                    acting[cand[k]] = acting.get(cand[k], 0) | b
-        else:
-            keep = active.allow(name)[np.asarray(cand, dtype=np.int64)]
-            if not keep.all():
-                base_set = set(base)
-                for k in np.flatnonzero(~keep).tolist():
-                    if cand[k] in base_set:  # the first exclusion that removes it says so
-                        for r, rule in active.filters:
-                            if bool(codes[k] & bit[r]) != (rule.action.type == "include_only"):
-                                effects.mark("removed", space.product_id(cand[k]), bit[r])
-                                break
-                kept = np.flatnonzero(keep).tolist()
-                cand, codes, ranks = [cand[k] for k in kept], [codes[k] for k in kept], ranks[keep]
-                if len(cand) < n and fill is not None:
-                    more = [int(i) for i in fill(active.allow(name), n - len(cand), set(pool))]
-                    cand += more
-                    codes += _codes(active, name, more)
-                    ranks = np.concatenate([ranks, pool_len + np.arange(len(more), dtype=np.int64)])
-    scores = -ranks / scale
-    for bad in penalty or ():
-        scores[bad] -= 1000.0
+            penalty = [f.bit_count() for f in fails]
+            for i, f in zip(cand, fails):
+                if f:
+                    acting[i] = f
+        elif any(fails):
+            on_list = set(base)
+            kept: list[int] = []
+            for k, f in enumerate(fails):
+                if not f:
+                    kept.append(k)
+                elif cand[k] in on_list:  # the first exclusion that removes it says so
+                    effects.mark("removed", space.product_id(cand[k]), f & -f)
+            pool_len = len(cand)
+            cand, codes, ranks = [cand[k] for k in kept], [codes[k] for k in kept], kept
+            if len(cand) < n and fill is not None:
+                more = list(fill(active.allow(name), n - len(cand), set(pool)))
+                cand += more
+                codes += [table[i] for i in more]
+                ranks += range(pool_len, pool_len + len(more))
 
-    # 2. boost / bury on the rank-normalised score (the rule set's combined amounts), and rotation
+    # 2. boost / bury on the rank-normalised score, and rotation. Scores are whole numbers: the score times
+    #    ``scale * UNITS``, negated (lower first), so amounts add and compare exactly
+    key: list[int] | None = None
     if active.boosts and cand:
-        scores = scores + active.boost_vector(name)[np.asarray(cand, dtype=np.int64)]
+        amounts = active.boost_units(codes)
+        if any(amounts):
+            key = [r * UNITS - scale * a for r, a in zip(ranks, amounts)]
+    if penalty is not None:
+        key = key or [r * UNITS for r in ranks]
+        for k, times in enumerate(penalty):
+            key[k] += times * scale * 1000 * UNITS
     if active.rotate_windows and ctx.customer_id is not None and ctx.db is not None and cand:
-        _rotate(active, space, cand, codes, scores, acting, ctx)
-    # rounded, so a tie written down (0.1 = five places) is a tie in floating point too: the model's order decides
-    # (ranks ascend, so a stable sort keeps the model's order among equal scores)
-    order_k = np.argsort(-np.round(scores, 9), kind="stable")  # candidate positions, best first
+        demoted = _rotate(active, space, cand, codes, acting, ctx)
+        if demoted:
+            key = key or [r * UNITS for r in ranks]
+            for k, amount in demoted.items():
+                key[k] += scale * amount
+    # a stable sort: equal scores keep the model's order
+    order = [cand[k] for k in sorted(range(len(cand)), key=key.__getitem__)] if key is not None else list(cand)
     code_of = dict(zip(cand, codes))  # the candidates' rule bits
     known = dict(code_of)  # and those of pinned and filled-in products
 
     def learn(items: Sequence[int]) -> None:
-        new = [i for i in items if i not in known]
-        known.update(zip(new, _codes(active, name, new)))
+        known.update((i, table[i]) for i in items)
 
     # 3. pins, by priority then name; the hard filters and the exclusions still decide. Their positions are
     #    reserved first, so a promotion counts the slots left around them.
     placed_by: dict[int, int] = {}  # product -> the bit of the pin or promotion that placed it
     pins: dict[int, int] = {}
-    for b, rule, i in active.pinned(space, reorder_only):
+    for b, position, i, code in active.pinned(space, reorder_only):
         if i in placed_by or (allowed is not None and not allowed(i)):
             continue
         if reorder_only and i not in code_of:
             continue
-        position = rule.action.position
         while position in pins:
             position += 1
         if position > n:
             continue
         pins[position] = i
         placed_by[i] = b
-    order = [cand[k] for k in order_k.tolist()]
+        known[i] = code
     if pins:
-        pinned = set(pins.values())
-        order = [i for i in order if i not in pinned]
-        learn(list(pinned))
+        order = [i for i in order if i not in placed_by]
 
     # 4. promote: K of the first N positions to matching products, the best of them (pinned ones count)
     if active.promotes:
         order = _promote(active, name, order, n, pins, placed_by, known, code_of, learn, fill)
 
     # 5. the caller's diversity cap and length; pins keep their positions
-    chosen = finish(order, n - len(pins))
-    final: list[int] = []
-    rest = iter(chosen)
-    for position in range(1, n + 1):
-        if position in pins:
-            final.append(pins[position])
-        else:
-            nxt = next(rest, None)
-            if nxt is None:
-                break
-            final.append(nxt)
-    final += [pins[p] for p in sorted(pins) if pins[p] not in final]
-    final = final[:n]
+    final = finish(order, n - len(pins))
+    if pins:
+        for position in sorted(pins):
+            if position <= len(final) + 1:
+                final.insert(position - 1, pins[position])
+            else:  # the list is shorter than the position: it ends with the pin
+                final.append(pins[position])
+        final = final[:n]
 
     # 6. what each rule did, read for the few products shown or dropped only: the rule that placed a product,
     #    and, for a candidate the model proposed, every rule that demoted it or whose boost or bury amount its
@@ -196,35 +170,42 @@ def arrange(
     marks = effects.marks
     boost_bits = active.boost_bits
     product_id = space.product_id
+    placed: dict[str, int] = {}
+    moved: dict[str, int] = {}
     for p, i in enumerate(final):
-        if before.get(i) == p:
+        was = before.get(i)
+        if was == p:
             continue
         c = code_of.get(i)
         bits = placed_by.get(i, 0) | acting.get(i, 0) | (c & boost_bits if c is not None else 0)
         if bits:
-            marks.setdefault("placed" if i not in before else "moved", {})[product_id(i)] = bits
+            (placed if was is None else moved)[product_id(i)] = bits
+    if placed:
+        marks["placed"] = placed
+    if moved:
+        marks["moved"] = moved
     shown = set(final)
     removing = active.removing_bits
     for i in base:
         if i not in shown and i in code_of:
             bits = (acting.get(i, 0) | (code_of[i] & boost_bits)) & removing
             if bits:
-                removed = marks.setdefault("removed", {})
-                removed[product_id(i)] = removed.get(product_id(i), 0) | bits
+                effects.mark("removed", product_id(i), bits)
     effects.held = active.held_bits
     return Arranged(final, effects)
 
 
 def _rotate(
-    active: ActiveSet, space: Space, cand: list[int], codes: list[int], scores: np.ndarray, acting: dict, ctx: Context
-) -> None:
-    """Demote the candidates a rotation matches that this customer was shown ``after`` times in its window and
-    did not touch (``scores`` in place; the rule's bit added to ``acting``)."""
+    active: ActiveSet, space: Space, cand: list[int], codes: list[int], acting: dict, ctx: Context
+) -> dict[int, int]:
+    """The demotions (candidate position -> UNITS) of the candidates a rotation matches that this customer was
+    shown ``after`` times in its window and did not touch (the rule's bit added to ``acting``)."""
     windows = active.rotate_windows
-    if not ctx.read_impressions(max(days for days, _, _ in windows), min(least for _, _, least in windows)):
-        return
+    if not ctx.read_impressions(max(w[0] for w in windows), min(w[1] for w in windows)):
+        return {}
     product_id = space.product_id
-    for days, group, least in active.rotate_windows:
+    demoted: dict[int, int] = {}
+    for days, least, groups in windows:
         shown = ctx.impressions(days, least)
         if not shown:
             continue
@@ -232,13 +213,16 @@ def _rotate(
         if not hot:
             continue
         engaged = ctx.engaged(days)
-        hot = [(k, t) for k, t in hot if product_id(cand[k]) not in engaged]
-        for b, rule in group:
-            after, amount = rule.action.after, rule.action.amount
-            for k, t in hot:
-                if t >= after and codes[k] & b:
-                    scores[k] -= amount
-                    acting[cand[k]] = acting.get(cand[k], 0) | b
+        for k, t in hot:
+            if product_id(cand[k]) in engaged:
+                continue
+            for after, amount, bits in groups:
+                if t >= after:
+                    matched = codes[k] & bits
+                    if matched:
+                        demoted[k] = demoted.get(k, 0) + amount * matched.bit_count()
+                        acting[cand[k]] = acting.get(cand[k], 0) | matched
+    return demoted
 
 
 def _promote(
@@ -258,38 +242,42 @@ def _promote(
     A promotion looks past its first positions only when it lacks products there and has a position
     it may take (not a matching product, not one an earlier rule placed).
     """
-    bit = active.compiled.bit
-    held_in: dict[int, list[int]] = {}  # the codes of the pinned products within the first ``top``, per top
-    heads: dict[int, tuple[list[int], list[int], list[int]]] = {}  # per length: the first products, their codes,
-    # and the positions no rule placed a product at (kept until a promotion changes the order)
-    for r, rule in active.promotes:
-        top = min(rule.action.of, n)
+    held_in: dict[int, tuple[list[int], int]] = {}  # per top: the codes of the pinned products within it, or'd
+    heads: dict[int, tuple[list[int], list[int], int, list[int]]] = {}  # per length: the first products, their
+    # codes, or'd, and the positions no rule placed a product at (kept until a promotion changes the order)
+    for b, of_rule, slots, r in active.promote_plan:
+        top = of_rule if of_rule < n else n
         held = held_in.get(top)
         if held is None:
-            held = held_in[top] = [known[i] for p, i in pins.items() if p <= top]
-        of = top - len(held)
+            got = [known[i] for p, i in pins.items() if p <= top]
+            held = held_in[top] = (got, _union(got))
+        of = top - len(held[0])
         if of <= 0:
             continue
         head = heads.get(of)
         if head is None:
             first = order[:of]
-            head = heads[of] = (
-                first,
-                [known[i] for i in first],
-                [p for p, i in enumerate(first) if i not in placed_by],
-            )
-        first, codes, unplaced = head
-        b = bit[r]
+            got = [known[i] for i in first]
+            head = heads[of] = (first, got, _union(got), [p for p, i in enumerate(first) if i not in placed_by])
+        first, codes, any_code, unplaced = head
+        if not unplaced:
+            continue
+        need = slots if slots < top else top
+        if (any_code | held[1]) & b:  # some of its first positions hold matching products already
+            if need == 1:
+                continue
+            need -= sum(1 for c in codes if c & b) + sum(1 for c in held[0] if c & b)
+            if need <= 0:
+                continue
         free = [p for p in unplaced if not codes[p] & b]
         if not free:
             continue
-        need = min(rule.action.slots, top) - len([c for c in codes if c & b]) - len([c for c in held if c & b])
-        if need <= 0:
-            continue
         outside: list[int] = []
-        for i in order[of:]:
-            if known[i] & b:
-                outside.append(i)
+        at: list[int] = []  # where in ``order`` they were
+        for j in range(of, len(order)):
+            if known[order[j]] & b:
+                outside.append(order[j])
+                at.append(j)
                 if len(outside) == need:
                     break
         if len(outside) < need and fill is not None:
@@ -306,10 +294,19 @@ def _promote(
         for p, i in take:
             first[p] = i
             placed_by[i] = b
-        moved = set(outside)
-        order = first + displaced + [i for i in order[of:] if i not in moved]
+        rest = order[of:]
+        for j in reversed(at[: len(outside)]):
+            del rest[j - of]
+        order = first + displaced + rest
         heads.clear()
     return order
+
+
+def _union(codes: Sequence[int]) -> int:
+    out = 0
+    for c in codes:
+        out |= c
+    return out
 
 
 def pool_size(n: int, active: ActiveSet | None) -> int:

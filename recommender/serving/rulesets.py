@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,11 +42,20 @@ from recommender.serving.rules import (
 
 log = logging.getLogger("recommender.serving.rules")
 REMOVING = ("bury", "rotate", "exclude", "include_only")  # the actions that can take a product off a list
+UNITS = 10**9  # amounts are counted in billionths of the rank-normalised score (a tie written down is a tie)
 Event = tuple[str, str, float, int]
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def listed(text: str) -> frozenset[str]:
+    """The product ids of a logged list: ``json.dumps`` of a list of ids (``["P1", "P2"]``), split without the JSON
+    parser when no id needed escaping (a frequent customer's week is dozens of lists, read on each of their lists)."""
+    if text.startswith('["') and text.endswith('"]') and "\\" not in text and '","' not in text:
+        return frozenset(text[2:-2].split('", "'))
+    return frozenset(json.loads(text))
 
 
 # --- who is asking ----------------------------------------------------------------------------
@@ -65,7 +75,7 @@ class Context:
     _visitor: str | None = None
     _segment: tuple[str | None] | None = None
     _seen: dict[int, dict[str, int]] = field(default_factory=dict)
-    _log: tuple[int, int, list[tuple[str, str]]] | None = None  # (days, at_least, lists) as last read
+    _log: tuple[int, int, list[tuple[str, frozenset[str]]]] | None = None  # (days, at_least, lists) as last read
 
     @property
     def at(self) -> dt.datetime:
@@ -93,13 +103,25 @@ class Context:
             self._segment = (segment_of(self.db, self.customer_id) if self.customer_id else None,)
         return self._segment[0]
 
+    def since(self, days: int) -> str:
+        """The decision log's time ``days`` days before this request (``YYYY-MM-DDTHH:MM:SSZ``; formatted without
+        ``strftime``, which asks the C library for the local time zone on every call)."""
+        return (self.at - dt.timedelta(days=days)).isoformat(timespec="seconds")[:19] + "Z"
+
+    def too_few_lists(self, days: int, at_least: int) -> None:
+        """Known already (:meth:`Rulebook.refresh` counted them): this customer was served fewer than ``at_least``
+        lists in the last ``days`` days; :meth:`read_impressions` trusts it for a window no longer and a threshold
+        no lower only (a count made under rules since changed is read again)."""
+        self._log = (days, at_least, [])
+        self._seen.clear()
+
     def read_impressions(self, days: int, at_least: int = 0) -> bool:
         """Read this customer's lists of the last ``days`` days from the decision log once (the longest window);
         none when fewer than ``at_least`` (then no product was shown that often). Whether any were read."""
         log = self._log
         if log is None or log[0] < days or (log[1] > at_least and not log[2]):  # (all lists were read when any was)
-            since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._log = (days, at_least, store.recent_impressions(self.db, self.customer_id, since, at_least))
+            rows = store.recent_impressions(self.db, self.customer_id, self.since(days), at_least)
+            self._log = (days, at_least, [(at, listed(ids)) for at, ids in rows])
             self._seen.clear()
         return bool(self._log[2])
 
@@ -109,12 +131,11 @@ class Context:
         self.read_impressions(days, at_least)
         counts = self._seen.get(days)
         if counts is None:
-            since = (self.at - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            counts = self._seen[days] = {}
-            for at, ids in self._log[2]:
+            since = self.since(days)
+            counts = self._seen[days] = Counter()
+            for at, products in self._log[2]:
                 if at >= since:
-                    for pid in set(json.loads(ids)):
-                        counts[pid] = counts.get(pid, 0) + 1
+                    counts.update(products)
         return counts
 
     def engaged(self, days: int) -> set[str]:
@@ -249,9 +270,25 @@ class Compiled:
         self.item_bits = np.zeros((len(catalogue.item_ids), width), dtype=np.uint8)
         self.item_bits[known] = self.row_bits[catalogue.rows_of_items[known]]
         self._active: dict[tuple, ActiveSet] = {}
-        self.codes: dict[str, dict[int, int]] = {"items": {}, "rows": {}}  # see _codes
         self._held: dict[tuple, tuple[ActiveSet, ActiveSet]] = {}
+        self._tables: dict[str, list[int]] = {}
         self._needs: dict[str, tuple[bool, bool]] = {}
+
+    def code_table(self, space: str) -> list[int]:
+        """Every product's rule bits as one Python int (rule ``r``: ``1 << r``), by position in ``space``: its packed
+        row read as little-endian 64-bit words and joined. Made once per rule set and catalogue generation; equal
+        codes are one object, so the table costs a pointer per product (most products share a few codes), and a
+        request reads its candidates' codes without touching numpy."""
+        table = self._tables.get(space)
+        if table is None:
+            words = (self.item_bits if space == "items" else self.row_bits).view("<u8")
+            columns = words.T.tolist()  # the first word holds rules 0-63
+            joined = columns[-1]
+            for column in reversed(columns[:-1]):
+                joined = [(high << 64) | low for high, low in zip(joined, column)]
+            same: dict[int, int] = {}
+            table = self._tables[space] = [same.setdefault(c, c) for c in joined]
+        return table
 
     def column(self, r: int) -> np.ndarray:
         """The catalogue rows rule ``r``'s condition matches."""
@@ -350,61 +387,83 @@ class ActiveSet:
         self.columns = list(chosen)
         self.filters = [(r, rules[r]) for r in chosen if rules[r].action.type in ("exclude", "include_only")]
         self.boosts = [(r, rules[r]) for r in chosen if rules[r].action.type in ("boost", "bury")]
-        self.amounts = np.array(
-            [rule.action.amount * (1 if rule.action.type == "boost" else -1) for _, rule in self.boosts],
-            dtype=np.float64,
-        )
+        # each boost's amount (a bury's negative) in billionths of the rank-normalised score: whole numbers add up
+        # and compare exactly (see arrange)
+        self.units = {
+            compiled.bit[r]: round(rule.action.amount * UNITS) * (1 if rule.action.type == "boost" else -1)
+            for r, rule in self.boosts
+        }
         self.rotates = [(r, rules[r]) for r in chosen if rules[r].action.type == "rotate"]
         order = sorted(chosen, key=lambda r: (-rules[r].priority, rules[r].name))
         self.promotes = [(r, rules[r]) for r in order if rules[r].action.type == "promote"]
+        # what arrange reads of each promotion, in the order they act: (bit, of, slots, r)
+        self.promote_plan = [(compiled.bit[r], rule.action.of, rule.action.slots, r) for r, rule in self.promotes]
         self.pins = [(r, rules[r]) for r in order if rules[r].action.type == "pin"]
         self.holdouts = [(r, rules[r]) for r in chosen if rules[r].holdout_share]
         self.held_out: list[str] = []  # rules this customer is held out of (set by Compiled.with_holdouts)
         self.held_bits = 0
-        self._pinned: dict[tuple[str, bool], list[tuple[int, Rule, int]]] = {}
+        self._pinned: dict[tuple[str, bool], list[tuple[int, int, int, int]]] = {}
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
-        self._boost: dict[str, np.ndarray] = {}
+        self._boost: dict[int, int] = {}  # a product's boost bits -> their amounts (see boost_units)
         # for arrange: the rules as bits of a product's code (see _codes), so a step tests a candidate
         # against a whole group of rules at once and names only the rules whose bits are set
         bit = compiled.bit
         self.boost_bits = _mask(bit[r] for r, _ in self.boosts)
         self.removing_bits = _mask(bit[r] for r in chosen if rules[r].action.type in REMOVING)
-        windows: dict[int, list[tuple[int, Rule]]] = {}
+        self.exclude_bits = _mask(bit[r] for r, rule in self.filters if rule.action.type == "exclude")
+        self.include_bits = _mask(bit[r] for r, rule in self.filters if rule.action.type == "include_only")
+        # per window of days: the fewest showings any of its rotations acts after, and its rotations grouped by
+        # (showings, demotion in UNITS) as the bits of their rules: a product matching k rules of a group it was
+        # shown often enough for is demoted k times the group's amount
+        windows: dict[int, dict[tuple[int, int], int]] = {}
         for r, rule in self.rotates:
-            windows.setdefault(rule.action.days, []).append((bit[r], rule))
-        # per window of days: its rotations (bit, rule) and the fewest showings any of them acts after
+            group = windows.setdefault(rule.action.days, {})
+            key = (rule.action.after, round(rule.action.amount * UNITS))
+            group[key] = group.get(key, 0) | bit[r]
         self.rotate_windows = [
-            (days, group, min(rule.action.after for _, rule in group)) for days, group in windows.items()
+            (days, min(after for after, _ in groups), sorted((a, u, b) for (a, u), b in groups.items()))
+            for days, groups in windows.items()
         ]
 
     def __bool__(self) -> bool:
         return bool(self.columns) or bool(self.held_bits)
 
-    def boost_vector(self, space: str) -> np.ndarray:
-        """Every product's boost amounts minus bury amounts, added up once per rule set and space."""
-        got = self._boost.get(space)
-        if got is None:
-            bits = self.bits(space)
-            got = np.zeros(len(bits), dtype=np.float64)
-            for (r, _), amount in zip(self.boosts, self.amounts.tolist()):
-                got[_column(bits, r)] += amount
-            got.flags.writeable = False
-            self._boost[space] = got
-        return got
+    def boost_units(self, codes: Sequence[int]) -> list[int]:
+        """The boost amounts minus the bury amounts (in :data:`UNITS`: whole numbers, so sums are exact) of the
+        products whose rule bits are ``codes``; worked out once per combination of boosts and kept."""
+        known, mask = self._boost, self.boost_bits
+        try:
+            return [known[c & mask] for c in codes]
+        except KeyError:
+            pass
+        out = []
+        for c in codes:
+            bits = c & mask
+            got = known.get(bits)
+            if got is None:
+                got, rest = 0, bits
+                while rest:
+                    low = rest & -rest
+                    got += self.units[low]
+                    rest ^= low
+                known[bits] = got
+            out.append(got)
+        return out
 
-    def pinned(self, space: Space, reorder_only: bool) -> list[tuple[int, Rule, int]]:
-        """The pins, in the order they are placed, as ``(bit, rule, product)``: those whose product is in ``space``
-        and (unless re-ranking) not excluded by the rules; the same for every list, so kept."""
+    def pinned(self, space: Space, reorder_only: bool) -> list[tuple[int, int, int, int]]:
+        """The pins, in the order they are placed, as ``(bit, position, product, its rule bits)``: those whose product
+        is in ``space`` and (unless re-ranking) not excluded by the rules; the same for every list, so kept."""
         key = (space.name, reorder_only)
         got = self._pinned.get(key)
         if got is None:
             rule_allow = self.allow(space.name)
+            codes = self.compiled.code_table(space.name)
             got = []
             for r, rule in self.pins:
                 i = space.index_of(rule.action.product or "")
                 if i is not None and (rule_allow is None or reorder_only or rule_allow[i]):
-                    got.append((self.compiled.bit[r], rule, i))
+                    got.append((self.compiled.bit[r], rule.action.position, i, codes[i]))
             self._pinned[key] = got
         return got
 
@@ -458,28 +517,44 @@ class Rulebook:
         self.version: int | None = None
         self._compiled: dict[int, tuple[tuple, Compiled]] = {}
         self._live: tuple[tuple[Rule, ...], list[Rule]] | None = None
+        self._rotation: tuple[int, int] | None = None  # the longest window and fewest showings of the rotations
 
-    def refresh(self, db: sqlite_utils.Database) -> None:
+    def refresh(self, db: sqlite_utils.Database, ctx: Context | None = None) -> None:
+        """Re-read the rules when their version moved. For a customer's list while rules rotate, the same read
+        counts the customer's lists in the longest rotation window: most have too few for any rotation to act,
+        and ``ctx`` is told so (their lists are then never read)."""
         if self.fixed:
             return
-        version = store.rules_version(db)
-        if version == self.version:
-            return
-        rules = []
-        for row in store.rule_rows(db):
-            try:
-                rules.append(parse_rule(json.loads(row["body"])).with_status(row["status"]))
-            except (RuleError, ValueError):
-                log.warning("rule %r cannot be read and is skipped", row["name"])
-        self.rules, self.version = tuple(rules), version
-        self._compiled.clear()
+        window = self._rotation
+        counting = window is not None and ctx is not None and ctx.customer_id is not None and ctx.db is not None
+        if counting:
+            version, lists = store.rules_version_and_lists(db, ctx.customer_id, ctx.since(window[0]))
+        else:
+            version = store.rules_version(db)
+        if version != self.version:
+            rules = []
+            for row in store.rule_rows(db):
+                try:
+                    rules.append(parse_rule(json.loads(row["body"])).with_status(row["status"]))
+                except (RuleError, ValueError):
+                    log.warning("rule %r cannot be read and is skipped", row["name"])
+            self.rules, self.version = tuple(rules), version
+            self._compiled.clear()
+            rotations = [r.action for r in rules if r.status == "active" and r.action.type == "rotate"]
+            self._rotation = (max(a.days for a in rotations), min(a.after for a in rotations)) if rotations else None
+        if counting and lists < window[1]:  # (a count for another window is read again: see read_impressions)
+            ctx.too_few_lists(*window)
 
     def compiled(
-        self, db: sqlite_utils.Database | None, catalogue: Catalogue, now: dt.datetime | None = None
+        self,
+        db: sqlite_utils.Database | None,
+        catalogue: Catalogue,
+        now: dt.datetime | None = None,
+        ctx: Context | None = None,
     ) -> Compiled | None:
         """The active-status rules compiled for ``catalogue`` now; None when no rule is active (costs nothing)."""
         if db is not None:
-            self.refresh(db)
+            self.refresh(db, ctx)
         if self._live is None or self._live[0] is not self.rules:
             self._live = (self.rules, [r for r in self.rules if r.status == "active"])
         live = self._live[1]
@@ -498,7 +573,7 @@ class Rulebook:
 
     def active(self, db: sqlite_utils.Database | None, catalogue: Catalogue, ctx: Context) -> ActiveSet | None:
         """The rules that apply to this list (None when none do)."""
-        compiled = self.compiled(db, catalogue, ctx.now)
+        compiled = self.compiled(db, catalogue, ctx.now, ctx)
         if compiled is None:
             return None
         active = compiled.with_holdouts(compiled.active(ctx), ctx)

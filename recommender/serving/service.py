@@ -394,7 +394,7 @@ class Service:
         list_id = new_list_id()
         if customer_id is None or result.reason in ANONYMOUS_REASONS:
             arm = None
-        rules = result.effects.to_json() if result.effects else None
+        rules = result.effects.to_json if result.effects else None  # written with its batch, off the request
         self.decisions.record(
             customer_id,
             result.surface,

@@ -33,6 +33,20 @@ def rules_version(db: sqlite_utils.Database) -> int:
     return int(row[0]) if row else 0
 
 
+def rules_version_and_lists(db: sqlite_utils.Database, customer_id: str, since: str) -> tuple[int, int]:
+    """The rule-set version and how many lists were served to ``customer_id`` since ``since``, in one read: a worker
+    whose rules rotate asks both on every list for a customer (most have too few lists for a rotation to act)."""
+    try:
+        row = db.execute(
+            "SELECT (SELECT value FROM meta WHERE key = ?), "
+            "(SELECT count(*) FROM decisions WHERE customer_id = ? AND created_at >= ?)",
+            [RULES_VERSION, customer_id, since],
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0, 0
+    return (int(row[0]) if row[0] is not None else 0), int(row[1])
+
+
 def rule_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every rule: ``{name, body, status, created_at, updated_at}`` (``body`` JSON text), by name."""
     try:
@@ -169,5 +183,6 @@ __all__ = [
     "rule_set_id",
     "rule_set_names",
     "rules_version",
+    "rules_version_and_lists",
     "write_rule",
 ]
