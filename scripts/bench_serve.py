@@ -54,8 +54,9 @@ scored by SCORER (recorded in the shop's database as ``recommender sessions eval
 ``cooccurrence``, ``model``), interleaved with the others, and the run prints
 ``ours_visit / ours`` (target <= 1.2).
 
-Every run starts from the same decision log (:func:`seed_history`, ``--history``): a week of
-lists served to the bench customers, written afresh, since rotation rules read it.
+Each round asks for its own random sample of customers (the same for every kind). Every run
+starts from the same decision log (:func:`seed_history`, ``--history``): a week of lists served
+to the bench customers, written afresh, since rotation rules read it.
 
 With ``--rules N`` a sixth kind, ``ours_rules``, serves the same model from a copy of the
 shop's database holding N active merchandising rules (:func:`install_rules`: a realistic
@@ -693,9 +694,14 @@ def main() -> None:
     has_ann = "ann" in json.loads(next((args.workdir / "models").glob("[0-9]*/manifest.json")).read_text())
     token = read_key(args.workdir / "shop.db")
     rng = np.random.default_rng(1)
-    customers = [f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)]
+    # a fresh sample of customers per round (the same for every kind): the bench's own lists must not make every
+    # customer one who is shown a list every few seconds, which no shop's traffic is
+    draws = [[f"c{i:06d}" for i in rng.integers(0, args.customers, size=args.requests)] for _ in range(args.rounds)]
+    customers = draws[0]  # the warm-up's, the visits' and the quality check's
     kinds: tuple[str, ...] = ("bare", "floor", "ours", "ours_nolog")
-    history = seed_history(args.workdir / "shop.db", args.workdir / "models", customers, args.history)
+    history = seed_history(
+        args.workdir / "shop.db", args.workdir / "models", [c for draw in draws for c in draw], args.history
+    )
     print(
         f"decision log: {history['lists']:,} lists served to {history['customers']:,} customers over the past "
         f"week (mean {history['mean']:.1f} per customer; {history['five_or_more']:.0%} were shown 5 or more)"
@@ -719,17 +725,23 @@ def main() -> None:
         for kind in kinds:  # all up at once, so the rounds below can interleave them
             ports[kind] = free_port()
             servers[kind] = start_server(kind, ports[kind], workers, args.workdir)
-        paths = {
-            kind: (
-                [f"/{kind}/{c}" for c in customers]
-                if kind in ("bare", "floor")
-                else [f"/v1/customers/{c}/recommendations?n=10" for c in customers]
-            )
-            for kind in kinds
-        }
+        round_paths = [
+            {
+                kind: (
+                    [f"/{kind}/{c}" for c in draw]
+                    if kind in ("bare", "floor")
+                    else [f"/v1/customers/{c}/recommendations?n=10" for c in draw]
+                )
+                for kind in kinds
+            }
+            for draw in draws
+        ]
         if args.visits:  # the same server as ours, another endpoint
             kinds += ("ours_visit",)
-            ports["ours_visit"], paths["ours_visit"] = ports["ours"], ["/v1/recommendations"]
+            ports["ours_visit"] = ports["ours"]
+            for paths in round_paths:
+                paths["ours_visit"] = ["/v1/recommendations"]
+        paths = round_paths[0]
         headers = {"Authorization": f"Bearer {token}"}
         for kind in kinds:  # warm up every worker: a large model and catalogue take a while to load
             for _ in range(10):
@@ -747,7 +759,7 @@ def main() -> None:
         auth = "open" if response.getheader("X-Recommender-Auth") else "read key"
         rounds: dict[str, list[dict]] = {kind: [] for kind in (*kinds, "raw", "ann")}
         # Interleaved rounds, so a noisy neighbour on a shared machine hits every kind alike.
-        for _ in range(args.rounds):
+        for paths in round_paths:
             for kind in kinds:
                 rounds[kind].append(
                     load(

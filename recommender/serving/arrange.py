@@ -109,7 +109,8 @@ def arrange(
     #    ``scale * UNITS``, negated (lower first), so amounts add and compare exactly
     key: list[int] | None = None
     if active.boosts and cand:
-        amounts = active.boost_units(codes)
+        boosts = active.boost_table(name)
+        amounts = [boosts[i] for i in cand]
         if any(amounts):
             key = [r * UNITS - scale * a for r, a in zip(ranks, amounts)]
     if penalty is not None:

@@ -208,7 +208,7 @@ def rank_state(
             context or Context("recommendations"),
             fill=fill,
             finish=finish,
-            allowed=lambda i: bool(allow[i]) and i not in out,
+            allowed=lambda i: allow.item(i) and i not in out,
         )
         chosen, effects = arranged.items, arranged.effects
         missing = [i for i in chosen if i not in score_of]  # pinned products the search did not propose

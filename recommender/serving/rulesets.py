@@ -19,7 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +46,9 @@ log = logging.getLogger("recommender.serving.rules")
 REMOVING = ("bury", "rotate", "exclude", "include_only")  # the actions that can take a product off a list
 UNITS = 10**9  # amounts are counted in billionths of the rank-normalised score (a tie written down is a tie)
 Event = tuple[str, str, float, int]
+
+
+_SINCE: dict[int, tuple[int, str]] = {}  # window days -> (the second, the decision log's time that far back)
 
 
 def utc_now() -> dt.datetime:
@@ -76,11 +81,20 @@ class Context:
     _segment: tuple[str | None] | None = None
     _seen: dict[int, dict[str, int]] = field(default_factory=dict)
     _log: tuple[int, int, list[tuple[str, frozenset[str]]]] | None = None  # (days, at_least, lists) as last read
+    _epoch: float | None = None
+
+    @property
+    def epoch(self) -> float:
+        """This request's time in Unix seconds (``now``'s when given): what a worker compares on every list, without
+        a ``datetime`` (whose code a request would otherwise load for a few comparisons)."""
+        if self._epoch is None:
+            self._epoch = time.time() if self.now is None else self.now.timestamp()
+        return self._epoch
 
     @property
     def at(self) -> dt.datetime:
         if self.now is None:
-            self.now = utc_now()
+            self.now = dt.datetime.fromtimestamp(self.epoch, dt.UTC)
         return self.now
 
     def customer_events(self) -> Sequence[Event]:
@@ -104,9 +118,13 @@ class Context:
         return self._segment[0]
 
     def since(self, days: int) -> str:
-        """The decision log's time ``days`` days before this request (``YYYY-MM-DDTHH:MM:SSZ``; formatted without
-        ``strftime``, which asks the C library for the local time zone on every call)."""
-        return (self.at - dt.timedelta(days=days)).isoformat(timespec="seconds")[:19] + "Z"
+        """The decision log's time ``days`` days before this request (``YYYY-MM-DDTHH:MM:SSZ``), written once per
+        second and window by a worker."""
+        second = int(self.epoch // 1)
+        got = _SINCE.get(days)
+        if got is None or got[0] != second:
+            got = _SINCE[days] = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second - days * 86400)))
+        return got[1]
 
     def too_few_lists(self, days: int, at_least: int) -> None:
         """Known already (:meth:`Rulebook.refresh` counted them): this customer was served fewer than ``at_least``
@@ -140,7 +158,7 @@ class Context:
 
     def engaged(self, days: int) -> set[str]:
         """Products this customer had any event on in the last ``days`` days (a click, a cart, a purchase)."""
-        since = self.at.timestamp() - days * 86400
+        since = self.epoch - days * 86400
         return {e[0] for e in self.customer_events() if e[3] >= since}
 
 
@@ -326,10 +344,10 @@ class Compiled:
         visitor = ctx.visitor() if needs[0] else None
         segment = ctx.segment() if needs[1] else None
         key = (ctx.surface, ctx.arm, visitor, segment)
-        now = ctx.at
         hit = self._active.get(key)
-        if hit is not None and (hit.since is None or hit.since <= now) and (hit.until is None or now < hit.until):
+        if hit is not None and hit.since <= ctx.epoch < hit.until:
             return hit
+        now = ctx.at
         chosen = []
         for r, rule in enumerate(self.rules):
             if not rule.applies_to(ctx.surface) or not rule.schedule.active(now):
@@ -371,7 +389,7 @@ class Compiled:
         if hit is None or hit[0] is not active:
             if len(self._held) > 256:
                 self._held.clear()
-            out = ActiveSet(self, [r for r in active.columns if r not in held], active.since, active.until)
+            out = ActiveSet(self, [r for r in active.columns if r not in held], *active._window)
             out.held_out = [self.rules[r].name for r in held]
             out.held_bits = _mask(self.bit[r] for r in held)
             hit = self._held[key] = (active, out)
@@ -382,7 +400,11 @@ class ActiveSet:
     """The rules of one request kind, by action; the masks they need, made on first use and kept."""
 
     def __init__(self, compiled: Compiled, chosen: Sequence[int], since, until) -> None:
-        self.compiled, self.since, self.until = compiled, since, until
+        self.compiled = compiled
+        # the schedule window it holds for, in Unix seconds (compared on every request without a datetime)
+        self.since = -math.inf if since is None else since.timestamp()
+        self.until = math.inf if until is None else until.timestamp()
+        self._window = (since, until)
         rules = compiled.rules
         self.columns = list(chosen)
         self.filters = [(r, rules[r]) for r in chosen if rules[r].action.type in ("exclude", "include_only")]
@@ -405,7 +427,8 @@ class ActiveSet:
         self._pinned: dict[tuple[str, bool], list[tuple[int, int, int, int]]] = {}
         self._allow: dict[str, np.ndarray | None] = {}
         self._cond: dict[tuple[str, int], np.ndarray] = {}
-        self._boost: dict[int, int] = {}  # a product's boost bits -> their amounts (see boost_units)
+        self._boost: dict[int, int] = {}  # a product's boost bits -> their amounts (see boost_table)
+        self._boost_table: dict[str, list[int]] = {}
         # for arrange: the rules as bits of a product's code (see _codes), so a step tests a candidate
         # against a whole group of rules at once and names only the rules whose bits are set
         bit = compiled.bit
@@ -429,27 +452,26 @@ class ActiveSet:
     def __bool__(self) -> bool:
         return bool(self.columns) or bool(self.held_bits)
 
-    def boost_units(self, codes: Sequence[int]) -> list[int]:
-        """The boost amounts minus the bury amounts (in :data:`UNITS`: whole numbers, so sums are exact) of the
-        products whose rule bits are ``codes``; worked out once per combination of boosts and kept."""
-        known, mask = self._boost, self.boost_bits
-        try:
-            return [known[c & mask] for c in codes]
-        except KeyError:
-            pass
-        out = []
-        for c in codes:
-            bits = c & mask
-            got = known.get(bits)
-            if got is None:
-                got, rest = 0, bits
-                while rest:
-                    low = rest & -rest
-                    got += self.units[low]
-                    rest ^= low
-                known[bits] = got
-            out.append(got)
-        return out
+    def boost_table(self, space: str) -> list[int]:
+        """Every product's boost amounts minus bury amounts in :data:`UNITS` (whole numbers, so sums are exact), by
+        position in ``space``: worked out once per combination of boosts and rule set (a pointer per product)."""
+        table = self._boost_table.get(space)
+        if table is None:
+            amounts, mask = self._boost, self.boost_bits
+            table = []
+            for code in self.compiled.code_table(space):
+                bits = code & mask
+                got = amounts.get(bits)
+                if got is None:
+                    got, rest = 0, bits
+                    while rest:
+                        low = rest & -rest
+                        got += self.units[low]
+                        rest ^= low
+                    amounts[bits] = got
+                table.append(got)
+            self._boost_table[space] = table
+        return table
 
     def pinned(self, space: Space, reorder_only: bool) -> list[tuple[int, int, int, int]]:
         """The pins, in the order they are placed, as ``(bit, position, product, its rule bits)``: those whose product
@@ -560,11 +582,12 @@ class Rulebook:
         live = self._live[1]
         if not live:
             return None
-        now = now or utc_now()
-        key = (catalogue.generation, now.date())
+        seconds = ctx.epoch if ctx is not None else now.timestamp() if now is not None else time.time()
+        key = (catalogue.generation, int(seconds // 86400))  # (the UTC day)
         hit = self._compiled.get(id(catalogue))
         if hit is not None and hit[0][0] is key[0] and hit[0][1] == key[1] and hit[1].catalogue is catalogue:
             return hit[1]
+        now = ctx.at if ctx is not None else now or utc_now()
         compiled = Compiled(live, catalogue, db, now, register=not self.fixed)
         if len(self._compiled) > 8:
             self._compiled.clear()
