@@ -38,7 +38,7 @@ from recommender.online import rulelog
 from recommender.serving import merchandising
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.rules import RuleError, parse_rule
-from recommender.serving.rulesets import Context, Rulebook
+from recommender.serving.rulesets import Context, Rulebook, listed
 from recommender.serving.service import ListOptions, Service
 
 F = {"P11": 20, "P12": 15, **{f"P{k:02d}": 11 - k for k in range(1, 11)}, "H0": 0.5}
@@ -582,3 +582,22 @@ def test_a_rule_set_the_database_is_too_busy_to_record_logs_its_lists_by_name(sh
     logged = db.execute("SELECT rules FROM decisions WHERE list_id = ?", [result.list_id]).fetchone()[0]
     assert json.loads(logged) == {"r": {"placed": ["P06", "P07"]}}
     assert db.execute("SELECT count(*) FROM rule_sets").fetchone()[0] == 0
+
+
+def test_a_logged_list_reads_back_as_its_ids_whatever_they_hold():
+    """Rotation reads a customer's logged lists on every list: plain ids are split, anything escaped is parsed."""
+    assert listed('["P01", "P02", "P01"]') == {"P01", "P02"}
+    assert listed("[]") == frozenset()
+    assert listed('["one"]') == {"one"}
+    assert listed('["a, b", "c"]') == {"a, b", "c"}  # a comma and a space inside an id: no quote, so one id
+    assert listed('["a\\", \\"b", "c"]') == {'a", "b', "c"}  # an id holding quote-comma-quote, escaped
+    assert listed('["caf\\u00e9", "x"]') == {"café", "x"}  # written with ensure_ascii
+    assert listed('["a","b"]') == {"a", "b"}  # compact separators
+
+
+def test_the_logs_window_is_the_requests_second_that_many_days_back():
+    at = dt.datetime(2026, 3, 29, 1, 30, 59, 999_999, tzinfo=dt.UTC)  # the night clocks move in Europe: UTC has none
+    assert Context("recommendations", now=at).since(7) == "2026-03-22T01:30:59Z"
+    assert Context("recommendations", now=at).since(1) == "2026-03-28T01:30:59Z"
+    auckland = dt.datetime(2026, 3, 29, 14, 30, 59, tzinfo=dt.timezone(dt.timedelta(hours=13)))  # the same instant
+    assert Context("recommendations", now=auckland).since(7) == "2026-03-22T01:30:59Z"
