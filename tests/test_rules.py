@@ -601,3 +601,36 @@ def test_the_logs_window_is_the_requests_second_that_many_days_back():
     assert Context("recommendations", now=at).since(1) == "2026-03-28T01:30:59Z"
     auckland = dt.datetime(2026, 3, 29, 14, 30, 59, tzinfo=dt.timezone(dt.timedelta(hours=13)))  # the same instant
     assert Context("recommendations", now=auckland).since(7) == "2026-03-22T01:30:59Z"
+
+
+@pytest.mark.parametrize(
+    "rules, expected, effects",
+    [
+        # every kitchen product is boosted alike, so the boost changes no order; the pin pushes P01-P04 down one
+        # place and P05 out. They moved because of the pin, not of their boost: the boost is not credited
+        (
+            [
+                rule("kitchen", {"type": "boost", "condition": {"categories": ["kitchen"]}, "amount": 0.05}),
+                rule("pin", {"type": "pin", "product": "P09", "position": 1}),
+            ],
+            ["P09", "P01", "P02", "P03", "P04"],
+            {"pin": {"placed": ["P09"]}},
+        ),
+        # P05 carries a bury too small to move it (-0.08 - 0.01 stays above P06's -0.10); it moves *up* because the
+        # exclusion took P01 out: the bury did not move it and is not credited
+        (
+            [
+                rule("small-bury", {"type": "bury", "condition": {"products": ["P05"]}, "amount": 0.01}),
+                rule("no-p01", {"type": "exclude", "condition": {"products": ["P01"]}}),
+            ],
+            ["P02", "P03", "P04", "P05", "P06"],
+            {"no-p01": {"removed": ["P01"]}},
+        ),
+    ],
+)
+def test_a_rule_is_credited_only_for_what_it_moved_in_its_own_direction(shop, rules, expected, effects):
+    settings, db = shop
+    add(db, *rules)
+    result = served(settings, db)
+    assert result.product_ids == expected
+    assert result.rules == effects

@@ -164,12 +164,14 @@ def arrange(
                 final.append(pins[position])
         final = final[:n]
 
-    # 6. what each rule did, read for the few products shown or dropped only: the rule that placed a product,
-    #    and, for a candidate the model proposed, every rule that demoted it or whose boost or bury amount its
-    #    score carries (a product a pin or a promotion brought in owes its place to that rule alone)
+    # 6. what each rule did, read for the few products shown or dropped only, credited in the direction it acts:
+    #    a product placed or moved up owes it to the pin or promotion that placed it and the boosts it carries; one
+    #    moved down, to its pin and what demoted it (buries, rotations, a re-ranking's exclusions). A product that
+    #    moved only because others came or went owes nothing to its own rules; one brought in by a pin or a
+    #    promotion owes its place to that rule alone.
     before = {i: p for p, i in enumerate(base)}
     marks = effects.marks
-    boost_bits = active.boost_bits
+    up_bits, down_bits = active.up_bits, active.down_bits
     product_id = space.product_id
     placed: dict[str, int] = {}
     moved: dict[str, int] = {}
@@ -177,8 +179,11 @@ def arrange(
         was = before.get(i)
         if was == p:
             continue
-        c = code_of.get(i)
-        bits = placed_by.get(i, 0) | acting.get(i, 0) | (c & boost_bits if c is not None else 0)
+        c = code_of.get(i, 0)
+        if was is None or p < was:
+            bits = placed_by.get(i, 0) | (c & up_bits)
+        else:
+            bits = placed_by.get(i, 0) | acting.get(i, 0) | (c & down_bits)
         if bits:
             (placed if was is None else moved)[product_id(i)] = bits
     if placed:
@@ -189,7 +194,7 @@ def arrange(
     removing = active.removing_bits
     for i in base:
         if i not in shown and i in code_of:
-            bits = (acting.get(i, 0) | (code_of[i] & boost_bits)) & removing
+            bits = (acting.get(i, 0) | (code_of[i] & down_bits)) & removing
             if bits:
                 effects.mark("removed", product_id(i), bits)
     effects.held = active.held_bits

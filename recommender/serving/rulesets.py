@@ -433,6 +433,8 @@ class ActiveSet:
         # against a whole group of rules at once and names only the rules whose bits are set
         bit = compiled.bit
         self.boost_bits = _mask(bit[r] for r, _ in self.boosts)
+        self.up_bits = _mask(bit[r] for r, rule in self.boosts if rule.action.type == "boost")
+        self.down_bits = self.boost_bits & ~self.up_bits  # the buries
         self.removing_bits = _mask(bit[r] for r in chosen if rules[r].action.type in REMOVING)
         self.exclude_bits = _mask(bit[r] for r, rule in self.filters if rule.action.type == "exclude")
         self.include_bits = _mask(bit[r] for r, rule in self.filters if rule.action.type == "include_only")
