@@ -275,7 +275,9 @@ def test_a_lists_rules_record_is_written_with_its_batch_and_a_failing_one_keeps_
     log.record(first, "recommendations", None, "personalized", None, ["P2"], list_id="R2", rules=broken)
     log.record(first, "recommendations", None, "personalized", None, ["P3"], list_id="R3", rules='{"set":2}')
     assert log.flush(db) == 3
-    rows = db.execute("SELECT list_id, product_ids, rules FROM decisions WHERE list_id LIKE 'R%' ORDER BY id").fetchall()
+    rows = db.execute(
+        "SELECT list_id, product_ids, rules FROM decisions WHERE list_id LIKE 'R%' ORDER BY id"
+    ).fetchall()
     assert rows == [("R1", '["P1"]', '{"set":1}'), ("R2", '["P2"]', None), ("R3", '["P3"]', '{"set":2}')]
     assert "a list's rules not recorded" in caplog.text
 

@@ -37,8 +37,9 @@ from recommender.models.factor import FactorModel
 from recommender.online import rulelog
 from recommender.serving import merchandising
 from recommender.serving.catalogue import Catalogue
+from recommender.serving.context import Context, listed
 from recommender.serving.rules import RuleError, parse_rule
-from recommender.serving.rulesets import Context, Rulebook, listed
+from recommender.serving.rulesets import Rulebook
 from recommender.serving.service import ListOptions, Service
 
 F = {"P11": 20, "P12": 15, **{f"P{k:02d}": 11 - k for k in range(1, 11)}, "H0": 0.5}

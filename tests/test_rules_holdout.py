@@ -21,8 +21,9 @@ from recommender import store
 from recommender.online import measure
 from recommender.serving import merchandising
 from recommender.serving.catalogue import Catalogue
+from recommender.serving.context import Context
 from recommender.serving.rules import parse_rule
-from recommender.serving.rulesets import Context, Rulebook
+from recommender.serving.rulesets import Rulebook
 from recommender.serving.service import Service
 
 PIN = {"type": "pin", "product": "P10", "position": 1}

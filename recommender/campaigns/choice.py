@@ -29,9 +29,10 @@ from recommender.models.base import Recommender
 from recommender.online import Assigner
 from recommender.serving import ranking
 from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.context import Context
 from recommender.serving.newproducts import NewProducts
 from recommender.serving.rules import OFFERS
-from recommender.serving.rulesets import Context, Rulebook
+from recommender.serving.rulesets import Rulebook
 from recommender.store.consents import PERSONALIZATION
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender.serving.context import Context
 from recommender.serving.rules import POOL, Effects
-from recommender.serving.rulesets import UNITS, ActiveSet, Context, Space
+from recommender.serving.rulesets import UNITS, ActiveSet, Space
 
 Fill = Callable[[np.ndarray | None, int, Collection[int]], Sequence[int]]
 

@@ -28,8 +28,9 @@ import sqlite_utils
 from recommender import store
 from recommender.errors import NotFoundError, ValidationError
 from recommender.serving.catalogue import Catalogue, ListFilters
+from recommender.serving.context import utc_now
 from recommender.serving.rules import Rule, RuleError, parse_rule
-from recommender.serving.rulesets import Compiled, Rulebook, utc_now
+from recommender.serving.rulesets import Compiled, Rulebook
 from recommender.store.consents import PERSONALIZATION
 
 PREVIEW_SAMPLE = 20

@@ -45,9 +45,10 @@ from recommender.models.base import Recommender
 from recommender.models.factor import rank_items
 from recommender.serving.arrange import arrange, pool_size
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.context import Context
 from recommender.serving.newproducts import Exploration
 from recommender.serving.rules import Effects
-from recommender.serving.rulesets import ActiveSet, Context, Rulebook, items_space
+from recommender.serving.rulesets import ActiveSet, Rulebook, items_space
 from recommender.store.consents import PERSONALIZATION
 from recommender.training import recipes
 

@@ -35,6 +35,7 @@ from recommender.privacy.decisions import ANONYMOUS_REASONS
 from recommender.serving import ranking
 from recommender.serving.arrange import arrange, pool_size
 from recommender.serving.catalogue import RULES, Catalogue, ListFilters
+from recommender.serving.context import Context
 from recommender.serving.newproducts import NewProducts
 from recommender.serving.results import (
     BOUGHT_TOGETHER,
@@ -50,7 +51,7 @@ from recommender.serving.results import (
     short_of,
 )
 from recommender.serving.rules import Effects, set_segment_source
-from recommender.serving.rulesets import Context, Rulebook, items_space, rows_space
+from recommender.serving.rulesets import Rulebook, items_space, rows_space
 from recommender.store.consents import PERSONALIZATION
 from recommender.value.lookup import SegmentSource
 
