@@ -103,6 +103,7 @@ class DecisionLog:
             if endpoint == "rerank":
                 product_ids, rules = (), None
         self._ensure_thread()
+        later = rules if callable(rules) else None
         row = DecisionLogRow(
             customer_id=customer_id,
             created_at=store.utcnow(),
@@ -113,9 +114,9 @@ class DecisionLog:
             product_ids=json.dumps(list(product_ids)),
             list_id=list_id,
             arm=arm,
-            rules=rules if rules is None or isinstance(rules, str) else None,
+            rules=None if later else rules,
         )
-        self._queue.put(row if rules is None or isinstance(rules, str) else (row, rules))
+        self._queue.put((row, later) if later else row)
 
     def _ensure_thread(self) -> None:
         # gunicorn forks workers: each process needs its own writer thread.

@@ -24,10 +24,14 @@ from recommender.store.consents import consenting_sql
 RULES_VERSION = "rules_version"
 
 
+_VERSION = "SELECT value FROM meta WHERE key = ?"  # with [RULES_VERSION]
+_LISTS = "FROM decisions WHERE customer_id = ? AND created_at >= ?"  # a customer's logged lists since a time
+
+
 def rules_version(db: sqlite_utils.Database) -> int:
     """The rule-set version (bumped by every change); 0 on a database from before rules existed."""
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", [RULES_VERSION]).fetchone()
+        row = db.execute(_VERSION, [RULES_VERSION]).fetchone()
     except sqlite3.OperationalError:
         return 0
     return int(row[0]) if row else 0
@@ -38,9 +42,7 @@ def rules_version_and_lists(db: sqlite_utils.Database, customer_id: str, since: 
     whose rules rotate asks both on every list for a customer (most have too few lists for a rotation to act)."""
     try:
         row = db.execute(
-            "SELECT (SELECT value FROM meta WHERE key = ?), "
-            "(SELECT count(*) FROM decisions WHERE customer_id = ? AND created_at >= ?)",
-            [RULES_VERSION, customer_id, since],
+            f"SELECT ({_VERSION}), (SELECT count(*) {_LISTS})", [RULES_VERSION, customer_id, since]
         ).fetchone()
     except sqlite3.OperationalError:
         return 0, 0
@@ -123,10 +125,9 @@ def recent_impressions(
 ) -> list[tuple[str, str]]:
     """``(created_at, product_ids JSON)`` of every list served to this customer since ``since`` (the decision log);
     none when there are fewer than ``at_least`` (counted on the index first: most customers see few lists)."""
-    where = "FROM decisions WHERE customer_id = ? AND created_at >= ?"
-    if at_least > 1 and db.execute(f"SELECT count(*) {where}", [customer_id, since]).fetchone()[0] < at_least:
+    if at_least > 1 and db.execute(f"SELECT count(*) {_LISTS}", [customer_id, since]).fetchone()[0] < at_least:
         return []
-    return db.execute(f"SELECT created_at, product_ids {where}", [customer_id, since]).fetchall()
+    return db.execute(f"SELECT created_at, product_ids {_LISTS}", [customer_id, since]).fetchall()
 
 
 def rule_set_id(db: sqlite_utils.Database, names: Sequence[str]) -> int:
