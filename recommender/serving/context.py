@@ -57,6 +57,7 @@ class Context:
     _seen: dict[int, dict[str, int]] = field(default_factory=dict)
     _log: tuple[int, int, list[tuple[str, frozenset[str]]]] | None = None  # (days, at_least, lists) as last read
     _epoch: float | None = None
+    _counted: tuple[int, int] | None = None  # (days, lists served in them) as counted with the rules' version
 
     @property
     def epoch(self) -> float:
@@ -101,19 +102,26 @@ class Context:
             got = _SINCE[days] = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second - days * 86400)))
         return got[1]
 
-    def too_few_lists(self, days: int, at_least: int) -> None:
-        """Known already (:meth:`Rulebook.refresh` counted them): this customer was served fewer than ``at_least``
-        lists in the last ``days`` days; :meth:`read_impressions` trusts it for a window no longer and a threshold
-        no lower only (a count made under rules since changed is read again)."""
-        self._log = (days, at_least, [])
-        self._seen.clear()
+    def lists_counted(self, days: int, count: int) -> None:
+        """Known already (:meth:`~recommender.serving.rulesets.Rulebook.refresh` counted them with the rules'
+        version): this customer was served ``count`` lists in the last ``days`` days. :meth:`read_impressions`
+        then never counts them again for a window as long or shorter: it reads none when there are too few, else
+        reads them at once."""
+        self._counted = (days, count)
 
     def read_impressions(self, days: int, at_least: int = 0) -> bool:
         """Read this customer's lists of the last ``days`` days from the decision log once (the longest window);
         none when fewer than ``at_least`` (then no product was shown that often). Whether any were read."""
         log = self._log
         if log is None or log[0] < days or (log[1] > at_least and not log[2]):  # (all lists were read when any was)
-            rows = store.recent_impressions(self.db, self.customer_id, self.since(days), at_least)
+            counted = self._counted
+            if counted is not None and counted[0] >= days:
+                days, served = counted  # (fewer in a shorter window: too few there too)
+                rows = (
+                    [] if served < at_least else store.recent_impressions(self.db, self.customer_id, self.since(days))
+                )
+            else:
+                rows = store.recent_impressions(self.db, self.customer_id, self.since(days), at_least)
             self._log = (days, at_least, [(at, listed(ids)) for at, ids in rows])
             self._seen.clear()
         return bool(self._log[2])
